@@ -1,0 +1,76 @@
+"""mallard: privacy-first, cookieless web analytics as an importable library (DuckDB + Parquet).
+
+**Usage**::
+
+    import mallard
+
+    m = mallard.Mallard(data_dir="var/analytics")
+    m.track("pageview", site="example.com", url="https://example.com/", ip=ip, user_agent=ua)
+    m.queries.breakdown("example.com", "sources", period="7d").df()
+
+    q = mallard.open("var/analytics")          # read-only, for notebooks
+"""
+
+from __future__ import annotations
+
+import os
+
+from .analytics import Mallard as Mallard
+from .analytics import Stats as Stats
+from .buffer import EventBuffer as EventBuffer
+from .errors import ConfigurationError as ConfigurationError
+from .errors import InvalidEventError as InvalidEventError
+from .errors import InvalidQueryError as InvalidQueryError
+from .errors import MallardError as MallardError
+from .errors import StorageError as StorageError
+from .events import Event as Event
+from .queries import Queries as Queries
+from .queries.filters import Condition as Condition
+from .queries.model import Query as Query
+from .queries.periods import DateRange as DateRange
+from .queries.results import MainStats as MainStats
+from .queries.results import QueryResult as QueryResult
+from .queries.results import Table as Table
+from .settings import Settings as Settings
+from .store import Store as Store
+from .tracker import Outcome as Outcome
+from .tracker import Tracker as Tracker
+
+__version__ = "0.1.0.dev0"
+
+
+def open(data_dir: str | os.PathLike[str], **options: object) -> Queries:
+    """Read-only :class:`Queries` over an existing data directory; starts no ingestion.
+
+    Safe while other processes ingest into the same directory. ``options`` are settings that affect
+    queries (``timezone``, ``session_window_minutes``, ``duckdb_threads``, …).
+    """
+    settings = Settings(data_dir=data_dir, **options)  # type: ignore[arg-type]
+    store = Store(settings.data_dir, read_only=True, duckdb_threads=settings.duckdb_threads,
+                  duckdb_memory_limit=settings.duckdb_memory_limit)
+    return Queries(store, settings)
+
+
+__all__ = [
+    "Condition",
+    "ConfigurationError",
+    "DateRange",
+    "Event",
+    "EventBuffer",
+    "InvalidEventError",
+    "InvalidQueryError",
+    "MainStats",
+    "Mallard",
+    "MallardError",
+    "Outcome",
+    "Queries",
+    "Query",
+    "QueryResult",
+    "Settings",
+    "Stats",
+    "StorageError",
+    "Store",
+    "Table",
+    "Tracker",
+    "open",
+]

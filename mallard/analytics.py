@@ -1,0 +1,309 @@
+"""Mallard: the composition root. Settings → Store → EventBuffer → Tracker → Queries.
+
+``Mallard`` wires the core together and owns its lifecycle: lazy :meth:`start` (recovery of spools left by
+stopped processes, salts, GeoIP, the flusher and maintenance threads), :meth:`close` (final flush), use as
+a context manager, an async ``lifespan`` for ASGI hosts, ``atexit`` and ``fork`` safety. It contains no
+pipeline step and no SQL.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import os
+import threading
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from .buffer import BufferStats, EventBuffer
+from .enrich.geo import GeoLookup
+from .enrich.useragent import AgentParser
+from .errors import InvalidEventError
+from .events import Event, validate_site_id
+from .payload import RawEvent
+from .privacy import Salts, load_secret
+from .queries import Queries
+from .settings import Settings
+from .store import ErasureResult, Store
+from .tracker import ClientContext, Outcome, Tracker, utcnow
+
+log = logging.getLogger("mallard")
+
+_live: weakref.WeakSet[Mallard] = weakref.WeakSet()
+
+
+def _close_all_at_exit() -> None:
+    for instance in list(_live):
+        with contextlib.suppress(Exception):
+            instance.close()
+
+
+def _reset_all_after_fork() -> None:
+    for instance in list(_live):
+        instance._after_fork()
+
+
+atexit.register(_close_all_at_exit)
+os.register_at_fork(after_in_child=_reset_all_after_fork)
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """Counters of one process: pipeline outcomes and buffer state."""
+
+    outcomes: Mapping[str, int]
+    buffer: BufferStats
+    ua_cache_hits: int
+    ua_cache_misses: int
+
+
+class Mallard:
+    """Analytics embedded in the host application.
+
+    Args:
+        settings: a :class:`Settings`; when omitted, built with :meth:`Settings.load` from ``**options``,
+            a TOML file named by ``MALLARD_CONFIG`` and ``MALLARD_*`` environment variables.
+        clock: returns the current time (tests inject a frozen clock).
+        **options: setting overrides, e.g. ``data_dir="var/analytics"``.
+
+    **Usage**::
+
+        m = mallard.Mallard(data_dir="var/analytics")
+        m.track("signup", site="example.com", url="https://example.com/join", user_id="42")
+        m.queries.main("example.com", period="7d").to_dict()
+    """
+
+    def __init__(self, settings: Settings | None = None, /, *,
+                 clock: Callable[[], datetime] = utcnow, **options: Any) -> None:
+        if settings is None:
+            settings = Settings.load(**options)
+        elif options:
+            settings = settings.replace(**options)
+        self.settings = settings
+        self._clock = clock
+        self.store = Store(settings.data_dir, spool_fsync=settings.spool_fsync,
+                           duckdb_threads=settings.duckdb_threads,
+                           duckdb_memory_limit=settings.duckdb_memory_limit)
+        self._geo = GeoLookup(settings.geoip_db_path, settings.geoip_precision)  # fails fast
+        self._lock = threading.RLock()
+        self._pid = -1
+        self._closed = False
+        self._tracker: Tracker | None = None
+        self._buffer: EventBuffer | None = None
+        self._touched: set[tuple[str, date]] = set()
+        self._maintenance: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.queries = Queries(self.store, settings, buffer=self._current_buffer, clock=clock)
+        _live.add(self)
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    @property
+    def started(self) -> bool:
+        return self._pid == os.getpid() and not self._closed
+
+    def start(self) -> Mallard:
+        """Recover, then start ingestion (idempotent; called lazily by the first track())."""
+        if self.started:
+            return self
+        with self._lock:
+            if self.started:
+                return self
+            self._closed = False
+            self.store.recover()
+            salts = Salts(self.store.state_dir / "salts",
+                          rotation_days=self.settings.visitor_salt_rotation_days)
+            secret = load_secret(self.store.state_dir, self.settings.secret)
+            self._tracker = Tracker(self.settings, salts=salts, secret=secret, geo=self._geo,
+                                    agents=AgentParser(self.settings.ua_cache_size),
+                                    clock=self._clock)
+            s = self.settings
+            self._buffer = EventBuffer(self._sink, journal=self.store.journal(),
+                                       max_events=s.max_buffered_events, flush_at=s.flush_event_count,
+                                       flush_interval=s.flush_interval_secs)
+            self._buffer.start()
+            self._stop.clear()
+            self._maintenance = threading.Thread(target=self._maintain, name="mallard-maintenance",
+                                                 daemon=True)
+            self._maintenance.start()
+            self._pid = os.getpid()
+        return self
+
+    def close(self, timeout: float | None = None) -> bool:
+        """Flush what is buffered (within ``shutdown_timeout_secs``) and stop background threads.
+
+        Returns True when every accepted event is in the lake. Events that could not be written stay in
+        the spool and are recovered by the next start.
+        """
+        with self._lock:
+            if not self.started:
+                return True
+            self._closed = True
+            self._stop.set()
+            buffer, self._buffer = self._buffer, None
+            ok = buffer.close(self.settings.shutdown_timeout_secs if timeout is None else timeout) \
+                if buffer is not None else True
+            if self._maintenance is not None:
+                self._maintenance.join(5)
+            self._touched.clear()
+            return ok
+
+    def __enter__(self) -> Mallard:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: object = None) -> AsyncIterator[None]:
+        """ASGI lifespan for the host app: ``Starlette(..., lifespan=m.lifespan)``."""
+        self.start()
+        try:
+            yield
+        finally:
+            import asyncio
+
+            await asyncio.get_running_loop().run_in_executor(None, self.close)
+
+    def _after_fork(self) -> None:
+        # The parent keeps (and will store) everything it buffered; the child starts afresh on first use.
+        self._lock = threading.RLock()
+        if self._buffer is not None:
+            journal = getattr(self._buffer, "_journal", None)
+            if journal is not None and hasattr(journal, "abandon"):
+                journal.abandon()
+        self._buffer = None
+        self._tracker = None
+        self._maintenance = None
+        self._stop = threading.Event()
+        self._touched = set()
+        self._pid = -1
+
+    # -- ingestion --------------------------------------------------------------------------------
+    def track(self, name: str, *, site: str, url: str, ip: str | None = None,
+              user_agent: str | None = None, referrer: str | None = None,
+              screen_width: int | None = None, props: Mapping[str, Any] | str | None = None,
+              revenue: float | str | None = None, currency: str | None = None,
+              user_id: str | int | None = None, timestamp: datetime | None = None,
+              headers: Mapping[str, str] | None = None) -> Outcome:
+        """Record one event from server-side code.
+
+        Never raises on bad input unless ``strict`` is set: the returned :class:`Outcome` says whether
+        the event was accepted, and why not. ``user_id`` is stored only as a keyed pseudonym.
+        """
+        try:
+            raw = RawEvent(site=site, name=name, url=url, referrer=referrer,
+                           screen_width=screen_width, props=props, revenue=revenue,
+                           currency=currency, user_id=None if user_id is None else str(user_id),
+                           timestamp=timestamp)
+            if headers is not None:
+                ctx = ClientContext.from_headers({k.lower(): v for k, v in headers.items()}, ip)
+                if user_agent is not None:
+                    ctx = ClientContext(ip, user_agent, ctx.dnt, ctx.gpc, ctx.ch_mobile)
+            else:
+                ctx = ClientContext(ip=ip, user_agent=user_agent)
+            return self.ingest((raw,), ctx)[0]
+        except Exception as exc:
+            if self.settings.strict:
+                raise
+            log.error("mallard.track failed: %s", type(exc).__name__)
+            return Outcome(False, "error")
+
+    def ingest(self, raws: Iterable[RawEvent], ctx: ClientContext) -> list[Outcome]:
+        """Run raw events through the pipeline and buffer the accepted ones (used by the HTTP layer)."""
+        if not self.started:
+            self.start()
+        tracker, buffer = self._tracker, self._buffer
+        assert tracker is not None and buffer is not None
+        outcomes = []
+        for raw in raws:
+            outcome = tracker.process(raw, ctx)
+            if outcome.accepted:
+                assert outcome.event is not None
+                if not buffer.offer(outcome.event):
+                    tracker.count("buffer_full")
+                    outcome = Outcome(False, "buffer_full")
+            elif outcome.error is not None and self.settings.strict:
+                raise outcome.error
+            outcomes.append(outcome)
+        return outcomes
+
+    def flush(self) -> int:
+        """Write everything buffered to the lake now. Returns the number of events written."""
+        buffer = self._buffer
+        return buffer.flush() if buffer is not None else 0
+
+    def _current_buffer(self) -> EventBuffer | None:
+        return self._buffer if self.started else None
+
+    def _sink(self, events: Sequence[Event]) -> Callable[[], None]:
+        publish = self.store.write_batch(events)
+        touched = {(e.site_id, e.timestamp.date()) for e in events}
+
+        def publish_and_note() -> None:
+            publish()
+            self._touched.update(touched)
+            self.queries.invalidate({site for site, _ in touched})
+
+        return publish_and_note
+
+    # -- maintenance ------------------------------------------------------------------------------
+    def _maintain(self) -> None:
+        interval = max(10.0, self.settings.flush_interval_secs * 6)
+        last_retention: date | None = None
+        while not self._stop.wait(interval):
+            try:
+                self.compact(only_touched=True)
+                today = self._clock().astimezone(UTC).date()
+                if self.settings.retention_days and last_retention != today:
+                    self.apply_retention()
+                    last_retention = today
+            except Exception as exc:
+                log.error("maintenance failed: %s", exc)
+
+    def compact(self, *, only_touched: bool = False) -> int:
+        """Merge small Parquet files (see ``compact_after_files``). Returns partitions compacted."""
+        s = self.settings
+        if s.compact_after_files == 0 and only_touched:
+            return 0
+        min_files = s.compact_after_files or 2
+        if not only_touched:
+            return self.store.compact(min_files=min_files, target_bytes=s.compact_target_bytes)
+        touched, self._touched = self._touched, set()
+        return sum(self.store.compact(min_files=min_files, target_bytes=s.compact_target_bytes,
+                                      site_id=site, day=day) for site, day in touched)
+
+    def apply_retention(self) -> int:
+        """Delete partitions older than ``retention_days``. Returns partitions deleted."""
+        return self.store.apply_retention(self.settings.retention_days,
+                                          self._clock().astimezone(UTC).date())
+
+    def erase(self, site: str, start_date: date, end_date: date) -> ErasureResult:
+        """Delete every event of ``site`` dated ``start_date``..``end_date`` (inclusive, UTC dates),
+        in the lake and in this process's buffer.
+        """
+        validate_site_id(site)
+        if end_date < start_date:
+            raise InvalidEventError("end_date must be on or after start_date", code="invalid_range")
+        buffered = 0
+        buffer = self._current_buffer()
+        if buffer is not None:
+            buffered = buffer.discard(
+                lambda e: not (e.site_id == site and start_date <= e.timestamp.date() <= end_date))
+        partitions = self.store.erase(site, start_date, end_date)
+        self.queries.invalidate({site})
+        return ErasureResult(site, start_date, end_date, buffered, partitions)
+
+    def stats(self) -> Stats:
+        """Pipeline and buffer counters of this process."""
+        tracker, buffer = self._tracker, self._buffer
+        empty = BufferStats(0, 0, 0, 0, 0, 0, 0, None)
+        agents = getattr(tracker, "_agents", None)
+        return Stats(
+            outcomes=dict(tracker.counts) if tracker is not None else {},
+            buffer=buffer.stats() if buffer is not None else empty,
+            ua_cache_hits=getattr(agents, "hits", 0), ua_cache_misses=getattr(agents, "misses", 0),
+        )

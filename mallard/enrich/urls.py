@@ -1,0 +1,88 @@
+"""Page URL and referrer handling: pathname, hostname, UTM parameters, text sanitising.
+
+Follows Mallard Metrics v0.2: relative URLs keep every segment, a trailing slash is collapsed (the root
+stays ``/``), UTM keys are case-insensitive and their values percent-decoded (``+`` is a space, bad escapes
+kept literally), the fragment never leaks into a value. Unlike the reference, ``hostname`` comes from the
+URL itself, not from the site id.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final, NamedTuple
+from urllib.parse import unquote_plus, urlsplit
+
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+UTM_KEYS: Final = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")
+MAX_UTM: Final = 256
+MAX_PATH: Final = 2048
+
+
+def sanitize(text: str, limit: int) -> str:
+    """Drop control characters, then truncate to ``limit`` characters."""
+    if _CONTROL.search(text):
+        text = _CONTROL.sub("", text)
+    return text[:limit]
+
+
+class PageUrl(NamedTuple):
+    hostname: str | None
+    pathname: str
+    utm: tuple[str | None, str | None, str | None, str | None, str | None]
+
+
+_NO_UTM: Final = (None, None, None, None, None)
+
+
+def parse_page_url(url: str) -> PageUrl:
+    """Split a page URL (absolute, scheme-relative or relative) into host, path and UTM values."""
+    hostname: str | None = None
+    rest = url
+    if "://" in url[:16] or url.startswith("//"):
+        try:
+            parts = urlsplit(url)
+            hostname = parts.hostname or None
+            path, query = parts.path, parts.query
+        except ValueError:  # e.g. an unbalanced IPv6 bracket: keep what can be kept
+            path, query = _split_relative(url.split("://", 1)[-1].partition("/")[2])
+            path = "/" + path
+    else:
+        path, query = _split_relative(rest)
+    return PageUrl(hostname, _normalise_path(path), _utm(query) if query else _NO_UTM)
+
+
+def _split_relative(url: str) -> tuple[str, str]:
+    url = url.split("#", 1)[0]
+    path, _, query = url.partition("?")
+    return path, query
+
+
+def _normalise_path(path: str) -> str:
+    if not path.startswith("/"):
+        path = "/" + path
+    if len(path) > 1 and path.endswith("/"):
+        path = path.rstrip("/") or "/"
+    return sanitize(path, MAX_PATH)
+
+
+def _utm(query: str) -> tuple[str | None, str | None, str | None, str | None, str | None]:
+    if "utm_" not in query.lower():
+        return _NO_UTM
+    found: dict[str, str] = {}
+    for pair in query.split("&"):
+        key, sep, value = pair.partition("=")
+        key = key.strip().lower()
+        if not sep or key not in UTM_KEYS or not value:
+            continue
+        decoded = sanitize(unquote_plus(value, errors="replace"), MAX_UTM)
+        if decoded:
+            found[key] = decoded  # later duplicates win
+    if not found:
+        return _NO_UTM
+    return (found.get("utm_source"), found.get("utm_medium"), found.get("utm_campaign"),
+            found.get("utm_content"), found.get("utm_term"))
+
+
+def strip_query(url: str) -> str:
+    """``url`` without its ``?query`` and ``#fragment``."""
+    return url.split("?", 1)[0].split("#", 1)[0]

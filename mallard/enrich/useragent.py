@@ -1,0 +1,139 @@
+"""User-Agent parsing: browser, OS, device class and bot flag, cached per distinct User-Agent.
+
+Parsing uses ua-parser 1.x with its Rust accelerator (ua-parser-rs, ~10 µs for an unseen string); the
+result, with the bot verdict, is kept in a bounded LRU per process, so the common case is a dict lookup.
+Family names are normalised the way analytics users expect ("Mobile Safari" → "Safari", "Mac OS X" →
+"macOS"). Client Hints (``Sec-CH-UA-Mobile``) and the viewport width refine the device class.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Final
+
+from ua_parser import regex as _rs
+from ua_parser.core import Domain
+from ua_parser.loaders import load_builtins
+
+from .bots import is_bot
+
+_BROWSERS: Final = {
+    "Mobile Safari": "Safari", "Mobile Safari UI/WKWebView": "Safari", "Chrome Mobile": "Chrome",
+    "Chrome Mobile iOS": "Chrome", "Chrome Mobile WebView": "Chrome WebView",
+    "Firefox Mobile": "Firefox", "Firefox iOS": "Firefox", "Edge Mobile": "Edge",
+    "Opera Mobile": "Opera", "Samsung Internet": "Samsung Internet", "HeadlessChrome": "Chrome",
+    "Chromium": "Chromium", "Yandex Browser": "Yandex Browser", "DuckDuckGo Mobile": "DuckDuckGo",
+}
+_OSES: Final = {"Mac OS X": "macOS", "Chrome OS": "Chrome OS", "iPadOS": "iOS"}
+_MOBILE_DEVICES: Final = frozenset({"iPhone", "iPod", "Generic Smartphone", "Generic Feature Phone"})
+
+
+@dataclass(frozen=True, slots=True)
+class Agent:
+    """What a User-Agent string says about the client."""
+
+    browser: str | None
+    browser_version: str | None
+    os: str | None
+    os_version: str | None
+    device: str | None  # "mobile" | "tablet" | "desktop" | None (unknown)
+    is_bot: bool
+
+
+UNKNOWN_AGENT: Final = Agent(None, None, None, None, None, False)
+
+
+def _version(*parts: str | None) -> str | None:
+    out = []
+    for part in parts:
+        if not part:
+            break
+        out.append(part)
+    return ".".join(out) or None
+
+
+def device_from_width(width: int | None) -> str | None:
+    """Device class from the viewport width, as Mallard Metrics: <768 mobile, <1024 tablet."""
+    if width is None or width <= 0:
+        return None
+    if width < 768:
+        return "mobile"
+    if width < 1024:
+        return "tablet"
+    return "desktop"
+
+
+class AgentParser:
+    """Parses User-Agent strings; thread-safe, with a bounded per-process LRU cache."""
+
+    def __init__(self, cache_size: int = 10_000) -> None:
+        self._resolver = _rs.Resolver(load_builtins())
+        self._cache: OrderedDict[str, Agent] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def parse(self, user_agent: str) -> Agent:
+        """The :class:`Agent` for ``user_agent`` (never raises)."""
+        cache = self._cache
+        agent = cache.get(user_agent)
+        if agent is not None:
+            self.hits += 1
+            return agent
+        self.misses += 1
+        agent = self._parse(user_agent)
+        if self._cache_size:
+            with self._lock:
+                cache[user_agent] = agent
+                if len(cache) > self._cache_size:
+                    cache.popitem(last=False)
+        return agent
+
+    def _parse(self, user_agent: str) -> Agent:
+        if not user_agent:
+            return UNKNOWN_AGENT
+        try:
+            result = self._resolver(user_agent, Domain.ALL)
+        except Exception:  # a parser bug must not cost the event
+            return Agent(None, None, None, None, None, is_bot(user_agent))
+        ua, os, dev = result.user_agent, result.os, result.device
+        browser = version = os_name = os_version = None
+        if ua is not None and ua.family != "Other":
+            browser = _BROWSERS.get(ua.family, ua.family)
+            version = _version(ua.major, ua.minor, ua.patch, ua.patch_minor)
+        if os is not None and os.family != "Other":
+            os_name = _OSES.get(os.family, os.family)
+            os_version = _version(os.major, os.minor, os.patch, os.patch_minor)
+        family = dev.family if dev is not None else ""
+        bot = family == "Spider" or is_bot(user_agent)
+        return Agent(browser, version, os_name, os_version,
+                     _device_from_ua(user_agent, os_name, family), bot)
+
+
+def _device_from_ua(user_agent: str, os_name: str | None, family: str) -> str | None:
+    if "iPad" in user_agent or "Tablet" in family or "Tablet" in user_agent:
+        return "tablet"
+    if family in _MOBILE_DEVICES or "Mobi" in user_agent:
+        return "mobile"
+    if os_name == "Android":
+        return "tablet"  # Android without "Mobile" in the UA is a tablet by Google's convention
+    if os_name == "iOS":
+        return "mobile"
+    if os_name in ("Windows", "macOS", "Linux", "Chrome OS", "Ubuntu", "Fedora", "FreeBSD"):
+        return "desktop"
+    return None
+
+
+def device_type(agent: Agent, width: int | None, ch_mobile: str | None) -> str | None:
+    """Device class: Client Hint ``Sec-CH-UA-Mobile`` first, then viewport width, then the UA."""
+    if ch_mobile == "?1":
+        return "mobile"
+    by_width = device_from_width(width)
+    if by_width is not None:
+        return by_width
+    if ch_mobile == "?0" and agent.device is None:
+        return "desktop"
+    return agent.device

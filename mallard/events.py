@@ -1,0 +1,127 @@
+"""The event record and the public column schema of the lake.
+
+An :class:`Event` is what the ingestion pipeline produces and what one Parquet row holds. The first 25
+columns are Mallard Metrics' schema, in its order; later columns are only ever appended, and are
+nullable, so files written by older versions (or other tools) stay readable. The raw IP address and
+User-Agent have no field here: they cannot reach the lake by construction.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from decimal import Decimal
+from typing import Final, NamedTuple
+
+from .errors import ConfigurationError, InvalidEventError
+
+SCHEMA_VERSION: Final = 2
+
+
+class Column(NamedTuple):
+    name: str
+    sql_type: str
+    nullable: bool
+    doc: str
+
+
+COLUMNS: Final[tuple[Column, ...]] = (
+    Column("site_id", "VARCHAR", False, "Site identifier (the `d` of the payload)"),
+    Column("visitor_id", "VARCHAR", False, "Keyed hash of site, IP and User-Agent under a daily "
+           "random salt (64 hex chars)"),
+    Column("timestamp", "TIMESTAMP", False, "Event time, UTC, microseconds"),
+    Column("event_name", "VARCHAR", False, "`pageview` or a custom event name"),
+    Column("pathname", "VARCHAR", False, "URL path, trailing slash removed (root stays `/`)"),
+    Column("hostname", "VARCHAR", True, "Host of the page URL"),
+    Column("referrer", "VARCHAR", True, "Referrer URL as sent (query removed under "
+           "strip_referrer_query)"),
+    Column("referrer_source", "VARCHAR", True, "Named source (Google, ChatGPT, …), the "
+           "referrer host, or `(direct)`"),
+    Column("utm_source", "VARCHAR", True, "utm_source of the page URL, percent-decoded"),
+    Column("utm_medium", "VARCHAR", True, "utm_medium"),
+    Column("utm_campaign", "VARCHAR", True, "utm_campaign"),
+    Column("utm_content", "VARCHAR", True, "utm_content"),
+    Column("utm_term", "VARCHAR", True, "utm_term"),
+    Column("browser", "VARCHAR", True, "Browser family"),
+    Column("browser_version", "VARCHAR", True, "Browser version (major.minor)"),
+    Column("os", "VARCHAR", True, "Operating system family"),
+    Column("os_version", "VARCHAR", True, "Operating system version"),
+    Column("device_type", "VARCHAR", True, "desktop, mobile or tablet"),
+    Column("screen_size", "VARCHAR", True, "Viewport width in CSS pixels, e.g. `1920`"),
+    Column("country_code", "VARCHAR", True, "ISO 3166-1 alpha-2 country"),
+    Column("region", "VARCHAR", True, "Region / state name"),
+    Column("city", "VARCHAR", True, "City name"),
+    Column("props", "VARCHAR", True, "Custom properties, a canonical JSON object"),
+    Column("revenue_amount", "DECIMAL(12,2)", True, "Revenue amount"),
+    Column("revenue_currency", "VARCHAR", True, "ISO 4217 currency, upper case"),
+    # -- added by mallard (schema version 2): nullable, appended ----------------------------------
+    Column("user_id", "VARCHAR", True, "Keyed pseudonym of a host-supplied user id (stable "
+           "across days)"),
+    Column("visitor_id_prev", "VARCHAR", True, "Visitor id under the previous salt, set only "
+           "during the first session window after a salt change (joins midnight-crossing "
+           "sessions)"),
+)
+
+COLUMN_NAMES: Final[tuple[str, ...]] = tuple(c.name for c in COLUMNS)
+
+
+class Event(NamedTuple):
+    """One stored event: a row of the lake, in column order."""
+
+    site_id: str
+    visitor_id: str
+    timestamp: datetime
+    event_name: str
+    pathname: str
+    hostname: str | None = None
+    referrer: str | None = None
+    referrer_source: str | None = None
+    utm_source: str | None = None
+    utm_medium: str | None = None
+    utm_campaign: str | None = None
+    utm_content: str | None = None
+    utm_term: str | None = None
+    browser: str | None = None
+    browser_version: str | None = None
+    os: str | None = None
+    os_version: str | None = None
+    device_type: str | None = None
+    screen_size: str | None = None
+    country_code: str | None = None
+    region: str | None = None
+    city: str | None = None
+    props: str | None = None
+    revenue_amount: Decimal | None = None
+    revenue_currency: str | None = None
+    user_id: str | None = None
+    visitor_id_prev: str | None = None
+
+
+assert Event._fields == COLUMN_NAMES
+
+MAX_SITE_ID: Final = 256
+_SITE_ID = re.compile(r"[A-Za-z0-9._:\-]{1,256}")
+
+
+def validate_site_id(site_id: object, *, setting: str | None = None) -> str:
+    """Return ``site_id`` if it is a valid site id, else raise.
+
+    A site id is 1–256 characters of ``A-Z a-z 0-9 . - _ :`` and not only dots (it names a directory).
+
+    Raises:
+        InvalidEventError: (or ConfigurationError when ``setting`` names a setting) with the rule.
+    """
+    problem = None
+    if not isinstance(site_id, str) or site_id == "":
+        problem = "site_id must not be empty"
+    elif len(site_id) > MAX_SITE_ID:
+        problem = f"site_id must be at most {MAX_SITE_ID} characters"
+    elif not _SITE_ID.fullmatch(site_id):
+        problem = "site_id may only contain alphanumeric characters, '.', '-', '_', ':'"
+    elif site_id.strip(".") == "":
+        problem = "site_id must contain a character other than '.'"
+    if problem is None:
+        return site_id  # type: ignore[return-value]
+    if setting is not None:
+        raise ConfigurationError(f"{setting}: {problem} (got {site_id!r}).")
+    raise InvalidEventError(problem, code="invalid_site_id")

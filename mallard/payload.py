@@ -1,0 +1,135 @@
+"""Wire formats: turn an ingestion body into :class:`RawEvent` values.
+
+Accepted, in one JSON object or a JSON array of them (batch):
+
+* Mallard Metrics' short keys ``{d, n, u, r, w, p, ra, rc}``;
+* Plausible's keys ``{domain, name, url, referrer, screen_width, props|meta|m, revenue|$}`` (props as an
+  object or a JSON string, revenue as ``{"amount", "currency"}``), so Plausible's own tracker scripts
+  post to mallard unchanged; ``domain`` may list several sites separated by commas.
+
+Only the shape is checked here (types, required keys); the meaning is checked by the tracker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+import orjson
+
+from .errors import InvalidEventError
+
+MAX_BATCH: Final = 1000
+_UINT32: Final = 2**32 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class RawEvent:
+    """One event as received, before validation and enrichment."""
+
+    site: str
+    name: str
+    url: str
+    referrer: str | None = None
+    screen_width: int | None = None
+    props: str | Mapping[str, Any] | None = None
+    revenue: Any = None
+    currency: Any = None
+    user_id: str | None = None
+    timestamp: datetime | None = None
+
+
+def _first(obj: Mapping[str, Any], *keys: str) -> Any:
+    for key in keys:
+        if key in obj and obj[key] is not None:
+            return obj[key]
+    return None
+
+
+def _text(obj: Mapping[str, Any], field: str, *keys: str, required: bool = False) -> str | None:
+    value = _first(obj, *keys)
+    if value is None:
+        if required:
+            raise InvalidEventError(f"Missing required field '{field}'.", code="missing_field")
+        return None
+    if not isinstance(value, str):
+        raise InvalidEventError(f"Field '{field}' must be a string.", code="invalid_type")
+    if required and value == "":
+        raise InvalidEventError(f"{_NAMES[field]} must not be empty", code="missing_field")
+    return value
+
+
+_NAMES: Final = {"d": "site_id", "n": "event name", "u": "url"}
+
+
+def _width(obj: Mapping[str, Any]) -> int | None:
+    value = _first(obj, "w", "screen_width")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidEventError("Field 'w' must be a non-negative integer.", code="invalid_type")
+    if value != value or value < 0 or value > _UINT32 or int(value) != value:
+        raise InvalidEventError("Field 'w' must be a non-negative integer.", code="invalid_type")
+    return int(value)
+
+
+def from_mapping(obj: object) -> list[RawEvent]:
+    """The events of one JSON object (several when a Plausible ``domain`` lists several sites)."""
+    if not isinstance(obj, Mapping):
+        raise InvalidEventError("An event must be a JSON object.", code="invalid_type")
+    sites = _text(obj, "d", "d", "domain", required=True)
+    name = _text(obj, "n", "n", "name", required=True)
+    url = _text(obj, "u", "u", "url", required=True)
+    referrer = _text(obj, "r", "r", "referrer")
+    props = _first(obj, "p", "props", "m", "meta")
+    if props is not None and not isinstance(props, (str, Mapping)):
+        raise InvalidEventError("Field 'p' must be a JSON object or a string holding one.",
+                                code="invalid_type")
+    revenue = _first(obj, "ra")
+    currency = _first(obj, "rc")
+    plausible_revenue = _first(obj, "$", "revenue")
+    if plausible_revenue is not None:
+        if isinstance(plausible_revenue, str):
+            try:
+                plausible_revenue = orjson.loads(plausible_revenue)
+            except orjson.JSONDecodeError:
+                plausible_revenue = None
+        if isinstance(plausible_revenue, Mapping):
+            revenue = plausible_revenue.get("amount", revenue)
+            currency = plausible_revenue.get("currency", currency)
+    width = _width(obj)
+    assert sites is not None and name is not None and url is not None
+    site_list = [s.strip() for s in sites.split(",")] if "," in sites else [sites]
+    return [RawEvent(site, name, url, referrer, width, props, revenue, currency)
+            for site in site_list]
+
+
+def parse_body(body: bytes | str) -> list[RawEvent]:
+    """Events from a request body: one JSON object, or an array of at most 1000 objects."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise InvalidEventError("Request body is not valid JSON.", code="malformed_json") from None
+    if isinstance(data, list):
+        if not data:
+            raise InvalidEventError("The event array is empty.", code="invalid_type")
+        if len(data) > MAX_BATCH:
+            raise InvalidEventError(f"At most {MAX_BATCH} events may be sent in one batch.",
+                                    code="batch_too_large")
+        return [raw for item in data for raw in from_mapping(item)]
+    return from_mapping(data)
+
+
+def from_query(query: Mapping[str, Sequence[str]]) -> list[RawEvent]:
+    """Events of a pixel request (``GET /api/event?d=…&u=…``); ``n`` defaults to ``pageview``."""
+    flat: dict[str, Any] = {k: v[-1] for k, v in query.items() if v}
+    flat.setdefault("n", "pageview")
+    if "w" in flat:
+        try:
+            flat["w"] = int(flat["w"])
+        except ValueError:
+            raise InvalidEventError("Field 'w' must be a non-negative integer.",
+                                    code="invalid_type") from None
+    return from_mapping(flat)

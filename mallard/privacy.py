@@ -1,0 +1,140 @@
+"""Visitor ids and pseudonyms: the only place where an IP address and a User-Agent are combined.
+
+* ``visitor_id = HMAC-SHA256(salt, site | ip | user_agent)`` in hex. The salt is 32 random bytes created once
+  per rotation period (one UTC day by default) as a file in ``state/salts/``, so every worker process of a
+  host uses the same one; the previous period's salt is kept so that sessions crossing midnight can be
+  joined, and older salts are deleted: nobody, the operator included, can recompute an old id.
+* ``user_id`` pseudonym = ``HMAC-SHA256(secret, site | user_id)``, stable across days, for analytics that
+  need a stable identity. The secret is ``Settings.secret`` or a random key kept in ``state/secret``.
+
+Nothing here stores, logs or returns a raw IP address.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import ipaddress
+import os
+import secrets
+import threading
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Final
+
+from .errors import StorageError
+
+_EPOCH: Final = date(1970, 1, 1)
+
+
+def canonical_ip(ip: str | None) -> str:
+    """The canonical text of an IP address (so ``::1`` spellings collapse), or ``"unknown"``."""
+    if not ip:
+        return "unknown"
+    try:
+        addr = ipaddress.ip_address(ip.strip())
+    except ValueError:
+        return "unknown"
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return str(addr)
+
+
+def redact_ip(ip: str | None) -> str:
+    """A log-safe form of an IP: IPv4 /24 (``a.b.c.x``), IPv6 /48 (``a:b:c::x``)."""
+    try:
+        addr = ipaddress.ip_address((ip or "").strip())
+    except ValueError:
+        return "(unparseable)"
+    if isinstance(addr, ipaddress.IPv4Address):
+        return ".".join(str(addr).split(".")[:3]) + ".x"
+    groups = addr.exploded.split(":")[:3]
+    return ":".join(g.lstrip("0") or "0" for g in groups) + "::x"
+
+
+def write_file_once(path: Path, data: bytes) -> bytes:
+    """Create ``path`` with ``data`` (mode 0600) unless it exists; return the content that won.
+
+    Safe when several processes race: the file appears whole (link of a complete temporary file) and
+    only one content is ever visible.
+    """
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)
+        return path.read_bytes()
+    except OSError as exc:
+        raise StorageError(f"Cannot write {path}: {exc.strerror}. Check that the data directory "
+                           "is writable.") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+class Salts:
+    """Random per-period salts shared by every process through files in ``state/salts/``."""
+
+    def __init__(self, directory: Path, *, rotation_days: int = 1) -> None:
+        self._dir = directory
+        self._rotation = max(1, rotation_days)
+        self._lock = threading.Lock()
+        self._period = -1
+        self._current = b""
+        self._previous: bytes | None = None
+        self._period_start = datetime.min.replace(tzinfo=UTC)
+
+    def period_of(self, now: datetime) -> int:
+        return (now.date() - _EPOCH).days // self._rotation
+
+    def salts(self, now: datetime) -> tuple[bytes, bytes | None, datetime]:
+        """(current salt, previous salt or None, start of the current period) at ``now`` (UTC)."""
+        period = self.period_of(now)
+        if period != self._period:
+            with self._lock:
+                if period != self._period:
+                    self._rotate(period)
+        return self._current, self._previous, self._period_start
+
+    def _name(self, period: int) -> Path:
+        start = _EPOCH + timedelta(days=period * self._rotation)
+        return self._dir / f"{start.isoformat()}.salt"
+
+    def _rotate(self, period: int) -> None:
+        current = write_file_once(self._name(period), secrets.token_bytes(32))
+        try:
+            previous: bytes | None = self._name(period - 1).read_bytes()
+        except FileNotFoundError:
+            previous = None
+        keep = {self._name(period).name, self._name(period - 1).name}
+        for path in self._dir.glob("*.salt"):
+            if path.name not in keep and path.name < self._name(period - 1).name:
+                path.unlink(missing_ok=True)  # old salts are destroyed, not archived
+        start = _EPOCH + timedelta(days=period * self._rotation)
+        self._period_start = datetime(start.year, start.month, start.day, tzinfo=UTC)
+        self._current, self._previous, self._period = current, previous, period
+
+
+def visitor_id(salt: bytes, site_id: str, ip: str, user_agent: str) -> str:
+    """The keyed visitor hash (64 hex characters)."""
+    return hmac.digest(salt, f"{site_id}|{ip}|{user_agent}".encode(), "sha256").hex()
+
+
+def load_secret(directory: Path, configured: str | None) -> bytes:
+    """The instance secret: the configured one, else a random key created once in ``state/``."""
+    if configured:
+        return configured.encode()
+    return write_file_once(directory / "secret", secrets.token_bytes(32))
+
+
+def pseudonymize_user(secret: bytes, site_id: str, user_id: str) -> str:
+    """A stable keyed pseudonym for a host-supplied user id (64 hex characters)."""
+    return hmac.digest(secret, f"user|{site_id}|{user_id}".encode(), "sha256").hex()

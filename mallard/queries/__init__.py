@@ -1,0 +1,322 @@
+"""Queries: every analytical question, as one query model over the Store.
+
+``query()`` answers any :class:`Query`; ``main``, ``timeseries``, ``breakdown`` and ``export`` are presets
+with the shapes of Mallard Metrics' routes. Results include this process's not-yet-flushed events.
+Every value is bound as a parameter.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Final
+from zoneinfo import ZoneInfo
+
+import pyarrow as pa
+
+from ..errors import InvalidQueryError
+from ..settings import Settings
+from .builder import compile_query
+from .model import Query, build, check_site, parse_query
+from .periods import DateRange, resolve
+from .registry import BREAKDOWNS, TIME_DIMENSIONS, dimension
+from .results import MainStats, QueryResult, Table
+from .sql import Sql
+
+if TYPE_CHECKING:
+    from ..buffer import EventBuffer
+    from ..store import Store
+
+__all__ = ["DateRange", "MainStats", "Queries", "Query", "QueryResult", "Table"]
+
+UNKNOWN: Final = "(unknown)"
+_MAX_BUCKETS: Final = {"time:hour": 24 * 400, "time:day": 3700, "time:week": 600, "time:month": 200}
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Queries:
+    """Analytics over a data directory. Thread-safe.
+
+    Obtain it as ``Mallard(...).queries`` (includes that process's buffered events) or
+    ``mallard.open(data_dir)`` (read-only, for notebooks and scripts).
+    """
+
+    def __init__(self, store: Store, settings: Settings, *,
+                 buffer: Callable[[], EventBuffer | None] | None = None,
+                 clock: Callable[[], datetime] = _utcnow) -> None:
+        self._store = store
+        self._settings = settings
+        self._buffer = buffer or (lambda: None)
+        self._clock = clock
+        self._gap = settings.session_window_minutes * 60
+        self._generation: dict[str, int] = {}
+        self._gen_lock = threading.Lock()
+
+    # -- dates ------------------------------------------------------------------------------------
+    def today(self, tz: str | None = None) -> date:
+        return self._clock().astimezone(ZoneInfo(tz or self._settings.timezone)).date()
+
+    def date_range(self, site: str | None = None, period: str | None = None,
+                   start_date: str | date | None = None, end_date: str | date | None = None, *,
+                   timezone: str | None = None, max_days: int | None = None) -> DateRange:
+        """Resolve a period name or explicit dates (see :mod:`mallard.queries.periods`)."""
+        tz = timezone or self._settings.timezone
+        first = self._store.first_date(site) if period == "all" else None
+        return resolve(period, start_date, end_date, today=self.today(tz), tz=tz, first_day=first,
+                       max_days=max_days)
+
+    # -- the query model --------------------------------------------------------------------------
+    def run(self, query: Query) -> QueryResult:
+        """Answer a validated :class:`Query`."""
+        rows = self._execute(query)
+        names = [*query.dimensions, *query.metrics]
+        out = [dict(zip(names, r[:-1], strict=True)) for r in rows]
+        for row in out:
+            for d in query.dimensions:
+                if d not in TIME_DIMENSIONS and row[d] is None:
+                    row[d] = UNKNOWN
+        total = rows[0][-1] if rows else 0
+        if query.dimensions == (query.time_dimension,) and query.time_dimension and not query.limit:
+            out = self._zero_fill(query, out)
+            total = len(out)
+        return QueryResult(query, tuple(names), out, {"total_rows": total})
+
+    def query(self, site: str, *, metrics: Sequence[str] = ("visitors",),
+              dimensions: Sequence[str] = (), filters: object = None, period: str | None = None,
+              start_date: str | date | None = None, end_date: str | date | None = None,
+              order_by: Sequence[Sequence[str]] | None = None, limit: int | None = None,
+              offset: int = 0, timezone: str | None = None) -> QueryResult:
+        """Metrics × dimensions × filters over a date range.
+
+        **Usage**::
+
+            q.query("example.com", metrics=["visitors", "bounce_rate"],
+                    dimensions=["visit:source"], filters=[["is", "visit:country", ["DE"]]],
+                    period="30d", limit=10)
+        """
+        rng = self.date_range(site, period, start_date, end_date, timezone=timezone)
+        return self.run(build(site, rng, metrics=metrics, dimensions=dimensions, filters=filters,
+                              order_by=order_by, limit=limit, offset=offset))
+
+    def query_json(self, body: object, *, max_days: int | None = None) -> QueryResult:
+        """Answer a Plausible-Stats-API-v2-shaped request body."""
+        tz = self._settings.timezone
+        site = body.get("site_id") if isinstance(body, dict) else None
+        first = None
+        if isinstance(body, dict) and body.get("date_range") == "all" and isinstance(site, str):
+            first = self._store.first_date(check_site(site))
+        query = parse_query(body, today=self.today(tz), tz=tz, first_day=first, max_days=max_days)
+        return self.run(query)
+
+    # -- presets (Mallard Metrics report shapes) --------------------------------------------------
+    def main(self, site: str, *, period: str | None = None, start_date: str | date | None = None,
+             end_date: str | date | None = None, filters: object = None,
+             timezone: str | None = None) -> MainStats:
+        """Headline figures: visitors, pageviews, events, sessions, bounce rate, visit duration."""
+        r = self.query(site, metrics=["visitors", "pageviews", "events", "visits", "bounce_rate",
+                                      "visit_duration", "views_per_visit"], filters=filters,
+                       period=period, start_date=start_date, end_date=end_date, timezone=timezone)
+        row = r.rows[0]
+        visitors = int(row["visitors"])
+        return MainStats(
+            unique_visitors=visitors, total_pageviews=int(row["pageviews"]),
+            total_events=int(row["events"]),
+            views_per_visitor=row["pageviews"] / visitors if visitors else 0.0,
+            total_sessions=int(row["visits"]), bounce_rate=float(row["bounce_rate"]) / 100.0,
+            avg_visit_duration_secs=float(row["visit_duration"]),
+            pages_per_visit=float(row["views_per_visit"]),
+            views_per_visit=float(row["views_per_visit"]),
+        )
+
+    def timeseries(self, site: str, *, period: str | None = None,
+                   start_date: str | date | None = None, end_date: str | date | None = None,
+                   interval: str | None = None, metrics: Sequence[str] = ("visitors", "pageviews"),
+                   filters: object = None, timezone: str | None = None) -> Table:
+        """Zero-filled series ``[{date, visitors, pageviews}]``; hourly for ranges of ≤ 2 days."""
+        rng = self.date_range(site, period, start_date, end_date, timezone=timezone)
+        if interval is None:
+            interval = "hour" if rng.days <= 2 else "day"
+        time_dim = f"time:{interval}"
+        if time_dim not in TIME_DIMENSIONS:
+            raise InvalidQueryError("interval must be hour, day, week or month.",
+                                    code="invalid_interval")
+        r = self.run(build(site, rng, metrics=metrics, dimensions=[time_dim], filters=filters))
+        rows = [{"date": row[time_dim], **{m: row[m] for m in metrics}} for row in r.rows]
+        return Table(("date", *metrics), rows, {"interval": interval, **rng.to_dict()})
+
+    def breakdown(self, site: str, dimension_name: str, *, period: str | None = None,
+                  start_date: str | date | None = None, end_date: str | date | None = None,
+                  metrics: Sequence[str] = ("visitors", "pageviews"), limit: int = 10,
+                  offset: int = 0, filters: object = None, timezone: str | None = None) -> Table:
+        """Top values of a dimension: rows ``{value, visitors, pageviews}`` (``(unknown)`` for none).
+
+        ``dimension_name`` is a Mallard Metrics slug (``pages``, ``sources``, ``browsers``, ``os``,
+        ``devices``, ``countries``, …) or a query-model name (``visit:utm_campaign``,
+        ``event:props:plan``).
+        """
+        dim = dimension(dimension_name).name
+        rng = self.date_range(site, period, start_date, end_date, timezone=timezone)
+        order = [[metrics[0], "desc"]]
+        r = self.run(build(site, rng, metrics=metrics, dimensions=[dim], filters=filters,
+                           order_by=order, limit=limit, offset=offset))
+        rows = [{"value": row[dim], **{m: row[m] for m in metrics}} for row in r.rows]
+        return Table(("value", *metrics), rows, {"dimension": dim, **r.meta, **rng.to_dict()})
+
+    def export(self, site: str, *, period: str | None = None, start_date: str | date | None = None,
+               end_date: str | date | None = None, kind: str = "daily", limit: int = 100_000,
+               filters: object = None, timezone: str | None = None) -> Table:
+        """``kind="daily"``: per day visitors, pageviews, top page and source (zero-filled);
+        ``kind="raw"``: one row per event, every column but ``site_id`` and ``visitor_id``.
+        """
+        rng = self.date_range(site, period, start_date, end_date, timezone=timezone)
+        if kind == "raw":
+            return self._raw_export(site, rng, limit, filters)
+        if kind != "daily":
+            raise InvalidQueryError(f"Invalid kind: {kind!r}. Use 'daily' or 'raw'.",
+                                    code="invalid_kind")
+        series = self.run(build(site, rng, metrics=["visitors", "pageviews"],
+                                dimensions=["time:day"], filters=filters))
+        tops: dict[str, dict[str, str]] = {}
+        for dim, key in (("event:page", "top_page"), ("visit:source", "top_source")):
+            r = self.run(build(site, rng, metrics=["visitors", "pageviews"],
+                               dimensions=["time:day", dim], filters=filters))
+            for row in r.rows:  # ordered by visitors desc, then value: the first per day wins
+                tops.setdefault(row["time:day"], {}).setdefault(key, row[dim])
+        rows = [{"date": row["time:day"], "visitors": row["visitors"],
+                 "pageviews": row["pageviews"],
+                 "top_page": tops.get(row["time:day"], {}).get("top_page", "(none)"),
+                 "top_source": tops.get(row["time:day"], {}).get("top_source", "(direct)")}
+                for row in series.rows]
+        return Table(("date", "visitors", "pageviews", "top_page", "top_source"), rows,
+                     rng.to_dict())
+
+    # -- raw access -------------------------------------------------------------------------------
+    def sql(self, text: str, params: Sequence[object] = (), *, site: str | None = None) -> pa.Table:
+        """Run your own SQL over a relation ``events`` (the whole lake, or one site) → Arrow table.
+
+        **Usage**: ``q.sql("SELECT pathname, count(*) FROM events GROUP BY ALL")``.
+        """
+        if site is not None:
+            check_site(site)
+        with self._reader(site, None, None) as reader:
+            src, src_params = reader.source()
+            return reader.execute(f"WITH events AS ({src}) {text}", [*src_params, *params])
+
+    def sites(self) -> list[str]:
+        """Site ids with stored (or buffered) events."""
+        buffer = self._buffer()
+        pending = {e.site_id for e in buffer.snapshot()} if buffer is not None else set()
+        return sorted(set(self._store.sites()) | pending)
+
+    # -- cache support ----------------------------------------------------------------------------
+    def invalidate(self, sites: set[str] | frozenset[str]) -> None:
+        """Note that new data for ``sites`` was stored (advances their cache generation)."""
+        with self._gen_lock:
+            for site in sites:
+                self._generation[site] = self._generation.get(site, 0) + 1
+
+    def generation(self, site: str) -> int:
+        """A number that changes whenever ``site``'s stored data changes in this process."""
+        return self._generation.get(site, 0)
+
+    # -- internals --------------------------------------------------------------------------------
+    def _reader(self, site: str | None, first: date | None, last: date | None) -> Any:
+        buffer = self._buffer()
+        if buffer is None:
+            return self._store.reading(site, first, last)
+        return self._store.reading(site, first, last, pending=buffer.snapshot,
+                                   view_lock=buffer.view_lock)
+
+    def _execute(self, query: Query) -> list[tuple[Any, ...]]:
+        first, last = query.date_range.partition_dates()
+        with self._reader(query.site_id, first, last) as reader:
+            src, src_params = reader.source()
+            compiled = compile_query(query, source=Sql(src, tuple(src_params)), gap_seconds=self._gap)
+            table = reader.execute(compiled.sql.text, compiled.sql.params)
+        columns = [table.column(i).to_pylist() for i in range(table.num_columns)]
+        return list(zip(*columns, strict=True)) if columns else []
+
+    def _zero_fill(self, query: Query, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        from .registry import METRICS
+
+        time_dim = query.time_dimension
+        assert time_dim is not None
+        labels = bucket_labels(query.date_range, time_dim)
+        by_label = {r[time_dim]: r for r in rows}
+        empty = {m: METRICS[m].empty for m in query.metrics}
+        return [by_label.get(label, {time_dim: label, **empty}) for label in labels]
+
+    def _raw_export(self, site: str, rng: DateRange, limit: int, filters: object) -> Table:
+        from ..events import COLUMN_NAMES
+        from .filters import compile_condition, compile_tree
+
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1_000_000:
+            raise InvalidQueryError("limit must be between 1 and 1000000", code="invalid_limit")
+        query = build(site, rng, filters=filters)
+        columns = [c for c in COLUMN_NAMES if c not in ("site_id", "visitor_id", "visitor_id_prev")]
+        lower, upper = rng.bounds()
+        where = Sql(" WHERE site_id = ? AND timestamp >= ? AND timestamp < ?", (site, lower, upper))
+        if query.filters is not None:
+            for cond in _conditions(query):
+                if cond.dimension.column is None and cond.dimension.prop_key is None:
+                    raise InvalidQueryError("Raw export cannot filter on entry or exit pages.",
+                                            code="invalid_filter")
+            where = where + " AND " + compile_tree(
+                query.filters, lambda c: compile_condition(c, c.dimension.event_expr()))
+        first, last = rng.partition_dates()
+        with self._reader(site, first, last) as reader:
+            src, src_params = reader.source()
+            sql = Sql(f"WITH events AS ({src}) SELECT " + ", ".join(f'"{c}"' for c in columns)
+                      + " FROM events", tuple(src_params)) + where + Sql(
+                " ORDER BY timestamp, pathname, event_name LIMIT ?", (limit,))
+            table = reader.execute(sql.text, sql.params)
+        rows = table.to_pylist()
+        return Table(tuple(columns), rows, rng.to_dict())
+
+
+def _conditions(query: Query) -> list[Any]:
+    from .filters import conditions
+
+    return list(conditions(query.filters))
+
+
+def bucket_labels(rng: DateRange, time_dim: str) -> list[str]:
+    """Every bucket label of a range, in order (hours in local time, DST-aware)."""
+    out: list[str] = []
+    if time_dim == "time:hour":
+        zone = ZoneInfo(rng.tz)
+        lower, upper = rng.bounds()
+        t = lower.replace(tzinfo=UTC)
+        seen: set[str] = set()
+        while t < upper.replace(tzinfo=UTC):
+            label = t.astimezone(zone).strftime("%Y-%m-%d %H:00")
+            if label not in seen:
+                seen.add(label)
+                out.append(label)
+            t += timedelta(hours=1)
+        return out
+    day = rng.start
+    if time_dim == "time:week":
+        day -= timedelta(days=day.weekday())
+    elif time_dim == "time:month":
+        day = day.replace(day=1)
+    while day <= rng.end:
+        out.append(day.isoformat())
+        if len(out) > _MAX_BUCKETS[time_dim]:
+            raise InvalidQueryError("Too many time buckets; choose a coarser interval.",
+                                    code="invalid_interval")
+        if time_dim == "time:day":
+            day += timedelta(days=1)
+        elif time_dim == "time:week":
+            day += timedelta(days=7)
+        else:
+            day = (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return out
+
+
+def breakdown_names() -> list[str]:
+    return list(BREAKDOWNS)

@@ -1,0 +1,94 @@
+"""Date ranges: named periods and explicit dates, resolved in the site's time zone.
+
+Periods follow Mallard Metrics v0.2: ``day``/``today`` is today; ``7d``, ``30d``, ``90d`` are today and the
+N days before it; ``12mo`` the 365 days before today and today; ``month`` and ``year`` run from their first
+day to today; ``all`` from the first stored day. An explicit ``start_date``..``end_date`` is inclusive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Final
+from zoneinfo import ZoneInfo
+
+from ..errors import InvalidQueryError
+
+PERIODS: Final = ("day", "today", "7d", "30d", "90d", "12mo", "month", "year", "all")
+_DAYS: Final = {"7d": 7, "30d": 30, "90d": 90, "12mo": 365}
+MAX_API_DAYS: Final = 366
+
+
+@dataclass(frozen=True, slots=True)
+class DateRange:
+    """Local dates ``start``..``end`` (inclusive) in time zone ``tz``."""
+
+    start: date
+    end: date
+    tz: str = "UTC"
+
+    def bounds(self) -> tuple[datetime, datetime]:
+        """Naive UTC ``[lower, upper)`` bounds of the range."""
+        zone = ZoneInfo(self.tz)
+        lower = datetime.combine(self.start, time(), zone).astimezone(UTC)
+        upper = datetime.combine(self.end + timedelta(days=1), time(), zone).astimezone(UTC)
+        return lower.replace(tzinfo=None), upper.replace(tzinfo=None)
+
+    def partition_dates(self) -> tuple[date, date]:
+        """First and last UTC partition dates that can hold events of the range."""
+        lower, upper = self.bounds()
+        return lower.date(), (upper - timedelta(microseconds=1)).date()
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
+
+    def to_dict(self) -> dict[str, str]:
+        return {"start_date": self.start.isoformat(), "end_date": self.end.isoformat(),
+                "timezone": self.tz}
+
+
+def parse_date(value: str, name: str) -> date:
+    try:
+        if len(value) != 10:
+            raise ValueError
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InvalidQueryError(f"Invalid {name} format. Use YYYY-MM-DD.",
+                                code="invalid_date") from None
+
+
+def resolve(period: str | None = None, start_date: str | date | None = None,
+            end_date: str | date | None = None, *, today: date, tz: str = "UTC",
+            first_day: date | None = None, max_days: int | None = None) -> DateRange:
+    """The :class:`DateRange` for a period name or explicit dates.
+
+    Explicit dates win when both are given. ``max_days`` (the HTTP API uses 366) bounds explicit ranges.
+
+    Raises:
+        InvalidQueryError: unknown period, malformed date, end before start, range too long.
+    """
+    if start_date is not None and end_date is not None:
+        start = start_date if isinstance(start_date, date) else parse_date(start_date, "start_date")
+        end = end_date if isinstance(end_date, date) else parse_date(end_date, "end_date")
+        if end < start:
+            raise InvalidQueryError("end_date must be on or after start_date", code="invalid_range")
+        if max_days is not None and (end - start).days > max_days:
+            raise InvalidQueryError(
+                f"Date range must not exceed {max_days} days. Narrow start_date..end_date.",
+                code="range_too_long")
+        return DateRange(start, end, tz)
+    name = (period or "30d").strip()
+    if name in ("day", "today"):
+        return DateRange(today, today, tz)
+    if name in _DAYS:
+        return DateRange(today - timedelta(days=_DAYS[name]), today, tz)
+    if name == "month":
+        return DateRange(today.replace(day=1), today, tz)
+    if name == "year":
+        return DateRange(today.replace(month=1, day=1), today, tz)
+    if name == "all":
+        return DateRange(min(first_day or today, today), today, tz)
+    raise InvalidQueryError(
+        f"Invalid period: {name}. Use 'day', '7d', '30d', '90d', '12mo', 'month', 'year', 'all', "
+        "or provide start_date and end_date.", code="invalid_period")

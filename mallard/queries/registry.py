@@ -1,0 +1,157 @@
+"""The single definition of every metric and dimension.
+
+A dimension is *event*-level (a property of each event: page, hostname, event name, custom property) or
+*visit*-level (a property of the session: source, referrer, UTM tags, entry and exit page, and the client
+attributes browser/OS/device/location, taken from the session's first event). Event metrics aggregate
+event rows; session metrics aggregate sessions (see sessions.py). Expressions here are identifiers and
+SQL built from identifiers only, never user input.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final, Literal
+
+from ..errors import InvalidQueryError
+from .sql import Sql
+
+Level = Literal["event", "visit"]
+Relation = Literal["events", "sessions"]
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    name: str
+    expr: str  # aggregate over the relation below
+    relation: Relation
+    doc: str
+    empty: int | float | None = 0  # value of an empty bucket
+
+
+# Event metrics run over rows with columns of the lake; session metrics over sessions.py's columns.
+METRICS: Final[Mapping[str, Metric]] = {m.name: m for m in (
+    Metric("visitors", "count(DISTINCT visitor_id)", "events",
+           "Unique visitors (daily visitor ids; over several days, visitor-days)"),
+    Metric("pageviews", "count(*) FILTER (WHERE event_name = 'pageview')", "events",
+           "Pageview events"),
+    Metric("events", "count(*)", "events", "All events, pageviews included"),
+    Metric("views_per_visitor",
+           "coalesce(count(*) FILTER (WHERE event_name = 'pageview') / "
+           "nullif(count(DISTINCT visitor_id), 0), 0)", "events", "Pageviews per visitor"),
+    Metric("total_revenue", "sum(revenue_amount)", "events",
+           "Sum of revenue amounts (currencies are not converted)", empty=None),
+    Metric("conversion_rate", "count(DISTINCT visitor_id)", "events",
+           "Visitors of the result as a % of all visitors in scope, ignoring event name and "
+           "property filters", empty=0.0),
+    Metric("visits", "count(*)", "sessions", "Sessions (30-minute inactivity gap)"),
+    Metric("bounce_rate", "coalesce(100.0 * avg((pageviews = 1)::INTEGER), 0)", "sessions",
+           "% of sessions with exactly one pageview", empty=0.0),
+    Metric("visit_duration", "coalesce(avg(duration_s), 0)", "sessions",
+           "Mean session length in seconds (last event − first event)", empty=0.0),
+    Metric("views_per_visit", "coalesce(avg(pageviews), 0)", "sessions",
+           "Pageviews per session", empty=0.0),
+)}
+
+
+@dataclass(frozen=True, slots=True)
+class Dimension:
+    name: str
+    column: str | None  # lake column (event level); None for entry/exit page and properties
+    level: Level
+    doc: str
+    session_column: str | None = None  # column of the sessions relation for visit dimensions
+    prop_key: str | None = None  # for event:props:<key>
+
+    def event_expr(self) -> Sql:
+        if self.prop_key is not None:
+            return Sql("json_extract_string(props, ?)", (_json_path(self.prop_key),))
+        if self.column is None:
+            raise InvalidQueryError(f"{self.name} is a property of visits, not of single events.",
+                                    code="invalid_dimension")
+        return Sql(self.column)
+
+    def visit_expr(self) -> Sql:
+        return Sql(self.session_column or f"s_{self.column}")
+
+
+def _json_path(key: str) -> str:
+    return '$."' + key + '"'
+
+
+_VISIT_COLUMNS: Final = ("referrer_source", "referrer", "utm_source", "utm_medium", "utm_campaign",
+                         "utm_content", "utm_term", "browser", "browser_version", "os", "os_version",
+                         "device_type", "screen_size", "country_code", "region", "city")
+
+DIMENSIONS: Final[Mapping[str, Dimension]] = {d.name: d for d in (
+    Dimension("event:page", "pathname", "event", "Page path"),
+    Dimension("event:hostname", "hostname", "event", "Host of the page URL"),
+    Dimension("event:name", "event_name", "event", "Event name (pageview or a custom event)"),
+    Dimension("visit:entry_page", None, "visit", "First page of the session",
+              session_column="entry_page"),
+    Dimension("visit:exit_page", None, "visit", "Last page of the session",
+              session_column="exit_page"),
+    Dimension("visit:source", "referrer_source", "visit", "Source of the session"),
+    Dimension("visit:referrer", "referrer", "visit", "Referrer URL of the session"),
+    Dimension("visit:utm_source", "utm_source", "visit", "utm_source of the session"),
+    Dimension("visit:utm_medium", "utm_medium", "visit", "utm_medium of the session"),
+    Dimension("visit:utm_campaign", "utm_campaign", "visit", "utm_campaign of the session"),
+    Dimension("visit:utm_content", "utm_content", "visit", "utm_content of the session"),
+    Dimension("visit:utm_term", "utm_term", "visit", "utm_term of the session"),
+    Dimension("visit:browser", "browser", "visit", "Browser"),
+    Dimension("visit:browser_version", "browser_version", "visit", "Browser version"),
+    Dimension("visit:os", "os", "visit", "Operating system"),
+    Dimension("visit:os_version", "os_version", "visit", "Operating system version"),
+    Dimension("visit:device", "device_type", "visit", "desktop, mobile or tablet"),
+    Dimension("visit:screen", "screen_size", "visit", "Viewport width"),
+    Dimension("visit:country", "country_code", "visit", "Country (ISO code)"),
+    Dimension("visit:region", "region", "visit", "Region"),
+    Dimension("visit:city", "city", "visit", "City"),
+)}
+
+# Source attributes that differ between the events of one session: for these, event metrics use the
+# session's value (attribution), not the event's own.
+ATTRIBUTION_COLUMNS: Final = frozenset({"referrer_source", "referrer", "utm_source", "utm_medium",
+                                        "utm_campaign", "utm_content", "utm_term"})
+
+# Reference breakdown names (Mallard Metrics v0.2 slugs) and short aliases.
+BREAKDOWNS: Final[Mapping[str, str]] = {
+    "pages": "event:page", "entry-pages": "visit:entry_page", "exit-pages": "visit:exit_page",
+    "hostnames": "event:hostname", "events": "event:name", "sources": "visit:source",
+    "referrers": "visit:referrer", "utm-sources": "visit:utm_source",
+    "utm-mediums": "visit:utm_medium", "utm-campaigns": "visit:utm_campaign",
+    "utm-contents": "visit:utm_content", "utm-terms": "visit:utm_term",
+    "browsers": "visit:browser", "browser-versions": "visit:browser_version", "os": "visit:os",
+    "os-versions": "visit:os_version", "devices": "visit:device", "screen-sizes": "visit:screen",
+    "countries": "visit:country", "regions": "visit:region", "cities": "visit:city",
+}
+
+TIME_DIMENSIONS: Final = ("time:hour", "time:day", "time:week", "time:month")
+_PROP_KEY: Final = re.compile(r"[A-Za-z0-9_.\- :$]{1,128}")
+
+
+def dimension(name: str) -> Dimension:
+    """The :class:`Dimension` called ``name`` (a ``event:``/``visit:`` name or a breakdown slug)."""
+    name = BREAKDOWNS.get(name, BREAKDOWNS.get(name.replace("_", "-"), name))
+    found = DIMENSIONS.get(name)
+    if found is not None:
+        return found
+    if name.startswith("event:props:"):
+        key = name[len("event:props:"):]
+        if not _PROP_KEY.fullmatch(key):
+            raise InvalidQueryError(
+                "Custom property keys are 1-128 characters of letters, digits, '_', '.', '-', ' ', "
+                "':' and '$'.", code="invalid_dimension")
+        return Dimension(name, None, "event", f"Custom property {key}", prop_key=key)
+    valid = ", ".join([*DIMENSIONS, "event:props:<key>", *TIME_DIMENSIONS])
+    raise InvalidQueryError(f"Unknown dimension {name!r}. Valid dimensions: {valid}; or a "
+                            f"breakdown name: {', '.join(BREAKDOWNS)}.", code="invalid_dimension")
+
+
+def metric(name: str) -> Metric:
+    found = METRICS.get(name)
+    if found is None:
+        raise InvalidQueryError(f"Unknown metric {name!r}. Valid metrics: "
+                                f"{', '.join(METRICS)}.", code="invalid_metric")
+    return found

@@ -1,0 +1,350 @@
+"""Settings: every tunable of mallard, its type, default and one line of help.
+
+Values come from, highest precedence first: keyword arguments, a TOML file, ``MALLARD_*`` environment
+variables, then the defaults below. Every key of Mallard Metrics is accepted under its own name (TOML)
+and its own environment variable (``MALLARD_FLUSH_COUNT`` as well as ``MALLARD_FLUSH_EVENT_COUNT``).
+This is the only module that reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, Literal, get_args, get_type_hints
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .errors import ConfigurationError
+
+GeoPrecision = Literal["city", "region", "country", "none"]
+LogFormat = Literal["text", "json"]
+
+_TRUE: Final = frozenset({"1", "true", "yes", "on"})
+_FALSE: Final = frozenset({"0", "false", "no", "off"})
+
+
+def _opt(default: Any, help: str, *, env: tuple[str, ...] = (), minimum: float | None = None,
+         secret: bool = False) -> Any:
+    return field(default=default, metadata={"help": help, "env": env, "min": minimum,
+                                            "secret": secret})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    """Configuration of one :class:`mallard.Mallard` instance.
+
+    Build it with :meth:`Settings.load` to honour a TOML file and the environment, or directly with
+    keyword arguments (then the environment is not read).
+    """
+
+    # -- server (used by `mallard serve`) --------------------------------------------------------
+    host: str = _opt("127.0.0.1", "Address `mallard serve` binds to.")
+    port: int = _opt(8000, "Port `mallard serve` listens on.", minimum=0)
+    # -- storage ----------------------------------------------------------------------------------
+    data_dir: Path = _opt(Path("mallard-data"), "Directory holding events/, spool/ and state/.")
+    flush_event_count: int = _opt(1000, "Buffered events that trigger a flush to Parquet.",
+                                  env=("MALLARD_FLUSH_COUNT",), minimum=1)
+    flush_interval_secs: float = _opt(5.0, "Seconds between background flushes of the buffer.",
+                                      env=("MALLARD_FLUSH_INTERVAL",), minimum=0.01)
+    max_buffered_events: int = _opt(100_000, "Events held in memory before new ones are dropped "
+                                    "(counted, never blocking).", minimum=1)
+    spool_fsync: bool = _opt(False, "fsync the spool after every event (survives power loss, slower).")
+    compact_after_files: int = _opt(24, "Small files in one partition that trigger compaction "
+                                    "(0 disables).", minimum=0)
+    compact_target_bytes: int = _opt(64 * 1024 * 1024, "Files at least this large are left alone "
+                                     "by compaction.", minimum=1)
+    retention_days: int = _opt(0, "Delete partitions older than this many days (0 keeps all).",
+                               minimum=0)
+    duckdb_memory_limit: str | None = _opt(None, "DuckDB memory_limit for queries, e.g. '2GB'.")
+    duckdb_threads: int | None = _opt(None, "DuckDB threads per query connection.", minimum=1)
+    read_connections: int = _opt(4, "Query connections (threads) that may run at once.", minimum=1)
+    # -- ingestion --------------------------------------------------------------------------------
+    site_ids: tuple[str, ...] = _opt((), "Allowed site ids (and Origin hosts); empty accepts any.")
+    filter_bots: bool = _opt(True, "Drop events whose User-Agent is a known bot or crawler.")
+    honor_dnt: bool = _opt(False, "Drop events from clients sending DNT: 1 or Sec-GPC: 1.")
+    strict: bool = _opt(False, "Re-raise ingestion errors from Mallard.track() (debugging).")
+    ua_cache_size: int = _opt(10_000, "Parsed User-Agents kept in the per-process cache.", minimum=0)
+    geoip_db_path: Path | None = _opt(None, "MaxMind .mmdb (City or Country) for geolocation.",
+                                      env=("MALLARD_GEOIP_DB",))
+    geoip_precision: GeoPrecision = _opt("city", "Finest location stored: city|region|country|none.")
+    trust_proxy_headers: bool = _opt(False, "Take the client IP from X-Forwarded-For / X-Real-IP "
+                                     "(from trusted_proxies only, or any peer if that is empty).")
+    trusted_proxies: tuple[str, ...] = _opt((), "Proxy addresses/CIDRs whose forwarding headers "
+                                            "are believed.")
+    rate_limit_per_site: int = _opt(0, "Events per second accepted per site (0 = unlimited).",
+                                    env=("MALLARD_RATE_LIMIT",), minimum=0)
+    rate_limit_per_ip: int = _opt(0, "Events per second accepted per client IP (0 = unlimited).",
+                                  minimum=0)
+    max_body_bytes: int = _opt(65_536, "Largest accepted ingestion request body.", minimum=1024)
+    # -- privacy ----------------------------------------------------------------------------------
+    gdpr_mode: bool = _opt(False, "Preset: strip referrer queries, round timestamps, suppress "
+                           "versions and screen size, country-level geo.")
+    strip_referrer_query: bool = _opt(False, "Remove ?query and #fragment from stored referrers.")
+    round_timestamps: bool = _opt(False, "Floor stored timestamps to the hour.")
+    suppress_visitor_id: bool = _opt(False, "Store a random id per event instead of the visitor hash.")
+    suppress_browser_version: bool = _opt(False, "Do not store browser versions.")
+    suppress_os_version: bool = _opt(False, "Do not store OS versions.")
+    suppress_screen_size: bool = _opt(False, "Do not store screen width or width-derived device.")
+    visitor_salt_rotation_days: int = _opt(1, "Days one random visitor-id salt lives.", minimum=1)
+    secret: str | None = _opt(None, "Key for user_id pseudonyms and session tokens (default: a "
+                              "random key kept in state/).", secret=True)
+    # -- queries ----------------------------------------------------------------------------------
+    timezone: str = _opt("UTC", "IANA time zone for day boundaries and time buckets.")
+    session_window_minutes: int = _opt(30, "Inactivity gap (minutes) that starts a new session.",
+                                       minimum=1)
+    realtime_window_minutes: int = _opt(5, "Window of the realtime report.", minimum=1)
+    cache_ttl_secs: int = _opt(60, "Seconds a query result is cached (0 disables).",
+                               env=("MALLARD_CACHE_TTL",), minimum=0)
+    cache_max_entries: int = _opt(10_000, "Cached query results kept (LRU).", minimum=0)
+    max_concurrent_queries: int = _opt(10, "Heavy queries running at once (0 = unlimited).",
+                                       minimum=0)
+    query_timeout_secs: float = _opt(30.0, "Seconds before a request is abandoned.", minimum=0.1)
+    # -- auth -------------------------------------------------------------------------------------
+    admin_password: str | None = _opt(None, "Admin password (hashed at start, never stored).",
+                                      secret=True)
+    metrics_token: str | None = _opt(None, "Bearer token required by /metrics.", secret=True)
+    dashboard_origin: str | None = _opt(None, "Origin of a dashboard served elsewhere (CORS, CSRF).")
+    secure_cookies: bool = _opt(False, "Mark session cookies Secure.")
+    session_ttl_secs: int = _opt(86_400, "Lifetime of a dashboard login.",
+                                 env=("MALLARD_SESSION_TTL",), minimum=1)
+    max_login_attempts: int = _opt(5, "Failed logins per IP before lockout (0 disables).", minimum=0)
+    login_lockout_secs: int = _opt(300, "Lockout duration after too many failed logins.",
+                                   env=("MALLARD_LOGIN_LOCKOUT",), minimum=1)
+    max_tracked_keys: int = _opt(10_000, "Rate-limit and lockout entries kept in memory.",
+                                 minimum=1)
+    max_sessions: int = _opt(10_000, "Dashboard login sessions kept.", minimum=1)
+    shutdown_timeout_secs: float = _opt(30.0, "Seconds allowed for the final flush on close.",
+                                        env=("MALLARD_SHUTDOWN_TIMEOUT",), minimum=0)
+    log_format: LogFormat = _opt("text", "Log format of `mallard serve`: text|json.")
+
+    def __post_init__(self) -> None:
+        hints = _hints()
+        for f in dataclasses.fields(self):
+            value = _coerce(f.name, getattr(self, f.name), hints[f.name])
+            minimum = f.metadata.get("min")
+            if minimum is not None and value is not None and value < minimum:
+                raise ConfigurationError(f"{f.name} must be >= {minimum:g}, got {value!r}.")
+            object.__setattr__(self, f.name, value)
+        for site in self.site_ids:
+            from .events import validate_site_id
+
+            validate_site_id(site, setting="site_ids")
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ConfigurationError(
+                    f"trusted_proxies: {proxy!r} is not an IP address or CIDR network."
+                ) from None
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigurationError(
+                f"timezone: {self.timezone!r} is not an IANA time zone name (e.g. 'Europe/Berlin')."
+            ) from None
+        if self.dashboard_origin is not None:
+            _check_origin(self.dashboard_origin)
+        if self.gdpr_mode:
+            # The preset is applied last, over any individual flag (as in Mallard Metrics v0.2).
+            for name in ("strip_referrer_query", "round_timestamps", "suppress_browser_version",
+                         "suppress_os_version", "suppress_screen_size"):
+                object.__setattr__(self, name, True)
+            if self.geoip_precision in ("city", "region"):
+                object.__setattr__(self, "geoip_precision", "country")
+
+    # -- construction -----------------------------------------------------------------------------
+    @classmethod
+    def load(cls, config_file: str | os.PathLike[str] | None = None, *,
+             environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Settings from keyword arguments, then a TOML file, then ``MALLARD_*`` variables.
+
+        Args:
+            config_file: TOML file; defaults to ``$MALLARD_CONFIG`` when set.
+            environ: the environment to read (``os.environ`` by default).
+            **overrides: values that win over everything else.
+
+        Raises:
+            ConfigurationError: unknown key, unreadable file, or a value of the wrong type or range.
+        """
+        env = os.environ if environ is None else environ
+        values = cls._from_env(env)
+        path = config_file if config_file is not None else env.get("MALLARD_CONFIG") or None
+        if path is not None:
+            values.update(cls._from_toml(Path(path)))
+        unknown = set(overrides) - cls.field_names()
+        if unknown:
+            raise ConfigurationError(
+                f"Unknown setting(s) {', '.join(sorted(unknown))}. "
+                f"Valid settings: {', '.join(sorted(cls.field_names()))}."
+            )
+        values.update({k: v for k, v in overrides.items()})
+        return cls(**values)
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any], *, prefix: str = "MALLARD_") -> Settings:
+        """Settings from a mapping such as Flask's ``app.config`` (keys ``MALLARD_DATA_DIR``, …)."""
+        values: dict[str, Any] = {}
+        aliases = cls._env_names()
+        for key, value in mapping.items():
+            if not key.startswith(prefix):
+                continue
+            name = aliases.get(key) if prefix == "MALLARD_" else key[len(prefix):].lower()
+            if name is None or name not in cls.field_names():
+                if key == "MALLARD_CONFIG":
+                    continue
+                raise ConfigurationError(f"Unknown setting {key!r}.")
+            values[name] = value
+        return cls(**values)
+
+    @classmethod
+    def field_names(cls) -> frozenset[str]:
+        return frozenset(f.name for f in dataclasses.fields(cls))
+
+    @classmethod
+    def describe(cls) -> list[tuple[str, str, str, str]]:
+        """(name, environment variables, default, help) for every setting, for docs and ``--help``."""
+        rows = []
+        for f in dataclasses.fields(cls):
+            envs = ", ".join((f"MALLARD_{f.name.upper()}", *f.metadata["env"]))
+            rows.append((f.name, envs, repr(f.default), f.metadata["help"]))
+        return rows
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some values changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def __repr__(self) -> str:
+        parts = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.metadata["secret"] and value is not None:
+                value = "***"
+            parts.append(f"{f.name}={value!r}")
+        return f"Settings({', '.join(parts)})"
+
+    # -- sources ----------------------------------------------------------------------------------
+    @classmethod
+    def _env_names(cls) -> dict[str, str]:
+        names: dict[str, str] = {}
+        for f in dataclasses.fields(cls):
+            names[f"MALLARD_{f.name.upper()}"] = f.name
+            for alias in f.metadata["env"]:
+                names[alias] = f.name
+        return names
+
+    @classmethod
+    def _from_env(cls, environ: Mapping[str, str]) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for var, name in cls._env_names().items():
+            if var in environ and environ[var] != "":
+                values[name] = environ[var]
+        return values
+
+    @classmethod
+    def _from_toml(cls, path: Path) -> dict[str, Any]:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigurationError(f"Cannot read config file {path}: {exc.strerror}.") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigurationError(f"Config file {path} is not valid TOML: {exc}.") from None
+        # Mallard Metrics' example file groups the privacy flags in a [privacy] table: accept it.
+        privacy = data.pop("privacy", None)
+        if isinstance(privacy, dict):
+            data.update(privacy)
+        unknown = set(data) - cls.field_names()
+        if unknown:
+            raise ConfigurationError(
+                f"Unknown key(s) {', '.join(sorted(unknown))} in {path}. "
+                f"Valid keys: {', '.join(sorted(cls.field_names()))}."
+            )
+        return data
+
+
+_HINTS: dict[str, Any] = {}
+
+
+def _hints() -> dict[str, Any]:
+    if not _HINTS:
+        _HINTS.update(get_type_hints(Settings))
+    return _HINTS
+
+
+def _coerce(name: str, value: Any, hint: Any) -> Any:
+    """Turn a value from any source (string from the environment, TOML type, Python) into `hint`."""
+    args = get_args(hint)
+    if value is None:
+        if type(None) in args:
+            return None
+        raise ConfigurationError(f"{name} must not be empty.")
+    if type(None) in args:  # Optional[X]
+        inner = next(a for a in args if a is not type(None))
+        if isinstance(value, str) and value.strip() == "" and inner is not str:
+            return None
+        return _coerce(name, value, inner)
+    if getattr(hint, "__origin__", None) is Literal:
+        text = str(value).strip().lower()
+        if text not in args:
+            raise ConfigurationError(
+                f"{name} must be one of {', '.join(map(str, args))}; got {value!r}."
+            )
+        return text
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise ConfigurationError(
+            f"{name} must be a boolean (1/true/yes/on or 0/false/no/off); got {value!r}."
+        )
+    if hint is int or hint is float:
+        if isinstance(value, bool):
+            raise ConfigurationError(f"{name} must be a number; got {value!r}.")
+        try:
+            number = hint(value.strip() if isinstance(value, str) else value)
+        except (TypeError, ValueError):
+            kind = "a whole number" if hint is int else "a number"
+            raise ConfigurationError(f"{name} must be {kind}; got {value!r}.") from None
+        if hint is int and isinstance(value, float) and not value.is_integer():
+            raise ConfigurationError(f"{name} must be a whole number; got {value!r}.")
+        return number
+    if hint is Path:
+        if not isinstance(value, (str, os.PathLike)):
+            raise ConfigurationError(f"{name} must be a path; got {value!r}.")
+        return Path(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigurationError(f"{name} must be a string; got {value!r}.")
+        return value
+    if getattr(hint, "__origin__", None) is tuple:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)) or not all(isinstance(i, str) for i in items):
+            raise ConfigurationError(
+                f"{name} must be a list of strings (or a comma-separated string); got {value!r}."
+            )
+        return tuple(i.strip() for i in items if i.strip())
+    raise ConfigurationError(f"{name}: unsupported value {value!r}.")  # pragma: no cover
+
+
+def _check_origin(origin: str) -> None:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(origin)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or (
+        parts.path not in ("", "/") or parts.query or parts.fragment
+    ):
+        raise ConfigurationError(
+            f"dashboard_origin must be a scheme and host such as 'https://stats.example.com'; "
+            f"got {origin!r}."
+        )

@@ -1,0 +1,271 @@
+"""Store: owns ``data_dir`` and everything on disk.
+
+Layout (see docs/storage.md)::
+
+    events/site_id=<site>/date=<YYYY-MM-DD>/<segment>.parquet   immutable ZSTD Parquet files
+    spool/<host>-<pid>-<token>.<n>                              per-process log of accepted events
+    state/                                                      salts, secret, locks, auth state
+
+There is no long-lived writable DuckDB file, so any number of processes can ingest and query the same
+directory. Each thread queries through its own in-memory DuckDB connection over the lake files plus the
+caller's not-yet-flushed events. The Store knows paths and the column schema, not analytics.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Final
+
+import duckdb
+import pyarrow as pa
+
+from ..errors import StorageError
+from ..events import COLUMNS, Event
+from .lake import Lake, to_table
+from .spool import Spool, orphans
+
+__all__ = ["ErasureResult", "Reader", "Store"]
+
+log = logging.getLogger("mallard.store")
+
+_TEMPLATE: Final = "__mallard_template"
+_BUFFER: Final = "__mallard_buffer"
+_PROJECTION: Final = ", ".join(f'CAST("{c.name}" AS {c.sql_type}) AS "{c.name}"' for c in COLUMNS)
+_TEMPLATE_DDL: Final = (f"CREATE TABLE IF NOT EXISTS {_TEMPLATE} ("
+                        + ", ".join(f'"{c.name}" {c.sql_type}' for c in COLUMNS) + ")")
+
+
+@dataclass(frozen=True, slots=True)
+class ErasureResult:
+    site_id: str
+    start_date: date
+    end_date: date
+    buffered_events_deleted: int
+    parquet_partitions_deleted: int
+
+
+class Reader:
+    """One query's consistent view: a file list and buffered rows, under the shared lake lock."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, files: list[str], rows: pa.Table | None,
+                 site_id: str | None) -> None:
+        self._con = con
+        self._files = files
+        self._rows = rows
+        self.site_id = site_id
+
+    def source(self) -> tuple[str, list[object]]:
+        """SQL text (and its parameters) of a relation with the full, typed lake schema."""
+        parts = [f"SELECT * FROM {_TEMPLATE}"]
+        params: list[object] = []
+        if self._files:
+            parts.append("SELECT * FROM read_parquet(?, union_by_name=true, hive_partitioning=false)")
+            params.append(self._files)
+        if self._rows is not None and self._rows.num_rows:
+            parts.append(f"SELECT * FROM {_BUFFER}")
+        union = " UNION ALL BY NAME ".join(parts)
+        return f"SELECT {_PROJECTION} FROM ({union})", params
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> pa.Table:
+        try:
+            return self._con.sql(sql, params=list(params)).to_arrow_table()
+        except duckdb.IOException as exc:
+            raise StorageError(f"Cannot read the lake: {exc}") from exc
+
+
+class Store:
+    """The data directory: spool, lake and state. Thread-safe; one per process and data_dir."""
+
+    def __init__(self, data_dir: str | os.PathLike[str], *, read_only: bool = False,
+                 spool_fsync: bool = False, duckdb_threads: int | None = None,
+                 duckdb_memory_limit: str | None = None) -> None:
+        self.data_dir = Path(data_dir)
+        self.events_dir = self.data_dir / "events"
+        self.spool_dir = self.data_dir / "spool"
+        self.state_dir = self.data_dir / "state"
+        self.read_only = read_only
+        self._fsync = spool_fsync
+        self._duck_config: dict[str, str | bool | int | float | list[str]] = {}
+        if duckdb_threads:
+            self._duck_config["threads"] = duckdb_threads
+        if duckdb_memory_limit:
+            self._duck_config["memory_limit"] = duckdb_memory_limit
+        if not read_only:
+            try:
+                for d in (self.events_dir, self.spool_dir, self.state_dir):
+                    d.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StorageError(f"Cannot create the data directory {self.data_dir}: "
+                                   f"{exc.strerror}.") from None
+        elif not self.data_dir.is_dir():
+            raise StorageError(f"{self.data_dir} is not a mallard data directory (missing).")
+        self.lake = Lake(self.events_dir, self.state_dir / "lake.lock")
+        self._local = threading.local()
+        self._compact_lock = threading.Lock()
+
+    # -- write path -------------------------------------------------------------------------------
+    def journal(self) -> Spool:
+        """A new spool for this process (the buffer's journal)."""
+        self._writable()
+        return Spool(self.spool_dir, fsync=self._fsync)
+
+    def write_batch(self, events: Sequence[Event]) -> Callable[[], None]:
+        """Write events to hidden Parquet files; return the callable that publishes them."""
+        self._writable()
+        written = self.lake.write(events)
+        return lambda: self.lake.publish(written)
+
+    def recover(self) -> int:
+        """Finish interrupted compactions, then replay spools of processes that are gone."""
+        if self.read_only:
+            return 0
+        self.lake.recover_swaps()
+        self.lake.remove_stale_temporaries()
+        replayed = 0
+        for orphan in orphans(self.spool_dir):
+            try:
+                events = list(orphan.events())
+                if events:
+                    self.lake.publish(self.lake.write(events))
+                    replayed += len(events)
+                orphan.remove()
+            except Exception:
+                orphan.release()
+                raise
+        if replayed:
+            log.info("recovered %d events from spools of stopped processes", replayed)
+        return replayed
+
+    def _writable(self) -> None:
+        if self.read_only:
+            raise StorageError("This store was opened read-only (mallard.open); use "
+                               "mallard.Mallard to ingest.")
+
+    # -- read path --------------------------------------------------------------------------------
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        """This thread's in-memory DuckDB connection."""
+        con: duckdb.DuckDBPyConnection | None = getattr(self._local, "con", None)
+        if con is None:
+            con = duckdb.connect(":memory:", config=self._duck_config)
+            con.execute("SET TimeZone = 'UTC'").fetchall()
+            con.execute(_TEMPLATE_DDL).fetchall()
+            self._local.con = con
+        return con
+
+    @contextmanager
+    def reading(self, site_id: str | None, first: date | None, last: date | None, *,
+                pending: Callable[[], Sequence[Event]] | None = None,
+                view_lock: threading.RLock | None = None) -> Iterator[Reader]:
+        """A consistent :class:`Reader` over partitions dated [first, last] plus pending events.
+
+        The file listing and the pending-event snapshot are taken together under ``view_lock`` (the
+        buffer's), so an event being published is seen exactly once.
+        """
+        con = self.connection()
+        with self.lake.locked(exclusive=False):
+            if view_lock is not None:
+                with view_lock:
+                    files = self.lake.files(site_id, first, last)
+                    rows = list(pending()) if pending is not None else []
+            else:
+                files = self.lake.files(site_id, first, last)
+                rows = list(pending()) if pending is not None else []
+            if site_id is not None:
+                rows = [e for e in rows if e.site_id == site_id]
+            table = to_table(rows) if rows else None
+            if table is not None:
+                con.register(_BUFFER, table)
+            try:
+                yield Reader(con, files, table, site_id)
+            finally:
+                if table is not None:
+                    con.unregister(_BUFFER)
+
+    def sites(self) -> list[str]:
+        return self.lake.sites()
+
+    def first_date(self, site_id: str | None) -> date | None:
+        sites = [site_id] if site_id is not None else self.lake.sites()
+        firsts = [d[0] for s in sites if (d := self.lake.dates(s))]
+        return min(firsts) if firsts else None
+
+    # -- maintenance ------------------------------------------------------------------------------
+    def compact(self, *, min_files: int, target_bytes: int, site_id: str | None = None,
+                day: date | None = None) -> int:
+        """Merge small files per partition. Returns the number of partitions compacted.
+
+        Only one process compacts at a time (``state/compact.lock``); others return 0 at once.
+        """
+        self._writable()
+        partitions = None
+        if site_id is not None and day is not None:
+            partitions = [self.lake.partition(site_id, day)]
+        lock_path = self.state_dir / "compact.lock"
+        with self._compact_lock:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return 0
+                done = 0
+                for sources in self.lake.compaction_candidates(min_files, target_bytes,
+                                                               partitions):
+                    self._merge(sources)
+                    done += 1
+                return done
+            finally:
+                os.close(fd)
+
+    def _merge(self, sources: list[str]) -> None:
+        directory = Path(sources[0]).parent
+        tmp = directory / f".merge-{os.getpid()}-{threading.get_ident()}.parquet.tmp"
+        con = self.connection()
+        try:
+            con.execute(
+                f"COPY (SELECT {_PROJECTION} FROM (SELECT * FROM {_TEMPLATE} UNION ALL BY NAME "
+                f"SELECT * FROM read_parquet(?, union_by_name=true, hive_partitioning=false)) "
+                f"ORDER BY timestamp) TO '{_sql_literal(str(tmp))}' "
+                f"(FORMAT parquet, COMPRESSION zstd)",
+                [sources],
+            ).fetchall()
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except duckdb.Error as exc:
+            tmp.unlink(missing_ok=True)
+            raise StorageError(f"Compaction of {directory} failed: {exc}") from exc
+        self.lake.swap(tmp, sources)
+
+    def apply_retention(self, retention_days: int, today: date) -> int:
+        """Delete partitions older than ``retention_days`` (keeps today and the N days before)."""
+        self._writable()
+        if retention_days <= 0:
+            return 0
+        return self.lake.delete_partitions(None, None, today - timedelta(days=retention_days + 1))
+
+    def erase(self, site_id: str, first: date, last: date) -> int:
+        """Delete every stored event of ``site_id`` dated within [first, last] (whole partitions)."""
+        self._writable()
+        return self.lake.delete_partitions(site_id, first, last)
+
+    def close(self) -> None:
+        con = getattr(self._local, "con", None)
+        if con is not None:
+            con.close()
+            self._local.con = None
+
+
+def _sql_literal(text: str) -> str:
+    return text.replace("'", "''")
+

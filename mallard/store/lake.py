@@ -1,0 +1,247 @@
+"""The Parquet lake: ``events/site_id=<site>/date=<YYYY-MM-DD>/<segment>.parquet``, ZSTD, immutable files.
+
+Writers never modify a file: a segment is written under a hidden temporary name and renamed into place.
+Compaction merges a partition's small files into one and swaps it in under the exclusive lake lock,
+which readers hold shared while they list and read files, so a reader never counts a row twice or misses
+one. Retention and erasure delete whole partitions under the same lock.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import secrets
+import socket
+import time
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Final
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..errors import StorageError
+from ..events import COLUMNS, Event
+
+log = logging.getLogger("mallard.store")
+
+_ARROW_TYPES: Final = {
+    "VARCHAR": pa.string(),
+    "TIMESTAMP": pa.timestamp("us"),
+    "DECIMAL(12,2)": pa.decimal128(12, 2),
+}
+SCHEMA: Final = pa.schema(
+    [pa.field(c.name, _ARROW_TYPES[c.sql_type], nullable=c.nullable) for c in COLUMNS],
+    metadata={b"mallard.schema_version": b"2"},
+)
+_HOST: Final = socket.gethostname()
+
+
+def to_table(events: Sequence[Event]) -> pa.Table:
+    """Events as an Arrow table with the lake schema."""
+    columns = list(zip(*events, strict=True)) if events else [()] * len(SCHEMA)
+    return pa.Table.from_arrays(
+        [pa.array(col, type=f.type) for col, f in zip(columns, SCHEMA, strict=True)],
+        schema=SCHEMA,
+    )
+
+
+def site_dir_name(site_id: str) -> str:
+    # Hive escaping of ':' keeps the layout readable by Hadoop-based engines.
+    return "site_id=" + site_id.replace(":", "%3A")
+
+
+def _site_of(dir_name: str) -> str:
+    return dir_name.removeprefix("site_id=").replace("%3A", ":")
+
+
+class Lake:
+    """File-level operations on ``events/``; knows paths, not SQL."""
+
+    def __init__(self, root: Path, lock_path: Path) -> None:
+        self.root = root
+        self._lock_path = lock_path
+        self._seq = 0
+
+    # -- locking ----------------------------------------------------------------------------------
+    @contextmanager
+    def locked(self, *, exclusive: bool) -> Iterator[None]:
+        """Hold the lake lock shared (readers) or exclusive (swaps and deletions)."""
+        self._lock_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    # -- writing ----------------------------------------------------------------------------------
+    def _segment_name(self) -> str:
+        self._seq += 1
+        return f"{time.time_ns() // 1000:016d}-{_HOST}-{os.getpid()}-{self._seq}-" \
+               f"{secrets.token_hex(3)}.parquet"
+
+    def partition(self, site_id: str, day: date) -> Path:
+        return self.root / site_dir_name(site_id) / f"date={day.isoformat()}"
+
+    def write(self, events: Sequence[Event]) -> list[tuple[Path, Path]]:
+        """Write events as one hidden file per (site, date); return (temporary, final) paths."""
+        groups: dict[tuple[str, date], list[Event]] = defaultdict(list)
+        for event in events:
+            groups[(event.site_id, event.timestamp.date())].append(event)
+        written: list[tuple[Path, Path]] = []
+        try:
+            for (site, day), rows in groups.items():
+                directory = self.partition(site, day)
+                directory.mkdir(parents=True, exist_ok=True)
+                final = directory / self._segment_name()
+                tmp = directory / f".{final.name}.tmp"
+                rows.sort(key=lambda e: e.timestamp)
+                pq.write_table(to_table(rows), tmp, compression="zstd")
+                written.append((tmp, final))
+        except OSError as exc:
+            for tmp, _ in written:
+                tmp.unlink(missing_ok=True)
+            raise StorageError(f"Cannot write Parquet under {self.root}: {exc}") from exc
+        return written
+
+    @staticmethod
+    def publish(written: Sequence[tuple[Path, Path]]) -> None:
+        for tmp, final in written:
+            os.rename(tmp, final)
+
+    # -- reading ----------------------------------------------------------------------------------
+    def sites(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(_site_of(e.name) for e in os.scandir(self.root)
+                      if e.is_dir() and e.name.startswith("site_id="))
+
+    def dates(self, site_id: str) -> list[date]:
+        site_dir = self.root / site_dir_name(site_id)
+        out = []
+        if site_dir.is_dir():
+            for entry in os.scandir(site_dir):
+                if entry.is_dir() and entry.name.startswith("date="):
+                    try:
+                        out.append(date.fromisoformat(entry.name[5:]))
+                    except ValueError:
+                        continue
+        return sorted(out)
+
+    def files(self, site_id: str | None, first: date | None, last: date | None) -> list[str]:
+        """Parquet files of a site (or all sites) whose partition date is within [first, last]."""
+        sites = [site_id] if site_id is not None else self.sites()
+        found: list[str] = []
+        for site in sites:
+            for day in self.dates(site):
+                if (first is not None and day < first) or (last is not None and day > last):
+                    continue
+                found.extend(self._partition_files(self.partition(site, day)))
+        return found
+
+    @staticmethod
+    def _partition_files(directory: Path) -> list[str]:
+        try:
+            return sorted(e.path for e in os.scandir(directory)
+                          if e.name.endswith(".parquet") and not e.name.startswith(".")
+                          and e.is_file())
+        except FileNotFoundError:
+            return []
+
+    # -- compaction -------------------------------------------------------------------------------
+    def compaction_candidates(self, min_files: int, target_bytes: int,
+                              partitions: Sequence[Path] | None = None) -> list[list[str]]:
+        """Per partition, the small files to merge when there are at least ``min_files``."""
+        if partitions is None:
+            partitions = [self.partition(s, d) for s in self.sites() for d in self.dates(s)]
+        out = []
+        for directory in partitions:
+            small = [f for f in self._partition_files(directory)
+                     if os.path.getsize(f) < target_bytes]
+            if len(small) >= max(2, min_files):
+                out.append(small)
+        return out
+
+    def journal_path(self) -> Path:
+        return self._lock_path.parent / "compaction"
+
+    def swap(self, merged_tmp: Path, sources: Sequence[str]) -> Path:
+        """Replace ``sources`` by the merged file, crash-safely (see :meth:`recover_swaps`)."""
+        final = merged_tmp.parent / self._segment_name()
+        intent = self.journal_path() / f"{final.name}.json"
+        intent.parent.mkdir(parents=True, exist_ok=True)
+        intent.write_bytes(orjson.dumps({"tmp": str(merged_tmp), "final": str(final),
+                                         "sources": list(sources)}))
+        with self.locked(exclusive=True):
+            self._finish_swap(merged_tmp, final, sources)
+        intent.unlink(missing_ok=True)
+        return final
+
+    @staticmethod
+    def _finish_swap(tmp: Path, final: Path, sources: Sequence[str]) -> None:
+        if tmp.exists():
+            for src in sources:
+                Path(src).unlink(missing_ok=True)
+            os.rename(tmp, final)
+        elif final.exists():
+            for src in sources:
+                Path(src).unlink(missing_ok=True)
+
+    def recover_swaps(self) -> int:
+        """Complete swaps interrupted by a crash (their intent files are left in state/)."""
+        directory = self.journal_path()
+        if not directory.is_dir():
+            return 0
+        done = 0
+        for intent in directory.glob("*.json"):
+            try:
+                spec = orjson.loads(intent.read_bytes())
+            except (OSError, orjson.JSONDecodeError):
+                intent.unlink(missing_ok=True)
+                continue
+            with self.locked(exclusive=True):
+                self._finish_swap(Path(spec["tmp"]), Path(spec["final"]), spec["sources"])
+            intent.unlink(missing_ok=True)
+            done += 1
+        return done
+
+    def remove_stale_temporaries(self, older_than: float = 3600.0) -> int:
+        """Delete hidden ``.tmp`` files left by writers that died (older than ``older_than`` s)."""
+        removed = 0
+        if not self.root.is_dir():
+            return 0
+        cutoff = time.time() - older_than
+        for path in self.root.glob("site_id=*/date=*/.*.tmp"):
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        return removed
+
+    # -- deletion ---------------------------------------------------------------------------------
+    def delete_partitions(self, site_id: str | None, first: date | None, last: date) -> int:
+        """Delete whole partitions of ``site_id`` (or every site) dated within [first, last]."""
+        removed = 0
+        with self.locked(exclusive=True):
+            for site in ([site_id] if site_id is not None else self.sites()):
+                for day in self.dates(site):
+                    if day > last or (first is not None and day < first):
+                        continue
+                    directory = self.partition(site, day)
+                    for f in directory.iterdir():
+                        f.unlink(missing_ok=True)
+                    directory.rmdir()
+                    removed += 1
+                site_dir = self.root / site_dir_name(site)
+                if site_dir.is_dir() and not any(site_dir.iterdir()):
+                    site_dir.rmdir()
+        return removed
+

@@ -1,0 +1,292 @@
+"""Tracker: the ingestion pipeline, from a raw event and its client context to a stored :class:`Event`.
+
+The pipeline is an ordered tuple of named steps (see :attr:`Tracker.STEPS`)::
+
+    validate → allow_site → honour_opt_out → drop_bot → enrich → anonymise → apply_privacy
+
+A step either refines the draft, raises :class:`InvalidEventError` (bad input) or drops the event with a
+reason (bot, site not allowed, opt-out). The tracker does no storage I/O, and no raw IP address or
+User-Agent survives ``anonymise``. Outcomes are counted per reason.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any, Final
+
+import orjson
+
+from .enrich.geo import NO_LOCATION, GeoLookup, Location
+from .enrich.referrers import referrer_source
+from .enrich.urls import parse_page_url, sanitize, strip_query
+from .enrich.useragent import UNKNOWN_AGENT, Agent, AgentParser, device_type
+from .errors import InvalidEventError
+from .events import Event, validate_site_id
+from .payload import RawEvent
+from .privacy import Salts, canonical_ip, pseudonymize_user, visitor_id
+from .settings import Settings
+
+MAX_NAME: Final = 256
+MAX_URL: Final = 2048
+MAX_PROPS: Final = 4096
+MAX_USER_ID: Final = 512
+MAX_REVENUE: Final = Decimal("9999999999.99")
+_CENT: Final = Decimal("0.01")
+_FUTURE_SLACK: Final = timedelta(minutes=5)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientContext:
+    """What is known about the client that sent an event. Never stored as such."""
+
+    ip: str | None = None
+    user_agent: str | None = None
+    dnt: str | None = None
+    gpc: str | None = None
+    ch_mobile: str | None = None
+
+    @classmethod
+    def from_headers(cls, headers: Mapping[str, str], ip: str | None) -> ClientContext:
+        """From lower-cased request headers and the (already resolved) client IP."""
+        return cls(ip=ip, user_agent=headers.get("user-agent", ""), dnt=headers.get("dnt"),
+                   gpc=headers.get("sec-gpc"), ch_mobile=headers.get("sec-ch-ua-mobile"))
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to one event: accepted, or dropped with a reason (and the error if invalid)."""
+
+    accepted: bool
+    reason: str | None = None
+    event: Event | None = None
+    error: InvalidEventError | None = None
+    warnings: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return self.accepted
+
+
+class Dropped(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(slots=True)
+class _Draft:
+    raw: RawEvent
+    ctx: ClientContext
+    now: datetime
+    site: str = ""
+    timestamp: datetime | None = None
+    agent: Agent = UNKNOWN_AGENT
+    values: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _check_len(value: str | None, limit: int, what: str) -> None:
+    if value is not None and len(value) > limit and len(value.encode()) > limit:
+        raise InvalidEventError(f"{what} must be at most {limit} bytes", code="too_long")
+
+
+class Tracker:
+    """Validates and enriches events. Thread-safe; one per :class:`mallard.Mallard`."""
+
+    STEPS: Final = ("validate", "allow_site", "honour_opt_out", "drop_bot", "enrich", "anonymise",
+                    "apply_privacy")
+
+    def __init__(self, settings: Settings, *, salts: Salts, secret: bytes,
+                 geo: GeoLookup | None = None, agents: AgentParser | None = None,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.settings = settings
+        self._salts = salts
+        self._secret = secret
+        self._geo = geo or GeoLookup(None)
+        self._agents = agents or AgentParser(settings.ua_cache_size)
+        self._clock = clock
+        self._allowed = frozenset(settings.site_ids)
+        self._gap = timedelta(minutes=settings.session_window_minutes)
+        self._steps: tuple[Callable[[_Draft], None], ...] = tuple(
+            getattr(self, f"_{name}") for name in self.STEPS
+        )
+        self._lock = threading.Lock()
+        self.counts: Counter[str] = Counter()
+
+    # -- entry points -----------------------------------------------------------------------------
+    def process(self, raw: RawEvent, ctx: ClientContext = ClientContext()) -> Outcome:
+        """Run the pipeline on one event. Never raises on bad input: returns a dropped Outcome."""
+        draft = _Draft(raw, ctx, self._clock())
+        try:
+            for step in self._steps:
+                step(draft)
+            event = Event(**draft.values)
+        except Dropped as drop:
+            return self._count(Outcome(False, drop.reason))
+        except InvalidEventError as exc:
+            return self._count(Outcome(False, "invalid", error=exc))
+        return self._count(Outcome(True, event=event, warnings=tuple(draft.warnings)))
+
+    def count(self, reason: str) -> None:
+        with self._lock:
+            self.counts[reason] += 1
+
+    def _count(self, outcome: Outcome) -> Outcome:
+        self.count("accepted" if outcome.accepted else outcome.reason or "dropped")
+        return outcome
+
+    # -- steps ------------------------------------------------------------------------------------
+    def _validate(self, d: _Draft) -> None:
+        raw = d.raw
+        if not raw.name:
+            raise InvalidEventError("event name must not be empty", code="missing_field")
+        if not raw.url:
+            raise InvalidEventError("url must not be empty", code="missing_field")
+        _check_len(raw.site, 256, "site_id")
+        _check_len(raw.name, MAX_NAME, "event name")
+        _check_len(raw.url, MAX_URL, "url")
+        _check_len(raw.referrer, MAX_URL, "referrer")
+        if isinstance(raw.props, str):
+            _check_len(raw.props, MAX_PROPS, "props")
+        if raw.user_id is not None and (not raw.user_id or len(raw.user_id) > MAX_USER_ID):
+            raise InvalidEventError(f"user_id must be 1 to {MAX_USER_ID} characters",
+                                    code="invalid_field")
+        d.site = validate_site_id(raw.site)
+        ts = raw.timestamp
+        if ts is None:
+            ts = d.now
+        elif ts.tzinfo is None:
+            ts = ts.replace(tzinfo=UTC)  # naive timestamps are taken as UTC
+        if ts > d.now + _FUTURE_SLACK:
+            raise InvalidEventError("timestamp must not be in the future", code="invalid_field")
+        d.timestamp = ts.astimezone(UTC)
+
+    def _allow_site(self, d: _Draft) -> None:
+        if self._allowed and d.site not in self._allowed:
+            raise Dropped("site_not_allowed")
+
+    def _honour_opt_out(self, d: _Draft) -> None:
+        if self.settings.honor_dnt and (d.ctx.dnt == "1" or d.ctx.gpc == "1"):
+            raise Dropped("do_not_track")
+
+    def _drop_bot(self, d: _Draft) -> None:
+        ua = d.ctx.user_agent
+        if ua:
+            d.agent = self._agents.parse(ua)
+            if self.settings.filter_bots and d.agent.is_bot:
+                raise Dropped("bot")
+
+    def _enrich(self, d: _Draft) -> None:
+        raw, v = d.raw, d.values
+        page = parse_page_url(raw.url)
+        host = page.hostname
+        v["site_id"] = d.site
+        v["event_name"] = sanitize(raw.name, MAX_NAME)
+        v["pathname"] = page.pathname
+        v["hostname"] = host
+        referrer = sanitize(raw.referrer, MAX_URL) if raw.referrer else None
+        v["referrer"] = referrer or None
+        v["referrer_source"] = referrer_source(referrer, host or d.site)
+        (v["utm_source"], v["utm_medium"], v["utm_campaign"], v["utm_content"],
+         v["utm_term"]) = page.utm
+        agent = d.agent
+        v["browser"], v["browser_version"] = agent.browser, agent.browser_version
+        v["os"], v["os_version"] = agent.os, agent.os_version
+        v["device_type"] = device_type(agent, raw.screen_width, d.ctx.ch_mobile)
+        v["screen_size"] = str(raw.screen_width) if raw.screen_width else None
+        loc: Location = self._geo.lookup(d.ctx.ip) if self._geo.loaded else NO_LOCATION
+        v["country_code"], v["region"], v["city"] = loc.country_code, loc.region, loc.city
+        v["props"] = self._props(d)
+        v["revenue_amount"], v["revenue_currency"] = self._revenue(d)
+
+    def _anonymise(self, d: _Draft) -> None:
+        v = d.values
+        if self.settings.suppress_visitor_id:
+            v["visitor_id"] = uuid.uuid4().hex
+        else:
+            ip = canonical_ip(d.ctx.ip)
+            ua = d.ctx.user_agent or ""
+            salt, previous, period_start = self._salts.salts(d.now)
+            v["visitor_id"] = visitor_id(salt, d.site, ip, ua)
+            if previous is not None and d.now - period_start <= self._gap:
+                v["visitor_id_prev"] = visitor_id(previous, d.site, ip, ua)
+        if d.raw.user_id is not None:
+            v["user_id"] = pseudonymize_user(self._secret, d.site, d.raw.user_id)
+        d.ctx = ClientContext()  # nothing raw survives this step
+
+    def _apply_privacy(self, d: _Draft) -> None:
+        s, v = self.settings, d.values
+        ts = d.timestamp
+        assert ts is not None
+        if s.round_timestamps:
+            ts = ts.replace(minute=0, second=0, microsecond=0)
+        v["timestamp"] = ts.replace(tzinfo=None)
+        if s.strip_referrer_query and v["referrer"]:
+            v["referrer"] = strip_query(v["referrer"]) or None
+        if s.suppress_browser_version:
+            v["browser_version"] = None
+        if s.suppress_os_version:
+            v["os_version"] = None
+        if s.suppress_screen_size:
+            v["screen_size"] = None
+            if d.raw.screen_width is not None:
+                v["device_type"] = device_type(d.agent, None, d.ctx.ch_mobile)
+
+    # -- field helpers ----------------------------------------------------------------------------
+    def _props(self, d: _Draft) -> str | None:
+        props = d.raw.props
+        if props is None or props == "":
+            return None
+        if isinstance(props, str):
+            try:
+                props = orjson.loads(props)
+            except orjson.JSONDecodeError:
+                d.warnings.append("props is not valid JSON; dropped")
+                return None
+        if not isinstance(props, Mapping):
+            d.warnings.append("props is not a JSON object; dropped")
+            return None
+        if not props:
+            return None
+        try:
+            text = orjson.dumps(props, option=orjson.OPT_SORT_KEYS).decode()
+        except TypeError:
+            d.warnings.append("props holds values that are not JSON; dropped")
+            return None
+        _check_len(text, MAX_PROPS, "props")
+        return text  # orjson escapes control characters, so the text has none
+
+    def _revenue(self, d: _Draft) -> tuple[Decimal | None, str | None]:
+        amount, currency = d.raw.revenue, d.raw.currency
+        value: Decimal | None = None
+        if amount is not None and amount != "":
+            try:
+                if isinstance(amount, bool):
+                    raise TypeError
+                if isinstance(amount, float) and not math.isfinite(amount):
+                    raise ValueError
+                value = Decimal(str(amount).strip()).quantize(_CENT)
+                if not value.is_finite() or abs(value) > MAX_REVENUE:
+                    raise ValueError
+            except (TypeError, ValueError, InvalidOperation):
+                d.warnings.append("revenue amount is not a finite number within "
+                                  "±9,999,999,999.99; dropped")
+                value = None
+        code: str | None = None
+        if currency is not None and currency != "":
+            if (isinstance(currency, str) and len(currency) == 3 and currency.isascii()
+                    and currency.isalpha()):
+                code = currency.upper()
+            else:
+                d.warnings.append("currency is not a 3-letter ISO 4217 code; dropped")
+        return value, code
