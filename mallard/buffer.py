@@ -114,7 +114,12 @@ class EventBuffer:
                     if self._journal is not None:
                         self._tokens.append(self._journal.rotate())
                 batch = list(self._inflight)
+                stale = [] if batch else self._tokens
+                if stale:
+                    self._tokens = []
             if not batch:
+                if stale and self._journal is not None:  # segments of erased events only
+                    self._journal.release(stale)
                 return 0
             try:
                 publish = self._sink(batch)
@@ -152,7 +157,34 @@ class EventBuffer:
             self._inflight = [e for e in self._inflight if keep(e)]
             removed = before - len(self._pending) - len(self._inflight)
             self._offered -= removed  # erased, neither flushed nor dropped
+            if removed and self._journal is not None:
+                self._rejournal()
             return removed
+
+    def _rejournal(self) -> None:
+        """Rewrite the journal without erased events (a crash must not bring them back).
+
+        The survivors are appended to a fresh segment before the old ones are deleted, so a crash in
+        between can duplicate survivors but never lose one. Caller holds both locks.
+        """
+        assert self._journal is not None
+        old = [*self._tokens, self._journal.rotate()]
+        try:
+            for event in (*self._inflight, *self._pending):
+                self._journal.append(event)
+        except OSError as exc:
+            # Keep the old segments (the survivors are durable only there); the erased events stay
+            # on disk until the next successful flush deletes them.
+            self._tokens = old
+            self._journal_failures += 1
+            self._last_error = f"journal: {exc.strerror or exc}"
+            log.error("could not rewrite the spool after erasure: %s", exc)
+            return
+        self._tokens = []
+        try:
+            self._journal.release(old)
+        except OSError as exc:
+            log.error("could not remove spool segments after erasure: %s", exc)
 
     @property
     def pending(self) -> int:

@@ -17,6 +17,7 @@ import hmac
 import ipaddress
 import os
 import secrets
+import socket
 import threading
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -25,25 +26,30 @@ from typing import Final
 from .errors import StorageError
 
 _EPOCH: Final = date(1970, 1, 1)
+_V4_MAPPED: Final = b"\x00" * 10 + b"\xff\xff"
 
 
 def canonical_ip(ip: str | None) -> str:
     """The canonical text of an IP address (so ``::1`` spellings collapse), or ``"unknown"``."""
     if not ip:
         return "unknown"
-    try:
-        addr = ipaddress.ip_address(ip.strip())
-    except ValueError:
+    ip = ip.strip()
+    try:  # inet_pton/inet_ntop: strict parsing and canonical text, ~10x faster than ipaddress
+        if ":" not in ip:
+            return socket.inet_ntop(socket.AF_INET, socket.inet_pton(socket.AF_INET, ip))
+        packed = socket.inet_pton(socket.AF_INET6, ip.split("%", 1)[0])
+    except (OSError, ValueError):  # ValueError: NUL or unencodable characters in the text
         return "unknown"
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        addr = addr.ipv4_mapped
-    return str(addr)
+    if packed[:12] == _V4_MAPPED:
+        return socket.inet_ntop(socket.AF_INET, packed[12:])
+    return socket.inet_ntop(socket.AF_INET6, packed)
 
 
 def redact_ip(ip: str | None) -> str:
     """A log-safe form of an IP: IPv4 /24 (``a.b.c.x``), IPv6 /48 (``a:b:c::x``)."""
     try:
-        addr = ipaddress.ip_address((ip or "").strip())
+        # Without the zone (``fe80::1%eth0``): ``exploded`` fails on scoped addresses.
+        addr = ipaddress.ip_address((ip or "").strip().split("%", 1)[0])
     except ValueError:
         return "(unparseable)"
     if isinstance(addr, ipaddress.IPv4Address):

@@ -19,12 +19,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any, Final
 
 import orjson
 
 from .enrich.geo import NO_LOCATION, GeoLookup, Location
-from .enrich.referrers import referrer_source
+from .enrich.referrers import referrer_source as _referrer_source
 from .enrich.urls import parse_page_url, sanitize, strip_query
 from .enrich.useragent import UNKNOWN_AGENT, Agent, AgentParser, device_type
 from .errors import InvalidEventError
@@ -33,6 +34,10 @@ from .payload import RawEvent
 from .privacy import Salts, canonical_ip, pseudonymize_user, visitor_id
 from .settings import Settings
 
+# Referrers and site ids repeat across events: cache the pure functions (bounded).
+referrer_source = lru_cache(maxsize=16_384)(_referrer_source)
+_valid_site_id = lru_cache(maxsize=4096)(validate_site_id)
+
 MAX_NAME: Final = 256
 MAX_URL: Final = 2048
 MAX_PROPS: Final = 4096
@@ -40,6 +45,7 @@ MAX_USER_ID: Final = 512
 MAX_REVENUE: Final = Decimal("9999999999.99")
 _CENT: Final = Decimal("0.01")
 _FUTURE_SLACK: Final = timedelta(minutes=5)
+_MAX_WIDTH: Final = 2**32 - 1
 
 
 def utcnow() -> datetime:
@@ -96,7 +102,10 @@ class _Draft:
 
 
 def _check_len(value: str | None, limit: int, what: str) -> None:
-    if value is not None and len(value) > limit and len(value.encode()) > limit:
+    # Limits are in UTF-8 bytes; only text longer than limit/4 characters can exceed one.
+    if value is not None and len(value) * 4 > limit and (
+        len(value) > limit or len(value.encode("utf-8", "surrogatepass")) > limit
+    ):
         raise InvalidEventError(f"{what} must be at most {limit} bytes", code="too_long")
 
 
@@ -148,7 +157,10 @@ class Tracker:
     # -- steps ------------------------------------------------------------------------------------
     def _validate(self, d: _Draft) -> None:
         raw = d.raw
-        if not raw.name:
+        for value, what in ((raw.site, "site_id"), (raw.name, "event name"), (raw.url, "url")):
+            if not isinstance(value, str):
+                raise InvalidEventError(f"{what} must be a string", code="invalid_type")
+        if not raw.name or (not raw.name.isprintable() and not sanitize(raw.name, MAX_NAME)):
             raise InvalidEventError("event name must not be empty", code="missing_field")
         if not raw.url:
             raise InvalidEventError("url must not be empty", code="missing_field")
@@ -161,15 +173,23 @@ class Tracker:
         if raw.user_id is not None and (not raw.user_id or len(raw.user_id) > MAX_USER_ID):
             raise InvalidEventError(f"user_id must be 1 to {MAX_USER_ID} characters",
                                     code="invalid_field")
-        d.site = validate_site_id(raw.site)
+        width = raw.screen_width  # track() callers bypass the payload's check
+        if width is not None and (isinstance(width, bool) or not isinstance(width, int)
+                                  or not 0 <= width <= _MAX_WIDTH):
+            raise InvalidEventError(f"screen_width must be a whole number from 0 to {_MAX_WIDTH}",
+                                    code="invalid_field")
+        d.site = _valid_site_id(raw.site)
         ts = raw.timestamp
         if ts is None:
             ts = d.now
         elif ts.tzinfo is None:
             ts = ts.replace(tzinfo=UTC)  # naive timestamps are taken as UTC
-        if ts > d.now + _FUTURE_SLACK:
-            raise InvalidEventError("timestamp must not be in the future", code="invalid_field")
-        d.timestamp = ts.astimezone(UTC)
+        try:
+            if ts > d.now + _FUTURE_SLACK:
+                raise InvalidEventError("timestamp must not be in the future", code="invalid_field")
+            d.timestamp = ts.astimezone(UTC)
+        except OverflowError:  # e.g. 0001-01-01 at +05:00 is before the first representable UTC time
+            raise InvalidEventError("timestamp is out of range", code="invalid_field") from None
 
     def _allow_site(self, d: _Draft) -> None:
         if self._allowed and d.site not in self._allowed:
@@ -202,7 +222,8 @@ class Tracker:
         agent = d.agent
         v["browser"], v["browser_version"] = agent.browser, agent.browser_version
         v["os"], v["os_version"] = agent.os, agent.os_version
-        v["device_type"] = device_type(agent, raw.screen_width, d.ctx.ch_mobile)
+        width = None if self.settings.suppress_screen_size else raw.screen_width
+        v["device_type"] = device_type(agent, width, d.ctx.ch_mobile)
         v["screen_size"] = str(raw.screen_width) if raw.screen_width else None
         loc: Location = self._geo.lookup(d.ctx.ip) if self._geo.loaded else NO_LOCATION
         v["country_code"], v["region"], v["city"] = loc.country_code, loc.region, loc.city
@@ -238,9 +259,7 @@ class Tracker:
         if s.suppress_os_version:
             v["os_version"] = None
         if s.suppress_screen_size:
-            v["screen_size"] = None
-            if d.raw.screen_width is not None:
-                v["device_type"] = device_type(d.agent, None, d.ctx.ch_mobile)
+            v["screen_size"] = None  # device_type was already derived without the width (enrich)
 
     # -- field helpers ----------------------------------------------------------------------------
     def _props(self, d: _Draft) -> str | None:
@@ -259,7 +278,9 @@ class Tracker:
         if not props:
             return None
         try:
-            text = orjson.dumps(props, option=orjson.OPT_SORT_KEYS).decode()
+            # orjson serialises dicts only: copy other Mappings (track() accepts any Mapping).
+            text = orjson.dumps(props if isinstance(props, dict) else dict(props),
+                                option=orjson.OPT_SORT_KEYS).decode()
         except TypeError:
             d.warnings.append("props holds values that are not JSON; dropped")
             return None

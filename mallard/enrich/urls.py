@@ -9,6 +9,7 @@ URL itself, not from the site id.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Final, NamedTuple
 from urllib.parse import unquote_plus, urlsplit
 
@@ -34,8 +35,12 @@ class PageUrl(NamedTuple):
 _NO_UTM: Final = (None, None, None, None, None)
 
 
+@lru_cache(maxsize=16_384)
 def parse_page_url(url: str) -> PageUrl:
-    """Split a page URL (absolute, scheme-relative or relative) into host, path and UTM values."""
+    """Split a page URL (absolute, scheme-relative or relative) into host, path and UTM values.
+
+    Cached: the pages of a site repeat, and parsing is a third of the ingestion cost otherwise.
+    """
     hostname: str | None = None
     rest = url
     if "://" in url[:16] or url.startswith("//"):

@@ -160,7 +160,7 @@ class Queries:
         """
         dim = dimension(dimension_name).name
         rng = self.date_range(site, period, start_date, end_date, timezone=timezone)
-        order = [[metrics[0], "desc"]]
+        order = [[m, "desc"] for m in metrics]  # then value ascending (byte order): deterministic
         r = self.run(build(site, rng, metrics=metrics, dimensions=[dim], filters=filters,
                            order_by=order, limit=limit, offset=offset))
         rows = [{"value": row[dim], **{m: row[m] for m in metrics}} for row in r.rows]

@@ -108,8 +108,10 @@ def compile_query(q: Query, *, source: Sql, gap_seconds: int) -> Compiled:
                  "WHERE site_id = ? AND timestamp >= ? AND timestamp < ?", (q.site_id, lower, upper))
     ctes: list[tuple[str, Sql]] = [("events", source), ("scoped", scoped)]
     flag_names = {id(c): f"f_{i}" for i, c in enumerate(flags)}
+    pages = sorted({d.session_column for d in [*plain, *(c.dimension for c in conds)]
+                    if d.level == "visit" and d.column is None and d.session_column})
     if use_sessions:
-        ctes += _sessions.ctes(gap_seconds, attributes=sorted(attributes), flags=[
+        ctes += _sessions.ctes(gap_seconds, attributes=sorted(attributes), pages=pages, flags=[
             compile_condition(c, c.dimension.event_expr()) for c in flags])
 
     tz = q.date_range.tz
@@ -120,10 +122,9 @@ def compile_query(q: Query, *, source: Sql, gap_seconds: int) -> Compiled:
     ev_from = "scoped"
     if ev_metrics:
         if ev_needs_session:
-            extra = ", ".join(["s.entry_page", "s.exit_page",
-                               *(f"s.s_{a}" for a in sorted(attributes))])
+            extra = ", ".join([*(f"s.{p}" for p in pages), *(f"s.s_{a}" for a in sorted(attributes))])
             ctes.append(("ev_rows", Sql(f"SELECT n.*, {extra} FROM numbered n JOIN sessions s "
-                                        "USING (actor, sess)")))
+                                        "USING (hash_a, sess)")))
             ev_from = "ev_rows"
         select = [_bucket(time_dim, "timestamp", tz) + f" AS d{i}" if d is None
                   else _event_expr(d, ev_needs_session) + f" AS d{i}" for i, d in enumerate(dims)]
@@ -182,7 +183,10 @@ def compile_query(q: Query, *, source: Sql, gap_seconds: int) -> Compiled:
                + order)
     if q.limit is not None:
         body = body + Sql(" LIMIT ? OFFSET ?", (q.limit, q.offset))
-    return Compiled(with_ctes(ctes, body), tuple(outputs), tuple(f"m_{m}" for m in q.metrics))
+    # Inline the scan unless both sides consume it (then one buffered scan beats two).
+    inline = ("events",) if len(sides) == 2 else ("events", "scoped")
+    return Compiled(with_ctes(ctes, body, inline=inline), tuple(outputs),
+                    tuple(f"m_{m}" for m in q.metrics))
 
 
 def _where(q: Query, leaf: object) -> Sql:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Final, Literal
 
 from ..errors import InvalidEventError, InvalidQueryError
@@ -117,11 +117,12 @@ def parse_query(body: object, *, today: date, tz: str, first_day: date | None,
         raise InvalidQueryError("timezone must be a string.", code="invalid_query")
     _check_zone(zone)
     raw_range = body.get("date_range", "30d")
-    if isinstance(raw_range, str):
+    if isinstance(raw_range, str) and raw_range.strip():
         date_range = resolve(raw_range, today=today, tz=zone, first_day=first_day)
     elif isinstance(raw_range, list) and len(raw_range) == 2 and all(
             isinstance(v, str) for v in raw_range):
-        date_range = resolve(None, raw_range[0][:10], raw_range[1][:10], today=today, tz=zone,
+        date_range = resolve(None, _date_part(raw_range[0], "start_date"),
+                             _date_part(raw_range[1], "end_date"), today=today, tz=zone,
                              max_days=max_days)
     else:
         raise InvalidQueryError("date_range must be a period name or [start_date, end_date].",
@@ -145,6 +146,18 @@ def parse_query(body: object, *, today: date, tz: str, first_day: date | None,
     return build(body.get("site_id"), date_range, metrics=metrics, dimensions=dims,
                  filters=body.get("filters"), order_by=order_by, limit=page.get("limit", 10_000),
                  offset=page.get("offset", 0))
+
+
+def _date_part(value: str, name: str) -> str:
+    """``YYYY-MM-DD`` of a date or an ISO 8601 datetime; anything else is left to fail parse_date."""
+    if len(value) > 10:
+        try:
+            datetime.fromisoformat(value)
+        except ValueError:
+            raise InvalidQueryError(f"Invalid {name} format. Use YYYY-MM-DD or an ISO 8601 "
+                                    "datetime.", code="invalid_date") from None
+        return value[:10]
+    return value
 
 
 def _check_zone(zone: str) -> None:

@@ -64,6 +64,7 @@ def resolve(period: str | None = None, start_date: str | date | None = None,
     """The :class:`DateRange` for a period name or explicit dates.
 
     Explicit dates win when both are given. ``max_days`` (the HTTP API uses 366) bounds explicit ranges.
+    ``first_day`` (for ``all``) is the first UTC date with stored events.
 
     Raises:
         InvalidQueryError: unknown period, malformed date, end before start, range too long.
@@ -88,7 +89,11 @@ def resolve(period: str | None = None, start_date: str | date | None = None,
     if name == "year":
         return DateRange(today.replace(month=1, day=1), today, tz)
     if name == "all":
-        return DateRange(min(first_day or today, today), today, tz)
+        if first_day is None:
+            return DateRange(today, today, tz)
+        # first_day is a UTC partition date: its first hours are the day before west of UTC.
+        first = datetime.combine(first_day, time(), UTC).astimezone(ZoneInfo(tz)).date()
+        return DateRange(min(first, today), today, tz)
     raise InvalidQueryError(
         f"Invalid period: {name}. Use 'day', '7d', '30d', '90d', '12mo', 'month', 'year', 'all', "
         "or provide start_date and end_date.", code="invalid_period")

@@ -127,13 +127,26 @@ BREAKDOWNS: Final[Mapping[str, str]] = {
     "countries": "visit:country", "regions": "visit:region", "cities": "visit:city",
 }
 
+# Singular short names, as used in Mallard-style filter strings (``page==/a;browser!=Chrome``).
+ALIASES: Final[Mapping[str, str]] = {
+    "page": "pages", "entry-page": "entry-pages", "exit-page": "exit-pages", "hostname": "hostnames",
+    "event": "events", "source": "sources", "referrer": "referrers", "utm-source": "utm-sources",
+    "utm-medium": "utm-mediums", "utm-campaign": "utm-campaigns", "utm-content": "utm-contents",
+    "utm-term": "utm-terms", "browser": "browsers", "browser-version": "browser-versions",
+    "os-version": "os-versions", "device": "devices", "screen-size": "screen-sizes",
+    "country": "countries", "region": "regions", "city": "cities",
+}
+
 TIME_DIMENSIONS: Final = ("time:hour", "time:day", "time:week", "time:month")
 _PROP_KEY: Final = re.compile(r"[A-Za-z0-9_.\- :$]{1,128}")
 
 
 def dimension(name: str) -> Dimension:
-    """The :class:`Dimension` called ``name`` (a ``event:``/``visit:`` name or a breakdown slug)."""
-    name = BREAKDOWNS.get(name, BREAKDOWNS.get(name.replace("_", "-"), name))
+    """The :class:`Dimension` called ``name`` (a ``event:``/``visit:`` name, a breakdown slug or its
+    singular alias)."""
+    slug = name.replace("_", "-")
+    slug = ALIASES.get(slug, slug)
+    name = BREAKDOWNS.get(name, BREAKDOWNS.get(slug, name))
     found = DIMENSIONS.get(name)
     if found is not None:
         return found

@@ -20,13 +20,14 @@ from .sql import Sql
 
 
 def ctes(gap_seconds: int, *, attributes: Sequence[str], flags: Sequence[Sql],
-         source: str = "scoped") -> list[tuple[str, Sql]]:
+         pages: Sequence[str] = (), source: str = "scoped") -> list[tuple[str, Sql]]:
     """CTEs ``actors``, ``numbered`` (events with ``actor`` and ``sess``) and ``sessions``.
 
     Args:
         gap_seconds: the inactivity gap.
         attributes: lake columns whose first value per session is exposed as ``s_<column>``.
         flags: boolean event expressions exposed per session as ``f_<i>`` (= any event matched).
+        pages: which of ``entry_page`` and ``exit_page`` to compute.
         source: the relation of scoped events (must have the lake columns used).
     """
     gap_us = int(gap_seconds) * 1_000_000
@@ -35,27 +36,29 @@ def ctes(gap_seconds: int, *, attributes: Sequence[str], flags: Sequence[Sql],
         "SELECT visitor_id AS vid, min(visitor_id_prev) AS prev FROM " + source + " "
         "WHERE visitor_id_prev IS NOT NULL GROUP BY visitor_id) l ON e.visitor_id = l.vid"
     )
-    # TRICKY: the running sum uses a RANGE frame so rows with equal timestamps get the same session.
+    # TRICKY: windows are keyed by two 64-bit hashes of the actor instead of the 64-character id:
+    # sorting fixed-width keys is ~2x faster. Partitions are by hash_a; within one, rows are ordered by
+    # (hash_b, time) and a change of hash_b starts a new session, so two actors only merge if both
+    # hashes collide (~2^-128). Equal timestamps never split (gap 0), whatever their order.
     numbered = Sql(
-        "SELECT *, sum(new_sess) OVER (PARTITION BY actor ORDER BY ts_us "
-        "RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS sess FROM ("
-        "SELECT *, CASE WHEN ts_us - lag(ts_us) OVER (PARTITION BY actor ORDER BY ts_us) "
+        "SELECT *, sum(new_sess) OVER (PARTITION BY hash_a ORDER BY hash_b, ts_us "
+        "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS sess FROM ("
+        "SELECT *, CASE WHEN lag(hash_b) OVER w <> hash_b OR ts_us - lag(ts_us) OVER w "
         f"> {gap_us} THEN 1 ELSE 0 END AS new_sess FROM ("
-        "SELECT *, epoch_us(timestamp) AS ts_us FROM actors))"
+        "SELECT *, epoch_us(timestamp) AS ts_us, hash(actor) AS hash_a, hash(actor, 'b') AS hash_b "
+        "FROM actors) WINDOW w AS (PARTITION BY hash_a ORDER BY hash_b, ts_us))"
     )
     order_key = "{'t': ts_us, 'c': event_name <> 'pageview', 'p': pathname}"
     columns = [
-        "actor", "sess",
+        "hash_a", "sess",
         "min(timestamp) AS start",
         "(max(ts_us) - min(ts_us)) / 1000000.0 AS duration_s",
         "count(*) FILTER (WHERE event_name = 'pageview') AS pageviews",
-        "arg_min(pathname, {'t': ts_us, 'p': pathname}) FILTER (WHERE event_name = 'pageview') "
-        "AS entry_page",
-        "arg_max(pathname, {'t': ts_us, 'p': pathname}) FILTER (WHERE event_name = 'pageview') "
-        "AS exit_page",
+        *(f"{'arg_min' if page == 'entry_page' else 'arg_max'}(pathname, {{'t': ts_us, 'p': pathname}}) "
+          f"FILTER (WHERE event_name = 'pageview') AS {page}" for page in pages),
         *(f"arg_min_null({col}, {order_key}) AS s_{col}" for col in attributes),
     ]
     select = Sql.join([Sql(c) for c in columns]
                       + [("coalesce(bool_or(" + f + f"), false) AS f_{i}") for i, f in enumerate(flags)])
-    sessions = "SELECT " + select + " FROM numbered GROUP BY actor, sess"
+    sessions = "SELECT " + select + " FROM numbered GROUP BY hash_a, sess"
     return [("actors", actors), ("numbered", numbered), ("sessions", sessions)]

@@ -5,7 +5,7 @@ Identifiers come from the registries; every value travels in ``params`` and is b
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 
@@ -42,12 +42,17 @@ class Sql:
         return "(" + self + ")"
 
 
-def with_ctes(ctes: Sequence[tuple[str, Sql]], body: Sql) -> Sql:
-    """``WITH name AS (…), … body`` (names are identifiers chosen by the builder)."""
+def with_ctes(ctes: Sequence[tuple[str, Sql]], body: Sql, *, inline: Collection[str] = ()) -> Sql:
+    """``WITH name AS (…), … body`` (names are identifiers chosen by the builder).
+
+    CTEs named in ``inline`` are ``NOT MATERIALIZED``: cheap scans that DuckDB should push filters and
+    projections into rather than buffer.
+    """
     if not ctes:
         return body
-    return "WITH " + Sql.join([f"{name} AS (" + sql + ")" for name, sql in ctes], ",\n") \
-        + "\n" + body
+    return "WITH " + Sql.join(
+        [f"{name} AS {'NOT MATERIALIZED ' if name in inline else ''}(" + sql + ")" for name, sql in ctes],
+        ",\n") + "\n" + body
 
 
 def quote_ident(name: str) -> str:

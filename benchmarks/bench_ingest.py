@@ -1,0 +1,280 @@
+"""In-process ingestion throughput: ``Mallard.track()`` on one core, with realistic inputs.
+
+The workload is built before timing: visitors (IPv4/IPv6 address, User-Agent from a weighted mix of real
+browsers, ~1% crawlers, a matching viewport width) browse three sites (one with 2/3 of the traffic) in
+sessions of 1–8 events: Zipf-distributed pages, URLs with query strings (pagination, search, click ids
+that make the URL unique), a referrer on the landing page (internal referrers after it), UTM tags on ~8%
+of landings, and ~10% custom events with props (some with revenue). ~5% of events carry a User-Agent
+nobody has sent before (a real one with mutated version numbers), so the parser runs as in production.
+
+The process pins itself to one CPU (re-executing under ``taskset -c 0`` when available), so the background
+flusher (Parquet writes every 1,000 events) and the maintenance thread (compaction) share that core with
+the caller, as in a single-worker deployment. Settings are the defaults; the data directory is temporary.
+
+Printed: events/s, µs/event, per-call latency percentiles (every 8th call timed), User-Agent cache hit
+rate, outcomes, and the duration of the final flush. Target: ≥ 40,000 events/s.
+
+Usage::
+
+    python benchmarks/bench_ingest.py                       # 200k timed events after a 20k warm-up
+    python benchmarks/bench_ingest.py --events 500000 --profile 50000
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import ipaddress
+import os
+import platform
+import pstats
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import traffic
+
+import mallard
+from mallard.enrich.useragent import AgentParser
+
+TARGET_EVENTS_PER_S = 40_000
+SITES = traffic.SITE_IDS[:3]
+_PINNED_ENV = "MALLARD_BENCH_PINNED"
+
+Call = tuple[str, str, str, str, str, str | None, int, dict[str, Any] | None, float | None, str | None]
+
+
+# -- pinning ----------------------------------------------------------------------------------------
+def pin(cpu: int, enabled: bool) -> str:
+    """Restrict the process to one CPU; returns how (printed with the results)."""
+    if not enabled:
+        return "not pinned (--no-pin)"
+    if os.environ.get(_PINNED_ENV) == "1":
+        return f"pinned with `taskset -c {cpu}` (affinity {sorted(os.sched_getaffinity(0))})"
+    if not hasattr(os, "sched_getaffinity"):
+        return "not pinned (no CPU affinity on this platform)"
+    if len(os.sched_getaffinity(0)) == 1:
+        return f"already on one CPU (affinity {sorted(os.sched_getaffinity(0))})"
+    taskset = shutil.which("taskset")
+    if taskset is not None:
+        sys.stdout.flush()
+        env = {**os.environ, _PINNED_ENV: "1"}
+        os.execve(taskset, [taskset, "-c", str(cpu), sys.executable, *sys.argv], env)
+    os.sched_setaffinity(0, {cpu})
+    return f"taskset not found; pinned with os.sched_setaffinity (affinity {sorted(os.sched_getaffinity(0))})"
+
+
+# -- workload ---------------------------------------------------------------------------------------
+class Workload:
+    """Pre-built ``track()`` arguments."""
+
+    def __init__(self, seed: int, visitors: int, new_ua_share: float, custom_share: float) -> None:
+        self.rng = random.Random(seed)
+        self.new_ua_share = new_ua_share
+        self.custom_share = custom_share
+        parser = AgentParser(0)
+        self._uas = [ua for _, ua in traffic.USER_AGENTS]
+        self._ua_w = [w for w, _ in traffic.USER_AGENTS]
+        self._device = {ua: parser.parse(ua).device or "desktop" for ua in self._uas}
+        self.paths = traffic.page_paths()
+        self._path_w = traffic.zipf_weights(len(self.paths))
+        self._refs = [u for _, u in traffic.REFERRERS]
+        self._ref_w = [w for w, _ in traffic.REFERRERS]
+        self._customs = traffic.custom_events()
+        self._custom_w = [c[0] for c in self._customs]
+        self._seen_uas: set[str] = set(self._uas) | set(traffic.BOT_USER_AGENTS)
+        self.visitors = [self._visitor() for _ in range(visitors)]
+        self._site_w = traffic.site_weights(len(SITES))
+
+    def _visitor(self) -> tuple[str, str, int]:
+        r = self.rng
+        if r.random() < 0.01:
+            ua = r.choice(traffic.BOT_USER_AGENTS)
+            return self._ip(), ua, 1920
+        ua = r.choices(self._uas, self._ua_w)[0]
+        widths = traffic.SCREEN_WIDTHS[self._device[ua]]
+        width = r.choices([w for _, w in widths], [w for w, _ in widths])[0]
+        return self._ip(), ua, width
+
+    def _ip(self) -> str:
+        r = self.rng
+        if r.random() < 0.12:
+            return str(ipaddress.IPv6Address(r.getrandbits(128) | (0x2001 << 112)))
+        return f"{r.randint(1, 223)}.{r.randint(0, 255)}.{r.randint(0, 255)}.{r.randint(1, 254)}"
+
+    def _new_ua(self) -> str:
+        while True:
+            ua = traffic.mutate_user_agent(self.rng.choices(self._uas, self._ua_w)[0], self.rng)
+            if ua not in self._seen_uas:
+                self._seen_uas.add(ua)
+                return ua
+
+    def _url(self, site: str, path: str, landing: bool) -> tuple[str, int]:
+        r = self.rng
+        query = ""
+        x = r.random()
+        if landing and x < 0.08:
+            _, src, med, camp, content, term = r.choices(
+                traffic.UTM_TAGS, [t[0] for t in traffic.UTM_TAGS])[0]
+            pairs = [("utm_source", src), ("utm_medium", med), ("utm_campaign", camp),
+                     ("utm_content", content), ("utm_term", term)]
+            query = "?" + "&".join(f"{k}={v.replace(' ', '+')}" for k, v in pairs if v)
+        elif x < 0.11:
+            query = f"?gclid={r.getrandbits(96):024x}" if r.random() < 0.5 else \
+                f"?fbclid=IwAR{r.getrandbits(120):030x}"
+        elif x < 0.16:
+            query = f"?page={r.randint(2, 12)}"
+        elif x < 0.19:
+            query = f"?q={r.choice(('pricing', 'api', 'docker', 'gdpr', 'export'))}&lang=en"
+        elif x < 0.22:
+            query = "?ref=nav"
+        return f"https://{site}{path}{query}", len(query)
+
+    def build(self, n: int) -> list[Call]:
+        r = self.rng
+        calls: list[Call] = []
+        while len(calls) < n:
+            ip, ua, width = r.choice(self.visitors)
+            site = r.choices(SITES, self._site_w)[0]
+            length = r.choices(range(1, 9), (45, 20, 12, 8, 6, 4, 3, 2))[0]
+            prev_url: str | None = None
+            for step in range(length):
+                path = r.choices(self.paths, self._path_w)[0]
+                url, _ = self._url(site, path, step == 0)
+                referrer = r.choices(self._refs, self._ref_w)[0] if step == 0 else prev_url
+                name, props, revenue, currency = "pageview", None, None, None
+                if step > 0 and r.random() < self.custom_share / 0.55:
+                    _, name, props, revenue, currency = r.choices(self._customs, self._custom_w)[0]
+                    url = prev_url or url
+                event_ua = self._new_ua() if r.random() < self.new_ua_share else ua
+                calls.append((name, site, url, ip, event_ua, referrer, width,
+                              dict(props) if props else None, revenue, currency))
+                if name == "pageview":
+                    prev_url = url
+        return calls[:n]
+
+
+# -- running ----------------------------------------------------------------------------------------
+def run(m: mallard.Mallard, calls: list[Call], sample_every: int) -> tuple[float, list[int]]:
+    """Track every call; return (elapsed seconds, sampled per-call latencies in ns)."""
+    track = m.track
+    clock = time.perf_counter_ns
+    latencies: list[int] = []
+    mask = sample_every - 1 if sample_every & (sample_every - 1) == 0 else None
+    t0 = time.perf_counter()
+    for i, (name, site, url, ip, ua, ref, width, props, revenue, currency) in enumerate(calls):
+        if (i & mask == 0) if mask is not None else (i % sample_every == 0):
+            s = clock()
+            track(name, site=site, url=url, ip=ip, user_agent=ua, referrer=ref, screen_width=width,
+                  props=props, revenue=revenue, currency=currency)
+            latencies.append(clock() - s)
+        else:
+            track(name, site=site, url=url, ip=ip, user_agent=ua, referrer=ref, screen_width=width,
+                  props=props, revenue=revenue, currency=currency)
+    return time.perf_counter() - t0, latencies
+
+
+def percentile(values: list[int], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--events", type=int, default=200_000, help="timed events (≥ 200k recommended)")
+    ap.add_argument("--warmup", type=int, default=20_000, help="untimed events tracked first")
+    ap.add_argument("--visitors", type=int, default=30_000, help="distinct (IP, User-Agent) visitors")
+    ap.add_argument("--new-ua-share", type=float, default=0.05, help="events with a never-seen UA")
+    ap.add_argument("--custom-share", type=float, default=0.10, help="custom events")
+    ap.add_argument("--sample-every", type=int, default=8, help="time every n-th call for latencies")
+    ap.add_argument("--cpu", type=int, default=0, help="CPU to pin to")
+    ap.add_argument("--no-pin", dest="pin", action="store_false", help="do not pin to one CPU")
+    ap.add_argument("--data-dir", type=Path, default=None,
+                    help="parent of the temporary data directory (default: the system temp dir)")
+    ap.add_argument("--profile", type=int, default=0, metavar="N",
+                    help="afterwards, profile N more track() calls with cProfile and print the top")
+    ap.add_argument("--seed", type=int, default=7)
+    args = ap.parse_args(argv)
+
+    pinned = pin(args.cpu, args.pin)
+    print(f"mallard {mallard.__version__}, Python {platform.python_version()}, DuckDB {duckdb.__version__}, "
+          f"nproc {os.cpu_count()}")
+    print(f"CPU: {pinned}")
+
+    t = time.perf_counter()
+    workload = Workload(args.seed, args.visitors, args.new_ua_share, args.custom_share)
+    calls = workload.build(args.warmup + args.events + args.profile)
+    warm, timed, prof = (calls[:args.warmup], calls[args.warmup:args.warmup + args.events],
+                         calls[args.warmup + args.events:])
+    customs = sum(c[0] != "pageview" for c in timed)
+    queries = sum("?" in c[2] for c in timed)
+    print(f"workload: {len(calls):,} calls built in {time.perf_counter() - t:.1f} s "
+          f"({customs / len(timed):.1%} custom events, {queries / len(timed):.1%} URLs with a query, "
+          f"{args.new_ua_share:.0%} never-seen User-Agents)")
+
+    tmp = Path(tempfile.mkdtemp(prefix="mallard-bench-ingest-", dir=args.data_dir))
+    try:
+        m = mallard.Mallard(data_dir=tmp)
+        s = m.settings
+        print(f"settings: flush_event_count={s.flush_event_count}, flush_interval_secs="
+              f"{s.flush_interval_secs}, ua_cache_size={s.ua_cache_size}, "
+              f"compact_after_files={s.compact_after_files}, data_dir={tmp}")
+        m.start()
+        run(m, warm, args.sample_every)
+        before = m.stats()
+        elapsed, latencies = run(m, timed, args.sample_every)
+        after = m.stats()
+        pending = after.buffer.pending
+        t = time.perf_counter()
+        flushed = m.flush()
+        flush_s = time.perf_counter() - t
+
+        hits = after.ua_cache_hits - before.ua_cache_hits
+        misses = after.ua_cache_misses - before.ua_cache_misses
+        outcomes = {k: after.outcomes.get(k, 0) - before.outcomes.get(k, 0) for k in after.outcomes}
+        rate = len(timed) / elapsed
+        files = sum(1 for _ in (tmp / "events").rglob("*.parquet"))
+        print()
+        print(f"timed events        {len(timed):>12,}")
+        print(f"elapsed             {elapsed:>12.2f} s")
+        print(f"throughput          {rate:>12,.0f} events/s   (target ≥ {TARGET_EVENTS_PER_S:,}: "
+              f"{'met' if rate >= TARGET_EVENTS_PER_S else 'NOT met'})")
+        print(f"per event           {1e6 / rate:>12.1f} µs")
+        print(f"latency p50         {percentile(latencies, 0.50) / 1000:>12.1f} µs   "
+              f"(every {args.sample_every}th call, n={len(latencies):,})")
+        print(f"latency p90         {percentile(latencies, 0.90) / 1000:>12.1f} µs")
+        print(f"latency p99         {percentile(latencies, 0.99) / 1000:>12.1f} µs")
+        print(f"latency p99.9       {percentile(latencies, 0.999) / 1000:>12.1f} µs")
+        print(f"latency max         {max(latencies) / 1000:>12.1f} µs   "
+              f"(mean {statistics.fmean(latencies) / 1000:.1f} µs)")
+        print(f"UA cache hit rate   {hits / max(1, hits + misses):>12.2%}   "
+              f"({hits:,} hits, {misses:,} misses)")
+        print(f"outcomes            {outcomes}")
+        print(f"final flush         {flush_s * 1000:>12.1f} ms   ({flushed:,} events; {pending:,} were "
+              f"pending when the loop ended)")
+        print(f"Parquet files       {files:>12,}   (flushed during the run: "
+              f"{after.buffer.flushed - before.buffer.flushed:,} events)")
+
+        if prof:
+            profiler = cProfile.Profile()
+            profiler.enable()
+            run(m, prof, 1 << 30)
+            profiler.disable()
+            print(f"\ncProfile of {len(prof):,} track() calls (sorted by own time):")
+            pstats.Stats(profiler, stream=sys.stdout).strip_dirs().sort_stats("tottime").print_stats(25)
+        t = time.perf_counter()
+        m.close()
+        print(f"close               {(time.perf_counter() - t) * 1000:>12.1f} ms")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""Erasure tombstones: make an erasure hold against events still on their way to the lake.
+
+Erasing deletes partitions at once, but other worker processes may hold acknowledged events of the
+erased range in memory (until their next flush) or in spool segments of a process that died (until
+they are replayed). Each erasure is recorded in ``state/erasures.json``; a flush drops matching events
+for ``ttl`` seconds after the erasure, and the replay of a spool segment drops matching events that were
+received before the erasure (the segment's last write is older than the erasure, or the event's
+timestamp is).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Final
+
+import orjson
+
+from ..events import Event
+
+KEEP_SECONDS: Final = 90 * 86_400
+
+
+@dataclass(frozen=True, slots=True)
+class Tombstone:
+    site_id: str
+    start: date
+    end: date
+    at: float  # epoch seconds of the erasure
+
+    def covers(self, event: Event) -> bool:
+        return event.site_id == self.site_id and self.start <= event.timestamp.date() <= self.end
+
+
+class Tombstones:
+    """The erasure log of a data directory (shared by all processes)."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._lock = threading.Lock()
+        self._cache: tuple[float, list[Tombstone]] = (-1.0, [])
+
+    def add(self, site_id: str, start: date, end: date, at: float | None = None) -> Tombstone:
+        stone = Tombstone(site_id, start, end, time.time() if at is None else at)
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        lock_fd = os.open(self._path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+            keep = [t for t in self._read() if stone.at - t.at < KEEP_SECONDS]
+            keep.append(stone)
+            tmp = self._path.with_name(f".{self._path.name}.{os.getpid()}.tmp")
+            tmp.write_bytes(orjson.dumps([
+                {"site_id": t.site_id, "start": t.start.isoformat(), "end": t.end.isoformat(),
+                 "at": t.at} for t in keep]))
+            os.replace(tmp, self._path)
+        finally:
+            os.close(lock_fd)
+        return stone
+
+    def _read(self) -> list[Tombstone]:
+        try:
+            data = orjson.loads(self._path.read_bytes())
+        except FileNotFoundError:
+            return []
+        except (OSError, orjson.JSONDecodeError):
+            return []
+        return [Tombstone(d["site_id"], date.fromisoformat(d["start"]), date.fromisoformat(d["end"]),
+                          float(d["at"])) for d in data]
+
+    def all(self) -> list[Tombstone]:
+        """Current tombstones (re-read only when the file changed)."""
+        try:
+            mtime = self._path.stat().st_mtime
+        except FileNotFoundError:
+            return []
+        with self._lock:
+            if mtime != self._cache[0]:
+                self._cache = (mtime, self._read())
+            return self._cache[1]
+
+    def filter_live(self, events: Sequence[Event], ttl: float) -> list[Event]:
+        """Events of a flush minus those erased less than ``ttl`` seconds ago."""
+        now = time.time()
+        active = [t for t in self.all() if now - t.at < ttl]
+        if not active:
+            return list(events)
+        return [e for e in events if not any(t.covers(e) for t in active)]
+
+    def filter_replay(self, events: Sequence[Event], written_at: float) -> list[Event]:
+        """Events of a replayed spool segment (last written at ``written_at``) minus erased ones."""
+        stones = self.all()
+        if not stones:
+            return list(events)
+        out = []
+        for e in events:
+            erased = False
+            for t in stones:
+                if t.covers(e) and (written_at <= t.at
+                                    or e.timestamp <= datetime.fromtimestamp(t.at, UTC).replace(tzinfo=None)):
+                    erased = True
+                    break
+            if not erased:
+                out.append(e)
+        return out

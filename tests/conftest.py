@@ -1,0 +1,47 @@
+"""Shared fixtures: a frozen, advanceable clock and a temporary data directory."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+#: The instant every frozen clock starts at: a Wednesday, mid-day UTC.
+START: datetime = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+class FrozenClock:
+    """A clock for injection (``clock=`` arguments): returns a fixed UTC instant until advanced."""
+
+    def __init__(self, now: datetime = START) -> None:
+        if now.tzinfo is None:
+            raise ValueError("FrozenClock needs an aware datetime")
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta | None = None, **kwargs: float) -> datetime:
+        """Move forward by ``delta`` or by ``timedelta(**kwargs)``; returns the new time."""
+        self.now += (delta or timedelta()) + timedelta(**kwargs)
+        return self.now
+
+    def set(self, when: datetime) -> datetime:
+        """Jump to ``when`` (naive values are taken as UTC); returns it."""
+        self.now = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    """A frozen clock at :data:`START`."""
+    return FrozenClock()
+
+
+@pytest.fixture
+def tmp_data_dir(tmp_path: Path) -> Path:
+    """An empty, existing data directory for one test."""
+    path = tmp_path / "data"
+    path.mkdir()
+    return path

@@ -1,0 +1,120 @@
+"""The `mallard` command on a real data directory (run as a subprocess, as operators do)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+import mallard
+from mallard.exporting import csv_field, to_csv
+
+UA = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+      "Chrome/120.0.0.0 Safari/537.36")
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "mallard", *args], capture_output=True, text=True,
+                          timeout=120, cwd=cwd)
+
+
+@pytest.fixture()
+def data_dir(tmp_path: Path) -> Path:
+    with mallard.Mallard(data_dir=tmp_path) as m:
+        for i in range(3):
+            m.track("pageview", site="cli.example", url=f"https://cli.example/p{i}", ip=f"192.0.2.{i}",
+                    user_agent=UA, referrer="https://www.google.com/")
+        m.track("pageview", site="cli.example", url="https://cli.example/=SUM(A1)", ip="192.0.2.9",
+                user_agent=UA)
+    return tmp_path
+
+
+def test_stats_prints_main_figures(data_dir: Path) -> None:
+    out = run("stats", "cli.example", "--data-dir", str(data_dir), "--period", "day")
+    assert out.returncode == 0, out.stderr
+    stats = json.loads(out.stdout)
+    assert stats["unique_visitors"] == 4
+    assert stats["total_pageviews"] == 4
+
+
+def test_export_csv_is_quoted_and_formula_safe(data_dir: Path) -> None:
+    out = run("export", "cli.example", "--data-dir", str(data_dir), "--period", "day", "--kind", "raw")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith('"timestamp","event_name","pathname"')
+    assert len(lines) == 5
+    assert not any(",\"=" in line for line in lines)
+    assert not any("192.0.2." in line for line in lines)  # no IP in any export
+
+
+def test_export_json_daily(data_dir: Path) -> None:
+    out = run("export", "cli.example", "--data-dir", str(data_dir), "--period", "day", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(out.stdout)
+    today = datetime.now(UTC).date().isoformat()
+    assert rows == [{"date": today, "visitors": 4, "pageviews": 4, "top_page": rows[0]["top_page"],
+                     "top_source": "Google"}]
+
+
+def test_sites_lists_stored_sites(data_dir: Path) -> None:
+    out = run("sites", "--data-dir", str(data_dir))
+    assert out.stdout.split() == ["cli.example"]
+
+
+def test_erase_then_stats_is_empty(data_dir: Path) -> None:
+    today = datetime.now(UTC).date().isoformat()
+    out = run("erase", "cli.example", "--data-dir", str(data_dir), "--start-date", today,
+              "--end-date", today)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["parquet_partitions_deleted"] == 1
+    stats = json.loads(run("stats", "cli.example", "--data-dir", str(data_dir), "--period", "day").stdout)
+    assert stats["unique_visitors"] == 0
+
+
+def test_compact_reports_partitions(data_dir: Path) -> None:
+    out = run("compact", "--data-dir", str(data_dir))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("compacted ")
+
+
+@pytest.mark.parametrize("args", [
+    ("stats", "bad site!", "--period", "day"),
+    ("stats", "cli.example", "--period", "fortnight"),
+    ("erase", "cli.example", "--start-date", "2026-02-30", "--end-date", "2026-03-01"),
+], ids=["bad-site", "bad-period", "bad-date"])
+def test_bad_input_is_a_clear_error(data_dir: Path, args: tuple[str, ...]) -> None:
+    out = run(*args, "--data-dir", str(data_dir))
+    assert out.returncode == 2
+    assert out.stderr.startswith("mallard: ")
+    assert "Traceback" not in out.stderr
+
+
+def test_missing_data_dir_is_a_clear_error(tmp_path: Path) -> None:
+    out = run("stats", "x.example", "--data-dir", str(tmp_path / "absent"))
+    assert out.returncode == 2
+    assert "not a mallard data directory" in out.stderr
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("=1+1", "'=1+1"), ("+cmd", "'+cmd"), ("-x", "'-x"), ("@SUM", "'@SUM"), ("\tx", "'\tx"),
+    ("-12.5", "-12.5"), ("/page", "/page"), (None, ""), (3, "3"),
+])
+def test_csv_field_neutralises_formulas(value: object, expected: str) -> None:
+    assert csv_field(value) == expected
+
+
+def test_to_csv_quotes_every_field() -> None:
+    assert to_csv(["a", "b"], [{"a": 'x"y', "b": None}]) == '"a","b"\n"x""y",""\n'
+
+
+def test_readme_demo_runs(tmp_path: Path) -> None:
+    script = Path(__file__).resolve().parents[1] / "scripts" / "demo.py"
+    out = subprocess.run([sys.executable, str(script), str(tmp_path / "demo")], capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "unique_visitors" in out.stdout
+    assert list((tmp_path / "demo" / "events").glob("site_id=demo.example/date=*/*.parquet"))

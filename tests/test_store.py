@@ -1,0 +1,583 @@
+"""Store: the Parquet lake on disk, its read path, compaction, recovery, retention and erasure."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import mallard
+from mallard import EventBuffer, StorageError, Store
+from mallard.events import COLUMN_NAMES, COLUMNS, Event
+from mallard.store.lake import Lake
+
+from .factories import BASE_TIME, full_event, make_event, make_events
+
+ROOT = Path(__file__).resolve().parents[1]
+DAY = BASE_TIME.date()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = Store(tmp_path / "data")
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def read_all(store: Store, site: str | None = None, first: date | None = None,
+             last: date | None = None) -> list[dict[str, Any]]:
+    with store.reading(site, first, last) as reader:
+        src, params = reader.source()
+        return reader.execute(f"{src} ORDER BY timestamp, pathname", params).to_pylist()
+
+
+def count(store: Store, site: str | None = None) -> int:
+    with store.reading(site, None, None) as reader:
+        src, params = reader.source()
+        n = reader.execute(f"SELECT count(*) AS n FROM ({src})", params).column(0)[0].as_py()
+        assert isinstance(n, int)
+        return n
+
+
+def store_events(store: Store, events: Sequence[Event]) -> None:
+    store.write_batch(events)()
+
+
+def parquet_files(root: Path) -> list[Path]:
+    return sorted(root.rglob("*.parquet"))
+
+
+def visible_files(root: Path) -> list[Path]:
+    return [p for p in parquet_files(root) if not p.name.startswith(".")]
+
+
+def partition_dir(store: Store, site: str, day: date) -> Path:
+    enc = site.replace(":", "%3A")
+    return store.events_dir / f"site_id={enc}" / f"date={day.isoformat()}"
+
+
+def as_row(event: Event) -> dict[str, Any]:
+    return dict(event._asdict())
+
+
+# -- round trip and layout ------------------------------------------------------------------------
+def test_round_trip_of_every_column(store: Store) -> None:
+    events = [
+        full_event(),
+        full_event(timestamp=datetime(2024, 2, 29, 0, 0, 0, 1), revenue_amount=Decimal("0.01"),
+                   pathname="/ünïcödé/🦆"),
+        make_event(site_id="shop.example:8443", timestamp=datetime(2024, 2, 29, 8, 30, 0, 123_456)),
+        make_event(site_id="shop.example:8443", timestamp=datetime(2024, 3, 1, 0, 0),
+                   revenue_amount=Decimal("-5.50"), revenue_currency="JPY"),
+    ]
+    publish = store.write_batch(events)
+    assert count(store) == 0, "written but unpublished files must be invisible"
+    publish()
+    got = read_all(store)
+    want = sorted((as_row(e) for e in events), key=lambda r: (r["timestamp"], r["pathname"]))
+    assert got == want
+    assert [type(r["revenue_amount"]) for r in got if r["revenue_amount"] is not None] == [Decimal] * 3
+    # filtering by site and partition dates
+    assert len(read_all(store, "shop.example:8443", date(2024, 3, 1), date(2024, 3, 1))) == 1
+    assert read_all(store, "other.example") == []
+
+
+def test_partition_layout_and_zstd_compression(store: Store) -> None:
+    events = [make_event(site_id=site, timestamp=datetime(2024, 3, day, 10), pathname=f"/{site}/{day}")
+              for site in ("a.example", "b.example") for day in (1, 2, 2)]
+    store_events(store, events)
+    files = visible_files(store.events_dir)
+    rel = sorted(str(p.parent.relative_to(store.events_dir)) for p in files)
+    assert rel == ["site_id=a.example/date=2024-03-01", "site_id=a.example/date=2024-03-02",
+                   "site_id=b.example/date=2024-03-01", "site_id=b.example/date=2024-03-02"]
+    for path in files:
+        meta = pq.ParquetFile(path).metadata
+        assert meta.num_columns == len(COLUMNS)
+        for rg in range(meta.num_row_groups):
+            for col in range(meta.num_columns):
+                assert meta.row_group(rg).column(col).compression == "ZSTD"
+        table = pq.read_table(path)
+        assert table.schema.names == list(COLUMN_NAMES)
+        assert table.schema.field("timestamp").type == pa.timestamp("us")
+        assert table.schema.field("revenue_amount").type == pa.decimal128(12, 2)
+        site = path.parent.parent.name.removeprefix("site_id=")
+        day = path.parent.name.removeprefix("date=")
+        assert set(table.column("site_id").to_pylist()) == {site}
+        assert {t.date().isoformat() for t in table.column("timestamp").to_pylist()} == {day}
+    # Anyone can read the lake: pandas straight on the directory.
+    assert len(pd.read_parquet(store.events_dir)) == len(events)
+
+
+def test_site_ids_with_colons(store: Store) -> None:
+    store_events(store, [make_event(site_id="a:b"), make_event(site_id="a"), make_event(site_id="a:b:c")])
+    assert (store.events_dir / "site_id=a%3Ab").is_dir()
+    assert store.sites() == ["a", "a:b", "a:b:c"]
+    assert count(store, "a:b") == 1 and count(store, "a") == 1 and count(store) == 3
+    assert [r["site_id"] for r in read_all(store, "a:b:c")] == ["a:b:c"]
+    assert store.first_date("a:b") == DAY
+
+
+def test_sites_and_first_date_of_an_empty_store(store: Store) -> None:
+    assert store.sites() == [] and store.first_date(None) is None and count(store) == 0
+
+
+# -- files from other tools -----------------------------------------------------------------------
+def test_files_written_by_other_tools_are_read(store: Store) -> None:
+    part = partition_dir(store, "x:y", DAY)
+    part.mkdir(parents=True)
+    # pandas: a subset of the columns, in another order, revenue as a double
+    pd.DataFrame({
+        "pathname": ["/pandas"], "event_name": ["pageview"], "visitor_id": ["v-pandas"],
+        "timestamp": [pd.Timestamp("2024-03-01 13:00:00.000001")], "site_id": ["x:y"],
+        "revenue_amount": [19.99], "extra_column": [42],
+    }).to_parquet(part / "pandas.parquet")
+    # pyarrow: nanosecond timestamps
+    pq.write_table(pa.table({
+        "site_id": ["x:y"], "visitor_id": ["v-ns"],
+        "timestamp": pa.array([1_709_301_600_123_456_789], pa.timestamp("ns")),
+        "event_name": ["signup"], "pathname": ["/ns"],
+    }), part / "nanos.parquet")
+    assert pq.read_schema(part / "nanos.parquet").field("timestamp").type == pa.timestamp("ns")
+    # pyarrow: a time-zone-aware timestamp (15:30 in Berlin is 14:30 UTC)
+    berlin = timezone(timedelta(hours=1))
+    pq.write_table(pa.table({
+        "timestamp": pa.array([datetime(2024, 3, 1, 15, 30, tzinfo=berlin)],
+                              pa.timestamp("us", tz="Europe/Berlin")),
+        "site_id": ["x:y"], "visitor_id": ["v-tz"], "event_name": ["pageview"], "pathname": ["/tz"],
+        "revenue_amount": pa.array([2.5], pa.float32()), "revenue_currency": ["usd"],
+    }), part / "tz.parquet")
+    store_events(store, [make_event(site_id="x:y", pathname="/ours")])
+
+    rows = {r["pathname"]: r for r in read_all(store, "x:y")}
+    assert set(rows) == {"/pandas", "/ns", "/tz", "/ours"}
+    assert rows["/pandas"]["revenue_amount"] == Decimal("19.99")
+    assert rows["/pandas"]["timestamp"] == datetime(2024, 3, 1, 13, 0, 0, 1)
+    assert rows["/pandas"]["hostname"] is None and rows["/pandas"]["user_id"] is None
+    assert rows["/ns"]["timestamp"] == datetime(2024, 3, 1, 14, 0, 0, 123_456)
+    assert rows["/tz"]["timestamp"] == datetime(2024, 3, 1, 14, 30)
+    assert rows["/tz"]["revenue_amount"] == Decimal("2.50")
+    assert set(rows["/ours"]) == set(COLUMN_NAMES)
+
+
+def test_hive_partitioned_writes_by_pandas_are_read(store: Store) -> None:
+    """``df.to_parquet(events_dir, partition_cols=["site_id", "date"])`` stores the partition values in
+    the directory names only; the rows still belong to their site."""
+    pd.DataFrame({
+        "site_id": ["x:y", "x:y", "plain"], "date": ["2024-03-01", "2024-03-02", "2024-03-01"],
+        "visitor_id": ["v1", "v2", "v3"], "event_name": ["pageview"] * 3, "pathname": ["/a", "/b", "/c"],
+        "timestamp": pd.to_datetime(["2024-03-01 10:00", "2024-03-02 10:00", "2024-03-01 11:00"]),
+    }).to_parquet(store.events_dir, partition_cols=["site_id", "date"])
+    assert (store.events_dir / "site_id=x%3Ay" / "date=2024-03-02").is_dir()
+    assert store.sites() == ["plain", "x:y"]
+    assert [r["pathname"] for r in read_all(store, "x:y")] == ["/a", "/b"]
+    assert [r["site_id"] for r in read_all(store, "x:y")] == ["x:y", "x:y"]
+    assert count(store, "plain") == 1
+    # compaction keeps the site of such rows
+    store_events(store, [make_event(site_id="x:y", timestamp=datetime(2024, 3, 1, 12))])
+    assert store.compact(min_files=2, target_bytes=10**9) == 1
+    assert [r["pathname"] for r in read_all(store, "x:y", DAY, DAY)] == ["/a", "/"]
+
+
+def test_site_ids_that_look_like_numbers_stay_text(store: Store) -> None:
+    pd.DataFrame({
+        "site_id": ["007", "123"], "date": ["2024-03-01"] * 2, "visitor_id": ["v1", "v2"],
+        "event_name": ["pageview"] * 2, "pathname": ["/a", "/b"],
+        "timestamp": pd.to_datetime(["2024-03-01 10:00", "2024-03-01 11:00"]),
+    }).to_parquet(store.events_dir, partition_cols=["site_id", "date"])
+    store_events(store, [make_event(site_id="007")])
+    assert count(store, "007") == 2 and count(store, "123") == 1
+    assert sorted(r["site_id"] for r in read_all(store)) == ["007", "007", "123"]
+
+
+def test_files_of_an_older_schema_read_new_columns_as_null(store: Store) -> None:
+    old = [c for c in COLUMN_NAMES if c not in ("user_id", "visitor_id_prev")]
+    assert len(old) == 25
+    event = full_event(site_id="old.example")
+    table = pa.table({name: [getattr(event, name)] for name in old},
+                     schema=pa.schema([(c.name, pa.timestamp("us") if c.name == "timestamp" else
+                                        pa.decimal128(12, 2) if c.name == "revenue_amount" else pa.string())
+                                       for c in COLUMNS[:25]]))
+    part = partition_dir(store, "old.example", event.timestamp.date())
+    part.mkdir(parents=True)
+    pq.write_table(table, part / "v1.parquet", compression="zstd")
+    store_events(store, [full_event(site_id="old.example", pathname="/new")])
+    rows = {r["pathname"]: r for r in read_all(store, "old.example")}
+    assert rows[event.pathname] == {**as_row(event), "user_id": None, "visitor_id_prev": None}
+    assert rows["/new"]["user_id"] == "cd" * 32
+    assert store.compact(min_files=2, target_bytes=10**9) == 1
+    assert {r["pathname"]: r for r in read_all(store, "old.example")} == rows
+
+
+def test_hidden_and_temporary_files_are_never_read(store: Store) -> None:
+    store_events(store, make_events(3))
+    part = partition_dir(store, "example.com", DAY)
+    stray = pa.Table.from_pylist([as_row(make_event(pathname="/stray"))])
+    for name in (".half-written.parquet.tmp", ".hidden.parquet", "notes.txt.tmp",
+                 ".merge-1-2.parquet.tmp"):
+        pq.write_table(stray, part / name)
+    pending = store.write_batch(make_events(2, prefix="/pending/"))  # leaves .<segment>.parquet.tmp
+    assert any(p.name.endswith(".parquet.tmp") and p.name.startswith(".") for p in part.iterdir())
+    assert count(store) == 3
+    assert "/stray" not in {r["pathname"] for r in read_all(store)}
+    pending()
+    assert count(store) == 5
+
+
+def test_stale_temporaries_are_removed_by_recovery(store: Store) -> None:
+    part = partition_dir(store, "example.com", DAY)
+    store_events(store, make_events(1))
+    store.write_batch(make_events(1, prefix="/fresh/"))  # a live writer's file: young
+    old = part / ".dead-writer.parquet.tmp"
+    old.write_bytes(b"half a file")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    store.recover()
+    assert not old.exists()
+    assert [p for p in part.iterdir() if p.name.startswith(".")] != [], "young temporaries are kept"
+
+
+# -- compaction -----------------------------------------------------------------------------------
+def test_compaction_merges_small_files_with_identical_content(store: Store) -> None:
+    for i in range(12):
+        store_events(store, make_events(5, prefix=f"/batch{i}/", start=BASE_TIME + timedelta(seconds=i)))
+    store_events(store, [full_event(site_id="example.com", timestamp=BASE_TIME + timedelta(minutes=5))])
+    store_events(store, [make_event(site_id="other.example")])  # a partition with one file
+    before = read_all(store)
+    part = partition_dir(store, "example.com", DAY)
+    assert len(visible_files(part)) == 13
+    assert store.compact(min_files=2, target_bytes=10**9) == 1
+    merged = visible_files(part)
+    assert len(merged) == 1
+    assert read_all(store) == before
+    assert Counter(map(orjson.dumps, before)) == Counter(
+        map(orjson.dumps, pq.read_table(merged[0]).to_pylist() + read_all(store, "other.example")))
+    meta = pq.ParquetFile(merged[0]).metadata
+    assert {meta.row_group(0).column(c).compression for c in range(meta.num_columns)} == {"ZSTD"}
+    assert pq.read_schema(merged[0]).names == list(COLUMN_NAMES)
+    assert [p.name for p in part.iterdir() if p.name.startswith(".")] == []
+    assert list((store.state_dir / "compaction").glob("*")) == []
+    assert store.compact(min_files=2, target_bytes=10**9) == 0  # nothing left to do
+
+
+def test_compaction_leaves_big_files_and_quiet_partitions_alone(store: Store) -> None:
+    store_events(store, make_events(20_000, prefix="/big/", visitor_id="x" * 64))
+    part = partition_dir(store, "example.com", DAY)
+    (big,) = visible_files(part)
+    big_stat = big.stat()
+    for i in range(3):
+        store_events(store, [make_event(pathname=f"/small/{i}")])
+    store_events(store, [make_event(site_id="quiet.example", pathname=f"/q/{i}") for i in range(2)])
+    store_events(store, [make_event(site_id="quiet.example", pathname="/q/again")])
+    target = big_stat.st_size  # the big file is not smaller than the target
+    assert store.compact(min_files=4, target_bytes=target) == 0  # only 3 small files
+    assert store.compact(min_files=3, target_bytes=target, site_id="example.com", day=DAY) == 1
+    files = visible_files(part)
+    assert len(files) == 2 and big in files
+    assert (big.stat().st_ino, big.stat().st_mtime_ns) == (big_stat.st_ino, big_stat.st_mtime_ns)
+    assert len(visible_files(partition_dir(store, "quiet.example", DAY))) == 2  # not asked for
+    assert count(store) == 20_006
+
+
+def _read_counts_while(store: Store, expected: int, stop: threading.Event, seen: list[int]) -> None:
+    while not stop.is_set():
+        seen.append(count(store))
+
+
+def test_readers_never_see_a_different_count_during_compaction(store: Store) -> None:
+    total = 0
+    for round_ in range(4):
+        for i in range(15):
+            store_events(store, make_events(3, prefix=f"/r{round_}/{i}/",
+                                            start=BASE_TIME + timedelta(seconds=i)))
+            total += 3
+        stop = threading.Event()
+        seen: list[int] = []
+        readers = [threading.Thread(target=_read_counts_while, args=(store, total, stop, seen))
+                   for _ in range(3)]
+        for t in readers:
+            t.start()
+        time.sleep(0.05)
+        try:
+            assert store.compact(min_files=2, target_bytes=10**9) == 1
+            time.sleep(0.05)
+        finally:
+            stop.set()
+            for t in readers:
+                t.join(10)
+        assert seen and set(seen) == {total}, Counter(seen)
+        assert len(visible_files(partition_dir(store, "example.com", DAY))) == 1
+
+
+def test_threads_compacting_at_once_compact_each_partition_once(store: Store) -> None:
+    for i in range(10):
+        store_events(store, make_events(2, prefix=f"/{i}/"))
+    results: list[int] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            results.append(store.compact(min_files=2, target_bytes=10**9))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == []
+    assert sum(results) == 1 and count(store) == 20
+    assert len(visible_files(store.events_dir)) == 1
+
+
+def test_readers_never_see_a_different_count_while_another_process_compacts(store: Store) -> None:
+    child = subprocess.Popen([sys.executable, "-m", "tests.procs.compactor", str(store.data_dir),
+                              str(10**9)], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdin is not None
+        assert child.stdout.readline().strip() == "ready"
+        total = 0
+        for round_ in range(4):
+            for i in range(12):
+                site = "a:b" if i % 2 else "example.com"
+                store_events(store, make_events(4, prefix=f"/r{round_}/{i}/", site_id=site))
+                total += 4
+            seen: list[int] = []
+            child.stdin.write("go\n")
+            child.stdin.flush()
+            answer: list[str] = []
+            reply = threading.Thread(target=lambda: answer.append(child.stdout.readline()))  # type: ignore[union-attr]
+            reply.start()
+            while reply.is_alive():
+                seen.append(count(store))
+            reply.join()
+            seen.append(count(store))
+            assert answer[0].strip() == "done 2", answer
+            assert set(seen) == {total}, Counter(seen)
+            assert len(visible_files(store.events_dir)) == 2
+        child.stdin.close()
+        assert child.wait(30) == 0
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(10)
+        for stream in (child.stdout, child.stderr, child.stdin):
+            if stream is not None and not stream.closed:
+                stream.close()
+
+
+class Crash(Exception):
+    """Stands for the compacting process dying at this point."""
+
+
+@pytest.mark.parametrize("state", ["before-swap", "sources-partly-deleted", "renamed", "tmp-lost"])
+def test_recover_completes_an_interrupted_compaction(store: Store, state: str,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    for i in range(4):
+        store_events(store, make_events(3, prefix=f"/{i}/", start=BASE_TIME + timedelta(seconds=i)))
+    before = read_all(store)
+    part = partition_dir(store, "example.com", DAY)
+    sources = visible_files(part)
+
+    def crash(*args: object) -> None:
+        raise Crash
+
+    with monkeypatch.context() as m:
+        m.setattr(Lake, "_finish_swap", staticmethod(crash))
+        with pytest.raises(Crash):
+            store.compact(min_files=2, target_bytes=10**9)
+    (intent,) = (store.state_dir / "compaction").glob("*.json")
+    spec = orjson.loads(intent.read_bytes())
+    tmp, final = Path(spec["tmp"]), Path(spec["final"])
+    assert tmp.exists() and not final.exists()
+    assert sorted(spec["sources"]) == [str(p) for p in sources]
+    assert read_all(store) == before  # the merged temporary is invisible
+    if state == "sources-partly-deleted":
+        for src in sources[:2]:
+            src.unlink()
+    elif state == "renamed":
+        for src in sources:
+            src.unlink()
+        tmp.rename(final)
+    elif state == "tmp-lost":
+        tmp.unlink()
+
+    store.recover()
+    assert not intent.exists() and not tmp.exists()
+    assert read_all(store) == before
+    files = visible_files(part)
+    if state == "tmp-lost":
+        assert files == sources  # nothing to swap in: the sources stay
+    else:
+        assert files == [final]
+
+
+# -- retention and erasure ------------------------------------------------------------------------
+def _dated(site: str, days: Sequence[date]) -> list[Event]:
+    return [make_event(site_id=site, timestamp=datetime.combine(d, datetime.min.time()) + timedelta(hours=h),
+                       pathname=f"/{d}/{h}") for d in days for h in (0, 23)]
+
+
+def test_retention_deletes_old_partitions_and_nothing_newer(store: Store) -> None:
+    today = date(2024, 3, 10)
+    days = [today - timedelta(days=n) for n in range(8)] + [today + timedelta(days=1)]
+    store_events(store, _dated("a", days) + _dated("b:c", days[:3]))
+    assert store.apply_retention(0, today) == 0  # 0 keeps everything
+    deleted = store.apply_retention(3, today)
+    kept = sorted({d for s in ("a", "b:c") for d in store.lake.dates(s)})
+    assert kept == [today - timedelta(days=n) for n in (3, 2, 1, 0)] + [today + timedelta(days=1)]
+    assert deleted == 4  # days 4..7 of site a
+    assert {r["timestamp"].date() for r in read_all(store)} == set(kept)
+    assert count(store, "b:c") == 6
+    assert store.apply_retention(3, today) == 0
+
+
+def test_erase_deletes_exactly_the_site_and_dates(store: Store) -> None:
+    days = [date(2024, 3, d) for d in (1, 2, 3, 4)]
+    store_events(store, _dated("a", days) + _dated("a:b", days) + _dated("ab", days))
+    assert store.erase("a", date(2024, 3, 2), date(2024, 3, 3)) == 2
+    assert store.lake.dates("a") == [days[0], days[3]]
+    assert store.lake.dates("a:b") == days and store.lake.dates("ab") == days
+    assert count(store, "a") == 4 and count(store) == 20
+    assert store.erase("a", date(2024, 1, 1), date(2024, 12, 31)) == 2
+    assert "a" not in store.sites() and not (store.events_dir / "site_id=a").exists()
+    assert store.erase("nobody", date(2024, 1, 1), date(2024, 12, 31)) == 0
+
+
+def test_mallard_erase_also_removes_buffered_events(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    m = mallard.Mallard(data_dir=data, flush_interval_secs=3600, flush_event_count=10**9)
+    try:
+        def track(site: str, day: int, path: str) -> None:
+            assert m.track("pageview", site=site, url=f"https://{site}{path}", ip="192.0.2.1",
+                           timestamp=datetime(2024, 3, day, 12, tzinfo=UTC))
+
+        for day in (1, 2, 3):
+            track("a.example", day, f"/stored/{day}")
+            track("b.example", day, f"/stored/{day}")
+        assert m.flush() == 6
+        for day in (1, 2, 3):
+            track("a.example", day, f"/buffered/{day}")
+            track("b.example", day, f"/buffered/{day}")
+        result = m.erase("a.example", date(2024, 3, 2), date(2024, 3, 3))
+        assert (result.buffered_events_deleted, result.parquet_partitions_deleted) == (2, 2)
+
+        def paths(site: str) -> list[str]:
+            return sorted(r[0] for r in m.queries.sql(
+                "SELECT pathname FROM events WHERE site_id = ?", [site]).to_pylist() and
+                [tuple(r.values()) for r in m.queries.sql(
+                    "SELECT pathname FROM events WHERE site_id = ?", [site]).to_pylist()])
+
+        assert paths("a.example") == ["/buffered/1", "/stored/1"]
+        assert len(paths("b.example")) == 6
+        visitors = m.queries.query("a.example", metrics=["pageviews"], start_date="2024-03-01",
+                                   end_date="2024-03-03").rows[0]["pageviews"]
+        assert visitors == 2
+    finally:
+        assert m.close()
+    q = mallard.open(data)
+    try:
+        rows = q.sql("SELECT pathname FROM events WHERE site_id = 'a.example' ORDER BY 1").to_pylist()
+        assert [r["pathname"] for r in rows] == ["/buffered/1", "/stored/1"]
+    finally:
+        q._store.close()
+
+
+# -- read-only stores -----------------------------------------------------------------------------
+def test_read_only_store_refuses_writes(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with pytest.raises(StorageError):
+        Store(data, read_only=True)  # no such directory
+    writable = Store(data)
+    store_events(writable, make_events(3))
+    writable.close()
+    ro = Store(data, read_only=True)
+    try:
+        for attempt in (lambda: ro.write_batch(make_events(1)), ro.journal,
+                        lambda: ro.compact(min_files=2, target_bytes=10**9),
+                        lambda: ro.erase("example.com", DAY, DAY), lambda: ro.apply_retention(1, DAY)):
+            with pytest.raises(StorageError, match="read-only"):
+                attempt()
+        assert ro.recover() == 0
+        assert count(ro) == 3
+    finally:
+        ro.close()
+    q = mallard.open(data)
+    try:
+        assert q.sql("SELECT count(*) AS n FROM events").to_pylist() == [{"n": 3}]
+        assert q.query("example.com", metrics=["pageviews"], start_date="2024-03-01",
+                       end_date="2024-03-01").rows == [{"pageviews": 3}]
+        with pytest.raises(StorageError):
+            q._store.write_batch(make_events(1))
+    finally:
+        q._store.close()
+    assert sorted(p.name for p in (data / "spool").iterdir()) == []
+
+
+# -- the view: flusher + readers through the real Store ------------------------------------------
+def test_queries_see_each_event_exactly_once_while_flushing(store: Store) -> None:
+    buf = EventBuffer(store.write_batch, journal=store.journal(), flush_at=25, flush_interval=0.01)
+    buf.start()
+    acked = 0
+    stop = threading.Event()
+    problems: list[str] = []
+    reads = 0
+
+    def reader() -> None:
+        nonlocal reads
+        try:
+            while not stop.is_set():
+                before = acked
+                with store.reading("example.com", None, None, pending=buf.snapshot,
+                                   view_lock=buf.view_lock) as r:
+                    src, params = r.source()
+                    n, distinct = r.execute(f"SELECT count(*), count(DISTINCT pathname) FROM ({src})",
+                                            params).to_pylist()[0].values()
+                after = acked
+                if n != distinct:
+                    problems.append(f"{n - distinct} events counted twice")
+                if not before <= n <= after:
+                    problems.append(f"count {n} outside [{before}, {after}]")
+                reads += 1
+        finally:
+            store.close()  # this thread's connection
+
+    threads = [threading.Thread(target=reader) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        deadline = time.monotonic() + 2.0
+        i = 0
+        while time.monotonic() < deadline and not problems:
+            assert buf.offer(make_event(pathname=f"/p/{i}", timestamp=BASE_TIME + timedelta(microseconds=i)))
+            i += 1
+            acked = i
+            if i % 20 == 0:
+                time.sleep(0.001)
+        if i % 3 == 0:
+            store.compact(min_files=2, target_bytes=10**9)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+        assert buf.close(10)
+    assert problems == []
+    assert reads > 20
+    assert count(store) == acked
+    assert list(store.spool_dir.iterdir()) == []
