@@ -11,8 +11,6 @@
     q = mallard.open("var/analytics")          # read-only, for notebooks
 """
 
-from __future__ import annotations
-
 import os
 
 from .analytics import Mallard as Mallard
@@ -62,6 +60,7 @@ __all__ = [
     "MainStats",
     "Mallard",
     "MallardError",
+    "open",
     "Outcome",
     "Queries",
     "Query",
@@ -72,5 +71,4 @@ __all__ = [
     "Store",
     "Table",
     "Tracker",
-    "open",
 ]

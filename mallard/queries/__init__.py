@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 from zoneinfo import ZoneInfo
 
+import duckdb
 import pyarrow as pa
 
 from ..errors import InvalidQueryError
@@ -30,7 +32,6 @@ if TYPE_CHECKING:
 
 __all__ = ["DateRange", "MainStats", "Queries", "Query", "QueryResult", "Table"]
 
-UNKNOWN: Final = "(unknown)"
 _MAX_BUCKETS: Final = {"time:hour": 24 * 400, "time:day": 3700, "time:week": 600, "time:month": 200}
 
 
@@ -72,17 +73,20 @@ class Queries:
     # -- the query model --------------------------------------------------------------------------
     def run(self, query: Query) -> QueryResult:
         """Answer a validated :class:`Query`."""
+        series = query.time_dimension is not None and query.dimensions == (query.time_dimension,)
+        if series:  # zero-fill the whole range first, then page through it
+            page = (query.offset, query.limit)
+            query = replace(query, limit=None, offset=0)
         rows = self._execute(query)
         names = [*query.dimensions, *query.metrics]
         out = [dict(zip(names, r[:-1], strict=True)) for r in rows]
-        for row in out:
-            for d in query.dimensions:
-                if d not in TIME_DIMENSIONS and row[d] is None:
-                    row[d] = UNKNOWN
         total = rows[0][-1] if rows else 0
-        if query.dimensions == (query.time_dimension,) and query.time_dimension and not query.limit:
+        if series:
             out = self._zero_fill(query, out)
             total = len(out)
+            offset, limit = page
+            out = out[offset:None if limit is None else offset + limit]
+            query = replace(query, offset=offset, limit=limit)
         return QueryResult(query, tuple(names), out, {"total_rows": total})
 
     def query(self, site: str, *, metrics: Sequence[str] = ("visitors",),
@@ -204,7 +208,14 @@ class Queries:
             check_site(site)
         with self._reader(site, None, None) as reader:
             src, src_params = reader.source()
-            return reader.execute(f"WITH events AS ({src}) {text}", [*src_params, *params])
+            # The caller's statement runs as a subquery, so it may have its own WITH clause.
+            try:
+                return reader.execute(f"WITH events AS ({src}) SELECT * FROM ({text})",
+                                      [*src_params, *params])
+            except duckdb.Error as exc:
+                if isinstance(exc, duckdb.IOException):
+                    raise
+                raise InvalidQueryError(f"SQL error: {exc}", code="invalid_sql") from None
 
     def sites(self) -> list[str]:
         """Site ids with stored (or buffered) events."""
@@ -257,7 +268,9 @@ class Queries:
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1_000_000:
             raise InvalidQueryError("limit must be between 1 and 1000000", code="invalid_limit")
         query = build(site, rng, filters=filters)
-        columns = [c for c in COLUMN_NAMES if c not in ("site_id", "visitor_id", "visitor_id_prev")]
+        # Identifiers (even pseudonymous ones) stay out of exports.
+        columns = [c for c in COLUMN_NAMES
+                   if c not in ("site_id", "visitor_id", "visitor_id_prev", "user_id")]
         lower, upper = rng.bounds()
         where = Sql(" WHERE site_id = ? AND timestamp >= ? AND timestamp < ?", (site, lower, upper))
         if query.filters is not None:

@@ -28,6 +28,7 @@ _TRUNC: Final = {"time:hour": "hour", "time:day": "day", "time:week": "week", "t
 _LABEL: Final = {"time:hour": "%Y-%m-%d %H:00", "time:day": "%Y-%m-%d", "time:week": "%Y-%m-%d",
                  "time:month": "%Y-%m-%d"}
 GOAL_DIMENSIONS: Final = frozenset({"event:name"})
+UNKNOWN: Final = "(unknown)"  # label of a missing dimension value
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +163,10 @@ def compile_query(q: Query, *, source: Sql, gap_seconds: int) -> Compiled:
     columns: list[str] = []
     for i in range(len(dims)):
         refs = [f"{s}.d{i}" for s in sides]
-        columns.append(f"{refs[0] if len(refs) == 1 else 'coalesce(' + ', '.join(refs) + ')'} AS d{i}")
+        value = refs[0] if len(refs) == 1 else "coalesce(" + ", ".join(refs) + ")"
+        if dims[i] is not None:  # a missing value is reported (and sorted) as '(unknown)'
+            value = f"coalesce({value}, '{UNKNOWN}')"
+        columns.append(f"{value} AS d{i}")
     for m in q.metrics:
         side = "ev" if METRICS[m].relation == "events" else "se"
         value = f"{side}.m_{m}"
@@ -183,6 +187,8 @@ def compile_query(q: Query, *, source: Sql, gap_seconds: int) -> Compiled:
                + order)
     if q.limit is not None:
         body = body + Sql(" LIMIT ? OFFSET ?", (q.limit, q.offset))
+    elif q.offset:
+        body = body + Sql(" OFFSET ?", (q.offset,))
     # Inline the scan unless both sides consume it (then one buffered scan beats two).
     inline = ("events",) if len(sides) == 2 else ("events", "scoped")
     return Compiled(with_ctes(ctes, body, inline=inline), tuple(outputs),
@@ -201,12 +207,12 @@ def _order(q: Query, ndims: int) -> str:
         if name in q.metrics:
             keys.append(f"m_{name} {direction.upper()}")
         else:
-            keys.append(f"d{q.dimensions.index(name)} {direction.upper()} NULLS LAST")
+            keys.append(f"d{q.dimensions.index(name)} {direction.upper()}")
     if not q.order_by:
         time_index = next((i for i, d in enumerate(q.dimensions) if d in TIME_DIMENSIONS), None)
         if time_index is not None:
             keys.append(f"d{time_index} ASC")
         if ndims and (time_index is None or ndims > 1):
             keys.append(f"m_{q.metrics[0]} DESC")
-    keys += [f"d{i} ASC NULLS LAST" for i in range(ndims)]
+    keys += [f"d{i} ASC" for i in range(ndims)]
     return (" ORDER BY " + ", ".join(keys)) if keys else ""

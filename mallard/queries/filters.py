@@ -211,14 +211,16 @@ def compile_condition(cond: Condition, expr: Sql) -> Sql:
     negate = cond.op.endswith("_not")
     wants_null = any(v in NULL_VALUES for v in cond.values) and cond.op in ("is", "is_not")
     values = [v for v in cond.values if not (wants_null and v in NULL_VALUES)]
+    # Case-insensitive comparisons fold both sides with DuckDB's lower(): Python's str.lower() differs
+    # for some characters ('İ', final 'Σ'), so a value folded in Python may never match its own column.
     target = expr if cond.case_sensitive else "lower(" + expr + ")"
+    mark = "?" if cond.case_sensitive else "lower(?)"
     parts: list[Sql] = []
     if cond.op in ("is", "is_not") and values:
-        params = tuple(v if cond.case_sensitive else v.lower() for v in values)
-        parts.append(target + Sql(" IN (" + ", ".join("?" * len(params)) + ")", params))
+        parts.append(target + Sql(" IN (" + ", ".join([mark] * len(values)) + ")", tuple(values)))
     elif cond.op in ("contains", "contains_not"):
         for v in values:
-            parts.append("contains(" + target + Sql(", ?)", (v if cond.case_sensitive else v.lower(),)))
+            parts.append("contains(" + target + Sql(f", {mark})", (v,)))
     elif cond.op in ("matches", "matches_not"):
         for v in values:
             flags = "" if cond.case_sensitive else ", 'i'"

@@ -45,7 +45,8 @@ METRICS: Final[Mapping[str, Metric]] = {m.name: m for m in (
     Metric("conversion_rate", "count(DISTINCT visitor_id)", "events",
            "Visitors of the result as a % of all visitors in scope, ignoring event name and "
            "property filters", empty=0.0),
-    Metric("visits", "count(*)", "sessions", "Sessions (30-minute inactivity gap)"),
+    Metric("visits", "count(*)", "sessions",
+           "Sessions (runs of events split by an inactivity gap of session_window_minutes)"),
     Metric("bounce_rate", "coalesce(100.0 * avg((pageviews = 1)::INTEGER), 0)", "sessions",
            "% of sessions with exactly one pageview", empty=0.0),
     Metric("visit_duration", "coalesce(avg(duration_s), 0)", "sessions",

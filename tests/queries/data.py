@@ -4,11 +4,11 @@ Site ``example.com``, two UTC days, 2024-05-01 and 2024-05-02 (a Wednesday and a
 
     visitor a   (Firefox 125.0, Linux 6.1, desktop, 1920, DE/Berlin/Berlin)
       a1  05-01 10:00:00         pageview /          source Google, utm newsletter/email/spring/banner/ducks
-      a2  05-01 10:30:00         pageview /pricing   source Twitter, utm_source tw  (gap exactly 30 min: same)
-      a3  05-01 11:00:00.000001  pageview /docs      no source                      (30 min + 1 µs: new session)
+      a2  05-01 10:30:00         pageview /pricing   source Twitter, utm tw  (gap exactly 30 min: same)
+      a3  05-01 11:00:00.000001  pageview /docs      no source            (30 min + 1 µs: new session)
     visitor b   (Chrome 124.0, Windows 10, desktop, 1280, US/California/San Francisco)
       b1  05-01 12:00:00         pageview /pricing   source Bing
-      b2  05-01 12:00:00         signup   /a         source AAA, plan=pro, 49.90 EUR (tie: pageview comes first)
+      b2  05-01 12:00:00         signup   /a         source AAA, plan=pro, 49.90 EUR (tie: b1 is first)
       b3  05-01 12:05:00         pageview /checkout
     visitor c   (Safari 17.4, iOS 17.4, mobile, 390, FR, no region or city): custom events only
       c1  05-01 13:00:00         download /files    source DuckDuckGo, plan=free
@@ -83,9 +83,9 @@ def event(vid: str, when: str, name: str = "pageview", path: str = "/", *, site:
 
 def dataset() -> list[Event]:
     """The events described in the module docstring."""
-    utm = dict(utm_source="newsletter", utm_medium="email", utm_campaign="spring", utm_content="banner",
-               utm_term="ducks")
-    google = dict(referrer_source="Google", referrer="https://www.google.com/")
+    utm: dict[str, Any] = dict(utm_source="newsletter", utm_medium="email", utm_campaign="spring",
+                               utm_content="banner", utm_term="ducks")
+    google: dict[str, Any] = dict(referrer_source="Google", referrer="https://www.google.com/")
     return [
         event("a", f"{DAY1} 10:00:00", "pageview", "/", **google, **utm, **FIREFOX),
         event("a", f"{DAY1} 10:30:00", "pageview", "/pricing", referrer_source="Twitter",

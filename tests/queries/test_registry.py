@@ -25,7 +25,7 @@ from mallard.queries.registry import BREAKDOWNS, DIMENSIONS, METRICS, dimension,
 
 from .data import DAY1, DAY2, SITE, event
 
-BOTH_DAYS = {"start_date": DAY1, "end_date": DAY2}
+BOTH_DAYS: dict[str, Any] = {"start_date": DAY1, "end_date": DAY2}
 EVENT_METRICS = ["visitors", "pageviews", "events"]
 SESSION_METRICS = ["visits", "bounce_rate", "visit_duration", "views_per_visit"]
 
@@ -76,7 +76,7 @@ TOTALS: dict[str, dict[str, Any]] = {
         "views_per_visit": approx(5 / 3),
     },
 }
-RANGES = {"both": BOTH_DAYS, "day1": {"start_date": DAY1, "end_date": DAY1},
+RANGES: dict[str, dict[str, Any]] = {"both": BOTH_DAYS, "day1": {"start_date": DAY1, "end_date": DAY1},
           "day2": {"start_date": DAY2, "end_date": DAY2}}
 
 
