@@ -127,9 +127,9 @@ def from_query(query: Mapping[str, Sequence[str]]) -> list[RawEvent]:
     flat: dict[str, Any] = {k: v[-1] for k, v in query.items() if v}
     flat.setdefault("n", "pageview")
     if "w" in flat:
-        try:
-            flat["w"] = int(flat["w"])
-        except ValueError:
-            raise InvalidEventError("Field 'w' must be a non-negative integer.",
-                                    code="invalid_type") from None
+        width = flat["w"]
+        # Plain ASCII digits only: int() would also take "1_000", " +12 " or "١٢".
+        if not (isinstance(width, str) and width.isascii() and width.isdigit() and len(width) <= 10):
+            raise InvalidEventError("Field 'w' must be a non-negative integer.", code="invalid_type")
+        flat["w"] = int(width)
     return from_mapping(flat)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -28,9 +29,9 @@ _FALSE: Final = frozenset({"0", "false", "no", "off"})
 
 
 def _opt(default: Any, help: str, *, env: tuple[str, ...] = (), minimum: float | None = None,
-         secret: bool = False) -> Any:
+         maximum: float | None = None, secret: bool = False) -> Any:
     return field(default=default, metadata={"help": help, "env": env, "min": minimum,
-                                            "secret": secret})
+                                            "max": maximum, "secret": secret})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,7 +44,7 @@ class Settings:
 
     # -- server (used by `mallard serve`) --------------------------------------------------------
     host: str = _opt("127.0.0.1", "Address `mallard serve` binds to.")
-    port: int = _opt(8000, "Port `mallard serve` listens on.", minimum=0)
+    port: int = _opt(8000, "Port `mallard serve` listens on.", minimum=0, maximum=65_535)
     # -- storage ----------------------------------------------------------------------------------
     data_dir: Path = _opt(Path("mallard-data"), "Directory holding events/, spool/ and state/.")
     flush_event_count: int = _opt(1000, "Buffered events that trigger a flush to Parquet.",
@@ -124,10 +125,18 @@ class Settings:
     def __post_init__(self) -> None:
         hints = _hints()
         for f in dataclasses.fields(self):
-            value = _coerce(f.name, getattr(self, f.name), hints[f.name])
-            minimum = f.metadata.get("min")
+            try:
+                value = _coerce(f.name, getattr(self, f.name), hints[f.name])
+            except ConfigurationError:
+                if not f.metadata["secret"]:
+                    raise
+                # The message would quote the value: never echo a secret into logs.
+                raise ConfigurationError(f"{f.name} must be a string (value not shown).") from None
+            minimum, maximum = f.metadata.get("min"), f.metadata.get("max")
             if minimum is not None and value is not None and value < minimum:
                 raise ConfigurationError(f"{f.name} must be >= {minimum:g}, got {value!r}.")
+            if maximum is not None and value is not None and value > maximum:
+                raise ConfigurationError(f"{f.name} must be <= {maximum:g}, got {value!r}.")
             object.__setattr__(self, f.name, value)
         for site in self.site_ids:
             from .events import validate_site_id
@@ -231,9 +240,10 @@ class Settings:
     def _env_names(cls) -> dict[str, str]:
         names: dict[str, str] = {}
         for f in dataclasses.fields(cls):
-            names[f"MALLARD_{f.name.upper()}"] = f.name
             for alias in f.metadata["env"]:
                 names[alias] = f.name
+        for f in dataclasses.fields(cls):  # inserted last: the canonical name wins over an alias
+            names[f"MALLARD_{f.name.upper()}"] = f.name
         return names
 
     @classmethod
@@ -255,7 +265,17 @@ class Settings:
         # Mallard Metrics' example file groups the privacy flags in a [privacy] table: accept it.
         privacy = data.pop("privacy", None)
         if isinstance(privacy, dict):
+            twice = set(privacy) & set(data)
+            if twice:
+                raise ConfigurationError(
+                    f"Key(s) {', '.join(sorted(twice))} given both in [privacy] and at the top "
+                    f"level of {path}. Keep one."
+                )
             data.update(privacy)
+        elif privacy is not None:
+            raise ConfigurationError(
+                f"privacy in {path} must be a table ([privacy]) of privacy settings; got {privacy!r}."
+            )
         unknown = set(data) - cls.field_names()
         if unknown:
             raise ConfigurationError(
@@ -309,9 +329,11 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
             raise ConfigurationError(f"{name} must be a number; got {value!r}.")
         try:
             number = hint(value.strip() if isinstance(value, str) else value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf)
             kind = "a whole number" if hint is int else "a number"
             raise ConfigurationError(f"{name} must be {kind}; got {value!r}.") from None
+        if hint is float and not math.isfinite(number):
+            raise ConfigurationError(f"{name} must be a finite number; got {value!r}.")
         if hint is int and isinstance(value, float) and not value.is_integer():
             raise ConfigurationError(f"{name} must be a whole number; got {value!r}.")
         return number
@@ -342,7 +364,7 @@ def _check_origin(origin: str) -> None:
     except ValueError:
         parts = None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or (
-        parts.path not in ("", "/") or parts.query or parts.fragment
+        parts.path not in ("", "/") or parts.query or parts.fragment or "@" in parts.netloc
     ):
         raise ConfigurationError(
             f"dashboard_origin must be a scheme and host such as 'https://stats.example.com'; "

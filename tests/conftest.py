@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
+import warnings
+from collections.abc import Generator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,3 +50,18 @@ def tmp_data_dir(tmp_path: Path) -> Path:
     path = tmp_path / "data"
     path.mkdir()
     return path
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    """Let Hypothesis report a failing example instead of an INTERNALERROR.
+
+    To print a failing example Hypothesis imports libcst, which warns (DeprecationWarning, attributed to
+    libcst) while being imported; under ``filterwarnings = error`` that warning replaces the real failure.
+    Import it quietly first, and only after a failure, so passing runs pay nothing.
+    """
+    if call.excinfo is not None and "hypothesis.extra._patching" not in sys.modules:
+        with warnings.catch_warnings(), contextlib.suppress(ImportError):
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import hypothesis.extra._patching  # noqa: F401
+    return (yield)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import operator
-from datetime import timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -174,6 +174,12 @@ _TIMEZONES = st.one_of(
 )
 
 
+def _calendar_ends() -> st.SearchStrategy[datetime]:
+    """The first and last representable instants, in any time zone (conversions may overflow)."""
+    return st.builds(lambda moment, tz: moment.replace(tzinfo=tz),
+                     st.sampled_from([datetime.min, datetime.max]), _TIMEZONES)
+
+
 def raw_events() -> st.SearchStrategy[RawEvent]:
     """Any RawEvent a caller could build: every field at its edges (types as annotated)."""
     return st.builds(
@@ -191,7 +197,7 @@ def raw_events() -> st.SearchStrategy[RawEvent]:
         currency=st.one_of(st.none(), st.sampled_from(["usd", "EUR", "DOLLARS", "€€€", ""]), texts(5),
                            st.integers()),
         user_id=st.one_of(st.none(), odd_texts()),
-        timestamp=st.one_of(st.none(), st.datetimes(timezones=_TIMEZONES)),
+        timestamp=st.one_of(st.none(), st.datetimes(timezones=_TIMEZONES), _calendar_ends()),
     )
 
 

@@ -23,6 +23,11 @@ _EXTRA_MARKERS: Final = (
     "statuscake", "uptimerobot", "pingdom",
 )
 
+# Patterns of the list that also match real browsers, narrowed to the bot. WhatsApp's link-preview
+# fetcher sends "WhatsApp/2.23.20.0 A"; its in-app browser appends "WhatsApp/…" to a browser's UA
+# (Mallard Metrics v0.2 dropped its `whatsapp` rule for the same reason).
+_NARROWED: Final = {"WhatsApp": "^WhatsApp"}
+
 _lock = threading.Lock()
 _compiled: re2._Regexp | None = None
 
@@ -31,7 +36,7 @@ def _patterns() -> list[str]:
     data = resources.files("crawleruseragents").joinpath("crawler-user-agents.json").read_text(
         encoding="utf-8"
     )
-    return [entry["pattern"] for entry in json.loads(data)]
+    return [_NARROWED.get(entry["pattern"], entry["pattern"]) for entry in json.loads(data)]
 
 
 def _regex() -> re2._Regexp:

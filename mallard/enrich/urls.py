@@ -17,6 +17,7 @@ _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 UTM_KEYS: Final = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")
 MAX_UTM: Final = 256
 MAX_PATH: Final = 2048
+MAX_HOST: Final = 253
 
 
 def sanitize(text: str, limit: int) -> str:
@@ -46,7 +47,8 @@ def parse_page_url(url: str) -> PageUrl:
     if "://" in url[:16] or url.startswith("//"):
         try:
             parts = urlsplit(url)
-            hostname = parts.hostname or None
+            if parts.hostname:  # urlsplit keeps control characters in the host
+                hostname = sanitize(parts.hostname, MAX_HOST) or None
             path, query = parts.path, parts.query
         except ValueError:  # e.g. an unbalanced IPv6 bracket: keep what can be kept
             path, query = _split_relative(url.split("://", 1)[-1].partition("/")[2])
@@ -63,11 +65,14 @@ def _split_relative(url: str) -> tuple[str, str]:
 
 
 def _normalise_path(path: str) -> str:
+    # Sanitise first, so that neither a removed control character nor the cut can leave a
+    # trailing slash behind (``/about/\x00`` is ``/about``).
+    path = sanitize(path, MAX_PATH)
     if not path.startswith("/"):
-        path = "/" + path
+        path = ("/" + path)[:MAX_PATH]
     if len(path) > 1 and path.endswith("/"):
         path = path.rstrip("/") or "/"
-    return sanitize(path, MAX_PATH)
+    return path
 
 
 def _utm(query: str) -> tuple[str | None, str | None, str | None, str | None, str | None]:

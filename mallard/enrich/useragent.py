@@ -8,6 +8,7 @@ Family names are normalised the way analytics users expect ("Mobile Safari" → 
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -82,6 +83,8 @@ class AgentParser:
         agent = cache.get(user_agent)
         if agent is not None:
             self.hits += 1
+            with contextlib.suppress(KeyError):  # evicted meanwhile by another thread
+                cache.move_to_end(user_agent)  # least recently *used* goes first, not oldest
             return agent
         self.misses += 1
         agent = self._parse(user_agent)
@@ -103,7 +106,7 @@ class AgentParser:
         browser = version = os_name = os_version = None
         if ua is not None and ua.family != "Other":
             browser = _BROWSERS.get(ua.family, ua.family)
-            version = _version(ua.major, ua.minor, ua.patch, ua.patch_minor)
+            version = _version(ua.major, ua.minor)  # major.minor, as the column is documented
         if os is not None and os.family != "Other":
             os_name = _OSES.get(os.family, os.family)
             os_version = _version(os.major, os.minor, os.patch, os.patch_minor)
