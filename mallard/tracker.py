@@ -16,7 +16,7 @@ import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
@@ -52,7 +52,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built once per event on the hot path
 class ClientContext:
     """What is known about the client that sent an event. Never stored as such."""
 
@@ -67,6 +67,9 @@ class ClientContext:
         """From lower-cased request headers and the (already resolved) client IP."""
         return cls(ip=ip, user_agent=headers.get("user-agent", ""), dnt=headers.get("dnt"),
                    gpc=headers.get("sec-gpc"), ch_mobile=headers.get("sec-ch-ua-mobile"))
+
+
+_NO_CLIENT: Final = ClientContext()
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,16 +92,20 @@ class Dropped(Exception):
         self.reason = reason
 
 
-@dataclass(slots=True)
 class _Draft:
-    raw: RawEvent
-    ctx: ClientContext
-    now: datetime
-    site: str = ""
-    timestamp: datetime | None = None
-    agent: Agent = UNKNOWN_AGENT
-    values: dict[str, Any] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
+    """The event being built by the pipeline steps."""
+
+    __slots__ = ("agent", "ctx", "now", "raw", "site", "timestamp", "values", "warnings")
+
+    def __init__(self, raw: RawEvent, ctx: ClientContext, now: datetime) -> None:
+        self.raw = raw
+        self.ctx = ctx
+        self.now = now
+        self.site = ""
+        self.timestamp: datetime | None = None
+        self.agent: Agent = UNKNOWN_AGENT
+        self.values: dict[str, Any] = {}
+        self.warnings: list[str] = []
 
 
 def _check_len(value: str | None, limit: int, what: str) -> None:
@@ -133,9 +140,9 @@ class Tracker:
         self.counts: Counter[str] = Counter()
 
     # -- entry points -----------------------------------------------------------------------------
-    def process(self, raw: RawEvent, ctx: ClientContext = ClientContext()) -> Outcome:
+    def process(self, raw: RawEvent, ctx: ClientContext | None = None) -> Outcome:
         """Run the pipeline on one event. Never raises on bad input: returns a dropped Outcome."""
-        draft = _Draft(raw, ctx, self._clock())
+        draft = _Draft(raw, _NO_CLIENT if ctx is None else ctx, self._clock())
         try:
             for step in self._steps:
                 step(draft)
@@ -243,7 +250,7 @@ class Tracker:
                 v["visitor_id_prev"] = visitor_id(previous, d.site, ip, ua)
         if d.raw.user_id is not None:
             v["user_id"] = pseudonymize_user(self._secret, d.site, d.raw.user_id)
-        d.ctx = ClientContext()  # nothing raw survives this step
+        d.ctx = _NO_CLIENT  # nothing raw survives this step
 
     def _apply_privacy(self, d: _Draft) -> None:
         s, v = self.settings, d.values

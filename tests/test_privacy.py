@@ -294,3 +294,15 @@ def test_no_raw_ip_in_events_outcomes_errors_or_logs(scenario_trackers: dict[str
     texts += [record.getMessage() for record in caplog.records]
     for form in ip_texts(ip):
         assert not any(form in text for text in texts), (form, scenario)
+
+
+@given(key=st.binary(min_size=0, max_size=100), site=st.text(max_size=20), ip=st.text(max_size=40),
+       ua=st.text(max_size=200))
+def test_visitor_id_is_exactly_hmac_sha256(key: bytes, site: str, ip: str, ua: str) -> None:
+    """The pre-keyed fast path computes the same digest as the standard library's HMAC."""
+    import hmac
+
+    from mallard.privacy import visitor_id
+
+    expected = hmac.digest(key, f"{site}|{ip}|{ua}".encode(), "sha256").hex()
+    assert visitor_id(key, site, ip, ua) == expected

@@ -28,6 +28,12 @@ _TRUNC: Final = {"time:hour": "hour", "time:day": "day", "time:week": "week", "t
 _LABEL: Final = {"time:hour": "%Y-%m-%d %H:00", "time:day": "%Y-%m-%d", "time:week": "%Y-%m-%d",
                  "time:month": "%Y-%m-%d"}
 GOAL_DIMENSIONS: Final = frozenset({"event:name"})
+# Columns that cannot differ between the events of one session (they derive from the IP and User-Agent
+# hashed into the visitor id), so an event's value equals its session's.
+_SESSION_CONSTANT: Final = frozenset({"browser", "browser_version", "os", "os_version", "country_code",
+                                      "region", "city"})
+# Event metrics that can be summed from per-session aggregates.
+_SESSION_SUMMABLE: Final = {"pageviews": "pageviews", "events": "events", "total_revenue": "revenue"}
 UNKNOWN: Final = "(unknown)"  # label of a missing dimension value
 
 
@@ -75,6 +81,13 @@ def compile_query(q: Query, *, source: Sql, gap_seconds: int) -> Compiled:
     ev_needs_session = bool(ev_metrics) and any(
         _needs_session(d) for d in [*plain, *(c.dimension for c in conds)])
     use_sessions = bool(se_metrics) or ev_needs_session
+    # Event metrics by session attributes only (sources, entry pages, …) are summed from the sessions
+    # themselves: no join of every event back to its session.
+    ev_from_sessions = ev_needs_session and time_dim is None and all(
+        m == "visitors" or m in _SESSION_SUMMABLE for m in ev_metrics) and all(
+        d.level == "visit" and (d.column is None or d.column in ATTRIBUTION_COLUMNS
+                                or d.column in _SESSION_CONSTANT)
+        for d in [*plain, *(c.dimension for c in conds)])
 
     # -- columns and session attributes ------------------------------------------------------------
     needed = set(_BASE_COLUMNS)
@@ -90,7 +103,8 @@ def compile_query(q: Query, *, source: Sql, gap_seconds: int) -> Compiled:
     attributes: set[str] = set()
     if ev_needs_session:
         attributes |= {d.column for d in [*plain, *(c.dimension for c in conds)]
-                       if d.column in ATTRIBUTION_COLUMNS}
+                       if d.column in ATTRIBUTION_COLUMNS
+                       or (ev_from_sessions and d.column is not None)}
     flags: list[Condition] = []
     if se_metrics:
         for d in plain:
@@ -111,9 +125,14 @@ def compile_query(q: Query, *, source: Sql, gap_seconds: int) -> Compiled:
     flag_names = {id(c): f"f_{i}" for i, c in enumerate(flags)}
     pages = sorted({d.session_column for d in [*plain, *(c.dimension for c in conds)]
                     if d.level == "visit" and d.column is None and d.session_column})
+    extras: list[str] = []
+    if ev_from_sessions:
+        extras = ["count(*) AS events", "min(visitor_id) AS vid_a", "max(visitor_id) AS vid_b"]
+        if "total_revenue" in ev_metrics:
+            extras.append("sum(revenue_amount) AS revenue")
     if use_sessions:
         ctes += _sessions.ctes(gap_seconds, attributes=sorted(attributes), pages=pages, flags=[
-            compile_condition(c, c.dimension.event_expr()) for c in flags])
+            compile_condition(c, c.dimension.event_expr()) for c in flags], extras=extras)
 
     tz = q.date_range.tz
     outputs: list[str] = [f"d{i}" for i in range(len(dims))]
@@ -121,7 +140,21 @@ def compile_query(q: Query, *, source: Sql, gap_seconds: int) -> Compiled:
 
     # -- event side ------------------------------------------------------------------------------
     ev_from = "scoped"
-    if ev_metrics:
+    if ev_metrics and ev_from_sessions:
+        # A session holds events of at most two visitor ids (one salt change); each session's sums
+        # are counted once, on its first id.
+        select = [d.visit_expr() + f" AS d{i}" for i, d in enumerate(plain)]
+        select += [Sql(f"count(DISTINCT u.v) AS m_{m}" if m == "visitors" else
+                       f"sum({_SESSION_SUMMABLE[m]}) FILTER (WHERE u.first) AS m_{m}")
+                   for m in ev_metrics]
+        where = _where(q, lambda c: compile_condition(c, c.dimension.visit_expr()))
+        ids = ("SELECT *, unnest(CASE WHEN vid_a = vid_b THEN [{'v': vid_a, 'first': true}] "
+               "ELSE [{'v': vid_a, 'first': true}, {'v': vid_b, 'first': false}] END) AS u "
+               "FROM sessions")
+        ctes.append(("ev", "SELECT " + Sql.join(select) + " FROM (" + ids + where + ")"
+                     + (" GROUP BY ALL" if dims else "")))
+        parts["ev"] = "ev"
+    elif ev_metrics:
         if ev_needs_session:
             extra = ", ".join([*(f"s.{p}" for p in pages), *(f"s.s_{a}" for a in sorted(attributes))])
             ctes.append(("ev_rows", Sql(f"SELECT n.*, {extra} FROM numbered n JOIN sessions s "

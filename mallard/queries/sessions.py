@@ -20,7 +20,8 @@ from .sql import Sql
 
 
 def ctes(gap_seconds: int, *, attributes: Sequence[str], flags: Sequence[Sql],
-         pages: Sequence[str] = (), source: str = "scoped") -> list[tuple[str, Sql]]:
+         pages: Sequence[str] = (), extras: Sequence[str] = (),
+         source: str = "scoped") -> list[tuple[str, Sql]]:
     """CTEs ``actors``, ``numbered`` (events with ``actor`` and ``sess``) and ``sessions``.
 
     Args:
@@ -28,6 +29,7 @@ def ctes(gap_seconds: int, *, attributes: Sequence[str], flags: Sequence[Sql],
         attributes: lake columns whose first value per session is exposed as ``s_<column>``.
         flags: boolean event expressions exposed per session as ``f_<i>`` (= any event matched).
         pages: which of ``entry_page`` and ``exit_page`` to compute.
+        extras: further per-session aggregate columns (``"count(*) AS events"``).
         source: the relation of scoped events (must have the lake columns used).
     """
     gap_us = int(gap_seconds) * 1_000_000
@@ -57,6 +59,7 @@ def ctes(gap_seconds: int, *, attributes: Sequence[str], flags: Sequence[Sql],
         *(f"{'arg_min' if page == 'entry_page' else 'arg_max'}(pathname, {{'t': ts_us, 'p': pathname}}) "
           f"FILTER (WHERE event_name = 'pageview') AS {page}" for page in pages),
         *(f"arg_min_null({col}, {order_key}) AS s_{col}" for col in attributes),
+        *extras,
     ]
     select = Sql.join([Sql(c) for c in columns]
                       + [("coalesce(bool_or(" + f + f"), false) AS f_{i}") for i, f in enumerate(flags)])
