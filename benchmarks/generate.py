@@ -11,7 +11,7 @@ Shape of the traffic (see ``traffic.py`` for the vocabularies):
   ~30% lower), a slight growth trend and day-to-day noise; a diurnal curve of visit starts (UTC);
 * visitors with daily-rotating ids (64 hex characters, like mallard's keyed hash), each with 1–4
   sessions a day separated by more than the 30-minute session window; sessions of 1–8 events with
-  exponential gaps (mean 50 s, capped at 25 min); ~45% bounce;
+  exponential gaps (mean 50 s, capped at 25 min); ~51% of sessions bounce;
 * ~15% custom events (signups, purchases with revenue, outbound clicks, downloads…) with props, on
   the page of the preceding pageview; pageviews over ~500 paths with a Zipf distribution;
 * the landing event of a session carries the referrer (38% direct, Google, Bing, ChatGPT, Reddit, HN…;

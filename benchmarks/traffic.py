@@ -1,5 +1,5 @@
 """Shared vocabulary of the benchmark traffic: User-Agents, pages, referrers, UTM tags, custom events,
-countries and screen widths, with weights.
+countries and screen widths, with weights; and a one-line description of the machine for the reports.
 
 Used by ``generate.py`` (synthetic lakes, vectorised) and ``bench_ingest.py`` (``Mallard.track()`` calls),
 so both describe the same kind of site. Nothing here is random: callers draw with their own seeded
@@ -9,8 +9,12 @@ generators.
 from __future__ import annotations
 
 import itertools
+import os
+import platform
 import random
 import re
+import subprocess
+from pathlib import Path
 from typing import Final
 
 import orjson
@@ -276,3 +280,28 @@ def site_weights(sites: int) -> list[float]:
     rest = [0.5**i for i in range(sites - 1)]
     total = sum(rest)
     return [2 / 3] + [(1 / 3) * r / total for r in rest]
+
+
+def describe_machine() -> str:
+    """Versions, CPU, load average and the git revision of the code measured."""
+    import duckdb
+
+    import mallard
+
+    model = platform.processor() or "unknown CPU"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        model = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                      if line.startswith("model name")), model)
+    here = Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              check=False, cwd=here).stdout.strip() or "unknown"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "../mallard"], capture_output=True,
+                               text=True, check=False, cwd=here).stdout.strip()
+        rev = head + (" + uncommitted changes in mallard/" if dirty else "")
+    except OSError:
+        rev = "unknown"
+    load = "/".join(f"{x:.2f}" for x in os.getloadavg())
+    return (f"mallard {mallard.__version__} (git {rev}), Python {platform.python_version()}, "
+            f"DuckDB {duckdb.__version__}, nproc {os.cpu_count()}, {model}, load average {load}")

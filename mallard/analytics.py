@@ -123,7 +123,8 @@ class Mallard:
             s = self.settings
             self._buffer = EventBuffer(self._sink, journal=self.store.journal(),
                                        max_events=s.max_buffered_events, flush_at=s.flush_event_count,
-                                       flush_interval=s.flush_interval_secs)
+                                       flush_interval=s.flush_interval_secs,
+                                       min_flush_gap=s.min_flush_gap_secs)
             self._buffer.start()
             self._stop.clear()
             self._maintenance = threading.Thread(target=self._maintain, name="mallard-maintenance",
@@ -149,6 +150,7 @@ class Mallard:
             if self._maintenance is not None:
                 self._maintenance.join(5)
             self._touched.clear()
+            self.store.close()  # this thread's DuckDB connection
             return ok
 
     def __enter__(self) -> Mallard:

@@ -14,6 +14,7 @@ same lock to list stored files and :meth:`snapshot` the buffer never counts an e
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -55,13 +56,19 @@ class EventBuffer:
 
     def __init__(self, sink: Sink, *, journal: Journal | None = None, max_events: int = 100_000,
                  flush_at: int = 1000, flush_interval: float = 5.0,
-                 max_backoff: float = 60.0) -> None:
+                 max_backoff: float = 60.0, min_flush_gap: float = 0.0) -> None:
         self._sink = sink
         self._journal = journal
         self.max_events = max_events
         self.flush_at = flush_at
         self.flush_interval = flush_interval
         self.max_backoff = max_backoff
+        # Count-triggered flushes are at least this far apart unless the buffer is half full: under
+        # heavy traffic that makes few large Parquet files instead of many small ones (a file costs
+        # milliseconds whatever its size).
+        self.min_flush_gap = min_flush_gap
+        self._last_flush = 0.0
+        self._urgent = threading.Event()
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self.view_lock = threading.RLock()
@@ -87,16 +94,20 @@ class EventBuffer:
             if self._journal is not None:
                 try:
                     self._journal.append(event)
-                except OSError as exc:
-                    # Not durable, so not acknowledged: refuse rather than pretend.
+                except (OSError, ValueError, TypeError) as exc:
+                    # Not durable, so not acknowledged: refuse rather than pretend. (TypeError and
+                    # ValueError: the journal cannot encode the event, e.g. a lone surrogate.)
                     self._journal_failures += 1
                     self._dropped_full += 1
-                    self._last_error = f"journal: {exc.strerror or exc}"
+                    reason = exc.strerror if isinstance(exc, OSError) else None
+                    self._last_error = f"journal: {reason or exc}"
                     return False
             self._pending.append(event)
-            full = len(self._pending) >= self.flush_at
-        if full:
+            waiting = len(self._pending)
+        if waiting >= self.flush_at:
             self._wake.set()
+            if waiting >= self.max_events // 2:
+                self._urgent.set()
         return True
 
     # -- consumer side ----------------------------------------------------------------------------
@@ -164,25 +175,34 @@ class EventBuffer:
     def _rejournal(self) -> None:
         """Rewrite the journal without erased events (a crash must not bring them back).
 
-        The survivors are appended to a fresh segment before the old ones are deleted, so a crash in
-        between can duplicate survivors but never lose one. Caller holds both locks.
+        The survivors are appended to fresh segments before the old ones are deleted, so a crash in
+        between can duplicate survivors but never lose one. As everywhere, in-flight events end up in
+        finished segments (tokens) and pending ones in the current segment. Caller holds both locks.
         """
-        assert self._journal is not None
-        old = [*self._tokens, self._journal.rotate()]
+        journal = self._journal
+        assert journal is not None
+        old = [*self._tokens, journal.rotate()]
+        fresh: list[object] = []
         try:
-            for event in (*self._inflight, *self._pending):
-                self._journal.append(event)
-        except OSError as exc:
-            # Keep the old segments (the survivors are durable only there); the erased events stay
-            # on disk until the next successful flush deletes them.
-            self._tokens = old
+            if self._inflight:
+                for event in self._inflight:
+                    journal.append(event)
+                fresh.append(journal.rotate())
+            for event in self._pending:
+                journal.append(event)
+        except (OSError, ValueError, TypeError) as exc:
+            # Keep the old segments (the survivors are durable only there): the erased events stay
+            # on disk until the next successful flush deletes every finished segment.
+            with contextlib.suppress(OSError):
+                fresh.append(journal.rotate())  # so partial copies are deleted with the rest
+            self._tokens = old + fresh
             self._journal_failures += 1
-            self._last_error = f"journal: {exc.strerror or exc}"
+            self._last_error = f"journal: {exc}"
             log.error("could not rewrite the spool after erasure: %s", exc)
             return
-        self._tokens = []
+        self._tokens = fresh
         try:
-            self._journal.release(old)
+            journal.release(old)
         except OSError as exc:
             log.error("could not remove spool segments after erasure: %s", exc)
 
@@ -217,12 +237,17 @@ class EventBuffer:
                             self.flush_interval * 2 ** min(self._consecutive_failures, 16))
             self._wake.wait(delay)
             self._wake.clear()
+            gap = self.min_flush_gap - (time.monotonic() - self._last_flush)
+            if gap > 0 and not self._stop.is_set():
+                self._urgent.wait(gap)
+            self._urgent.clear()
             if self._stop.is_set():
                 break
             try:
                 self.flush()
             except Exception as exc:
                 log.error("flush failed (events kept, retrying): %s", exc)
+            self._last_flush = time.monotonic()
 
     def close(self, timeout: float | None = 30.0) -> bool:
         """Stop the flusher and flush what is left, within ``timeout`` seconds.
@@ -232,6 +257,7 @@ class EventBuffer:
         """
         self._stop.set()
         self._wake.set()
+        self._urgent.set()
         thread, self._thread = self._thread, None
         deadline = None if timeout is None else time.monotonic() + timeout
         if thread is not None:
@@ -257,6 +283,7 @@ class EventBuffer:
         self._flush_lock = threading.Lock()
         self.view_lock = threading.RLock()
         self._wake = threading.Event()
+        self._urgent = threading.Event()
         self._stop = threading.Event()
         self._thread = None
         self._pending, self._inflight, self._tokens = [], [], []

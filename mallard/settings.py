@@ -51,6 +51,8 @@ class Settings:
                                   env=("MALLARD_FLUSH_COUNT",), minimum=1)
     flush_interval_secs: float = _opt(5.0, "Seconds between background flushes of the buffer.",
                                       env=("MALLARD_FLUSH_INTERVAL",), minimum=0.01)
+    min_flush_gap_secs: float = _opt(1.0, "Least time between two flushes triggered by "
+                                     "flush_event_count (fewer, larger files under load).", minimum=0)
     max_buffered_events: int = _opt(100_000, "Events held in memory before new ones are dropped "
                                     "(counted, never blocking).", minimum=1)
     spool_fsync: bool = _opt(False, "fsync the spool after every event (survives power loss, slower).")

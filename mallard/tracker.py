@@ -167,6 +167,16 @@ class Tracker:
         for value, what in ((raw.site, "site_id"), (raw.name, "event name"), (raw.url, "url")):
             if not isinstance(value, str):
                 raise InvalidEventError(f"{what} must be a string", code="invalid_type")
+        texts: tuple[tuple[str | None, str], ...] = (
+            (raw.name, "event name"), (raw.url, "url"), (raw.referrer, "referrer"),
+            (raw.user_id, "user_id"), (raw.props if isinstance(raw.props, str) else None, "props"))
+        for text, what in texts:
+            if text is not None and not text.isascii():
+                try:
+                    text.encode()
+                except UnicodeEncodeError:  # a lone surrogate cannot be stored or journaled
+                    raise InvalidEventError(f"{what} is not valid Unicode text",
+                                            code="invalid_field") from None
         if not raw.name or (not raw.name.isprintable() and not sanitize(raw.name, MAX_NAME)):
             raise InvalidEventError("event name must not be empty", code="missing_field")
         if not raw.url:

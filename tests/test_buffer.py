@@ -137,13 +137,13 @@ def test_offer_never_blocks_while_the_sink_is_slow() -> None:
             assert buf.offer(e)
             worst = max(worst, time.perf_counter() - t0)
         assert len(lake.published) == 0, "the sink should still be sleeping"
-        assert worst < 0.05, f"offer() blocked for {worst:.3f}s"
+        assert worst < 0.25, f"offer() blocked for {worst:.3f}s"  # the sink takes 1 s
         # A caller-thread flush() waits for the sink; offer() from other threads still does not.
         flusher = threading.Thread(target=buf.flush)
         flusher.start()
         t0 = time.perf_counter()
         buf.offer(make_event(pathname="/while-flush"))
-        assert time.perf_counter() - t0 < 0.05
+        assert time.perf_counter() - t0 < 0.25
         flusher.join(10)
     finally:
         assert buf.close(10)
@@ -458,5 +458,18 @@ class BufferMachine(RuleBasedStateMachine):
 
 
 TestBufferMachine = BufferMachine.TestCase
-TestBufferMachine.settings = settings(max_examples=60, stateful_step_count=30, deadline=None,
+TestBufferMachine.settings = settings(max_examples=100, stateful_step_count=30, deadline=None,
                                       suppress_health_check=[HealthCheck.too_slow])
+
+
+def test_an_event_the_journal_cannot_encode_is_refused_not_raised(tmp_path: Path) -> None:
+    """``offer()`` never raises into the host, and the counters still add up."""
+    spool = Spool(tmp_path)
+    buf = EventBuffer(Lake().sink, journal=spool)
+    assert buf.offer(make_event(pathname="/lone-\ud800-surrogate")) is False
+    assert buf.offer(make_event(pathname="/fine"))
+    s = buf.stats()
+    assert (s.offered, s.pending, s.dropped_full, s.journal_failures) == (2, 1, 1, 1)
+    assert s.offered == s.flushed + s.pending + s.dropped_full
+    assert [e.pathname for e in spool_events(tmp_path)] == ["/fine"]
+    assert buf.close(1)

@@ -9,8 +9,6 @@ import tomllib
 import types
 from pathlib import Path
 
-import pytest
-
 import mallard
 
 ROOT = Path(__file__).resolve().parent.parent

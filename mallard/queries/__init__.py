@@ -217,6 +217,19 @@ class Queries:
                     raise
                 raise InvalidQueryError(f"SQL error: {exc}", code="invalid_sql") from None
 
+    def close(self) -> None:
+        """Close the calling thread's DuckDB connection (a new one opens on the next query).
+
+        **Usage**: ``with mallard.open("data") as q: ...`` closes it on leaving the block.
+        """
+        self._store.close()
+
+    def __enter__(self) -> Queries:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def sites(self) -> list[str]:
         """Site ids with stored (or buffered) events."""
         buffer = self._buffer()

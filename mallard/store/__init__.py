@@ -30,7 +30,7 @@ import pyarrow as pa
 from ..errors import StorageError
 from ..events import COLUMNS, Event
 from .lake import Lake, to_table
-from .spool import Spool, orphans
+from .spool import Spool, finish_commits, orphans, write_commit
 
 __all__ = ["ErasureResult", "Reader", "Store"]
 
@@ -39,6 +39,11 @@ log = logging.getLogger("mallard.store")
 _TEMPLATE: Final = "__mallard_template"
 _BUFFER: Final = "__mallard_buffer"
 _PROJECTION: Final = ", ".join(f'CAST("{c.name}" AS {c.sql_type}) AS "{c.name}"' for c in COLUMNS)
+# The partition directories are authoritative for site_id (and date): files dropped in by other tools
+# (``df.to_parquet(events_dir, partition_cols=["site_id", "date"])``) carry them only in the path.
+# Partition values stay text ("007" is a site id, not the number 7).
+_READ_PARQUET: Final = ("read_parquet(?, union_by_name=true, hive_partitioning=true, "
+                        "hive_types_autocast=false)")
 _TEMPLATE_DDL: Final = (f"CREATE TABLE IF NOT EXISTS {_TEMPLATE} ("
                         + ", ".join(f'"{c.name}" {c.sql_type}' for c in COLUMNS) + ")")
 
@@ -56,21 +61,22 @@ class Reader:
     """One query's consistent view: a file list and buffered rows, under the shared lake lock."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, files: list[str], rows: pa.Table | None,
-                 site_id: str | None) -> None:
+                 site_id: str | None, view: str = _BUFFER) -> None:
         self._con = con
         self._files = files
         self._rows = rows
         self.site_id = site_id
+        self._view = view
 
     def source(self) -> tuple[str, list[object]]:
         """SQL text (and its parameters) of a relation with the full, typed lake schema."""
         parts = [f"SELECT * FROM {_TEMPLATE}"]
         params: list[object] = []
         if self._files:
-            parts.append("SELECT * FROM read_parquet(?, union_by_name=true, hive_partitioning=false)")
+            parts.append(f"SELECT * FROM {_READ_PARQUET}")
             params.append(self._files)
         if self._rows is not None and self._rows.num_rows:
-            parts.append(f"SELECT * FROM {_BUFFER}")
+            parts.append(f"SELECT * FROM {self._view}")
         union = " UNION ALL BY NAME ".join(parts)
         return f"SELECT {_PROJECTION} FROM ({union})", params
 
@@ -110,36 +116,64 @@ class Store:
         self.lake = Lake(self.events_dir, self.state_dir / "lake.lock")
         self._local = threading.local()
         self._compact_lock = threading.Lock()
+        self._spool: Spool | None = None
 
     # -- write path -------------------------------------------------------------------------------
     def journal(self) -> Spool:
-        """A new spool for this process (the buffer's journal)."""
+        """A new spool for this process (the buffer's journal).
+
+        The Store remembers it: publishing a batch written by :meth:`write_batch` first commits the
+        spool's finished segments to the batch's files (see :mod:`mallard.store.spool`).
+        """
         self._writable()
-        return Spool(self.spool_dir, fsync=self._fsync)
+        self._spool = Spool(self.spool_dir, fsync=self._fsync)
+        return self._spool
 
     def write_batch(self, events: Sequence[Event]) -> Callable[[], None]:
         """Write events to hidden Parquet files; return the callable that publishes them."""
         self._writable()
         written = self.lake.write(events)
-        return lambda: self.lake.publish(written)
+        spool = self._spool
+
+        def publish() -> None:
+            if spool is not None:
+                spool.commit(written)
+            self.lake.publish(written)
+
+        return publish
 
     def recover(self) -> int:
-        """Finish interrupted compactions, then replay spools of processes that are gone."""
+        """Finish interrupted compactions and publishes, then replay spools of processes that are gone.
+
+        One process recovers at a time (``state/recover.lock``).
+        """
         if self.read_only:
             return 0
-        self.lake.recover_swaps()
-        self.lake.remove_stale_temporaries()
-        replayed = 0
-        for orphan in orphans(self.spool_dir):
-            try:
-                events = list(orphan.events())
-                if events:
-                    self.lake.publish(self.lake.write(events))
-                    replayed += len(events)
-                orphan.remove()
-            except Exception:
-                orphan.release()
-                raise
+        fd = os.open(self.state_dir / "recover.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self.lake.recover_swaps()
+            finish_commits(self.spool_dir)
+            replayed = 0
+            for orphan in orphans(self.spool_dir):
+                try:
+                    events = list(orphan.events())
+                    if events:
+                        written = self.lake.write(events)
+                        record = self.spool_dir / f".{orphan.path.name}.recovered.commit"
+                        write_commit(record, [orphan.path.name], written)
+                        self.lake.publish(written)
+                        replayed += len(events)
+                    orphan.remove()
+                    if events:
+                        record.unlink(missing_ok=True)
+                except Exception:
+                    orphan.release()
+                    raise
+            # After finish_commits: the temporaries of an interrupted publish are needed there.
+            self.lake.remove_stale_temporaries()
+        finally:
+            os.close(fd)
         if replayed:
             log.info("recovered %d events from spools of stopped processes", replayed)
         return replayed
@@ -181,13 +215,17 @@ class Store:
             if site_id is not None:
                 rows = [e for e in rows if e.site_id == site_id]
             table = to_table(rows) if rows else None
+            # A name per reading, so a reading nested in another (same thread) keeps its own rows.
+            self._local.depth = depth = getattr(self._local, "depth", 0) + 1
+            view = f"{_BUFFER}_{depth}"
             if table is not None:
-                con.register(_BUFFER, table)
+                con.register(view, table)
             try:
-                yield Reader(con, files, table, site_id)
+                yield Reader(con, files, table, site_id, view)
             finally:
+                self._local.depth = depth - 1
                 if table is not None:
-                    con.unregister(_BUFFER)
+                    con.unregister(view)
 
     def sites(self) -> list[str]:
         return self.lake.sites()
@@ -232,7 +270,7 @@ class Store:
         try:
             con.execute(
                 f"COPY (SELECT {_PROJECTION} FROM (SELECT * FROM {_TEMPLATE} UNION ALL BY NAME "
-                f"SELECT * FROM read_parquet(?, union_by_name=true, hive_partitioning=false)) "
+                f"SELECT * FROM {_READ_PARQUET}) "
                 f"ORDER BY timestamp) TO '{_sql_literal(str(tmp))}' "
                 f"(FORMAT parquet, COMPRESSION zstd)",
                 [sources],

@@ -13,6 +13,7 @@ import logging
 import os
 import secrets
 import socket
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
@@ -66,19 +67,46 @@ class Lake:
     def __init__(self, root: Path, lock_path: Path) -> None:
         self.root = root
         self._lock_path = lock_path
+        self._gate_path = lock_path.with_name(lock_path.name + ".gate")
+        self._local = threading.local()
         self._seq = 0
 
     # -- locking ----------------------------------------------------------------------------------
     @contextmanager
     def locked(self, *, exclusive: bool) -> Iterator[None]:
-        """Hold the lake lock shared (readers) or exclusive (swaps and deletions)."""
+        """Hold the lake lock shared (readers) or exclusive (swaps and deletions).
+
+        flock has no writer preference: a steady stream of overlapping readers would starve a
+        compactor (or an erasure) forever. So every locker first passes a turnstile (``<lock>.gate``,
+        exclusive): a writer keeps it while it waits for and holds the lake lock, which queues new
+        readers behind it; a reader lets go of it as soon as it holds the lake lock shared. A thread
+        that already reads skips the turnstile, so nested readers cannot deadlock with a waiting writer.
+        """
         self._lock_path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        depth: int = getattr(self._local, "readers", 0)
+        nested = not exclusive and depth > 0
+        gate = -1 if nested else os.open(self._gate_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = -1
         try:
+            if gate >= 0:
+                fcntl.flock(gate, fcntl.LOCK_EX)
+            fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-            yield
+            if gate >= 0 and not exclusive:
+                os.close(gate)
+                gate = -1
+            if not exclusive:
+                self._local.readers = depth + 1
+            try:
+                yield
+            finally:
+                if not exclusive:
+                    self._local.readers = depth
         finally:
-            os.close(fd)  # closing releases the lock
+            if fd >= 0:
+                os.close(fd)  # closing releases the lock
+            if gate >= 0:
+                os.close(gate)
 
     # -- writing ----------------------------------------------------------------------------------
     def _segment_name(self) -> str:
@@ -113,7 +141,13 @@ class Lake:
     @staticmethod
     def publish(written: Sequence[tuple[Path, Path]]) -> None:
         for tmp, final in written:
-            os.rename(tmp, final)
+            try:
+                os.rename(tmp, final)
+            except FileNotFoundError:
+                # The partition was erased (or expired) meanwhile, with our temporary in it. Failing
+                # here would make the buffer retry the whole batch and store the files already
+                # renamed twice; the events of a deleted partition are deleted events.
+                log.warning("partition %s was deleted while a batch was being stored", tmp.parent)
 
     # -- reading ----------------------------------------------------------------------------------
     def sites(self) -> list[str]:

@@ -5,6 +5,12 @@ and a newline) before the event is acknowledged, and holds an exclusive ``flock`
 owns. A flush rotates to the next segment; once the events of a segment are in the lake the segment is
 deleted. A segment whose lock can be taken belongs to a process that is gone: :func:`orphans` finds
 those so the Store can replay them.
+
+Publishing a batch and deleting its segments are two steps, so a crash between them must not replay
+(duplicate) the batch. Before the batch's Parquet files are renamed into place, a *commit record*
+(``.<name>.commit``: the segments and the temporary → final file names) is written atomically;
+:func:`finish_commits` completes the renames of an interrupted publish and deletes its segments instead
+of replaying them.
 """
 
 from __future__ import annotations
@@ -46,6 +52,19 @@ def decode(line: bytes) -> Event:
     return Event(*values[: len(Event._fields)])
 
 
+def write_commit(path: Path, segments: Sequence[str], files: Sequence[tuple[Path, Path]],
+                 owner: str | None = None) -> None:
+    """Atomically record that the events of ``segments`` are in ``files`` (temporary, final).
+
+    ``owner`` names a segment the writer keeps locked while it lives (its current one): the record of
+    a live process is never acted upon, even once its listed segments are gone.
+    """
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(orjson.dumps({"segments": list(segments), "owner": owner,
+                                  "files": [[str(t), str(f)] for t, f in files]}))
+    os.rename(tmp, path)
+
+
 def _lock(fd: int, *, block: bool = False) -> bool:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | (0 if block else fcntl.LOCK_NB))
@@ -65,6 +84,7 @@ class Spool:
         self._seq = 0
         self._lock = threading.Lock()
         self._owned: dict[Path, int] = {}  # path -> fd (locked)
+        self._commit = self._dir / f".{self._prefix}.commit"
         self._fd = -1
         self._path = self._open_segment()
 
@@ -96,15 +116,26 @@ class Spool:
             self._path = self._open_segment()
             return done
 
+    def commit(self, files: Sequence[tuple[Path, Path]]) -> None:
+        """Record, just before ``files`` are published, that they hold the events of every finished
+        (rotated, not yet released) segment; :meth:`release` removes the record."""
+        with self._lock:
+            finished = [p.name for p in self._owned if p != self._path]
+            if finished:
+                write_commit(self._commit, finished, files, owner=self._path.name)
+
     def release(self, tokens: Sequence[object]) -> None:
         """Delete finished segments whose events are stored."""
         with self._lock:
             for token in tokens:
                 assert isinstance(token, Path)
-                fd = self._owned.pop(token, None)
-                token.unlink(missing_ok=True)
+                fd = self._owned.get(token)
+                token.unlink(missing_ok=True)  # before the lock goes: never seen as an orphan
                 if fd is not None:
+                    del self._owned[token]
                     os.close(fd)
+            if len(self._owned) <= 1:  # only the current segment is left
+                self._commit.unlink(missing_ok=True)
 
     def close(self) -> None:
         """Delete the (empty) current segment and release every lock."""
@@ -145,6 +176,47 @@ class Orphan:
 
     def release(self) -> None:
         os.close(self._fd)
+
+
+def finish_commits(directory: Path) -> int:
+    """Complete publishes interrupted by a crash: rename the temporary files still in place and delete
+    the segments, whose events are then in the lake. Records of live processes (their segments are
+    locked) are left alone. Returns the number of records completed."""
+    done = 0
+    for record in sorted(directory.glob(".*.commit")):
+        try:
+            spec = orjson.loads(record.read_bytes())
+        except FileNotFoundError:
+            continue
+        except (OSError, orjson.JSONDecodeError):  # written atomically: not ours
+            continue
+        segments = [directory / name for name in spec["segments"]]
+        owner = [directory / spec["owner"]] if spec.get("owner") else []
+        fds: list[int] = []
+        try:
+            busy = False
+            for segment in owner + segments:
+                try:
+                    fd = os.open(segment, os.O_RDONLY | os.O_CLOEXEC)
+                except FileNotFoundError:
+                    continue
+                fds.append(fd)
+                if not _lock(fd):
+                    busy = True
+                    break
+            if busy:
+                continue
+            for tmp, final in spec["files"]:
+                with suppress(FileNotFoundError):  # published already (or erased since)
+                    os.rename(tmp, final)
+            for segment in segments:
+                segment.unlink(missing_ok=True)
+            record.unlink(missing_ok=True)
+            done += 1
+        finally:
+            for fd in fds:
+                os.close(fd)
+    return done
 
 
 def orphans(directory: Path) -> Iterator[Orphan]:

@@ -142,7 +142,8 @@ def values_of(node: Any) -> list[str]:
 @functools.lru_cache(maxsize=4096)
 def fold(value: str) -> str:
     """Case folding for case_sensitive=false: DuckDB's lower(), applied to the value and the column."""
-    folded = duckdb.execute("SELECT lower(?)", [value]).fetchone()
+    with duckdb.connect() as con:  # not the shared default connection: leave it clean for others
+        folded = con.execute("SELECT lower(?)", [value]).fetchone()
     assert folded is not None
     return str(folded[0])
 

@@ -227,24 +227,18 @@ def test_open_reads_what_a_closed_mallard_wrote(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     with mallard.Mallard(_settings(data_dir), clock=lambda: NOW) as m:
         _track(m)
-    q = mallard.open(data_dir)
-    try:
+    with mallard.open(data_dir) as q:
         assert _answers(q) == EXPECTED
         assert q.sites() == [SITE]
-    finally:
-        q._store.close()
 
 
 def test_open_sees_nothing_buffered_elsewhere(running: mallard.Mallard) -> None:
     """mallard.open reads the lake only: another process's buffer is invisible until flushed."""
     _track(running)
-    q = mallard.open(running.settings.data_dir)
-    try:
+    with mallard.open(running.settings.data_dir) as q:
         assert q.main(SITE, start_date=DAY1, end_date=DAY1).unique_visitors == 0
         running.flush()
         assert q.main(SITE, start_date=DAY1, end_date=DAY1).unique_visitors == 2
-    finally:
-        q._store.close()
 
 
 def test_open_needs_an_existing_directory(tmp_path: Path) -> None:
