@@ -91,6 +91,7 @@ class Mallard:
         self._geo = GeoLookup(settings.geoip_db_path, settings.geoip_precision)  # fails fast
         self._lock = threading.RLock()
         self._pid = -1
+        self._running = False  # started in this process and not closed (reset after fork)
         self._closed = False
         self._tracker: Tracker | None = None
         self._buffer: EventBuffer | None = None
@@ -103,7 +104,9 @@ class Mallard:
     # -- lifecycle --------------------------------------------------------------------------------
     @property
     def started(self) -> bool:
-        return self._pid == os.getpid() and not self._closed
+        # A flag, not a getpid() comparison: this is read on every track() call, and the at-fork
+        # hook resets it in a child process.
+        return self._running
 
     def start(self) -> Mallard:
         """Recover, then start ingestion (idempotent; called lazily by the first track())."""
@@ -131,6 +134,7 @@ class Mallard:
                                                  daemon=True)
             self._maintenance.start()
             self._pid = os.getpid()
+            self._running = True
         return self
 
     def close(self, timeout: float | None = None) -> bool:
@@ -143,6 +147,7 @@ class Mallard:
             if not self.started:
                 return True
             self._closed = True
+            self._running = False
             self._stop.set()
             buffer, self._buffer = self._buffer, None
             ok = buffer.close(self.settings.shutdown_timeout_secs if timeout is None else timeout) \
@@ -183,6 +188,7 @@ class Mallard:
         self._stop = threading.Event()
         self._touched = set()
         self._pid = -1
+        self._running = False
 
     # -- ingestion --------------------------------------------------------------------------------
     def track(self, name: str, *, site: str, url: str, ip: str | None = None,
@@ -207,7 +213,7 @@ class Mallard:
                     ctx = ClientContext(ip, user_agent, ctx.dnt, ctx.gpc, ctx.ch_mobile)
             else:
                 ctx = ClientContext(ip=ip, user_agent=user_agent)
-            return self.ingest((raw,), ctx)[0]
+            return self._ingest_one(raw, ctx)
         except Exception as exc:
             if self.settings.strict:
                 raise
@@ -218,20 +224,22 @@ class Mallard:
         """Run raw events through the pipeline and buffer the accepted ones (used by the HTTP layer)."""
         if not self.started:
             self.start()
+        return [self._ingest_one(raw, ctx) for raw in raws]
+
+    def _ingest_one(self, raw: RawEvent, ctx: ClientContext) -> Outcome:
+        if not self._running:
+            self.start()
         tracker, buffer = self._tracker, self._buffer
         assert tracker is not None and buffer is not None
-        outcomes = []
-        for raw in raws:
-            outcome = tracker.process(raw, ctx)
-            if outcome.accepted:
-                assert outcome.event is not None
-                if not buffer.offer(outcome.event):
-                    tracker.count("buffer_full")
-                    outcome = Outcome(False, "buffer_full")
-            elif outcome.error is not None and self.settings.strict:
-                raise outcome.error
-            outcomes.append(outcome)
-        return outcomes
+        outcome = tracker.process(raw, ctx)
+        if outcome.accepted:
+            assert outcome.event is not None
+            if not buffer.offer(outcome.event):
+                tracker.count("buffer_full")
+                return Outcome(False, "buffer_full")
+        elif outcome.error is not None and self.settings.strict:
+            raise outcome.error
+        return outcome
 
     def flush(self) -> int:
         """Write everything buffered to the lake now. Returns the number of events written."""
@@ -243,7 +251,7 @@ class Mallard:
 
     def _sink(self, events: Sequence[Event]) -> Callable[[], None]:
         publish = self.store.write_batch(events)
-        touched = {(e.site_id, e.timestamp.date()) for e in events}
+        touched = publish.partitions
 
         def publish_and_note() -> None:
             publish()

@@ -104,10 +104,12 @@ class EventBuffer:
                     return False
             self._pending.append(event)
             waiting = len(self._pending)
-        if waiting >= self.flush_at:
+        # is_set() first: set() takes a lock and notifies, and under load every offer past
+        # flush_at would pay for it until the flusher runs.
+        if waiting >= self.flush_at and not self._wake.is_set():
             self._wake.set()
-            if waiting >= self.max_events // 2:
-                self._urgent.set()
+        if waiting >= self.max_events // 2 and not self._urgent.is_set():
+            self._urgent.set()
         return True
 
     # -- consumer side ----------------------------------------------------------------------------

@@ -38,7 +38,10 @@ def canonical_ip(ip: str | None) -> str:
     ip = ip.strip()
     try:  # inet_pton/inet_ntop: strict parsing and canonical text, ~10x faster than ipaddress
         if ":" not in ip:
-            return socket.inet_ntop(socket.AF_INET, socket.inet_pton(socket.AF_INET, ip))
+            # inet_pton accepts only the canonical dotted-quad spelling (no leading zeros, no
+            # shorthand), so what it accepts is already canonical.
+            socket.inet_pton(socket.AF_INET, ip)
+            return ip
         packed = socket.inet_pton(socket.AF_INET6, ip.split("%", 1)[0])
     except (OSError, ValueError):  # ValueError: NUL or unencodable characters in the text
         return "unknown"
@@ -99,12 +102,15 @@ class Salts:
         self._current = b""
         self._previous: bytes | None = None
         self._period_start = datetime.min.replace(tzinfo=UTC)
+        self._period_end = self._period_start  # empty: the first call rotates
 
     def period_of(self, now: datetime) -> int:
         return (now.date() - _EPOCH).days // self._rotation
 
     def salts(self, now: datetime) -> tuple[bytes, bytes | None, datetime]:
         """(current salt, previous salt or None, start of the current period) at ``now`` (UTC)."""
+        if self._period_start <= now < self._period_end:  # the common case: no date arithmetic
+            return self._current, self._previous, self._period_start
         period = self.period_of(now)
         if period != self._period:
             with self._lock:
@@ -128,6 +134,7 @@ class Salts:
                 path.unlink(missing_ok=True)  # old salts are destroyed, not archived
         start = _EPOCH + timedelta(days=period * self._rotation)
         self._period_start = datetime(start.year, start.month, start.day, tzinfo=UTC)
+        self._period_end = self._period_start + timedelta(days=self._rotation)
         self._current, self._previous, self._period = current, previous, period
 
 

@@ -29,10 +29,10 @@ import pyarrow as pa
 
 from ..errors import StorageError
 from ..events import COLUMNS, Event
-from .lake import Lake, to_table
+from .lake import Lake, site_of, to_table
 from .spool import Spool, finish_commits, orphans, write_commit
 
-__all__ = ["ErasureResult", "Reader", "Store"]
+__all__ = ["ErasureResult", "PendingBatch", "Reader", "Store"]
 
 log = logging.getLogger("mallard.store")
 
@@ -87,6 +87,24 @@ class Reader:
             raise StorageError(f"Cannot read the lake: {exc}") from exc
 
 
+class PendingBatch:
+    """Parquet files written under hidden names; calling the batch publishes them."""
+
+    def __init__(self, lake: Lake, spool: Spool | None, written: list[tuple[Path, Path]]) -> None:
+        self._lake = lake
+        self._spool = spool
+        self._written = written
+        #: (site_id, date) of every partition the batch adds a file to.
+        self.partitions: frozenset[tuple[str, date]] = frozenset(
+            (site_of(final.parent.parent.name), date.fromisoformat(final.parent.name[5:]))
+            for _, final in written)
+
+    def __call__(self) -> None:
+        if self._spool is not None:
+            self._spool.commit(self._written)
+        self._lake.publish(self._written)
+
+
 class Store:
     """The data directory: spool, lake and state. Thread-safe; one per process and data_dir."""
 
@@ -129,18 +147,10 @@ class Store:
         self._spool = Spool(self.spool_dir, fsync=self._fsync)
         return self._spool
 
-    def write_batch(self, events: Sequence[Event]) -> Callable[[], None]:
+    def write_batch(self, events: Sequence[Event]) -> PendingBatch:
         """Write events to hidden Parquet files; return the callable that publishes them."""
         self._writable()
-        written = self.lake.write(events)
-        spool = self._spool
-
-        def publish() -> None:
-            if spool is not None:
-                spool.commit(written)
-            self.lake.publish(written)
-
-        return publish
+        return PendingBatch(self.lake, self._spool, self.lake.write(events))
 
     def recover(self) -> int:
         """Finish interrupted compactions and publishes, then replay spools of processes that are gone.

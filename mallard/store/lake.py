@@ -57,7 +57,7 @@ def site_dir_name(site_id: str) -> str:
     return "site_id=" + site_id.replace(":", "%3A")
 
 
-def _site_of(dir_name: str) -> str:
+def site_of(dir_name: str) -> str:
     return dir_name.removeprefix("site_id=").replace("%3A", ":")
 
 
@@ -153,7 +153,7 @@ class Lake:
     def sites(self) -> list[str]:
         if not self.root.is_dir():
             return []
-        return sorted(_site_of(e.name) for e in os.scandir(self.root)
+        return sorted(site_of(e.name) for e in os.scandir(self.root)
                       if e.is_dir() and e.name.startswith("site_id="))
 
     def dates(self, site_id: str) -> list[date]:
