@@ -21,11 +21,13 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import mallard
 from mallard import EventBuffer, StorageError, Store
 from mallard.events import COLUMN_NAMES, COLUMNS, Event
-from mallard.store.lake import Lake
+from mallard.store.lake import Lake, partitions
 
 from .factories import BASE_TIME, full_event, make_event, make_events
 
@@ -701,3 +703,27 @@ def test_recovery_leaves_the_commit_record_of_a_live_process_alone(store: Store)
     assert buf.close(1)
     assert count(store) == 8
     assert list(store.spool_dir.iterdir()) == []
+
+
+@given(st.lists(st.tuples(st.sampled_from(["a", "b", "c:d"]),
+                          st.integers(min_value=-3, max_value=3),
+                          st.sampled_from([-1, 0, 1, 86_400_000_000 - 1]))))
+def test_partitions_split_a_batch_by_site_and_day_in_time_order(spec: list[tuple[str, int, int]]) -> None:
+    """Every event lands in exactly one part, of its own (site, UTC date), parts sorted by time and
+    stable on equal timestamps; midnight and the microsecond before it fall on their own days."""
+    midnight = datetime(2024, 3, 2)
+    events = [make_event(site_id=site, pathname=f"/{i}",
+                         timestamp=midnight + timedelta(days=day, microseconds=us))
+              for i, (site, day, us) in enumerate(spec)]
+    seen: list[Event] = []
+    keys = []
+    for (site, day), rows in partitions(events):
+        keys.append((site, day))
+        assert rows and all(e.site_id == site and e.timestamp.date() == day for e in rows)
+        assert [e.timestamp for e in rows] == sorted(e.timestamp for e in rows)
+        for a, b in zip(rows, rows[1:], strict=False):  # stable: equal times keep arrival order
+            if a.timestamp == b.timestamp:
+                assert int(a.pathname[1:]) < int(b.pathname[1:])
+        seen.extend(rows)
+    assert len(keys) == len(set(keys))
+    assert Counter(seen) == Counter(events)
