@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import itertools
 import os
 import subprocess
 import sys
@@ -721,7 +722,7 @@ def test_partitions_split_a_batch_by_site_and_day_in_time_order(spec: list[tuple
         keys.append((site, day))
         assert rows and all(e.site_id == site and e.timestamp.date() == day for e in rows)
         assert [e.timestamp for e in rows] == sorted(e.timestamp for e in rows)
-        for a, b in zip(rows, rows[1:], strict=False):  # stable: equal times keep arrival order
+        for a, b in itertools.pairwise(rows):  # stable: equal times keep arrival order
             if a.timestamp == b.timestamp:
                 assert int(a.pathname[1:]) < int(b.pathname[1:])
         seen.extend(rows)

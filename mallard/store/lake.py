@@ -45,10 +45,21 @@ _HOST: Final = socket.gethostname()
 _TIMESTAMP: Final = operator.attrgetter("timestamp")
 _DAY: Final = timedelta(days=1)
 _MIDNIGHT: Final = datetime.min.time()
+_CHUNK: Final = 4096
 
 
 def to_table(events: Sequence[Event]) -> pa.Table:
-    """Events as an Arrow table with the lake schema."""
+    """Events as an Arrow table with the lake schema.
+
+    Converted in chunks: each conversion is one C call that holds the GIL, and the flusher shares it
+    with ``track()`` callers, which must not wait for a whole batch (tens of milliseconds).
+    """
+    if len(events) <= _CHUNK:
+        return _to_table(events)
+    return pa.concat_tables(_to_table(events[i:i + _CHUNK]) for i in range(0, len(events), _CHUNK))
+
+
+def _to_table(events: Sequence[Event]) -> pa.Table:
     columns = list(zip(*events, strict=True)) if events else [()] * len(SCHEMA)
     return pa.Table.from_arrays(
         [pa.array(col, type=f.type) for col, f in zip(columns, SCHEMA, strict=True)],
