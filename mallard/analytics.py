@@ -13,13 +13,15 @@ import contextlib
 import logging
 import os
 import threading
+import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .buffer import BufferStats, EventBuffer
+from .context import current_client
 from .enrich.geo import GeoLookup
 from .enrich.useragent import AgentParser
 from .errors import InvalidEventError
@@ -31,7 +33,14 @@ from .settings import Settings
 from .store import ErasureResult, Store
 from .tracker import ClientContext, Outcome, Tracker, utcnow
 
+if TYPE_CHECKING:
+    from .auth import Auth
+    from .http.api import Api
+    from .metrics import Metrics
+
 log = logging.getLogger("mallard")
+
+_METRICS_EVERY = 2.0  # seconds between snapshots of this process's metrics for other workers
 
 _live: weakref.WeakSet[Mallard] = weakref.WeakSet()
 
@@ -99,7 +108,53 @@ class Mallard:
         self._maintenance: threading.Thread | None = None
         self._stop = threading.Event()
         self.queries = Queries(self.store, settings, buffer=self._current_buffer, clock=clock)
+        self._auth: Any = None
+        self._metrics: Any = None
+        self._api: Any = None
         _live.add(self)
+
+    # -- HTTP-facing state (created on first use) -------------------------------------------------
+    @property
+    def auth(self) -> Auth:
+        """Admin password, login sessions, API keys and lockouts, shared by all processes (``state/``)."""
+        with self._lock:
+            if self._auth is None:
+                from .auth import Auth
+
+                self._auth = Auth(self.store.state_dir, self.settings,
+                                  secret=load_secret(self.store.state_dir, self.settings.secret),
+                                  clock=self._clock)
+            return self._auth  # type: ignore[no-any-return]
+
+    @property
+    def metrics(self) -> Metrics:
+        """Prometheus metrics of this process, rendered with those of every other worker."""
+        with self._lock:
+            if self._metrics is None:
+                from .metrics import Metrics
+
+                metrics = Metrics(self.store.state_dir)
+                buffer_pending = lambda: (b.stats().pending if (b := self._current_buffer()) else 0)  # noqa: E731
+                metrics.set_gauge_source("mallard_buffered_events", buffer_pending)
+                metrics.set_gauge_source("mallard_geoip_loaded", lambda: int(self.geoip_loaded))
+                metrics.set_gauge_source("mallard_filter_bots", lambda: int(self.settings.filter_bots))
+                metrics.set_gauge_source("mallard_auth_configured",
+                                         lambda: int(self.auth.password_configured()))
+                self._metrics = metrics
+            return self._metrics  # type: ignore[no-any-return]
+
+    @property
+    def geoip_loaded(self) -> bool:
+        return bool(self._geo.loaded)
+
+    def http_api(self) -> Api:
+        """The framework-neutral HTTP API over this instance (one per instance, shared by adapters)."""
+        with self._lock:
+            if self._api is None:
+                from .http.api import Api
+
+                self._api = Api(self)
+            return self._api  # type: ignore[no-any-return]
 
     # -- lifecycle --------------------------------------------------------------------------------
     @property
@@ -155,6 +210,8 @@ class Mallard:
             if self._maintenance is not None:
                 self._maintenance.join(5)
             self._touched.clear()
+            if self._metrics is not None:
+                self._metrics.flush_snapshot()
             self.store.close()  # this thread's DuckDB connection
             return ok
 
@@ -211,6 +268,8 @@ class Mallard:
                 ctx = ClientContext.from_headers({k.lower(): v for k, v in headers.items()}, ip)
                 if user_agent is not None:
                     ctx = ClientContext(ip, user_agent, ctx.dnt, ctx.gpc, ctx.ch_mobile)
+            elif ip is None and user_agent is None and (current := current_client()) is not None:
+                ctx = current  # inside a request handled by an adapter or the middleware
             else:
                 ctx = ClientContext(ip=ip, user_agent=user_agent)
             return self._ingest_one(raw, ctx)
@@ -220,11 +279,29 @@ class Mallard:
             log.error("mallard.track failed: %s", type(exc).__name__)
             return Outcome(False, "error")
 
-    def ingest(self, raws: Iterable[RawEvent], ctx: ClientContext) -> list[Outcome]:
-        """Run raw events through the pipeline and buffer the accepted ones (used by the HTTP layer)."""
+    def ingest(self, raws: Iterable[RawEvent], ctx: ClientContext, *,
+               all_or_nothing: bool = False) -> list[Outcome]:
+        """Run raw events through the pipeline and buffer the accepted ones (used by the HTTP layer).
+
+        With ``all_or_nothing``, nothing is buffered unless every event is valid (a batch request that
+        is refused can be corrected and sent again without duplicating the rest).
+        """
         if not self.started:
             self.start()
-        return [self._ingest_one(raw, ctx) for raw in raws]
+        if not all_or_nothing:
+            return [self._ingest_one(raw, ctx) for raw in raws]
+        tracker, buffer = self._tracker, self._buffer
+        assert tracker is not None and buffer is not None
+        outcomes = [tracker.process(raw, ctx) for raw in raws]
+        if any(o.error is not None for o in outcomes):
+            return [Outcome(False, "not_stored") if o.accepted else o for o in outcomes]
+        for i, outcome in enumerate(outcomes):
+            if outcome.accepted:
+                assert outcome.event is not None
+                if not buffer.offer(outcome.event):
+                    tracker.count("buffer_full")
+                    outcomes[i] = Outcome(False, "buffer_full")
+        return outcomes
 
     def _ingest_one(self, raw: RawEvent, ctx: ClientContext) -> Outcome:
         if not self._running:
@@ -264,8 +341,14 @@ class Mallard:
     def _maintain(self) -> None:
         interval = max(10.0, self.settings.flush_interval_secs * 6)
         last_retention: date | None = None
-        while not self._stop.wait(interval):
+        next_compaction = time.monotonic() + interval
+        while not self._stop.wait(_METRICS_EVERY):
             try:
+                if self._metrics is not None:
+                    self._metrics.flush_snapshot()
+                if time.monotonic() < next_compaction:
+                    continue
+                next_compaction = time.monotonic() + interval
                 self.compact(only_touched=True)
                 today = self._clock().astimezone(UTC).date()
                 if self.settings.retention_days and last_retention != today:

@@ -1,7 +1,7 @@
 """The ``mallard`` command: operator tasks on a data directory.
 
 A human adapter: it parses arguments, calls :class:`mallard.Mallard` or :class:`mallard.Queries` and
-prints. ``mallard serve`` arrives with the HTTP layer.
+prints. ``mallard serve`` runs the HTTP API, tracking script and dashboard under uvicorn.
 """
 
 from __future__ import annotations
@@ -98,9 +98,113 @@ def cmd_erase(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .settings import Settings, export_to_environ
+
+    overrides: dict[str, Any] = {k: v for k, v in (("data_dir", args.data_dir), ("host", args.host),
+                                                   ("port", args.port)) if v is not None}
+    settings = Settings.load(args.config, **overrides)  # fail here, not in every worker
+    workers = max(1, args.workers)
+    env: dict[str, Any] = {**overrides, "config": args.config}
+    if workers > 1:  # rate limits count per process: share the configured rate among the workers
+        for name in ("rate_limit_per_site", "rate_limit_per_ip"):
+            rate = getattr(settings, name)
+            if rate:
+                env[name] = max(1, rate // workers)
+    export_to_environ(env)
+    base = f"http://{settings.host}:{settings.port}"
+    print(f"mallard {_version()} serving {settings.data_dir} on {base}/ ({workers} worker(s))\n"
+          f"  dashboard: {base}/\n"
+          f'  tracker:   <script defer data-domain="example.com" src="{base}/mallard.js"></script>',
+          file=sys.stderr, flush=True)
+    uvicorn.run("mallard.adapters.asgi:create_app", factory=True, host=settings.host, port=settings.port,
+                workers=workers, proxy_headers=False, server_header=False, access_log=args.access_log,
+                log_level=args.log_level, timeout_graceful_shutdown=int(settings.shutdown_timeout_secs))
+    return 0
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def _auth(args: argparse.Namespace) -> Any:
+    from .auth import Auth
+    from .privacy import load_secret
+    from .settings import Settings
+    from .store import Store
+
+    overrides = {"data_dir": args.data_dir} if args.data_dir else {}
+    settings = Settings.load(args.config, **overrides)
+    store = Store(settings.data_dir)
+    state = store.state_dir
+    state.mkdir(parents=True, exist_ok=True)
+    return Auth(state, settings, secret=load_secret(state, settings.secret))
+
+
+def cmd_password(args: argparse.Namespace) -> int:
+    import getpass
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass("New admin password: ")
+        if getpass.getpass("Repeat it: ") != password:
+            print("mallard: the passwords differ; nothing changed", file=sys.stderr)
+            return 2
+    with _auth(args) as auth:
+        auth.set_password(password)
+    print("admin password set; every existing dashboard session is logged out")
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    with _auth(args) as auth:
+        if args.action == "create":
+            key, record = auth.create_key(args.name, args.scope)
+            print(json.dumps({"key": key, **record}, indent=2))
+            print("store the key now: only its hash is kept", file=sys.stderr)
+        elif args.action == "list":
+            print(json.dumps(auth.list_keys(), indent=2))
+        else:
+            if not auth.revoke_key(args.key_hash):
+                print(f"mallard: no key with hash {args.key_hash}", file=sys.stderr)
+                return 1
+            print("revoked")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mallard", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("serve", help="run the HTTP API, tracking script and dashboard (uvicorn)")
+    _settings_args(p)
+    p.add_argument("--host", help="address to bind (default: host setting, 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default: port setting, 8000)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
+    p.add_argument("--access-log", action="store_true", help="log every request (IPs included: off "
+                                                             "by default for privacy)")
+    p.set_defaults(func=cmd_serve)
+    p = sub.add_parser("password", help="set the admin password (logs every session out)")
+    _settings_args(p)
+    p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    p.set_defaults(func=cmd_password)
+    p = sub.add_parser("keys", help="create, list or revoke API keys")
+    keys = p.add_subparsers(dest="action", required=True)
+    k = keys.add_parser("create", help="create a key (printed once)")
+    _settings_args(k)
+    k.add_argument("name")
+    k.add_argument("--scope", choices=("ReadOnly", "Admin"), default="ReadOnly")
+    k = keys.add_parser("list", help="list keys (hashes only)")
+    _settings_args(k)
+    k = keys.add_parser("revoke", help="revoke a key by its hash")
+    _settings_args(k)
+    k.add_argument("key_hash")
+    p.set_defaults(func=cmd_keys)
     p = sub.add_parser("stats", help="headline figures of a site")
     _settings_args(p)
     p.add_argument("site")

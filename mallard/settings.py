@@ -196,8 +196,12 @@ class Settings:
         return cls(**values)
 
     @classmethod
-    def from_mapping(cls, mapping: Mapping[str, Any], *, prefix: str = "MALLARD_") -> Settings:
-        """Settings from a mapping such as Flask's ``app.config`` (keys ``MALLARD_DATA_DIR``, …)."""
+    def from_mapping(cls, mapping: Mapping[str, Any], *, prefix: str = "MALLARD_",
+                     base: Settings | None = None) -> Settings:
+        """Settings from a mapping such as Flask's ``app.config`` (keys ``MALLARD_DATA_DIR``, …).
+
+        With ``base`` (e.g. ``Settings.load()``, the environment), the mapping's values override it.
+        """
         values: dict[str, Any] = {}
         aliases = cls._env_names()
         for key, value in mapping.items():
@@ -209,7 +213,7 @@ class Settings:
                     continue
                 raise ConfigurationError(f"Unknown setting {key!r}.")
             values[name] = value
-        return cls(**values)
+        return base.replace(**values) if base is not None else cls(**values)
 
     @classmethod
     def field_names(cls) -> frozenset[str]:
@@ -285,6 +289,25 @@ class Settings:
                 f"Valid keys: {', '.join(sorted(cls.field_names()))}."
             )
         return data
+
+
+def export_to_environ(values: Mapping[str, Any]) -> None:
+    """Put settings into this process's environment as ``MALLARD_<NAME>`` variables.
+
+    For ``mallard serve``: server worker processes are new interpreters that build their settings with
+    :meth:`Settings.load`, from the environment. Lists are joined with commas, None is skipped.
+    """
+    names = Settings.field_names() | {"config"}
+    for name, value in values.items():
+        if name not in names:
+            raise ConfigurationError(f"Unknown setting {name!r}.")
+        if value is None:
+            continue
+        if isinstance(value, (list, tuple)):
+            value = ",".join(map(str, value))
+        elif isinstance(value, bool):
+            value = "true" if value else "false"
+        os.environ[f"MALLARD_{name.upper()}"] = str(value)
 
 
 _HINTS: dict[str, Any] = {}

@@ -240,6 +240,11 @@ class Store:
     def sites(self) -> list[str]:
         return self.lake.sites()
 
+    def fingerprint(self, site_id: str, first: date, last: date) -> int:
+        """A number that changes whenever a file of the site's partitions in [first, last] is added,
+        merged or deleted, by any process (file names are unique per write)."""
+        return hash(tuple(self.lake.files(site_id, first, last)))
+
     def first_date(self, site_id: str | None) -> date | None:
         sites = [site_id] if site_id is not None else self.lake.sites()
         firsts = [d[0] for s in sites if (d := self.lake.dates(s))]

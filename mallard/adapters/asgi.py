@@ -1,0 +1,132 @@
+"""ASGI adapter: :class:`MallardASGI`, a pure ASGI application (no framework on the request path).
+
+Mount it in Starlette/FastAPI with ``Mount("/_m", app=MallardASGI(m))`` or run it alone under uvicorn.
+It honours ``root_path``, starts the core lazily on the first request (mounted apps never receive
+lifespan events) and also answers lifespan events when it is the root app. Ingestion and static files
+are answered on the event loop (they never block beyond one append to the spool); queries and password
+hashing run in a thread pool of ``read_connections`` threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from ..analytics import Mallard
+from ..http.messages import Request, Response
+
+__all__ = ["MallardASGI", "create_app"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+def scope_headers(scope: Scope) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in scope.get("headers", ()):
+        name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+        if name in headers:
+            headers[name] += ("; " if name == "cookie" else ", ") + value
+        else:
+            headers[name] = value
+    return headers
+
+
+def mount_path(scope: Scope) -> tuple[str, str]:
+    """(path below the mount point, mount prefix) of an HTTP scope."""
+    root = scope.get("root_path", "") or ""
+    path = scope.get("path", "/") or "/"
+    if root and (path == root or path.startswith(root + "/")):
+        path = path[len(root):] or "/"
+    return path, root
+
+
+async def read_body(receive: Receive, limit: int) -> bytes | None:
+    """The request body, or None when it exceeds ``limit`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return b"".join(chunks)
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def send_response(send: Send, response: Response) -> None:
+    await send({"type": "http.response.start", "status": response.status,
+                "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]})
+    await send({"type": "http.response.body", "body": response.body})
+
+
+class MallardASGI:
+    """mallard's HTTP API, tracking script and dashboard as an ASGI app.
+
+    Args:
+        mallard: the instance to serve; when omitted one is built from ``**options`` (and the
+            environment), e.g. ``MallardASGI(data_dir="var/analytics")``.
+    """
+
+    def __init__(self, mallard: Mallard | None = None, **options: Any) -> None:
+        self.mallard = mallard if mallard is not None else Mallard(**options)
+        self.api = self.mallard.http_api()
+        self._pool = ThreadPoolExecutor(max_workers=self.mallard.settings.read_connections,
+                                        thread_name_prefix="mallard-http")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":  # websockets: not ours
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1000})
+            return
+        path, root = mount_path(scope)
+        body = await read_body(receive, self.api.max_body_bytes)
+        if body is None:
+            response = self.api.refuse(413, f"Request body exceeds {self.api.max_body_bytes} bytes.")
+            await send_response(send, response)
+            return
+        client = scope.get("client")
+        request = Request(method=scope.get("method", "GET").upper(), path=path,
+                          query_string=scope.get("query_string", b"").decode("latin-1"),
+                          headers=scope_headers(scope), body=body,
+                          client=client[0] if client else None, root_path=root,
+                          scheme=scope.get("scheme", "http"))
+        if self.api.is_blocking(request.method, path):
+            loop = asyncio.get_running_loop()
+            response = await loop.run_in_executor(self._pool, self.api.handle, request)
+        else:
+            response = self.api.handle(request)
+        await send_response(send, response)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    self.mallard.start()
+                except Exception as exc:  # e.g. an unwritable data directory
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                loop = asyncio.get_running_loop()
+                await loop.run_in_executor(None, self.mallard.close)
+                self._pool.shutdown(wait=False)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def create_app() -> MallardASGI:
+    """App factory for ``mallard serve`` (uvicorn ``--factory``): settings from ``MALLARD_*``."""
+    return MallardASGI(Mallard())

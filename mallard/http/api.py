@@ -1,0 +1,234 @@
+"""The framework-neutral HTTP layer: one :class:`Api` per :class:`mallard.Mallard`.
+
+``Api.handle(request) -> Response`` does routing, authentication, CORS, the heavy-query limit, the
+query cache, error mapping and security headers, in that order, for every adapter alike. It never
+imports a web framework and builds no SQL: handlers call the core.
+
+Error mapping (the only place where exceptions become status codes): :class:`HTTPError` → its status;
+``InvalidQueryError``/``InvalidEventError``/``ConfigurationError`` → 400; ``StorageError`` → 503; anything
+else → 500 ``{"error": "Internal server error"}`` (logged without request data).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConfigurationError, InvalidEventError, InvalidQueryError, StorageError
+from . import admin, ingest, ops, stats
+from .limits import ConcurrencyLimit, QueryCache, RateLimiter
+from .messages import HTTPError, Request, Response, error_response
+from .routing import Route, Router
+from .security import (
+    apply_security_headers,
+    client_ip,
+    cors_headers,
+    csrf_ok,
+    is_loopback,
+    own_origin,
+    request_id,
+)
+
+if TYPE_CHECKING:
+    from ..analytics import Mallard
+    from ..queries import Queries
+    from ..settings import Settings
+
+__all__ = ["Api"]
+
+log = logging.getLogger("mallard.http")
+
+ROUTES: tuple[Route, ...] = (*ingest.ROUTES, *stats.ROUTES, *admin.ROUTES, *ops.ROUTES)
+
+
+class Api:
+    """mallard's HTTP API over one :class:`mallard.Mallard`.
+
+    Args:
+        mallard: the instance to serve. Several adapters may share one Api (``mallard.http_api()``).
+    """
+
+    def __init__(self, mallard: Mallard) -> None:
+        self.mallard = mallard
+        self.settings: Settings = mallard.settings
+        s = self.settings
+        self.router = Router(ROUTES)
+        self.cache = QueryCache(s.cache_ttl_secs, s.cache_max_entries)
+        self.heavy = ConcurrencyLimit(s.max_concurrent_queries)
+        self.site_limiter = RateLimiter(s.rate_limit_per_site, max_keys=s.max_tracked_keys)
+        self.ip_limiter = RateLimiter(s.rate_limit_per_ip, max_keys=s.max_tracked_keys)
+        self.max_body_bytes = s.max_body_bytes
+        self._lock = threading.Lock()
+        self.metrics.set_gauge_source("mallard_cache_entries", lambda: len(self.cache))
+
+    # -- shared state ------------------------------------------------------------------------------
+    @property
+    def queries(self) -> Queries:
+        return self.mallard.queries
+
+    @property
+    def auth(self) -> Any:
+        return self.mallard.auth
+
+    @property
+    def auth_errors(self) -> Any:
+        from .. import auth
+
+        return auth
+
+    @property
+    def metrics(self) -> Any:
+        return self.mallard.metrics
+
+    def count(self, name: str, amount: int = 1, **labels: str | None) -> None:
+        self.metrics.inc(name, amount, **{k: v for k, v in labels.items() if v is not None})
+
+    def is_blocking(self, method: str, path: str) -> bool:
+        """Whether handling may block (queries, password hashing): adapters on an event loop run those
+        in a thread; ingestion and static files are answered inline."""
+        try:
+            route, _ = self.router.match(method, path)
+        except HTTPError:
+            return False
+        return not (route.ingestion or route.tag in ("dashboard",) or route.pattern in (
+            "/health", "/robots.txt", "/.well-known/security.txt"))
+
+    # -- credentials -------------------------------------------------------------------------------
+    def principal(self, request: Request) -> tuple[str, str] | None:
+        """``("session", "Admin")`` or ``("key", scope)`` for valid credentials, else None."""
+        token = request.cookie(admin.COOKIE)
+        if token and self.auth.check_session(token):
+            return "session", "Admin"
+        key = None
+        authorization = request.headers.get("authorization", "")
+        if authorization[:7].lower() == "bearer ":
+            key = authorization[7:].strip()
+        key = key or request.headers.get("x-api-key")
+        if key:
+            scope = self.auth.check_key(key)
+            if scope is not None:
+                return "key", str(scope)
+        return None
+
+    def _authorize(self, route: Route, request: Request) -> None:
+        if route.access == "public":
+            return
+        configured = self.auth.password_configured()
+        who = self.principal(request) if configured else None
+        if route.access == "read":
+            if not configured:
+                if is_loopback(client_ip(request, self.settings)):
+                    return
+                raise HTTPError(401, "No admin password is set, so stats are readable only from this "
+                                     "machine. Set one with `mallard password`.")
+            if who is None:
+                raise HTTPError(401, "Authentication required: log in or send an API key.")
+            return
+        if not configured:
+            raise HTTPError(401, "No admin password configured. Use /api/auth/setup first.")
+        if who is None:
+            raise HTTPError(401, "Authentication required: log in or send an Admin API key.")
+        kind, scope = who
+        if scope != "Admin":
+            raise HTTPError(403, "This API key is read-only; an Admin key is required.")
+        if kind == "session" and request.method not in ("GET", "HEAD"):
+            allowed = [o for o in (self.settings.dashboard_origin, own_origin(request)) if o]
+            if not csrf_ok(request, allowed):
+                raise HTTPError(403, "Cross-site request refused (Origin does not match).")
+
+    # -- handling ----------------------------------------------------------------------------------
+    def handle(self, request: Request) -> Response:
+        """Answer one request; never raises."""
+        started = time.perf_counter()
+        rid = request_id(request)
+        route: Route | None = None
+        try:
+            if request.method == "OPTIONS":
+                response = self._preflight(request)
+            else:
+                route, params = self.router.match(request.method, request.path)
+                response = self._dispatch(route, request, params)
+        except HTTPError as exc:
+            response = error_response(exc.status, exc.message, exc.headers)
+        except (InvalidQueryError, InvalidEventError, ConfigurationError) as exc:
+            response = error_response(400, exc.message)
+        except StorageError as exc:
+            log.error("storage error: %s", exc)
+            response = error_response(503, "Storage is unavailable; retry later.",
+                                      [("Retry-After", "5")])
+        except Exception:
+            log.exception("unexpected error handling %s %s", request.method,
+                          route.pattern if route else "(unrouted)")
+            response = error_response(500, "Internal server error")
+        if request.method != "OPTIONS" and route is not None and request.headers.get("origin"):
+            response.headers.extend(cors_headers(request, self.settings, ingestion=route.ingestion))
+        if response.status not in (204, 304):
+            response.headers.append(("Content-Length", str(len(response.body))))
+        if request.method == "HEAD":
+            response.body = b""
+        apply_security_headers(response, rid)
+        self.count("mallard_http_requests_total", status=f"{response.status // 100}xx")
+        self.metrics.observe("mallard_http_request_duration_seconds", time.perf_counter() - started)
+        return response
+
+    def refuse(self, status: int, message: str) -> Response:
+        """An error answered before a :class:`Request` could be built (a body over the limit)."""
+        response = error_response(status, message)
+        apply_security_headers(response, request_id(Request("GET", "/")))
+        self.count("mallard_http_requests_total", status=f"{status // 100}xx")
+        return response
+
+    def _preflight(self, request: Request) -> Response:
+        methods = self.router.methods(request.path)
+        if not methods:
+            raise HTTPError(404, "Not found.")
+        ingestion = request.path == "/api/event"
+        return Response(204, cors_headers(request, self.settings, ingestion=ingestion))
+
+    def _dispatch(self, route: Route, request: Request, params: dict[str, str]) -> Response:
+        self._authorize(route, request)
+        if route.cached and request.method == "GET":
+            return self._cached(route, request, params)
+        return self._run(route, request, params)
+
+    def _run(self, route: Route, request: Request, params: dict[str, str]) -> Response:
+        if not route.heavy:
+            return route.handler(self, request, params)
+        if not self.heavy.try_enter():
+            raise HTTPError(429, "Too many concurrent queries. Please retry in a moment.",
+                            headers=[("Retry-After", "1")])
+        try:
+            return route.handler(self, request, params)
+        finally:
+            self.heavy.leave()
+
+    def _cached(self, route: Route, request: Request, params: dict[str, str]) -> Response:
+        if not self.cache.enabled:
+            return self._run(route, request, params)
+        site = stats.site_of(request)
+        rng = stats.range_of(self, request, site)
+        first, last = rng.partition_dates()
+        key = (route.pattern, tuple(sorted(params.items())),
+               tuple(sorted((k, tuple(v)) for k, v in request.query.items())),
+               self.mallard.store.fingerprint(site, first, last), self.queries.today(rng.tz))
+        hit = self.cache.get(key)
+        if hit is not None:
+            self.count("mallard_cache_hits_total")
+            status, headers, body = hit
+            return Response(status, list(headers), body)
+        self.count("mallard_cache_misses_total")
+        response = self._run(route, request, params)
+        if response.status == 200:
+            before = self.cache.evictions
+            self.cache.put(key, site, (response.status, tuple(response.headers), response.body))
+            if self.cache.evictions > before:
+                self.count("mallard_cache_evictions_total", self.cache.evictions - before)
+        return response
+
+    # -- OpenAPI -----------------------------------------------------------------------------------
+    def openapi(self) -> dict[str, Any]:
+        from .openapi import document
+
+        return document(self.router.routes)

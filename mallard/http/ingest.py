@@ -1,0 +1,119 @@
+"""Ingestion routes: ``POST /api/event`` (one event or a batch) and the ``GET /api/event`` pixel.
+
+Order of checks (Mallard Metrics v0.2): body size (the adapter, 413) → JSON shape (400/422) → Origin
+allowlist (403) → per-site and per-IP rate limits (429) → the pipeline (validation 400, bots accepted and
+dropped with 202). A batch is all or nothing: 202 when every event was valid (``X-Mallard-Accepted``
+counts those stored, bots excluded), otherwise 400 naming the first bad event and nothing is stored.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import TYPE_CHECKING, Final
+
+from ..errors import InvalidEventError
+from ..payload import RawEvent, from_query, parse_body
+from ..tracker import ClientContext
+from .messages import HTTPError, Request, Response
+from .routing import Route
+from .security import client_ip
+
+if TYPE_CHECKING:
+    from .api import Api
+
+__all__ = ["ROUTES", "origin_allowed"]
+
+PIXEL: Final = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==")
+assert len(PIXEL) == 43
+
+
+def origin_allowed(origin: str | None, allowed: frozenset[str]) -> bool:
+    """Origin allowlist: the host of ``Origin`` equals an allowed site id, with any port."""
+    if not allowed or not origin:
+        return True
+    host = origin.split("://", 1)[-1].split("/", 1)[0]
+    if host in allowed:
+        return True
+    name, sep, port = host.rpartition(":")
+    return bool(sep) and port.isdigit() and name in allowed
+
+
+def _client(api: Api, request: Request) -> ClientContext:
+    return ClientContext.from_headers(request.headers, client_ip(request, api.settings))
+
+
+def _admit(api: Api, request: Request, raws: list[RawEvent], ctx: ClientContext) -> None:
+    allowed = frozenset(api.settings.site_ids)
+    if not origin_allowed(request.headers.get("origin"), allowed):
+        raise HTTPError(403, "Origin not allowed.")
+    if allowed:
+        for raw in raws:
+            if isinstance(raw.site, str) and raw.site not in allowed:
+                raise HTTPError(403, f"Site {raw.site!r} is not allowed (site_ids).")
+    for raw in raws:
+        site_ok = api.site_limiter.allow(raw.site)
+        ip_ok = api.ip_limiter.allow(ctx.ip or "unknown")
+        if not (site_ok and ip_ok):
+            api.count("mallard_rate_limit_rejections_total")
+            raise HTTPError(429, "Rate limit exceeded. Slow down.", headers=[("Retry-After", "1")])
+
+
+def _store(api: Api, raws: list[RawEvent], ctx: ClientContext) -> Response:
+    outcomes = api.mallard.ingest(raws, ctx, all_or_nothing=True)
+    accepted = sum(o.accepted for o in outcomes)
+    if accepted:
+        api.count("mallard_events_ingested_total", accepted)
+    full = [o for o in outcomes if o.reason == "buffer_full"]
+    for o in outcomes:
+        if not o.accepted and o.reason not in (None, "invalid", "not_stored"):
+            api.count("mallard_events_dropped_total", reason=o.reason)
+    if full:
+        raise HTTPError(503, "The event buffer is full; retry later.", headers=[("Retry-After", "1")])
+    invalid = [(i, o) for i, o in enumerate(outcomes) if o.error is not None]
+    if invalid:
+        index, outcome = invalid[0]
+        assert outcome.error is not None
+        where = f"event {index}: " if len(outcomes) > 1 else ""
+        raise HTTPError(400, f"{where}{outcome.error.message}"
+                        + (" (no event of the batch was stored)" if len(outcomes) > 1 else ""))
+    return Response(202, [("X-Mallard-Accepted", str(accepted))] if len(outcomes) > 1 else [])
+
+
+def post_event(api: Api, request: Request, params: dict[str, str]) -> Response:
+    try:
+        raws = parse_body(request.body)
+    except InvalidEventError as exc:
+        # As the reference: a missing field or a wrong type is 422, an empty or malformed body 400.
+        missing = exc.code == "missing_field" and exc.message.startswith("Missing")
+        status = 422 if missing or exc.code == "invalid_type" else 400
+        raise HTTPError(status, exc.message) from None
+    ctx = _client(api, request)
+    _admit(api, request, raws, ctx)
+    return _store(api, raws, ctx)
+
+
+def pixel(api: Api, request: Request, params: dict[str, str]) -> Response:
+    """Always the GIF (rejections are silent, as in the reference), except for a missing d or u."""
+    try:
+        raws = from_query(request.query)
+    except InvalidEventError as exc:
+        raise HTTPError(400, exc.message) from None
+    ctx = _client(api, request)
+    try:
+        _admit(api, request, raws, ctx)
+        _store(api, raws, ctx)
+    except HTTPError:
+        pass
+    return Response(200, [("Content-Type", "image/gif"),
+                          ("Cache-Control", "no-store, no-cache, must-revalidate")], PIXEL)
+
+
+_EVENT_PARAMS: Final = {"d": "site id", "n": "event name (default pageview)", "u": "page URL",
+                        "r": "referrer", "w": "viewport width"}
+
+ROUTES: Final = (
+    Route("POST", "/api/event", post_event, "Record one event, or a JSON array of up to 1000 events.",
+          ingestion=True, tag="ingestion"),
+    Route("GET", "/api/event", pixel, "Record a pageview from a 1x1 GIF pixel.", ingestion=True,
+          params=_EVENT_PARAMS, tag="ingestion"),
+)

@@ -1,0 +1,140 @@
+"""Operational routes and static assets: health probes, ``/metrics``, robots.txt, security.txt, the OpenAPI
+document, the tracking script and the dashboard files (with ETags and ``If-None-Match``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import mimetypes
+from functools import lru_cache
+from importlib import resources
+from typing import TYPE_CHECKING, Any, Final
+
+from .messages import HTTPError, Request, Response, json_response, text_response
+from .routing import Route
+
+if TYPE_CHECKING:
+    from .api import Api
+
+__all__ = ["ROUTES", "asset"]
+
+ROBOTS: Final = "User-agent: *\nDisallow: /api/\nDisallow: /health\nDisallow: /metrics\n"
+SECURITY_TXT: Final = ("Contact: https://github.com/mallard-metrics/mallard/security/advisories/new\n"
+                       "Expires: 2027-12-31T00:00:00.000Z\nPreferred-Languages: en\n")
+
+
+def health(api: Api, request: Request, params: dict[str, str]) -> Response:
+    return text_response("ok")
+
+
+def ready(api: Api, request: Request, params: dict[str, str]) -> Response:
+    try:
+        api.mallard.start()
+        api.queries.sql("SELECT 1 AS ok FROM events LIMIT 0")
+    except Exception:
+        return text_response("not ready", 503)
+    return text_response("ready")
+
+
+def detailed(api: Api, request: Request, params: dict[str, str]) -> Response:
+    from .. import __version__
+
+    stats = api.mallard.stats()
+    s = api.settings
+    body: dict[str, Any] = {
+        "status": "ok", "version": __version__,
+        "buffered_events": stats.buffer.pending, "buffer_empty": stats.buffer.pending == 0,
+        "dropped_events": stats.buffer.dropped_full,
+        "auth_configured": api.auth.password_configured(),
+        "geoip_loaded": api.mallard.geoip_loaded,
+        "behavioral_extension_loaded": False, "behavioral_available": True,
+        "filter_bots": s.filter_bots, "cache_entries": len(api.cache), "cache_empty": len(api.cache) == 0,
+        "trust_proxy_headers": s.trust_proxy_headers,
+        "session_window": f"{s.session_window_minutes} minutes",
+        "visitor_salt_rotation_days": s.visitor_salt_rotation_days,
+        "last_flush_error": stats.buffer.last_error,
+    }
+    return json_response(body)
+
+
+def metrics(api: Api, request: Request, params: dict[str, str]) -> Response:
+    token = api.settings.metrics_token
+    if token:
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            return text_response("Unauthorized", 401)
+    body, content_type = api.metrics.render()
+    return Response(200, [("Content-Type", content_type)], body)
+
+
+def robots(api: Api, request: Request, params: dict[str, str]) -> Response:
+    return text_response(ROBOTS)
+
+
+def security_txt(api: Api, request: Request, params: dict[str, str]) -> Response:
+    return text_response(SECURITY_TXT)
+
+
+def openapi(api: Api, request: Request, params: dict[str, str]) -> Response:
+    return json_response(api.openapi())
+
+
+@lru_cache(maxsize=256)
+def _load(path: str) -> tuple[bytes, str, str] | None:
+    """(bytes, content type, ETag) of a packaged static file, or None."""
+    if ".." in path.split("/") or path.startswith("/") or "\\" in path or "\0" in path:
+        return None
+    node = resources.files("mallard").joinpath("static", *path.split("/"))
+    if not node.is_file():
+        return None
+    data = node.read_bytes()
+    ctype = mimetypes.guess_type(path)[0] or "application/octet-stream"
+    if ctype.startswith("text/") or ctype in ("application/javascript", "image/svg+xml"):
+        ctype += "; charset=utf-8"
+    if path.endswith(".js"):
+        ctype = "text/javascript; charset=utf-8"
+    return data, ctype, '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
+
+
+def asset(request: Request, path: str, *, extra: tuple[tuple[str, str], ...] = ()) -> Response:
+    found = _load(path)
+    if found is None:
+        raise HTTPError(404, "Not found.")
+    data, ctype, etag = found
+    headers = [("Content-Type", ctype), ("ETag", etag), ("Cache-Control", "no-cache"), *extra]
+    if etag in {t.strip() for t in request.headers.get("if-none-match", "").split(",")}:
+        return Response(304, headers)
+    return Response(200, headers, data)
+
+
+def tracker_script(api: Api, request: Request, params: dict[str, str]) -> Response:
+    return asset(request, "mallard.js", extra=(("Access-Control-Allow-Origin", "*"),))
+
+
+def dashboard_index(api: Api, request: Request, params: dict[str, str]) -> Response:
+    return asset(request, "dashboard/index.html")
+
+
+def dashboard_file(api: Api, request: Request, params: dict[str, str]) -> Response:
+    return asset(request, "dashboard/" + params["file"])
+
+
+def dashboard_vendor(api: Api, request: Request, params: dict[str, str]) -> Response:
+    return asset(request, "dashboard/vendor/" + params["file"])
+
+
+ROUTES: Final = (
+    Route("GET", "/health", health, "Liveness probe: always `ok`."),
+    Route("GET", "/health/ready", ready, "Readiness probe: 200 `ready` once queries can run."),
+    Route("GET", "/health/detailed", detailed, "Process state as JSON."),
+    Route("GET", "/metrics", metrics, "Prometheus metrics of every worker process."),
+    Route("GET", "/robots.txt", robots, "Keeps crawlers off the API."),
+    Route("GET", "/.well-known/security.txt", security_txt, "Security contact."),
+    Route("GET", "/api/openapi.json", openapi, "This API as an OpenAPI 3.1 document."),
+    Route("GET", "/mallard.js", tracker_script, "The tracking script.", tag="ingestion"),
+    Route("GET", "/js/script.js", tracker_script, "The tracking script (alias).", tag="ingestion"),
+    Route("GET", "/", dashboard_index, "The dashboard.", tag="dashboard"),
+    Route("GET", "/{file}", dashboard_file, "A dashboard asset.", tag="dashboard"),
+    Route("GET", "/vendor/{file}", dashboard_vendor, "A vendored dashboard module.", tag="dashboard"),
+)

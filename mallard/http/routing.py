@@ -1,0 +1,105 @@
+"""The route table: method + path pattern → handler, with the route's access level and cost class.
+
+Patterns are literal paths with ``{name}`` segments (``/api/stats/breakdown/{dimension}``). The table is
+also the source of the OpenAPI document, so every route carries a one-line summary.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+from .messages import HTTPError, Request, Response
+
+if TYPE_CHECKING:
+    from .api import Api
+
+__all__ = ["Access", "Handler", "Route", "Router"]
+
+Access = Literal["public", "read", "admin"]
+Handler = Callable[["Api", Request, dict[str, str]], Response]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One route.
+
+    Attributes:
+        access: ``public`` (anyone), ``read`` (a login, an API key, or loopback before a password
+            exists), ``admin`` (a login or an Admin key; closed until a password exists).
+        ingestion: the ingestion endpoints: open CORS, never cached, never blocking.
+        heavy: counted against ``max_concurrent_queries`` (429 when exceeded).
+        cached: GET responses cached per (path, query, lake fingerprint).
+        params: documented query parameters (name → description) for the OpenAPI document.
+    """
+
+    method: str
+    pattern: str
+    handler: Handler
+    summary: str
+    access: Access = "public"
+    ingestion: bool = False
+    heavy: bool = False
+    cached: bool = False
+    params: dict[str, str] = field(default_factory=dict)
+    tag: str = "ops"
+
+    @property
+    def regex(self) -> re.Pattern[str]:
+        return _compile(self.pattern)
+
+
+_CACHE: dict[str, re.Pattern[str]] = {}
+
+
+def _compile(pattern: str) -> re.Pattern[str]:
+    compiled = _CACHE.get(pattern)
+    if compiled is None:
+        parts = re.split(r"(\{[a-z_]+\})", pattern)
+        regex = "".join(f"(?P<{p[1:-1]}>[^/]+)" if p.startswith("{") else re.escape(p) for p in parts)
+        compiled = _CACHE[pattern] = re.compile(regex + r"\Z")
+    return compiled
+
+
+class Router:
+    def __init__(self, routes: Iterable[Route]) -> None:
+        self.routes = list(routes)
+        self._exact: dict[tuple[str, str], Route] = {}
+        self._patterns: list[Route] = []
+        for route in self.routes:
+            if "{" in route.pattern:
+                self._patterns.append(route)
+            else:
+                self._exact[(route.method, route.pattern)] = route
+        self._paths = {r.pattern for r in self.routes if "{" not in r.pattern}
+
+    def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
+        """The route for ``method path`` and its path parameters.
+
+        Raises:
+            HTTPError: 404 for an unknown path, 405 (with ``Allow``) for a known path and another method.
+        """
+        route = self._exact.get((method, path))
+        if route is not None:
+            return route, {}
+        allowed = {m for (m, p) in self._exact if p == path}
+        for route in self._patterns:
+            found = route.regex.match(path)
+            if found is None:
+                continue
+            if route.method == method:
+                return route, found.groupdict()
+            allowed.add(route.method)
+        if allowed:
+            if method == "HEAD" and "GET" in allowed:
+                return self.match("GET", path)
+            raise HTTPError(405, f"Method {method} not allowed.",
+                            headers=[("Allow", ", ".join(sorted(allowed | {"OPTIONS"})))])
+        raise HTTPError(404, "Not found.")
+
+    def methods(self, path: str) -> set[str]:
+        found = {m for (m, p) in self._exact if p == path}
+        found.update(r.method for r in self._patterns if r.regex.match(path))
+        return found

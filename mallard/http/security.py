@@ -1,0 +1,165 @@
+"""Security plumbing shared by every route: the client address, security headers, CORS, CSRF, request ids.
+
+* The client IP is the socket peer. ``X-Forwarded-For`` (leftmost valid address) and ``X-Real-IP`` are
+  believed only when ``trust_proxy_headers`` is on and the peer is one of ``trusted_proxies`` (any peer
+  when that list is empty, for deployments behind exactly one proxy).
+* Every response carries Mallard Metrics v0.2's security headers; HTML gets the Content-Security-Policy,
+  JSON and CSV ``Cache-Control: no-store``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import uuid
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Final
+from urllib.parse import urlsplit
+
+from ..privacy import canonical_ip
+from ..settings import Settings
+from .messages import Request, Response
+
+__all__ = ["CSP", "apply_security_headers", "client_ip", "cors_headers", "csrf_ok", "request_id"]
+
+CSP: Final = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+              "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+_BASE_HEADERS: Final = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "strict-origin-when-cross-origin"),
+    ("Permissions-Policy", "geolocation=(), microphone=(), camera=(), interest-cohort=()"),
+    ("Strict-Transport-Security", "max-age=31536000; includeSubDomains; preload"),
+)
+_REQUEST_ID: Final = re.compile(r"[\x21-\x7e]{1,128}")
+
+
+@lru_cache(maxsize=64)
+def _networks(proxies: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(p, strict=False) for p in proxies)
+
+
+def _trusted(peer: str | None, settings: Settings) -> bool:
+    if not settings.trust_proxy_headers:
+        return False
+    if not settings.trusted_proxies:
+        return True
+    if peer is None:
+        return False
+    try:
+        addr = ipaddress.ip_address(peer)
+    except ValueError:
+        return False
+    return any(addr in net for net in _networks(settings.trusted_proxies))
+
+
+def _forwarded_ip(value: str) -> str | None:
+    """An address from a forwarding header value: ``ip``, ``ip:port`` or ``[v6]:port``."""
+    text = value.strip()
+    if text.startswith("["):
+        text = text[1:].split("]", 1)[0]
+    elif text.count(":") == 1:
+        text = text.split(":", 1)[0]
+    ip = canonical_ip(text)
+    return None if ip == "unknown" else ip
+
+
+def client_ip(request: Request, settings: Settings) -> str | None:
+    """The client's address: the peer, or a forwarding header from a trusted proxy."""
+    if _trusted(request.client, settings):
+        forwarded = request.headers.get("x-forwarded-for")
+        if forwarded:
+            ip = _forwarded_ip(forwarded.split(",", 1)[0])
+            if ip is not None:
+                return ip
+        real = request.headers.get("x-real-ip")
+        if real:
+            ip = _forwarded_ip(real)
+            if ip is not None:
+                return ip
+    return request.client
+
+
+def is_loopback(ip: str | None) -> bool:
+    if not ip:
+        return False
+    try:
+        return ipaddress.ip_address(ip.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def request_id(request: Request) -> str:
+    """The caller's ``X-Request-ID`` when it is 1–128 visible ASCII characters, else a new UUID."""
+    given = request.headers.get("x-request-id")
+    if given and _REQUEST_ID.fullmatch(given):
+        return given
+    return str(uuid.uuid4())
+
+
+def apply_security_headers(response: Response, rid: str) -> None:
+    present = {k.lower() for k, _ in response.headers}
+    for name, value in _BASE_HEADERS:
+        if name.lower() not in present:
+            response.headers.append((name, value))
+    content_type = (response.header("Content-Type") or "").lower()
+    if "text/html" in content_type and "content-security-policy" not in present:
+        response.headers.append(("Content-Security-Policy", CSP))
+    if ("application/json" in content_type or "text/csv" in content_type) and \
+            "cache-control" not in present:
+        response.headers.append(("Cache-Control", "no-store, no-cache, private"))
+    if response.status == 429 and "retry-after" not in present:
+        response.headers.append(("Retry-After", "1"))
+    response.headers.append(("X-Request-ID", rid))
+
+
+def cors_headers(request: Request, settings: Settings, *, ingestion: bool) -> list[tuple[str, str]]:
+    """CORS headers: ingestion is open to every origin; the stats API to ``dashboard_origin`` only."""
+    if ingestion:
+        return [("Access-Control-Allow-Origin", "*"), ("Access-Control-Allow-Methods", "GET, POST"),
+                ("Access-Control-Allow-Headers", "content-type"), ("Access-Control-Max-Age", "86400")]
+    origin = settings.dashboard_origin
+    if origin is None:
+        return [("Access-Control-Allow-Origin", "*"),
+                ("Access-Control-Allow-Methods", "GET, POST, DELETE"),
+                ("Access-Control-Allow-Headers", "content-type, authorization, x-api-key")]
+    allowed = origin.rstrip("/")
+    if request.headers.get("origin", "").rstrip("/") != allowed:
+        return [("Vary", "Origin")]
+    return [("Access-Control-Allow-Origin", allowed), ("Vary", "Origin"),
+            ("Access-Control-Allow-Credentials", "true"),
+            ("Access-Control-Allow-Methods", "GET, POST, DELETE"),
+            ("Access-Control-Allow-Headers", "content-type, authorization, x-api-key")]
+
+
+def _origin_of(url: str) -> str | None:
+    try:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            return None
+        return f"{parts.scheme}://{parts.netloc}".lower()
+    except ValueError:
+        return None
+
+
+def csrf_ok(request: Request, allowed: Sequence[str]) -> bool:
+    """For cookie-authenticated state changes: ``Origin`` (else ``Referer``) must be an allowed origin.
+
+    ``allowed`` holds the dashboard origin and the request's own origin. A request with neither header
+    is refused too: browsers send ``Origin`` on every cross-origin and same-origin POST/DELETE.
+    """
+    origins = {o.rstrip("/").lower() for o in allowed}
+    given = request.headers.get("origin")
+    if given and given != "null":
+        return given.rstrip("/").lower() in origins
+    referer = request.headers.get("referer")
+    if referer:
+        origin = _origin_of(referer)
+        return origin is not None and origin in origins
+    return False
+
+
+def own_origin(request: Request) -> str | None:
+    host = request.headers.get("host")
+    return f"{request.scheme}://{host}".lower() if host else None

@@ -1,0 +1,106 @@
+"""Real HTTP servers on 127.0.0.1 for the contract suite: ``mallard serve`` (uvicorn), a Starlette app under
+uvicorn, a Flask app under gunicorn and a bare WSGI app under gunicorn, the last three mounting mallard
+under ``/_m``. Each server gets its own data directory and port and is killed after its tests.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+KINDS = ("serve", "starlette", "flask", "wsgi")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Live:
+    """A running server: ``base`` is where mallard is mounted, ``host`` the host app's root."""
+
+    kind: str
+    host: str
+    base: str
+    data_dir: Path
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def client(self, **kwargs: object) -> httpx.Client:
+        return httpx.Client(base_url=self.base, timeout=30, **kwargs)  # type: ignore[arg-type]
+
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def command(kind: str, port: int, data_dir: Path, workers: int = 1) -> list[str]:
+    if kind == "serve":
+        return [sys.executable, "-m", "mallard", "serve", "--data-dir", str(data_dir), "--port", str(port),
+                "--workers", str(workers), "--log-level", "warning"]
+    if kind == "starlette":
+        return [sys.executable, "-m", "uvicorn", "tests.http.hosts:starlette_app", "--factory",
+                "--port", str(port), "--host", "127.0.0.1", "--no-proxy-headers", "--log-level", "warning",
+                "--workers", str(workers)]
+    app = {"flask": "tests.http.hosts:flask_app", "wsgi": "tests.http.hosts:wsgi_app"}[kind]
+    return [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}",
+            "--log-level", "warning", "--graceful-timeout", "10", app]
+
+
+def start(kind: str, data_dir: Path, *, workers: int = 1, env: dict[str, str] | None = None) -> Live:
+    port = free_port()
+    log = data_dir.parent / f"{data_dir.name}-{kind}.log"
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("MALLARD_")}
+    environment.update({"MALLARD_DATA_DIR": str(data_dir), "MALLARD_FLUSH_INTERVAL": "0.2",
+                        "PYTHONPATH": str(ROOT)}, **(env or {}))
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(command(kind, port, data_dir, workers), cwd=ROOT, env=environment,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    host = f"http://127.0.0.1:{port}"
+    live = Live(kind, host, host if kind == "serve" else host + "/_m", data_dir, proc, log)
+    deadline = time.monotonic() + 40
+    while True:
+        if proc.poll() is not None:
+            raise AssertionError(f"{kind} server exited ({proc.returncode}):\n{live.logs()}")
+        try:
+            if httpx.get(live.base + "/health", timeout=2).status_code == 200:
+                return live
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            stop(live)
+            raise AssertionError(f"{kind} server did not answer /health within 40 s:\n{live.logs()}")
+        time.sleep(0.1)
+
+
+def stop(live: Live) -> None:
+    if live.proc.poll() is None:
+        os.killpg(live.proc.pid, signal.SIGTERM)
+        try:
+            live.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(live.proc.pid, signal.SIGKILL)
+            live.proc.wait(10)
+
+
+@pytest.fixture(scope="module", params=KINDS)
+def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    server = start(request.param, tmp_path_factory.mktemp(f"http-{request.param}") / "data")
+    try:
+        yield server
+    finally:
+        stop(server)
+        text = server.logs()
+        assert "Traceback" not in text, text

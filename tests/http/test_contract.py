@@ -1,0 +1,268 @@
+"""One HTTP contract, run through every adapter: ``mallard serve``, Starlette + uvicorn, Flask + gunicorn and
+bare WSGI + gunicorn, as real server processes on 127.0.0.1 (see conftest.py).
+
+No test here sets a password (test_auth_http.py does, on servers of its own). Each test uses its own site id,
+so tests do not see each other's events.
+"""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+from datetime import UTC, datetime
+
+import httpx
+import orjson
+import pytest
+
+from .conftest import Live
+
+UA = "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0"
+JSON = {"Content-Type": "application/json", "User-Agent": UA}
+_sites = itertools.count()
+
+
+def site() -> str:
+    return f"s{next(_sites)}.example"
+
+
+def post(c: httpx.Client, body: object, **headers: str) -> httpx.Response:
+    return c.post("/api/event", content=orjson.dumps(body), headers={**JSON, **headers})
+
+
+def event(d: str, path: str = "/", name: str = "pageview", **extra: object) -> dict[str, object]:
+    return {"d": d, "n": name, "u": f"https://{d}{path}", **extra}
+
+
+def main(c: httpx.Client, d: str, **params: str) -> dict[str, object]:
+    r = c.get("/api/stats/main", params={"site_id": d, "period": "day", **params})
+    assert r.status_code == 200, r.text
+    data: dict[str, object] = r.json()
+    return data
+
+
+# -- ops ---------------------------------------------------------------------------------------------
+def test_health_probes_and_texts(live: Live) -> None:
+    """Health, readiness, detailed health, robots.txt and security.txt answer as the reference."""
+    with live.client() as c:
+        assert c.get("/health").text == "ok"
+        assert c.get("/health/ready").text == "ready"
+        detail = c.get("/health/detailed").json()
+        assert detail["status"] == "ok" and detail["auth_configured"] is False
+        assert "Disallow: /api/" in c.get("/robots.txt").text
+        assert c.get("/.well-known/security.txt").text.startswith("Contact:")
+
+
+def test_security_headers_and_request_ids(live: Live) -> None:
+    """Every response has the security headers; a sane X-Request-ID is echoed, a bad one replaced."""
+    with live.client() as c:
+        r = c.get("/health", headers={"X-Request-ID": "abc-123"})
+        assert r.headers["x-content-type-options"] == "nosniff"
+        assert r.headers["x-frame-options"] == "DENY"
+        assert "max-age=31536000" in r.headers["strict-transport-security"]
+        assert r.headers["x-request-id"] == "abc-123"
+        r = c.get("/health", headers={"X-Request-ID": "x" * 200})
+        assert r.headers["x-request-id"] != "x" * 200 and len(r.headers["x-request-id"]) == 36
+        r = c.get("/api/stats/main", params={"site_id": "a.example"})
+        assert r.headers["cache-control"].startswith("no-store")
+
+
+def test_openapi_document_lists_the_routes(live: Live) -> None:
+    """/api/openapi.json is an OpenAPI 3.1 document naming the ingestion and stats routes."""
+    with live.client() as c:
+        doc = c.get("/api/openapi.json").json()
+    assert doc["openapi"].startswith("3.1")
+    assert {"/api/event", "/api/stats/main", "/api/stats/breakdown/{dimension}",
+            "/api/keys"} <= set(doc["paths"])
+
+
+def test_unknown_route_and_wrong_method(live: Live) -> None:
+    """Unknown paths are 404 and known paths with another method 405, both with a JSON error."""
+    with live.client() as c:
+        r = c.get("/api/nope")
+        assert r.status_code == 404 and "error" in r.json()
+        r = c.put("/api/event", content=b"{}")
+        assert r.status_code == 405 and "error" in r.json()
+
+
+# -- ingestion ---------------------------------------------------------------------------------------
+def test_event_is_accepted_and_counted_at_once(live: Live) -> None:
+    """POST /api/event answers 202 with an empty body and the event shows in the stats immediately."""
+    d = site()
+    with live.client() as c:
+        r = post(c, event(d, "/pricing", r="https://www.google.com/", w=1280))
+        assert r.status_code == 202 and r.content == b""
+        stats = main(c, d)
+        assert stats["unique_visitors"] == 1 and stats["total_pageviews"] == 1
+        rows = c.get("/api/stats/breakdown/sources", params={"site_id": d, "period": "day"}).json()
+        assert rows[0]["value"] == "Google"
+
+
+def test_pixel_records_a_pageview(live: Live) -> None:
+    """GET /api/event answers the 43-byte GIF and records the pageview."""
+    d = site()
+    with live.client() as c:
+        r = c.get("/api/event", params={"d": d, "u": f"https://{d}/about"}, headers={"User-Agent": UA})
+        assert r.status_code == 200 and r.headers["content-type"] == "image/gif"
+        assert len(r.content) == 43 and r.content.startswith(b"GIF89a")
+        assert "no-store" in r.headers["cache-control"]
+        pages = c.get("/api/stats/breakdown/pages", params={"site_id": d, "period": "day"}).json()
+        assert pages == [{"value": "/about", "visitors": 1, "pageviews": 1, "events": 1}]
+
+
+def test_batch_is_all_or_nothing(live: Live) -> None:
+    """An array of events is stored whole (202) or, with one bad event, not at all (400)."""
+    d = site()
+    with live.client() as c:
+        r = post(c, [event(d, f"/{i}") for i in range(3)])
+        assert r.status_code == 202 and r.headers["x-mallard-accepted"] == "3"
+        r = post(c, [event(d, "/x"), {"d": d, "n": "pageview", "u": "x" * 3000}])
+        assert r.status_code == 400 and "event 1" in r.json()["error"]
+        assert main(c, d)["total_pageviews"] == 3
+
+
+def test_bots_are_accepted_and_dropped(live: Live) -> None:
+    """A crawler's event answers 202 but is not stored."""
+    d = site()
+    with live.client() as c:
+        r = post(c, event(d), **{"User-Agent": "Mozilla/5.0 (compatible; Googlebot/2.1)"})
+        assert r.status_code == 202
+        assert main(c, d)["total_events"] == 0
+
+
+@pytest.mark.parametrize(("body", "status", "needle"), [
+    (b"{}", 422, "Missing required field"),
+    (orjson.dumps({"d": "", "n": "pageview", "u": "/"}), 400, "site_id must not be empty"),
+    (orjson.dumps({"d": "bad domain.com", "n": "pageview", "u": "/"}), 400, "site_id may only"),
+    (orjson.dumps({"d": "../etc/passwd", "n": "pageview", "u": "/"}), 400, "site_id"),
+    (orjson.dumps({"d": "a.example", "n": "pageview", "u": "x" * 3000}), 400, "url"),
+    (b"{not json", 400, "not valid JSON"),
+    (orjson.dumps({"d": "a.example", "n": "pageview", "u": "/", "w": "wide"}), 422, "'w'"),
+    (orjson.dumps([]), 422, "empty"),
+], ids=["empty-object", "empty-site", "space-in-site", "traversal", "long-url", "malformed", "bad-width",
+        "empty-batch"])
+def test_bad_events_get_clear_4xx(live: Live, body: bytes, status: int, needle: str) -> None:
+    """Every malformed event answers a 4xx JSON error saying what is wrong, never a 500."""
+    with live.client() as c:
+        r = c.post("/api/event", content=body, headers=JSON)
+    assert r.status_code == status, r.text
+    assert needle in r.json()["error"]
+
+
+def test_oversized_body_is_413(live: Live) -> None:
+    """A body over 64 KiB is refused with 413 and a JSON error."""
+    with live.client() as c:
+        r = c.post("/api/event", content=b"x" * 70_000, headers=JSON)
+    assert r.status_code == 413 and "error" in r.json()
+
+
+def test_ingestion_cors_preflight(live: Live) -> None:
+    """OPTIONS /api/event allows any origin; POST carries Access-Control-Allow-Origin: *."""
+    with live.client() as c:
+        r = c.options("/api/event", headers={"Origin": "https://shop.example",
+                                             "Access-Control-Request-Method": "POST"})
+        assert r.status_code == 204 and r.headers["access-control-allow-origin"] == "*"
+        r = post(c, event(site()), Origin="https://shop.example")
+        assert r.headers["access-control-allow-origin"] == "*"
+
+
+def test_tracking_script_at_both_urls(live: Live) -> None:
+    """/mallard.js and /js/script.js serve the tracker with ACAO * and an ETag that revalidates."""
+    with live.client() as c:
+        for path in ("/mallard.js", "/js/script.js"):
+            r = c.get(path)
+            assert r.status_code == 200 and "javascript" in r.headers["content-type"]
+            assert r.headers["access-control-allow-origin"] == "*"
+            assert "data-domain" in r.text
+            assert len(gzip.compress(r.content, 9)) <= 1500
+            again = c.get(path, headers={"If-None-Match": r.headers["etag"]})
+            assert again.status_code == 304
+
+
+# -- stats -------------------------------------------------------------------------------------------
+def test_stats_routes_and_shapes(live: Live) -> None:
+    """main, timeseries (zero-filled), breakdowns, sessions, sites and the v2 query answer their shapes."""
+    d = site()
+    with live.client() as c:
+        post(c, [event(d, "/"), event(d, "/pricing"), event(d, "/pricing", name="Signup",
+                                                              p=orjson.dumps({"plan": "pro"}).decode())])
+        stats = main(c, d)
+        assert (stats["total_pageviews"], stats["total_events"], stats["total_sessions"]) == (2, 3, 1)
+        series = c.get("/api/stats/timeseries", params={"site_id": d, "period": "7d"}).json()
+        assert len(series) == 8 and series[-1]["pageviews"] == 2 and series[0]["pageviews"] == 0
+        events = c.get("/api/stats/breakdown/events", params={"site_id": d, "period": "day"}).json()
+        assert {r["value"] for r in events} == {"pageview", "Signup"}
+        sessions = c.get("/api/stats/sessions", params={"site_id": d, "period": "day"}).json()
+        assert sessions["total_sessions"] == 1 and sessions["bounce_rate"] == 0.0
+        assert d in c.get("/api/sites").json()["sites"]
+        today = datetime.now(UTC).date().isoformat()
+        v2 = c.post("/api/v2/query", content=orjson.dumps({
+            "site_id": d, "metrics": ["visitors", "pageviews"], "date_range": [today, today],
+            "dimensions": ["event:page"], "order_by": [["pageviews", "desc"]]}), headers=JSON)
+        assert v2.status_code == 200, v2.text
+        assert v2.json()["results"] == [{"dimensions": ["/"], "metrics": [1, 1]},
+                                        {"dimensions": ["/pricing"], "metrics": [1, 1]}]
+        filtered = main(c, d, filters="pages==/pricing")
+        assert filtered["total_pageviews"] == 1
+
+
+@pytest.mark.parametrize(("path", "params", "needle"), [
+    ("/api/stats/main", {}, "site_id"),
+    ("/api/stats/main", {"site_id": "bad site"}, "site_id"),
+    ("/api/stats/main", {"site_id": "a.example", "period": "bogus"}, "Invalid period"),
+    ("/api/stats/main", {"site_id": "a.example", "start_date": "2024-01-01", "end_date": "2025-06-01"},
+     "366 days"),
+    ("/api/stats/main", {"site_id": "a.example", "start_date": "2024-13-01", "end_date": "2024-12-01"},
+     "start_date"),
+    ("/api/stats/main", {"site_id": "a.example", "start_date": "2024-02-01", "end_date": "2024-01-01"},
+     "on or after"),
+    ("/api/stats/breakdown/nope", {"site_id": "a.example"}, "Unknown dimension"),
+    ("/api/stats/breakdown/pages", {"site_id": "a.example", "limit": "99999"}, "limit"),
+    ("/api/stats/main", {"site_id": "a.example", "filters": "nonsense"}, "filter"),
+    ("/api/stats/main", {"site_id": "a.example", "compare": "junk"}, "compare"),
+    ("/api/stats/export", {"site_id": "a.example", "format": "xml"}, "Invalid format"),
+], ids=["no-site", "bad-site", "bad-period", "too-long", "bad-date", "reversed", "bad-slug", "limit",
+        "bad-filter", "bad-compare", "bad-format"])
+def test_bad_stats_queries_get_clear_400(live: Live, path: str, params: dict[str, str], needle: str) -> None:
+    """Malformed stats parameters answer 400 with a JSON error naming the problem."""
+    with live.client() as c:
+        r = c.get(path, params=params)
+    assert r.status_code == 400, r.text
+    assert needle in r.json()["error"]
+
+
+def test_sql_looking_filter_values_are_just_values(live: Live) -> None:
+    """A filter value full of SQL is matched literally (200, nothing found), never executed."""
+    with live.client() as c:
+        r = c.get("/api/stats/main", params={"site_id": "a.example",
+                                             "filters": "pages==/x' OR 1=1 UNION SELECT * FROM events --"})
+    assert r.status_code == 200 and r.json()["total_pageviews"] == 0
+
+
+def test_export_csv_and_json(live: Live) -> None:
+    """Daily and raw exports as CSV (formula-safe, quoted) and JSON, without visitor ids."""
+    d = site()
+    with live.client() as c:
+        post(c, [event(d, "/a", name="=cmd()"), event(d, "/b")])
+        r = c.get("/api/stats/export", params={"site_id": d, "period": "7d"})
+        assert r.headers["content-type"].startswith("text/csv")
+        assert "attachment" in r.headers["content-disposition"]
+        lines = r.text.splitlines()
+        assert lines[0] == '"date","visitors","pageviews","top_page","top_source"' and len(lines) == 9
+        raw = c.get("/api/stats/export", params={"site_id": d, "period": "day", "kind": "raw",
+                                                 "format": "json"}).json()
+        assert len(raw) == 2 and "visitor_id" not in raw[0]
+        csv_raw = c.get("/api/stats/export", params={"site_id": d, "period": "day", "kind": "raw"}).text
+        assert "\"'=cmd()\"" in csv_raw
+
+
+def test_request_context_reaches_track(live: Live) -> None:
+    """``m.track()`` in a host view, without ip/user_agent, records the request's client."""
+    if live.kind == "serve":
+        pytest.skip("mallard serve has no host views")
+    r = httpx.get(live.host + "/signup", headers={"User-Agent": UA}, timeout=30)
+    assert r.json() == {"tracked": True}
+    with live.client() as c:
+        rows = c.get("/api/stats/breakdown/browsers", params={"site_id": "host.example",
+                                                               "period": "day"}).json()
+    assert rows and rows[0]["value"] == "Firefox"

@@ -1,0 +1,233 @@
+"""The browser tracker in real headless Chromium, posting to a real HTTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import pytest
+
+from mallard.payload import RawEvent, parse_body
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
+
+SCRIPT = Path(__file__).resolve().parents[2] / "mallard" / "static" / "mallard.js"
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+STUB = ("<script>window.mallard=window.mallard||function(){(window.mallard.q=window.mallard.q||[])"
+        ".push(arguments)};mallard('Queued',{props:{n:1}});mallard('Queued 2')</script>")
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One request the server received."""
+
+    method: str
+    path: str
+    content_type: str | None
+    body: bytes
+
+
+class Server:
+    """A test site: pages, the script under /_m/, and an event endpoint that records bodies, answers 202."""
+
+    def __init__(self) -> None:
+        self.hits: list[Hit] = []
+        self.changed = threading.Condition()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _send(self, status: int, body: bytes = b"", content_type: str = "text/html") -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:
+                path = self.path.split("?")[0]
+                if path in ("/_m/mallard.js", "/_m/js/script.js"):
+                    self._send(200, SCRIPT.read_bytes(), "text/javascript")
+                elif path == "/favicon.ico":
+                    self._send(404)
+                else:
+                    self._send(200, server.page(path).encode())
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                server.record(Hit("POST", self.path, self.headers.get("Content-Type"), body))
+                self._send(202 if self.path == "/_m/api/event" else 404)
+
+            def do_OPTIONS(self) -> None:
+                server.record(Hit("OPTIONS", self.path, None, b""))
+                self._send(204)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def page(self, path: str) -> str:
+        script = "js/script.js" if path.startswith("/alias") else "mallard.js"
+        return ("<!doctype html><title>shop</title>" + (STUB if path.startswith("/queued") else "") +
+                f'<script defer data-domain="shop.example" data-include-local data-outbound '
+                f'src="http://127.0.0.1:{self.port}/_m/{script}"></script>'
+                f'<a id="out" href="http://localhost:{self.port}/partner">partner</a>')
+
+    def record(self, hit: Hit) -> None:
+        with self.changed:
+            self.hits.append(hit)
+            self.changed.notify_all()
+
+    def events(self) -> list[RawEvent]:
+        with self.changed:
+            bodies = [hit.body for hit in self.hits if hit.method == "POST"]
+        return [raw for body in bodies for raw in parse_body(body)]
+
+    def wait_for(self, done: Callable[[list[RawEvent]], bool], timeout: float = 10) -> list[RawEvent]:
+        """Wait until the received events satisfy ``done``; return them."""
+        deadline = time.monotonic() + timeout
+        while not done(events := self.events()):
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, f"timed out; received {[(e.name, e.url) for e in events]}"
+            with self.changed:
+                self.changed.wait(min(remaining, 0.2))
+        return events
+
+    def url(self, path: str, host: str = "127.0.0.1") -> str:
+        return f"http://{host}:{self.port}{path}"
+
+
+def _named(name: str) -> Callable[[list[RawEvent]], bool]:
+    return lambda events: any(e.name == name for e in events)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    missing = [] if Path(CHROMIUM).exists() else [CHROMIUM]
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        missing.append("playwright")
+    if missing:
+        message = f"browser tests need {' and '.join(missing)}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message + " (required when CI=true)")
+        pytest.skip(message)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def server() -> Generator[Server]:
+    site = Server()
+    site.thread.start()
+    yield site
+    site.httpd.shutdown()
+    site.httpd.server_close()
+    site.thread.join(5)
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1024, "height": 700})
+    yield context.new_page()
+    context.close()
+
+
+def test_pageview_on_load(server: Server, page: Page) -> None:
+    """Loading a page sends one pageview with the site, url and viewport width."""
+    page.goto(server.url("/pricing?plan=pro"))
+    (event,) = server.wait_for(_named("pageview"))
+    assert event == RawEvent(site="shop.example", name="pageview", url=server.url("/pricing?plan=pro"),
+                             screen_width=1024)
+
+
+def test_cross_origin_beacon_needs_no_preflight(server: Server, page: Page) -> None:
+    """A page on another origin (localhost) posts to the script's origin with no CORS preflight."""
+    page.goto(server.url("/alias", host="localhost"))
+    (event,) = server.wait_for(_named("pageview"))
+    assert event.url == server.url("/alias", host="localhost")
+    assert [(hit.method, hit.path, hit.content_type) for hit in server.hits] == [
+        ("POST", "/_m/api/event", "text/plain")]
+
+
+def test_spa_navigation(server: Server, page: Page) -> None:
+    """pushState to a new path and back sends pageviews; pushState to the same path sends none."""
+    page.goto(server.url("/app"))
+    server.wait_for(_named("pageview"))
+    page.evaluate("history.pushState({}, '', '/app/settings')")
+    server.wait_for(lambda events: len(events) == 2)
+    page.evaluate("history.pushState({step: 2}, '', '/app/settings'); history.replaceState({}, '', '#x')")
+    page.evaluate("history.back()")
+    page.wait_for_function("location.pathname === '/app/settings' && location.hash === ''")
+    page.evaluate("history.back()")
+    page.wait_for_function("location.pathname === '/app'")
+    page.evaluate("mallard('Marker')")
+    events = server.wait_for(_named("Marker"))
+    assert [(e.name, e.url, e.referrer) for e in events] == [
+        ("pageview", server.url("/app"), None),
+        ("pageview", server.url("/app/settings"), None),
+        ("pageview", server.url("/app"), None),
+        ("Marker", server.url("/app"), None),
+    ]
+
+
+def test_custom_event_with_props_and_revenue(server: Server, page: Page) -> None:
+    """mallard(name, {props, revenue, currency}) arrives with p as a JSON string, ra and rc."""
+    page.goto(server.url("/checkout"))
+    page.wait_for_function("typeof mallard === 'function' && !mallard.q")
+    page.evaluate("mallard('Purchase', {props: {plan: 'pro'}, revenue: 19.9, currency: 'EUR'})")
+    event = server.wait_for(_named("Purchase"))[-1]
+    assert isinstance(event.props, str)
+    assert orjson.loads(event.props) == {"plan": "pro"}
+    assert (event.revenue, event.currency) == (19.9, "EUR")
+
+
+def test_callback_gets_the_status(server: Server, page: Page) -> None:
+    """A callback receives {status: 202} from the server."""
+    page.goto(server.url("/signup"))
+    page.wait_for_function("typeof mallard === 'function' && !mallard.q")
+    status = page.evaluate("new Promise((done) => mallard('Signup', {callback: done}))")
+    assert status == {"status": 202}
+
+
+def test_queued_calls_are_replayed(server: Server, page: Page) -> None:
+    """Calls made to the stub before the script loaded arrive after the pageview, in order."""
+    page.goto(server.url("/queued"))
+    events = server.wait_for(lambda events: len(events) == 3)
+    assert [(e.name, e.props) for e in events] == [("pageview", None), ("Queued", '{"n":1}'),
+                                                   ("Queued 2", None)]
+
+
+def test_event_survives_navigating_away(server: Server, page: Page) -> None:
+    """An event sent right before leaving the page still arrives."""
+    page.goto(server.url("/landing"))
+    page.wait_for_function("typeof mallard === 'function' && !mallard.q")
+    page.evaluate("mallard('Signup'); location.href = '/elsewhere'")
+    events = server.wait_for(_named("Signup"))
+    assert next(e for e in events if e.name == "Signup").url == server.url("/landing")
+
+
+def test_outbound_click_survives_the_navigation(server: Server, page: Page) -> None:
+    """Clicking a link to another host sends Outbound Link: Click while the browser leaves the page."""
+    page.goto(server.url("/links"))
+    page.wait_for_function("typeof mallard === 'function' && !mallard.q")
+    page.click("#out")
+    events = server.wait_for(_named("Outbound Link: Click"))
+    (click,) = [e for e in events if e.name == "Outbound Link: Click"]
+    assert click.props == orjson.dumps({"url": server.url("/partner", host="localhost")}).decode()
