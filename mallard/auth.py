@@ -38,7 +38,7 @@ import argon2
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from .errors import MallardError, StorageError
-from .privacy import canonical_ip, write_file_once
+from .privacy import canonical_ip, write_file_atomic, write_file_once
 from .settings import Settings
 
 __all__ = [
@@ -207,22 +207,6 @@ def _stat_signature(path: Path) -> _Signature | None:
                            "directory.") from None
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` by ``data`` (mode 0600): readers see the old or the new content, never a mix."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise StorageError(f"Cannot write {path}: {exc.strerror}. Check that the data directory is "
-                           "writable.") from None
-
-
 def _stamp(now: datetime) -> str:
     return now.astimezone(UTC).strftime(_TIME_FORMAT)
 
@@ -387,7 +371,7 @@ class Auth:
 
     def _write_admin(self, hashed: str) -> None:
         self._ensure_dir()
-        _write_atomic(self._admin_path, self._admin_document(hashed))
+        write_file_atomic(self._admin_path, self._admin_document(hashed))
         with self._lock:
             self._admin_cache = None
 
@@ -576,7 +560,7 @@ class Auth:
 
     def _write_keys(self, keys: list[KeyRecord]) -> None:
         self._ensure_dir()
-        _write_atomic(self._keys_path, (json.dumps(keys, indent=2) + "\n").encode())
+        write_file_atomic(self._keys_path, (json.dumps(keys, indent=2) + "\n").encode())
         with self._lock:
             self._keys_cache = None
 

@@ -14,7 +14,7 @@ from ..queries.model import check_site
 from ..queries.periods import MAX_API_DAYS, parse_date
 from .messages import HTTPError, Request, Response, json_response
 from .routing import Route
-from .security import client_ip, is_loopback
+from .security import client_ip, from_this_machine
 
 if TYPE_CHECKING:
     from .api import Api
@@ -55,7 +55,7 @@ def _logged_in(api: Api, request: Request) -> Response:
 
 def status(api: Api, request: Request, params: dict[str, str]) -> Response:
     configured = api.auth.password_configured()
-    local = is_loopback(client_ip(request, api.settings))
+    local = from_this_machine(request)
     return json_response({
         "setup_required": not configured,
         "authenticated": api.principal(request) is not None or (not configured and local),
@@ -69,7 +69,7 @@ def status(api: Api, request: Request, params: dict[str, str]) -> Response:
 def setup(api: Api, request: Request, params: dict[str, str]) -> Response:
     ip = client_ip(request, api.settings) or "unknown"
     _locked(api, ip)
-    if not is_loopback(ip):
+    if not from_this_machine(request):
         raise HTTPError(403, "The first password can only be set from this machine (loopback), or "
                              "with `mallard password`.")
     password = _password(request)

@@ -16,17 +16,16 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigurationError, InvalidEventError, InvalidQueryError, StorageError
+from ..errors import ConfigurationError, InvalidEventError, InvalidQueryError, MallardError, StorageError
 from . import admin, ingest, ops, stats
 from .limits import ConcurrencyLimit, QueryCache, RateLimiter
 from .messages import HTTPError, Request, Response, error_response
 from .routing import Route, Router
 from .security import (
     apply_security_headers,
-    client_ip,
     cors_headers,
     csrf_ok,
-    is_loopback,
+    from_this_machine,
     own_origin,
     request_id,
 )
@@ -119,7 +118,7 @@ class Api:
         who = self.principal(request) if configured else None
         if route.access == "read":
             if not configured:
-                if is_loopback(client_ip(request, self.settings)):
+                if from_this_machine(request):
                     return
                 raise HTTPError(401, "No admin password is set, so stats are readable only from this "
                                      "machine. Set one with `mallard password`.")
@@ -158,17 +157,20 @@ class Api:
             log.error("storage error: %s", exc)
             response = error_response(503, "Storage is unavailable; retry later.",
                                       [("Retry-After", "5")])
+        except MallardError as exc:  # e.g. an auth rule (bad key name): the caller's input
+            response = error_response(400, exc.message)
         except Exception:
             log.exception("unexpected error handling %s %s", request.method,
                           route.pattern if route else "(unrouted)")
             response = error_response(500, "Internal server error")
-        if request.method != "OPTIONS" and route is not None and request.headers.get("origin"):
+        if request.method != "OPTIONS" and route is not None and request.headers.get("origin") \
+                and response.header("Access-Control-Allow-Origin") is None:
             response.headers.extend(cors_headers(request, self.settings, ingestion=route.ingestion))
         if response.status not in (204, 304):
             response.headers.append(("Content-Length", str(len(response.body))))
         if request.method == "HEAD":
             response.body = b""
-        apply_security_headers(response, rid)
+        apply_security_headers(response, rid, https=request.scheme == "https")
         self.count("mallard_http_requests_total", status=f"{response.status // 100}xx")
         self.metrics.observe("mallard_http_request_duration_seconds", time.perf_counter() - started)
         return response

@@ -30,8 +30,10 @@ _BASE_HEADERS: Final = (
     ("X-Frame-Options", "DENY"),
     ("Referrer-Policy", "strict-origin-when-cross-origin"),
     ("Permissions-Policy", "geolocation=(), microphone=(), camera=(), interest-cohort=()"),
-    ("Strict-Transport-Security", "max-age=31536000; includeSubDomains; preload"),
 )
+# Only over HTTPS, and without includeSubDomains/preload: mounted in a host app, mallard must not pin
+# HTTPS on the host's whole domain (Mallard Metrics, a standalone server, sends the strict form always).
+_HSTS: Final = ("Strict-Transport-Security", "max-age=31536000")
 _REQUEST_ID: Final = re.compile(r"[\x21-\x7e]{1,128}")
 
 
@@ -65,20 +67,47 @@ def _forwarded_ip(value: str) -> str | None:
     return None if ip == "unknown" else ip
 
 
+def _is_trusted_proxy(ip: str, settings: Settings) -> bool:
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return any(addr in net for net in _networks(settings.trusted_proxies))
+
+
 def client_ip(request: Request, settings: Settings) -> str | None:
-    """The client's address: the peer, or a forwarding header from a trusted proxy."""
-    if _trusted(request.client, settings):
-        forwarded = request.headers.get("x-forwarded-for")
-        if forwarded:
-            ip = _forwarded_ip(forwarded.split(",", 1)[0])
-            if ip is not None:
+    """The client's address: the peer, or what a trusted proxy says.
+
+    ``X-Forwarded-For`` is read from the right (a client can put anything on the left): the first address
+    that is not itself a trusted proxy is the client. With ``trusted_proxies`` empty exactly one proxy
+    is assumed, so the rightmost entry is taken. ``X-Real-IP`` is used when there is no XFF.
+    """
+    if not _trusted(request.client, settings):
+        return request.client
+    forwarded = request.headers.get("x-forwarded-for")
+    if forwarded:
+        hops = [ip for part in forwarded.split(",") if (ip := _forwarded_ip(part)) is not None]
+        if not settings.trusted_proxies:
+            return hops[-1] if hops else request.client
+        for ip in reversed(hops):
+            if not _is_trusted_proxy(ip, settings):
                 return ip
-        real = request.headers.get("x-real-ip")
-        if real:
-            ip = _forwarded_ip(real)
-            if ip is not None:
-                return ip
+        return hops[0] if hops else request.client
+    real = request.headers.get("x-real-ip")
+    if real:
+        ip = _forwarded_ip(real)
+        if ip is not None:
+            return ip
     return request.client
+
+
+_FORWARDING: Final = ("x-forwarded-for", "x-real-ip", "forwarded", "x-forwarded-host")
+
+
+def from_this_machine(request: Request) -> bool:
+    """Whether the request certainly comes from this machine: a loopback peer *and* no forwarding
+    header (a reverse proxy on localhost would otherwise make every remote visitor look local)."""
+    return is_loopback(request.client) and not any(h in request.headers for h in _FORWARDING)
 
 
 def is_loopback(ip: str | None) -> bool:
@@ -98,9 +127,9 @@ def request_id(request: Request) -> str:
     return str(uuid.uuid4())
 
 
-def apply_security_headers(response: Response, rid: str) -> None:
+def apply_security_headers(response: Response, rid: str, *, https: bool = False) -> None:
     present = {k.lower() for k, _ in response.headers}
-    for name, value in _BASE_HEADERS:
+    for name, value in (*_BASE_HEADERS, *((_HSTS,) if https else ())):
         if name.lower() not in present:
             response.headers.append((name, value))
     content_type = (response.header("Content-Type") or "").lower()

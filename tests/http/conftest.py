@@ -95,12 +95,17 @@ def stop(live: Live) -> None:
             live.proc.wait(10)
 
 
-@pytest.fixture(scope="module", params=KINDS)
-def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    server = start(request.param, tmp_path_factory.mktemp(f"http-{request.param}") / "data")
+def serving(kind: str, tmp_path_factory: pytest.TempPathFactory, label: str) -> Iterator[Live]:
+    """A server of ``kind`` for the duration of a fixture; its log must show no traceback."""
+    server = start(kind, tmp_path_factory.mktemp(f"{label}-{kind}") / "data")
     try:
         yield server
     finally:
         stop(server)
         text = server.logs()
         assert "Traceback" not in text, text
+
+
+@pytest.fixture(scope="module", params=KINDS)
+def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    yield from serving(request.param, tmp_path_factory, "http")

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
-from .conftest import KINDS, Live, start, stop
+from .conftest import KINDS, Live, serving
 from .test_contract import JSON, event, post, site
 
 PASSWORD = "correct horse battery staple"
@@ -18,11 +18,7 @@ PASSWORD = "correct horse battery staple"
 
 @pytest.fixture(scope="module", params=KINDS)
 def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    server = start(request.param, tmp_path_factory.mktemp(f"auth-{request.param}") / "data")
-    try:
-        yield server
-    finally:
-        stop(server)
+    yield from serving(request.param, tmp_path_factory, "auth")
 
 
 def test_admin_routes_are_closed_before_setup(live: Live) -> None:

@@ -1,0 +1,85 @@
+"""``Api.handle`` with plain Request objects: the rules that need no real server (proxies, open mode, HSTS,
+error mapping), fast enough to cover the edges."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+import mallard
+from mallard.http import Api, Request
+from mallard.http.security import client_ip
+
+LOCAL = "127.0.0.1"
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[Api]:
+    m = mallard.Mallard(data_dir=tmp_path / "data", trust_proxy_headers=True)
+    try:
+        yield m.http_api()
+    finally:
+        m.close()
+
+
+def get(api: Api, path: str, query: str = "", client: str | None = LOCAL,
+        **headers: str) -> tuple[int, dict[str, str], bytes]:
+    r = api.handle(Request("GET", path, query, {k.replace("_", "-"): v for k, v in headers.items()},
+                           client=client))
+    return r.status, {k.lower(): v for k, v in r.headers}, r.body
+
+
+def test_forwarded_for_is_read_from_the_right(api: Api) -> None:
+    """With one trusted proxy, the client is the rightmost X-Forwarded-For entry, not a spoofed left one."""
+    req = Request("GET", "/", headers={"x-forwarded-for": "127.0.0.1, 203.0.113.7"}, client="10.0.0.2")
+    assert client_ip(req, api.settings) == "203.0.113.7"
+    settings = api.settings.replace(trusted_proxies=("10.0.0.0/8",))
+    req = Request("GET", "/", headers={"x-forwarded-for": "1.2.3.4, 198.51.100.9, 10.0.0.3"},
+                  client="10.0.0.2")
+    assert client_ip(req, settings) == "198.51.100.9"
+    untrusted = Request("GET", "/", headers={"x-forwarded-for": "1.2.3.4"}, client="192.0.2.1")
+    assert client_ip(untrusted, settings) == "192.0.2.1"
+
+
+def test_open_mode_reads_need_a_direct_local_client(api: Api) -> None:
+    """Before a password exists stats are open to a loopback peer, but not to a request a local reverse
+    proxy forwarded (it would make every visitor look local), nor to a remote peer."""
+    assert get(api, "/api/stats/main", "site_id=a.example")[0] == 200
+    assert get(api, "/api/stats/main", "site_id=a.example", x_forwarded_for="127.0.0.1")[0] == 401
+    assert get(api, "/api/stats/main", "site_id=a.example", client="192.0.2.10")[0] == 401
+    r = api.handle(Request("POST", "/api/auth/setup", headers={"x-real-ip": "127.0.0.1"},
+                           body=orjson.dumps({"password": "correct horse battery staple"}), client=LOCAL))
+    assert r.status == 403
+
+
+def test_hsts_only_over_https(api: Api) -> None:
+    """Mounted in a host app, mallard sends HSTS only on https requests, without includeSubDomains."""
+    assert "strict-transport-security" not in get(api, "/health")[1]
+    r = api.handle(Request("GET", "/health", scheme="https", client=LOCAL))
+    assert dict((k.lower(), v) for k, v in r.headers)["strict-transport-security"] == "max-age=31536000"
+
+
+def test_tracker_has_one_allow_origin_header(api: Api) -> None:
+    """The script's Access-Control-Allow-Origin is not repeated when the request has an Origin."""
+    r = api.handle(Request("GET", "/mallard.js", headers={"origin": "https://shop.example"}, client=LOCAL))
+    assert [v for k, v in r.headers if k.lower() == "access-control-allow-origin"] == ["*"]
+
+
+def test_auth_rule_errors_are_400_not_500(api: Api) -> None:
+    """A key name the auth store refuses (blank) answers 400 with its reason."""
+    api.auth.set_password("correct horse battery staple")
+    admin_key, _ = api.auth.create_key("ops", "Admin")
+    r = api.handle(Request("POST", "/api/keys", headers={"x-api-key": admin_key},
+                           body=orjson.dumps({"name": "   ", "scope": "ReadOnly"}), client=LOCAL))
+    assert r.status == 400 and "error" in orjson.loads(r.body)
+
+
+def test_head_keeps_the_length_and_drops_the_body(api: Api) -> None:
+    """HEAD answers like GET without a body, with the GET body's Content-Length."""
+    _, _, body = get(api, "/robots.txt")
+    r = api.handle(Request("HEAD", "/robots.txt", client=LOCAL))
+    assert (r.status, r.body) == (200, b"")
+    assert dict((k.lower(), v) for k, v in r.headers)["content-length"] == str(len(body))
