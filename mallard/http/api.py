@@ -60,7 +60,9 @@ class Api:
         self.ip_limiter = RateLimiter(s.rate_limit_per_ip, max_keys=s.max_tracked_keys)
         self.max_body_bytes = s.max_body_bytes
         self._lock = threading.Lock()
+        self.metrics = mallard.metrics
         self.metrics.set_gauge_source("mallard_cache_entries", lambda: len(self.cache))
+        self._blocking: dict[tuple[str, str], bool] = {}
 
     # -- shared state ------------------------------------------------------------------------------
     @property
@@ -77,22 +79,24 @@ class Api:
 
         return auth
 
-    @property
-    def metrics(self) -> Any:
-        return self.mallard.metrics
-
     def count(self, name: str, amount: int = 1, **labels: str | None) -> None:
         self.metrics.inc(name, amount, **{k: v for k, v in labels.items() if v is not None})
 
     def is_blocking(self, method: str, path: str) -> bool:
         """Whether handling may block (queries, password hashing): adapters on an event loop run those
         in a thread; ingestion and static files are answered inline."""
+        known = self._blocking.get((method, path))
+        if known is not None:
+            return known
         try:
             route, _ = self.router.match(method, path)
         except HTTPError:
             return False
-        return not (route.ingestion or route.tag in ("dashboard",) or route.pattern in (
+        blocking = not (route.ingestion or route.tag in ("dashboard",) or route.pattern in (
             "/health", "/robots.txt", "/.well-known/security.txt"))
+        if len(self._blocking) < 1024:  # paths are few; the bound keeps junk paths from growing it
+            self._blocking[(method, path)] = blocking
+        return blocking
 
     # -- credentials -------------------------------------------------------------------------------
     def principal(self, request: Request) -> tuple[str, str] | None:
