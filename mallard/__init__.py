@@ -20,6 +20,7 @@ from .errors import ConfigurationError as ConfigurationError
 from .errors import InvalidEventError as InvalidEventError
 from .errors import InvalidQueryError as InvalidQueryError
 from .errors import MallardError as MallardError
+from .errors import QueryTimeoutError as QueryTimeoutError
 from .errors import StorageError as StorageError
 from .events import Event as Event
 from .queries import Queries as Queries
@@ -65,6 +66,7 @@ __all__ = [
     "Queries",
     "Query",
     "QueryResult",
+    "QueryTimeoutError",
     "Settings",
     "Stats",
     "StorageError",

@@ -6,7 +6,8 @@
      ├── ConfigurationError (ValueError)   a setting has a bad value, or a resource named by one is unusable
      ├── InvalidEventError (ValueError)    an event failed validation in the ingestion pipeline
      ├── InvalidQueryError (ValueError)    a query (period, filter, metric, dimension, …) is malformed
-     └── StorageError (OSError)            the lake, spool or state directory could not be read or written
+     ├── StorageError (OSError)            the lake, spool or state directory could not be read or written
+     └── QueryTimeoutError                 a query ran longer than its time limit and was interrupted
 
 Every message says what was wrong and what is accepted, and never contains a raw IP address.
 HTTP status codes are assigned in exactly one place, the HTTP layer.
@@ -49,3 +50,9 @@ class StorageError(MallardError, OSError):
     """The lake, the spool or the state directory could not be read or written."""
 
     code = "storage"
+
+
+class QueryTimeoutError(MallardError):
+    """A query ran longer than its time limit (``query_timeout_secs`` over HTTP) and was stopped."""
+
+    code = "query_timeout"

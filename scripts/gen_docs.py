@@ -47,7 +47,6 @@ from mallard.store import lake  # noqa: E402
 RESERVED: dict[str, str] = {
     "log_format": "`mallard serve`'s own log formatter",
     "realtime_window_minutes": "the realtime report",
-    "query_timeout_secs": "a per-request query timeout",
     "max_sessions": "a server-side session table (logins are signed tokens, so none is kept)",
 }
 

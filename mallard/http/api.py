@@ -16,7 +16,14 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigurationError, InvalidEventError, InvalidQueryError, MallardError, StorageError
+from ..errors import (
+    ConfigurationError,
+    InvalidEventError,
+    InvalidQueryError,
+    MallardError,
+    QueryTimeoutError,
+    StorageError,
+)
 from . import admin, ingest, ops, stats
 from .limits import ConcurrencyLimit, QueryCache, RateLimiter
 from .messages import HTTPError, Request, Response, error_response
@@ -161,6 +168,8 @@ class Api:
             log.error("storage error: %s", exc)
             response = error_response(503, "Storage is unavailable; retry later.",
                                       [("Retry-After", "5")])
+        except QueryTimeoutError as exc:
+            response = error_response(503, exc.message, [("Retry-After", "5")])
         except MallardError as exc:  # e.g. an auth rule (bad key name): the caller's input
             response = error_response(400, exc.message)
         except Exception:
@@ -206,7 +215,8 @@ class Api:
             raise HTTPError(429, "Too many concurrent queries. Please retry in a moment.",
                             headers=[("Retry-After", "1")])
         try:
-            return route.handler(self, request, params)
+            with self.mallard.store.time_limit(self.settings.query_timeout_secs):
+                return route.handler(self, request, params)
         finally:
             self.heavy.leave()
 

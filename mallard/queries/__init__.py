@@ -213,7 +213,7 @@ class Queries:
                 return reader.execute(f"WITH events AS ({src}) SELECT * FROM ({text})",
                                       [*src_params, *params])
             except duckdb.Error as exc:
-                if isinstance(exc, duckdb.IOException):
+                if isinstance(exc, (duckdb.IOException, duckdb.InterruptException)):
                     raise
                 raise InvalidQueryError(f"SQL error: {exc}", code="invalid_sql") from None
 

@@ -27,7 +27,7 @@ from typing import Final
 import duckdb
 import pyarrow as pa
 
-from ..errors import StorageError
+from ..errors import QueryTimeoutError, StorageError
 from ..events import COLUMNS, Event
 from .lake import Lake, site_of, to_table
 from .spool import Spool, finish_commits, orphans, write_commit
@@ -239,6 +239,23 @@ class Store:
 
     def sites(self) -> list[str]:
         return self.lake.sites()
+
+    @contextmanager
+    def time_limit(self, seconds: float | None) -> Iterator[None]:
+        """Interrupt this thread's queries that run past ``seconds`` (raises QueryTimeoutError)."""
+        if not seconds:
+            yield
+            return
+        timer = threading.Timer(seconds, self.connection().interrupt)
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        except duckdb.InterruptException:
+            raise QueryTimeoutError(f"The query took longer than {seconds:g} s and was stopped. Narrow "
+                                    "the date range or the filters, or raise query_timeout_secs.") from None
+        finally:
+            timer.cancel()
 
     def fingerprint(self, site_id: str, first: date, last: date) -> int:
         """A number that changes whenever a file of the site's partitions in [first, last] is added,

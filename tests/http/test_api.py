@@ -83,3 +83,46 @@ def test_head_keeps_the_length_and_drops_the_body(api: Api) -> None:
     r = api.handle(Request("HEAD", "/robots.txt", client=LOCAL))
     assert (r.status, r.body) == (200, b"")
     assert dict((k.lower(), v) for k, v in r.headers)["content-length"] == str(len(body))
+
+
+def test_query_cache_hits_until_new_data_is_flushed(api: Api) -> None:
+    """A repeated stats request is answered from the cache; a flush of new events (any worker's new lake
+    file) changes the lake fingerprint, so the next request sees them."""
+    m = api.mallard
+    ua = "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0"
+    m.track("pageview", site="c.example", url="https://c.example/", ip="192.0.2.1", user_agent=ua)
+    m.flush()
+    first = get(api, "/api/stats/main", "site_id=c.example&period=day")
+    hits = api.cache.hits
+    assert get(api, "/api/stats/main", "site_id=c.example&period=day")[2] == first[2]
+    assert api.cache.hits == hits + 1
+    m.track("pageview", site="c.example", url="https://c.example/b", ip="192.0.2.2", user_agent=ua)
+    m.flush()
+    after = orjson.loads(get(api, "/api/stats/main", "site_id=c.example&period=day")[2])
+    assert after["total_pageviews"] == 2 and api.cache.hits == hits + 1
+
+
+def test_heavy_query_limit_answers_429(tmp_path: Path) -> None:
+    """With every heavy-query slot taken, a stats request answers 429 with Retry-After."""
+    m = mallard.Mallard(data_dir=tmp_path / "data", max_concurrent_queries=1, cache_ttl_secs=0)
+    try:
+        api = m.http_api()
+        assert api.heavy.try_enter()  # another request holds the only slot
+        status, headers, _ = get(api, "/api/stats/main", "site_id=a.example")
+        assert status == 429 and headers["retry-after"] == "1"
+        api.heavy.leave()
+        assert get(api, "/api/stats/main", "site_id=a.example")[0] == 200
+    finally:
+        m.close()
+
+
+def test_a_query_over_its_time_limit_is_stopped(tmp_path: Path) -> None:
+    """A query running past the time limit is interrupted: QueryTimeoutError, and the connection works on."""
+    m = mallard.Mallard(data_dir=tmp_path / "data")
+    try:
+        store = m.store
+        with pytest.raises(mallard.QueryTimeoutError, match="longer than 0.2 s"), store.time_limit(0.2):
+            m.queries.sql("SELECT count(*) AS n FROM range(100000000000) a")
+        assert m.queries.sql("SELECT 42 AS n").to_pylist() == [{"n": 42}]
+    finally:
+        m.close()
