@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,6 +82,15 @@ def start(kind: str, data_dir: Path, *, workers: int = 1, env: dict[str, str] | 
         if time.monotonic() > deadline:
             stop(live)
             raise AssertionError(f"{kind} server did not answer /health within 40 s:\n{live.logs()}")
+        time.sleep(0.1)
+
+
+def eventually(check: Callable[[], bool], timeout: float = 20) -> None:
+    """Wait (polling, bounded) until ``check()`` is true."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
         time.sleep(0.1)
 
 

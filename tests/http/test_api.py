@@ -121,7 +121,7 @@ def test_a_query_over_its_time_limit_is_stopped(tmp_path: Path) -> None:
     m = mallard.Mallard(data_dir=tmp_path / "data")
     try:
         store = m.store
-        with pytest.raises(mallard.QueryTimeoutError, match="longer than 0.2 s"), store.time_limit(0.2):
+        with pytest.raises(mallard.QueryTimeoutError, match=r"longer than 0\.2 s"), store.time_limit(0.2):
             m.queries.sql("SELECT count(*) AS n FROM range(100000000000) a")
         assert m.queries.sql("SELECT 42 AS n").to_pylist() == [{"n": 42}]
     finally:

@@ -7,15 +7,14 @@ Chromium and Playwright are required when ``CI=true`` (the tests fail without th
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 
-from .conftest import Live, start, stop
+from .conftest import Live, eventually, start, stop
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -77,14 +76,6 @@ def rows(live: Live, slug: str) -> list[dict[str, Any]]:
     return data
 
 
-def wait_for(check: Callable[[], bool], timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.1)
-
-
 def count(live: Live, slug: str, value: str, key: str = "events") -> int:
     return next((int(r[key]) for r in rows(live, slug) if r["value"] == value), 0)
 
@@ -93,14 +84,14 @@ def test_pageviews_spa_navigation_custom_events_and_unload(host: Live, page: Pag
     """Pageview on load, SPA pushState pageviews, a custom event with props and revenue, and an event fired
     just before navigating away all reach mallard's lake through the real endpoint under /_m."""
     page.goto(host.host + "/")
-    wait_for(lambda: count(host, "pages", "/", "pageviews") >= 1)
+    eventually(lambda: count(host, "pages", "/", "pageviews") >= 1)
     page.evaluate("history.pushState({}, '', '/pricing')")
     page.evaluate("history.pushState({}, '', '/pricing')")  # same page: no second pageview
     page.evaluate("history.pushState({}, '', '/docs?page=2')")
-    wait_for(lambda: count(host, "pages", "/docs", "pageviews") == 1)
+    eventually(lambda: count(host, "pages", "/docs", "pageviews") == 1)
     assert count(host, "pages", "/pricing", "pageviews") == 1
     page.evaluate("mallard('Purchase', {props: {plan: 'pro'}, revenue: 19.5, currency: 'EUR'})")
-    wait_for(lambda: count(host, "events", "Purchase") == 1)
+    eventually(lambda: count(host, "events", "Purchase") == 1)
     r = httpx.post(host.base + "/api/v2/query", json={
         "site_id": SITE, "metrics": ["events", "total_revenue"], "date_range": "day",
         "dimensions": ["event:props:plan"], "filters": [["is", "event:name", ["Purchase"]]]}, timeout=30)
@@ -108,7 +99,7 @@ def test_pageviews_spa_navigation_custom_events_and_unload(host: Live, page: Pag
     assert r.json()["results"][0]["dimensions"] == ["pro"]
     page.evaluate("mallard('Signup'); location.href = '/elsewhere'")
     page.wait_for_url("**/elsewhere")
-    wait_for(lambda: count(host, "events", "Signup") == 1)
+    eventually(lambda: count(host, "events", "Signup") == 1)
 
 
 def test_dashboard_renders_real_figures(host: Live, page: Page) -> None:

@@ -254,15 +254,3 @@ def test_export_csv_and_json(live: Live) -> None:
         assert len(raw) == 2 and "visitor_id" not in raw[0]
         csv_raw = c.get("/api/stats/export", params={"site_id": d, "period": "day", "kind": "raw"}).text
         assert "\"'=cmd()\"" in csv_raw
-
-
-def test_request_context_reaches_track(live: Live) -> None:
-    """``m.track()`` in a host view, without ip/user_agent, records the request's client."""
-    if live.kind == "serve":
-        pytest.skip("mallard serve has no host views")
-    r = httpx.get(live.host + "/signup", headers={"User-Agent": UA}, timeout=30)
-    assert r.json() == {"tracked": True}
-    with live.client() as c:
-        rows = c.get("/api/stats/breakdown/browsers", params={"site_id": "host.example",
-                                                               "period": "day"}).json()
-    assert rows and rows[0]["value"] == "Firefox"

@@ -3,15 +3,14 @@ see every flushed event, ``/metrics`` reports the totals of all workers."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import httpx
 import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from .conftest import Live, start, stop
+from .conftest import Live, eventually, start, stop
 
 UA = "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0"
 SITE = "workers.example"
@@ -25,14 +24,6 @@ def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         yield live
     finally:
         stop(live)
-
-
-def eventually(check: Callable[[], bool], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("not reached in time")
-        time.sleep(0.2)
 
 
 def metric(body: str, name: str) -> float:
