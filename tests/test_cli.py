@@ -118,3 +118,27 @@ def test_readme_demo_runs(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert "unique_visitors" in out.stdout
     assert list((tmp_path / "demo" / "events").glob("site_id=demo.example/date=*/*.parquet"))
+
+
+def test_password_and_keys_commands(tmp_path: Path) -> None:
+    """`mallard password --password-stdin` sets the admin password; `keys create/list/revoke` manage keys
+    that the HTTP layer then accepts (the same files in state/)."""
+    data = str(tmp_path / "data")
+    password = [sys.executable, "-m", "mallard", "password", "--data-dir", data, "--password-stdin"]
+    weak = subprocess.run(password, input="short\n", capture_output=True, text=True, timeout=120)
+    assert weak.returncode == 2 and "12" in weak.stderr
+    ok = subprocess.run(password, input="correct horse battery staple\n", capture_output=True, text=True,
+                        timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    created = run("keys", "create", "ci", "--scope", "Admin", "--data-dir", data)
+    assert created.returncode == 0, created.stderr
+    key = json.loads(created.stdout)
+    listed = json.loads(run("keys", "list", "--data-dir", data).stdout)
+    assert [(k["name"], k["scope"], k["revoked"]) for k in listed] == [("ci", "Admin", False)]
+    with mallard.Mallard(data_dir=data) as m:
+        assert m.auth.verify("correct horse battery staple")
+        assert m.auth.check_key(key["key"]) == "Admin"
+    assert run("keys", "revoke", key["key_hash"], "--data-dir", data).returncode == 0
+    assert run("keys", "revoke", "0" * 64, "--data-dir", data).returncode == 1
+    with mallard.Mallard(data_dir=data) as m:
+        assert m.auth.check_key(key["key"]) is None
