@@ -75,10 +75,20 @@ def _width(obj: Mapping[str, Any]) -> int | None:
     return int(value)
 
 
+_SHORT_KEYS: Final = frozenset({"d", "n", "u", "r", "w"})
+
+
 def from_mapping(obj: object) -> list[RawEvent]:
     """The events of one JSON object (several when a Plausible ``domain`` lists several sites)."""
     if not isinstance(obj, Mapping):
         raise InvalidEventError("An event must be a JSON object.", code="invalid_type")
+    if type(obj) is dict and obj.keys() <= _SHORT_KEYS:  # the tracker's pageview: the common case
+        site, name, url, ref = obj.get("d"), obj.get("n"), obj.get("u"), obj.get("r")
+        width = obj.get("w")
+        if (type(site) is str and type(name) is str and type(url) is str and site and name and url
+                and "," not in site and (ref is None or type(ref) is str)
+                and (width is None or (type(width) is int and 0 <= width <= _UINT32))):
+            return [RawEvent(site, name, url, ref, width)]
     sites = _text(obj, "d", "d", "domain", required=True)
     name = _text(obj, "n", "n", "name", required=True)
     url = _text(obj, "u", "u", "url", required=True)

@@ -1,0 +1,101 @@
+"""Next-page flow: where visitors go after a page (behavioral-analytics.md §5.5).
+
+Rules:
+
+* Nodes are the pageviews in scope (custom events are not nodes), per identity (``user_id`` where
+  present, else the daily visitor id, as in retention), ordered by ``(timestamp, pathname)``: the
+  pathname breaks timestamp ties (ClickHouse ``sequenceNextNode``'s rule); rows equal in both are
+  interchangeable, so the result never depends on the physical order of rows.
+* Each identity's *first* pageview of the page counts; its next page is the pathname of the following
+  pageview (any time later in scope, no session limit; it may be the page itself). An identity whose
+  first pageview of the page is its last pageview is an exit.
+* ``next_pages`` are ordered by visitors (descending), then next page (ascending, byte order).
+* Filters restrict the events that exist for the computation.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Final
+
+from ..errors import InvalidQueryError
+from .periods import DateRange
+from .retention import ACTOR_COLUMNS, event_filter
+from .sql import Sql, with_ctes
+
+if TYPE_CHECKING:
+    from . import Queries
+
+__all__ = ["MAX_FLOW_LIMIT", "MAX_PAGE_LEN", "flow"]
+
+MAX_PAGE_LEN: Final = 2048
+MAX_FLOW_LIMIT: Final = 100
+
+
+def check_page(page: object) -> str:
+    """``page`` if it is a path of 1..2048 characters starting with ``/``, else raise."""
+    if not isinstance(page, str) or not page.startswith("/") or len(page) > MAX_PAGE_LEN:
+        raise InvalidQueryError(f"page must be a path of 1 to {MAX_PAGE_LEN} characters starting with "
+                                "'/', such as /pricing.", code="invalid_page")
+    if "\x00" in page:
+        raise InvalidQueryError("page must not contain NUL characters.", code="invalid_page")
+    return page
+
+
+def check_limit(limit: object) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_FLOW_LIMIT:
+        raise InvalidQueryError(f"limit must be an integer between 1 and {MAX_FLOW_LIMIT}, not {limit!r}.",
+                                code="invalid_limit")
+    return limit
+
+
+def compile_flow(source: Sql, site: str, lower: object, upper: object, page: str, limit: int,
+                 where: Sql) -> Sql:
+    """SQL: a totals row ``(0, NULL, visitors_at_page, exits)``, then ``(1, next_page, visitors, 0)``."""
+    pageviews = Sql("SELECT " + ACTOR_COLUMNS + ", timestamp, pathname FROM events "
+                    "WHERE site_id = ? AND timestamp >= ? AND timestamp < ? AND event_name = 'pageview'",
+                    (site, lower, upper)) + where
+    # :TRICKY: the order (timestamp, pathname) is total up to identical rows, which are interchangeable:
+    # the first pageview of the page and the pathname following it do not depend on storage order.
+    sequence = Sql("SELECT kind, actor, pathname, row_number() OVER w AS rk, "
+                   "lead(pathname) OVER w AS next_page FROM pageviews "
+                   "WINDOW w AS (PARTITION BY kind, actor ORDER BY timestamp, pathname)")
+    firsts = Sql("SELECT next_page FROM sequence WHERE pathname = ? "
+                 "QUALIFY row_number() OVER (PARTITION BY kind, actor ORDER BY rk) = 1", (page,))
+    body = Sql("SELECT 0 AS part, NULL AS next_page, count(*) AS visitors, "
+               "count(*) FILTER (WHERE next_page IS NULL) AS exits FROM firsts "
+               "UNION ALL SELECT * FROM (SELECT 1 AS part, next_page, count(*) AS visitors, 0 AS exits "
+               "FROM firsts WHERE next_page IS NOT NULL GROUP BY next_page "
+               "ORDER BY visitors DESC, next_page ASC LIMIT ?) ORDER BY part, visitors DESC, next_page ASC",
+               (limit,))
+    return with_ctes([("events", source), ("pageviews", pageviews), ("sequence", sequence),
+                      ("firsts", firsts)], body, inline=("events",))
+
+
+def flow(queries: Queries, site: str, rng: DateRange, page: str, limit: int = 10,
+         filters: object = None) -> dict[str, Any]:
+    """The pages visitors view next after their first pageview of ``page`` in ``rng``.
+
+    Returns ``{"page", "visitors_at_page", "exits", "next_pages": [{"next_page", "visitors",
+    "share"}]}`` with ``share = visitors / visitors_at_page``.
+
+    Raises:
+        InvalidQueryError: bad site, page, limit (1..100) or filter.
+    """
+    page = check_page(page)
+    n = check_limit(limit)
+    where = event_filter(site, rng, filters)  # validates the site too
+    lower, upper = rng.bounds()
+    first, last = rng.partition_dates()
+    with queries._reader(site, first, last) as reader:
+        src, src_params = reader.source()
+        sql = compile_flow(Sql(src, tuple(src_params)), site, lower, upper, page, n, where)
+        rows = reader.execute(sql.text, sql.params).to_pylist()
+    totals, rest = rows[0], rows[1:]
+    at_page = int(totals["visitors"])
+    return {
+        "page": page,
+        "visitors_at_page": at_page,
+        "exits": int(totals["exits"]),
+        "next_pages": [{"next_page": r["next_page"], "visitors": int(r["visitors"]),
+                        "share": int(r["visitors"]) / at_page} for r in rest],
+    }

@@ -1,0 +1,153 @@
+"""Weekly retention: per-identity cohorts by the ISO week of first visit (behavioral-analytics.md §5.3).
+
+Rules:
+
+* The identity of an event is its stable ``user_id`` pseudonym where present, else its daily visitor id
+  (``actor_id = coalesce(user_id, visitor_id)``, §4). The two kinds never merge: a user id and a visitor
+  id that happen to be equal strings are different identities.
+* ``first_seen`` = the identity's earliest event on the site before the range's end (history before the
+  start counts); members of the cohorts are the identities first seen inside the range.
+* ``cohort_date`` = Monday (00:00 UTC) of first_seen's ISO week; week k = days ``[7k, 7k + 7)`` after it.
+  A member is retained in week k if it has any event (pageview or custom) in scope that week, so
+  ``retained[0]`` is the cohort size.
+* ``complete[k]``: week k ended on or before both the range's end and today (UTC); incomplete weeks are
+  lower bounds.
+* Filters restrict the events that exist for the computation, first_seen included.
+
+Anonymous ids live for one salt period (``visitor_salt_rotation_days``, aligned to UTC days), so an
+anonymous member can only be seen in week k if ``rotation_days >= 7k - 5`` (first seen on a Sunday, id
+alive until the period's last day); later weeks are structurally zero, and ``caveat`` says so.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from typing import TYPE_CHECKING, Any, Final
+
+from ..errors import InvalidQueryError
+from .filters import compile_condition, compile_tree
+from .model import build
+from .periods import DateRange
+from .sql import Sql, with_ctes
+
+if TYPE_CHECKING:
+    from . import Queries
+
+__all__ = ["MAX_WEEKS", "retention"]
+
+MAX_WEEKS: Final = 52
+# The identity of an event: a user id where present, else the daily visitor id. ``kind`` keeps the two
+# name spaces apart.
+ACTOR_COLUMNS: Final = ("CASE WHEN user_id IS NULL THEN 'v' ELSE 'u' END AS kind, "
+                        "coalesce(user_id, visitor_id) AS actor")
+
+
+def check_weeks(weeks: object) -> int:
+    """``weeks`` if it is an integer 1..52, else raise InvalidQueryError."""
+    if isinstance(weeks, bool) or not isinstance(weeks, int) or not 1 <= weeks <= MAX_WEEKS:
+        raise InvalidQueryError(f"weeks must be an integer between 1 and {MAX_WEEKS}, not {weeks!r}.",
+                                code="invalid_weeks")
+    return weeks
+
+
+def event_filter(site: str, rng: DateRange, filters: object) -> Sql:
+    """`` AND <filter>`` for event rows (or nothing); conditions on entry/exit pages are rejected."""
+    query = build(site, rng, filters=filters)
+    if query.filters is None:
+        return Sql("")
+
+    def leaf(cond: Any) -> Sql:
+        if cond.dimension.column is None and cond.dimension.prop_key is None:
+            raise InvalidQueryError(f"Cannot filter on {cond.dimension.name} here: it is a property of "
+                                    "visits, not of single events.", code="invalid_filter")
+        return compile_condition(cond, cond.dimension.event_expr())
+
+    return " AND " + compile_tree(query.filters, leaf)
+
+
+def first_unreachable_week(rotation_days: int) -> int:
+    """The first week offset k >= 1 that an anonymous id can never reach (``rotation_days < 7k - 5``)."""
+    return max(1, (rotation_days + 5) // 7 + 1)
+
+
+def compile_retention(source: Sql, site: str, lower: object, upper: object, weeks: int,
+                      where: Sql) -> Sql:
+    """SQL: rows ``(cohort DATE, k, identified, anonymous)`` = members per kind active in week k."""
+    scoped = Sql("SELECT " + ACTOR_COLUMNS + ", timestamp FROM events "
+                 "WHERE site_id = ? AND timestamp < ?", (site, upper)) + where
+    first_seen = Sql("SELECT kind, actor, CAST(date_trunc('week', min(timestamp)) AS DATE) AS cohort "
+                     "FROM scoped GROUP BY kind, actor HAVING min(timestamp) >= ?", (lower,))
+    # :TRICKY: the week offset counts whole UTC days from the cohort's Monday, as ClickHouse's
+    # intDiv(dateDiff('day', toMonday(fs), toDate(ts)), 7); timestamps are naive UTC.
+    activity = Sql("SELECT DISTINCT m.kind, m.actor, m.cohort, "
+                   "date_diff('day', m.cohort, CAST(s.timestamp AS DATE)) // 7 AS k "
+                   "FROM scoped s JOIN first_seen m ON s.kind = m.kind AND s.actor = m.actor")
+    body = Sql("SELECT cohort, k, count(*) FILTER (WHERE kind = 'u') AS identified, "
+               "count(*) FILTER (WHERE kind = 'v') AS anonymous FROM activity WHERE k < ? "
+               "GROUP BY cohort, k ORDER BY cohort, k", (weeks,))
+    return with_ctes([("events", source), ("scoped", scoped), ("first_seen", first_seen),
+                      ("activity", activity)], body, inline=("events",))
+
+
+def caveat_text(weeks: int, rotation_days: int) -> str | None:
+    """The plain-language caveat for anonymous members, or None when no week offset is affected."""
+    if weeks < 2:
+        return None
+    k0 = first_unreachable_week(rotation_days)
+    period = "every day" if rotation_days == 1 else f"every {rotation_days} days"
+    lead = (f"Some visitors have no user_id, so they are counted by their anonymous visitor id, which "
+            f"changes {period}: a returning visitor with a new id counts as a new visitor.")
+    advice = "Send a user_id from your server for real retention."
+    if k0 > weeks - 1:
+        return f"{lead} Weeks after week 0 are lower bounds. {advice}"
+    zero = f"week {k0} is" if k0 == weeks - 1 else f"weeks {k0} to {weeks - 1} are"
+    earlier = "; earlier weeks after week 0 are lower bounds" if k0 > 1 else ""
+    return f"{lead} For these visitors {zero} always 0 (their id cannot last that long){earlier}. {advice}"
+
+
+def retention(queries: Queries, site: str, rng: DateRange, weeks: int,
+              filters: object = None) -> dict[str, Any]:
+    """Weekly retention cohorts of ``site`` over ``rng`` (identities first seen in the range).
+
+    Returns ``{"cohorts": [{"cohort_date", "visitors", "retained", "rates", "complete"}], "weeks",
+    "identity": "user_id" | "visitor_id" | "mixed", "caveat": str | None}``.
+
+    Raises:
+        InvalidQueryError: bad site, weeks not an integer 1..52, or a bad filter.
+    """
+    n = check_weeks(weeks)
+    where = event_filter(site, rng, filters)  # validates the site too
+    lower, upper = rng.bounds()
+    _, last = rng.partition_dates()
+    with queries._reader(site, None, last) as reader:  # first_seen looks at all history before the end
+        src, src_params = reader.source()
+        sql = compile_retention(Sql(src, tuple(src_params)), site, lower, upper, n, where)
+        table = reader.execute(sql.text, sql.params)
+    by_cohort: dict[date, list[tuple[int, int]]] = {}
+    for cohort, k, identified, anonymous in zip(*(table.column(i).to_pylist() for i in range(4)),
+                                                strict=True):
+        by_cohort.setdefault(cohort, [(0, 0)] * n)[int(k)] = (int(identified), int(anonymous))
+    # A week is complete when it has ended by the range's end (naive UTC) and by today (UTC).
+    horizon = min(upper, datetime.combine(queries.today("UTC"), time()))
+    cohorts: list[dict[str, Any]] = []
+    identified_members = anonymous_members = 0
+    for cohort in sorted(by_cohort):
+        counts = by_cohort[cohort]
+        size = counts[0][0] + counts[0][1]
+        identified_members += counts[0][0]
+        anonymous_members += counts[0][1]
+        retained = [a + b for a, b in counts]
+        ends = [cohort + timedelta(days=7 * (k + 1)) for k in range(n)]
+        cohorts.append({
+            "cohort_date": cohort.isoformat(),
+            "visitors": size,
+            "retained": retained,
+            "rates": [r / size for r in retained],
+            "complete": [datetime.combine(end, time()) <= horizon for end in ends],
+        })
+    identity = ("mixed" if identified_members and anonymous_members
+                else "user_id" if identified_members else "visitor_id")
+    rotation = queries._settings.visitor_salt_rotation_days
+    caveat = caveat_text(n, rotation) if anonymous_members else None
+    return {"cohorts": cohorts, "weeks": n, "identity": identity, "caveat": caveat}
+
