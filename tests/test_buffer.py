@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from mallard import Event, EventBuffer
-from mallard.store.spool import Spool, decode
+from mallard.store.spool import Spool, read_segment
 
 from .factories import make_event, make_events
 
@@ -64,7 +64,7 @@ def spool_events(directory: Path) -> list[Event]:
     for path in sorted(directory.iterdir()):
         if path.name.startswith("."):
             continue
-        out.extend(decode(line) for line in path.read_bytes().splitlines(keepends=True))
+        out.extend(read_segment(path))
     return out
 
 
