@@ -309,3 +309,16 @@ def test_recovery_is_idempotent_for_a_date_far_in_the_past(tmp_path: Path) -> No
         days = m.store.lake.dates(SITE)
         assert days == [date(2024, 3, d) for d in range(1, 6)]
         assert_exactly_once(stored_paths(m), child.acks, "/d/")
+
+
+def test_events_buffered_at_interpreter_exit_are_stored_without_errors(tmp_path: Path) -> None:
+    """A script that tracks and simply ends: the exit hook's final flush stores the event and logs nothing
+    (pyarrow's lazy pandas import used to fail during interpreter shutdown)."""
+    data = tmp_path / "data"
+    code = (f"import mallard\nm = mallard.Mallard(data_dir={str(data)!r})\n"
+            f"m.http_api()\nm.track('pageview', site={SITE!r}, url='https://{SITE}/exit', ip='192.0.2.1', "
+            f"user_agent={UA!r})\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    with mallard.open(data) as q:
+        assert q.sql("SELECT pathname FROM events").to_pylist() == [{"pathname": "/exit"}]

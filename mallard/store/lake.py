@@ -9,6 +9,11 @@ one. Retention and erasure delete whole partitions under the same lock.
 from __future__ import annotations
 
 import bisect
+
+# TRICKY: pyarrow imports pandas on its first conversion, and pandas imports concurrent.futures.thread,
+# which registers an exit hook; during interpreter shutdown (the final flush at exit) that raises "can't
+# register atexit after shutdown". Importing it now makes the later import a no-op.
+import concurrent.futures.thread  # noqa: F401
 import fcntl
 import logging
 import operator
