@@ -141,8 +141,7 @@ def _behavioural(name: str) -> Callable[[Api, Request, dict[str, str]], Response
         if method is None:
             raise HTTPError(501, f"The {name} analysis is not available in this version of mallard yet.")
         site, rng, filters = _scope(api, request)
-        result = method(site, rng, filters, request.query)
-        return json_response(result)
+        return json_response(method(site, rng, filters, request.query))
 
     handler.__name__ = name
     return handler
@@ -176,7 +175,13 @@ ROUTES: Final = (
           tag="stats"),
     Route("POST", "/api/v2/query", v2_query, "A Plausible Stats API v2 query.", access="read",
           heavy=True, tag="stats"),
-    *(_route(f"/api/stats/{name}", _behavioural(name), f"Behavioural analysis: {name}.", heavy=True)
-      for name in ("funnel", "retention", "sequences", "flow")),
+    _route("/api/stats/funnel", _behavioural("funnel"), "Cumulative funnel (windowFunnel strict_once).",
+           heavy=True, extra={"steps": "page:/path,event:Name (1-32)", "window": "N unit or seconds"}),
+    _route("/api/stats/sequences", _behavioural("sequences"), "Visitors who did every step in order.",
+           heavy=True, extra={"steps": "page:/path,event:Name (at least 2)"}),
+    _route("/api/stats/retention", _behavioural("retention"), "Weekly cohorts by first visit.",
+           heavy=True, extra={"weeks": "1-52 (default 4)"}),
+    _route("/api/stats/flow", _behavioural("flow"), "Next page after a page.", heavy=True,
+           extra={"page": "/path (required)", "limit": "1-100 (default 10)"}),
 )
 

@@ -8,7 +8,7 @@ Every value is bound as a parameter.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
@@ -198,6 +198,46 @@ class Queries:
         return Table(("date", "visitors", "pageviews", "top_page", "top_source"), rows,
                      rng.to_dict())
 
+    # -- behavioural analyses (own modules; see docs/queries.md) ----------------------------------
+    def funnel(self, site: str, steps: Sequence[str] | str, *, window: str | int = "1 day",
+               period: str | None = None, start_date: str | date | None = None,
+               end_date: str | date | None = None, filters: object = None,
+               timezone: str | None = None) -> dict[str, Any]:
+        """Cumulative funnel: identities reaching at least each step within ``window`` of step 1
+        (ClickHouse ``windowFunnel(window, 'strict_once')``).
+
+        **Usage**: ``q.funnel("example.com", ["page:/pricing", "event:Signup"], window="1 hour")``.
+        """
+        from .funnels import funnel, parse_window
+
+        rng = self.date_range(site, period, start_date, end_date, timezone=timezone)
+        return funnel(self, check_site(site), rng, steps, parse_window(window), filters)
+
+    def sequences(self, site: str, steps: Sequence[str] | str, *, period: str | None = None,
+                  start_date: str | date | None = None, end_date: str | date | None = None,
+                  filters: object = None, timezone: str | None = None) -> dict[str, Any]:
+        """Identities that performed every step in order, without a time window (at least 2 steps)."""
+        from .funnels import sequences
+
+        rng = self.date_range(site, period, start_date, end_date, timezone=timezone)
+        return sequences(self, check_site(site), rng, steps, filters)
+
+    def http_funnel(self, site: str, rng: DateRange, filters: object,
+                    query: Mapping[str, Sequence[str]]) -> list[dict[str, Any]]:
+        """``GET /api/stats/funnel``: ``steps=page:/a,event:B`` and ``window`` (default ``1 day``)."""
+        from .funnels import funnel, funnel_rows, parse_window
+
+        steps = _param(query, "steps")
+        window = _param(query, "window", required=False) or "1 day"
+        return funnel_rows(funnel(self, site, rng, steps, parse_window(window), filters))
+
+    def http_sequences(self, site: str, rng: DateRange, filters: object,
+                       query: Mapping[str, Sequence[str]]) -> dict[str, Any]:
+        """``GET /api/stats/sequences``: ``steps=page:/a,event:B`` (at least 2)."""
+        from .funnels import sequences
+
+        return sequences(self, site, rng, _param(query, "steps"), filters)
+
     # -- raw access -------------------------------------------------------------------------------
     def sql(self, text: str, params: Sequence[object] = (), *, site: str | None = None) -> pa.Table:
         """Run your own SQL over a relation ``events`` (the whole lake, or one site) → Arrow table.
@@ -308,6 +348,15 @@ def _conditions(query: Query) -> list[Any]:
     from .filters import conditions
 
     return list(conditions(query.filters))
+
+
+def _param(query: Mapping[str, Sequence[str]], name: str, *, required: bool = True) -> str:
+    values = query.get(name)
+    if not values or values[-1] == "":
+        if required:
+            raise InvalidQueryError(f"Missing required query parameter {name}.", code="missing_param")
+        return ""
+    return values[-1]
 
 
 def bucket_labels(rng: DateRange, time_dim: str) -> list[str]:

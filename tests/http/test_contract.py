@@ -254,3 +254,24 @@ def test_export_csv_and_json(live: Live) -> None:
         assert len(raw) == 2 and "visitor_id" not in raw[0]
         csv_raw = c.get("/api/stats/export", params={"site_id": d, "period": "day", "kind": "raw"}).text
         assert "\"'=cmd()\"" in csv_raw
+
+
+def test_funnel_and_sequences_routes(live: Live) -> None:
+    """/api/stats/funnel answers cumulative step rows; /api/stats/sequences the converting share; bad steps
+    and windows answer 400."""
+    d = site()
+    with live.client() as c:
+        post(c, [event(d, "/"), event(d, "/pricing"), event(d, "/pricing", name="Signup")])
+        post(c, event(d, "/"), **{"User-Agent": UA.replace("120.0", "121.0")})  # a second visitor
+        params = {"site_id": d, "period": "day", "steps": "page:/,page:/pricing,event:Signup",
+                  "window": "1 hour"}
+        rows = c.get("/api/stats/funnel", params=params).json()
+        assert [(r["step"], r["visitors"]) for r in rows] == [(1, 2), (2, 1), (3, 1)]
+        assert rows[1]["conversion_rate"] == 0.5
+        seq = c.get("/api/stats/sequences", params={**params, "steps": "page:/,event:Signup"}).json()
+        assert (seq["converting_visitors"], seq["total_visitors"]) == (1, 2)
+        for bad in ({"steps": "DROP TABLE events"}, {"window": "1 day; DROP TABLE"},
+                    {"steps": "event:pageview,page:/"}, {"steps": ""}):
+            r = c.get("/api/stats/funnel", params={**params, **bad})
+            assert r.status_code == 400 and "error" in r.json(), (bad, r.text)
+        assert c.get("/api/stats/sequences", params={**params, "steps": "page:/"}).status_code == 400
