@@ -238,6 +238,39 @@ class Queries:
 
         return sequences(self, site, rng, _param(query, "steps"), filters)
 
+    def retention(self, site: str, *, weeks: int = 4, period: str | None = None,
+                  start_date: str | date | None = None, end_date: str | date | None = None,
+                  filters: object = None, timezone: str | None = None) -> dict[str, Any]:
+        """Weekly cohorts by the ISO week of each identity's first visit in the range, with counts and
+        rates per week offset, and a caveat when daily anonymous ids make later weeks structurally 0."""
+        from .retention import retention
+
+        rng = self.date_range(site, period, start_date, end_date, timezone=timezone)
+        return retention(self, check_site(site), rng, weeks, filters)
+
+    def flow(self, site: str, page: str, *, limit: int = 10, period: str | None = None,
+             start_date: str | date | None = None, end_date: str | date | None = None,
+             filters: object = None, timezone: str | None = None) -> dict[str, Any]:
+        """The pages viewed next after each visitor's first pageview of ``page``, and the exits."""
+        from .flow import flow
+
+        rng = self.date_range(site, period, start_date, end_date, timezone=timezone)
+        return flow(self, check_site(site), rng, page, limit, filters)
+
+    def http_retention(self, site: str, rng: DateRange, filters: object,
+                       query: Mapping[str, Sequence[str]]) -> dict[str, Any]:
+        """``GET /api/stats/retention``: ``weeks`` (1-52, default 4)."""
+        from .retention import retention
+
+        return retention(self, site, rng, _int_param(query, "weeks", 4), filters)
+
+    def http_flow(self, site: str, rng: DateRange, filters: object,
+                  query: Mapping[str, Sequence[str]]) -> dict[str, Any]:
+        """``GET /api/stats/flow``: ``page`` (required) and ``limit`` (1-100, default 10)."""
+        from .flow import flow
+
+        return flow(self, site, rng, _param(query, "page"), _int_param(query, "limit", 10), filters)
+
     # -- raw access -------------------------------------------------------------------------------
     def sql(self, text: str, params: Sequence[object] = (), *, site: str | None = None) -> pa.Table:
         """Run your own SQL over a relation ``events`` (the whole lake, or one site) → Arrow table.
@@ -357,6 +390,15 @@ def _param(query: Mapping[str, Sequence[str]], name: str, *, required: bool = Tr
             raise InvalidQueryError(f"Missing required query parameter {name}.", code="missing_param")
         return ""
     return values[-1]
+
+
+def _int_param(query: Mapping[str, Sequence[str]], name: str, default: int) -> int:
+    text = _param(query, name, required=False)
+    if text == "":
+        return default
+    if not (text.isascii() and text.isdigit()) or len(text) > 6:
+        raise InvalidQueryError(f"{name} must be a whole number.", code=f"invalid_{name}")
+    return int(text)
 
 
 def bucket_labels(rng: DateRange, time_dim: str) -> list[str]:

@@ -145,7 +145,9 @@ def compile_query(q: Query, *, source: Sql, gap_seconds: int) -> Compiled:
         # are counted once, on its first id.
         select = [d.visit_expr() + f" AS d{i}" for i, d in enumerate(plain)]
         select += [Sql(f"count(DISTINCT u.v) AS m_{m}" if m == "visitors" else
-                       f"sum({_SESSION_SUMMABLE[m]}) FILTER (WHERE u.first) AS m_{m}")
+                       # BIGINT: a sum of counts is a HUGEINT, which reaches Python as a Decimal
+                       f"coalesce(sum({_SESSION_SUMMABLE[m]}) FILTER (WHERE u.first), 0)::BIGINT "
+                       f"AS m_{m}")
                    for m in ev_metrics]
         where = _where(q, lambda c: compile_condition(c, c.dimension.visit_expr()))
         ids = ("SELECT *, unnest(CASE WHEN vid_a = vid_b THEN [{'v': vid_a, 'first': true}] "

@@ -36,8 +36,6 @@ def check_page(page: object) -> str:
     if not isinstance(page, str) or not page.startswith("/") or len(page) > MAX_PAGE_LEN:
         raise InvalidQueryError(f"page must be a path of 1 to {MAX_PAGE_LEN} characters starting with "
                                 "'/', such as /pricing.", code="invalid_page")
-    if "\x00" in page:
-        raise InvalidQueryError("page must not contain NUL characters.", code="invalid_page")
     return page
 
 

@@ -115,5 +115,4 @@ def test_dashboard_renders_real_figures(host: Live, page: Page) -> None:
     text = page.inner_text("#app")
     assert SITE in page.content()
     assert "Pageviews" in text and "/x" in text  # the pages table, from the real breakdown route
-    # The behavioural routes answer 501 until the behavioural analytics land; Chromium logs those loads.
-    assert not [e for e in errors if "favicon" not in e and "501 (Not Implemented)" not in e], errors
+    assert not [e for e in errors if "favicon" not in e], errors

@@ -95,7 +95,7 @@ def test_event_is_accepted_and_counted_at_once(live: Live) -> None:
         stats = main(c, d)
         assert stats["unique_visitors"] == 1 and stats["total_pageviews"] == 1
         rows = c.get("/api/stats/breakdown/sources", params={"site_id": d, "period": "day"}).json()
-        assert rows[0]["value"] == "Google"
+        assert rows[0]["value"] == "Google" and rows[0]["pageviews"] == 1  # a JSON number
 
 
 def test_pixel_records_a_pageview(live: Live) -> None:
@@ -275,3 +275,26 @@ def test_funnel_and_sequences_routes(live: Live) -> None:
             r = c.get("/api/stats/funnel", params={**params, **bad})
             assert r.status_code == 400 and "error" in r.json(), (bad, r.text)
         assert c.get("/api/stats/sequences", params={**params, "steps": "page:/"}).status_code == 400
+
+
+def test_retention_and_flow_routes(live: Live) -> None:
+    """/api/stats/retention answers cohorts with the identity caveat; /api/stats/flow the next pages and
+    exits; bad weeks and pages answer 400."""
+    d = site()
+    with live.client() as c:
+        post(c, [event(d, "/"), event(d, "/pricing"), event(d, "/pricing", name="Signup")])
+        post(c, [event(d, "/"), event(d, "/docs")], **{"User-Agent": UA.replace("120.0", "121.0")})
+        post(c, event(d, "/"), **{"User-Agent": UA.replace("120.0", "122.0")})
+        ret = c.get("/api/stats/retention", params={"site_id": d, "period": "7d", "weeks": "4"}).json()
+        assert sum(cohort["visitors"] for cohort in ret["cohorts"]) == 3
+        assert ret["identity"] == "visitor_id" and ret["caveat"]
+        flow = c.get("/api/stats/flow", params={"site_id": d, "period": "day", "page": "/"}).json()
+        assert (flow["visitors_at_page"], flow["exits"]) == (3, 1)
+        rows = [(r["next_page"], r["visitors"]) for r in flow["next_pages"]]
+        assert rows == [("/docs", 1), ("/pricing", 1)]
+        for params in ({"weeks": "0"}, {"weeks": "53"}, {"weeks": "x"}):
+            r = c.get("/api/stats/retention", params={"site_id": d, **params})
+            assert r.status_code == 400 and "error" in r.json(), r.text
+        for page in ("", "pricing", "/" + "x" * 3000):
+            r = c.get("/api/stats/flow", params={"site_id": d, "page": page})
+            assert r.status_code == 400 and "error" in r.json(), (page[:20], r.text)

@@ -592,8 +592,8 @@ function Flow({ params }) {
     <button type="submit">Show</button>
   </form>`;
   const body = (raw) => {
-    const d = Array.isArray(raw) ? { next: raw } : raw;
-    const next = Array.isArray(d.next) ? d.next : [];
+    const d = Array.isArray(raw) ? { next_pages: raw } : raw;
+    const next = Array.isArray(d.next_pages) ? d.next_pages : [];
     const base = Math.max(1, d.visitors_at_page || 0, ...next.map((r) => r.visitors || 0));
     return html`${isNum(d.visitors_at_page) && html`<p class="small muted">${num(d.visitors_at_page)} visitors reached
       <code>${q}</code>; ${num(d.exits)} left the site there${d.visitors_at_page ? ` (${pct((d.exits || 0) / d.visitors_at_page)})` : ''}.</p>`}
