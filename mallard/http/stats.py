@@ -95,12 +95,8 @@ def breakdown(api: Api, request: Request, params: dict[str, str]) -> Response:
 
 def sessions(api: Api, request: Request, params: dict[str, str]) -> Response:
     site, rng, filters = _scope(api, request)
-    row = api.queries.query(site, metrics=["visits", "visit_duration", "views_per_visit", "bounce_rate"],
-                            start_date=rng.start, end_date=rng.end, filters=filters).rows[0]
-    return json_response({"total_sessions": int(row["visits"]),
-                          "avg_session_duration_secs": float(row["visit_duration"] or 0),
-                          "avg_pages_per_session": float(row["views_per_visit"] or 0),
-                          "bounce_rate": float(row["bounce_rate"] or 0) / 100.0})
+    return json_response(api.queries.sessions(site, start_date=rng.start, end_date=rng.end,
+                                              filters=filters))
 
 
 def export(api: Api, request: Request, params: dict[str, str]) -> Response:

@@ -199,6 +199,19 @@ class Queries:
                      rng.to_dict())
 
     # -- behavioural analyses (own modules; see docs/queries.md) ----------------------------------
+    def sessions(self, site: str, *, period: str | None = None, start_date: str | date | None = None,
+                 end_date: str | date | None = None, filters: object = None,
+                 timezone: str | None = None) -> dict[str, Any]:
+        """Sessions (a new one after a gap of more than ``session_window_minutes``): their number, mean
+        duration, pageviews per session and bounce rate (0-1), from the same sessions as ``main``."""
+        row = self.query(site, metrics=["visits", "visit_duration", "views_per_visit", "bounce_rate"],
+                         period=period, start_date=start_date, end_date=end_date, filters=filters,
+                         timezone=timezone).rows[0]
+        return {"total_sessions": int(row["visits"]),
+                "avg_session_duration_secs": float(row["visit_duration"] or 0),
+                "avg_pages_per_session": float(row["views_per_visit"] or 0),
+                "bounce_rate": float(row["bounce_rate"] or 0) / 100.0}
+
     def funnel(self, site: str, steps: Sequence[str] | str, *, window: str | int = "1 day",
                period: str | None = None, start_date: str | date | None = None,
                end_date: str | date | None = None, filters: object = None,
