@@ -62,9 +62,22 @@ async def read_body(receive: Receive, limit: int) -> bytes | None:
             return b"".join(chunks)
 
 
+_ENCODED: dict[tuple[str, str], tuple[bytes, bytes]] = {}
+
+
+def _encoded(header: tuple[str, str]) -> tuple[bytes, bytes]:
+    # Most headers repeat exactly (security headers, content types): encode each once.
+    pair = _ENCODED.get(header)
+    if pair is None:
+        pair = (header[0].encode("latin-1"), header[1].encode("latin-1"))
+        if len(_ENCODED) < 512:
+            _ENCODED[header] = pair
+    return pair
+
+
 async def send_response(send: Send, response: Response) -> None:
     await send({"type": "http.response.start", "status": response.status,
-                "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]})
+                "headers": [_encoded(h) for h in response.headers]})
     await send({"type": "http.response.body", "body": response.body})
 
 

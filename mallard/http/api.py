@@ -184,15 +184,14 @@ class Api:
         if request.method == "HEAD":
             response.body = b""
         apply_security_headers(response, rid, https=request.scheme == "https")
-        self.count("mallard_http_requests_total", status=f"{response.status // 100}xx")
-        self.metrics.observe("mallard_http_request_duration_seconds", time.perf_counter() - started)
+        self.metrics.record_request(response.status, time.perf_counter() - started)
         return response
 
     def refuse(self, status: int, message: str) -> Response:
         """An error answered before a :class:`Request` could be built (a body over the limit)."""
         response = error_response(status, message)
         apply_security_headers(response, request_id(Request("GET", "/")))
-        self.count("mallard_http_requests_total", status=f"{status // 100}xx")
+        self.metrics.record_request(status, 0.0)
         return response
 
     def _preflight(self, request: Request) -> Response:
