@@ -109,9 +109,6 @@ def test_midnight_with_and_without_previous_id(make_queries: MakeQueries) -> Non
     assert (s2["total_sessions"], s2["bounce_rate"]) == (4, 0.5)
 
 
-@pytest.mark.xfail(strict=True, reason="known: the previous-id mapping is one link deep, so a visitor active "
-                   "around two midnights in a row is split at the second; a recursive mapping was "
-                   "correct but cost 0.25 s on main() at 2M events (0.46 -> 0.70 s): to be done cheaper")
 def test_session_across_two_midnights(make_queries: MakeQueries) -> None:
     """A visitor active around two consecutive midnights keeps one session across each salt change."""
     hour = 3600 * 1_000_000
