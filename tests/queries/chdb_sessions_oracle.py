@@ -5,8 +5,9 @@ timestamp, ``lagInFrame`` flags an event more than the gap after the previous on
 a ``RANGE`` frame numbers the sessions (equal timestamps are peers, so they never split). The actor is
 the smallest ``visitor_id_prev`` seen on that visitor id's events in scope, else the visitor id: one link
 of mallard's chain, enough for the generated clickstreams, which never chain two salt changes (the
-hand case test_session_across_two_midnights covers chains). Entry and exit pages are the session's first and last pageview by
-``(timestamp, pathname)`` (``ROW_NUMBER``). Every value is bound as a ClickHouse query parameter.
+hand case test_session_across_two_midnights covers chains). Entry and exit pages are the session's first
+and last pageview by ``(timestamp, pathname)`` (``ROW_NUMBER``). Every value is bound as a ClickHouse
+query parameter.
 """
 
 from __future__ import annotations
