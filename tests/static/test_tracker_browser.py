@@ -178,13 +178,14 @@ def test_spa_navigation(server: Server, page: Page) -> None:
     page.evaluate("history.back()")
     page.wait_for_function("location.pathname === '/app'")
     page.evaluate("mallard('Marker')")
-    events = server.wait_for(_named("Marker"))
-    assert [(e.name, e.url, e.referrer) for e in events] == [
-        ("pageview", server.url("/app"), None),
-        ("pageview", server.url("/app/settings"), None),
-        ("pageview", server.url("/app"), None),
-        ("Marker", server.url("/app"), None),
-    ]
+    # Beacons travel on separate connections: compare what arrived, not the order it arrived in.
+    events = server.wait_for(lambda events: len(events) >= 4 and any(e.name == "Marker" for e in events))
+    assert sorted((e.name, e.url, e.referrer or "") for e in events) == sorted([
+        ("pageview", server.url("/app"), ""),
+        ("pageview", server.url("/app/settings"), ""),
+        ("pageview", server.url("/app"), ""),
+        ("Marker", server.url("/app"), ""),
+    ])
 
 
 def test_custom_event_with_props_and_revenue(server: Server, page: Page) -> None:
@@ -207,11 +208,13 @@ def test_callback_gets_the_status(server: Server, page: Page) -> None:
 
 
 def test_queued_calls_are_replayed(server: Server, page: Page) -> None:
-    """Calls made to the stub before the script loaded arrive after the pageview, in order."""
+    """Calls made to the stub before the script loaded all arrive, with the pageview. (Beacons travel on
+    separate connections, so their arrival order is not theirs to keep; the order in which the script
+    sends them is checked in test_tracker_script.py.)"""
     page.goto(server.url("/queued"))
     events = server.wait_for(lambda events: len(events) == 3)
-    assert [(e.name, e.props) for e in events] == [("pageview", None), ("Queued", '{"n":1}'),
-                                                   ("Queued 2", None)]
+    assert sorted((e.name, e.props or "") for e in events) == [("Queued", '{"n":1}'), ("Queued 2", ""),
+                                                                ("pageview", "")]
 
 
 def test_event_survives_navigating_away(server: Server, page: Page) -> None:
