@@ -99,9 +99,7 @@ class Mallard:
                            duckdb_memory_limit=settings.duckdb_memory_limit)
         self._geo = GeoLookup(settings.geoip_db_path, settings.geoip_precision)  # fails fast
         self._lock = threading.RLock()
-        self._pid = -1
         self._running = False  # started in this process and not closed (reset after fork)
-        self._closed = False
         self._tracker: Tracker | None = None
         self._buffer: EventBuffer | None = None
         self._touched: set[tuple[str, date]] = set()
@@ -172,7 +170,6 @@ class Mallard:
         with self._lock:
             if self.started:
                 return self
-            self._closed = False
             self.store.recover()
             salts = Salts(self.store.state_dir / "salts",
                           rotation_days=self.settings.visitor_salt_rotation_days)
@@ -190,7 +187,6 @@ class Mallard:
             self._maintenance = threading.Thread(target=self._maintain, name="mallard-maintenance",
                                                  daemon=True)
             self._maintenance.start()
-            self._pid = os.getpid()
             self._running = True
         return self
 
@@ -203,7 +199,6 @@ class Mallard:
         with self._lock:
             if not self.started:
                 return True
-            self._closed = True
             self._running = False
             self._stop.set()
             buffer, self._buffer = self._buffer, None
@@ -246,7 +241,6 @@ class Mallard:
         self._maintenance = None
         self._stop = threading.Event()
         self._touched = set()
-        self._pid = -1
         self._running = False
 
     # -- ingestion --------------------------------------------------------------------------------

@@ -17,9 +17,8 @@ from flask import request as flask_request
 from ..analytics import Mallard
 from ..context import reset_client, set_client
 from ..http.messages import Request
-from ..http.security import client_ip
+from ..http.security import client_context
 from ..settings import Settings
-from ..tracker import ClientContext
 
 __all__ = ["MallardFlask"]
 
@@ -85,7 +84,7 @@ class MallardFlask:
         def before() -> None:
             headers = {k.lower(): v for k, v in flask_request.headers.items()}
             peer = Request("GET", "/", headers=headers, client=flask_request.remote_addr)
-            g._mallard_token = set_client(ClientContext.from_headers(headers, client_ip(peer, m.settings)))
+            g._mallard_token = set_client(client_context(peer, m.settings))
 
         def after(exc: BaseException | None) -> None:
             token = g.pop("_mallard_token", None)

@@ -16,7 +16,7 @@ from typing import Any, Final
 from ..analytics import Mallard
 from ..context import reset_client, set_client
 from ..http.messages import Request
-from ..http.security import client_ip
+from ..http.security import client_context
 from ..tracker import ClientContext
 from .asgi import Receive, Scope, Send, mount_path, scope_headers
 
@@ -47,8 +47,7 @@ class _Base:
         self.skip_prefixes = tuple(skip_prefixes)
 
     def _context(self, headers: dict[str, str], peer: str | None) -> ClientContext:
-        ip = client_ip(Request("GET", "/", headers=headers, client=peer), self.mallard.settings)
-        return ClientContext.from_headers(headers, ip)
+        return client_context(Request("GET", "/", headers=headers, client=peer), self.mallard.settings)
 
     def _track(self, ctx: ClientContext, headers: dict[str, str], scheme: str, path: str,
                query: str) -> None:

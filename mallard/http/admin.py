@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import date
 from typing import TYPE_CHECKING, Any, Final
 
+from ..auth import AlreadyConfiguredError, PasswordRejectedError
 from ..queries.model import check_site
 from ..queries.periods import MAX_API_DAYS, parse_date
 from .messages import HTTPError, Request, Response, json_response
@@ -77,9 +78,9 @@ def setup(api: Api, request: Request, params: dict[str, str]) -> Response:
         raise HTTPError(409, "Admin password already configured")
     try:
         api.auth.setup(password)
-    except api.auth_errors.AlreadyConfiguredError:
+    except AlreadyConfiguredError:
         raise HTTPError(409, "Admin password already configured") from None
-    except api.auth_errors.PasswordRejectedError as exc:
+    except PasswordRejectedError as exc:
         api.auth.record_failure(ip)
         raise HTTPError(400, str(exc)) from None
     return _logged_in(api, request)

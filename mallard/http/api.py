@@ -12,7 +12,6 @@ else → 500 ``{"error": "Internal server error"}`` (logged without request data
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -66,7 +65,6 @@ class Api:
         self.site_limiter = RateLimiter(s.rate_limit_per_site, max_keys=s.max_tracked_keys)
         self.ip_limiter = RateLimiter(s.rate_limit_per_ip, max_keys=s.max_tracked_keys)
         self.max_body_bytes = s.max_body_bytes
-        self._lock = threading.Lock()
         self.metrics = mallard.metrics
         self.metrics.set_gauge_source("mallard_cache_entries", lambda: len(self.cache))
         self._blocking: dict[tuple[str, str], bool] = {}
@@ -79,12 +77,6 @@ class Api:
     @property
     def auth(self) -> Any:
         return self.mallard.auth
-
-    @property
-    def auth_errors(self) -> Any:
-        from .. import auth
-
-        return auth
 
     def count(self, name: str, amount: int = 1, **labels: str | None) -> None:
         self.metrics.inc(name, amount, **{k: v for k, v in labels.items() if v is not None})

@@ -16,7 +16,7 @@ from ..payload import RawEvent, from_query, parse_body
 from ..tracker import ClientContext
 from .messages import HTTPError, Request, Response
 from .routing import Route
-from .security import client_ip
+from .security import client_context
 
 if TYPE_CHECKING:
     from .api import Api
@@ -36,10 +36,6 @@ def origin_allowed(origin: str | None, allowed: frozenset[str]) -> bool:
         return True
     name, sep, port = host.rpartition(":")
     return bool(sep) and port.isdigit() and name in allowed
-
-
-def _client(api: Api, request: Request) -> ClientContext:
-    return ClientContext.from_headers(request.headers, client_ip(request, api.settings))
 
 
 def _admit(api: Api, request: Request, raws: list[RawEvent], ctx: ClientContext) -> None:
@@ -87,7 +83,7 @@ def post_event(api: Api, request: Request, params: dict[str, str]) -> Response:
         missing = exc.code == "missing_field" and exc.message.startswith("Missing")
         status = 422 if missing or exc.code == "invalid_type" else 400
         raise HTTPError(status, exc.message) from None
-    ctx = _client(api, request)
+    ctx = client_context(request, api.settings)
     _admit(api, request, raws, ctx)
     return _store(api, raws, ctx)
 
@@ -98,7 +94,7 @@ def pixel(api: Api, request: Request, params: dict[str, str]) -> Response:
         raws = from_query(request.query)
     except InvalidEventError as exc:
         raise HTTPError(400, exc.message) from None
-    ctx = _client(api, request)
+    ctx = client_context(request, api.settings)
     try:
         _admit(api, request, raws, ctx)
         _store(api, raws, ctx)

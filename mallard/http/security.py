@@ -19,9 +19,11 @@ from urllib.parse import urlsplit
 
 from ..privacy import canonical_ip
 from ..settings import Settings
+from ..tracker import ClientContext
 from .messages import Request, Response
 
-__all__ = ["CSP", "apply_security_headers", "client_ip", "cors_headers", "csrf_ok", "request_id"]
+__all__ = ["CSP", "apply_security_headers", "client_context", "client_ip", "cors_headers", "csrf_ok",
+           "request_id"]
 
 CSP: Final = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
               "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
@@ -48,13 +50,7 @@ def _trusted(peer: str | None, settings: Settings) -> bool:
         return False
     if not settings.trusted_proxies:
         return True
-    if peer is None:
-        return False
-    try:
-        addr = ipaddress.ip_address(peer)
-    except ValueError:
-        return False
-    return any(addr in net for net in _networks(settings.trusted_proxies))
+    return peer is not None and _is_trusted_proxy(peer, settings)
 
 
 def _forwarded_ip(value: str) -> str | None:
@@ -100,6 +96,11 @@ def client_ip(request: Request, settings: Settings) -> str | None:
         if ip is not None:
             return ip
     return request.client
+
+
+def client_context(request: Request, settings: Settings) -> ClientContext:
+    """What the pipeline may know of the request's client: its resolved IP and the relevant headers."""
+    return ClientContext.from_headers(request.headers, client_ip(request, settings))
 
 
 _FORWARDING: Final = ("x-forwarded-for", "x-real-ip", "forwarded", "x-forwarded-host")
