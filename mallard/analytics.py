@@ -289,6 +289,12 @@ class Mallard:
         tracker, buffer = self._tracker, self._buffer
         assert tracker is not None and buffer is not None
         outcomes = [tracker.process(raw, ctx) for raw in raws]
+        if len(outcomes) == 1:  # one event: nothing to hold back
+            event = outcomes[0].event  # set exactly when accepted
+            if event is not None and not buffer.offer(event):
+                tracker.count("buffer_full")
+                return [Outcome(False, "buffer_full")]
+            return outcomes
         if any(o.error is not None for o in outcomes):
             return [Outcome(False, "not_stored") if o.accepted else o for o in outcomes]
         for i, outcome in enumerate(outcomes):

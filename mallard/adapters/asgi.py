@@ -10,6 +10,7 @@ hashing run in a thread pool of ``read_connections`` threads.
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Awaitable, Callable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -26,8 +27,13 @@ Send = Callable[[Message], Awaitable[None]]
 
 
 def scope_headers(scope: Scope) -> dict[str, str]:
-    headers: dict[str, str] = {}
-    for raw_name, raw_value in scope.get("headers", ()):
+    raw = scope.get("headers", ())
+    # The common case: no repeated header, so one comprehension (a third of the loop's cost).
+    headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in raw}
+    if len(headers) == len(raw):
+        return headers
+    headers = {}
+    for raw_name, raw_value in raw:
         name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
         if name in headers:
             headers[name] += ("; " if name == "cookie" else ", ") + value
@@ -47,10 +53,13 @@ def mount_path(scope: Scope) -> tuple[str, str]:
 
 async def read_body(receive: Receive, limit: int) -> bytes | None:
     """The request body, or None when it exceeds ``limit`` bytes."""
+    message = await receive()
+    if message["type"] == "http.request" and not message.get("more_body", False):
+        body: bytes = message.get("body", b"")  # the common case: the whole body in one message
+        return body if len(body) <= limit else None
     chunks: list[bytes] = []
     size = 0
     while True:
-        message = await receive()
         if message["type"] == "http.disconnect":
             return b"".join(chunks)
         chunk = message.get("body", b"")
@@ -60,24 +69,12 @@ async def read_body(receive: Receive, limit: int) -> bytes | None:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
-
-
-_ENCODED: dict[tuple[str, str], tuple[bytes, bytes]] = {}
-
-
-def _encoded(header: tuple[str, str]) -> tuple[bytes, bytes]:
-    # Most headers repeat exactly (security headers, content types): encode each once.
-    pair = _ENCODED.get(header)
-    if pair is None:
-        pair = (header[0].encode("latin-1"), header[1].encode("latin-1"))
-        if len(_ENCODED) < 512:
-            _ENCODED[header] = pair
-    return pair
+        message = await receive()
 
 
 async def send_response(send: Send, response: Response) -> None:
     await send({"type": "http.response.start", "status": response.status,
-                "headers": [_encoded(h) for h in response.headers]})
+                "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]})
     await send({"type": "http.response.body", "body": response.body})
 
 
@@ -94,6 +91,7 @@ class MallardASGI:
         self.api = self.mallard.http_api()
         self._pool = ThreadPoolExecutor(max_workers=self.mallard.settings.read_connections,
                                         thread_name_prefix="mallard-http")
+        self._owns_process = False  # set by create_app(): the whole process is this server
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -131,6 +129,10 @@ class MallardASGI:
                 except Exception as exc:  # e.g. an unwritable data directory
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
+                if self._owns_process:
+                    # What exists now (modules, parsers, the database) lives as long as the worker:
+                    # out of the collector's way, so full collections only walk request garbage.
+                    gc.freeze()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 loop = asyncio.get_running_loop()
@@ -142,4 +144,6 @@ class MallardASGI:
 
 def create_app() -> MallardASGI:
     """App factory for ``mallard serve`` (uvicorn ``--factory``): settings from ``MALLARD_*``."""
-    return MallardASGI(Mallard())
+    app = MallardASGI(Mallard())
+    app._owns_process = True
+    return app

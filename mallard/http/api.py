@@ -65,6 +65,7 @@ class Api:
         self.site_limiter = RateLimiter(s.rate_limit_per_site, max_keys=s.max_tracked_keys)
         self.ip_limiter = RateLimiter(s.rate_limit_per_ip, max_keys=s.max_tracked_keys)
         self.max_body_bytes = s.max_body_bytes
+        self.allowed_sites = frozenset(s.site_ids)
         self.metrics = mallard.metrics
         self.metrics.set_gauge_source("mallard_cache_entries", lambda: len(self.cache))
         self._blocking: dict[tuple[str, str], bool] = {}
@@ -169,7 +170,7 @@ class Api:
                           route.pattern if route else "(unrouted)")
             response = error_response(500, "Internal server error")
         if request.method != "OPTIONS" and route is not None and request.headers.get("origin") \
-                and response.header("Access-Control-Allow-Origin") is None:
+                and (not response.headers or response.header("Access-Control-Allow-Origin") is None):
             response.headers.extend(cors_headers(request, self.settings, ingestion=route.ingestion))
         if response.status not in (204, 304):
             response.headers.append(("Content-Length", str(len(response.body))))
@@ -191,7 +192,8 @@ class Api:
         if not methods:
             raise HTTPError(404, "Not found.")
         ingestion = request.path == "/api/event"
-        return Response(204, cors_headers(request, self.settings, ingestion=ingestion))
+        return Response(204, list(cors_headers(request, self.settings, ingestion=ingestion,
+                                               preflight=True)))
 
     def _dispatch(self, route: Route, request: Request, params: dict[str, str]) -> Response:
         self._authorize(route, request)

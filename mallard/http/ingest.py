@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Final
 
 from ..errors import InvalidEventError
 from ..payload import RawEvent, from_query, parse_body
-from ..tracker import ClientContext
+from ..tracker import ClientContext, Outcome
 from .messages import HTTPError, Request, Response
 from .routing import Route
 from .security import client_context
@@ -39,16 +39,19 @@ def origin_allowed(origin: str | None, allowed: frozenset[str]) -> bool:
 
 
 def _admit(api: Api, request: Request, raws: list[RawEvent], ctx: ClientContext) -> None:
-    allowed = frozenset(api.settings.site_ids)
-    if not origin_allowed(request.headers.get("origin"), allowed):
-        raise HTTPError(403, "Origin not allowed.")
+    allowed = api.allowed_sites
     if allowed:
+        if not origin_allowed(request.headers.get("origin"), allowed):
+            raise HTTPError(403, "Origin not allowed.")
         for raw in raws:
             if isinstance(raw.site, str) and raw.site not in allowed:
                 raise HTTPError(403, f"Site {raw.site!r} is not allowed (site_ids).")
+    site_limiter, ip_limiter = api.site_limiter, api.ip_limiter
+    if site_limiter.rate <= 0 and ip_limiter.rate <= 0:
+        return
     for raw in raws:
-        site_ok = api.site_limiter.allow(raw.site)
-        ip_ok = api.ip_limiter.allow(ctx.ip or "unknown")
+        site_ok = site_limiter.allow(raw.site)
+        ip_ok = ip_limiter.allow(ctx.ip or "unknown")
         if not (site_ok and ip_ok):
             api.count("mallard_rate_limit_rejections_total")
             raise HTTPError(429, "Rate limit exceeded. Slow down.", headers=[("Retry-After", "1")])
@@ -56,18 +59,26 @@ def _admit(api: Api, request: Request, raws: list[RawEvent], ctx: ClientContext)
 
 def _store(api: Api, raws: list[RawEvent], ctx: ClientContext) -> Response:
     outcomes = api.mallard.ingest(raws, ctx, all_or_nothing=True)
-    accepted = sum(o.accepted for o in outcomes)
+    accepted = 0
+    full = False
+    invalid: tuple[int, Outcome] | None = None
+    for index, outcome in enumerate(outcomes):  # one pass: counts, the first invalid event
+        if outcome.accepted:
+            accepted += 1
+            continue
+        reason = outcome.reason
+        if reason == "buffer_full":
+            full = True
+        if outcome.error is not None and invalid is None:
+            invalid = (index, outcome)
+        if reason not in (None, "invalid", "not_stored"):
+            api.count("mallard_events_dropped_total", reason=reason)
     if accepted:
-        api.count("mallard_events_ingested_total", accepted)
-    full = [o for o in outcomes if o.reason == "buffer_full"]
-    for o in outcomes:
-        if not o.accepted and o.reason not in (None, "invalid", "not_stored"):
-            api.count("mallard_events_dropped_total", reason=o.reason)
+        api.metrics.inc("mallard_events_ingested_total", accepted)
     if full:
         raise HTTPError(503, "The event buffer is full; retry later.", headers=[("Retry-After", "1")])
-    invalid = [(i, o) for i, o in enumerate(outcomes) if o.error is not None]
-    if invalid:
-        index, outcome = invalid[0]
+    if invalid is not None:
+        index, outcome = invalid
         assert outcome.error is not None
         where = f"event {index}: " if len(outcomes) > 1 else ""
         raise HTTPError(400, f"{where}{outcome.error.message}"

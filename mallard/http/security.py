@@ -134,39 +134,60 @@ def request_id(request: Request) -> str:
     return f"{h[:8]}-{h[8:12]}-4{h[12:15]}-{_VARIANT[int(h[15], 16) & 3]}{h[16:19]}-{h[19:31]}"
 
 
+_BASE_NAMES: Final = frozenset(name.lower() for name, _ in (*_BASE_HEADERS, _HSTS))
+_NO_STORE: Final = ("Cache-Control", "no-store, no-cache, private")
+
+
 def apply_security_headers(response: Response, rid: str, *, https: bool = False) -> None:
-    present = {k.lower() for k, _ in response.headers}
-    for name, value in (*_BASE_HEADERS, *((_HSTS,) if https else ())):
-        if name.lower() not in present:
-            response.headers.append((name, value))
-    content_type = (response.header("Content-Type") or "").lower()
-    if "text/html" in content_type and "content-security-policy" not in present:
-        response.headers.append(("Content-Security-Policy", CSP))
-    if ("application/json" in content_type or "text/csv" in content_type) and \
-            "cache-control" not in present:
-        response.headers.append(("Cache-Control", "no-store, no-cache, private"))
+    headers = response.headers
+    present: set[str] = set()
+    content_type = ""
+    for name, value in headers:  # one pass: the names present and the content type
+        lower = name.lower()
+        present.add(lower)
+        if lower == "content-type":
+            content_type = value.lower()
+    base = (*_BASE_HEADERS, _HSTS) if https else _BASE_HEADERS
+    if present.isdisjoint(_BASE_NAMES):
+        headers.extend(base)
+    else:
+        headers.extend(h for h in base if h[0].lower() not in present)
+    if content_type:
+        if "text/html" in content_type and "content-security-policy" not in present:
+            headers.append(("Content-Security-Policy", CSP))
+        if ("application/json" in content_type or "text/csv" in content_type) and \
+                "cache-control" not in present:
+            headers.append(_NO_STORE)
     if response.status == 429 and "retry-after" not in present:
-        response.headers.append(("Retry-After", "1"))
-    response.headers.append(("X-Request-ID", rid))
+        headers.append(("Retry-After", "1"))
+    headers.append(("X-Request-ID", rid))
 
 
-def cors_headers(request: Request, settings: Settings, *, ingestion: bool) -> list[tuple[str, str]]:
-    """CORS headers: ingestion is open to every origin; the stats API to ``dashboard_origin`` only."""
+_ANY_ORIGIN: Final = (("Access-Control-Allow-Origin", "*"),)
+_INGESTION_PREFLIGHT: Final = (*_ANY_ORIGIN, ("Access-Control-Allow-Methods", "GET, POST"),
+                               ("Access-Control-Allow-Headers", "content-type"),
+                               ("Access-Control-Max-Age", "86400"))
+_STATS_PREFLIGHT: Final = (("Access-Control-Allow-Methods", "GET, POST, DELETE"),
+                           ("Access-Control-Allow-Headers", "content-type, authorization, x-api-key"))
+
+
+def cors_headers(request: Request, settings: Settings, *, ingestion: bool,
+                 preflight: bool = False) -> Sequence[tuple[str, str]]:
+    """CORS headers: ingestion is open to every origin; the stats API to ``dashboard_origin`` only.
+
+    The allowed methods, request headers and max-age go on the answer to a preflight only (browsers
+    read them nowhere else); an actual response carries just who may read it.
+    """
     if ingestion:
-        return [("Access-Control-Allow-Origin", "*"), ("Access-Control-Allow-Methods", "GET, POST"),
-                ("Access-Control-Allow-Headers", "content-type"), ("Access-Control-Max-Age", "86400")]
+        return _INGESTION_PREFLIGHT if preflight else _ANY_ORIGIN
     origin = settings.dashboard_origin
     if origin is None:
-        return [("Access-Control-Allow-Origin", "*"),
-                ("Access-Control-Allow-Methods", "GET, POST, DELETE"),
-                ("Access-Control-Allow-Headers", "content-type, authorization, x-api-key")]
+        return (*_ANY_ORIGIN, *_STATS_PREFLIGHT) if preflight else _ANY_ORIGIN
     allowed = origin.rstrip("/")
     if request.headers.get("origin", "").rstrip("/") != allowed:
-        return [("Vary", "Origin")]
-    return [("Access-Control-Allow-Origin", allowed), ("Vary", "Origin"),
-            ("Access-Control-Allow-Credentials", "true"),
-            ("Access-Control-Allow-Methods", "GET, POST, DELETE"),
-            ("Access-Control-Allow-Headers", "content-type, authorization, x-api-key")]
+        return (("Vary", "Origin"),)
+    return (("Access-Control-Allow-Origin", allowed), ("Vary", "Origin"),
+            ("Access-Control-Allow-Credentials", "true"), *(_STATS_PREFLIGHT if preflight else ()))
 
 
 def _origin_of(url: str) -> str | None:

@@ -126,3 +126,31 @@ def test_a_query_over_its_time_limit_is_stopped(tmp_path: Path) -> None:
         assert m.queries.sql("SELECT 42 AS n").to_pylist() == [{"n": 42}]
     finally:
         m.close()
+
+
+def test_stats_cors_follows_dashboard_origin(tmp_path: Path) -> None:
+    """With ``dashboard_origin`` set, stats answer that origin only, with credentials; the methods and
+    headers it may use are on the preflight. Without it, any origin may read, without credentials."""
+    m = mallard.Mallard(data_dir=tmp_path / "data", dashboard_origin="https://stats.example")
+    try:
+        api = m.http_api()
+        _, h, _ = get(api, "/api/stats/main", "site_id=a.example", origin="https://stats.example")
+        assert h["access-control-allow-origin"] == "https://stats.example"
+        assert h["access-control-allow-credentials"] == "true" and h["vary"] == "Origin"
+        assert "access-control-allow-methods" not in h
+        _, h, _ = get(api, "/api/stats/main", "site_id=a.example", origin="https://evil.example")
+        assert "access-control-allow-origin" not in h and h["vary"] == "Origin"
+        r = api.handle(Request("OPTIONS", "/api/stats/main", headers={
+            "origin": "https://stats.example", "access-control-request-method": "GET"}, client=LOCAL))
+        h = {k.lower(): v for k, v in r.headers}
+        assert r.status == 204 and h["access-control-allow-origin"] == "https://stats.example"
+        assert "GET" in h["access-control-allow-methods"]
+        assert "authorization" in h["access-control-allow-headers"]
+    finally:
+        m.close()
+    open_api = mallard.Mallard(data_dir=tmp_path / "open").http_api()
+    try:
+        _, h, _ = get(open_api, "/api/stats/main", "site_id=a.example", origin="https://any.example")
+        assert h["access-control-allow-origin"] == "*" and "access-control-allow-credentials" not in h
+    finally:
+        open_api.mallard.close()
