@@ -48,9 +48,21 @@ MAX_WINDOW_SECONDS: Final = 366 * 86_400
 _UNITS: Final = {"second": 1, "minute": 60, "hour": 3600, "day": 86_400, "week": 7 * 86_400}
 _WINDOW: Final = re.compile(r"(\d{1,12})(?:\s*(second|minute|hour|day|week)s?)?", re.ASCII | re.IGNORECASE)
 _BASE_COLUMNS: Final = ("visitor_id", "visitor_id_prev", "user_id", "timestamp", "event_name", "pathname")
-# The identity of an event: its user_id pseudonym, else its session actor. The prefix keeps the two
-# namespaces apart.
-_IDENT: Final = "CASE WHEN {p}user_id IS NOT NULL THEN 'u:' || {p}user_id ELSE 'v:' || {p}actor END"
+# The identity of an event: its user_id pseudonym, else its session actor; the kind flag keeps the two
+# namespaces apart (a user id and a visitor id that are equal strings are different identities).
+# :TRICKY: an identity is keyed by one 128-bit number ``ik``, two independent 64-bit hashes of (kind,
+# id), not by the id text: grouping, windows and ASOF joins on one fixed-width key are ~2x faster than
+# on 64-character strings, and two identities merge only if both hashes collide (~2^-128). The low half
+# hashes other bytes (id || 'b'): DuckDB's hash(x, y) combines hash(x) with hash(y), so hash(x, 'b')
+# would be a function of hash(x).
+_IDENT_ID: Final = "coalesce({p}user_id, {p}actor)"
+_IDENT_KEYS: Final = ("(hash({id}, {p}user_id IS NULL)::UHUGEINT << 64 "
+                      "| hash({id} || 'b', {p}user_id IS NULL)::UHUGEINT) AS ik, "
+                      "{p}user_id IS NOT NULL AS by_user")
+
+
+def _ident_keys(prefix: str = "") -> str:
+    return _IDENT_KEYS.format(id=_IDENT_ID.format(p=prefix), p=prefix)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,34 +178,43 @@ def compile_funnel(site: str, rng: DateRange, steps: Sequence[Step], window_us: 
 
         ctes += _sessions.ctes(gap_seconds, attributes=attributes, pages=pages,
                                flags=[compile_condition(c, c.dimension.event_expr()) for c in flags])
-        ctes.append(("keep", "SELECT DISTINCT " + _IDENT.format(p="n.") + " AS ident FROM numbered n "
+        ctes.append(("keep", "SELECT DISTINCT " + _ident_keys("n.") + " FROM numbered n "
                      "JOIN sessions s USING (hash_a, sess) WHERE " + compile_tree(filters, leaf)))
-        keep = Sql(" WHERE ident IN (SELECT ident FROM keep)")
+        keep = Sql(" WHERE ik IN (SELECT ik FROM keep)")
     case = Sql.join([Sql("WHEN ") + step.condition() + f" THEN {i}" for step, i in classes.items()], " ")
-    ctes.append(("ev", "SELECT * FROM (SELECT " + _IDENT.format(p="") + " AS ident, epoch_us(timestamp) "
-                 "AS ts_us, CASE " + case + " END AS cls FROM actors)" + keep))
-    # Per identity, class and timestamp: how many events, and the class's next timestamp.
-    ctes.append(("g", Sql("SELECT ident, cls, ts_us, count(*) AS n, lead(ts_us) OVER (PARTITION BY ident, "
-                          "cls ORDER BY ts_us) AS next_us FROM ev WHERE cls IS NOT NULL "
-                          "GROUP BY ident, cls, ts_us")))
+    ctes.append(("ev", "SELECT * FROM (SELECT " + _ident_keys() + ", epoch_us(timestamp) AS ts_us, "
+                 "CASE " + case + " END AS cls FROM actors)" + keep))
+    # Per identity, class and timestamp: how many events, and the class's next timestamp. (Only a class
+    # that two steps share ever needs to move past an event it already used: without one, the step's
+    # timestamp is simply the first of its class at or after the previous step's.)
+    shared = len(classes) < len(steps)
+    ctes.append(("g", Sql("SELECT ik, cls, ts_us, count(*) AS n" + (
+        ", lead(ts_us) OVER (PARTITION BY ik, cls ORDER BY ts_us) AS next_us" if shared else "")
+        + " FROM ev WHERE cls IS NOT NULL GROUP BY ik, cls, ts_us")))
     for k in sorted(set(cls)):
         ctes.append((f"g{k}", Sql(f"SELECT * FROM g WHERE cls = {k}")))
-    ctes.append(("s1", Sql("SELECT ident, ts_us AS p1 FROM g" + str(cls[0]))))
+    # Entries: every step-1 timestamp, as a later one may fit the window better. Without a window the
+    # earliest one dominates (a chain from a later entry is also one from it), so it alone is kept.
+    ctes.append(("s1", Sql(f"SELECT ik, ts_us AS p1 FROM g{cls[0]}" if window_us is not None
+                           else f"SELECT ik, min(ts_us) AS p1 FROM g{cls[0]} GROUP BY ik")))
     limit = "" if window_us is None else " AND p{i} - p1 <= ?"
     for i in range(2, len(steps) + 1):
         k, prev = cls[i - 1], f"s.p{i - 1}"
         # steps of class c already placed at the current timestamp
         placed = " + ".join([f"(s.p{j} = {prev})::INTEGER" for j in range(1, i) if cls[j - 1] == k]) or "0"
-        pick = (f"CASE WHEN a.ts_us > {prev} THEN a.ts_us WHEN a.n > {placed} THEN {prev} "
-                "ELSE a.next_us END")
+        pick = "a.ts_us" if placed == "0" else (
+            f"CASE WHEN a.ts_us > {prev} THEN a.ts_us WHEN a.n > {placed} THEN {prev} ELSE a.next_us END")
         body = Sql(f"SELECT * FROM (SELECT s.*, {pick} AS p{i} FROM s{i - 1} s ASOF JOIN g{k} a "
-                   f"ON a.ident = s.ident AND a.ts_us >= {prev}) WHERE p{i} IS NOT NULL"
+                   f"ON a.ik = s.ik AND a.ts_us >= {prev}) WHERE p{i} IS NOT NULL"
                    + limit.format(i=i), () if window_us is None else (window_us,))
         ctes.append((f"s{i}", body))
-    counts = ", ".join(f"(SELECT count(DISTINCT ident) FROM s{i}) AS v{i}" for i in range(1, len(steps) + 1))
-    body = Sql("SELECT count(*) AS total, count(*) FILTER (WHERE starts_with(ident, 'u:')) AS by_user, "
-               + counts + " FROM (SELECT DISTINCT ident FROM ev)")
-    return with_ctes(ctes, body, inline=("events", "scoped"))
+    counts = ", ".join(f"(SELECT count(DISTINCT ik) FROM s{i}) AS v{i}" for i in range(1, len(steps) + 1))
+    body = Sql("SELECT count(*) AS total, count(*) FILTER (WHERE by_user) AS by_user, " + counts
+               + " FROM (SELECT DISTINCT ik, by_user FROM ev)")
+    # ev (fixed-width columns) is read twice, by g and by the total: buffer it rather than the wide
+    # actors rows it is computed from.
+    inline = ("events", "scoped") if filters is not None else ("events", "scoped", "actors")
+    return with_ctes(ctes, body, inline=inline, materialize=("ev",))
 
 
 def _levels(queries: Queries, site: str, rng: DateRange, steps: Sequence[Step], window_us: int | None,

@@ -50,16 +50,18 @@ def ctes(gap_seconds: int, *, attributes: Sequence[str], flags: Sequence[Sql],
         + " WHERE visitor_id_prev IS NOT NULL GROUP BY visitor_id) "
         f"SELECT l0.vid, {root} AS root FROM lk l0 {hops}) r ON e.visitor_id = r.vid"
     )
-    # TRICKY: windows are keyed by two 64-bit hashes of the actor instead of the 64-character id:
-    # sorting fixed-width keys is ~2x faster. Partitions are by hash_a; within one, rows are ordered by
-    # (hash_b, time) and a change of hash_b starts a new session, so two actors only merge if both
-    # hashes collide (~2^-128). Equal timestamps never split (gap 0), whatever their order.
+    # TRICKY: windows are keyed by two independent 64-bit hashes of the actor instead of the 64-character
+    # id: sorting fixed-width keys is ~2x faster. Partitions are by hash_a; within one, rows are ordered
+    # by (hash_b, time) and a change of hash_b starts a new session, so two actors only merge if both
+    # hashes collide (~2^-128). hash_b hashes other bytes (actor || 'b'): DuckDB's hash(x, y) combines
+    # hash(x) with hash(y), so it could not tell apart two actors whose hash(x) collide. Equal
+    # timestamps never split (gap 0), whatever their order.
     numbered = Sql(
         "SELECT *, sum(new_sess) OVER (PARTITION BY hash_a ORDER BY hash_b, ts_us "
         "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS sess FROM ("
         "SELECT *, CASE WHEN lag(hash_b) OVER w <> hash_b OR ts_us - lag(ts_us) OVER w "
         f"> {gap_us} THEN 1 ELSE 0 END AS new_sess FROM ("
-        "SELECT *, epoch_us(timestamp) AS ts_us, hash(actor) AS hash_a, hash(actor, 'b') AS hash_b "
+        "SELECT *, epoch_us(timestamp) AS ts_us, hash(actor) AS hash_a, hash(actor || 'b') AS hash_b "
         "FROM actors) WINDOW w AS (PARTITION BY hash_a ORDER BY hash_b, ts_us))"
     )
     order_key = "{'t': ts_us, 'c': event_name <> 'pageview', 'p': pathname}"

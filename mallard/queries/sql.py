@@ -42,17 +42,22 @@ class Sql:
         return "(" + self + ")"
 
 
-def with_ctes(ctes: Sequence[tuple[str, Sql]], body: Sql, *, inline: Collection[str] = ()) -> Sql:
+def with_ctes(ctes: Sequence[tuple[str, Sql]], body: Sql, *, inline: Collection[str] = (),
+              materialize: Collection[str] = ()) -> Sql:
     """``WITH name AS (…), … body`` (names are identifiers chosen by the builder).
 
     CTEs named in ``inline`` are ``NOT MATERIALIZED``: cheap scans that DuckDB should push filters and
-    projections into rather than buffer.
+    projections into rather than buffer. CTEs named in ``materialize`` are ``MATERIALIZED``: narrow
+    results read more than once, cheaper to buffer than what they are computed from.
     """
     if not ctes:
         return body
-    return "WITH " + Sql.join(
-        [f"{name} AS {'NOT MATERIALIZED ' if name in inline else ''}(" + sql + ")" for name, sql in ctes],
-        ",\n") + "\n" + body
+
+    def keyword(name: str) -> str:
+        return "NOT MATERIALIZED " if name in inline else "MATERIALIZED " if name in materialize else ""
+
+    return "WITH " + Sql.join([f"{name} AS {keyword(name)}(" + sql + ")" for name, sql in ctes],
+                              ",\n") + "\n" + body
 
 
 def quote_ident(name: str) -> str:
