@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ..analytics import Mallard
-from ..http.messages import Request, Response
+from ..http.messages import Request
 
 __all__ = ["MallardASGI", "create_app"]
 
@@ -51,12 +51,10 @@ def mount_path(scope: Scope) -> tuple[str, str]:
     return path, root
 
 
-async def read_body(receive: Receive, limit: int) -> bytes | None:
-    """The request body, or None when it exceeds ``limit`` bytes."""
-    message = await receive()
-    if message["type"] == "http.request" and not message.get("more_body", False):
-        body: bytes = message.get("body", b"")  # the common case: the whole body in one message
-        return body if len(body) <= limit else None
+async def read_body(receive: Receive, limit: int, first: Message | None = None) -> bytes | None:
+    """The request body (``first``: its first message, already received), or None when it exceeds
+    ``limit`` bytes."""
+    message = first if first is not None else await receive()
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -70,12 +68,6 @@ async def read_body(receive: Receive, limit: int) -> bytes | None:
         if not message.get("more_body", False):
             return b"".join(chunks)
         message = await receive()
-
-
-async def send_response(send: Send, response: Response) -> None:
-    await send({"type": "http.response.start", "status": response.status,
-                "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]})
-    await send({"type": "http.response.body", "body": response.body})
 
 
 class MallardASGI:
@@ -102,23 +94,31 @@ class MallardASGI:
                 await send({"type": "websocket.close", "code": 1000})
             return
         path, root = mount_path(scope)
-        body = await read_body(receive, self.api.max_body_bytes)
-        if body is None:
-            response = self.api.refuse(413, f"Request body exceeds {self.api.max_body_bytes} bytes.")
-            await send_response(send, response)
-            return
-        client = scope.get("client")
-        request = Request(method=scope.get("method", "GET").upper(), path=path,
-                          query_string=scope.get("query_string", b"").decode("latin-1"),
-                          headers=scope_headers(scope), body=body,
-                          client=client[0] if client else None, root_path=root,
-                          scheme=scope.get("scheme", "http"))
-        if self.api.is_blocking(request.method, path):
-            loop = asyncio.get_running_loop()
-            response = await loop.run_in_executor(self._pool, self.api.handle, request)
+        limit = self.api.max_body_bytes
+        message = await receive()
+        body: bytes | None
+        if message["type"] == "http.request" and not message.get("more_body", False):
+            whole: bytes = message.get("body", b"")  # the whole body in one message: no loop
+            body = whole if len(whole) <= limit else None
         else:
-            response = self.api.handle(request)
-        await send_response(send, response)
+            body = await read_body(receive, limit, message)
+        if body is None:
+            response = self.api.refuse(413, f"Request body exceeds {limit} bytes.")
+        else:
+            client = scope.get("client")
+            request = Request(method=scope.get("method", "GET").upper(), path=path,
+                              query_string=scope.get("query_string", b"").decode("latin-1"),
+                              headers=scope_headers(scope), body=body,
+                              client=client[0] if client else None, root_path=root,
+                              scheme=scope.get("scheme", "http"))
+            if self.api.is_blocking(request.method, path):
+                loop = asyncio.get_running_loop()
+                response = await loop.run_in_executor(self._pool, self.api.handle, request)
+            else:
+                response = self.api.handle(request)
+        await send({"type": "http.response.start", "status": response.status,
+                    "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]})
+        await send({"type": "http.response.body", "body": response.body})
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

@@ -69,6 +69,7 @@ class Api:
         self.metrics = mallard.metrics
         self.metrics.set_gauge_source("mallard_cache_entries", lambda: len(self.cache))
         self._blocking: dict[tuple[str, str], bool] = {}
+        self._bare: dict[tuple[int, str, bool, bool], tuple[tuple[str, str], ...]] = {}
 
     # -- shared state ------------------------------------------------------------------------------
     @property
@@ -169,6 +170,24 @@ class Api:
             log.exception("unexpected error handling %s %s", request.method,
                           route.pattern if route else "(unrouted)")
             response = error_response(500, "Internal server error")
+        if route is not None and route.ingestion and not response.headers and not response.body:
+            # The ingestion 202 (most responses by far): its headers depend on nothing but these, so
+            # they are worked out once by _finish and reused.
+            key = (response.status, request.method, bool(request.headers.get("origin")),
+                   request.scheme == "https")
+            tail = self._bare.get(key)
+            if tail is None:
+                bare = Response(response.status)
+                self._finish(bare, request, route, "")
+                tail = self._bare[key] = tuple(h for h in bare.headers if h[0] != "X-Request-ID")
+            response.headers = [*tail, ("X-Request-ID", rid)]
+        else:
+            self._finish(response, request, route, rid)
+        self.metrics.record_request(response.status, time.perf_counter() - started)
+        return response
+
+    def _finish(self, response: Response, request: Request, route: Route | None, rid: str) -> None:
+        """CORS, Content-Length, HEAD and the security headers of an answer."""
         if request.method != "OPTIONS" and route is not None and request.headers.get("origin") \
                 and (not response.headers or response.header("Access-Control-Allow-Origin") is None):
             response.headers.extend(cors_headers(request, self.settings, ingestion=route.ingestion))
@@ -177,8 +196,6 @@ class Api:
         if request.method == "HEAD":
             response.body = b""
         apply_security_headers(response, rid, https=request.scheme == "https")
-        self.metrics.record_request(response.status, time.perf_counter() - started)
-        return response
 
     def refuse(self, status: int, message: str) -> Response:
         """An error answered before a :class:`Request` could be built (a body over the limit)."""

@@ -154,3 +154,26 @@ def test_stats_cors_follows_dashboard_origin(tmp_path: Path) -> None:
         assert h["access-control-allow-origin"] == "*" and "access-control-allow-credentials" not in h
     finally:
         open_api.mallard.close()
+
+
+def test_ingestion_answer_headers_follow_each_request(api: Api) -> None:
+    """The 202's headers are reused between requests, but CORS, HSTS and the request id still follow the
+    request they answer."""
+    body = orjson.dumps({"d": "a.example", "n": "pageview", "u": "https://a.example/"})
+
+    def post(**headers: str) -> dict[str, str]:
+        scheme = headers.pop("scheme", "http")
+        r = api.handle(Request("POST", "/api/event", headers={
+            "user-agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0", **headers}, body=body,
+            client=LOCAL, scheme=scheme))
+        assert r.status == 202 and r.body == b""
+        return {k.lower(): v for k, v in r.headers}
+
+    plain, again = post(), post()
+    assert "access-control-allow-origin" not in plain and plain["content-length"] == "0"
+    assert plain["x-request-id"] != again["x-request-id"]
+    assert post(origin="https://a.example")["access-control-allow-origin"] == "*"
+    assert post(**{"x-request-id": "trace-42"})["x-request-id"] == "trace-42"
+    assert "strict-transport-security" in post(scheme="https")
+    assert "strict-transport-security" not in post()
+    assert post()["x-content-type-options"] == "nosniff"
