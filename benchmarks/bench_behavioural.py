@@ -4,7 +4,8 @@ For each size the lake is generated once (``generate.py``, cached under ``benchm
 days, 3 sites, the dominant site with ≈ 2/3 of the events) and opened with ``mallard.open(path)``. Every
 analysis runs over the dominant site's 30 days, in mallard and in chdb (ClickHouse in-process, its native
 functions over the lake's own Parquet files, ``file('<lake>/events/**/*.parquet', Parquet)``): a warm-up
-run, then ``--repeat`` timed runs each; the median and min wall time are printed, and the ratio of the
+run, then ``--repeat`` timed runs each, the two engines' runs alternating (mallard chdb, chdb mallard, …)
+so that both see the same machine; the median and min wall time are printed, and the ratio of the
 medians mallard / chdb. A measurement whose runs exceed ``--budget`` seconds in total stops early (at
 least two timed runs), which bounds the 10M case on a small machine.
 
@@ -278,17 +279,25 @@ def analyses(q: mallard.Queries, glob: str, site: str, start: str, end: str
     ]
 
 
-def timed(fn: Callable[[], Any], repeat: int, budget: float) -> tuple[list[float], Any]:
-    """Wall seconds of each timed run after one warm-up run, and the last result."""
-    result = fn()  # warm-up: file metadata, caches, imports
-    runs: list[float] = []
-    while len(runs) < repeat:
-        t = time.perf_counter()
-        result = fn()
-        runs.append(time.perf_counter() - t)
-        if len(runs) >= 2 and sum(runs) > budget:
-            break
-    return runs, result
+def timed_pair(a: Callable[[], Any], b: Callable[[], Any], repeat: int, budget: float
+               ) -> tuple[list[float], Any, list[float], Any]:
+    """Wall seconds of each timed run of ``a`` and of ``b`` after one warm-up run of each, and their
+    last results. The runs alternate (a b, b a, a b, …) so that both engines see the same machine:
+    on a shared VM the speed drifts by several percent within a minute. Each engine stops early once
+    its own runs exceed ``budget`` seconds (after at least two)."""
+    out_a, out_b = a(), b()  # warm-up: file metadata, caches, imports
+    runs: tuple[list[float], list[float]] = ([], [])
+    fns = (a, b)
+    results = [out_a, out_b]
+    for i in range(repeat):
+        for k in ((0, 1) if i % 2 == 0 else (1, 0)):
+            done = len(runs[k]) >= 2 and sum(runs[k]) > budget
+            if done:
+                continue
+            t = time.perf_counter()
+            results[k] = fns[k]()
+            runs[k].append(time.perf_counter() - t)
+    return runs[0], results[0], runs[1], results[1]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -324,8 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, m_fn, c_fn, compare in analyses(q, glob, site, start, end):
             if only and name not in only:
                 continue
-            m_runs, m_out = timed(m_fn, args.repeat, args.budget)
-            c_runs, c_out = timed(c_fn, args.repeat, args.budget)
+            m_runs, m_out, c_runs, c_out = timed_pair(m_fn, c_fn, args.repeat, args.budget)
             results.append((label, site_events, name, m_runs, c_runs))
             m_med, c_med = statistics.median(m_runs), statistics.median(c_runs)
             print(f"  {name:10s} mallard median {m_med:7.3f} s min {min(m_runs):7.3f} s (n={len(m_runs)})  "
