@@ -31,6 +31,7 @@ from .privacy import Salts, load_secret
 from .queries import Queries
 from .settings import Settings
 from .store import ErasureResult, Store
+from .store.tombstones import Tombstone
 from .tracker import ClientContext, Outcome, Tracker, utcnow
 
 if TYPE_CHECKING:
@@ -103,6 +104,9 @@ class Mallard:
         self._tracker: Tracker | None = None
         self._buffer: EventBuffer | None = None
         self._touched: set[tuple[str, date]] = set()
+        # Erasures whose events this process no longer buffers (see _sink); those made before it
+        # started are applied by definition.
+        self._erasures_applied: set[Tombstone] = set()
         self._maintenance: threading.Thread | None = None
         self._stop = threading.Event()
         self.queries = Queries(self.store, settings, buffer=self._current_buffer, clock=clock)
@@ -171,6 +175,7 @@ class Mallard:
             if self.started:
                 return self
             self.store.recover()
+            self._erasures_applied = set(self.store.tombstones.all())
             salts = Salts(self.store.state_dir / "salts",
                           rotation_days=self.settings.visitor_salt_rotation_days)
             secret = load_secret(self.store.state_dir, self.settings.secret)
@@ -329,7 +334,7 @@ class Mallard:
         return self._buffer if self.started else None
 
     def _sink(self, events: Sequence[Event]) -> Callable[[], None]:
-        publish = self.store.write_batch(events)
+        publish = self.store.write_batch(events, applied=self._erasures_applied)
         touched = publish.partitions
 
         def publish_and_note() -> None:
@@ -388,6 +393,8 @@ class Mallard:
         if buffer is not None:
             buffered = buffer.discard(
                 lambda e: not (e.site_id == site and start_date <= e.timestamp.date() <= end_date))
+        # Records the erasure for every process: the next flush here (as in the others) also drops
+        # the events of the range that arrive until then.
         partitions = self.store.erase(site, start_date, end_date)
         self.queries.invalidate({site})
         return ErasureResult(site, start_date, end_date, buffered, partitions)

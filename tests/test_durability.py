@@ -187,6 +187,46 @@ def test_erased_events_do_not_come_back_after_a_crash(tmp_path: Path) -> None:
     assert_exactly_once(stored, [p for p in child.acks if p not in first_day], "/x/")
 
 
+FIRST_DAY = date(2024, 3, 1)  # tests.procs.ingest's START: with --days 2, even events fall on it
+
+
+@pytest.mark.parametrize("then", ["flushes", "dies"])
+def test_an_erasure_holds_against_events_another_process_holds(tmp_path: Path, then: str) -> None:
+    """Another worker erases a day while this one holds acknowledged events of it (in memory and in its
+    spool). If it then flushes, the flush drops them; if it dies, the recovery that replays its spool
+    leaves them out. The other day's events are stored exactly once either way."""
+    data, go = tmp_path / "data", tmp_path / "go"
+    close = ["--then", "close", "--close-when", str(go)] if then == "flushes" else []
+    with Child(data, "--prefix", "/b/", "--days", "2", "--count", "40", *close) as child:
+        child.wait_for(lambda c: "done" in c.lines)
+        with reopened(data) as m:
+            m.erase(SITE, FIRST_DAY, FIRST_DAY)
+        if then == "flushes":
+            go.touch()
+            child.wait_for(lambda c: "closed" in c.lines)
+        else:
+            child.kill()
+    kept = [p for p in child.acks if int(p.rsplit("/", 1)[1]) % 2 == 1]
+    with reopened(data) as m:
+        stored = stored_paths(m)
+    assert not set(stored) - set(kept), f"events of the erased day came back after the holder {then}"
+    assert_exactly_once(stored, kept, "/b/")
+
+
+def test_an_erasure_does_not_hold_against_events_after_a_restart(tmp_path: Path) -> None:
+    """Events of an erased day that a process receives after it started (knowing of the erasure) are
+    stored: an erasure deletes what existed, not the day forever."""
+    data = tmp_path / "data"
+    with reopened(data) as m:
+        m.erase(SITE, FIRST_DAY, FIRST_DAY)
+    with reopened(data) as m:
+        assert m.track("pageview", site=SITE, url=f"https://{SITE}/after", ip="192.0.2.7",
+                       user_agent="Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0",
+                       timestamp=datetime(2024, 3, 1, 15, tzinfo=UTC))
+        assert m.flush() == 1
+        assert stored_paths(m) == {"/after": 1}
+
+
 def test_close_in_a_child_leaves_nothing_to_recover(tmp_path: Path) -> None:
     data = tmp_path / "data"
     with Child(data, "--prefix", "/c/", "--count", "250", "--flush-count", "100", "--then", "close") as child:

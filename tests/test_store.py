@@ -728,3 +728,26 @@ def test_partitions_split_a_batch_by_site_and_day_in_time_order(spec: list[tuple
         seen.extend(rows)
     assert len(keys) == len(set(keys))
     assert Counter(seen) == Counter(events)
+
+
+def test_an_erasure_between_a_write_and_its_publish_still_holds(store: Store) -> None:
+    """Another process records an erasure and deletes the partitions after our batch was filtered and
+    written but before the partition directory held our file (the erasure removed nothing of ours):
+    publishing then removes our own file of the erased partition, and keeps the rest."""
+    other = Store(store.data_dir)  # stands for a second process
+    try:
+        events = _dated("a", [date(2024, 3, 1), date(2024, 3, 2)])
+        publish = store.write_batch(events, applied=set())
+        other.tombstones.add("a", date(2024, 3, 1), date(2024, 3, 1))  # what other.erase records first
+        publish()  # the erasure's deletion ran before: nothing of the day was there yet
+        assert count(store, "a") == 2
+        assert sorted(r["pathname"] for r in read_all(store)) == ["/2024-03-02/0", "/2024-03-02/23"]
+        # The erasure was made after the batch was filtered: a later batch of this process drops the
+        # day's events it still held (received before it knew), then keeps later ones.
+        applied: set[Any] = set()
+        store.write_batch(_dated("a", [date(2024, 3, 1)]), applied=applied)()
+        assert count(store, "a") == 2 and len(applied) == 1
+        store.write_batch(_dated("a", [date(2024, 3, 1)]), applied=applied)()
+        assert count(store, "a") == 4
+    finally:
+        other.close()

@@ -31,6 +31,7 @@ from ..errors import QueryTimeoutError, StorageError
 from ..events import COLUMNS, Event
 from .lake import Lake, site_of, to_table
 from .spool import Spool, finish_commits, orphans, write_commit
+from .tombstones import Tombstone, Tombstones
 
 __all__ = ["ErasureResult", "PendingBatch", "Reader", "Store"]
 
@@ -90,10 +91,13 @@ class Reader:
 class PendingBatch:
     """Parquet files written under hidden names; calling the batch publishes them."""
 
-    def __init__(self, lake: Lake, spool: Spool | None, written: list[tuple[Path, Path]]) -> None:
+    def __init__(self, lake: Lake, spool: Spool | None, written: list[tuple[Path, Path]],
+                 tombstones: Tombstones | None = None, known: frozenset[Tombstone] = frozenset()) -> None:
         self._lake = lake
         self._spool = spool
         self._written = written
+        self._tombstones = tombstones
+        self._known = known
         #: (site_id, date) of every partition the batch adds a file to.
         self.partitions: frozenset[tuple[str, date]] = frozenset(
             (site_of(final.parent.parent.name), date.fromisoformat(final.parent.name[5:]))
@@ -103,6 +107,18 @@ class PendingBatch:
         if self._spool is not None:
             self._spool.commit(self._written)
         self._lake.publish(self._written)
+        if self._tombstones is None:
+            return
+        # An erasure recorded while the batch was written may have deleted its partitions before the
+        # files were in place: the batch's own files of the erased partitions go now.
+        late = [t for t in self._tombstones.all() if t not in self._known]
+        doomed = [final for _, final in self._written
+                  if any(t.covers_partition(site_of(final.parent.parent.name),
+                                            date.fromisoformat(final.parent.name[5:])) for t in late)]
+        if doomed:
+            with self._lake.locked(exclusive=True):
+                for final in doomed:
+                    final.unlink(missing_ok=True)
 
 
 class Store:
@@ -132,6 +148,9 @@ class Store:
         elif not self.data_dir.is_dir():
             raise StorageError(f"{self.data_dir} is not a mallard data directory (missing).")
         self.lake = Lake(self.events_dir, self.state_dir / "lake.lock")
+        #: Erasures, so that they also hold against events other processes still buffer or left in
+        #: their spools (see :mod:`mallard.store.tombstones`).
+        self.tombstones = Tombstones(self.state_dir / "erasures.json")
         self._local = threading.local()
         self._compact_lock = threading.Lock()
         self._spool: Spool | None = None
@@ -147,10 +166,24 @@ class Store:
         self._spool = Spool(self.spool_dir, fsync=self._fsync)
         return self._spool
 
-    def write_batch(self, events: Sequence[Event]) -> PendingBatch:
-        """Write events to hidden Parquet files; return the callable that publishes them."""
+    def write_batch(self, events: Sequence[Event], *,
+                    applied: set[Tombstone] | None = None) -> PendingBatch:
+        """Write events to hidden Parquet files; return the callable that publishes them.
+
+        With ``applied`` (the erasures the caller's buffer no longer holds events of, updated here), the
+        events that an erasure recorded since (by any process) covers are dropped: they were received
+        before this process could know of it. Events received later are kept.
+        """
         self._writable()
-        return PendingBatch(self.lake, self._spool, self.lake.write(events))
+        if applied is None:
+            return PendingBatch(self.lake, self._spool, self.lake.write(events))
+        stones = self.tombstones.all()
+        fresh = [t for t in stones if t not in applied]
+        if fresh:
+            events = [e for e in events if not any(t.covers(e) for t in fresh)]
+            applied.update(fresh)
+        return PendingBatch(self.lake, self._spool, self.lake.write(events), self.tombstones,
+                            frozenset(stones))
 
     def recover(self) -> int:
         """Finish interrupted compactions and publishes, then replay spools of processes that are gone.
@@ -167,7 +200,9 @@ class Store:
             replayed = 0
             for orphan in orphans(self.spool_dir):
                 try:
-                    events = list(orphan.events())
+                    # Events of the segment that an erasure made since then covers are not stored.
+                    events = self.tombstones.filter_replay(list(orphan.events()),
+                                                           written_at=orphan.written_at())
                     if events:
                         written = self.lake.write(events)
                         record = self.spool_dir / f".{orphan.path.name}.recovered.commit"
@@ -325,8 +360,15 @@ class Store:
         return self.lake.delete_partitions(None, None, today - timedelta(days=retention_days + 1))
 
     def erase(self, site_id: str, first: date, last: date) -> int:
-        """Delete every stored event of ``site_id`` dated within [first, last] (whole partitions)."""
+        """Delete every stored event of ``site_id`` dated within [first, last] (whole partitions).
+
+        The erasure is recorded first (a tombstone in ``state/erasures.json``), so that it also holds
+        against events on their way to the lake: every process drops the events of the range that it
+        buffers at its next flush (see :meth:`write_batch`), and the replay of a dead process's spool
+        drops those received before the erasure. Returns the number of partitions deleted.
+        """
         self._writable()
+        self.tombstones.add(site_id, first, last)
         return self.lake.delete_partitions(site_id, first, last)
 
     def close(self) -> None:

@@ -219,6 +219,10 @@ class Orphan:
         """The segment's events (see :func:`read_segment`)."""
         return read_segment(self.path)
 
+    def written_at(self) -> float:
+        """When the segment was last written (epoch seconds; its modification time)."""
+        return os.fstat(self._fd).st_mtime
+
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
         os.close(self._fd)

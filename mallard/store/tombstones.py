@@ -2,10 +2,12 @@
 
 Erasing deletes partitions at once, but other worker processes may hold acknowledged events of the
 erased range in memory (until their next flush) or in spool segments of a process that died (until
-they are replayed). Each erasure is recorded in ``state/erasures.json``; a flush drops matching events
-for ``ttl`` seconds after the erasure, and the replay of a spool segment drops matching events that were
-received before the erasure (the segment's last write is older than the erasure, or the event's
-timestamp is).
+they are replayed). Each erasure is recorded in ``state/erasures.json`` (kept 90 days) before the
+partitions go. A process's flush drops the events that erasures it has not seen before cover (they
+were received before it could know of them; ``Store.write_batch``), and removes its own just-published
+files of a partition that an erasure recorded meanwhile covers; the replay of a spool segment drops
+the covered events that were received before the erasure (the segment's last write is older than the
+erasure, or the event's timestamp is).
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ class Tombstone:
 
     def covers(self, event: Event) -> bool:
         return event.site_id == self.site_id and self.start <= event.timestamp.date() <= self.end
+
+    def covers_partition(self, site_id: str, day: date) -> bool:
+        return site_id == self.site_id and self.start <= day <= self.end
 
 
 class Tombstones:
@@ -83,14 +88,6 @@ class Tombstones:
             if mtime != self._cache[0]:
                 self._cache = (mtime, self._read())
             return self._cache[1]
-
-    def filter_live(self, events: Sequence[Event], ttl: float) -> list[Event]:
-        """Events of a flush minus those erased less than ``ttl`` seconds ago."""
-        now = time.time()
-        active = [t for t in self.all() if now - t.at < ttl]
-        if not active:
-            return list(events)
-        return [e for e in events if not any(t.covers(e) for t in active)]
 
     def filter_replay(self, events: Sequence[Event], written_at: float) -> list[Event]:
         """Events of a replayed spool segment (last written at ``written_at``) minus erased ones."""

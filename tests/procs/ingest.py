@@ -64,6 +64,8 @@ def main() -> None:
     p.add_argument("--erase-after", type=int, default=0,
                    help="after this many events, erase the first day of --site (then keep going)")
     p.add_argument("--then", choices=["hang", "close"], default="hang")
+    p.add_argument("--close-when", type=Path, default=None,
+                   help="with --then close: wait until this file exists before closing")
     args = p.parse_args()
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # the parent asks for stacks on a timeout
     inject(args.fault)
@@ -86,6 +88,8 @@ def main() -> None:
             time.sleep(0.001)
     print("done", flush=True)
     if args.then == "close":
+        while args.close_when is not None and not args.close_when.exists():
+            time.sleep(0.01)
         print("closed" if m.close() else "close-failed", flush=True)
         return
     time.sleep(600)  # wait to be killed
