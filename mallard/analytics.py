@@ -25,7 +25,7 @@ from .context import current_client
 from .enrich.geo import GeoLookup
 from .enrich.useragent import AgentParser
 from .errors import InvalidEventError
-from .events import Event, validate_site_id
+from .events import SITE_ID, TIMESTAMP, Row, validate_site_id
 from .payload import RawEvent
 from .privacy import Salts, load_secret
 from .queries import Queries
@@ -333,7 +333,7 @@ class Mallard:
     def _current_buffer(self) -> EventBuffer | None:
         return self._buffer if self.started else None
 
-    def _sink(self, events: Sequence[Event]) -> Callable[[], None]:
+    def _sink(self, events: Sequence[Row]) -> Callable[[], None]:
         publish = self.store.write_batch(events, applied=self._erasures_applied)
         touched = publish.partitions
 
@@ -392,7 +392,7 @@ class Mallard:
         buffer = self._current_buffer()
         if buffer is not None:
             buffered = buffer.discard(
-                lambda e: not (e.site_id == site and start_date <= e.timestamp.date() <= end_date))
+                lambda e: not (e[SITE_ID] == site and start_date <= e[TIMESTAMP].date() <= end_date))
         # Records the erasure for every process: the next flush here (as in the others) also drops
         # the events of the range that arrive until then.
         partitions = self.store.erase(site, start_date, end_date)

@@ -22,18 +22,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from .events import Event
+from .events import Event, Row
 
 log = logging.getLogger("mallard.buffer")
 
 Publish = Callable[[], None]
-Sink = Callable[[Sequence[Event]], Publish | None]
+Sink = Callable[[Sequence[Row]], Publish | None]
 
 
 class Journal(Protocol):
     """Durable record of accepted events until they are stored (the Store's spool)."""
 
-    def append(self, event: Event) -> None: ...
+    def append(self, event: Row) -> None: ...
     def rotate(self) -> object: ...
     def release(self, tokens: Sequence[object]) -> None: ...
     def close(self) -> None: ...
@@ -75,8 +75,9 @@ class EventBuffer:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._pending: list[Event] = []
-        self._inflight: list[Event] = []
+        # Plain tuples, not Events: see events.Row (the garbage collector skips them once untracked).
+        self._pending: list[Row] = []
+        self._inflight: list[Row] = []
         self._tokens: list[object] = []
         self._offered = self._flushed = self._dropped_full = 0
         self._journal_failures = self._flush_failures = 0
@@ -102,7 +103,7 @@ class EventBuffer:
                     reason = exc.strerror if isinstance(exc, OSError) else None
                     self._last_error = f"journal: {reason or exc}"
                     return False
-            self._pending.append(event)
+            self._pending.append(tuple(event))
             waiting = len(self._pending)
         # is_set() first: set() takes a lock and notifies, and under load every offer past
         # flush_at would pay for it until the flusher runs.
@@ -157,13 +158,15 @@ class EventBuffer:
                     log.error("could not remove stored spool segments: %s", exc)
             return len(batch)
 
-    def snapshot(self) -> list[Event]:
-        """Events not yet published to storage (call under :attr:`view_lock` with the file listing)."""
+    def snapshot(self) -> list[Row]:
+        """Events not yet published to storage (call under :attr:`view_lock` with the file listing), as
+        plain tuples in :class:`~mallard.events.Event` field order (``Event(*row)`` rebuilds one)."""
         with self._lock:
             return self._inflight + self._pending
 
-    def discard(self, keep: Callable[[Event], bool]) -> int:
-        """Remove buffered events for which ``keep`` is false (erasure). Returns how many."""
+    def discard(self, keep: Callable[[Row], bool]) -> int:
+        """Remove buffered events (rows, as :meth:`snapshot` gives them) for which ``keep`` is false
+        (erasure). Returns how many."""
         with self._flush_lock, self._lock:
             before = len(self._pending) + len(self._inflight)
             self._pending = [e for e in self._pending if keep(e)]

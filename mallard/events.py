@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from decimal import Decimal
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple, TypeAlias
 
 from .errors import ConfigurationError, InvalidEventError
 
@@ -95,6 +95,15 @@ class Event(NamedTuple):
     revenue_currency: str | None = None
     user_id: str | None = None
     visitor_id_prev: str | None = None
+
+
+#: An event as the buffer holds it: a plain tuple in :class:`Event`'s field order (an Event is one).
+#: Instances of a tuple *subclass* such as Event stay tracked by the garbage collector, each visited
+#: field by field in every full collection; a plain tuple of strings, numbers and datetimes is
+#: untracked at its first collection. Buffered events would otherwise make the host's collections slow.
+Row: TypeAlias = tuple[Any, ...]
+SITE_ID: Final = Event._fields.index("site_id")
+TIMESTAMP: Final = Event._fields.index("timestamp")
 
 
 assert Event._fields == COLUMN_NAMES

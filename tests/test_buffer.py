@@ -49,7 +49,7 @@ class Lake:
                 raise OSError("disk on fire")
         if self.delay:
             time.sleep(self.delay)
-        staged = list(batch)
+        staged = [Event(*row) for row in batch]  # the buffer hands out plain rows
 
         def publish() -> None:
             self.published.extend(staged)
@@ -280,7 +280,7 @@ def test_reader_never_sees_an_event_twice_or_misses_one() -> None:
         while not stop.is_set():
             before = acked
             with buf.view_lock:
-                seen = [e.pathname for e in lake.published] + [e.pathname for e in buf.snapshot()]
+                seen = [e.pathname for e in lake.published] + [Event(*r).pathname for r in buf.snapshot()]
             after = acked
             ids = [int(p.rsplit("/", 1)[1]) for p in seen]
             if len(ids) != len(set(ids)):
@@ -328,7 +328,7 @@ def test_discard_removes_pending_and_in_flight_events(tmp_path: Path) -> None:
     b2 = make_events(1, prefix="/b2/", site_id="b")
     for e in a2 + b2:
         buf.offer(e)
-    assert buf.discard(lambda e: e.site_id != "a") == 7
+    assert buf.discard(lambda r: Event(*r).site_id != "a") == 7
     assert Counter(buf.snapshot()) == Counter(b1 + b2)
     s = buf.stats()
     assert s.offered == s.flushed + s.pending + s.dropped_full == 3
@@ -418,7 +418,7 @@ class BufferMachine(RuleBasedStateMachine):
     @rule(site=st.sampled_from(["a", "b"]))
     def erase(self, site: str) -> None:
         before = self.buf.pending
-        removed = self.buf.discard(lambda e: e.site_id != site)
+        removed = self.buf.discard(lambda r: Event(*r).site_id != site)
         assert self.buf.pending == before - removed
         if removed and self.journal.failing:
             self.journal_dirty = True

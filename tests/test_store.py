@@ -658,9 +658,9 @@ def test_a_partition_erased_while_a_batch_is_stored_does_not_duplicate_the_rest(
     the flush still succeeds, the erased partition stays empty, the others hold each event once."""
     other = Store(store.data_dir)  # stands for a second process
     try:
-        def sink(batch: Sequence[Event]) -> Any:
+        def sink(batch: Sequence[tuple[Any, ...]]) -> Any:
             publish = store.write_batch(batch)
-            if any(e.site_id == "b" for e in batch):
+            if any(Event(*row).site_id == "b" for row in batch):
                 other.erase("b", DAY, DAY)
             return publish
 

@@ -18,6 +18,7 @@ import duckdb
 import pyarrow as pa
 
 from ..errors import InvalidQueryError
+from ..events import SITE_ID
 from ..settings import Settings
 from .builder import compile_query
 from .model import Query, build, check_site, parse_query
@@ -319,7 +320,7 @@ class Queries:
     def sites(self) -> list[str]:
         """Site ids with stored (or buffered) events."""
         buffer = self._buffer()
-        pending = {e.site_id for e in buffer.snapshot()} if buffer is not None else set()
+        pending = {e[SITE_ID] for e in buffer.snapshot()} if buffer is not None else set()
         return sorted(set(self._store.sites()) | pending)
 
     # -- cache support ----------------------------------------------------------------------------

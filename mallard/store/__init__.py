@@ -28,7 +28,7 @@ import duckdb
 import pyarrow as pa
 
 from ..errors import QueryTimeoutError, StorageError
-from ..events import COLUMNS, Event
+from ..events import COLUMNS, SITE_ID, Row
 from .lake import Lake, site_of, to_table
 from .spool import Spool, finish_commits, orphans, write_commit
 from .tombstones import Tombstone, Tombstones
@@ -166,7 +166,7 @@ class Store:
         self._spool = Spool(self.spool_dir, fsync=self._fsync)
         return self._spool
 
-    def write_batch(self, events: Sequence[Event], *,
+    def write_batch(self, events: Sequence[Row], *,
                     applied: set[Tombstone] | None = None) -> PendingBatch:
         """Write events to hidden Parquet files; return the callable that publishes them.
 
@@ -241,7 +241,7 @@ class Store:
 
     @contextmanager
     def reading(self, site_id: str | None, first: date | None, last: date | None, *,
-                pending: Callable[[], Sequence[Event]] | None = None,
+                pending: Callable[[], Sequence[Row]] | None = None,
                 view_lock: threading.RLock | None = None) -> Iterator[Reader]:
         """A consistent :class:`Reader` over partitions dated [first, last] plus pending events.
 
@@ -258,7 +258,7 @@ class Store:
                 files = self.lake.files(site_id, first, last)
                 rows = list(pending()) if pending is not None else []
             if site_id is not None:
-                rows = [e for e in rows if e.site_id == site_id]
+                rows = [e for e in rows if e[SITE_ID] == site_id]
             table = to_table(rows) if rows else None
             # A name per reading, so a reading nested in another (same thread) keeps its own rows.
             self._local.depth = depth = getattr(self._local, "depth", 0) + 1

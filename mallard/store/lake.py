@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import StorageError
-from ..events import COLUMNS, Event
+from ..events import COLUMNS, SITE_ID, TIMESTAMP, Row
 
 log = logging.getLogger("mallard.store")
 
@@ -47,13 +47,13 @@ SCHEMA: Final = pa.schema(
     metadata={b"mallard.schema_version": b"2"},
 )
 _HOST: Final = socket.gethostname()
-_TIMESTAMP: Final = operator.attrgetter("timestamp")
+_TIMESTAMP: Final = operator.itemgetter(TIMESTAMP)
 _DAY: Final = timedelta(days=1)
 _MIDNIGHT: Final = datetime.min.time()
 _CHUNK: Final = 4096
 
 
-def to_table(events: Sequence[Event]) -> pa.Table:
+def to_table(events: Sequence[Row]) -> pa.Table:
     """Events as an Arrow table with the lake schema.
 
     Converted in chunks: each conversion is one C call that holds the GIL, and the flusher shares it
@@ -64,7 +64,7 @@ def to_table(events: Sequence[Event]) -> pa.Table:
     return pa.concat_tables(_to_table(events[i:i + _CHUNK]) for i in range(0, len(events), _CHUNK))
 
 
-def _to_table(events: Sequence[Event]) -> pa.Table:
+def _to_table(events: Sequence[Row]) -> pa.Table:
     columns = list(zip(*events, strict=True)) if events else [()] * len(SCHEMA)
     return pa.Table.from_arrays(
         [pa.array(col, type=f.type) for col, f in zip(columns, SCHEMA, strict=True)],
@@ -72,23 +72,24 @@ def _to_table(events: Sequence[Event]) -> pa.Table:
     )
 
 
-def partitions(events: Sequence[Event]) -> Iterator[tuple[tuple[str, date], Sequence[Event]]]:
+def partitions(events: Sequence[Row]) -> Iterator[tuple[tuple[str, date], Sequence[Row]]]:
     """The events of each (site, UTC date), sorted by timestamp.
 
     By site, then sorted, then cut at midnights: no object is created per event (the flusher shares the
     core, and the garbage collector, with ``track()``).
     """
-    by_site: dict[str, list[Event]] = {}
+    by_site: dict[str, list[Row]] = {}
     for event in events:
-        rows = by_site.get(event.site_id)
+        site = event[SITE_ID]
+        rows = by_site.get(site)
         if rows is None:
-            by_site[event.site_id] = rows = []
+            by_site[site] = rows = []
         rows.append(event)
     for site, rows in by_site.items():
         rows.sort(key=_TIMESTAMP)
         start = 0
         while start < len(rows):
-            day = rows[start].timestamp.date()
+            day = rows[start][TIMESTAMP].date()
             end = bisect.bisect_left(rows, datetime.combine(day + _DAY, _MIDNIGHT), start,
                                      key=_TIMESTAMP)
             yield (site, day), rows[start:end]
@@ -160,7 +161,7 @@ class Lake:
     def partition(self, site_id: str, day: date) -> Path:
         return self.root / site_dir_name(site_id) / f"date={day.isoformat()}"
 
-    def write(self, events: Sequence[Event]) -> list[tuple[Path, Path]]:
+    def write(self, events: Sequence[Row]) -> list[tuple[Path, Path]]:
         """Write events as one hidden file per (site, date); return (temporary, final) paths."""
         written: list[tuple[Path, Path]] = []
         try:

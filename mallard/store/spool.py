@@ -30,7 +30,7 @@ from typing import Any, Final
 
 import orjson
 
-from ..events import Event
+from ..events import Event, Row
 
 
 def _default(value: Any) -> Any:
@@ -39,7 +39,7 @@ def _default(value: Any) -> Any:
     raise TypeError
 
 
-def encode(event: Event) -> bytes:
+def encode(event: Row) -> bytes:
     return orjson.dumps(tuple(event), default=_default, option=orjson.OPT_APPEND_NEWLINE)
 
 
@@ -135,7 +135,7 @@ class Spool:
         self._map = None
         os.ftruncate(self._fd, self._pos)
 
-    def append(self, event: Event) -> None:
+    def append(self, event: Row) -> None:
         data = encode(event)
         mapped = self._map
         if mapped is None:

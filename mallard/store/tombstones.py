@@ -24,7 +24,7 @@ from typing import Final
 
 import orjson
 
-from ..events import Event
+from ..events import SITE_ID, TIMESTAMP, Row
 
 KEEP_SECONDS: Final = 90 * 86_400
 
@@ -36,8 +36,9 @@ class Tombstone:
     end: date
     at: float  # epoch seconds of the erasure
 
-    def covers(self, event: Event) -> bool:
-        return event.site_id == self.site_id and self.start <= event.timestamp.date() <= self.end
+    def covers(self, event: Row) -> bool:
+        day: date = event[TIMESTAMP].date()
+        return bool(event[SITE_ID] == self.site_id) and self.start <= day <= self.end
 
     def covers_partition(self, site_id: str, day: date) -> bool:
         return site_id == self.site_id and self.start <= day <= self.end
@@ -89,19 +90,17 @@ class Tombstones:
                 self._cache = (mtime, self._read())
             return self._cache[1]
 
-    def filter_replay(self, events: Sequence[Event], written_at: float) -> list[Event]:
+    def filter_replay(self, events: Sequence[Row], written_at: float) -> list[Row]:
         """Events of a replayed spool segment (last written at ``written_at``) minus erased ones."""
         stones = self.all()
         if not stones:
             return list(events)
-        out = []
-        for e in events:
-            erased = False
+
+        def erased(e: Row) -> bool:
             for t in stones:
-                if t.covers(e) and (written_at <= t.at
-                                    or e.timestamp <= datetime.fromtimestamp(t.at, UTC).replace(tzinfo=None)):
-                    erased = True
-                    break
-            if not erased:
-                out.append(e)
-        return out
+                if t.covers(e) and (written_at <= t.at or
+                                    e[TIMESTAMP] <= datetime.fromtimestamp(t.at, UTC).replace(tzinfo=None)):
+                    return True
+            return False
+
+        return [e for e in events if not erased(e)]
