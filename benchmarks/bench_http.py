@@ -36,10 +36,16 @@ accept (nearly) all of them, and then serves the whole run alone. The per-proces
 (``UNBALANCED``). The raw ceiling is measured again (``--tries``, 3) while that happens, and the fastest
 run is the ceiling; mallard's runs are measured once and flagged.
 
+The speed of a shared VM drifts by several percent within a minute, and the ratio compares runs taken
+a minute apart. ``--rounds N`` runs the whole list of scenarios N times in a row (raw, single, …, raw,
+single, …), reports each round against its own ceiling, and then the median ratio over the rounds,
+which is the figure the target is checked against.
+
 Usage::
 
     python benchmarks/bench_http.py                        # raw, single, batch, raw1, single1
     python benchmarks/bench_http.py --duration 10 --connections 64 --workers 2 --batch 100 --only raw,single
+    python benchmarks/bench_http.py --only raw,single --rounds 3     # the ratio as a median of 3 rounds
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ import resource
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -658,6 +665,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="measured runs at most of a multi-worker ceiling while the load lands on one "
                          "worker (uvicorn's shared socket); the fastest is the ceiling (default 3)")
     ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run the scenarios this many times in a row; the ratio is the median of the rounds")
     args = ap.parse_args(argv)
     chosen = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = [s for s in chosen if s not in SCENARIOS]
@@ -723,13 +732,40 @@ def main(argv: list[str] | None = None) -> int:
                   f"{len({ua for ua, _, _ in specs})} User-Agents")
         print(f"pool: {len(load.urls):,} distinct URLs, {len(load.uas)} browser User-Agents (no bots); built "
               f"in {time.perf_counter() - t:.1f} s in {tmp}")
-        for sc in scenarios:
-            print(f"running {sc.title} …", flush=True)
-            outcomes.append(run_scenario(sc, tmp, scripts, args, wrk))
+        rounds: list[list[Outcome]] = []
+        for k in range(max(1, args.rounds)):
+            rounds.append([])
+            for sc in scenarios:
+                print(f"running {sc.title}{f' (round {k + 1})' if args.rounds > 1 else ''} …", flush=True)
+                rounds[-1].append(run_scenario(sc, tmp, scripts, args, wrk))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    report(outcomes, args)
+    for k, outcomes in enumerate(rounds):
+        if len(rounds) > 1:
+            print(f"\n==== round {k + 1} of {len(rounds)}")
+        report(outcomes, args)
+    if len(rounds) > 1:
+        report_rounds(rounds)
     return 0
+
+
+def report_rounds(rounds: list[list[Outcome]]) -> None:
+    """Each single-event scenario's ratio to its own round's ceiling, and the median over the rounds."""
+    print(f"\n==== ratios over {len(rounds)} rounds (each round against its own raw ceiling)")
+    for i, sc in enumerate(o.scenario for o in rounds[0]):
+        if sc.kind != "mallard" or sc.batch != 1:
+            continue
+        ratios = []
+        for outcomes in rounds:
+            ceiling = next((o for o in outcomes if o.scenario.kind == "raw"
+                            and o.scenario.workers == sc.workers), None)
+            if ceiling is not None:
+                ratios.append(outcomes[i].rps / ceiling.rps)
+        if not ratios:
+            continue
+        median = statistics.median(ratios)
+        target = f"   (target ≥ {TARGET_RATIO}: {mark(median >= TARGET_RATIO)})" if sc.workers > 1 else ""
+        print(f"  {sc.title}: ratios {', '.join(f'{r:.3f}' for r in ratios)}; median {median:.3f}{target}")
 
 
 def _importable(name: str) -> bool:
