@@ -57,6 +57,9 @@ import traffic
 
 import mallard
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the differential tests' oracle
+from tests.queries.chdb_flow_oracle import retention_sql  # the same §5.3 query
+
 DATA = Path(__file__).resolve().parent / ".data"
 FUNNEL_STEPS = ["page:/", "page:/pricing", "event:Signup"]
 FUNNEL_WINDOW_S = 3600
@@ -138,32 +141,6 @@ SETTINGS join_use_nulls = 1, session_timezone = 'UTC'
 
 
 _ACTOR = "if(isNull(user_id), 'v', 'u') AS kind, ifNull(user_id, visitor_id) AS actor"
-
-
-def ch_retention(weeks: int) -> str:
-    conds = [f"intDiv(dateDiff('day', toMonday(f.fs), toDate(e.timestamp)), 7) = {k}" for k in range(weeks)]
-    if weeks == 1:
-        conds.append("toUInt8(0)")  # ClickHouse rejects retention() with one condition
-    return f"""
-WITH first_seen AS (
-    SELECT kind, actor, min(timestamp) AS fs
-    FROM (SELECT {_ACTOR}, timestamp, site_id FROM file({{glob:String}}, Parquet))
-    WHERE site_id = {{site:String}} AND timestamp < {{hi:DateTime64(6, 'UTC')}}
-    GROUP BY kind, actor
-    HAVING fs >= {{lo:DateTime64(6, 'UTC')}}
-)
-SELECT toString(cohort_week) AS cohort_week, count() AS size, sumForEach(r) AS retained
-FROM (
-    SELECT e.kind, e.actor, toMonday(any(f.fs)) AS cohort_week, retention({", ".join(conds)}) AS r
-    FROM (SELECT {_ACTOR}, timestamp, site_id FROM file({{glob:String}}, Parquet)) AS e
-    INNER JOIN first_seen AS f ON e.kind = f.kind AND e.actor = f.actor
-    WHERE e.site_id = {{site:String}} AND e.timestamp >= {{lo:DateTime64(6, 'UTC')}}
-      AND e.timestamp < {{hi:DateTime64(6, 'UTC')}}
-    GROUP BY e.kind, e.actor
-)
-GROUP BY cohort_week ORDER BY cohort_week
-SETTINGS session_timezone = 'UTC'
-"""
 
 
 CH_FLOW = f"""
@@ -273,7 +250,8 @@ def analyses(q: mallard.Queries, glob: str, site: str, start: str, end: str
         ("sequences", lambda: q.sequences(site, SEQUENCE_STEPS, **rng),
          lambda: chdb_run(ch_levels(SEQUENCE_STEPS), sparams), cmp_levels(len(SEQUENCE_STEPS))),
         ("retention", lambda: q.retention(site, weeks=RETENTION_WEEKS, **rng),
-         lambda: chdb_run(ch_retention(RETENTION_WEEKS), base), cmp_retention),
+         lambda: chdb_run(retention_sql(RETENTION_WEEKS), {**base, "start": base["lo"], "end": base["hi"]}),
+         cmp_retention),
         ("flow", lambda: q.flow(site, FLOW_PAGE, limit=FLOW_LIMIT, **rng),
          lambda: chdb_run(CH_FLOW, {**base, "page": FLOW_PAGE}), cmp_flow),
     ]

@@ -51,13 +51,14 @@ def _ts(value: datetime) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def ch_retention(glob: str, site: str, start: datetime, end: datetime,
-                 weeks: int) -> list[tuple[str, int, list[int]]]:
-    """§5.3: ``(cohort_week, size, retained)`` per cohort, ordered by cohort."""
+def retention_sql(weeks: int) -> str:
+    """§5.3 in ClickHouse: rows ``(cohort_week, size, retained)`` per cohort, ordered by cohort.
+    Parameters: ``glob``, ``site``, ``start`` and ``end`` (``DateTime64(6)`` text). Also timed by
+    ``benchmarks/bench_behavioural.py``."""
     conds = [f"intDiv(dateDiff('day', toMonday(f.fs), toDate(e.timestamp)), 7) = {k}" for k in range(weeks)]
     if weeks == 1:
         conds.append("toUInt8(0)")  # ClickHouse rejects retention() with one condition
-    sql = f"""
+    return f"""
         WITH first_seen AS (
             SELECT kind, actor, min(timestamp) AS fs
             FROM (SELECT {_ACTOR}, timestamp, site_id FROM file({{glob:String}}, Parquet))
@@ -79,7 +80,12 @@ def ch_retention(glob: str, site: str, start: datetime, end: datetime,
         ORDER BY cohort_week
         SETTINGS session_timezone = 'UTC'
     """
-    rows = _run(sql, {"glob": glob, "site": site, "start": _ts(start), "end": _ts(end)})
+
+
+def ch_retention(glob: str, site: str, start: datetime, end: datetime,
+                 weeks: int) -> list[tuple[str, int, list[int]]]:
+    """§5.3: ``(cohort_week, size, retained)`` per cohort, ordered by cohort."""
+    rows = _run(retention_sql(weeks), {"glob": glob, "site": site, "start": _ts(start), "end": _ts(end)})
     return [(r["cohort_week"], int(r["size"]), [int(x) for x in r["retained"][:weeks]]) for r in rows]
 
 
