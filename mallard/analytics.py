@@ -25,7 +25,7 @@ from .context import current_client
 from .enrich.geo import GeoLookup
 from .enrich.useragent import AgentParser
 from .errors import InvalidEventError
-from .events import SITE_ID, TIMESTAMP, Row, validate_site_id
+from .events import Row, validate_site_id
 from .payload import RawEvent
 from .privacy import Salts, load_secret
 from .queries import Queries
@@ -391,8 +391,8 @@ class Mallard:
         buffered = 0
         buffer = self._current_buffer()
         if buffer is not None:
-            buffered = buffer.discard(
-                lambda e: not (e[SITE_ID] == site and start_date <= e[TIMESTAMP].date() <= end_date))
+            erased = Tombstone(site, start_date, end_date, time.time())  # the range Store.erase records
+            buffered = buffer.discard(lambda e: not erased.covers(e))
         # Records the erasure for every process: the next flush here (as in the others) also drops
         # the events of the range that arrive until then.
         partitions = self.store.erase(site, start_date, end_date)

@@ -51,10 +51,10 @@ def mount_path(scope: Scope) -> tuple[str, str]:
     return path, root
 
 
-async def read_body(receive: Receive, limit: int, first: Message | None = None) -> bytes | None:
+async def read_body(receive: Receive, limit: int, first: Message) -> bytes | None:
     """The request body (``first``: its first message, already received), or None when it exceeds
     ``limit`` bytes."""
-    message = first if first is not None else await receive()
+    message = first
     chunks: list[bytes] = []
     size = 0
     while True:

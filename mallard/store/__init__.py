@@ -98,10 +98,10 @@ class PendingBatch:
         self._written = written
         self._tombstones = tombstones
         self._known = known
+        self._files = [(final, (site_of(final.parent.parent.name), date.fromisoformat(final.parent.name[5:])))
+                       for _, final in written]
         #: (site_id, date) of every partition the batch adds a file to.
-        self.partitions: frozenset[tuple[str, date]] = frozenset(
-            (site_of(final.parent.parent.name), date.fromisoformat(final.parent.name[5:]))
-            for _, final in written)
+        self.partitions: frozenset[tuple[str, date]] = frozenset(part for _, part in self._files)
 
     def __call__(self) -> None:
         if self._spool is not None:
@@ -112,9 +112,8 @@ class PendingBatch:
         # An erasure recorded while the batch was written may have deleted its partitions before the
         # files were in place: the batch's own files of the erased partitions go now.
         late = [t for t in self._tombstones.all() if t not in self._known]
-        doomed = [final for _, final in self._written
-                  if any(t.covers_partition(site_of(final.parent.parent.name),
-                                            date.fromisoformat(final.parent.name[5:])) for t in late)]
+        doomed = [final for final, (site, day) in self._files
+                  if any(t.covers_partition(site, day) for t in late)]
         if doomed:
             with self._lake.locked(exclusive=True):
                 for final in doomed:

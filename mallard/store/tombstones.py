@@ -37,8 +37,7 @@ class Tombstone:
     at: float  # epoch seconds of the erasure
 
     def covers(self, event: Row) -> bool:
-        day: date = event[TIMESTAMP].date()
-        return bool(event[SITE_ID] == self.site_id) and self.start <= day <= self.end
+        return self.covers_partition(event[SITE_ID], event[TIMESTAMP].date())
 
     def covers_partition(self, site_id: str, day: date) -> bool:
         return site_id == self.site_id and self.start <= day <= self.end
