@@ -24,7 +24,7 @@ from .buffer import BufferStats, EventBuffer
 from .context import current_client
 from .enrich.geo import GeoLookup
 from .enrich.useragent import AgentParser
-from .errors import InvalidEventError
+from .errors import InvalidEventError, StorageError
 from .events import Row, validate_site_id
 from .payload import RawEvent
 from .privacy import Salts, load_secret
@@ -109,6 +109,10 @@ class Mallard:
         self._erasures_applied: set[Tombstone] = set()
         self._maintenance: threading.Thread | None = None
         self._stop = threading.Event()
+        #: Why the last start() failed, or the recovery of stopped processes' spools (retried by the
+        #: maintenance thread); None when all is well.
+        self._start_error: str | None = None
+        self._recovery_error: str | None = None
         self.queries = Queries(self.store, settings, buffer=self._current_buffer, clock=clock)
         self._auth: Any = None
         self._metrics: Any = None
@@ -174,11 +178,16 @@ class Mallard:
         with self._lock:
             if self.started:
                 return self
-            self.store.recover()
+            self._recover()
             self._erasures_applied = set(self.store.tombstones.all())
             salts = Salts(self.store.state_dir / "salts",
                           rotation_days=self.settings.visitor_salt_rotation_days)
-            secret = load_secret(self.store.state_dir, self.settings.secret)
+            try:
+                secret = load_secret(self.store.state_dir, self.settings.secret)
+            except StorageError as exc:
+                self._start_error = exc.message
+                raise
+            self._start_error = None
             self._tracker = Tracker(self.settings, salts=salts, secret=secret, geo=self._geo,
                                     agents=AgentParser(self.settings.ua_cache_size),
                                     clock=self._clock)
@@ -194,6 +203,61 @@ class Mallard:
             self._maintenance.start()
             self._running = True
         return self
+
+    def start_degraded(self) -> bool:
+        """:meth:`start`, but a storage problem (a full or unwritable data directory) is logged instead
+        of raised: the host keeps serving reads, ingestion is refused with a clear reason and start is
+        retried by the next event. Returns whether ingestion started."""
+        try:
+            self.start()
+        except StorageError as exc:
+            log.error("mallard could not start ingestion (retried on the next event): %s", exc.message)
+            return False
+        return True
+
+    def _recover(self) -> None:
+        """Replay the spools of stopped processes; a failure (a full disk) is kept in
+        :meth:`problems` and retried by the maintenance thread, never raised: reads need no disk."""
+        try:
+            self.store.recover()
+        except OSError as exc:
+            reason = exc.message if isinstance(exc, StorageError) else (exc.strerror or str(exc))
+            if self._recovery_error is None:
+                log.error("recovery of stopped processes' spools failed (retrying): %s", reason)
+            self._recovery_error = reason
+            return
+        if self._recovery_error is not None:
+            log.info("recovery of stopped processes' spools succeeded after an earlier failure")
+        self._recovery_error = None
+
+    def problems(self) -> list[str]:
+        """What keeps this process from ingesting or storing events right now (empty when healthy).
+
+        Readiness (``/health/ready``) is about this process's ability to accept events and answer:
+        a start that failed, a spool that cannot be written (a full disk) and a full buffer make it
+        unready; a failing flush or recovery is reported but events are kept and retried.
+        """
+        found = []
+        if self._start_error is not None and not self.started:
+            found.append(f"ingestion cannot start: {self._start_error}")
+        buffer = self._current_buffer()
+        if buffer is not None:
+            error = buffer.journal_error or self.store.spool_error
+            if error is not None:
+                found.append(f"ingestion refused: the spool cannot be written ({error})")
+            if buffer.pending >= buffer.max_events:
+                found.append("ingestion refused: the event buffer is full")
+        return found
+
+    def warnings(self) -> list[str]:
+        """Degraded but working: a failing flush or recovery (events are kept and retried)."""
+        found = []
+        if self._recovery_error is not None:
+            found.append(f"recovery of stopped processes' spools failed, retrying: {self._recovery_error}")
+        buffer = self._current_buffer()
+        if buffer is not None and buffer.failing:
+            found.append(f"flushing to the lake fails, events kept and retried: {buffer.stats().last_error}")
+        return found
 
     def close(self, timeout: float | None = None) -> bool:
         """Flush what is buffered (within ``shutdown_timeout_secs``) and stop background threads.
@@ -225,8 +289,12 @@ class Mallard:
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: object = None) -> AsyncIterator[None]:
-        """ASGI lifespan for the host app: ``Starlette(..., lifespan=m.lifespan)``."""
-        self.start()
+        """ASGI lifespan for the host app: ``Starlette(..., lifespan=m.lifespan)``.
+
+        A storage problem at start (a full disk) does not stop the host: reads keep working, ingestion
+        answers 503 and starting is tried again on the next event (see :meth:`problems`).
+        """
+        self.start_degraded()
         try:
             yield
         finally:
@@ -297,8 +365,7 @@ class Mallard:
         if len(outcomes) == 1:  # one event: nothing to hold back
             event = outcomes[0].event  # set exactly when accepted
             if event is not None and not buffer.offer(event):
-                tracker.count("buffer_full")
-                return [Outcome(False, "buffer_full")]
+                return [self._refused(tracker, buffer)]
             return outcomes
         if any(o.error is not None for o in outcomes):
             return [Outcome(False, "not_stored") if o.accepted else o for o in outcomes]
@@ -306,8 +373,7 @@ class Mallard:
             if outcome.accepted:
                 assert outcome.event is not None
                 if not buffer.offer(outcome.event):
-                    tracker.count("buffer_full")
-                    outcomes[i] = Outcome(False, "buffer_full")
+                    outcomes[i] = self._refused(tracker, buffer)
         return outcomes
 
     def _ingest_one(self, raw: RawEvent, ctx: ClientContext) -> Outcome:
@@ -319,11 +385,18 @@ class Mallard:
         if outcome.accepted:
             assert outcome.event is not None
             if not buffer.offer(outcome.event):
-                tracker.count("buffer_full")
-                return Outcome(False, "buffer_full")
+                return self._refused(tracker, buffer)
         elif outcome.error is not None and self.settings.strict:
             raise outcome.error
         return outcome
+
+    @staticmethod
+    def _refused(tracker: Tracker, buffer: EventBuffer) -> Outcome:
+        """The outcome of an event the buffer refused: ``buffer_full``, ``storage_unavailable`` or
+        ``unencodable`` (see :attr:`EventBuffer.refusal`)."""
+        reason = buffer.refusal
+        tracker.count(reason)
+        return Outcome(False, reason)
 
     def flush(self) -> int:
         """Write everything buffered to the lake now. Returns the number of events written."""
@@ -353,6 +426,9 @@ class Mallard:
             try:
                 if self._metrics is not None:
                     self._metrics.flush_snapshot()
+                if self._recovery_error is not None:
+                    self._recover()
+                self.store.retry_spool()  # after a full disk: ready again without waiting for an event
                 if time.monotonic() < next_compaction:
                     continue
                 next_compaction = time.monotonic() + interval

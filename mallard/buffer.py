@@ -83,6 +83,11 @@ class EventBuffer:
         self._journal_failures = self._flush_failures = 0
         self._consecutive_failures = 0
         self._last_error: str | None = None
+        #: Why the last refused :meth:`offer` was refused: ``buffer_full``, ``storage_unavailable``
+        #: (the journal could not be written: a full disk) or ``unencodable``.
+        self.refusal = "buffer_full"
+        #: The journal's last write error (e.g. "No space left on device"), None once a write succeeds.
+        self.journal_error: str | None = None
 
     # -- producer side ----------------------------------------------------------------------------
     def offer(self, event: Event) -> bool:
@@ -91,6 +96,7 @@ class EventBuffer:
             self._offered += 1
             if len(self._pending) + len(self._inflight) >= self.max_events:
                 self._dropped_full += 1
+                self.refusal = "buffer_full"
                 return False
             if self._journal is not None:
                 try:
@@ -100,9 +106,15 @@ class EventBuffer:
                     # ValueError: the journal cannot encode the event, e.g. a lone surrogate.)
                     self._journal_failures += 1
                     self._dropped_full += 1
-                    reason = exc.strerror if isinstance(exc, OSError) else None
-                    self._last_error = f"journal: {reason or exc}"
+                    if isinstance(exc, OSError):
+                        self.refusal = "storage_unavailable"
+                        self.journal_error = str(exc.strerror or exc)
+                    else:
+                        self.refusal = "unencodable"
+                    self._last_error = f"journal: {self.journal_error if isinstance(exc, OSError) else exc}"
                     return False
+                if self.journal_error is not None:
+                    self.journal_error = None
             self._pending.append(tuple(event))
             waiting = len(self._pending)
         # is_set() first: set() takes a lock and notifies, and under load every offer past
@@ -210,6 +222,11 @@ class EventBuffer:
             journal.release(old)
         except OSError as exc:
             log.error("could not remove spool segments after erasure: %s", exc)
+
+    @property
+    def failing(self) -> bool:
+        """Whether the last flush failed (its events are kept and retried)."""
+        return self._consecutive_failures > 0
 
     @property
     def pending(self) -> int:

@@ -125,8 +125,10 @@ class MallardASGI:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 try:
-                    self.mallard.start()
-                except Exception as exc:  # e.g. an unwritable data directory
+                    # A full or unwritable disk does not fail the startup (reads need no disk;
+                    # ingestion answers 503 meanwhile), a configuration error does.
+                    self.mallard.start_degraded()
+                except Exception as exc:
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 if self._owns_process:

@@ -57,26 +57,35 @@ def _admit(api: Api, request: Request, raws: list[RawEvent], ctx: ClientContext)
             raise HTTPError(429, "Rate limit exceeded. Slow down.", headers=[("Retry-After", "1")])
 
 
+#: Refusals that are the server's state, not the event's fault: 503 with Retry-After (seconds).
+_UNAVAILABLE: Final = {
+    "buffer_full": ("The event buffer is full; retry later.", "1"),
+    "storage_unavailable": ("Storage is unavailable (the spool cannot be written, e.g. the disk is "
+                            "full); the event was not stored. Retry later.", "5"),
+}
+
+
 def _store(api: Api, raws: list[RawEvent], ctx: ClientContext) -> Response:
     outcomes = api.mallard.ingest(raws, ctx, all_or_nothing=True)
     accepted = 0
-    full = False
+    refused: str | None = None
     invalid: tuple[int, Outcome] | None = None
     for index, outcome in enumerate(outcomes):  # one pass: counts, the first invalid event
         if outcome.accepted:
             accepted += 1
             continue
         reason = outcome.reason
-        if reason == "buffer_full":
-            full = True
+        if reason in _UNAVAILABLE:
+            refused = reason
         if outcome.error is not None and invalid is None:
             invalid = (index, outcome)
         if reason not in (None, "invalid", "not_stored"):
             api.count("mallard_events_dropped_total", reason=reason)
     if accepted:
         api.metrics.inc("mallard_events_ingested_total", accepted)
-    if full:
-        raise HTTPError(503, "The event buffer is full; retry later.", headers=[("Retry-After", "1")])
+    if refused is not None:
+        message, retry = _UNAVAILABLE[refused]
+        raise HTTPError(503, message, headers=[("Retry-After", retry)])
     if invalid is not None:
         index, outcome = invalid
         assert outcome.error is not None

@@ -29,11 +29,16 @@ def health(api: Api, request: Request, params: dict[str, str]) -> Response:
 
 
 def ready(api: Api, request: Request, params: dict[str, str]) -> Response:
+    """200 ``ready`` while this process can accept events and answer queries; otherwise 503 with the
+    reasons, one per line (a full disk, a full buffer, a failed start)."""
+    api.mallard.start_degraded()
+    problems = api.mallard.problems()
     try:
-        api.mallard.start()
         api.queries.sql("SELECT 1 AS ok FROM events LIMIT 0")
-    except Exception:
-        return text_response("not ready", 503)
+    except Exception as exc:
+        problems.append(f"queries cannot run: {type(exc).__name__}")
+    if problems:
+        return text_response("not ready\n" + "\n".join(problems) + "\n", 503)
     return text_response("ready")
 
 
@@ -55,7 +60,12 @@ def detailed(api: Api, request: Request, params: dict[str, str]) -> Response:
         "session_window": f"{s.session_window_minutes} minutes",
         "visitor_salt_rotation_days": s.visitor_salt_rotation_days,
         "last_flush_error": stats.buffer.last_error,
+        "problems": api.mallard.problems(), "warnings": api.mallard.warnings(),
     }
+    if body["problems"]:
+        body["status"] = "unavailable"
+    elif body["warnings"]:
+        body["status"] = "degraded"
     return json_response(body)
 
 

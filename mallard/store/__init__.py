@@ -105,7 +105,14 @@ class PendingBatch:
 
     def __call__(self) -> None:
         if self._spool is not None:
-            self._spool.commit(self._written)
+            try:
+                self._spool.commit(self._written)
+            except OSError:
+                # Not published: the retry writes the batch again, so these copies must not pile up
+                # on a disk that is already full.
+                for tmp, _ in self._written:
+                    tmp.unlink(missing_ok=True)
+                raise
         self._lake.publish(self._written)
         if self._tombstones is None:
             return
@@ -164,6 +171,16 @@ class Store:
         self._writable()
         self._spool = Spool(self.spool_dir, fsync=self._fsync)
         return self._spool
+
+    @property
+    def spool_error(self) -> str | None:
+        """Why this process's spool cannot open a segment now (a full disk), else None."""
+        return self._spool.error if self._spool is not None else None
+
+    def retry_spool(self) -> None:
+        """After :attr:`spool_error`: try to open a spool segment again."""
+        if self._spool is not None and self._spool.error is not None:
+            self._spool.retry()
 
     def write_batch(self, events: Sequence[Row], *,
                     applied: set[Tombstone] | None = None) -> PendingBatch:

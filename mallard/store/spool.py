@@ -6,6 +6,11 @@ copied into a shared memory map of the segment before the event is acknowledged,
 are in the lake the segment is deleted. A segment whose lock can be taken belongs to a process that is
 gone: :func:`orphans` finds those so the Store can replay them.
 
+A segment's blocks are allocated (``posix_fallocate``) before they are mapped: a copy into a mapped
+page that the filesystem cannot back (a full disk) would kill the process with ``SIGBUS``, whereas an
+allocation fails with ``ENOSPC``, which refuses the event (HTTP 503) and keeps the process alive. When no
+segment can be opened, the next append tries again.
+
 Publishing a batch and deleting its segments are two steps, so a crash between them must not replay
 (duplicate) the batch. Before the batch's Parquet files are renamed into place, a *commit record*
 (``.<name>.commit``: the segments and the temporary → final file names) is written atomically;
@@ -16,6 +21,7 @@ of replaying them.
 from __future__ import annotations
 
 import fcntl
+import logging
 import mmap
 import os
 import secrets
@@ -31,6 +37,8 @@ from typing import Any, Final
 import orjson
 
 from ..events import Event, Row
+
+log = logging.getLogger("mallard.store")
 
 
 def _default(value: Any) -> Any:
@@ -101,10 +109,23 @@ class Spool:
         self._fd = -1
         self._map: mmap.mmap | None = None
         self._pos = 0
-        self._path = self._open_segment()
+        self._closed = False
+        #: The current segment; None while none could be opened (a full disk): the next append retries.
+        self._path: Path | None = None
+        #: Why the last attempt to open a segment failed (e.g. "No space left on device"), else None.
+        self.error: str | None = None
+        self._try_open()
+
+    def _try_open(self) -> None:
+        try:
+            self._path = self._open_segment()
+        except OSError as exc:
+            if self.error is None:
+                log.warning("cannot open a spool segment in %s (%s); ingestion is refused until one "
+                            "can be opened", self._dir, exc.strerror or exc)
+            self.error = str(exc.strerror or exc)
 
     def _open_segment(self) -> Path:
-        self._finish_segment()
         self._seq += 1
         path = self._dir / f"{self._prefix}.{self._seq}"
         # Create and lock under a hidden name first, so a recovering process never sees an
@@ -113,16 +134,20 @@ class Spool:
         fd = os.open(hidden, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             _lock(fd, block=True)
-            os.ftruncate(fd, _SEGMENT_BYTES)
+            os.posix_fallocate(fd, 0, _SEGMENT_BYTES)  # ENOSPC now, never SIGBUS later
             self._map = mmap.mmap(fd, _SEGMENT_BYTES, flags=_MAP_FLAGS)
             os.rename(hidden, path)
         except OSError:
+            if self._map is not None:
+                self._map.close()
+                self._map = None
             os.close(fd)
             hidden.unlink(missing_ok=True)
             raise
         self._owned[path] = fd
         self._fd = fd
         self._pos = 0
+        self.error = None
         return path
 
     def _finish_segment(self) -> None:
@@ -139,20 +164,49 @@ class Spool:
         data = encode(event)
         mapped = self._map
         if mapped is None:
-            raise OSError("the spool is closed")
+            mapped = self._reopen()
         end = self._pos + len(data)
         if end > len(mapped):
-            mapped.resize(max(2 * len(mapped), end))  # also grows the file
+            size = max(2 * len(mapped), end)
+            # Allocate first: a page the filesystem cannot back would be a SIGBUS on copy.
+            os.posix_fallocate(self._fd, len(mapped), size - len(mapped))
+            mapped.resize(size)
         mapped[self._pos:end] = data
         self._pos = end
         if self._fsync:
             mapped.flush()
 
+    def retry(self) -> bool:
+        """Try again to open a segment if none could be opened (space may be back). Returns whether
+        the spool has a segment now."""
+        with self._lock:
+            if self._map is None and not self._closed:
+                self._try_open()
+            return self._map is not None
+
+    def _reopen(self) -> mmap.mmap:
+        """Open a segment after an earlier attempt failed (raises OSError while that still fails)."""
+        with self._lock:
+            if self._closed:
+                raise OSError("the spool is closed")
+            if self._map is None:
+                try:
+                    self._path = self._open_segment()
+                except OSError as exc:
+                    self.error = str(exc.strerror or exc)
+                    raise
+            assert self._map is not None
+            return self._map
+
     def rotate(self) -> object:
-        """Start a new segment; return the finished one as a token for :meth:`release`."""
+        """Finish the current segment and start a new one; return the finished one as a token for
+        :meth:`release` (None when there was none). Never raises for want of space: when the new
+        segment cannot be opened, the next append tries again."""
         with self._lock:
             done = self._path
-            self._path = self._open_segment()
+            self._path = None
+            self._finish_segment()
+            self._try_open()
             return done
 
     def commit(self, files: Sequence[tuple[Path, Path]]) -> None:
@@ -161,24 +215,28 @@ class Spool:
         with self._lock:
             finished = [p.name for p in self._owned if p != self._path]
             if finished:
-                write_commit(self._commit, finished, files, owner=self._path.name)
+                write_commit(self._commit, finished, files,
+                             owner=self._path.name if self._path is not None else None)
 
     def release(self, tokens: Sequence[object]) -> None:
         """Delete finished segments whose events are stored."""
         with self._lock:
             for token in tokens:
+                if token is None:
+                    continue
                 assert isinstance(token, Path)
                 fd = self._owned.get(token)
                 token.unlink(missing_ok=True)  # before the lock goes: never seen as an orphan
                 if fd is not None:
                     del self._owned[token]
                     os.close(fd)
-            if len(self._owned) <= 1:  # only the current segment is left
+            if len(self._owned) <= (self._path is not None):  # only the current segment is left
                 self._commit.unlink(missing_ok=True)
 
     def close(self) -> None:
         """Delete the (empty) current segment and release every lock."""
         with self._lock:
+            self._closed = True
             empty = self._pos == 0
             with suppress(OSError):
                 self._finish_segment()
@@ -193,6 +251,7 @@ class Spool:
         """Forget inherited descriptors and the map without touching the files (after ``fork``)."""
         self._owned.clear()
         self._map = None
+        self._closed = True
 
 
 def read_segment(path: Path) -> Iterator[Event]:
