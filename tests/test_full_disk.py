@@ -150,6 +150,7 @@ def test_a_server_starting_on_a_full_disk_serves_reads_and_recovers_later(small_
             params = {"site_id": "durable.example", "start_date": "2024-03-01",
                       "end_date": "2024-03-01"}
             assert client.get("/api/stats/main", params=params).status_code == 200
+            assert client.get("/").status_code == 200  # the dashboard
             assert client.get("/health").status_code == 200
             assert client.get("/health/ready").status_code == 503
             detailed = client.get("/health/detailed").json()
