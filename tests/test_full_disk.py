@@ -78,6 +78,8 @@ def test_a_full_disk_refuses_events_and_the_process_lives(small_fs: Path) -> Non
     assert done.returncode == 0, f"the process died ({done.returncode}): {done.stderr[-2000:]}"
     report = json.loads(done.stdout.strip().splitlines()[-1])
     acked = report["acked"]
+    print(f"full disk, in-process: {len(acked)} events acknowledged, {report['refused']} refused "
+          f"({report['reasons']}), {report['flushed']} stored once space returned")
     assert len(acked) > 100  # the segment allocated before the disk filled holds these
     assert report["refused"] == 50 and report["reasons"] == ["storage_unavailable"]
     assert any("No space left on device" in p for p in report["problems_when_full"])
@@ -114,6 +116,8 @@ def test_a_server_whose_disk_fills_answers_503_and_loses_nothing(small_fs: Path)
                 else:
                     refusals.append(r)
                 i += 1
+            print(f"full disk, HTTP: {len(acked)} acknowledged before the first of {len(refusals)} "
+                  f"503s")
             assert {r.status_code for r in refusals} == {503}
             assert all(r.headers["Retry-After"] and "Storage is unavailable" in r.json()["error"]
                        for r in refusals)
