@@ -97,7 +97,9 @@ class Mallard:
         self._clock = clock
         self.store = Store(settings.data_dir, spool_fsync=settings.spool_fsync,
                            duckdb_threads=settings.duckdb_threads,
-                           duckdb_memory_limit=settings.duckdb_memory_limit)
+                           duckdb_memory_limit=settings.duckdb_memory_limit,
+                           quarantine_grace_secs=settings.quarantine_grace_secs)
+        self.store.quarantine.on_moved = self._count_quarantined
         self._geo = GeoLookup(settings.geoip_db_path, settings.geoip_precision)  # fails fast
         self._lock = threading.RLock()
         self._running = False  # started in this process and not closed (reset after fork)
@@ -146,6 +148,9 @@ class Mallard:
                                          lambda: int(self.auth.password_configured()))
                 self._metrics = metrics
             return self._metrics  # type: ignore[no-any-return]
+
+    def _count_quarantined(self, files: int) -> None:
+        self.metrics.inc("mallard_quarantined_files_total", files)
 
     @property
     def geoip_loaded(self) -> bool:

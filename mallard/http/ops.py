@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import mimetypes
+from collections.abc import Callable
 from functools import lru_cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Final
@@ -17,7 +19,9 @@ from .routing import Route
 if TYPE_CHECKING:
     from .api import Api
 
-__all__ = ["ROUTES", "asset"]
+__all__ = ["READINESS", "ROUTES", "asset"]
+
+log = logging.getLogger("mallard.http")
 
 ROBOTS: Final = "User-agent: *\nDisallow: /api/\nDisallow: /health\nDisallow: /metrics\n"
 SECURITY_TXT: Final = ("Contact: https://github.com/mallard-metrics/mallard/security/advisories/new\n"
@@ -28,12 +32,34 @@ def health(api: Api, request: Request, params: dict[str, str]) -> Response:
     return text_response("ok")
 
 
-def ready(api: Api, request: Request, params: dict[str, str]) -> Response:
+def _started(api: Api) -> str | None:
     try:
         api.mallard.start()
-        api.queries.sql("SELECT 1 AS ok FROM events LIMIT 0")
-    except Exception:
-        return text_response("not ready", 503)
+    except Exception as exc:
+        log.warning("readiness: mallard did not start: %s", exc)
+        return f"mallard did not start ({type(exc).__name__})"
+    return None
+
+
+def _can_query(api: Api) -> str | None:
+    try:
+        api.mallard.store.ping()
+    except Exception as exc:
+        log.warning("readiness: DuckDB cannot run a query: %s", exc)
+        return f"DuckDB cannot run a query ({type(exc).__name__})"
+    return None
+
+
+#: What readiness requires of this process, each check returning the reason it is not met (or None).
+#: Readiness is about this process's ability to ingest and answer, never about every lake file being
+#: readable (unreadable files are quarantined by the queries that meet them).
+READINESS: Final[tuple[Callable[[Api], str | None], ...]] = (_started, _can_query)
+
+
+def ready(api: Api, request: Request, params: dict[str, str]) -> Response:
+    reasons = [reason for check in READINESS if (reason := check(api)) is not None]
+    if reasons:
+        return json_response({"error": "not ready", "reasons": reasons}, 503)
     return text_response("ready")
 
 
@@ -56,6 +82,9 @@ def detailed(api: Api, request: Request, params: dict[str, str]) -> Response:
         "visitor_salt_rotation_days": s.visitor_salt_rotation_days,
         "last_flush_error": stats.buffer.last_error,
     }
+    count, files = api.mallard.store.quarantined()
+    body["quarantined_file_count"] = count
+    body["quarantined_files"] = [f.to_dict() for f in files]
     return json_response(body)
 
 
@@ -127,7 +156,8 @@ def dashboard_vendor(api: Api, request: Request, params: dict[str, str]) -> Resp
 
 ROUTES: Final = (
     Route("GET", "/health", health, "Liveness probe: always `ok`."),
-    Route("GET", "/health/ready", ready, "Readiness probe: 200 `ready` once queries can run."),
+    Route("GET", "/health/ready", ready, "Readiness probe: 200 `ready` once this process runs and "
+          "can query; else 503 with the reasons."),
     Route("GET", "/health/detailed", detailed, "Process state as JSON."),
     Route("GET", "/metrics", metrics, "Prometheus metrics of every worker process."),
     Route("GET", "/robots.txt", robots, "Keeps crawlers off the API."),
