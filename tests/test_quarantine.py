@@ -17,6 +17,7 @@ import pytest
 
 import mallard
 from mallard import InvalidQueryError, Mallard, Queries
+from mallard.errors import QueryTimeoutError
 
 from .conftest import FrozenClock
 from .lake_damage import SITE, age, build_lake, garble, is_undecodable, truncate
@@ -154,6 +155,9 @@ def test_errors_not_caused_by_a_file_propagate_and_quarantine_nothing(
         m.queries.sql("SELECT regexp_matches(pathname, '(') FROM events")
     with pytest.raises(InvalidQueryError, match="SQL error"):
         m.queries.sql("SELECT CAST(pathname AS INTEGER) FROM events")
+    # Hours of work over the lake files, stopped by the time limit: a timeout, not a file's fault.
+    with pytest.raises(QueryTimeoutError), m.store.time_limit(0.5):
+        m.queries.sql("SELECT count(*) FROM events, range(1000000000000)")
     assert all(p.exists() for p in files.values())
     assert m.store.quarantined() == (0, [])
 
