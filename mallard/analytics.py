@@ -97,7 +97,9 @@ class Mallard:
         self._clock = clock
         self.store = Store(settings.data_dir, spool_fsync=settings.spool_fsync,
                            duckdb_threads=settings.duckdb_threads,
-                           duckdb_memory_limit=settings.duckdb_memory_limit)
+                           duckdb_memory_limit=settings.duckdb_memory_limit,
+                           quarantine_grace_secs=settings.quarantine_grace_secs)
+        self.store.quarantine.on_moved = self._count_quarantined
         self._geo = GeoLookup(settings.geoip_db_path, settings.geoip_precision)  # fails fast
         self._lock = threading.RLock()
         self._running = False  # started in this process and not closed (reset after fork)
@@ -151,6 +153,9 @@ class Mallard:
                 self._metrics = metrics
             return self._metrics  # type: ignore[no-any-return]
 
+    def _count_quarantined(self, files: int) -> None:
+        self.metrics.inc("mallard_quarantined_files_total", files)
+
     @property
     def geoip_loaded(self) -> bool:
         return bool(self._geo.loaded)
@@ -184,6 +189,7 @@ class Mallard:
                           rotation_days=self.settings.visitor_salt_rotation_days)
             try:
                 secret = load_secret(self.store.state_dir, self.settings.secret)
+                journal = self.store.journal()
             except StorageError as exc:
                 self._start_error = exc.message
                 raise
@@ -192,7 +198,7 @@ class Mallard:
                                     agents=AgentParser(self.settings.ua_cache_size),
                                     clock=self._clock)
             s = self.settings
-            self._buffer = EventBuffer(self._sink, journal=self.store.journal(),
+            self._buffer = EventBuffer(self._sink, journal=journal,
                                        max_events=s.max_buffered_events, flush_at=s.flush_event_count,
                                        flush_interval=s.flush_interval_secs,
                                        min_flush_gap=s.min_flush_gap_secs)

@@ -74,7 +74,11 @@ def cmd_sites(args: argparse.Namespace) -> int:
 
 def cmd_compact(args: argparse.Namespace) -> int:
     with _mallard(args) as m:
+        before = {q.file for q in m.store.quarantined()[1]}
         print(f"compacted {m.compact()} partition(s)")
+        for q in m.store.quarantined()[1]:
+            if q.file not in before:
+                print(f"quarantined {q.file}: {q.reason}")
     return 0
 
 

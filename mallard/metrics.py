@@ -83,6 +83,8 @@ METRICS: Final[Mapping[str, MetricDef]] = {
     "mallard_events_dropped_total": MetricDef(
         "counter", "Events not stored, by reason (bot, excluded, invalid, buffer_full, ...).", ("reason",)),
     "mallard_flush_failures_total": MetricDef("counter", "Failed buffer flushes to the lake (retried)."),
+    "mallard_quarantined_files_total": MetricDef(
+        "counter", "Unreadable lake files moved to quarantine/ (see docs/storage.md)."),
     "mallard_rate_limit_rejections_total": MetricDef("counter", "Requests refused by a rate limit (429)."),
     "mallard_login_failures_total": MetricDef("counter", "Failed dashboard logins and setup attempts."),
     "mallard_cache_hits_total": MetricDef("counter", "Query cache lookups answered from the cache."),

@@ -62,6 +62,9 @@ class Settings:
                                      "by compaction.", minimum=1)
     retention_days: int = _opt(0, "Delete partitions older than this many days (0 keeps all).",
                                minimum=0)
+    quarantine_grace_secs: float = _opt(60.0, "Seconds after its last modification before an unreadable "
+                                        "lake file is moved to quarantine/ (until then queries skip "
+                                        "it: another tool may still be writing it).", minimum=0)
     duckdb_memory_limit: str | None = _opt(None, "DuckDB memory_limit for queries, e.g. '2GB'.")
     duckdb_threads: int | None = _opt(None, "DuckDB threads per query connection.", minimum=1)
     read_connections: int = _opt(4, "Query connections (threads) that may run at once.", minimum=1)

@@ -245,8 +245,11 @@ class Api:
             status, headers, body = hit
             return Response(status, list(headers), body)
         self.count("mallard_cache_misses_total")
+        excluded = self.mallard.store.excluded()
         response = self._run(route, request, params)
-        if response.status == 200:
+        # An answer that left out unreadable files is not kept: the files it skipped may still be
+        # being written (same names, so the same fingerprint once complete).
+        if response.status == 200 and self.mallard.store.excluded() == excluded:
             before = self.cache.evictions
             self.cache.put(key, site, (response.status, tuple(response.headers), response.body))
             if self.cache.evictions > before:

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import mimetypes
+from collections.abc import Callable
 from functools import lru_cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Final
@@ -17,7 +19,9 @@ from .routing import Route
 if TYPE_CHECKING:
     from .api import Api
 
-__all__ = ["ROUTES", "asset"]
+__all__ = ["READINESS", "ROUTES", "asset"]
+
+log = logging.getLogger("mallard.http")
 
 ROBOTS: Final = "User-agent: *\nDisallow: /api/\nDisallow: /health\nDisallow: /metrics\n"
 SECURITY_TXT: Final = ("Contact: https://github.com/mallard-metrics/mallard/security/advisories/new\n"
@@ -28,17 +32,33 @@ def health(api: Api, request: Request, params: dict[str, str]) -> Response:
     return text_response("ok")
 
 
-def ready(api: Api, request: Request, params: dict[str, str]) -> Response:
-    """200 ``ready`` while this process can accept events and answer queries; otherwise 503 with the
-    reasons, one per line (a full disk, a full buffer, a failed start)."""
+def _can_ingest(api: Api) -> list[str]:
+    """A start that failed, a spool that cannot be written (a full disk), a full buffer."""
     api.mallard.start_degraded()
-    problems = api.mallard.problems()
+    return api.mallard.problems()
+
+
+def _can_query(api: Api) -> list[str]:
     try:
-        api.queries.sql("SELECT 1 AS ok FROM events LIMIT 0")
+        api.mallard.store.ping()
     except Exception as exc:
-        problems.append(f"queries cannot run: {type(exc).__name__}")
-    if problems:
-        return text_response("not ready\n" + "\n".join(problems) + "\n", 503)
+        log.warning("readiness: DuckDB cannot run a query: %s", exc)
+        return [f"DuckDB cannot run a query ({type(exc).__name__})"]
+    return []
+
+
+#: What readiness requires of this process, each check returning the reasons it is not met.
+#: Readiness is about this process's ability to ingest and answer, never about every lake file being
+#: readable (unreadable files are quarantined by the queries that meet them) nor about a flush or a
+#: recovery that is failing and retried (those are warnings in /health/detailed).
+READINESS: Final[tuple[Callable[[Api], list[str]], ...]] = (_can_ingest, _can_query)
+
+
+def ready(api: Api, request: Request, params: dict[str, str]) -> Response:
+    """200 ``ready``, or 503 ``{"error": "not ready", "reasons": [...]}``."""
+    reasons = [reason for check in READINESS for reason in check(api)]
+    if reasons:
+        return json_response({"error": "not ready", "reasons": reasons}, 503)
     return text_response("ready")
 
 
@@ -66,6 +86,9 @@ def detailed(api: Api, request: Request, params: dict[str, str]) -> Response:
         body["status"] = "unavailable"
     elif body["warnings"]:
         body["status"] = "degraded"
+    count, files = api.mallard.store.quarantined()
+    body["quarantined_file_count"] = count
+    body["quarantined_files"] = [f.to_dict() for f in files]
     return json_response(body)
 
 
@@ -137,7 +160,8 @@ def dashboard_vendor(api: Api, request: Request, params: dict[str, str]) -> Resp
 
 ROUTES: Final = (
     Route("GET", "/health", health, "Liveness probe: always `ok`."),
-    Route("GET", "/health/ready", ready, "Readiness probe: 200 `ready` once queries can run."),
+    Route("GET", "/health/ready", ready, "Readiness probe: 200 `ready` once this process runs and "
+          "can query; else 503 with the reasons."),
     Route("GET", "/health/detailed", detailed, "Process state as JSON."),
     Route("GET", "/metrics", metrics, "Prometheus metrics of every worker process."),
     Route("GET", "/robots.txt", robots, "Keeps crawlers off the API."),

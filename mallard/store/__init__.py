@@ -5,6 +5,7 @@ Layout (see docs/storage.md)::
     events/site_id=<site>/date=<YYYY-MM-DD>/<segment>.parquet   immutable ZSTD Parquet files
     spool/<host>-<pid>-<token>.<n>                              per-process log of accepted events
     state/                                                      salts, secret, locks, auth state
+    quarantine/site_id=<site>/date=<YYYY-MM-DD>/<segment>.parquet   unreadable files moved aside
 
 There is no long-lived writable DuckDB file, so any number of processes can ingest and query the same
 directory. Each thread queries through its own in-memory DuckDB connection over the lake files plus the
@@ -22,31 +23,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Final
 
 import duckdb
-import pyarrow as pa
 
 from ..errors import QueryTimeoutError, StorageError
-from ..events import COLUMNS, SITE_ID, Row
+from ..events import SITE_ID, Row
 from .lake import Lake, site_of, to_table
+from .quarantine import Bad, Quarantine, QuarantinedFile, is_file_error
+from .reader import BUFFER, PROJECTION, READ_PARQUET, TEMPLATE, TEMPLATE_DDL, Reader
 from .spool import Spool, finish_commits, orphans, write_commit
 from .tombstones import Tombstone, Tombstones
 
-__all__ = ["ErasureResult", "PendingBatch", "Reader", "Store"]
+__all__ = ["ErasureResult", "PendingBatch", "QuarantinedFile", "Reader", "Store"]
 
 log = logging.getLogger("mallard.store")
-
-_TEMPLATE: Final = "__mallard_template"
-_BUFFER: Final = "__mallard_buffer"
-_PROJECTION: Final = ", ".join(f'CAST("{c.name}" AS {c.sql_type}) AS "{c.name}"' for c in COLUMNS)
-# The partition directories are authoritative for site_id (and date): files dropped in by other tools
-# (``df.to_parquet(events_dir, partition_cols=["site_id", "date"])``) carry them only in the path.
-# Partition values stay text ("007" is a site id, not the number 7).
-_READ_PARQUET: Final = ("read_parquet(?, union_by_name=true, hive_partitioning=true, "
-                        "hive_types_autocast=false)")
-_TEMPLATE_DDL: Final = (f"CREATE TABLE IF NOT EXISTS {_TEMPLATE} ("
-                        + ", ".join(f'"{c.name}" {c.sql_type}' for c in COLUMNS) + ")")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,36 +46,6 @@ class ErasureResult:
     end_date: date
     buffered_events_deleted: int
     parquet_partitions_deleted: int
-
-
-class Reader:
-    """One query's consistent view: a file list and buffered rows, under the shared lake lock."""
-
-    def __init__(self, con: duckdb.DuckDBPyConnection, files: list[str], rows: pa.Table | None,
-                 site_id: str | None, view: str = _BUFFER) -> None:
-        self._con = con
-        self._files = files
-        self._rows = rows
-        self.site_id = site_id
-        self._view = view
-
-    def source(self) -> tuple[str, list[object]]:
-        """SQL text (and its parameters) of a relation with the full, typed lake schema."""
-        parts = [f"SELECT * FROM {_TEMPLATE}"]
-        params: list[object] = []
-        if self._files:
-            parts.append(f"SELECT * FROM {_READ_PARQUET}")
-            params.append(self._files)
-        if self._rows is not None and self._rows.num_rows:
-            parts.append(f"SELECT * FROM {self._view}")
-        union = " UNION ALL BY NAME ".join(parts)
-        return f"SELECT {_PROJECTION} FROM ({union})", params
-
-    def execute(self, sql: str, params: Sequence[object] = ()) -> pa.Table:
-        try:
-            return self._con.sql(sql, params=list(params)).to_arrow_table()
-        except duckdb.IOException as exc:
-            raise StorageError(f"Cannot read the lake: {exc}") from exc
 
 
 class PendingBatch:
@@ -132,7 +92,8 @@ class Store:
 
     def __init__(self, data_dir: str | os.PathLike[str], *, read_only: bool = False,
                  spool_fsync: bool = False, duckdb_threads: int | None = None,
-                 duckdb_memory_limit: str | None = None) -> None:
+                 duckdb_memory_limit: str | None = None,
+                 quarantine_grace_secs: float = 60.0) -> None:
         self.data_dir = Path(data_dir)
         self.events_dir = self.data_dir / "events"
         self.spool_dir = self.data_dir / "spool"
@@ -154,6 +115,11 @@ class Store:
         elif not self.data_dir.is_dir():
             raise StorageError(f"{self.data_dir} is not a mallard data directory (missing).")
         self.lake = Lake(self.events_dir, self.state_dir / "lake.lock")
+        #: Where unreadable lake files are moved (see :mod:`mallard.store.quarantine`).
+        self.quarantine = Quarantine(self.lake, self.data_dir / "quarantine",
+                                     grace_secs=quarantine_grace_secs, movable=not read_only)
+        # The quarantine has the lake's layout: retention and erasure delete its partitions too.
+        self._quarantined = Lake(self.data_dir / "quarantine", self.state_dir / "lake.lock")
         #: Erasures, so that they also hold against events other processes still buffer or left in
         #: their spools (see :mod:`mallard.store.tombstones`).
         self.tombstones = Tombstones(self.state_dir / "erasures.json")
@@ -169,7 +135,11 @@ class Store:
         spool's finished segments to the batch's files (see :mod:`mallard.store.spool`).
         """
         self._writable()
-        self._spool = Spool(self.spool_dir, fsync=self._fsync)
+        try:
+            self._spool = Spool(self.spool_dir, fsync=self._fsync)
+        except OSError as exc:  # not a full disk (that only defers the first segment): a broken dir
+            raise StorageError(f"Cannot use the spool directory {self.spool_dir}: "
+                               f"{exc.strerror or exc}.") from None
         return self._spool
 
     @property
@@ -251,7 +221,7 @@ class Store:
         if con is None:
             con = duckdb.connect(":memory:", config=self._duck_config)
             con.execute("SET TimeZone = 'UTC'").fetchall()
-            con.execute(_TEMPLATE_DDL).fetchall()
+            con.execute(TEMPLATE_DDL).fetchall()
             self._local.con = con
         return con
 
@@ -262,31 +232,61 @@ class Store:
         """A consistent :class:`Reader` over partitions dated [first, last] plus pending events.
 
         The file listing and the pending-event snapshot are taken together under ``view_lock`` (the
-        buffer's), so an event being published is seen exactly once.
+        buffer's), so an event being published is seen exactly once. Files the reading found unreadable
+        are moved to the quarantine once the outermost reading of the thread has released the lake lock.
         """
         con = self.connection()
-        with self.lake.locked(exclusive=False):
-            if view_lock is not None:
-                with view_lock:
-                    files = self.lake.files(site_id, first, last)
-                    rows = list(pending()) if pending is not None else []
-            else:
+        doomed: list[Bad] | None = getattr(self._local, "doomed", None)
+        if doomed is None:
+            doomed = self._local.doomed = []
+        try:
+            with self.lake.locked(exclusive=False):
+                yield from self._read(con, site_id, first, last, pending, view_lock)
+        finally:
+            if doomed and getattr(self._local, "depth", 0) == 0:
+                batch, doomed[:] = list(doomed), []
+                self.quarantine.move(batch)
+
+    def _read(self, con: duckdb.DuckDBPyConnection, site_id: str | None, first: date | None,
+              last: date | None, pending: Callable[[], Sequence[Row]] | None,
+              view_lock: threading.RLock | None) -> Iterator[Reader]:
+        if view_lock is not None:
+            with view_lock:
                 files = self.lake.files(site_id, first, last)
                 rows = list(pending()) if pending is not None else []
-            if site_id is not None:
-                rows = [e for e in rows if e[SITE_ID] == site_id]
-            table = to_table(rows) if rows else None
-            # A name per reading, so a reading nested in another (same thread) keeps its own rows.
-            self._local.depth = depth = getattr(self._local, "depth", 0) + 1
-            view = f"{_BUFFER}_{depth}"
+        else:
+            files = self.lake.files(site_id, first, last)
+            rows = list(pending()) if pending is not None else []
+        if site_id is not None:
+            rows = [e for e in rows if e[SITE_ID] == site_id]
+        table = to_table(rows) if rows else None
+        # A name per reading, so a reading nested in another (same thread) keeps its own rows.
+        self._local.depth = depth = getattr(self._local, "depth", 0) + 1
+        view = f"{BUFFER}_{depth}"
+        if table is not None:
+            con.register(view, table)
+        reader = Reader(con, files, table, site_id, view, self.quarantine)
+        try:
+            yield reader
+        finally:
+            self._local.depth = depth - 1
+            self._local.excluded = self.excluded() + reader.excluded
+            self._local.doomed.extend(reader.doomed)
             if table is not None:
-                con.register(view, table)
-            try:
-                yield Reader(con, files, table, site_id, view)
-            finally:
-                self._local.depth = depth - 1
-                if table is not None:
-                    con.unregister(view)
+                con.unregister(view)
+
+    def excluded(self) -> int:
+        """Files this thread's readings have left out so far because they could not be read (an answer
+        computed meanwhile is incomplete: the query cache must not keep it)."""
+        return int(getattr(self._local, "excluded", 0))
+
+    def quarantined(self) -> tuple[int, list[QuarantinedFile]]:
+        """How many files are in ``quarantine/``, and the newest of them."""
+        return self.quarantine.listing()
+
+    def ping(self) -> None:
+        """Run a trivial query on this thread's DuckDB connection (readiness)."""
+        self.connection().execute("SELECT 1").fetchall()
 
     def sites(self) -> list[str]:
         return self.lake.sites()
@@ -323,7 +323,9 @@ class Store:
                 day: date | None = None) -> int:
         """Merge small files per partition. Returns the number of partitions compacted.
 
-        Only one process compacts at a time (``state/compact.lock``); others return 0 at once.
+        Only one process compacts at a time (``state/compact.lock``); others return 0 at once. A
+        partition with an unreadable file is left as it is (the file goes to the quarantine, unless it
+        was modified within the grace period) and compaction goes on with the next one.
         """
         self._writable()
         partitions = None
@@ -340,20 +342,20 @@ class Store:
                 done = 0
                 for sources in self.lake.compaction_candidates(min_files, target_bytes,
                                                                partitions):
-                    self._merge(sources)
-                    done += 1
+                    done += self._merge(sources)
                 return done
             finally:
                 os.close(fd)
 
-    def _merge(self, sources: list[str]) -> None:
+    def _merge(self, sources: list[str]) -> bool:
+        """Merge ``sources`` (one partition's files) into one; False when one of them is unreadable."""
         directory = Path(sources[0]).parent
         tmp = directory / f".merge-{os.getpid()}-{threading.get_ident()}.parquet.tmp"
         con = self.connection()
         try:
             con.execute(
-                f"COPY (SELECT {_PROJECTION} FROM (SELECT * FROM {_TEMPLATE} UNION ALL BY NAME "
-                f"SELECT * FROM {_READ_PARQUET}) "
+                f"COPY (SELECT {PROJECTION} FROM (SELECT * FROM {TEMPLATE} UNION ALL BY NAME "
+                f"SELECT * FROM {READ_PARQUET}) "
                 f"ORDER BY timestamp) TO '{_sql_literal(str(tmp))}' "
                 f"(FORMAT parquet, COMPRESSION zstd)",
                 [sources],
@@ -365,15 +367,24 @@ class Store:
                 os.close(fd)
         except duckdb.Error as exc:
             tmp.unlink(missing_ok=True)
-            raise StorageError(f"Compaction of {directory} failed: {exc}") from exc
+            bad = self.quarantine.diagnose(con, sources, exc) if is_file_error(exc) else []
+            if not bad:
+                raise StorageError(f"Compaction of {directory} failed: {exc}") from exc
+            self.quarantine.move([b for b in bad if self.quarantine.skip_or_move(b)])
+            log.warning("compaction skipped %s: %d unreadable file(s)", directory.relative_to(
+                self.events_dir).as_posix(), len(bad))
+            return False
         self.lake.swap(tmp, sources)
+        return True
 
     def apply_retention(self, retention_days: int, today: date) -> int:
         """Delete partitions older than ``retention_days`` (keeps today and the N days before)."""
         self._writable()
         if retention_days <= 0:
             return 0
-        return self.lake.delete_partitions(None, None, today - timedelta(days=retention_days + 1))
+        cutoff = today - timedelta(days=retention_days + 1)
+        self._quarantined.delete_partitions(None, None, cutoff)
+        return self.lake.delete_partitions(None, None, cutoff)
 
     def erase(self, site_id: str, first: date, last: date) -> int:
         """Delete every stored event of ``site_id`` dated within [first, last] (whole partitions).
@@ -381,10 +392,12 @@ class Store:
         The erasure is recorded first (a tombstone in ``state/erasures.json``), so that it also holds
         against events on their way to the lake: every process drops the events of the range that it
         buffers at its next flush (see :meth:`write_batch`), and the replay of a dead process's spool
-        drops those received before the erasure. Returns the number of partitions deleted.
+        drops those received before the erasure. Quarantined files of the range are deleted too.
+        Returns the number of partitions deleted.
         """
         self._writable()
         self.tombstones.add(site_id, first, last)
+        self._quarantined.delete_partitions(site_id, first, last)
         return self.lake.delete_partitions(site_id, first, last)
 
     def close(self) -> None:
