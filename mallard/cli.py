@@ -104,7 +104,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .settings import Settings, export_to_environ
 
     overrides: dict[str, Any] = {k: v for k, v in (("data_dir", args.data_dir), ("host", args.host),
-                                                   ("port", args.port)) if v is not None}
+                                                   ("port", args.port), ("site_ids", args.site))
+                                 if v is not None}
     settings = Settings.load(args.config, **overrides)  # fail here, not in every worker
     workers = max(1, args.workers)
     env: dict[str, Any] = {**overrides, "config": args.config}
@@ -185,6 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="address to bind (default: host setting, 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default: port setting, 8000)")
     p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--site", action="append", metavar="SITE",
+                   help="accept events for this site id only (repeatable; sets site_ids)")
     p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
     p.add_argument("--access-log", action="store_true", help="log every request (IPs included: off "
                                                              "by default for privacy)")

@@ -66,7 +66,8 @@ class Settings:
     duckdb_threads: int | None = _opt(None, "DuckDB threads per query connection.", minimum=1)
     read_connections: int = _opt(4, "Query connections (threads) that may run at once.", minimum=1)
     # -- ingestion --------------------------------------------------------------------------------
-    site_ids: tuple[str, ...] = _opt((), "Allowed site ids (and Origin hosts); empty accepts any.")
+    site_ids: tuple[str, ...] = _opt((), "Allowed site ids (and Origin hosts); empty accepts any. "
+                                     "`MALLARD_SITE_IDS=a.com,b.com`; `mallard serve --site a.com`.")
     filter_bots: bool = _opt(True, "Drop events whose User-Agent is a known bot or crawler.")
     honor_dnt: bool = _opt(False, "Drop events from clients sending DNT: 1 or Sec-GPC: 1.")
     strict: bool = _opt(False, "Re-raise ingestion errors from Mallard.track() (debugging).")
