@@ -60,8 +60,8 @@ class Settings:
                                     "(0 disables).", minimum=0)
     compact_target_bytes: int = _opt(64 * 1024 * 1024, "Files at least this large are left alone "
                                      "by compaction.", minimum=1)
-    retention_days: int = _opt(0, "Delete partitions older than this many days (0 keeps all).",
-                               minimum=0)
+    retention_days: int = _opt(0, "Delete partitions older than this many days (0 keeps all; at "
+                               "most 365000).", minimum=0, maximum=365_000)
     duckdb_memory_limit: str | None = _opt(None, "DuckDB memory_limit for queries, e.g. '2GB'.")
     duckdb_threads: int | None = _opt(None, "DuckDB threads per query connection.", minimum=1)
     read_connections: int = _opt(4, "Query connections (threads) that may run at once.", minimum=1)

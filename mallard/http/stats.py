@@ -7,7 +7,6 @@ Every route takes ``site_id``, ``period`` or ``start_date``/``end_date`` (inclus
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Final
 
 from ..exporting import to_csv, to_json
@@ -68,7 +67,8 @@ def main(api: Api, request: Request, params: dict[str, str]) -> Response:
         if shift is None:
             raise HTTPError(400, f"Invalid compare: {compare!r}. Use 'previous_period' or "
                                  "'year_over_year'.")
-        start, end = rng.start - timedelta(days=shift), rng.end - timedelta(days=shift)
+        previous = rng.shifted(shift)
+        start, end = previous.start, previous.end
         baseline = q.main(site, start_date=start, end_date=end, filters=filters).to_dict()
         out["comparison"] = {"mode": compare.replace("-", "_"), "start_date": start.isoformat(),
                              "end_date": end.isoformat(), **baseline}

@@ -262,8 +262,12 @@ def test_stats_routes_and_shapes(live: Live) -> None:
     ("/api/stats/main", {"site_id": "a.example", "filters": "nonsense"}, "filter"),
     ("/api/stats/main", {"site_id": "a.example", "compare": "junk"}, "compare"),
     ("/api/stats/export", {"site_id": "a.example", "format": "xml"}, "Invalid format"),
+    ("/api/stats/main", {"site_id": "a.example", "start_date": "9999-12-31", "end_date": "9999-12-31"},
+     "between 0001-01-02 and 9999-12-30"),
+    ("/api/stats/main", {"site_id": "a.example", "start_date": "0001-01-02", "end_date": "0001-01-05",
+                         "compare": "year_over_year"}, "comparison period"),
 ], ids=["no-site", "bad-site", "bad-period", "too-long", "bad-date", "reversed", "bad-slug", "limit",
-        "bad-filter", "bad-compare", "bad-format"])
+        "bad-filter", "bad-compare", "bad-format", "last-date", "compare-before-year-1"])
 def test_bad_stats_queries_get_clear_400(live: Live, path: str, params: dict[str, str], needle: str) -> None:
     """Malformed stats parameters answer 400 with a JSON error naming the problem."""
     with live.client() as c:
