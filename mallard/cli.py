@@ -2,6 +2,9 @@
 
 A human adapter: it parses arguments, calls :class:`mallard.Mallard` or :class:`mallard.Queries` and
 prints. ``mallard serve`` runs the HTTP API, tracking script and dashboard under uvicorn.
+
+Every refusal (a bad argument, a bad setting, a :class:`MallardError`) is one line
+``mallard: <message>`` on stderr and exit status 2; no traceback.
 """
 
 from __future__ import annotations
@@ -11,11 +14,17 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from datetime import date
-from typing import Any
+from typing import Any, NoReturn
 
 from .errors import MallardError
 from .exporting import to_csv, to_json
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors in mallard's one-line form (exit status 2, as argparse's own)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"mallard: {message} (see `{self.prog} --help`)\n")
 
 
 def _settings_args(p: argparse.ArgumentParser) -> None:
@@ -48,7 +57,13 @@ def _range(p: argparse.ArgumentParser) -> None:
     p.add_argument("--end-date", help="YYYY-MM-DD")
 
 
+def _dates(args: argparse.Namespace) -> None:
+    if (args.start_date is None) != (args.end_date is None):
+        raise MallardError("give both --start-date and --end-date (YYYY-MM-DD, inclusive), or --period.")
+
+
 def cmd_stats(args: argparse.Namespace) -> int:
+    _dates(args)
     q = _queries(args)
     print(json.dumps(q.main(args.site, period=args.period, start_date=args.start_date,
                             end_date=args.end_date).to_dict(), indent=2))
@@ -56,6 +71,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    _dates(args)
     q = _queries(args)
     table = q.export(args.site, period=args.period, start_date=args.start_date,
                      end_date=args.end_date, kind=args.kind)
@@ -92,9 +108,11 @@ def cmd_retention(args: argparse.Namespace) -> int:
 
 
 def cmd_erase(args: argparse.Namespace) -> int:
+    from .queries.periods import parse_date
+
+    start, end = parse_date(args.start_date, "--start-date"), parse_date(args.end_date, "--end-date")
     with _mallard(args) as m:
-        result = m.erase(args.site, date.fromisoformat(args.start_date),
-                         date.fromisoformat(args.end_date))
+        result = m.erase(args.site, start, end)
         print(json.dumps({"status": "erased", "site_id": result.site_id,
                           "start_date": args.start_date, "end_date": args.end_date,
                           "buffered_events_deleted": result.buffered_events_deleted,
@@ -108,7 +126,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .settings import Settings, export_to_environ
 
     overrides: dict[str, Any] = {k: v for k, v in (("data_dir", args.data_dir), ("host", args.host),
-                                                   ("port", args.port)) if v is not None}
+                                                   ("port", args.port), ("site_ids", args.site))
+                                 if v is not None}
     settings = Settings.load(args.config, **overrides)  # fail here, not in every worker
     workers = max(1, args.workers)
     env: dict[str, Any] = {**overrides, "config": args.config}
@@ -176,19 +195,21 @@ def cmd_keys(args: argparse.Namespace) -> int:
         else:
             if not auth.revoke_key(args.key_hash):
                 print(f"mallard: no key with hash {args.key_hash}", file=sys.stderr)
-                return 1
+                return 2
             print("revoked")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mallard", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="mallard", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("serve", help="run the HTTP API, tracking script and dashboard (uvicorn)")
     _settings_args(p)
     p.add_argument("--host", help="address to bind (default: host setting, 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default: port setting, 8000)")
     p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--site", action="append", metavar="SITE",
+                   help="accept events for this site id only (repeatable; sets site_ids)")
     p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
     p.add_argument("--access-log", action="store_true", help="log every request (IPs included: off "
                                                              "by default for privacy)")
@@ -244,7 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.func(args)
         return code
-    except (MallardError, ValueError) as exc:
+    except (MallardError, ValueError, OSError) as exc:  # OSError: e.g. a file that cannot be read
         print(f"mallard: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. `mallard export … | head`

@@ -82,6 +82,10 @@ METRICS: Final[Mapping[str, MetricDef]] = {
     "mallard_events_ingested_total": MetricDef("counter", "Events accepted into the buffer."),
     "mallard_events_dropped_total": MetricDef(
         "counter", "Events not stored, by reason (bot, excluded, invalid, buffer_full, ...).", ("reason",)),
+    "mallard_ingest_refused_total": MetricDef(
+        "counter", "Ingestion requests refused for the work they would cause, by reason: too_many_sites "
+        "(a domain naming over 10 sites), batch_too_large (over 1000 events).", ("reason",),
+        frozenset({"too_many_sites", "batch_too_large"})),
     "mallard_flush_failures_total": MetricDef("counter", "Failed buffer flushes to the lake (retried)."),
     "mallard_quarantined_files_total": MetricDef(
         "counter", "Unreadable lake files moved to quarantine/ (see docs/storage.md)."),

@@ -8,6 +8,9 @@ Accepted, in one JSON object or a JSON array of them (batch):
   post to mallard unchanged; ``domain`` may list several sites separated by commas.
 
 Only the shape is checked here (types, required keys); the meaning is checked by the tracker.
+
+Bounds on the work one request can cause: a ``domain`` lists at most :data:`MAX_SITES` distinct sites,
+and a batch (objects × sites) expands to at most :data:`MAX_BATCH` events.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import orjson
 from .errors import InvalidEventError
 
 MAX_BATCH: Final = 1000
+MAX_SITES: Final = 10
 _UINT32: Final = 2**32 - 1
 
 
@@ -111,25 +115,64 @@ def from_mapping(obj: object) -> list[RawEvent]:
             currency = plausible_revenue.get("currency", currency)
     width = _width(obj)
     assert sites is not None and name is not None and url is not None
-    site_list = [s.strip() for s in sites.split(",")] if "," in sites else [sites]
+    site_list = _split_sites(sites) if "," in sites else (sites,)
     return [RawEvent(site, name, url, referrer, width, props, revenue, currency)
             for site in site_list]
 
 
+def _split_sites(sites: str) -> tuple[str, ...]:
+    """The distinct sites of a comma-separated ``domain``, in order (at most :data:`MAX_SITES`)."""
+    names = tuple(dict.fromkeys(s.strip() for s in sites.split(",")))
+    if "" in names:
+        raise InvalidEventError("The site list in 'domain' has an empty entry (two commas in a row, "
+                                "or a comma at either end).", code="invalid_field")
+    if len(names) > MAX_SITES:
+        raise InvalidEventError(f"'domain' lists {len(names)} sites; one event may name at most "
+                                f"{MAX_SITES}.", code="too_many_sites")
+    return names
+
+
 def parse_body(body: bytes | str) -> list[RawEvent]:
     """Events from a request body: one JSON object, or an array of at most 1000 objects."""
+    return parse_request(body)[0]
+
+
+def parse_request(body: bytes | str) -> tuple[list[RawEvent], list[int] | None]:
+    """Events from a request body, and for a batch, the array index each event came from.
+
+    A JSON array holds at most :data:`MAX_BATCH` objects and may expand (one event per site of a
+    ``domain``) to at most :data:`MAX_BATCH` events. An error in an object names its index.
+
+    Raises:
+        InvalidEventError: malformed JSON, a bad object (``event <i>: …`` in a batch), a batch that
+            is empty or too large (``batch_too_large``), a ``domain`` naming too many sites.
+    """
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
         raise InvalidEventError("Request body is not valid JSON.", code="malformed_json") from None
-    if isinstance(data, list):
-        if not data:
-            raise InvalidEventError("The event array is empty.", code="invalid_type")
-        if len(data) > MAX_BATCH:
-            raise InvalidEventError(f"At most {MAX_BATCH} events may be sent in one batch.",
-                                    code="batch_too_large")
-        return [raw for item in data for raw in from_mapping(item)]
-    return from_mapping(data)
+    if not isinstance(data, list):
+        return from_mapping(data), None
+    if not data:
+        raise InvalidEventError("The event array is empty.", code="invalid_type")
+    if len(data) > MAX_BATCH:
+        raise InvalidEventError(f"At most {MAX_BATCH} events may be sent in one batch.",
+                                code="batch_too_large")
+    raws: list[RawEvent] = []
+    origins: list[int] = []
+    for index, item in enumerate(data):
+        try:
+            events = from_mapping(item)
+        except InvalidEventError as exc:
+            raise InvalidEventError(f"event {index}: {exc.message} (no event of the batch was stored)",
+                                    code=exc.code) from None
+        raws += events
+        origins += [index] * len(events)
+        if len(raws) > MAX_BATCH:
+            raise InvalidEventError(
+                f"At most {MAX_BATCH} events may be sent in one batch, counting an event once per "
+                f"site of its 'domain' (event {index} goes past that).", code="batch_too_large")
+    return raws, origins
 
 
 def from_query(query: Mapping[str, Sequence[str]]) -> list[RawEvent]:

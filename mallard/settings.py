@@ -60,8 +60,8 @@ class Settings:
                                     "(0 disables).", minimum=0)
     compact_target_bytes: int = _opt(64 * 1024 * 1024, "Files at least this large are left alone "
                                      "by compaction.", minimum=1)
-    retention_days: int = _opt(0, "Delete partitions older than this many days (0 keeps all).",
-                               minimum=0)
+    retention_days: int = _opt(0, "Delete partitions older than this many days (0 keeps all; at "
+                               "most 365000).", minimum=0, maximum=365_000)
     quarantine_grace_secs: float = _opt(60.0, "Seconds after its last modification before an unreadable "
                                         "lake file is moved to quarantine/ (until then queries skip "
                                         "it: another tool may still be writing it).", minimum=0)
@@ -69,7 +69,8 @@ class Settings:
     duckdb_threads: int | None = _opt(None, "DuckDB threads per query connection.", minimum=1)
     read_connections: int = _opt(4, "Query connections (threads) that may run at once.", minimum=1)
     # -- ingestion --------------------------------------------------------------------------------
-    site_ids: tuple[str, ...] = _opt((), "Allowed site ids (and Origin hosts); empty accepts any.")
+    site_ids: tuple[str, ...] = _opt((), "Allowed site ids (and Origin hosts); empty accepts any. "
+                                     "`MALLARD_SITE_IDS=a.com,b.com`; `mallard serve --site a.com`.")
     filter_bots: bool = _opt(True, "Drop events whose User-Agent is a known bot or crawler.")
     honor_dnt: bool = _opt(False, "Drop events from clients sending DNT: 1 or Sec-GPC: 1.")
     strict: bool = _opt(False, "Re-raise ingestion errors from Mallard.track() (debugging).")

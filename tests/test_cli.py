@@ -84,13 +84,32 @@ def test_compact_reports_partitions(data_dir: Path) -> None:
 @pytest.mark.parametrize("args", [
     ("stats", "bad site!", "--period", "day"),
     ("stats", "cli.example", "--period", "fortnight"),
+    ("stats", "cli.example", "--start-date", "9999-12-31", "--end-date", "9999-12-31"),
+    ("stats", "cli.example", "--start-date", "2024-01-01"),
+    ("export", "cli.example", "--start-date", "9999-12-30", "--end-date", "9999-12-31", "--kind", "raw"),
+    ("export", "cli.example", "--kind", "everything"),
     ("erase", "cli.example", "--start-date", "2026-02-30", "--end-date", "2026-03-01"),
-], ids=["bad-site", "bad-period", "bad-date"])
+    ("erase", "cli.example", "--start-date", "2024-01-01"),
+    ("serve", "--port", "70000"),
+    ("serve", "--port", "http"),
+    ("serve", "--site", "bad site!"),
+    ("password", "--no-such-option"),
+    ("keys", "create"),
+    ("keys", "revoke", "0" * 64),
+    ("sites", "surplus"),
+    ("compact", "--config", "/nonexistent/mallard.toml"),
+    ("retention", "--workers", "2"),
+], ids=["stats-bad-site", "stats-bad-period", "stats-last-date", "stats-half-range", "export-last-date",
+        "export-bad-kind", "erase-bad-date", "erase-no-end", "serve-bad-port", "serve-port-not-a-number",
+        "serve-bad-site", "password-bad-option", "keys-create-no-name", "keys-revoke-unknown",
+        "sites-surplus", "compact-missing-config", "retention-bad-option"])
 def test_bad_input_is_a_clear_error(data_dir: Path, args: tuple[str, ...]) -> None:
+    """Every command answers a bad argument with one line `mallard: <message>` and exit status 2."""
     out = run(*args, "--data-dir", str(data_dir))
-    assert out.returncode == 2
-    assert out.stderr.startswith("mallard: ")
-    assert "Traceback" not in out.stderr
+    assert out.returncode == 2, out
+    assert out.stderr.startswith("mallard: "), out.stderr
+    assert "Traceback" not in out.stderr and out.stderr.count("\n") == 1, out.stderr
+    assert out.stdout == ""
 
 
 def test_missing_data_dir_is_a_clear_error(tmp_path: Path) -> None:
@@ -139,6 +158,6 @@ def test_password_and_keys_commands(tmp_path: Path) -> None:
         assert m.auth.verify("correct horse battery staple")
         assert m.auth.check_key(key["key"]) == "Admin"
     assert run("keys", "revoke", key["key_hash"], "--data-dir", data).returncode == 0
-    assert run("keys", "revoke", "0" * 64, "--data-dir", data).returncode == 1
+    assert run("keys", "revoke", "0" * 64, "--data-dir", data).returncode == 2
     with mallard.Mallard(data_dir=data) as m:
         assert m.auth.check_key(key["key"]) is None

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 
 from mallard.errors import InvalidEventError
-from mallard.payload import MAX_BATCH, RawEvent, from_query, parse_body
+from mallard.payload import MAX_BATCH, MAX_SITES, RawEvent, from_query, parse_body, parse_request
 from tests.strategies import request_bodies
 
 PAGEVIEW = {"d": "example.com", "n": "pageview", "u": "https://example.com/pricing"}
@@ -96,6 +96,47 @@ def test_plausible_multiple_domains_make_one_event_each() -> None:
     assert {(r.name, r.url) for r in raws} == {("pageview", "/x")}
 
 
+def test_domain_names_at_most_ten_distinct_sites() -> None:
+    """A domain listing more than MAX_SITES sites is refused (one request once made 13,873 events);
+    repeated names count once, so ten distinct sites written twice are accepted."""
+    ten = ",".join(f"s{i}.example" for i in range(MAX_SITES))
+    raws = parse_body(body({"domain": f"{ten},{ten}", "name": "pageview", "url": "/"}))
+    assert [r.site for r in raws] == [f"s{i}.example" for i in range(MAX_SITES)] and MAX_SITES == 10
+    error = rejected(body({"domain": f"{ten},s10.example", "name": "pageview", "url": "/"}))
+    assert error.code == "too_many_sites" and "at most 10" in str(error)
+    with pytest.raises(InvalidEventError, match="at most 10"):
+        from_query({"d": [f"{ten},s10.example"], "u": ["/"]})
+
+
+@pytest.mark.parametrize("domain", ["a.example,,b.example", "a.example,", ",a.example", "a.example, ,b"])
+def test_domain_with_an_empty_entry_is_refused(domain: str) -> None:
+    error = rejected(body({"domain": domain, "name": "pageview", "url": "/"}))
+    assert error.code == "invalid_field" and "empty entry" in str(error)
+
+
+def test_batch_expansion_is_bounded_by_the_batch_limit() -> None:
+    """Objects × sites may reach MAX_BATCH events and no more: 100 objects of 10 sites pass, 101 do
+    not, and the error names the object that went past the limit."""
+    ten = ",".join(f"s{i}.example" for i in range(10))
+    item = {"domain": ten, "name": "pageview", "url": "/"}
+    raws, origins = parse_request(body([item] * 100))
+    assert len(raws) == MAX_BATCH and origins is not None and origins[-1] == 99
+    error = rejected(body([item] * 101))
+    assert error.code == "batch_too_large" and "event 100" in str(error)
+
+
+def test_errors_in_a_batch_name_the_object_index() -> None:
+    """A shape error in item 1 of an array says `event 1`, also when item 0 expanded into several
+    events; events map back to the object they came from."""
+    two = {"domain": "a.example,b.example", "name": "pageview", "url": "/"}
+    error = rejected(body([two, {"d": "example.com", "n": "pageview"}]))
+    assert str(error).startswith("event 1: Missing required field 'u'.") and error.code == "missing_field"
+    assert str(rejected(body([PAGEVIEW, {**PAGEVIEW, "w": "wide"}]))).startswith("event 1: Field 'w'")
+    raws, origins = parse_request(body([two, PAGEVIEW]))
+    assert [r.site for r in raws] == ["a.example", "b.example", "example.com"] and origins == [0, 0, 1]
+    assert parse_request(body(PAGEVIEW))[1] is None
+
+
 # -- batches ----------------------------------------------------------------------------------------
 def test_batch_of_events() -> None:
     raws = parse_body(body([PAGEVIEW, {**PAGEVIEW, "n": "Signup"}]))
@@ -178,7 +219,8 @@ def test_parse_body_only_ever_raises_invalid_event_error(data: bytes) -> None:
     try:
         raws = parse_body(data)
     except InvalidEventError as exc:
-        assert exc.code in {"malformed_json", "invalid_type", "missing_field", "batch_too_large"}
+        assert exc.code in {"malformed_json", "invalid_type", "missing_field", "batch_too_large",
+                            "too_many_sites", "invalid_field"}
         return
     assert raws
     for raw in raws:

@@ -15,14 +15,18 @@ from ..queries.model import check_site
 from ..queries.periods import MAX_API_DAYS, parse_date
 from .messages import HTTPError, Request, Response, json_response
 from .routing import Route
-from .security import client_ip, from_this_machine
+from .security import client_ip, open_mode_allowed
 
 if TYPE_CHECKING:
     from .api import Api
 
-__all__ = ["COOKIE", "ROUTES"]
+__all__ = ["COOKIE", "OPEN_MODE_REFUSED", "ROUTES"]
 
 COOKIE: Final = "mm_session"
+OPEN_MODE_REFUSED: Final = (
+    "Refused: no admin password is set, so only same-origin requests to this machine's loopback "
+    "address (Host 127.0.0.1, ::1 or localhost, no other Origin) may use the API. Open the dashboard "
+    "at http://127.0.0.1:<port>/ or set a password with `mallard password`.")
 
 
 def _cookie(api: Api, request: Request, token: str, max_age: int) -> str:
@@ -56,23 +60,25 @@ def _logged_in(api: Api, request: Request) -> Response:
 
 def status(api: Api, request: Request, params: dict[str, str]) -> Response:
     configured = api.auth.password_configured()
-    local = from_this_machine(request)
+    local = open_mode_allowed(request)
     return json_response({
         "setup_required": not configured,
         "authenticated": api.principal(request) is not None or (not configured and local),
         "loopback_only": not configured,
         "note": None if configured else (
-            "No admin password is set: stats are readable only from this machine (loopback) until "
-            "one is set with `mallard password` or POST /api/auth/setup from this machine."),
+            "No admin password is set: stats are readable only from this machine (loopback, "
+            "same-origin) until one is set with `mallard password` or POST /api/auth/setup from this "
+            "machine."),
     })
 
 
 def setup(api: Api, request: Request, params: dict[str, str]) -> Response:
     ip = client_ip(request, api.settings) or "unknown"
     _locked(api, ip)
-    if not from_this_machine(request):
-        raise HTTPError(403, "The first password can only be set from this machine (loopback), or "
-                             "with `mallard password`.")
+    if not open_mode_allowed(request):
+        raise HTTPError(403, "The first password can only be set from this machine, by a same-origin "
+                             "request to a loopback address (Host 127.0.0.1, ::1 or localhost), or with "
+                             "`mallard password`.")
     password = _password(request)
     if api.auth.password_configured():
         raise HTTPError(409, "Admin password already configured")

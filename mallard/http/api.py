@@ -32,6 +32,7 @@ from .security import (
     cors_headers,
     csrf_ok,
     from_this_machine,
+    open_mode_allowed,
     own_origin,
     request_id,
 )
@@ -123,8 +124,10 @@ class Api:
         who = self.principal(request) if configured else None
         if route.access == "read":
             if not configured:
-                if from_this_machine(request):
+                if open_mode_allowed(request):
                     return
+                if from_this_machine(request):
+                    raise HTTPError(403, admin.OPEN_MODE_REFUSED)
                 raise HTTPError(401, "No admin password is set, so stats are readable only from this "
                                      "machine. Set one with `mallard password`.")
             if who is None:

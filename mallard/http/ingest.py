@@ -12,7 +12,7 @@ import base64
 from typing import TYPE_CHECKING, Final
 
 from ..errors import InvalidEventError
-from ..payload import RawEvent, from_query, parse_body
+from ..payload import RawEvent, from_query, parse_request
 from ..tracker import ClientContext, Outcome
 from .messages import HTTPError, Request, Response
 from .routing import Route
@@ -65,7 +65,9 @@ _UNAVAILABLE: Final = {
 }
 
 
-def _store(api: Api, raws: list[RawEvent], ctx: ClientContext) -> Response:
+def _store(api: Api, raws: list[RawEvent], ctx: ClientContext,
+           origins: list[int] | None = None) -> Response:
+    """Ingest the events; ``origins`` maps each to its index in the array the client sent (a batch)."""
     outcomes = api.mallard.ingest(raws, ctx, all_or_nothing=True)
     accepted = 0
     refused: str | None = None
@@ -89,23 +91,30 @@ def _store(api: Api, raws: list[RawEvent], ctx: ClientContext) -> Response:
     if invalid is not None:
         index, outcome = invalid
         assert outcome.error is not None
-        where = f"event {index}: " if len(outcomes) > 1 else ""
+        where = f"event {origins[index]}: " if origins is not None else ""
+        several = origins is not None or len(outcomes) > 1
         raise HTTPError(400, f"{where}{outcome.error.message}"
-                        + (" (no event of the batch was stored)" if len(outcomes) > 1 else ""))
+                        + (" (no event of the batch was stored)" if several else ""))
     return Response(202, [("X-Mallard-Accepted", str(accepted))] if len(outcomes) > 1 else [])
 
 
 def post_event(api: Api, request: Request, params: dict[str, str]) -> Response:
     try:
-        raws = parse_body(request.body)
+        raws, origins = parse_request(request.body)
     except InvalidEventError as exc:
+        if exc.code in _REFUSALS:
+            api.count("mallard_ingest_refused_total", reason=exc.code)
         # As the reference: a missing field or a wrong type is 422, an empty or malformed body 400.
-        missing = exc.code == "missing_field" and exc.message.startswith("Missing")
+        missing = exc.code == "missing_field" and "Missing required field" in exc.message
         status = 422 if missing or exc.code == "invalid_type" else 400
         raise HTTPError(status, exc.message) from None
     ctx = client_context(request, api.settings)
     _admit(api, request, raws, ctx)
-    return _store(api, raws, ctx)
+    return _store(api, raws, ctx, origins)
+
+
+# Requests refused for the work they would cause (counted in /metrics).
+_REFUSALS: Final = frozenset({"too_many_sites", "batch_too_large"})
 
 
 def pixel(api: Api, request: Request, params: dict[str, str]) -> Response:
@@ -113,6 +122,8 @@ def pixel(api: Api, request: Request, params: dict[str, str]) -> Response:
     try:
         raws = from_query(request.query)
     except InvalidEventError as exc:
+        if exc.code in _REFUSALS:
+            api.count("mallard_ingest_refused_total", reason=exc.code)
         raise HTTPError(400, exc.message) from None
     ctx = client_context(request, api.settings)
     try:

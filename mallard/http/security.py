@@ -5,6 +5,11 @@
   when that list is empty, for deployments behind exactly one proxy).
 * Every response carries Mallard Metrics v0.2's security headers; HTML gets the Content-Security-Policy,
   JSON and CSV ``Cache-Control: no-store``.
+* Open mode (no admin password yet) serves only :func:`open_mode_allowed` requests: from this machine,
+  to a loopback ``Host``, and not from another origin. A web page the operator visits, or a DNS-rebound
+  name pointing at 127.0.0.1, must not read stats or set the first password.
+* CORS: ingestion is open to every origin; everything else answers ``dashboard_origin`` only, and no
+  origin at all when it is not set.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from ..tracker import ClientContext
 from .messages import Request, Response
 
 __all__ = ["CSP", "apply_security_headers", "client_context", "client_ip", "cors_headers", "csrf_ok",
-           "request_id"]
+           "open_mode_allowed", "request_id"]
 
 CSP: Final = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
               "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
@@ -112,6 +117,35 @@ def from_this_machine(request: Request) -> bool:
     return is_loopback(request.client) and not any(h in request.headers for h in _FORWARDING)
 
 
+def loopback_host(host: str | None) -> bool:
+    """Whether a ``Host`` header names this machine: ``localhost``, 127.0.0.0/8 or ``[::1]``, any port."""
+    if not host:
+        return False
+    name = host.strip().lower()
+    if name.startswith("["):
+        name, _, rest = name[1:].partition("]")
+        if rest and not (rest[0] == ":" and rest[1:].isdigit()):
+            return False
+    elif ":" in name:
+        name, _, port = name.partition(":")
+        if not port.isdigit():
+            return False
+    return name == "localhost" or is_loopback(name)
+
+
+def open_mode_allowed(request: Request) -> bool:
+    """Whether a request may use open mode (no admin password yet): it comes from this machine
+    (:func:`from_this_machine`), is addressed to a loopback ``Host`` (not a DNS name rebound to
+    127.0.0.1), carries no ``Origin`` but its own, and no ``Sec-Fetch-Site`` saying another site sent it.
+    """
+    if not from_this_machine(request) or not loopback_host(request.headers.get("host")):
+        return False
+    origin = request.headers.get("origin")
+    if origin is not None and origin.rstrip("/").lower() != own_origin(request):
+        return False
+    return request.headers.get("sec-fetch-site", "same-origin") in ("same-origin", "none")
+
+
 def is_loopback(ip: str | None) -> bool:
     if not ip:
         return False
@@ -173,7 +207,8 @@ _STATS_PREFLIGHT: Final = (("Access-Control-Allow-Methods", "GET, POST, DELETE")
 
 def cors_headers(request: Request, settings: Settings, *, ingestion: bool,
                  preflight: bool = False) -> Sequence[tuple[str, str]]:
-    """CORS headers: ingestion is open to every origin; the stats API to ``dashboard_origin`` only.
+    """CORS headers: ingestion is open to every origin; the rest to ``dashboard_origin`` only, and to
+    no other origin when that is not set (the dashboard is served same-origin and needs no CORS).
 
     The allowed methods, request headers and max-age go on the answer to a preflight only (browsers
     read them nowhere else); an actual response carries just who may read it.
@@ -182,7 +217,7 @@ def cors_headers(request: Request, settings: Settings, *, ingestion: bool,
         return _INGESTION_PREFLIGHT if preflight else _ANY_ORIGIN
     origin = settings.dashboard_origin
     if origin is None:
-        return (*_ANY_ORIGIN, *_STATS_PREFLIGHT) if preflight else _ANY_ORIGIN
+        return ()
     allowed = origin.rstrip("/")
     if request.headers.get("origin", "").rstrip("/") != allowed:
         return (("Vary", "Origin"),)

@@ -7,7 +7,6 @@ Every route takes ``site_id``, ``period`` or ``start_date``/``end_date`` (inclus
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Final
 
 from ..exporting import to_csv, to_json
@@ -68,7 +67,8 @@ def main(api: Api, request: Request, params: dict[str, str]) -> Response:
         if shift is None:
             raise HTTPError(400, f"Invalid compare: {compare!r}. Use 'previous_period' or "
                                  "'year_over_year'.")
-        start, end = rng.start - timedelta(days=shift), rng.end - timedelta(days=shift)
+        previous = rng.shifted(shift)
+        start, end = previous.start, previous.end
         baseline = q.main(site, start_date=start, end_date=end, filters=filters).to_dict()
         out["comparison"] = {"mode": compare.replace("-", "_"), "start_date": start.isoformat(),
                              "end_date": end.isoformat(), **baseline}
@@ -159,7 +159,7 @@ ROUTES: Final = (
     _route("/api/stats/main", main, "Headline figures: visitors, pageviews, sessions, bounce, duration.",
            heavy=True, extra={"compare": "previous_period or year_over_year"}),
     _route("/api/stats/timeseries", timeseries, "Zero-filled visitors and pageviews per hour or day.",
-           extra={"interval": "hour, day, week or month"}),
+           heavy=True, extra={"interval": "hour, day, week or month"}),
     _route("/api/stats/breakdown/{dimension}", breakdown, "Top values of a dimension.",
            heavy=True, extra={"limit": "1-1000 (default 10)"}),
     _route("/api/stats/sessions", sessions, "Sessions, their duration, pages per session and bounce.",
@@ -168,7 +168,7 @@ ROUTES: Final = (
            cached=False, extra={"format": "csv or json", "kind": "daily or raw",
                                 "limit": "raw rows (default 100000, at most 1000000)"}),
     Route("GET", "/api/sites", sites, "Site ids with stored events or configured.", access="read",
-          tag="stats"),
+          heavy=True, tag="stats"),
     Route("POST", "/api/v2/query", v2_query, "A Plausible Stats API v2 query.", access="read",
           heavy=True, tag="stats"),
     _route("/api/stats/funnel", _behavioural("funnel"), "Cumulative funnel (windowFunnel strict_once).",

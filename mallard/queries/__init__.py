@@ -435,17 +435,21 @@ def bucket_labels(rng: DateRange, time_dim: str) -> list[str]:
         day -= timedelta(days=day.weekday())
     elif time_dim == "time:month":
         day = day.replace(day=1)
+    step = {"time:day": timedelta(days=1), "time:week": timedelta(days=7)}.get(time_dim)
     while day <= rng.end:
         out.append(day.isoformat())
         if len(out) > _MAX_BUCKETS[time_dim]:
             raise InvalidQueryError("Too many time buckets; choose a coarser interval.",
                                     code="invalid_interval")
-        if time_dim == "time:day":
-            day += timedelta(days=1)
-        elif time_dim == "time:week":
-            day += timedelta(days=7)
-        else:
+        # Stop at the last bucket rather than step past it (a step past 9999-12 would overflow).
+        if step is None:
+            if (day.year, day.month) == (rng.end.year, rng.end.month):
+                break
             day = (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+        else:
+            if rng.end - day < step:
+                break
+            day += step
     return out
 
 

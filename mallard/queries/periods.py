@@ -3,6 +3,10 @@
 Periods follow Mallard Metrics v0.2: ``day``/``today`` is today; ``7d``, ``30d``, ``90d`` are today and the
 N days before it; ``12mo`` the 365 days before today and today; ``month`` and ``year`` run from their first
 day to today; ``all`` from the first stored day. An explicit ``start_date``..``end_date`` is inclusive.
+
+Dates run from :data:`FIRST_DATE` (0001-01-02) to :data:`LAST_DATE` (9999-12-30): one day inside the ends
+of Python's calendar, so the UTC bounds of any local day, in any time zone, can still be computed. A range
+outside them is an :class:`InvalidQueryError`, never an ``OverflowError``.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from ..errors import InvalidQueryError
 PERIODS: Final = ("day", "today", "7d", "30d", "90d", "12mo", "month", "year", "all")
 _DAYS: Final = {"7d": 7, "30d": 30, "90d": 90, "12mo": 365}
 MAX_API_DAYS: Final = 366
+FIRST_DATE: Final = date(1, 1, 2)
+LAST_DATE: Final = date(9999, 12, 30)
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +32,25 @@ class DateRange:
     start: date
     end: date
     tz: str = "UTC"
+
+    def __post_init__(self) -> None:
+        if self.start < FIRST_DATE or self.end > LAST_DATE:
+            raise InvalidQueryError(
+                f"Dates must lie between {FIRST_DATE} and {LAST_DATE}; got {self.start} to {self.end}.",
+                code="date_out_of_range")
+
+    def shifted(self, days: int) -> DateRange:
+        """The same range ``days`` earlier (a comparison period).
+
+        Raises:
+            InvalidQueryError: the shifted range would start before :data:`FIRST_DATE`.
+        """
+        try:
+            return DateRange(self.start - timedelta(days=days), self.end - timedelta(days=days), self.tz)
+        except (OverflowError, InvalidQueryError):
+            raise InvalidQueryError(
+                f"The comparison period, {days} days earlier, would start before {FIRST_DATE}; "
+                "choose later dates.", code="date_out_of_range") from None
 
     def bounds(self) -> tuple[datetime, datetime]:
         """Naive UTC ``[lower, upper)`` bounds of the range."""
@@ -92,8 +117,8 @@ def resolve(period: str | None = None, start_date: str | date | None = None,
         if first_day is None:
             return DateRange(today, today, tz)
         # first_day is a UTC partition date: its first hours are the day before west of UTC.
-        first = datetime.combine(first_day, time(), UTC).astimezone(ZoneInfo(tz)).date()
-        return DateRange(min(first, today), today, tz)
+        first = datetime.combine(max(first_day, FIRST_DATE), time(), UTC).astimezone(ZoneInfo(tz)).date()
+        return DateRange(max(min(first, today), FIRST_DATE), today, tz)
     raise InvalidQueryError(
         f"Invalid period: {name}. Use 'day', '7d', '30d', '90d', '12mo', 'month', 'year', 'all', "
         "or provide start_date and end_date.", code="invalid_period")

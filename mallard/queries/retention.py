@@ -105,6 +105,13 @@ def caveat_text(weeks: int, rotation_days: int) -> str | None:
     return f"{lead} For these visitors {zero} always 0 (their id cannot last that long){earlier}. {advice}"
 
 
+def _ended(cohort: date, weeks: int, horizon: datetime) -> bool:
+    """Whether ``weeks`` weeks from ``cohort`` have passed by ``horizon`` (never, past 9999-12-31)."""
+    if (date.max - cohort).days < 7 * weeks:
+        return False
+    return datetime.combine(cohort + timedelta(days=7 * weeks), time()) <= horizon
+
+
 def retention(queries: Queries, site: str, rng: DateRange, weeks: int,
               filters: object = None) -> dict[str, Any]:
     """Weekly retention cohorts of ``site`` over ``rng`` (identities first seen in the range).
@@ -137,13 +144,12 @@ def retention(queries: Queries, site: str, rng: DateRange, weeks: int,
         identified_members += counts[0][0]
         anonymous_members += counts[0][1]
         retained = [a + b for a, b in counts]
-        ends = [cohort + timedelta(days=7 * (k + 1)) for k in range(n)]
         cohorts.append({
             "cohort_date": cohort.isoformat(),
             "visitors": size,
             "retained": retained,
             "rates": [r / size for r in retained],
-            "complete": [datetime.combine(end, time()) <= horizon for end in ends],
+            "complete": [_ended(cohort, k + 1, horizon) for k in range(n)],
         })
     identity = ("mixed" if identified_members and anonymous_members
                 else "user_id" if identified_members else "visitor_id")

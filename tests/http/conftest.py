@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,10 +46,10 @@ class Live:
         return self.log.read_text(errors="replace")
 
 
-def command(kind: str, port: int, data_dir: Path, workers: int = 1) -> list[str]:
+def command(kind: str, port: int, data_dir: Path, workers: int = 1, args: Sequence[str] = ()) -> list[str]:
     if kind == "serve":
         return [sys.executable, "-m", "mallard", "serve", "--data-dir", str(data_dir), "--port", str(port),
-                "--workers", str(workers), "--log-level", "warning"]
+                "--workers", str(workers), "--log-level", "warning", *args]
     if kind == "starlette":
         return [sys.executable, "-m", "uvicorn", "tests.http.hosts:starlette_app", "--factory",
                 "--port", str(port), "--host", "127.0.0.1", "--no-proxy-headers", "--log-level", "warning",
@@ -59,14 +59,16 @@ def command(kind: str, port: int, data_dir: Path, workers: int = 1) -> list[str]
             "--log-level", "warning", "--graceful-timeout", "10", app]
 
 
-def start(kind: str, data_dir: Path, *, workers: int = 1, env: dict[str, str] | None = None) -> Live:
+def start(kind: str, data_dir: Path, *, workers: int = 1, env: dict[str, str] | None = None,
+          args: Sequence[str] = ()) -> Live:
+    """Start a server of ``kind``; ``args`` go to ``mallard serve``'s command line."""
     port = free_port()
     log = data_dir.parent / f"{data_dir.name}-{kind}.log"
     environment = {k: v for k, v in os.environ.items() if not k.startswith("MALLARD_")}
     environment.update({"MALLARD_DATA_DIR": str(data_dir), "MALLARD_FLUSH_INTERVAL": "0.2",
                         "PYTHONPATH": str(ROOT)}, **(env or {}))
     with open(log, "wb") as out:
-        proc = subprocess.Popen(command(kind, port, data_dir, workers), cwd=ROOT, env=environment,
+        proc = subprocess.Popen(command(kind, port, data_dir, workers, args), cwd=ROOT, env=environment,
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     host = f"http://127.0.0.1:{port}"
     live = Live(kind, host, host if kind == "serve" else host + "/_m", data_dir, proc, log)

@@ -14,6 +14,7 @@ from mallard.http import Api, Request
 from mallard.http.security import client_ip
 
 LOCAL = "127.0.0.1"
+HOST = "127.0.0.1:8000"  # what a browser on this machine sends to `mallard serve`
 
 
 @pytest.fixture
@@ -27,8 +28,9 @@ def api(tmp_path: Path) -> Iterator[Api]:
 
 def get(api: Api, path: str, query: str = "", client: str | None = LOCAL,
         **headers: str) -> tuple[int, dict[str, str], bytes]:
-    r = api.handle(Request("GET", path, query, {k.replace("_", "-"): v for k, v in headers.items()},
-                           client=client))
+    """GET with a loopback ``Host`` unless ``host=`` says otherwise (``host=""`` sends none)."""
+    sent = {"host": HOST, **{k.replace("_", "-"): v for k, v in headers.items()}}
+    r = api.handle(Request("GET", path, query, {k: v for k, v in sent.items() if v}, client=client))
     return r.status, {k.lower(): v for k, v in r.headers}, r.body
 
 
@@ -50,9 +52,58 @@ def test_open_mode_reads_need_a_direct_local_client(api: Api) -> None:
     assert get(api, "/api/stats/main", "site_id=a.example")[0] == 200
     assert get(api, "/api/stats/main", "site_id=a.example", x_forwarded_for="127.0.0.1")[0] == 401
     assert get(api, "/api/stats/main", "site_id=a.example", client="192.0.2.10")[0] == 401
-    r = api.handle(Request("POST", "/api/auth/setup", headers={"x-real-ip": "127.0.0.1"},
+    r = api.handle(Request("POST", "/api/auth/setup", headers={"x-real-ip": "127.0.0.1", "host": HOST},
                            body=orjson.dumps({"password": "correct horse battery staple"}), client=LOCAL))
     assert r.status == 403
+
+
+@pytest.mark.parametrize("headers", [
+    {"host": "evil.example"},                                   # DNS rebinding: a name bound to 127.0.0.1
+    {"host": "evil.example:8000"},
+    {"host": "127.0.0.1.evil.example"},
+    {"host": "localhost.evil.example:8000"},
+    {"host": ""},                                               # no Host at all
+    {"host": HOST, "origin": "https://evil.example"},           # a web page the operator visits
+    {"host": HOST, "origin": "http://localhost:8000"},          # another local origin
+    {"host": HOST, "origin": "null"},                           # a sandboxed frame or a file:// page
+    {"host": HOST, "sec-fetch-site": "cross-site"},
+    {"host": HOST, "sec-fetch-site": "same-site"},
+], ids=["rebound-host", "rebound-host-port", "host-suffix", "localhost-suffix", "no-host", "foreign-origin",
+        "other-local-origin", "null-origin", "cross-site-fetch", "same-site-fetch"])
+def test_open_mode_refuses_other_origins_and_hosts(api: Api, headers: dict[str, str]) -> None:
+    """Before a password exists, a loopback peer is not enough: stats and the first-password setup
+    refuse (403, JSON) a non-loopback Host, a foreign Origin or a cross-site fetch, and /api/auth/status
+    does not call such a caller authenticated."""
+    status, h, body = get(api, "/api/stats/main", "site_id=a.example", **headers)
+    assert status == 403 and "same-origin" in orjson.loads(body)["error"]
+    assert "access-control-allow-origin" not in h
+    sent = {k: v for k, v in headers.items() if v}
+    r = api.handle(Request("POST", "/api/auth/setup", headers=sent, client=LOCAL,
+                           body=orjson.dumps({"password": "correct horse battery staple"})))
+    assert r.status == 403 and "error" in orjson.loads(r.body)
+    assert not api.auth.password_configured()
+    _, _, body = get(api, "/api/auth/status", **headers)
+    assert orjson.loads(body)["authenticated"] is False
+
+
+@pytest.mark.parametrize("headers", [
+    {"host": "127.0.0.1:8000"}, {"host": "127.1.2.3"}, {"host": "localhost:8000"}, {"host": "LOCALHOST"},
+    {"host": "[::1]:8000"}, {"host": HOST, "origin": f"http://{HOST}"},
+    {"host": HOST, "origin": f"http://{HOST}/"}, {"host": HOST, "sec-fetch-site": "same-origin"},
+    {"host": HOST, "sec-fetch-site": "none"},
+], ids=["ipv4-port", "loopback-net", "localhost-port", "localhost-case", "ipv6", "own-origin",
+        "own-origin-slash", "same-origin-fetch", "typed-url"])
+def test_open_mode_serves_same_origin_loopback_requests(api: Api, headers: dict[str, str]) -> None:
+    """The dashboard served from http://127.0.0.1:<port>/ (or localhost, [::1]) keeps working in open
+    mode, with or without an Origin header of its own."""
+    assert get(api, "/api/stats/main", "site_id=a.example", **headers)[0] == 200
+
+
+def test_open_mode_setup_from_the_dashboard_page(api: Api) -> None:
+    """POST /api/auth/setup with the page's own Origin sets the password (as the dashboard does)."""
+    r = api.handle(Request("POST", "/api/auth/setup", headers={"host": HOST, "origin": f"http://{HOST}"},
+                           body=orjson.dumps({"password": "correct horse battery staple"}), client=LOCAL))
+    assert r.status == 200 and api.auth.password_configured()
 
 
 def test_hsts_only_over_https(api: Api) -> None:
@@ -130,7 +181,8 @@ def test_a_query_over_its_time_limit_is_stopped(tmp_path: Path) -> None:
 
 def test_stats_cors_follows_dashboard_origin(tmp_path: Path) -> None:
     """With ``dashboard_origin`` set, stats answer that origin only, with credentials; the methods and
-    headers it may use are on the preflight. Without it, any origin may read, without credentials."""
+    headers it may use are on the preflight. Without it, no origin gets a CORS permission, not even
+    ``*`` (it let any web page read stats in open mode)."""
     m = mallard.Mallard(data_dir=tmp_path / "data", dashboard_origin="https://stats.example")
     try:
         api = m.http_api()
@@ -150,8 +202,12 @@ def test_stats_cors_follows_dashboard_origin(tmp_path: Path) -> None:
         m.close()
     open_api = mallard.Mallard(data_dir=tmp_path / "open").http_api()
     try:
-        _, h, _ = get(open_api, "/api/stats/main", "site_id=a.example", origin="https://any.example")
-        assert h["access-control-allow-origin"] == "*" and "access-control-allow-credentials" not in h
+        status, h, _ = get(open_api, "/api/stats/main", "site_id=a.example", origin="https://any.example")
+        assert status == 403 and "access-control-allow-origin" not in h
+        for path in ("/api/stats/main", "/api/auth/setup", "/health", "/api/openapi.json"):
+            r = open_api.handle(Request("OPTIONS", path, headers={
+                "origin": "https://any.example", "access-control-request-method": "POST"}, client=LOCAL))
+            assert r.status == 204 and r.header("Access-Control-Allow-Origin") is None, path
     finally:
         open_api.mallard.close()
 

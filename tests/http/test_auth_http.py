@@ -32,6 +32,28 @@ def test_admin_routes_are_closed_before_setup(live: Live) -> None:
         assert status["setup_required"] is True and status["loopback_only"] is True
 
 
+def test_open_mode_serves_only_same_origin_loopback_requests(live: Live) -> None:
+    """Before a password exists, a page on another origin, or a DNS name rebound to 127.0.0.1, can
+    neither read stats nor set the first password (403, JSON), and gets no CORS permission; the
+    same-origin request of the dashboard still reads."""
+    evil = {"Origin": "https://evil.example"}
+    rebound = {"Host": "evil.example:8000"}
+    with live.client() as c:
+        for headers in (evil, rebound, {"Origin": "null"}):
+            r = c.get("/api/stats/main", params={"site_id": "a.example"}, headers=headers)
+            assert r.status_code == 403 and "same-origin" in r.json()["error"], (headers, r.text)
+            assert "access-control-allow-origin" not in r.headers
+            r = c.post("/api/auth/setup", content=orjson.dumps({"password": PASSWORD}),
+                       headers={**JSON, **headers})
+            assert r.status_code == 403 and "error" in r.json(), (headers, r.text)
+        r = c.options("/api/stats/main", headers={**evil, "Access-Control-Request-Method": "GET"})
+        assert "access-control-allow-origin" not in r.headers
+        assert c.get("/api/auth/status").json()["setup_required"] is True
+        r = c.get("/api/stats/main", params={"site_id": "a.example"}, headers={"Origin": live.host})
+        assert r.status_code == 200, r.text
+        assert c.get("/api/stats/main", params={"site_id": "a.example"}).status_code == 200
+
+
 def test_setup_login_keys_and_erase(live: Live) -> None:
     """Setup, login, logout, API keys with scopes, CSRF on cookie-authenticated changes, erasure."""
     d = site()

@@ -121,6 +121,43 @@ def test_batch_is_all_or_nothing(live: Live) -> None:
         assert main(c, d)["total_pageviews"] == 3
 
 
+def test_batch_errors_name_the_index_the_client_sent(live: Live) -> None:
+    """A bad object is named by its position in the array sent: a shape error in item 1 as well as an
+    invalid event after an object whose domain listed two sites."""
+    d = site()
+    two = {"domain": f"{d},{site()}", "name": "pageview", "url": f"https://{d}/"}
+    with live.client() as c:
+        r = post(c, [event(d), {"d": d, "n": "pageview"}])
+        assert r.status_code == 422 and r.json()["error"].startswith("event 1: Missing required field")
+        r = post(c, [two, {"d": d, "n": "pageview", "u": "x" * 3000}])
+        assert r.status_code == 400 and r.json()["error"].startswith("event 1: url"), r.text
+        assert "no event of the batch was stored" in r.json()["error"]
+        assert main(c, d)["total_events"] == 0
+
+
+def test_domain_lists_at_most_ten_sites_and_refusals_are_counted(live: Live) -> None:
+    """A domain naming 11 sites is refused with 400 and counted in /metrics; 100 objects × 10 sites (1000
+    events) are accepted, 101 × 10 refused: a batch expands to at most 1000 events."""
+    sites = [site() for _ in range(11)]
+    with live.client() as c:
+        r = post(c, {"domain": ",".join(sites), "name": "pageview", "url": f"https://{sites[0]}/"})
+        assert r.status_code == 400 and "at most 10" in r.json()["error"]
+        ten = {"domain": ",".join(sites[:10]), "name": "pageview", "url": f"https://{sites[0]}/"}
+        r = post(c, [ten] * 101)
+        assert r.status_code == 400 and "At most 1000 events" in r.json()["error"]
+        r = post(c, [ten] * 100)
+        assert r.status_code == 202 and r.headers["x-mallard-accepted"] == "1000"
+        assert main(c, sites[9])["total_pageviews"] == 100 and main(c, sites[10])["total_events"] == 0
+
+        def refused(reason: str) -> float:
+            for line in c.get("/metrics").text.splitlines():
+                if line.startswith(f'mallard_ingest_refused_total{{reason="{reason}"}}'):
+                    return float(line.split()[-1])
+            return 0.0
+
+        assert refused("too_many_sites") >= 1 and refused("batch_too_large") >= 1
+
+
 def test_bots_are_accepted_and_dropped(live: Live) -> None:
     """A crawler's event answers 202 but is not stored."""
     d = site()
@@ -225,8 +262,12 @@ def test_stats_routes_and_shapes(live: Live) -> None:
     ("/api/stats/main", {"site_id": "a.example", "filters": "nonsense"}, "filter"),
     ("/api/stats/main", {"site_id": "a.example", "compare": "junk"}, "compare"),
     ("/api/stats/export", {"site_id": "a.example", "format": "xml"}, "Invalid format"),
+    ("/api/stats/main", {"site_id": "a.example", "start_date": "9999-12-31", "end_date": "9999-12-31"},
+     "between 0001-01-02 and 9999-12-30"),
+    ("/api/stats/main", {"site_id": "a.example", "start_date": "0001-01-02", "end_date": "0001-01-05",
+                         "compare": "year_over_year"}, "comparison period"),
 ], ids=["no-site", "bad-site", "bad-period", "too-long", "bad-date", "reversed", "bad-slug", "limit",
-        "bad-filter", "bad-compare", "bad-format"])
+        "bad-filter", "bad-compare", "bad-format", "last-date", "compare-before-year-1"])
 def test_bad_stats_queries_get_clear_400(live: Live, path: str, params: dict[str, str], needle: str) -> None:
     """Malformed stats parameters answer 400 with a JSON error naming the problem."""
     with live.client() as c:
