@@ -196,7 +196,7 @@ class Mallard:
             self._start_error = None
             self._tracker = Tracker(self.settings, salts=salts, secret=secret, geo=self._geo,
                                     agents=AgentParser(self.settings.ua_cache_size),
-                                    clock=self._clock)
+                                    clock=self._clock, on_redact=self._count_redactions)
             s = self.settings
             self._buffer = EventBuffer(self._sink, journal=journal,
                                        max_events=s.max_buffered_events, flush_at=s.flush_event_count,
@@ -403,6 +403,13 @@ class Mallard:
         reason = buffer.refusal
         tracker.count(reason)
         return Outcome(False, reason)
+    def _count_redactions(self, kind: str, amount: int) -> None:
+        """Redactions made by the pipeline, for ``/metrics`` (from track() and HTTP alike)."""
+        try:
+            metrics = self._metrics if self._metrics is not None else self.metrics
+            metrics.inc("mallard_pii_redactions_total", amount, kind=kind)
+        except Exception as exc:  # analytics never breaks the host
+            log.error("counting a redaction failed: %s", type(exc).__name__)
 
     def flush(self) -> int:
         """Write everything buffered to the lake now. Returns the number of events written."""

@@ -31,9 +31,10 @@ COLUMNS: Final[tuple[Column, ...]] = (
            "random salt (64 hex chars)"),
     Column("timestamp", "TIMESTAMP", False, "Event time, UTC, microseconds"),
     Column("event_name", "VARCHAR", False, "`pageview` or a custom event name"),
-    Column("pathname", "VARCHAR", False, "URL path, trailing slash removed (root stays `/`)"),
+    Column("pathname", "VARCHAR", False, "URL path, trailing slash removed (root stays `/`), PII "
+           "redacted"),
     Column("hostname", "VARCHAR", True, "Host of the page URL"),
-    Column("referrer", "VARCHAR", True, "Referrer URL as sent (query removed under "
+    Column("referrer", "VARCHAR", True, "Referrer URL as sent, PII redacted (query removed under "
            "strip_referrer_query)"),
     Column("referrer_source", "VARCHAR", True, "Named source (Google, ChatGPT, …), the "
            "referrer host, or `(direct)`"),
@@ -51,7 +52,7 @@ COLUMNS: Final[tuple[Column, ...]] = (
     Column("country_code", "VARCHAR", True, "ISO 3166-1 alpha-2 country"),
     Column("region", "VARCHAR", True, "Region / state name"),
     Column("city", "VARCHAR", True, "City name"),
-    Column("props", "VARCHAR", True, "Custom properties, a canonical JSON object"),
+    Column("props", "VARCHAR", True, "Custom properties, a canonical JSON object, PII redacted"),
     Column("revenue_amount", "DECIMAL(12,2)", True, "Revenue amount"),
     Column("revenue_currency", "VARCHAR", True, "ISO 4217 currency, upper case"),
     # -- added by mallard (schema version 2): nullable, appended ----------------------------------

@@ -46,6 +46,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.exposition import generate_latest
 from prometheus_client.metrics_core import Metric
 
+from .enrich.redact import KINDS as REDACTION_KINDS
+
 __all__ = ["BUCKETS", "CONTENT_TYPE", "METRICS", "MetricDef", "Metrics"]
 
 log = logging.getLogger("mallard.metrics")
@@ -89,6 +91,9 @@ METRICS: Final[Mapping[str, MetricDef]] = {
     "mallard_flush_failures_total": MetricDef("counter", "Failed buffer flushes to the lake (retried)."),
     "mallard_quarantined_files_total": MetricDef(
         "counter", "Unreadable lake files moved to quarantine/ (see docs/storage.md)."),
+    "mallard_pii_redactions_total": MetricDef(
+        "counter", "Personal data replaced by a marker before storage, by kind.", ("kind",),
+        frozenset(REDACTION_KINDS)),
     "mallard_rate_limit_rejections_total": MetricDef("counter", "Requests refused by a rate limit (429)."),
     "mallard_login_failures_total": MetricDef("counter", "Failed dashboard logins and setup attempts."),
     "mallard_cache_hits_total": MetricDef("counter", "Query cache lookups answered from the cache."),

@@ -8,8 +8,10 @@ This is the only module that reads ``os.environ``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import ipaddress
+import json
 import math
 import os
 import tomllib
@@ -96,6 +98,13 @@ class Settings:
     suppress_browser_version: bool = _opt(False, "Do not store browser versions.")
     suppress_os_version: bool = _opt(False, "Do not store OS versions.")
     suppress_screen_size: bool = _opt(False, "Do not store screen width or width-derived device.")
+    redact_pii: bool = _opt(True, "Replace e-mail addresses, card and phone numbers and secret URL "
+                            "parameters in paths, UTM tags, referrers and props with markers.")
+    redact_extra_params: tuple[str, ...] = _opt((), "More URL parameter / props key names whose "
+                                                "values are redacted (case-insensitive).")
+    redact_extra_patterns: tuple[str, ...] = _opt((), "More regular expressions (RE2 syntax) whose "
+                                                  "matches are redacted (in the environment: a "
+                                                  "JSON array if one holds a comma).")
     visitor_salt_rotation_days: int = _opt(1, "Days one random visitor-id salt lives.", minimum=1)
     secret: str | None = _opt(None, "Key for user_id pseudonyms and session tokens (default: a "
                               "random key kept in state/).", secret=True)
@@ -163,6 +172,10 @@ class Settings:
             ) from None
         if self.dashboard_origin is not None:
             _check_origin(self.dashboard_origin)
+        if self.redact_extra_params or self.redact_extra_patterns:
+            from .enrich.redact import Redactor
+
+            Redactor(extra_params=self.redact_extra_params, extra_patterns=self.redact_extra_patterns)
         if self.gdpr_mode:
             # The preset is applied last, over any individual flag (as in Mallard Metrics v0.2).
             for name in ("strip_referrer_query", "round_timestamps", "suppress_browser_version",
@@ -308,7 +321,8 @@ def export_to_environ(values: Mapping[str, Any]) -> None:
         if value is None:
             continue
         if isinstance(value, (list, tuple)):
-            value = ",".join(map(str, value))
+            items = list(map(str, value))
+            value = json.dumps(items) if any("," in i for i in items) else ",".join(items)
         elif isinstance(value, bool):
             value = "true" if value else "false"
         os.environ[f"MALLARD_{name.upper()}"] = str(value)
@@ -375,6 +389,13 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
             raise ConfigurationError(f"{name} must be a string; got {value!r}.")
         return value
     if getattr(hint, "__origin__", None) is tuple:
+        if isinstance(value, str) and value.lstrip().startswith("["):
+            # A JSON array of strings, for items that hold commas (regular expressions); anything
+            # else (such as the pattern "[0-9]{6}") is comma-separated text.
+            with contextlib.suppress(ValueError):
+                parsed = json.loads(value)
+                if isinstance(parsed, list) and all(isinstance(i, str) for i in parsed):
+                    value = parsed
         items = value.split(",") if isinstance(value, str) else value
         if not isinstance(items, (list, tuple)) or not all(isinstance(i, str) for i in items):
             raise ConfigurationError(

@@ -2,11 +2,13 @@
 
 The pipeline is an ordered tuple of named steps (see :attr:`Tracker.STEPS`)::
 
-    validate → allow_site → honour_opt_out → drop_bot → enrich → anonymise → apply_privacy
+    validate → allow_site → honour_opt_out → drop_bot → enrich → anonymise → apply_privacy → redact
 
 A step either refines the draft, raises :class:`InvalidEventError` (bad input) or drops the event with a
 reason (bot, site not allowed, opt-out). The tracker does no storage I/O, and no raw IP address or
-User-Agent survives ``anonymise``. Outcomes are counted per reason.
+User-Agent survives ``anonymise``. Outcomes are counted per reason, redactions per kind (``redact``
+replaces e-mail addresses, card and phone numbers and secrets in the stored text fields, see
+:mod:`mallard.enrich.redact`; it is left out of the pipeline when ``redact_pii`` is off).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any, Final, NamedTuple
 import orjson
 
 from .enrich.geo import NO_LOCATION, GeoLookup, Location
+from .enrich.redact import Redactor
 from .enrich.referrers import referrer_source as _referrer_source
 from .enrich.urls import parse_page_url, sanitize, strip_query
 from .enrich.useragent import UNKNOWN_AGENT, Agent, AgentParser, device_type
@@ -50,6 +53,7 @@ _MAX_WIDTH: Final = 2**32 - 1
 
 _combine: Final = datetime.combine
 _TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(Event._fields)
+_UTM_FIELDS: Final = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")
 
 
 def utcnow() -> datetime:
@@ -139,11 +143,14 @@ class Tracker:
     """Validates and enriches events. Thread-safe; one per :class:`mallard.Mallard`."""
 
     STEPS: Final = ("validate", "allow_site", "honour_opt_out", "drop_bot", "enrich", "anonymise",
-                    "apply_privacy")
+                    "apply_privacy", "redact")
 
     def __init__(self, settings: Settings, *, salts: Salts, secret: bytes,
                  geo: GeoLookup | None = None, agents: AgentParser | None = None,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow,
+                 on_redact: Callable[[str, int], None] | None = None) -> None:
+        """``on_redact(kind, n)`` is called after each event with redactions (e.g. to count them in
+        the Prometheus metrics); :attr:`redactions` counts them per kind either way."""
         self.settings = settings
         self._salts = salts
         self._secret = secret
@@ -152,11 +159,17 @@ class Tracker:
         self._clock = clock
         self._allowed = frozenset(settings.site_ids)
         self._gap = timedelta(minutes=settings.session_window_minutes)
+        self._redactor = Redactor(extra_params=settings.redact_extra_params,
+                                  extra_patterns=settings.redact_extra_patterns) \
+            if settings.redact_pii else None
+        self._on_redact = on_redact
         self._steps: tuple[Callable[[_Draft], None], ...] = tuple(
             getattr(self, f"_{name}") for name in self.STEPS
+            if name != "redact" or self._redactor is not None
         )
         self._lock = threading.Lock()
         self.counts: Counter[str] = Counter()
+        self.redactions: Counter[str] = Counter()
 
     # -- entry points -----------------------------------------------------------------------------
     def process(self, raw: RawEvent, ctx: ClientContext | None = None) -> Outcome:
@@ -299,6 +312,33 @@ class Tracker:
             v["os_version"] = None
         if s.suppress_screen_size:
             v["screen_size"] = None  # device_type was already derived without the width (enrich)
+
+    def _redact(self, d: _Draft) -> None:
+        redactor, v = self._redactor, d.values
+        assert redactor is not None
+        cached = redactor.text_cached  # paths and referrers repeat
+        found: tuple[str, ...] = ()
+        done = cached(v["pathname"])
+        if done is not None:
+            v["pathname"], found = done
+        if v["referrer"] is not None and (done := cached(v["referrer"])) is not None:
+            v["referrer"], found = done[0], found + done[1]
+        if v["utm_source"] or v["utm_medium"] or v["utm_campaign"] or v["utm_content"] or v["utm_term"]:
+            for name in _UTM_FIELDS:
+                if v[name] is not None and (done := redactor.text(v[name])) is not None:
+                    v[name], found = done[0], found + done[1]
+        if v["props"] is not None and (done := redactor.props_cached(v["props"])) is not None:
+            v["props"], found = done[0], found + done[1]
+        if found:
+            self._count_redactions(found)
+
+    def _count_redactions(self, found: tuple[str, ...]) -> None:
+        kinds = Counter(found)
+        with self._lock:
+            self.redactions.update(kinds)
+        if self._on_redact is not None:
+            for kind, n in kinds.items():
+                self._on_redact(kind, n)
 
     # -- field helpers ----------------------------------------------------------------------------
     def _props(self, d: _Draft) -> str | None:

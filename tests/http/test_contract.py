@@ -10,12 +10,15 @@ from __future__ import annotations
 import gzip
 import itertools
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import orjson
+import pyarrow.parquet as pq
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
-from .conftest import Live
+from .conftest import Live, eventually, start, stop
 
 UA = "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0"
 JSON = {"Content-Type": "application/json", "User-Agent": UA}
@@ -218,6 +221,79 @@ def test_tracking_script_at_both_urls(live: Live) -> None:
             assert len(gzip.compress(r.content, 9)) <= 1500
             again = c.get(path, headers={"If-None-Match": r.headers["etag"]})
             assert again.status_code == 304
+
+
+# -- PII redaction ---------------------------------------------------------------------------------
+PII_URL = "/u/john.smith@example.com?token=tok_SECRET1&utm_term=mary@example.org"
+PII_REFERRER = "https://mail.example/read?access_token=AT_SECRET2&x=1"
+PII = (b"john.smith", b"mary@example", b"jane.doe", b"AT_SECRET2", b"tok_SECRET1", b"4111111111111111")
+
+
+def redactions(c: httpx.Client) -> dict[str, float]:
+    body = c.get("/metrics").text
+    return {s.labels["kind"]: s.value for f in text_string_to_metric_families(body)
+            for s in f.samples if s.name == "mallard_pii_redactions_total"}
+
+
+def send_pii(c: httpx.Client, d: str) -> None:
+    """The same PII through the three ways in: the short body, a Plausible body, the pixel."""
+    assert post(c, event(d, PII_URL, r=PII_REFERRER, p={"email": "jane.doe@example.org"})).status_code == 202
+    assert post(c, {"domain": d, "name": "Buy", "url": f"https://{d}{PII_URL}", "referrer": PII_REFERRER,
+                    "props": {"card": "4111111111111111"}}).status_code == 202
+    assert c.get("/api/event", params={"d": d, "u": f"https://{d}{PII_URL}", "r": PII_REFERRER},
+                 headers={"User-Agent": UA}).status_code == 200
+
+
+def stored(data_dir: Path, d: str, events: int) -> list[dict[str, object]]:
+    """The rows of site ``d`` in the lake, once ``events`` of them are flushed (polled)."""
+    rows: list[dict[str, object]] = []
+
+    def flushed() -> bool:
+        files = sorted((data_dir / "events" / f"site_id={d}").rglob("*.parquet"))
+        rows[:] = [row for path in files for row in pq.read_table(path).to_pylist()]
+        return len(rows) == events
+
+    eventually(flushed)
+    return rows
+
+
+def test_pii_is_stored_redacted_and_counted(live: Live) -> None:
+    """Whichever way an event comes in, PII in its URL, referrer and props is stored as markers, and
+    /metrics counts each replacement by kind."""
+    d = site()
+    with live.client() as c:
+        before = redactions(c)
+        send_pii(c, d)
+        rows = stored(live.data_dir, d, 3)
+        after = redactions(c)
+        pages = c.get("/api/stats/breakdown/pages", params={"site_id": d, "period": "day"}).json()
+    assert [p["value"] for p in pages] == ["/u/[email]"]
+    assert {r["pathname"] for r in rows} == {"/u/[email]"} and {r["utm_term"] for r in rows} == {"[email]"}
+    assert {r["referrer"] for r in rows} == {"https://mail.example/read?access_token=[redacted]&x=1"}
+    assert sorted(str(r["props"]) for r in rows) == ['None', '{"card":"[card]"}', '{"email":"[email]"}']
+    decoded = orjson.dumps(rows, default=str)
+    assert not [n for n in PII if n in decoded]
+    for path in live.data_dir.rglob("*"):  # the spool, state/, any other file
+        if path.is_file():
+            assert not [n for n in PII if n in path.read_bytes()], path
+    delta = {kind: after.get(kind, 0) - before.get(kind, 0) for kind in after}
+    assert delta == {"email": 7, "card": 1, "phone": 0, "secret": 3, "custom": 0}
+
+
+def test_redaction_can_be_turned_off(tmp_path: Path) -> None:
+    """With MALLARD_REDACT_PII=false the same events are stored as sent and nothing is counted."""
+    server = start("serve", tmp_path / "data", env={"MALLARD_REDACT_PII": "false"})
+    try:
+        d = site()
+        with server.client() as c:
+            send_pii(c, d)
+            rows = stored(server.data_dir, d, 3)
+            assert redactions(c) == {"email": 0, "card": 0, "phone": 0, "secret": 0, "custom": 0}
+    finally:
+        stop(server)
+    assert {r["pathname"] for r in rows} == {"/u/john.smith@example.com"}
+    assert {r["referrer"] for r in rows} == {PII_REFERRER}
+    assert '{"email":"jane.doe@example.org"}' in {r["props"] for r in rows}
 
 
 # -- stats -------------------------------------------------------------------------------------------
