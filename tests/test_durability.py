@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 
 import mallard
+from tests import ledger
+from tests.ledger import assert_exactly_once
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE = "durable.example"
@@ -105,19 +107,7 @@ def reopened(data_dir: Path, **options: object) -> Iterator[mallard.Mallard]:
 
 
 def stored_paths(m: mallard.Mallard, site: str = SITE) -> dict[str, int]:
-    rows = m.queries.sql("SELECT pathname, count(*) AS n FROM events WHERE site_id = ? GROUP BY 1",
-                         [site]).to_pylist()
-    return {r["pathname"]: r["n"] for r in rows}
-
-
-def assert_exactly_once(stored: dict[str, int], acked: list[str], prefix: str) -> None:
-    assert acked, "the child acknowledged nothing"
-    assert len(set(acked)) == len(acked)
-    missing = [p for p in acked if p not in stored]
-    assert not missing, f"{len(missing)} acknowledged events lost, e.g. {missing[:3]}"
-    twice = {p: n for p, n in stored.items() if n != 1}
-    assert not twice, f"{len(twice)} events stored more than once, e.g. {list(twice.items())[:3]}"
-    assert all(p.startswith(prefix) for p in stored)
+    return ledger.stored_paths(m.queries, site)
 
 
 def spool_files(data_dir: Path) -> list[Path]:

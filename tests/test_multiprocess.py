@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import mallard
+from tests.ledger import stored_paths
 
 ROOT = Path(__file__).resolve().parents[1]
 UA = "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0"
@@ -53,9 +54,7 @@ def test_four_processes_ingest_concurrently(tmp_path: Path) -> None:
 
     assert list((data / "spool").iterdir()) == []  # every worker closed cleanly: no segment, no record
     with mallard.open(data) as q:
-        rows = q.sql("SELECT pathname, count(*) AS n FROM events WHERE site_id = 'multi.example' "
-                     "GROUP BY 1").to_pylist()
-        stored = {r["pathname"]: r["n"] for r in rows}
+        stored = stored_paths(q, "multi.example")
         assert sorted(stored) == sorted(acked)
         assert set(stored.values()) == {1}
         assert q.sites() == ["multi.example", "own0.example", "own1.example", "own2.example",

@@ -5,6 +5,7 @@ under ``/_m``. Each server gets its own data directory and port and is killed af
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -60,10 +61,11 @@ def command(kind: str, port: int, data_dir: Path, workers: int = 1, args: Sequen
 
 
 def start(kind: str, data_dir: Path, *, workers: int = 1, env: dict[str, str] | None = None,
-          args: Sequence[str] = ()) -> Live:
-    """Start a server of ``kind``; ``args`` go to ``mallard serve``'s command line."""
+          args: Sequence[str] = (), label: str = "") -> Live:
+    """Start a server of ``kind`` on ``data_dir``; ``args`` go to ``mallard serve``'s command line; its
+    output goes to ``<data_dir>-<kind><label>.log``."""
     port = free_port()
-    log = data_dir.parent / f"{data_dir.name}-{kind}.log"
+    log = data_dir.parent / f"{data_dir.name}-{kind}{label}.log"
     environment = {k: v for k, v in os.environ.items() if not k.startswith("MALLARD_")}
     environment.update({"MALLARD_DATA_DIR": str(data_dir), "MALLARD_FLUSH_INTERVAL": "0.2",
                         "PYTHONPATH": str(ROOT)}, **(env or {}))
@@ -104,6 +106,44 @@ def stop(live: Live) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(live.proc.pid, signal.SIGKILL)
             live.proc.wait(10)
+
+
+def group(pgid: int) -> dict[int, int]:
+    """The live processes of a process group (zombies excluded): pid -> parent pid."""
+    found = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:  # exited meanwhile
+            continue
+        state, ppid, pgrp = stat[stat.rindex(")") + 2:].split()[:3]
+        if int(pgrp) == pgid and state not in ("Z", "X"):
+            found[int(entry.name)] = int(ppid)
+    return found
+
+
+def workers(live: Live) -> list[int]:
+    """The server's worker processes: the master's children, without multiprocessing's helpers."""
+    master = live.proc.pid
+
+    def helper(pid: int) -> bool:
+        try:
+            return b"multiprocessing.resource_tracker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return True
+    return sorted(pid for pid, ppid in group(master).items() if ppid == master and not helper(pid))
+
+
+def kill_all(live: Live, timeout: float = 30) -> None:
+    """SIGKILL every process of the server (the master, its workers, orphaned workers) and wait until
+    none is left: only then are their spool locks released."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(live.proc.pid, signal.SIGKILL)
+    if live.proc.poll() is None:
+        live.proc.wait(timeout)
+    eventually(lambda: not group(live.proc.pid), timeout)
 
 
 def serving(kind: str, tmp_path_factory: pytest.TempPathFactory, label: str) -> Iterator[Live]:
