@@ -221,11 +221,12 @@ class Mallard:
             return False
         return True
 
-    def _recover(self) -> None:
+    def _recover(self, *, wait: bool = True) -> None:
         """Replay the spools of stopped processes; a failure (a full disk) is kept in
-        :meth:`problems` and retried by the maintenance thread, never raised: reads need no disk."""
+        :meth:`problems` and retried by the maintenance thread, never raised: reads need no disk.
+        Without ``wait``, nothing happens while another process is recovering."""
         try:
-            self.store.recover()
+            self.store.recover(wait=wait)
         except OSError as exc:
             reason = exc.message if isinstance(exc, StorageError) else (exc.strerror or str(exc))
             if self._recovery_error is None:
@@ -445,6 +446,9 @@ class Mallard:
                 if time.monotonic() < next_compaction:
                     continue
                 next_compaction = time.monotonic() + interval
+                # A worker that died after this one started left a spool: replay it now rather than at
+                # the next start of some process (gunicorn starts a replacement lazily).
+                self._recover(wait=False)
                 self.compact(only_touched=True)
                 today = self._clock().astimezone(UTC).date()
                 if self.settings.retention_days and last_retention != today:

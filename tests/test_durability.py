@@ -227,6 +227,26 @@ def test_close_in_a_child_leaves_nothing_to_recover(tmp_path: Path) -> None:
         assert_exactly_once(stored_paths(m), child.acks, "/c/")
 
 
+@pytest.mark.slow
+def test_a_running_process_replays_the_spool_of_one_that_died_after_it_started(tmp_path: Path) -> None:
+    """A worker killed after the others started (gunicorn starts its replacement lazily) has its spool
+    replayed by a live process's maintenance thread, without any new start."""
+    m = mallard.Mallard(data_dir=tmp_path, flush_interval_secs=0.2, compact_after_files=0)
+    m.start()
+    try:
+        with Child(tmp_path, "--count", "40", "--prefix", "/late/") as child:
+            child.wait_for(lambda c: "done" in c.lines)
+            child.kill()
+            child.finish()
+            acked = child.acks
+        deadline = time.monotonic() + 60  # the orphan scan runs every max(10 s, 6 flush intervals)
+        while len(ledger.stored_paths(m.queries, SITE)) < len(acked) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert_exactly_once(ledger.stored_paths(m.queries, SITE), acked, "/late/")
+    finally:
+        assert m.close()
+
+
 def test_recovery_leaves_the_spool_of_a_live_process_alone(tmp_path: Path) -> None:
     data = tmp_path / "data"
     with Child(data, "--prefix", "/live/", "--count", "50") as child:

@@ -171,16 +171,20 @@ class Store:
         return PendingBatch(self.lake, self._spool, self.lake.write(events), self.tombstones,
                             frozenset(stones))
 
-    def recover(self) -> int:
+    def recover(self, *, wait: bool = True) -> int:
         """Finish interrupted compactions and publishes, then replay spools of processes that are gone.
 
-        One process recovers at a time (``state/recover.lock``).
+        One process recovers at a time (``state/recover.lock``); without ``wait``, return 0 at once
+        while another one is recovering.
         """
         if self.read_only:
             return 0
         fd = os.open(self.state_dir / "recover.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                return 0
             self.lake.recover_swaps()
             finish_commits(self.spool_dir)
             replayed = 0
