@@ -233,3 +233,26 @@ def test_ingestion_answer_headers_follow_each_request(api: Api) -> None:
     assert "strict-transport-security" in post(scheme="https")
     assert "strict-transport-security" not in post()
     assert post()["x-content-type-options"] == "nosniff"
+
+
+@pytest.mark.parametrize("which", ["site", "ip"])
+def test_rate_limits_answer_429_with_retry_after_and_are_counted(api: Api, which: str) -> None:
+    """Per-site and per-IP token buckets (frozen clock: two tokens, no refill): the third event of a
+    burst is refused with 429 and Retry-After, counted in /metrics, and nothing of it is stored."""
+    from mallard.http.limits import RateLimiter
+
+    frozen = RateLimiter(2, clock=lambda: 100.0)
+    if which == "site":
+        api.site_limiter = frozen
+    else:
+        api.ip_limiter = frozen
+    body = orjson.dumps({"d": "rl.example", "n": "pageview", "u": "https://rl.example/"})
+    headers = {"host": HOST, "user-agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0"}
+    answers = [api.handle(Request("POST", "/api/event", headers=headers, body=body, client="192.0.2.7"))
+               for _ in range(3)]
+    assert [r.status for r in answers] == [202, 202, 429]
+    refused = answers[2]
+    assert dict(refused.headers)["Retry-After"] == "1"
+    assert orjson.loads(refused.body) == {"error": "Rate limit exceeded. Slow down."}
+    assert "mallard_rate_limit_rejections_total 1.0" in api.metrics.render()[0].decode()
+    assert api.mallard.stats().buffer.pending == 2
