@@ -87,9 +87,12 @@ def _load(path: str) -> tuple[bytes, str, str] | None:
     if ".." in path.split("/") or path.startswith("/") or "\\" in path or "\0" in path:
         return None
     node = resources.files("mallard").joinpath("static", *path.split("/"))
-    if not node.is_file():
+    try:
+        if not node.is_file():
+            return None
+        data = node.read_bytes()
+    except OSError:  # e.g. a name longer than the filesystem allows (ENAMETOOLONG): not one of ours
         return None
-    data = node.read_bytes()
     ctype = mimetypes.guess_type(path)[0] or "application/octet-stream"
     if ctype.startswith("text/") or ctype in ("application/javascript", "image/svg+xml"):
         ctype += "; charset=utf-8"

@@ -205,3 +205,12 @@ def test_export_checks_limit_for_every_kind(api: Api) -> None:
     assert get(api, "/api/stats/export", "site_id=a.example&limit=abc")[0] == 400
     assert get(api, "/api/stats/export", "site_id=a.example&limit=0&kind=daily")[0] == 400
     assert get(api, "/api/stats/export", "site_id=a.example&limit=5")[0] == 200
+
+
+@pytest.mark.parametrize("path", ["/" + "a" * 300, "/vendor/" + "b" * 300, "/" + "c" * 255 + ".js"],
+                         ids=["dashboard file", "vendor file", "255-byte name"])
+def test_asset_name_too_long_for_the_filesystem_is_404(api: Api, path: str) -> None:
+    """Regression (hypothesis over the route table): a dashboard file name longer than the filesystem
+    allows answered 500 (ENAMETOOLONG from the lookup); it is simply not found."""
+    status, _, body = get(api, path)
+    assert status == 404 and orjson.loads(body) == {"error": "Not found."}
