@@ -109,14 +109,18 @@ TIMESTAMP: Final = Event._fields.index("timestamp")
 
 assert Event._fields == COLUMN_NAMES
 
-MAX_SITE_ID: Final = 256
-_SITE_ID = re.compile(r"[A-Za-z0-9._:\-]{1,256}")
+# The lake names a site's directory "site_id=<id>" with ':' written "%3A"; a directory name has at most
+# 255 bytes (NAME_MAX), so an id may have at most 247 characters, a ':' counting as 3.
+MAX_SITE_ID: Final = 247
+SITE_ID_PATTERN: Final = r"[A-Za-z0-9._:-]+"  # with a length of 1..MAX_SITE_ID
+_SITE_ID = re.compile(SITE_ID_PATTERN)
 
 
 def validate_site_id(site_id: object, *, setting: str | None = None) -> str:
     """Return ``site_id`` if it is a valid site id, else raise.
 
-    A site id is 1–256 characters of ``A-Z a-z 0-9 . - _ :`` and not only dots (it names a directory).
+    A site id is 1–247 characters of ``A-Z a-z 0-9 . - _ :`` (a ``:`` counting as 3) and not only dots: it
+    names a directory, ``site_id=<id>`` with ``:`` written ``%3A``, of at most 255 bytes.
 
     Raises:
         InvalidEventError: (or ConfigurationError when ``setting`` names a setting) with the rule.
@@ -124,8 +128,9 @@ def validate_site_id(site_id: object, *, setting: str | None = None) -> str:
     problem = None
     if not isinstance(site_id, str) or site_id == "":
         problem = "site_id must not be empty"
-    elif len(site_id) > MAX_SITE_ID:
-        problem = f"site_id must be at most {MAX_SITE_ID} characters"
+    elif len(site_id) + 2 * site_id.count(":") > MAX_SITE_ID:
+        problem = (f"site_id must be at most {MAX_SITE_ID} characters, a ':' counting as 3 (it names a "
+                   "directory)")
     elif not _SITE_ID.fullmatch(site_id):
         problem = "site_id may only contain alphanumeric characters, '.', '-', '_', ':'"
     elif site_id.strip(".") == "":

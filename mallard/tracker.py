@@ -32,7 +32,7 @@ from .enrich.referrers import referrer_source as _referrer_source
 from .enrich.urls import parse_page_url, sanitize, strip_query
 from .enrich.useragent import UNKNOWN_AGENT, Agent, AgentParser, device_type
 from .errors import InvalidEventError
-from .events import Event, validate_site_id
+from .events import MAX_SITE_ID, Event, validate_site_id
 from .payload import RawEvent
 from .privacy import Salts, canonical_ip, pseudonymize_user, visitor_id
 from .settings import Settings
@@ -215,7 +215,7 @@ class Tracker:
             raise InvalidEventError("event name must not be empty", code="missing_field")
         if not raw.url:
             raise InvalidEventError("url must not be empty", code="missing_field")
-        _check_len(raw.site, 256, "site_id")
+        _check_len(raw.site, MAX_SITE_ID, "site_id")
         _check_len(raw.name, MAX_NAME, "event name")
         _check_len(raw.url, MAX_URL, "url")
         _check_len(raw.referrer, MAX_URL, "referrer")

@@ -173,7 +173,7 @@ def test_reserved_settings_are_not_read_yet() -> None:
 
 def test_numbers_quoted_in_prose_are_current() -> None:
     """Defaults and limits the hand-written pages quote still hold (update the prose when they change)."""
-    from mallard import tracker
+    from mallard import events, tracker
     from mallard.queries import model
 
     defaults = mallard.Settings()
@@ -189,6 +189,7 @@ def test_numbers_quoted_in_prose_are_current() -> None:
     assert model.MAX_LIMIT == 10_000  # queries.md
     assert (tracker.MAX_NAME, tracker.MAX_URL, tracker.MAX_PROPS, tracker.MAX_USER_ID) == (
         256, 2048, 4096, 512)  # concepts.md
+    assert events.MAX_SITE_ID == 247  # concepts.md
 
 
 # -- examples work ---------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from mallard.enrich.geo import GeoLookup
 from mallard.enrich.useragent import AgentParser
 from mallard.errors import InvalidEventError
-from mallard.events import Event
+from mallard.events import MAX_SITE_ID, Event
 from mallard.payload import RawEvent
 from mallard.privacy import Salts
 from mallard.settings import Settings
@@ -125,7 +125,7 @@ def test_opt_out_comes_before_the_bot_filter(make_tracker: MakeTracker) -> None:
 
 # -- validate: lengths in bytes (reference §2.2 step 4) ---------------------------------------------
 LIMITS: dict[str, tuple[str, str, int]] = {  # field: (prefix, suffix, limit in bytes)
-    "site": ("", "", 256),
+    "site": ("", "", MAX_SITE_ID),
     "name": ("", "", 256),
     "url": ("/", "", 2048),
     "referrer": ("https://ref.example/", "", 2048),
@@ -172,7 +172,8 @@ def test_props_object_too_long_once_serialised_is_rejected(tracker: Tracker) -> 
 
 
 # -- validate: site id, required values, other fields -----------------------------------------------
-@pytest.mark.parametrize("site", ["example.com", "localhost:8080", "my_site-1", "A.B.C", "x", "a" * 256])
+@pytest.mark.parametrize("site", ["example.com", "localhost:8080", "my_site-1", "A.B.C", "x", "a" * 247,
+                                  "a" * 244 + ":"])
 def test_valid_site_ids(tracker: Tracker, site: str) -> None:
     assert accepted(run(tracker, site=site)).site_id == site
 
@@ -180,8 +181,9 @@ def test_valid_site_ids(tracker: Tracker, site: str) -> None:
 @pytest.mark.parametrize(
     "site",
     ["exa mple.com", "example.com/", "https://example.com", "ex@mple.com", "éxample.com", "..", ".",
-     "example.com\n", ""],
-    ids=["space", "slash", "scheme", "at", "non-ascii", "dots", "dot", "newline", "empty"],
+     "example.com\n", "", "a" * 245 + ":"],
+    ids=["space", "slash", "scheme", "at", "non-ascii", "dots", "dot", "newline", "empty",
+         "too long once ':' is written %3A"],
 )
 def test_invalid_site_ids(tracker: Tracker, site: str) -> None:
     assert invalid(run(tracker, site=site)).code == "invalid_site_id"

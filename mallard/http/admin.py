@@ -10,11 +10,18 @@ from __future__ import annotations
 from datetime import date
 from typing import TYPE_CHECKING, Any, Final
 
-from ..auth import AlreadyConfiguredError, PasswordRejectedError
+from ..auth import (
+    MAX_PASSWORD_LENGTH,
+    MIN_PASSWORD_LENGTH,
+    SCOPES,
+    AlreadyConfiguredError,
+    PasswordRejectedError,
+)
 from ..queries.model import check_site
 from ..queries.periods import MAX_API_DAYS, parse_date
 from .messages import HTTPError, Request, Response, json_response
-from .routing import Route
+from .routing import JSON, Body, Param, Route
+from .schemas import date_param, site_param
 from .security import client_ip, open_mode_allowed
 
 if TYPE_CHECKING:
@@ -165,17 +172,33 @@ def erase(api: Api, request: Request, params: dict[str, str]) -> Response:
                           "parquet_partitions_deleted": result.parquet_partitions_deleted})
 
 
+def _password_body(schema: dict[str, Any]) -> Body:
+    return Body({"type": "object", "required": ["password"], "properties": {"password": schema}})
+
+
 ROUTES: Final = (
     Route("GET", "/api/auth/status", status, "Whether a password is set and the caller is logged in.",
           tag="auth"),
     Route("POST", "/api/auth/setup", setup, "Set the first admin password (from this machine only).",
-          tag="auth"),
-    Route("POST", "/api/auth/login", login, "Log in: sets the mm_session cookie.", tag="auth"),
+          tag="auth", body=_password_body({"type": "string", "minLength": MIN_PASSWORD_LENGTH,
+                                           "maxLength": MAX_PASSWORD_LENGTH}),
+          errors=(400, 403, 409, 422, 429)),
+    Route("POST", "/api/auth/login", login, "Log in: sets the mm_session cookie.", tag="auth",
+          body=_password_body({"type": "string"}), errors=(400, 401, 422, 429)),
     Route("POST", "/api/auth/logout", logout, "Log out: revokes the session.", tag="auth"),
-    Route("POST", "/api/keys", create_key, "Create an API key (shown once).", access="admin", tag="auth"),
+    Route("POST", "/api/keys", create_key, "Create an API key (shown once).", access="admin", tag="auth",
+          body=Body({"type": "object", "required": ["name"], "properties": {
+              "name": {"type": "string", "minLength": 1, "maxLength": 128},
+              "scope": {"type": "string", "enum": list(SCOPES), "default": "ReadOnly"}}}),
+          replies={201: (JSON,)}, errors=(400, 422)),
     Route("GET", "/api/keys", list_keys, "List API keys (hashes only).", access="admin", tag="auth"),
-    Route("DELETE", "/api/keys/{key_hash}", revoke_key, "Revoke an API key.", access="admin", tag="auth"),
+    Route("DELETE", "/api/keys/{key_hash}", revoke_key, "Revoke an API key.", access="admin", tag="auth",
+          params=(Param("key_hash", {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                        "The key's SHA-256 (from GET /api/keys).", required=True, where="path"),),
+          errors=(404,)),
     Route("DELETE", "/api/gdpr/erase", erase, "Erase a site's events between two dates (inclusive).",
-          access="admin", tag="admin",
-          params={"site_id": "site id", "start_date": "YYYY-MM-DD", "end_date": "YYYY-MM-DD"}),
+          access="admin", tag="admin", errors=(400, 503),
+          params=(site_param(), date_param("start_date", "First day to erase.", required=True),
+                  date_param("end_date", "Last day to erase (inclusive, at most 366 days later).",
+                             required=True))),
 )

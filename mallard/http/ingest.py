@@ -9,19 +9,19 @@ counts those stored, bots excluded), otherwise 400 naming the first bad event an
 from __future__ import annotations
 
 import base64
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from ..errors import InvalidEventError
-from ..payload import RawEvent, from_query, parse_request
+from ..payload import MAX_BATCH, RawEvent, from_query, parse_request
 from ..tracker import ClientContext, Outcome
 from .messages import HTTPError, Request, Response
-from .routing import Route
+from .routing import Body, Param, Route
 from .security import client_context
 
 if TYPE_CHECKING:
     from .api import Api
 
-__all__ = ["ROUTES", "origin_allowed"]
+__all__ = ["BATCH", "EVENT", "ROUTES", "origin_allowed"]
 
 PIXEL: Final = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==")
 assert len(PIXEL) == 43
@@ -135,12 +135,59 @@ def pixel(api: Api, request: Request, params: dict[str, str]) -> Response:
                           ("Cache-Control", "no-store, no-cache, must-revalidate")], PIXEL)
 
 
-_EVENT_PARAMS: Final = {"d": "site id", "n": "event name (default pageview)", "u": "page URL",
-                        "r": "referrer", "w": "viewport width"}
+_UINT32: Final = 2**32 - 1
+_TEXT: Final = {"type": "string", "minLength": 1}
+
+
+def _first_of(keys: tuple[str, ...], schema: dict[str, Any], *, required: bool = False) -> dict[str, Any]:
+    """payload's rule for a field with several keys: the first key whose value is not null is read (and
+    must match ``schema``); the later keys are then ignored, whatever they hold."""
+    branches: list[dict[str, Any]] = [
+        {"required": [key], "properties": {**{k: {"type": "null"} for k in keys[:i]},
+                                           key: {"not": {"type": "null"}, **schema}}}
+        for i, key in enumerate(keys)]
+    if not required:
+        branches.append({"properties": {k: {"type": "null"} for k in keys}})
+    return {"anyOf": branches}
+
+
+_FIELDS: Final = (  # keys (read in this order), schema of the value read, required, description
+    (("d", "domain"), _TEXT, True, "Site id ('domain' may list several, separated by commas)."),
+    (("n", "name"), _TEXT, True, "Event name ('pageview' for a page view)."),
+    (("u", "url"), _TEXT, True, "Page URL."),
+    (("r", "referrer"), {"type": "string"}, False, "Referrer URL."),
+    (("w", "screen_width"), {"type": "integer", "minimum": 0, "maximum": _UINT32}, False,
+     "Screen width in pixels."),
+    (("p", "props", "m", "meta"), {"type": ["object", "string"]}, False,
+     "Custom properties: an object, or a string holding one as JSON."),
+)
+
+EVENT: Final = {
+    "type": "object",
+    "description": "One event, with Mallard Metrics' short keys or Plausible's keys. Where a field has "
+                   "several keys the first one that is not null is read; unknown keys are ignored.",
+    "properties": {
+        **{key: {"description": text} for keys, _, _, text in _FIELDS for key in keys},
+        "ra": {"description": "Revenue amount (a number or a decimal string; other values are dropped)."},
+        "rc": {"description": "Revenue currency, a 3-letter ISO 4217 code (other values are dropped)."},
+        "revenue": {"description": 'Plausible revenue {"amount": ..., "currency": "EUR"}, or a string '
+                                   "holding it as JSON (other values are ignored)."},
+        "$": {"description": "Plausible revenue (short key)."},
+    },
+    "allOf": [_first_of(keys, schema, required=required) for keys, schema, required, _ in _FIELDS],
+}
+BATCH: Final = {"type": "array", "items": EVENT, "minItems": 1, "maxItems": MAX_BATCH,
+                "description": f"Up to {MAX_BATCH} events, stored all or nothing."}
 
 ROUTES: Final = (
     Route("POST", "/api/event", post_event, "Record one event, or a JSON array of up to 1000 events.",
-          ingestion=True, tag="ingestion"),
+          ingestion=True, tag="ingestion", body=Body({"oneOf": [EVENT, BATCH]}),
+          replies={202: ()}, errors=(400, 403, 422, 429, 503)),
     Route("GET", "/api/event", pixel, "Record a pageview from a 1x1 GIF pixel.", ingestion=True,
-          params=_EVENT_PARAMS, tag="ingestion"),
+          params=(Param("d", _TEXT, "Site id.", required=True),
+                  Param("u", _TEXT, "Page URL.", required=True),
+                  Param("n", _TEXT, "Event name (default pageview)."),
+                  Param("r", {"type": "string"}, "Referrer."),
+                  Param("w", {"type": "integer", "minimum": 0, "maximum": _UINT32}, "Screen width.")),
+          tag="ingestion", replies={200: ("image/gif",)}, errors=(400,)),
 )

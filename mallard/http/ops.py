@@ -14,7 +14,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any, Final
 
 from .messages import HTTPError, Request, Response, json_response, text_response
-from .routing import Route
+from .routing import Param, Route
 
 if TYPE_CHECKING:
     from .api import Api
@@ -120,9 +120,12 @@ def _load(path: str) -> tuple[bytes, str, str] | None:
     if ".." in path.split("/") or path.startswith("/") or "\\" in path or "\0" in path:
         return None
     node = resources.files("mallard").joinpath("static", *path.split("/"))
-    if not node.is_file():
+    try:
+        if not node.is_file():
+            return None
+        data = node.read_bytes()
+    except OSError:  # e.g. a name longer than the filesystem allows (ENAMETOOLONG): not one of ours
         return None
-    data = node.read_bytes()
     ctype = mimetypes.guess_type(path)[0] or "application/octet-stream"
     if ctype.startswith("text/") or ctype in ("application/javascript", "image/svg+xml"):
         ctype += "; charset=utf-8"
@@ -158,18 +161,31 @@ def dashboard_vendor(api: Api, request: Request, params: dict[str, str]) -> Resp
     return asset(request, "dashboard/vendor/" + params["file"])
 
 
+_TEXT: Final = {200: ("text/plain",)}
+_ASSET: Final = {200: ("*/*",), 304: ()}  # 304 when If-None-Match names the current ETag
+_FILE: Final = Param("file", {"type": "string", "minLength": 1}, "A file name.", required=True,
+                     where="path")
+
 ROUTES: Final = (
-    Route("GET", "/health", health, "Liveness probe: always `ok`."),
+    Route("GET", "/health", health, "Liveness probe: always `ok`.", replies=_TEXT),
     Route("GET", "/health/ready", ready, "Readiness probe: 200 `ready` once this process runs and "
-          "can query; else 503 with the reasons."),
+          "can query; else 503 with the reasons.",
+          replies={200: ("text/plain",), 503: ("application/json",)}),
     Route("GET", "/health/detailed", detailed, "Process state as JSON."),
-    Route("GET", "/metrics", metrics, "Prometheus metrics of every worker process."),
-    Route("GET", "/robots.txt", robots, "Keeps crawlers off the API."),
-    Route("GET", "/.well-known/security.txt", security_txt, "Security contact."),
+    Route("GET", "/metrics", metrics, "Prometheus metrics of every worker process (with "
+          "`Authorization: Bearer <metrics_token>` when that setting is set).",
+          replies={200: ("text/plain",), 401: ("text/plain",)}),
+    Route("GET", "/robots.txt", robots, "Keeps crawlers off the API.", replies=_TEXT),
+    Route("GET", "/.well-known/security.txt", security_txt, "Security contact.", replies=_TEXT),
     Route("GET", "/api/openapi.json", openapi, "This API as an OpenAPI 3.1 document."),
-    Route("GET", "/mallard.js", tracker_script, "The tracking script.", tag="ingestion"),
-    Route("GET", "/js/script.js", tracker_script, "The tracking script (alias).", tag="ingestion"),
-    Route("GET", "/", dashboard_index, "The dashboard.", tag="dashboard"),
-    Route("GET", "/{file}", dashboard_file, "A dashboard asset.", tag="dashboard"),
-    Route("GET", "/vendor/{file}", dashboard_vendor, "A vendored dashboard module.", tag="dashboard"),
+    Route("GET", "/mallard.js", tracker_script, "The tracking script.", tag="ingestion",
+          replies={200: ("text/javascript",), 304: ()}),
+    Route("GET", "/js/script.js", tracker_script, "The tracking script (alias).", tag="ingestion",
+          replies={200: ("text/javascript",), 304: ()}),
+    Route("GET", "/", dashboard_index, "The dashboard.", tag="dashboard",
+          replies={200: ("text/html",), 304: ()}),
+    Route("GET", "/{file}", dashboard_file, "A dashboard asset.", tag="dashboard", params=(_FILE,),
+          replies=_ASSET, errors=(404,)),
+    Route("GET", "/vendor/{file}", dashboard_vendor, "A vendored dashboard module.", tag="dashboard",
+          params=(_FILE,), replies=_ASSET, errors=(404,)),
 )

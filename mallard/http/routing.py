@@ -1,25 +1,61 @@
 """The route table: method + path pattern → handler, with the route's access level and cost class.
 
 Patterns are literal paths with ``{name}`` segments (``/api/stats/breakdown/{dimension}``). The table is
-also the source of the OpenAPI document, so every route carries a one-line summary.
+also the only source of the OpenAPI document (:mod:`mallard.http.openapi`): every route carries a one-line
+summary, its typed parameters (:class:`Param`, JSON Schema), its request body (:class:`Body`), the
+non-error answers it gives and the error statuses of its own handler. Statuses that follow from the
+route's flags (401/403 from ``access``, 429/503 from ``heavy``, 413 from a body) are added by the
+generator, so they are stated once.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from .messages import HTTPError, Request, Response
 
 if TYPE_CHECKING:
     from .api import Api
 
-__all__ = ["Access", "Handler", "Route", "Router"]
+__all__ = ["Access", "Body", "Handler", "Param", "Route", "Router"]
 
 Access = Literal["public", "read", "admin"]
 Handler = Callable[["Api", Request, dict[str, str]], Response]
+
+
+Schema = Mapping[str, Any]  # a JSON Schema (OpenAPI 3.1 dialect)
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """One documented parameter: its name, where it goes, its JSON Schema and whether it is required.
+
+    The schema states what the handler accepts (types, enums, bounds, formats), so a request that breaks
+    it gets a 4xx; one that keeps it may still get a 400 for a rule JSON Schema cannot say (an end date
+    before the start date).
+    """
+
+    name: str
+    schema: Schema
+    description: str = ""
+    required: bool = False
+    where: Literal["query", "path"] = "query"
+
+
+@dataclass(frozen=True, slots=True)
+class Body:
+    """A request body: its JSON Schema, whether it may be left out, and its media type."""
+
+    schema: Schema
+    description: str = ""
+    required: bool = True
+    media_type: str = "application/json"
+
+
+JSON: Final = "application/json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +68,10 @@ class Route:
         ingestion: the ingestion endpoints: open CORS, never cached, never blocking.
         heavy: counted against ``max_concurrent_queries`` (429 when exceeded).
         cached: GET responses cached per (path, query, lake fingerprint).
-        params: documented query parameters (name → description) for the OpenAPI document.
+        params: the query and path parameters (every ``{name}`` of the pattern has a path Param).
+        body: the request body, or None for a route that reads none.
+        replies: the answers that are not errors: status → media types (``()``: no body).
+        errors: the ``{"error": ...}`` statuses the handler itself can give.
     """
 
     method: str
@@ -43,8 +82,11 @@ class Route:
     ingestion: bool = False
     heavy: bool = False
     cached: bool = False
-    params: dict[str, str] = field(default_factory=dict)
+    params: tuple[Param, ...] = ()
     tag: str = "ops"
+    body: Body | None = None
+    replies: Mapping[int, tuple[str, ...]] = field(default_factory=lambda: {200: (JSON,)})
+    errors: tuple[int, ...] = ()
 
     @property
     def regex(self) -> re.Pattern[str]:

@@ -10,15 +10,21 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 from ..exporting import to_csv, to_json
+from ..queries.flow import MAX_FLOW_LIMIT
+from ..queries.funnels import MAX_STEPS
+from ..queries.model import MAX_LIMIT as MAX_QUERY_LIMIT
 from ..queries.model import check_site
-from ..queries.periods import MAX_API_DAYS, DateRange
+from ..queries.periods import MAX_API_DAYS, PERIODS, DateRange
+from ..queries.registry import ALIASES, BREAKDOWNS, DIMENSIONS, METRICS
+from ..queries.retention import MAX_WEEKS
 from .messages import HTTPError, Request, Response, json_response
-from .routing import Route
+from .routing import JSON, Body, Param, Route
+from .schemas import SITE_ID, date_param, period_param, site_param
 
 if TYPE_CHECKING:
     from .api import Api
 
-__all__ = ["ROUTES"]
+__all__ = ["ROUTES", "V2_QUERY"]
 
 MAX_LIMIT: Final = 1000
 
@@ -107,7 +113,9 @@ def export(api: Api, request: Request, params: dict[str, str]) -> Response:
     kind = request.arg("kind", "daily") or "daily"
     if kind not in ("daily", "raw"):
         raise HTTPError(400, f"Invalid kind: '{kind}'. Use 'daily' or 'raw'.")
-    limit = limit_of(request, 100_000, 1_000_000) if kind == "raw" else 100_000
+    limit = limit_of(request, 100_000, 1_000_000)  # checked for both kinds: a bad limit is an error
+    if kind != "raw":
+        limit = 100_000
     table = api.queries.export(site, start_date=rng.start, end_date=rng.end, kind=kind, limit=limit,
                                filters=filters)
     name = f"mallard-{'daily' if kind == 'daily' else 'events'}-{rng.start.isoformat()}.{fmt}"
@@ -143,41 +151,100 @@ def _behavioural(name: str) -> Callable[[Api, Request, dict[str, str]], Response
     return handler
 
 
-_COMMON: Final = {"site_id": "site id (required)", "period": "day, 7d, 30d, 90d, 12mo, month, year, all",
-                  "start_date": "YYYY-MM-DD (with end_date, inclusive)", "end_date": "YYYY-MM-DD",
-                  "filters": "dim==value;dim!=value;dim~=text"}
+def _dimension_names() -> list[str]:
+    slugs = [*BREAKDOWNS, *ALIASES]
+    return sorted({*slugs, *(s.replace("-", "_") for s in slugs), *DIMENSIONS})
+
+
+def _int(low: int, high: int, default: int | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "integer", "minimum": low, "maximum": high}
+    return schema if default is None else {**schema, "default": default}
+
+
+_COMMON: Final = (
+    site_param(), period_param(),
+    date_param("start_date", "First day (YYYY-MM-DD), with end_date; at most 366 days apart."),
+    date_param("end_date", "Last day, inclusive (YYYY-MM-DD), with start_date."),
+    Param("filters", {"type": "string"}, "dim==value;dim!=value;dim~=text (clauses joined by ';')."),
+)
+_DIMENSION: Final = Param("dimension", {"anyOf": [
+    {"type": "string", "enum": _dimension_names()},
+    {"type": "string", "pattern": "^event:props:[A-Za-z0-9_. :$-]{1,128}$"}]},
+    "A breakdown slug (pages, sources, browsers, ...), a query-model dimension (visit:utm_campaign) or "
+    "event:props:<key>.", required=True, where="path")
+_STEPS: Final = {"type": "string", "minLength": 1, "examples": ["page:/,event:Signup"]}
 
 
 def _route(pattern: str, handler: Callable[[Api, Request, dict[str, str]], Response], summary: str, *,
-           heavy: bool = False, cached: bool = True, extra: dict[str, str] | None = None,
-           method: str = "GET") -> Route:
-    return Route(method, pattern, handler, summary, access="read", heavy=heavy, cached=cached,
-                 params={**_COMMON, **(extra or {})}, tag="stats")
+           heavy: bool = False, cached: bool = True, extra: tuple[Param, ...] = (),
+           replies: dict[int, tuple[str, ...]] | None = None) -> Route:
+    return Route("GET", pattern, handler, summary, access="read", heavy=heavy, cached=cached,
+                 params=(*_COMMON, *extra), tag="stats", replies=replies or {200: (JSON,)},
+                 errors=(400, 503))
 
+
+V2_QUERY: Final = {
+    "type": "object", "additionalProperties": False, "required": ["site_id", "metrics"],
+    "description": "A Plausible Stats API v2 query.",
+    "properties": {
+        "site_id": SITE_ID,
+        "metrics": {"type": "array", "minItems": 1, "uniqueItems": True,
+                    "items": {"type": "string", "enum": list(METRICS)}},
+        "date_range": {"anyOf": [
+            {"type": "string", "enum": list(PERIODS)},
+            {"type": "array", "minItems": 2, "maxItems": 2,
+             "items": {"type": "string", "description": "YYYY-MM-DD or an ISO 8601 datetime"}}],
+            "default": "30d"},
+        "dimensions": {"type": "array", "uniqueItems": True, "items": {"type": "string"}},
+        "filters": {"type": ["array", "string", "null"],
+                    "description": "[operator, dimension, [values]], ['and'|'or', [filters]], "
+                                   "['not', filter], a list of filters that must all hold, or a "
+                                   "filter string (dim==value;dim!=value)."},
+        "order_by": {"type": ["array", "null"], "items": {
+            "type": "array", "minItems": 2, "maxItems": 2,
+            "prefixItems": [{"type": "string"}, {"enum": ["asc", "desc"]}]}},
+        "pagination": {"type": ["object", "null"], "properties": {
+            "limit": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_QUERY_LIMIT},
+            "offset": {"type": "integer", "minimum": 0}}},
+        "include": {"description": "Accepted for compatibility; ignored."},
+        "timezone": {"type": ["string", "null"], "description": "An IANA time zone (default UTC)."},
+    },
+}
 
 ROUTES: Final = (
     _route("/api/stats/main", main, "Headline figures: visitors, pageviews, sessions, bounce, duration.",
-           heavy=True, extra={"compare": "previous_period or year_over_year"}),
+           heavy=True, extra=(Param("compare", {"type": "string", "enum": [
+               "", "previous_period", "year_over_year", "previous-period", "year-over-year"]},
+               "Add the figures of the previous period or of the year before."),)),
     _route("/api/stats/timeseries", timeseries, "Zero-filled visitors and pageviews per hour or day.",
-           heavy=True, extra={"interval": "hour, day, week or month"}),
+           heavy=True,
+           extra=(Param("interval", {"type": "string", "enum": ["hour", "day", "week", "month"]},
+                        "Bucket size (default hour for ranges of up to 2 days, else day)."),)),
     _route("/api/stats/breakdown/{dimension}", breakdown, "Top values of a dimension.",
-           heavy=True, extra={"limit": "1-1000 (default 10)"}),
+           heavy=True, extra=(_DIMENSION, Param("limit", _int(1, MAX_LIMIT, 10), "Rows."))),
     _route("/api/stats/sessions", sessions, "Sessions, their duration, pages per session and bounce.",
            heavy=True),
     _route("/api/stats/export", export, "Daily report or raw events as CSV or JSON.", heavy=True,
-           cached=False, extra={"format": "csv or json", "kind": "daily or raw",
-                                "limit": "raw rows (default 100000, at most 1000000)"}),
+           cached=False, replies={200: ("text/csv", JSON)}, extra=(
+               Param("format", {"type": "string", "enum": ["csv", "json"], "default": "csv"}, "Format."),
+               Param("kind", {"type": "string", "enum": ["", "daily", "raw"], "default": "daily"},
+                     "A daily report or the raw events."),
+               Param("limit", _int(1, 1_000_000, 100_000), "Raw rows (kind=raw only)."))),
     Route("GET", "/api/sites", sites, "Site ids with stored events or configured.", access="read",
-          heavy=True, tag="stats"),
+          heavy=True, tag="stats", errors=(503,)),
     Route("POST", "/api/v2/query", v2_query, "A Plausible Stats API v2 query.", access="read",
-          heavy=True, tag="stats"),
+          heavy=True, tag="stats", body=Body(V2_QUERY), errors=(400,)),
     _route("/api/stats/funnel", _behavioural("funnel"), "Cumulative funnel (windowFunnel strict_once).",
-           heavy=True, extra={"steps": "page:/path,event:Name (1-32)", "window": "N unit or seconds"}),
+           heavy=True, extra=(
+               Param("steps", _STEPS, f"page:/path,event:Name (1-{MAX_STEPS} steps).", required=True),
+               Param("window", {"type": "string", "default": "1 day"},
+                     "'N seconds|minutes|hours|days|weeks' or seconds (at most 366 days)."))),
     _route("/api/stats/sequences", _behavioural("sequences"), "Visitors who did every step in order.",
-           heavy=True, extra={"steps": "page:/path,event:Name (at least 2)"}),
+           heavy=True, extra=(Param("steps", _STEPS, "page:/path,event:Name (at least 2).",
+                                    required=True),)),
     _route("/api/stats/retention", _behavioural("retention"), "Weekly cohorts by first visit.",
-           heavy=True, extra={"weeks": "1-52 (default 4)"}),
+           heavy=True, extra=(Param("weeks", _int(1, MAX_WEEKS, 4), "Weeks after the cohort week."),)),
     _route("/api/stats/flow", _behavioural("flow"), "Next page after a page.", heavy=True,
-           extra={"page": "/path (required)", "limit": "1-100 (default 10)"}),
+           extra=(Param("page", {"type": "string", "minLength": 1}, "The page path.", required=True),
+                  Param("limit", _int(1, MAX_FLOW_LIMIT, 10), "Next pages listed."))),
 )
-

@@ -112,8 +112,10 @@ def parse_query(body: object, *, today: date, tz: str, first_day: date | None,
     if unknown:
         raise InvalidQueryError(f"Unknown query key(s): {', '.join(sorted(unknown))}. "
                                 f"Valid keys: {', '.join(sorted(known))}.", code="invalid_query")
-    zone = body.get("timezone") or tz
-    if not isinstance(zone, str):
+    zone = body.get("timezone")
+    if zone is None or zone == "":
+        zone = tz
+    elif not isinstance(zone, str):
         raise InvalidQueryError("timezone must be a string.", code="invalid_query")
     _check_zone(zone)
     raw_range = body.get("date_range", "30d")
@@ -135,8 +137,10 @@ def parse_query(body: object, *, today: date, tz: str, first_day: date | None,
     if not isinstance(dims, list) or not all(isinstance(d, str) for d in dims):
         raise InvalidQueryError("dimensions must be a list of dimension names.",
                                 code="invalid_dimension")
-    page = body.get("pagination") or {}
-    if not isinstance(page, Mapping):
+    page = body.get("pagination")
+    if page is None:
+        page = {}
+    elif not isinstance(page, Mapping):
         raise InvalidQueryError("pagination must be an object {limit, offset}.",
                                 code="invalid_limit")
     order_by = body.get("order_by")

@@ -256,3 +256,38 @@ def test_rate_limits_answer_429_with_retry_after_and_are_counted(api: Api, which
     assert orjson.loads(refused.body) == {"error": "Rate limit exceeded. Slow down."}
     assert "mallard_rate_limit_rejections_total 1.0" in api.metrics.render()[0].decode()
     assert api.mallard.stats().buffer.pending == 2
+@pytest.mark.parametrize("site", ["a" * 248, "a:" * 83], ids=["248 characters", "83 colons (%3A)"])
+def test_site_id_too_long_for_a_directory_is_refused(api: Api, site: str) -> None:
+    """Regression (schemathesis): a site id whose lake directory name ``site_id=<id>`` would pass 255 bytes
+    was accepted with 202 and then failed every flush, and stats for it answered 500 (ENAMETOOLONG).
+    Now both answer 400; the longest site id that fits is stored and read back."""
+    ua = "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0"
+    event = {"n": "pageview", "u": "https://example.com/"}
+    r = api.handle(Request("POST", "/api/event", body=orjson.dumps({"d": site, **event}),
+                           headers={"user-agent": ua}, client=LOCAL))
+    assert r.status == 400 and "site_id" in orjson.loads(r.body)["error"]
+    assert get(api, "/api/stats/main", f"site_id={site}")[0] == 400
+    longest = "b" * 244 + ":"  # len("site_id=") + 244 + 3 (":" is written %3A) = 255 bytes
+    r = api.handle(Request("POST", "/api/event", body=orjson.dumps({"d": longest, **event}),
+                           headers={"user-agent": ua}, client=LOCAL))
+    assert r.status == 202
+    api.mallard.flush()
+    status, _, body = get(api, "/api/stats/main", f"site_id={longest.replace(':', '%3A')}&period=day")
+    assert status == 200 and orjson.loads(body)["total_pageviews"] == 1
+
+
+def test_export_checks_limit_for_every_kind(api: Api) -> None:
+    """A malformed limit is a 400 for the daily export too (it used to be ignored unless kind=raw), as
+    the OpenAPI document states."""
+    assert get(api, "/api/stats/export", "site_id=a.example&limit=abc")[0] == 400
+    assert get(api, "/api/stats/export", "site_id=a.example&limit=0&kind=daily")[0] == 400
+    assert get(api, "/api/stats/export", "site_id=a.example&limit=5")[0] == 200
+
+
+@pytest.mark.parametrize("path", ["/" + "a" * 300, "/vendor/" + "b" * 300, "/" + "c" * 255 + ".js"],
+                         ids=["dashboard file", "vendor file", "255-byte name"])
+def test_asset_name_too_long_for_the_filesystem_is_404(api: Api, path: str) -> None:
+    """Regression (hypothesis over the route table): a dashboard file name longer than the filesystem
+    allows answered 500 (ENAMETOOLONG from the lookup); it is simply not found."""
+    status, _, body = get(api, path)
+    assert status == 404 and orjson.loads(body) == {"error": "Not found."}

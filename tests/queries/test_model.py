@@ -213,6 +213,24 @@ def test_pagination_must_be_an_object() -> None:
     check_error({"pagination": [10, 0]}, "pagination must be an object", "invalid_limit")
 
 
+@pytest.mark.parametrize("pagination", [[], 0, False, ""], ids=["empty list", "zero", "false", "empty"])
+def test_empty_non_object_pagination_is_refused(pagination: Any) -> None:
+    """Regression (schemathesis): a falsy pagination that is not an object was taken as absent."""
+    check_error({"pagination": pagination}, "pagination must be an object", "invalid_limit")
+
+
+@pytest.mark.parametrize("zone", [{}, [], 0, False], ids=["empty object", "empty list", "zero", "false"])
+def test_empty_non_string_timezone_is_refused(zone: Any) -> None:
+    """Regression (schemathesis): a falsy timezone that is not a string was taken as absent."""
+    check_error({"timezone": zone}, "timezone must be a string", "invalid_query")
+
+
+def test_null_or_empty_timezone_and_null_pagination_are_defaults() -> None:
+    check_ok({"metrics": ["visitors"], "timezone": None, "pagination": None},
+             {"limit": 10_000, "offset": 0})
+    assert parse({"site_id": "example.com", "metrics": ["visitors"], "timezone": ""}).date_range.tz == "UTC"
+
+
 @pytest.mark.parametrize(("order_by", "message"), [
     ("visitors", "order_by must be a list"),
     ([["visitors"]], "order_by entries are [name, 'asc'|'desc']"),

@@ -1,0 +1,39 @@
+"""JSON Schema fragments shared by several routes' :class:`~mallard.http.routing.Param` and
+:class:`~mallard.http.routing.Body` declarations. Bounds and names come from the modules that enforce them,
+so the document cannot drift from the checks.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from ..events import MAX_SITE_ID, SITE_ID_PATTERN
+from ..queries.periods import PERIODS
+from .routing import Param
+
+__all__ = ["DATE", "ERROR", "SITE_ID", "date_param", "period_param", "site_param"]
+
+SITE_ID: Final[dict[str, Any]] = {
+    "type": "string", "minLength": 1, "maxLength": MAX_SITE_ID, "pattern": f"^{SITE_ID_PATTERN}$",
+    "not": {"pattern": "^[.]+$"}, "examples": ["example.com"],
+}
+DATE: Final[dict[str, Any]] = {"type": "string", "format": "date", "pattern": r"^\d{4}-\d{2}-\d{2}$",
+                               "examples": ["2026-01-31"]}
+ERROR: Final[dict[str, Any]] = {
+    "type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"],
+    "description": "Every error answer: one key, a message saying what to do next.",
+}
+
+
+def site_param(description: str = "The site id.") -> Param:
+    return Param("site_id", SITE_ID, description, required=True)
+
+
+def date_param(name: str, description: str, *, required: bool = False) -> Param:
+    return Param(name, DATE, description, required=required)
+
+
+def period_param() -> Param:
+    return Param("period", {"type": "string", "enum": [*PERIODS, ""], "default": "30d"},
+                 "A named period ending today; empty means 30d. Ignored when start_date and end_date "
+                 "are given.")
