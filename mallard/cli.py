@@ -123,6 +123,7 @@ def cmd_erase(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from .adapters.serve import uvicorn_options
     from .settings import Settings, export_to_environ
 
     overrides: dict[str, Any] = {k: v for k, v in (("data_dir", args.data_dir), ("host", args.host),
@@ -144,7 +145,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
           file=sys.stderr, flush=True)
     uvicorn.run("mallard.adapters.asgi:create_app", factory=True, host=settings.host, port=settings.port,
                 workers=workers, proxy_headers=False, server_header=False, access_log=args.access_log,
-                log_level=args.log_level, timeout_graceful_shutdown=int(settings.shutdown_timeout_secs))
+                log_level=args.log_level, timeout_graceful_shutdown=int(settings.shutdown_timeout_secs),
+                **uvicorn_options(settings))
     return 0
 
 

@@ -95,6 +95,10 @@ METRICS: Final[Mapping[str, MetricDef]] = {
         "counter", "Personal data replaced by a marker before storage, by kind.", ("kind",),
         frozenset(REDACTION_KINDS)),
     "mallard_rate_limit_rejections_total": MetricDef("counter", "Requests refused by a rate limit (429)."),
+    "mallard_http_refusals_total": MetricDef(
+        "counter", "Requests refused to protect the server: body_timeout (408, body too slow), "
+        "concurrency_limit (503, `mallard serve` past limit_concurrency).", ("reason",),
+        frozenset({"body_timeout", "concurrency_limit"})),
     "mallard_login_failures_total": MetricDef("counter", "Failed dashboard logins and setup attempts."),
     "mallard_cache_hits_total": MetricDef("counter", "Query cache lookups answered from the cache."),
     "mallard_cache_misses_total": MetricDef("counter", "Query cache lookups that ran the query."),

@@ -47,6 +47,17 @@ class Settings:
     # -- server (used by `mallard serve`) --------------------------------------------------------
     host: str = _opt("127.0.0.1", "Address `mallard serve` binds to.")
     port: int = _opt(8000, "Port `mallard serve` listens on.", minimum=0, maximum=65_535)
+    limit_concurrency: int = _opt(1000, "Open connections (or running requests) per `mallard serve` "
+                                  "worker past which new requests get 503 (0 = unlimited).", minimum=0)
+    backlog: int = _opt(2048, "Connections the kernel queues for `mallard serve` before accepting.",
+                        minimum=1)
+    keep_alive_timeout_secs: int = _opt(5, "Seconds `mallard serve` keeps an idle connection open "
+                                        "between requests.", minimum=1)
+    header_timeout_secs: float = _opt(10.0, "Seconds `mallard serve` gives a connection to send a "
+                                      "request's headers, then closes it (checked each period).",
+                                      minimum=0.1)
+    body_timeout_secs: float = _opt(15.0, "Seconds the ASGI adapter waits for a request body before "
+                                    "answering 408.", minimum=0.1)
     # -- storage ----------------------------------------------------------------------------------
     data_dir: Path = _opt(Path("mallard-data"), "Directory holding events/, spool/ and state/.")
     flush_event_count: int = _opt(1000, "Buffered events that trigger a flush to Parquet.",

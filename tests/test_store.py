@@ -30,6 +30,7 @@ from mallard import EventBuffer, StorageError, Store
 from mallard.events import COLUMN_NAMES, COLUMNS, Event
 from mallard.store.lake import Lake, partitions
 
+from .concurrency import Progress, offer_until
 from .factories import BASE_TIME, full_event, make_event, make_events
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -311,6 +312,32 @@ def test_compaction_leaves_big_files_and_quiet_partitions_alone(store: Store) ->
     assert count(store) == 20_006
 
 
+def _reads_grow(seen: list[int], by: int = 3, timeout: float = 60.0) -> bool:
+    """Poll until the readers appended ``by`` more counts, within a generous hang guard."""
+    target = len(seen) + by
+    deadline = time.monotonic() + timeout
+    while len(seen) < target:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+def _compact_beside_readers(store: Store) -> list[int]:
+    compacted: list[int] = []
+
+    def compact() -> None:
+        try:
+            compacted.append(store.compact(min_files=2, target_bytes=10**9))
+        finally:
+            store.close()  # this thread's connection
+
+    compactor = threading.Thread(target=compact)
+    compactor.start()
+    compactor.join(120)
+    return compacted
+
+
 def _read_counts_while(store: Store, stop: threading.Event, seen: list[int]) -> None:
     try:
         while not stop.is_set():
@@ -332,13 +359,12 @@ def test_readers_never_see_a_different_count_during_compaction(store: Store) -> 
                    for _ in range(3)]
         for t in readers:
             t.start()
-        time.sleep(0.05)
         try:
-            started = time.monotonic()
-            assert store.compact(min_files=2, target_bytes=10**9) == 1
-            # flock prefers nobody: overlapping readers must not starve the compactor
-            assert time.monotonic() - started < 10
-            time.sleep(0.05)
+            assert _reads_grow(seen)  # the readers are reading
+            # flock prefers nobody: overlapping readers must not starve the compactor (were it
+            # starved, this would never return: compact in a thread, with a generous hang guard)
+            assert _compact_beside_readers(store) == [1]
+            assert _reads_grow(seen)  # and they go on reading the merged file
         finally:
             stop.set()
             for t in readers:
@@ -552,59 +578,55 @@ def test_read_only_store_refuses_writes(tmp_path: Path) -> None:
 
 # -- the view: flusher + readers through the real Store ------------------------------------------
 def test_queries_see_each_event_exactly_once_while_flushing(store: Store) -> None:
+    """Readers counting through the Store's view while a flusher publishes and a compactor merges see
+    each event once: never fewer than were acknowledged before, never more than were offered."""
     buf = EventBuffer(store.write_batch, journal=store.journal(), flush_at=25, flush_interval=0.01)
     buf.start()
-    acked = 0
+    progress = Progress()
     stop = threading.Event()
     problems: list[str] = []
-    reads = 0
+    compactions: list[int] = []
 
     def reader() -> None:
-        nonlocal reads
         try:
             while not stop.is_set():
-                before = acked
+                before = progress.acked
                 with store.reading("example.com", None, None, pending=buf.snapshot,
                                    view_lock=buf.view_lock) as r:
                     src, params = r.source()
                     n, distinct = r.execute(f"SELECT count(*), count(DISTINCT pathname) FROM ({src})",
                                             params).to_pylist()[0].values()
-                after = acked
+                after = progress.offering
                 if n != distinct:
                     problems.append(f"{n - distinct} events counted twice")
                 if not before <= n <= after:
                     problems.append(f"count {n} outside [{before}, {after}]")
-                reads += 1
+                progress.reads += 1
         finally:
             store.close()  # this thread's connection
 
     def compactor() -> None:
         try:
             while not stop.wait(0.1):
-                store.compact(min_files=2, target_bytes=10**9)
+                compactions.append(store.compact(min_files=2, target_bytes=10**9))
         finally:
             store.close()
+
+    def offer(i: int) -> None:
+        assert buf.offer(make_event(pathname=f"/p/{i}", timestamp=BASE_TIME + timedelta(microseconds=i)))
 
     threads = [threading.Thread(target=reader) for _ in range(2)] + [threading.Thread(target=compactor)]
     for t in threads:
         t.start()
     try:
-        deadline = time.monotonic() + 2.0
-        i = 0
-        while time.monotonic() < deadline and not problems:
-            assert buf.offer(make_event(pathname=f"/p/{i}", timestamp=BASE_TIME + timedelta(microseconds=i)))
-            i += 1
-            acked = i
-            if i % 20 == 0:
-                time.sleep(0.001)
+        offer_until(offer, progress, lambda: progress.reads > 20 and sum(compactions) >= 2, problems)
     finally:
         stop.set()
         for t in threads:
-            t.join(10)
-        assert buf.close(10)
+            t.join(30)
+        assert buf.close(30)
     assert problems == []
-    assert reads > 20
-    assert count(store) == acked
+    assert count(store) == progress.acked
     assert list(store.spool_dir.iterdir()) == []
 
 

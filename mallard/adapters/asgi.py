@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ..analytics import Mallard
-from ..http.messages import Request
+from ..http.messages import Request, Response
 
 __all__ = ["MallardASGI", "create_app"]
 
@@ -70,6 +70,34 @@ async def read_body(receive: Receive, limit: int, first: Message) -> bytes | Non
         message = await receive()
 
 
+class _Deadline:
+    """Cancels the running task after ``seconds`` unless cancelled first: a bare timer, at half the
+    cost of ``asyncio.timeout()`` on the ingestion path."""
+
+    __slots__ = ("_expired", "_handle", "_task")
+
+    def __init__(self, seconds: float) -> None:
+        self._expired = False
+        self._task = asyncio.current_task()
+        self._handle = asyncio.get_running_loop().call_later(seconds, self._fire)
+
+    def _fire(self) -> None:
+        self._expired = True
+        if self._task is not None:
+            self._task.cancel()
+
+    def expire(self) -> bool:
+        """After a CancelledError: True when this deadline caused it (the cancellation is then
+        absorbed), False when someone else cancelled the task."""
+        if self._expired and self._task is not None:
+            self._task.uncancel()
+            return True
+        return False
+
+    def cancel(self) -> None:
+        self._handle.cancel()
+
+
 class MallardASGI:
     """mallard's HTTP API, tracking script and dashboard as an ASGI app.
 
@@ -84,6 +112,7 @@ class MallardASGI:
         self._pool = ThreadPoolExecutor(max_workers=self.mallard.settings.read_connections,
                                         thread_name_prefix="mallard-http")
         self._owns_process = False  # set by create_app(): the whole process is this server
+        self._body_timeout = self.mallard.settings.body_timeout_secs
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -94,21 +123,34 @@ class MallardASGI:
                 await send({"type": "websocket.close", "code": 1000})
             return
         path, root = mount_path(scope)
+        headers = scope_headers(scope)
         limit = self.api.max_body_bytes
-        message = await receive()
+        # A body is announced by one of these headers; only then can a client stall while sending it.
+        deadline = (_Deadline(self._body_timeout)
+                    if "content-length" in headers or "transfer-encoding" in headers else None)
         body: bytes | None
-        if message["type"] == "http.request" and not message.get("more_body", False):
-            whole: bytes = message.get("body", b"")  # the whole body in one message: no loop
-            body = whole if len(whole) <= limit else None
-        else:
-            body = await read_body(receive, limit, message)
+        try:
+            message = await receive()
+            if message["type"] == "http.request" and not message.get("more_body", False):
+                whole: bytes = message.get("body", b"")  # the whole body in one message: no loop
+                body = whole if len(whole) <= limit else None
+            else:
+                body = await read_body(receive, limit, message)
+        except asyncio.CancelledError:
+            if deadline is None or not deadline.expire():
+                raise
+            await self._send(send, self.api.refuse_slow_body())
+            return
+        finally:
+            if deadline is not None:
+                deadline.cancel()
         if body is None:
             response = self.api.refuse(413, f"Request body exceeds {limit} bytes.")
         else:
             client = scope.get("client")
             request = Request(method=scope.get("method", "GET").upper(), path=path,
                               query_string=scope.get("query_string", b"").decode("latin-1"),
-                              headers=scope_headers(scope), body=body,
+                              headers=headers, body=body,
                               client=client[0] if client else None, root_path=root,
                               scheme=scope.get("scheme", "http"))
             if self.api.is_blocking(request.method, path):
@@ -116,6 +158,15 @@ class MallardASGI:
                 response = await loop.run_in_executor(self._pool, self.api.handle, request)
             else:
                 response = self.api.handle(request)
+        await self._send(send, response)
+
+    async def refuse_busy(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI app answering a request past ``limit_concurrency`` (called by ``mallard serve``'s
+        protocol instead of uvicorn's plain-text 503): a JSON 503, counted."""
+        await self._send(send, self.api.refuse_busy())
+
+    @staticmethod
+    async def _send(send: Send, response: Response) -> None:
         await send({"type": "http.response.start", "status": response.status,
                     "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]})
         await send({"type": "http.response.body", "body": response.body})

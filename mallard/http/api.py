@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import (
@@ -200,12 +201,26 @@ class Api:
             response.body = b""
         apply_security_headers(response, rid, https=request.scheme == "https")
 
-    def refuse(self, status: int, message: str) -> Response:
+    def refuse(self, status: int, message: str, headers: Sequence[tuple[str, str]] = ()) -> Response:
         """An error answered before a :class:`Request` could be built (a body over the limit)."""
-        response = error_response(status, message)
+        response = error_response(status, message, headers)
+        response.headers.append(("Content-Length", str(len(response.body))))
         apply_security_headers(response, request_id(Request("GET", "/")))
         self.metrics.record_request(status, 0.0)
         return response
+
+    def refuse_slow_body(self) -> Response:
+        """408 for a client whose body did not arrive within ``body_timeout_secs``; the connection
+        is closed, so a stalled client holds nothing."""
+        self.count("mallard_http_refusals_total", reason="body_timeout")
+        return self.refuse(408, f"Request body not received within {self.settings.body_timeout_secs:g} s.",
+                           [("Connection", "close")])
+
+    def refuse_busy(self) -> Response:
+        """503 for a request past the server's connection limit (``limit_concurrency``)."""
+        self.count("mallard_http_refusals_total", reason="concurrency_limit")
+        return self.refuse(503, "Server busy: too many open connections. Retry in a moment.",
+                           [("Retry-After", "1"), ("Connection", "close")])
 
     def _preflight(self, request: Request) -> Response:
         methods = self.router.methods(request.path)

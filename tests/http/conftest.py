@@ -146,9 +146,10 @@ def kill_all(live: Live, timeout: float = 30) -> None:
     eventually(lambda: not group(live.proc.pid), timeout)
 
 
-def serving(kind: str, tmp_path_factory: pytest.TempPathFactory, label: str) -> Iterator[Live]:
+def serving(kind: str, tmp_path_factory: pytest.TempPathFactory, label: str,
+            env: dict[str, str] | None = None) -> Iterator[Live]:
     """A server of ``kind`` for the duration of a fixture; its log must show no traceback."""
-    server = start(kind, tmp_path_factory.mktemp(f"{label}-{kind}") / "data")
+    server = start(kind, tmp_path_factory.mktemp(f"{label}-{kind}") / "data", env=env)
     try:
         yield server
     finally:
