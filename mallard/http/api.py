@@ -118,6 +118,12 @@ class Api:
                 return "key", str(scope)
         return None
 
+    def may_read(self, request: Request) -> bool:
+        """Whether the request may read stats (a login, an API key, or open mode's rules)."""
+        if not self.auth.password_configured():
+            return open_mode_allowed(request)
+        return self.principal(request) is not None
+
     def _authorize(self, route: Route, request: Request) -> None:
         if route.access == "public":
             return

@@ -88,7 +88,8 @@ def detailed(api: Api, request: Request, params: dict[str, str]) -> Response:
         body["status"] = "degraded"
     count, files = api.mallard.store.quarantined()
     body["quarantined_file_count"] = count
-    body["quarantined_files"] = [f.to_dict() for f in files]
+    if api.may_read(request):  # the paths name sites: for those who may read their stats only
+        body["quarantined_files"] = [f.to_dict() for f in files]
     return json_response(body)
 
 

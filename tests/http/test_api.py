@@ -291,3 +291,14 @@ def test_asset_name_too_long_for_the_filesystem_is_404(api: Api, path: str) -> N
     allows answered 500 (ENAMETOOLONG from the lookup); it is simply not found."""
     status, _, body = get(api, path)
     assert status == 404 and orjson.loads(body) == {"error": "Not found."}
+
+
+def test_detailed_health_lists_quarantined_files_only_to_readers(api: Api) -> None:
+    """The count is public (as the rest of /health/detailed); the file paths name sites, so only a caller
+    who may read stats sees them."""
+    status, _, body = get(api, "/health/detailed", client="192.0.2.1")
+    assert status == 200
+    remote = orjson.loads(body)
+    assert remote["quarantined_file_count"] == 0 and "quarantined_files" not in remote
+    local = orjson.loads(get(api, "/health/detailed")[2])
+    assert local["quarantined_files"] == []
