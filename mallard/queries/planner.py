@@ -1,0 +1,264 @@
+"""Query → Plan: every decision about how an aggregate query runs, as small pure functions.
+
+Like Plausible's query optimiser and table decider: the planner reads a validated :class:`Query` and
+returns a frozen :class:`Plan` that says which relation each part of the answer reads, which joins are
+made, which shortcuts apply, the time bucket, zero-fill, ordering and paging. The builder (builder.py)
+turns a plan into SQL without deciding anything.
+
+Relations, today all derived from the events of the query's scope:
+
+* ``events``: event rows. Event metrics read them when no dimension or filter needs the session.
+* ``events_with_session``: event rows joined once, on the session key, to their session's attributes
+  (source/referrer/UTM attribution, entry/exit page), for event metrics by a visit attribute.
+* ``sessions``: one row per session (see sessions.py). Session metrics read it; event metrics read it
+  too when every dimension and filter is a property of the whole session and the metrics can be summed
+  per session (the *session-sums* shortcut: no join of every event back to its session).
+
+When both event and session metrics are asked, the two parts are joined on the dimension values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final, Literal
+
+from ..errors import InvalidQueryError
+from .filters import Condition, Filter, conditions, prune
+from .model import Query
+from .registry import ATTRIBUTION_COLUMNS, METRICS, TIME_DIMENSIONS, Dimension, dimension
+
+Reads = Literal["events", "events_with_session", "sessions"]
+SessionsOrigin = Literal["sessionised_events"]  # a stored sessions relation is planned next
+SessionTotal = Literal["events", "visitor_ids", "revenue"]
+Bucket = Literal["hour", "day", "week", "month"]
+Join = Literal["none", "full_outer_on_dimensions"]
+
+BASE_COLUMNS: Final = ("visitor_id", "timestamp", "event_name", "pathname")
+GOAL_DIMENSIONS: Final = frozenset({"event:name"})
+# Columns that cannot differ between the events of one session (they derive from the IP and User-Agent
+# hashed into the visitor id), so an event's value equals its session's.
+SESSION_CONSTANT: Final = frozenset({"browser", "browser_version", "os", "os_version", "country_code",
+                                     "region", "city"})
+# Event metrics that can be summed from per-session aggregates (metric → per-session total).
+SESSION_SUMMABLE: Final = {"pageviews": "pageviews", "events": "events", "total_revenue": "revenue"}
+
+
+@dataclass(frozen=True, slots=True)
+class Sessions:
+    """The sessions relation a plan reads, and the per-session columns it must carry."""
+
+    origin: SessionsOrigin
+    attributes: tuple[str, ...]  # lake columns exposed as s_<column> (first value of the session)
+    pages: tuple[str, ...]  # entry_page / exit_page
+    # event leaves of the plan's filters (the same objects, in tree order) exposed as f_<i>: whether any
+    # event of the session matched
+    flags: tuple[Condition, ...]
+    totals: tuple[SessionTotal, ...]  # per-session sums for the session-sums shortcut
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One aggregate over one relation: the event part (``ev``) or the session part (``se``)."""
+
+    name: Literal["ev", "se"]
+    reads: Reads
+    metrics: tuple[str, ...]
+    session_valued: frozenset[str]  # dimensions (by name) whose value this part takes from the session
+    time_column: Literal["timestamp", "start"]
+
+
+@dataclass(frozen=True, slots=True)
+class Conversion:
+    """The denominator of conversion_rate: visitors of ``reads`` under the non-goal ``filters``."""
+
+    reads: Reads
+    filters: Filter | None
+    session_valued: frozenset[str]  # as in the event part
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    site_id: str
+    bounds: tuple[datetime, datetime]  # UTC [lower, upper)
+    tz: str
+    columns: tuple[str, ...]  # lake columns scanned
+    sessions: Sessions | None  # None: nothing is sessionised
+    parts: tuple[Part, ...]
+    join: Join
+    dimensions: tuple[Dimension | None, ...]  # None: the time bucket
+    bucket: Bucket | None
+    filters: Filter | None
+    metrics: tuple[str, ...]
+    conversion: Conversion | None
+    order: tuple[tuple[str, Literal["ASC", "DESC"]], ...]  # output column, direction
+    limit: int | None
+    offset: int
+    zero_fill: bool  # a time series: every bucket of the range is reported
+    shared_scan: bool  # both parts read the scope: buffer one scan instead of inlining it twice
+
+
+# -- small decisions ------------------------------------------------------------------------------
+def split_metrics(metrics: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(event metrics, session metrics), each in query order."""
+    return (tuple(m for m in metrics if METRICS[m].relation == "events"),
+            tuple(m for m in metrics if METRICS[m].relation == "sessions"))
+
+
+def needs_session(dim: Dimension) -> bool:
+    """Whether an event's value of ``dim`` is its session's (attribution, entry/exit page)."""
+    return dim.level == "visit" and (dim.column is None or dim.column in ATTRIBUTION_COLUMNS)
+
+
+def is_session_wide(dim: Dimension) -> bool:
+    """Whether ``dim`` has one value per session that every event of the session shares."""
+    return dim.level == "visit" and (dim.column is None or dim.column in ATTRIBUTION_COLUMNS
+                                     or dim.column in SESSION_CONSTANT)
+
+
+def check_session_dimensions(dims: Iterable[Dimension], se_metrics: Sequence[str]) -> None:
+    """Session metrics describe visits: reject a breakdown of them by an event dimension."""
+    for dim in dims:
+        if se_metrics and dim.level != "visit":
+            raise InvalidQueryError(
+                f"Metric(s) {', '.join(se_metrics)} describe visits and cannot be broken down by "
+                f"{dim.name}; use visit:entry_page or visit:exit_page, or event metrics.",
+                code="invalid_dimension")
+
+
+def event_reads(ev_metrics: Sequence[str], used: Sequence[Dimension],
+                bucket: Bucket | None) -> Reads | None:
+    """The relation event metrics read (None: no event metrics)."""
+    if not ev_metrics:
+        return None
+    if not any(needs_session(d) for d in used):
+        return "events"
+    if bucket is None and all(m == "visitors" or m in SESSION_SUMMABLE for m in ev_metrics) and all(
+            is_session_wide(d) for d in used):
+        return "sessions"
+    return "events_with_session"
+
+
+def session_valued(reads: Reads, used: Sequence[Dimension]) -> frozenset[str]:
+    """Dimensions (by name) whose value a part reading ``reads`` takes from the session: on sessions,
+    every visit dimension (event dimensions become per-session flags); on events joined to their
+    session, the attribution and entry/exit dimensions; on bare events, none."""
+    if reads == "sessions":
+        return frozenset(d.name for d in used if d.level == "visit")
+    if reads == "events_with_session":
+        return frozenset(d.name for d in used if needs_session(d))
+    return frozenset()
+
+
+def session_attributes(reads: Reads | None, se_metrics: Sequence[str], dims: Sequence[Dimension],
+                       conds: Sequence[Condition]) -> tuple[str, ...]:
+    """Lake columns whose per-session value the plan reads."""
+    used = [*dims, *(c.dimension for c in conds)]
+    out: set[str] = set()
+    if reads == "events_with_session":
+        out |= {d.column for d in used if d.column in ATTRIBUTION_COLUMNS}
+    elif reads == "sessions":
+        out |= {d.column for d in used if d.column is not None}
+    if se_metrics:
+        out |= {d.column for d in dims if d.column is not None}
+        out |= {c.dimension.column for c in conds
+                if c.dimension.level == "visit" and c.dimension.column is not None}
+    return tuple(sorted(out))
+
+
+def session_flags(conds: Sequence[Condition]) -> tuple[Condition, ...]:
+    """Event conditions the session part evaluates per session (any event matched): one flag per leaf
+    of the filter tree, in tree order, so that the SQL text never depends on the filter values."""
+    return tuple(c for c in conds if c.dimension.level != "visit")
+
+
+def session_totals(reads: Reads | None, ev_metrics: Sequence[str]) -> tuple[SessionTotal, ...]:
+    """Per-session sums needed by the session-sums shortcut."""
+    if reads != "sessions":
+        return ()
+    return ("events", "visitor_ids", *(("revenue",) if "total_revenue" in ev_metrics else ()))
+
+
+def scan_columns(q: Query, used: Sequence[Dimension], sessionised: bool) -> tuple[str, ...]:
+    """The lake columns the plan reads, sorted."""
+    needed = set(BASE_COLUMNS)
+    needed |= {d.column for d in used if d.column is not None}
+    if any(d.prop_key is not None for d in used):
+        needed.add("props")
+    if "total_revenue" in q.metrics:
+        needed.add("revenue_amount")
+    if sessionised:
+        needed.add("visitor_id_prev")
+    return tuple(sorted(needed))
+
+
+def conversion(q: Query, ev: Part | None) -> Conversion | None:
+    """conversion_rate's denominator: the event part's visitors under the query's filters without the
+    goal (event name, property) ones."""
+    if "conversion_rate" not in q.metrics or ev is None:
+        return None
+    return Conversion(ev.reads, prune(q.filters, lambda c: c.dimension.name in GOAL_DIMENSIONS
+                                      or c.dimension.prop_key is not None), ev.session_valued)
+
+
+def order_keys(q: Query) -> tuple[tuple[str, Literal["ASC", "DESC"]], ...]:
+    """ORDER BY keys over output columns: the requested order, else time ascending then (with other
+    dimensions) the first metric descending; every dimension ascending breaks ties."""
+    keys: list[tuple[str, Literal["ASC", "DESC"]]] = []
+    for name, direction in q.order_by:
+        column = f"m_{name}" if name in q.metrics else f"d{q.dimensions.index(name)}"
+        keys.append((column, "ASC" if direction == "asc" else "DESC"))
+    ndims = len(q.dimensions)
+    if not q.order_by:
+        time_index = next((i for i, d in enumerate(q.dimensions) if d in TIME_DIMENSIONS), None)
+        if time_index is not None:
+            keys.append((f"d{time_index}", "ASC"))
+        if ndims and (time_index is None or ndims > 1):
+            keys.append((f"m_{q.metrics[0]}", "DESC"))
+    keys += [(f"d{i}", "ASC") for i in range(ndims)]
+    return tuple(keys)
+
+
+def is_zero_filled(q: Query) -> bool:
+    """A time series (the time dimension alone) reports every bucket of the range, empty ones too."""
+    return q.time_dimension is not None and q.dimensions == (q.time_dimension,)
+
+
+# -- the plan -------------------------------------------------------------------------------------
+def plan_query(q: Query) -> Plan:
+    """The :class:`Plan` answering ``q``."""
+    time_dim = q.time_dimension
+    bucket: Bucket | None = None if time_dim is None else _BUCKETS[time_dim]
+    dims = tuple(None if d in TIME_DIMENSIONS else dimension(d) for d in q.dimensions)
+    plain = [d for d in dims if d is not None]
+    conds = list(conditions(q.filters))
+    used = [*plain, *(c.dimension for c in conds)]
+    ev_metrics, se_metrics = split_metrics(q.metrics)
+    check_session_dimensions(plain, se_metrics)
+    reads = event_reads(ev_metrics, used, bucket)
+
+    ev = None if reads is None else Part("ev", reads, ev_metrics, session_valued(reads, used),
+                                         "timestamp")
+    se = Part("se", "sessions", se_metrics, session_valued("sessions", used), "start") \
+        if se_metrics else None
+    parts = [p for p in (ev, se) if p is not None]
+    sessionised = bool(se_metrics) or reads in ("sessions", "events_with_session")
+    sessions = None
+    if sessionised:
+        pages = sorted({d.session_column for d in used
+                        if d.level == "visit" and d.column is None and d.session_column})
+        sessions = Sessions("sessionised_events", session_attributes(reads, se_metrics, plain, conds),
+                            tuple(pages), session_flags(conds) if se_metrics else (),
+                            session_totals(reads, ev_metrics))
+    return Plan(
+        site_id=q.site_id, bounds=q.date_range.bounds(), tz=q.date_range.tz,
+        columns=scan_columns(q, used, sessionised), sessions=sessions, parts=tuple(parts),
+        join="full_outer_on_dimensions" if len(parts) == 2 else "none", dimensions=dims,
+        bucket=bucket, filters=q.filters, metrics=q.metrics, conversion=conversion(q, ev),
+        order=order_keys(q), limit=q.limit, offset=q.offset, zero_fill=is_zero_filled(q),
+        shared_scan=len(parts) == 2)
+
+
+_BUCKETS: Final[dict[str, Bucket]] = {"time:hour": "hour", "time:day": "day", "time:week": "week",
+                                      "time:month": "month"}

@@ -1,0 +1,20 @@
+-- golden SQL of tests/queries/test_golden_sql.py, case 'goal_event_filter'
+-- query: {"date_range": ["2024-05-01", "2024-05-02"], "dimensions": [], "filters": [["and", [["is", "event:name", ["signup"]], ["is", "visit:country", ["DE"]]]]], "metrics": ["visitors", "conversion_rate", "visits"], "order_by": [["visitors", "desc"]], "pagination": {"limit": null, "offset": 0}, "site_id": "example.com", "timezone": "UTC"}
+WITH events AS NOT MATERIALIZED (SELECT * FROM lake),
+scoped AS (SELECT "country_code", "event_name", "pathname", "timestamp", "visitor_id", "visitor_id_prev" FROM events WHERE site_id = ? AND timestamp >= ? AND timestamp < ?),
+actors AS (SELECT e.*, coalesce(r.root, e.visitor_id) AS actor FROM scoped e LEFT JOIN (WITH lk AS MATERIALIZED (SELECT visitor_id AS vid, min(visitor_id_prev) AS prev FROM scoped WHERE visitor_id_prev IS NOT NULL GROUP BY visitor_id) SELECT l0.vid, coalesce(l31.prev, l30.prev, l29.prev, l28.prev, l27.prev, l26.prev, l25.prev, l24.prev, l23.prev, l22.prev, l21.prev, l20.prev, l19.prev, l18.prev, l17.prev, l16.prev, l15.prev, l14.prev, l13.prev, l12.prev, l11.prev, l10.prev, l9.prev, l8.prev, l7.prev, l6.prev, l5.prev, l4.prev, l3.prev, l2.prev, l1.prev, l0.prev) AS root FROM lk l0 LEFT JOIN lk l1 ON l1.vid = l0.prev LEFT JOIN lk l2 ON l2.vid = l1.prev LEFT JOIN lk l3 ON l3.vid = l2.prev LEFT JOIN lk l4 ON l4.vid = l3.prev LEFT JOIN lk l5 ON l5.vid = l4.prev LEFT JOIN lk l6 ON l6.vid = l5.prev LEFT JOIN lk l7 ON l7.vid = l6.prev LEFT JOIN lk l8 ON l8.vid = l7.prev LEFT JOIN lk l9 ON l9.vid = l8.prev LEFT JOIN lk l10 ON l10.vid = l9.prev LEFT JOIN lk l11 ON l11.vid = l10.prev LEFT JOIN lk l12 ON l12.vid = l11.prev LEFT JOIN lk l13 ON l13.vid = l12.prev LEFT JOIN lk l14 ON l14.vid = l13.prev LEFT JOIN lk l15 ON l15.vid = l14.prev LEFT JOIN lk l16 ON l16.vid = l15.prev LEFT JOIN lk l17 ON l17.vid = l16.prev LEFT JOIN lk l18 ON l18.vid = l17.prev LEFT JOIN lk l19 ON l19.vid = l18.prev LEFT JOIN lk l20 ON l20.vid = l19.prev LEFT JOIN lk l21 ON l21.vid = l20.prev LEFT JOIN lk l22 ON l22.vid = l21.prev LEFT JOIN lk l23 ON l23.vid = l22.prev LEFT JOIN lk l24 ON l24.vid = l23.prev LEFT JOIN lk l25 ON l25.vid = l24.prev LEFT JOIN lk l26 ON l26.vid = l25.prev LEFT JOIN lk l27 ON l27.vid = l26.prev LEFT JOIN lk l28 ON l28.vid = l27.prev LEFT JOIN lk l29 ON l29.vid = l28.prev LEFT JOIN lk l30 ON l30.vid = l29.prev LEFT JOIN lk l31 ON l31.vid = l30.prev) r ON e.visitor_id = r.vid),
+numbered AS (SELECT *, sum(new_sess) OVER (PARTITION BY hash_a ORDER BY hash_b, ts_us ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS sess FROM (SELECT *, CASE WHEN lag(hash_b) OVER w <> hash_b OR ts_us - lag(ts_us) OVER w > 1800000000 THEN 1 ELSE 0 END AS new_sess FROM (SELECT *, epoch_us(timestamp) AS ts_us, hash(actor) AS hash_a, hash(actor || 'b') AS hash_b FROM actors) WINDOW w AS (PARTITION BY hash_a ORDER BY hash_b, ts_us))),
+sessions AS (SELECT hash_a, sess, min(timestamp) AS start, (max(ts_us) - min(ts_us)) / 1000000.0 AS duration_s, count(*) FILTER (WHERE event_name = 'pageview') AS pageviews, arg_min_null(country_code, {'t': ts_us, 'c': event_name <> 'pageview', 'p': pathname}) AS s_country_code, coalesce(bool_or(coalesce((event_name IN (?)), false)), false) AS f_0 FROM numbered GROUP BY hash_a, sess),
+ev AS (SELECT count(DISTINCT visitor_id) AS m_visitors, count(DISTINCT visitor_id) AS m_conversion_rate FROM scoped WHERE (coalesce((event_name IN (?)), false) AND coalesce((country_code IN (?)), false))),
+total AS (SELECT count(DISTINCT visitor_id) AS n FROM scoped WHERE coalesce((country_code IN (?)), false)),
+se AS (SELECT count(*) AS m_visits FROM sessions WHERE (f_0 AND coalesce((s_country_code IN (?)), false)))
+SELECT coalesce(ev.m_visitors, 0) AS m_visitors, coalesce(100.0 * ev.m_conversion_rate / nullif(total.n, 0), 0) AS m_conversion_rate, coalesce(se.m_visits, 0) AS m_visits, count(*) OVER () AS total_rows FROM ev FULL OUTER JOIN se ON true CROSS JOIN total ORDER BY m_visitors DESC
+-- params:
+--   'example.com'
+--   datetime.datetime(2024, 5, 1, 0, 0)
+--   datetime.datetime(2024, 5, 3, 0, 0)
+--   'signup'
+--   'signup'
+--   'DE'
+--   'DE'
+--   'DE'

@@ -1,0 +1,101 @@
+"""Golden SQL: the exact text the builder writes for representative plans, so that a change in the
+generated SQL shows up in review as a diff of ``tests/queries/golden/<case>.sql``.
+
+Each golden file holds the query (as JSON), the SQL text and its bound parameters. After an intended
+change of the generated SQL, regenerate the files and review the diff::
+
+    MALLARD_UPDATE_GOLDEN=1 python -m pytest -q tests/queries/test_golden_sql.py
+
+Every golden SQL also runs: DuckDB executes it over an empty relation with the lake's schema.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from mallard.events import COLUMNS
+from mallard.queries.builder import build_sql
+from mallard.queries.model import build
+from mallard.queries.periods import DateRange
+from mallard.queries.planner import plan_query
+from mallard.queries.sql import Sql
+
+GOLDEN = Path(__file__).parent / "golden"
+UPDATE = os.environ.get("MALLARD_UPDATE_GOLDEN") == "1"
+SOURCE = Sql("SELECT * FROM lake")
+RANGE = DateRange(date(2024, 5, 1), date(2024, 5, 2), "UTC")
+
+# case name → (what the plan exercises, query arguments)
+CASES: dict[str, dict[str, Any]] = {
+    # event metrics and event dimensions only: one scan, nothing sessionised
+    "event_metrics_only": {"metrics": ["visitors", "pageviews"], "dimensions": ["event:page"]},
+    # session metrics only: the sessions relation, no event part
+    "session_metrics": {"metrics": ["visits", "bounce_rate", "visit_duration", "views_per_visit"]},
+    # a visit dimension with event and session metrics: both parts, joined on the dimension
+    "visit_dimension": {"metrics": ["visitors", "visits", "bounce_rate"],
+                        "dimensions": ["visit:source"]},
+    # a visit filter with an event metric by an event dimension: events joined to their session
+    "visit_filter_event_metric": {"metrics": ["visitors", "pageviews"], "dimensions": ["event:page"],
+                                  "filters": [["is", "visit:source", ["Google"]]]},
+    # event metrics by a session attribute only: the session-sums shortcut
+    "session_sums_shortcut": {"metrics": ["visitors", "pageviews"],
+                              "dimensions": ["visit:entry_page"]},
+    # a time bucket in a time zone (zero-filled by Queries.run), event and session metrics
+    "time_bucket_zero_fill": {"metrics": ["visitors", "visits"], "dimensions": ["time:day"],
+                              "range": DateRange(date(2024, 5, 1), date(2024, 5, 7), "Europe/Berlin")},
+    # a custom property dimension, paged
+    "props_dimension": {"metrics": ["events"], "dimensions": ["event:props:plan"],
+                        "limit": 10, "offset": 20},
+    # a goal-like event filter with conversion_rate, and a session metric filtered per session
+    "goal_event_filter": {"metrics": ["visitors", "conversion_rate", "visits"],
+                          "filters": [["is", "event:name", ["signup"]],
+                                      ["is", "visit:country", ["DE"]]],
+                          "order_by": [["visitors", "desc"]]},
+}
+
+
+def render(name: str) -> str:
+    args = dict(CASES[name])
+    rng = args.pop("range", RANGE)
+    query = build("example.com", rng, **args)
+    compiled = build_sql(plan_query(query), source=SOURCE, gap_seconds=1800)
+    params = "\n".join(f"--   {p!r}" for p in compiled.sql.params)
+    return (f"-- golden SQL of tests/queries/test_golden_sql.py, case {name!r}\n"
+            f"-- query: {json.dumps(query.to_json(), sort_keys=True)}\n"
+            f"{compiled.sql.text}\n-- params:\n{params}\n")
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_generated_sql_matches_golden_file(name: str) -> None:
+    path = GOLDEN / f"{name}.sql"
+    text = render(name)
+    if UPDATE:
+        path.write_text(text, encoding="utf-8")
+    assert path.exists(), f"{path} is missing; run with MALLARD_UPDATE_GOLDEN=1 to write it"
+    assert text == path.read_text(encoding="utf-8"), (
+        f"The SQL of case {name!r} changed. If intended, regenerate with MALLARD_UPDATE_GOLDEN=1 "
+        "and review the diff of the golden file.")
+
+
+def test_every_golden_file_has_a_case() -> None:
+    assert sorted(p.stem for p in GOLDEN.glob("*.sql")) == sorted(CASES)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_golden_sql_runs(name: str) -> None:
+    args = dict(CASES[name])
+    rng = args.pop("range", RANGE)
+    compiled = build_sql(plan_query(build("example.com", rng, **args)), source=SOURCE, gap_seconds=1800)
+    with duckdb.connect() as con:
+        con.execute("CREATE TABLE lake (" + ", ".join(f'"{c.name}" {c.sql_type}' for c in COLUMNS)
+                    + ")")
+        rows = con.execute(compiled.sql.text, compiled.sql.params).fetchall()
+    expected_rows = 1 if not args.get("dimensions") else 0  # totals are one row, even when empty
+    assert len(rows) == expected_rows

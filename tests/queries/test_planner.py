@@ -1,0 +1,218 @@
+"""The planner: each pure decision of Query → Plan, and the plan of representative queries.
+
+The SQL written from plans is pinned by test_golden_sql.py; the answers by the other query tests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import date
+from typing import Any
+
+import pytest
+
+from mallard.errors import InvalidQueryError
+from mallard.queries import Queries
+from mallard.queries.filters import Condition, Logic
+from mallard.queries.model import Query, build
+from mallard.queries.periods import DateRange
+from mallard.queries.planner import (
+    Conversion,
+    check_session_dimensions,
+    conversion,
+    event_reads,
+    is_session_wide,
+    is_zero_filled,
+    needs_session,
+    order_keys,
+    plan_query,
+    scan_columns,
+    session_attributes,
+    session_flags,
+    session_totals,
+    session_valued,
+    split_metrics,
+)
+from mallard.queries.registry import Dimension, dimension
+
+from .data import DAY1, DAY2, SITE
+
+RANGE = DateRange(date(2024, 5, 1), date(2024, 5, 2), "UTC")
+
+
+def q(**kwargs: Any) -> Query:
+    return build(SITE, RANGE, **kwargs)
+
+
+def dims(*names: str) -> list[Dimension]:
+    return [dimension(n) for n in names]
+
+
+def cond(dim: str, *values: str) -> Condition:
+    return Condition("is", dimension(dim), values)
+
+
+# -- small decisions ------------------------------------------------------------------------------
+def test_split_metrics_keeps_query_order() -> None:
+    assert split_metrics(["visits", "visitors", "bounce_rate", "pageviews"]) == (
+        ("visitors", "pageviews"), ("visits", "bounce_rate"))
+
+
+@pytest.mark.parametrize(("name", "needs", "wide"), [
+    ("event:page", False, False),
+    ("event:props:plan", False, False),
+    ("visit:source", True, True),  # attribution: an event's source is its session's
+    ("visit:utm_campaign", True, True),
+    ("visit:entry_page", True, True),
+    ("visit:browser", False, True),  # the same on every event of a session
+    ("visit:country", False, True),
+    ("visit:device", False, False),  # may differ between the events of one session
+    ("visit:screen", False, False),
+], ids=str)
+def test_needs_session_and_is_session_wide(name: str, needs: bool, wide: bool) -> None:
+    assert needs_session(dimension(name)) is needs
+    assert is_session_wide(dimension(name)) is wide
+
+
+def test_session_metrics_by_an_event_dimension_are_rejected() -> None:
+    check_session_dimensions(dims("event:page"), ())
+    check_session_dimensions(dims("visit:source", "visit:exit_page"), ("visits",))
+    with pytest.raises(InvalidQueryError, match="cannot be broken down by event:page") as info:
+        check_session_dimensions(dims("visit:source", "event:page"), ("visits", "bounce_rate"))
+    assert info.value.code == "invalid_dimension"
+
+
+@pytest.mark.parametrize(("metrics", "names", "bucket", "reads"), [
+    ((), ["visit:source"], None, None),
+    (("visitors",), [], None, "events"),
+    (("visitors", "pageviews"), ["event:page", "visit:browser"], None, "events"),
+    (("visitors", "pageviews"), ["visit:source"], None, "sessions"),
+    (("visitors", "total_revenue"), ["visit:entry_page", "visit:browser"], None, "sessions"),
+    (("visitors",), ["visit:source"], "day", "events_with_session"),  # buckets need event times
+    (("views_per_visitor",), ["visit:source"], None, "events_with_session"),  # not summable
+    (("visitors",), ["visit:source", "event:page"], None, "events_with_session"),
+    (("visitors",), ["visit:source", "visit:device"], None, "events_with_session"),
+], ids=["no-event-metrics", "totals", "event-dims", "attribution", "entry-and-browser",
+        "time-bucket", "not-summable", "event-dim-too", "device-varies"])
+def test_event_reads(metrics: tuple[str, ...], names: list[str], bucket: Any, reads: str | None) -> None:
+    assert event_reads(metrics, dims(*names), bucket) == reads
+
+
+def test_session_valued() -> None:
+    used = dims("event:page", "visit:source", "visit:browser", "visit:exit_page")
+    assert session_valued("events", used) == frozenset()
+    assert session_valued("events_with_session", used) == {"visit:source", "visit:exit_page"}
+    assert session_valued("sessions", used) == {"visit:source", "visit:browser", "visit:exit_page"}
+
+
+def test_session_attributes() -> None:
+    conds = [cond("visit:country", "DE"), cond("event:page", "/a"), cond("visit:utm_term", "x")]
+    # events joined to sessions take only attribution columns from the session
+    assert session_attributes("events_with_session", (), dims("visit:source", "visit:browser"), []) == (
+        "referrer_source",)
+    # the session-sums shortcut takes every visit column from the session
+    assert session_attributes("sessions", (), dims("visit:source", "visit:browser"), []) == (
+        "browser", "referrer_source")
+    # the session part takes its dimensions and visit filters; event filters become flags
+    assert session_attributes(None, ("visits",), dims("visit:os"), conds) == (
+        "country_code", "os", "utm_term")
+    assert session_attributes("events", (), dims("event:page"), conds) == ()
+
+
+def test_session_flags_are_the_event_leaves_in_tree_order() -> None:
+    """One flag per leaf, repeats included: the SQL text must not depend on the filter values."""
+    a, b = cond("event:page", "/a"), cond("event:name", "signup")
+    assert session_flags([a, cond("visit:source", "x"), b, a]) == (a, b, a)
+
+
+def test_session_totals_only_for_the_shortcut() -> None:
+    assert session_totals("events_with_session", ["visitors"]) == ()
+    assert session_totals("sessions", ["visitors"]) == ("events", "visitor_ids")
+    assert session_totals("sessions", ["total_revenue"]) == ("events", "visitor_ids", "revenue")
+
+
+def test_scan_columns() -> None:
+    base = ("event_name", "pathname", "timestamp", "visitor_id")
+    assert scan_columns(q(), [], False) == base
+    assert scan_columns(q(metrics=["total_revenue"]), dims("visit:os", "event:props:k"), True) == tuple(
+        sorted((*base, "os", "props", "revenue_amount", "visitor_id_prev")))
+
+
+def test_conversion_drops_goal_filters_from_the_denominator() -> None:
+    query = q(metrics=["visitors", "conversion_rate"], filters=[
+        ["is", "event:name", ["signup"]], ["is", "event:props:plan", ["pro"]],
+        ["is", "visit:country", ["DE"]], ["is", "event:page", ["/a"]]])
+    ev = plan_query(query).parts[0]
+    total = conversion(query, ev)
+    assert total == Conversion("events", Logic("and", (cond("visit:country", "DE"),
+                                                       cond("event:page", "/a"))), frozenset())
+    assert conversion(q(metrics=["visitors"]), ev) is None
+    goal_only = q(metrics=["conversion_rate"], filters=[["is", "event:name", ["signup"]]])
+    assert conversion(goal_only, ev) == Conversion("events", None, frozenset())
+
+
+@pytest.mark.parametrize(("kwargs", "keys"), [
+    ({}, ()),
+    ({"dimensions": ["event:page"]}, (("m_visitors", "DESC"), ("d0", "ASC"))),
+    ({"dimensions": ["time:day"]}, (("d0", "ASC"), ("d0", "ASC"))),
+    ({"dimensions": ["visit:source", "time:day"]},
+     (("d1", "ASC"), ("m_visitors", "DESC"), ("d0", "ASC"), ("d1", "ASC"))),
+    ({"metrics": ["visitors", "visits"], "dimensions": ["visit:source"],
+      "order_by": [["visits", "asc"], ["visit:source", "desc"]]},
+     (("m_visits", "ASC"), ("d0", "DESC"), ("d0", "ASC"))),
+], ids=["totals", "breakdown", "series", "time-and-dimension", "explicit"])
+def test_order_keys(kwargs: dict[str, Any], keys: tuple[tuple[str, str], ...]) -> None:
+    assert order_keys(q(**kwargs)) == keys
+
+
+def test_only_a_lone_time_dimension_is_zero_filled() -> None:
+    assert is_zero_filled(q(dimensions=["time:day"]))
+    assert not is_zero_filled(q(dimensions=["time:day", "event:page"]))
+    assert not is_zero_filled(q(dimensions=["event:page"]))
+
+
+# -- whole plans ----------------------------------------------------------------------------------
+def test_event_metrics_by_event_dimensions_are_not_sessionised() -> None:
+    plan = plan_query(q(metrics=["visitors", "pageviews"], dimensions=["event:page"]))
+    assert plan.sessions is None
+    assert [(p.name, p.reads) for p in plan.parts] == [("ev", "events")]
+    assert plan.join == "none" and not plan.shared_scan and plan.conversion is None
+    assert "visitor_id_prev" not in plan.columns
+
+
+def test_mixed_metrics_read_both_relations_joined_on_the_dimensions() -> None:
+    plan = plan_query(q(metrics=["visitors", "visits"], dimensions=["visit:source"],
+                        filters=[["is", "event:page", ["/a"]]]))
+    assert [(p.name, p.reads, p.metrics) for p in plan.parts] == [
+        ("ev", "events_with_session", ("visitors",)), ("se", "sessions", ("visits",))]
+    assert plan.join == "full_outer_on_dimensions" and plan.shared_scan
+    assert plan.sessions is not None and plan.sessions.origin == "sessionised_events"
+    assert plan.sessions.attributes == ("referrer_source",)
+    assert plan.sessions.flags == (cond("event:page", "/a"),)
+
+
+def test_time_series_plan() -> None:
+    plan = plan_query(build(SITE, DateRange(date(2024, 5, 1), date(2024, 5, 7), "Europe/Berlin"),
+                            metrics=["visits"], dimensions=["time:week"], limit=3, offset=1))
+    assert (plan.bucket, plan.tz, plan.zero_fill, plan.dimensions) == ("week", "Europe/Berlin", True,
+                                                                       (None,))
+    assert (plan.limit, plan.offset) == (3, 1)
+    assert plan.parts[0].time_column == "start"
+
+
+def test_plan_is_frozen() -> None:
+    plan = plan_query(q())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        plan.limit = 5  # type: ignore[misc]
+
+
+def test_repeated_event_condition_gives_the_same_visits(queries: Queries) -> None:
+    """A repeated event condition under a session metric gets its own flag and answers the same."""
+    once = [["is", "event:page", ["/"]]]
+    twice = [["or", [["is", "event:page", ["/"]], ["is", "event:page", ["/"]]]],
+             ["is", "event:page", ["/"]]]
+    plan = plan_query(q(metrics=["visits"], filters=twice))
+    assert plan.sessions is not None and len(plan.sessions.flags) == 3
+    answers = [queries.query(SITE, metrics=["visits", "bounce_rate"], filters=f, start_date=DAY1,
+                             end_date=DAY2).rows for f in (once, twice)]
+    assert answers[0] == answers[1] and answers[0][0]["visits"] > 0
