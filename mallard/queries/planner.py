@@ -43,6 +43,8 @@ SESSION_CONSTANT: Final = frozenset({"browser", "browser_version", "os", "os_ver
                                      "region", "city"})
 # Event metrics that can be summed from per-session aggregates (metric → per-session total).
 SESSION_SUMMABLE: Final = {"pageviews": "pageviews", "events": "events", "total_revenue": "revenue"}
+_BUCKETS: Final[dict[str, Bucket]] = {"time:hour": "hour", "time:day": "day", "time:week": "week",
+                                      "time:month": "month"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +182,23 @@ def session_totals(reads: Reads | None, ev_metrics: Sequence[str]) -> tuple[Sess
     return ("events", "visitor_ids", *(("revenue",) if "total_revenue" in ev_metrics else ()))
 
 
+def session_pages(used: Sequence[Dimension]) -> tuple[str, ...]:
+    """Which of ``entry_page`` and ``exit_page`` the sessions must carry."""
+    return tuple(sorted({d.session_column for d in used
+                         if d.level == "visit" and d.column is None and d.session_column}))
+
+
+def sessions_relation(reads: Reads | None, ev_metrics: Sequence[str], se_metrics: Sequence[str],
+                      dims: Sequence[Dimension], conds: Sequence[Condition]) -> Sessions | None:
+    """The sessions relation the plan reads, or None when nothing reads sessions."""
+    if not se_metrics and reads not in ("sessions", "events_with_session"):
+        return None
+    used = [*dims, *(c.dimension for c in conds)]
+    return Sessions("sessionised_events", session_attributes(reads, se_metrics, dims, conds),
+                    session_pages(used), session_flags(conds) if se_metrics else (),
+                    session_totals(reads, ev_metrics))
+
+
 def scan_columns(q: Query, used: Sequence[Dimension], sessionised: bool) -> tuple[str, ...]:
     """The lake columns the plan reads, sorted."""
     needed = set(BASE_COLUMNS)
@@ -243,22 +262,12 @@ def plan_query(q: Query) -> Plan:
     se = Part("se", "sessions", se_metrics, session_valued("sessions", used), "start") \
         if se_metrics else None
     parts = [p for p in (ev, se) if p is not None]
-    sessionised = bool(se_metrics) or reads in ("sessions", "events_with_session")
-    sessions = None
-    if sessionised:
-        pages = sorted({d.session_column for d in used
-                        if d.level == "visit" and d.column is None and d.session_column})
-        sessions = Sessions("sessionised_events", session_attributes(reads, se_metrics, plain, conds),
-                            tuple(pages), session_flags(conds) if se_metrics else (),
-                            session_totals(reads, ev_metrics))
+    sessions = sessions_relation(reads, ev_metrics, se_metrics, plain, conds)
     return Plan(
         site_id=q.site_id, bounds=q.date_range.bounds(), tz=q.date_range.tz,
-        columns=scan_columns(q, used, sessionised), sessions=sessions, parts=tuple(parts),
+        columns=scan_columns(q, used, sessions is not None), sessions=sessions, parts=tuple(parts),
         join="full_outer_on_dimensions" if len(parts) == 2 else "none", dimensions=dims,
         bucket=bucket, filters=q.filters, metrics=q.metrics, conversion=conversion(q, ev),
         order=order_keys(q), limit=q.limit, offset=q.offset, zero_fill=is_zero_filled(q),
         shared_scan=len(parts) == 2)
 
-
-_BUCKETS: Final[dict[str, Bucket]] = {"time:hour": "hour", "time:day": "day", "time:week": "week",
-                                      "time:month": "month"}

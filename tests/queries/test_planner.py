@@ -29,8 +29,10 @@ from mallard.queries.planner import (
     scan_columns,
     session_attributes,
     session_flags,
+    session_pages,
     session_totals,
     session_valued,
+    sessions_relation,
     split_metrics,
 )
 from mallard.queries.registry import Dimension, dimension
@@ -129,6 +131,24 @@ def test_session_totals_only_for_the_shortcut() -> None:
     assert session_totals("events_with_session", ["visitors"]) == ()
     assert session_totals("sessions", ["visitors"]) == ("events", "visitor_ids")
     assert session_totals("sessions", ["total_revenue"]) == ("events", "visitor_ids", "revenue")
+
+
+def test_session_pages() -> None:
+    assert session_pages(dims("visit:exit_page", "visit:source", "visit:entry_page", "event:page")) == (
+        "entry_page", "exit_page")
+    assert session_pages(dims("visit:source")) == ()
+
+
+def test_sessions_relation_only_when_something_reads_sessions() -> None:
+    source, page = dims("visit:source", "event:page")
+    assert sessions_relation("events", ("visitors",), (), [page], []) is None
+    assert sessions_relation(None, (), (), [], []) is None
+    shortcut = sessions_relation("sessions", ("visitors",), (), [source], [])
+    assert shortcut is not None and shortcut.totals == ("events", "visitor_ids")
+    assert shortcut.origin == "sessionised_events" and shortcut.flags == ()
+    goal = cond("event:name", "signup")
+    visits = sessions_relation(None, (), ("visits",), [source], [goal])
+    assert visits is not None and visits.flags == (goal,) and visits.attributes == ("referrer_source",)
 
 
 def test_scan_columns() -> None:
