@@ -15,8 +15,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import duckdb
@@ -26,6 +26,7 @@ from ..errors import InvalidQueryError
 from ..events import SITE_ID
 from ..settings import Settings
 from .access import Access
+from .buckets import bucket_labels
 from .builder import compile_query
 from .model import Query, build, check_site, parse_query
 from .periods import DateRange, resolve
@@ -38,10 +39,7 @@ if TYPE_CHECKING:
     from ..store import Store
 
 __all__ = ["DateRange", "MainStats", "Queries", "Query", "QueryResult", "Record", "Report", "Result",
-           "Table"]
-
-_MAX_BUCKETS: Final = {"time:hour": 24 * 400, "time:day": 3700, "time:week": 600, "time:month": 200}
-
+           "Table", "bucket_labels"]
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
@@ -389,44 +387,6 @@ def _conditions(query: Query) -> list[Any]:
     from .filters import conditions
 
     return list(conditions(query.filters))
-
-
-def bucket_labels(rng: DateRange, time_dim: str) -> list[str]:
-    """Every bucket label of a range, in order (hours in local time, DST-aware)."""
-    out: list[str] = []
-    if time_dim == "time:hour":
-        zone = ZoneInfo(rng.tz)
-        lower, upper = rng.bounds()
-        t = lower.replace(tzinfo=UTC)
-        seen: set[str] = set()
-        while t < upper.replace(tzinfo=UTC):
-            label = t.astimezone(zone).strftime("%Y-%m-%d %H:00")
-            if label not in seen:
-                seen.add(label)
-                out.append(label)
-            t += timedelta(hours=1)
-        return out
-    day = rng.start
-    if time_dim == "time:week":
-        day -= timedelta(days=day.weekday())
-    elif time_dim == "time:month":
-        day = day.replace(day=1)
-    step = {"time:day": timedelta(days=1), "time:week": timedelta(days=7)}.get(time_dim)
-    while day <= rng.end:
-        out.append(day.isoformat())
-        if len(out) > _MAX_BUCKETS[time_dim]:
-            raise InvalidQueryError("Too many time buckets; choose a coarser interval.",
-                                    code="invalid_interval")
-        # Stop at the last bucket rather than step past it (a step past 9999-12 would overflow).
-        if step is None:
-            if (day.year, day.month) == (rng.end.year, rng.end.month):
-                break
-            day = (day.replace(day=28) + timedelta(days=4)).replace(day=1)
-        else:
-            if rng.end - day < step:
-                break
-            day += step
-    return out
 
 
 def breakdown_names() -> list[str]:

@@ -164,6 +164,9 @@ class Record(Result):
     def __getitem__(self, name: str) -> Any:
         return self.values[name]
 
+    def __contains__(self, name: object) -> bool:
+        return name in self.values
+
     def __getattr__(self, name: str) -> Any:
         try:
             return object.__getattribute__(self, "values")[name]
@@ -215,3 +218,6 @@ class Report(Result):
 
     def __getitem__(self, name: str) -> Any:
         return self.to_dict()[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name == self.key or name in self.meta

@@ -92,3 +92,21 @@ def test_the_v2_wire_format_keeps_percentages(queries: Queries) -> None:
     fraction = result.rows[0]["bounce_rate"]
     assert result.to_dict()["results"][0]["metrics"][0] == approx(100 * fraction)
     assert result.to_dict()["results"][0]["metrics"][0] == approx(100 * 2 / 7)
+
+
+def test_records_and_reports_read_like_their_dicts(queries: Queries) -> None:
+    """The analyses returned plain dicts before: keys, ``in`` and attributes (MainStats) keep working."""
+    main = queries.main(SITE, **BOTH_DAYS)
+    assert main.unique_visitors == main["unique_visitors"] == main.to_dict()["unique_visitors"] == 6
+    assert "bounce_rate" in main and "nope" not in main
+    with pytest.raises(AttributeError):
+        _ = main.nope
+    funnel = queries.funnel(SITE, ["page:/", "page:/pricing"], **BOTH_DAYS)
+    assert "steps" in funnel and "total_visitors" in funnel and "cohorts" not in funnel
+    assert funnel["steps"] == funnel.rows == funnel.to_json()
+    assert funnel.to_dict() == {"steps": funnel.rows, **funnel.meta}
+    flow = queries.flow(SITE, "/", **BOTH_DAYS)
+    assert flow.to_json() == flow.to_dict() and flow["next_pages"] == flow.rows
+    assert set(flow.to_dict()) == {"page", "visitors_at_page", "exits", "next_pages"}
+    table = queries.breakdown(SITE, "sources", **BOTH_DAYS)
+    assert list(table) == table.rows and len(table) == len(table.rows)
