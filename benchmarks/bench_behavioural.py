@@ -241,7 +241,7 @@ def analyses(q: mallard.Queries, glob: str, site: str, start: str, end: str
 
     fparams = steps_params(FUNNEL_STEPS, FUNNEL_WINDOW_S * 1_000_000)
     sparams = steps_params(SEQUENCE_STEPS, range_us)
-    sessions_params = {**base, "gap_us": q._gap * 1_000_000}
+    sessions_params = {**base, "gap_us": q.access.gap_seconds * 1_000_000}
     return [
         ("sessions", lambda: q.sessions(site, **rng), lambda: chdb_run(CH_SESSIONS, sessions_params),
          cmp_sessions),

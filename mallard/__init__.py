@@ -29,6 +29,9 @@ from .queries.model import Query as Query
 from .queries.periods import DateRange as DateRange
 from .queries.results import MainStats as MainStats
 from .queries.results import QueryResult as QueryResult
+from .queries.results import Record as Record
+from .queries.results import Report as Report
+from .queries.results import Result as Result
 from .queries.results import Table as Table
 from .settings import Settings as Settings
 from .store import Store as Store
@@ -67,6 +70,9 @@ __all__ = [
     "Query",
     "QueryResult",
     "QueryTimeoutError",
+    "Record",
+    "Report",
+    "Result",
     "Settings",
     "Stats",
     "StorageError",

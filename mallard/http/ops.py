@@ -74,7 +74,7 @@ def detailed(api: Api, request: Request, params: dict[str, str]) -> Response:
         "auth_configured": api.auth.password_configured(),
         "geoip_loaded": api.mallard.geoip_loaded,
         "behavioral_extension_loaded": False,
-        "behavioral_available": hasattr(api.queries, "http_funnel"),
+        "behavioral_available": True,  # funnels, sequences, retention, flow: plain SQL, no extension
         "filter_bots": s.filter_bots, "cache_entries": len(api.cache), "cache_empty": len(api.cache) == 0,
         "trust_proxy_headers": s.trust_proxy_headers,
         "session_window": f"{s.session_window_minutes} minutes",

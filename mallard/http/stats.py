@@ -1,7 +1,9 @@
 """Stats routes: thin presets over :class:`mallard.Queries` (no SQL here).
 
 Every route takes ``site_id``, ``period`` or ``start_date``/``end_date`` (inclusive, at most 366 days) and
-``filters`` (``dim==value;dim!=value;dim~=text``); answers are the JSON shapes of Mallard Metrics v0.2.
+``filters`` (``dim==value;dim!=value;dim~=text``); answers are the JSON shapes of Mallard Metrics v0.2,
+each the ``to_json()`` of the typed result of the matching ``Queries`` method. Query-string parsing
+happens here, never in :mod:`mallard.queries`.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
+from ..errors import InvalidQueryError
 from ..exporting import to_csv, to_json
 from ..queries.flow import MAX_FLOW_LIMIT
 from ..queries.funnels import MAX_STEPS
@@ -62,6 +65,28 @@ def _scope(api: Api, request: Request) -> tuple[str, DateRange, str | None]:
     return site, range_of(api, request, site), request.arg("filters") or None
 
 
+def _param(request: Request, name: str, *, required: bool = True) -> str:
+    """The last value of ``name``; an empty or missing one is ``""``, or an error when required."""
+    value = request.arg(name) or ""
+    if required and not value:
+        raise InvalidQueryError(f"Missing required query parameter {name}.", code="missing_param")
+    return value
+
+
+def _int_param(request: Request, name: str, default: int) -> int:
+    """A whole number of at most 6 digits (its range is checked by the analysis), or ``default``."""
+    text = _param(request, name, required=False)
+    if text == "":
+        return default
+    if not (text.isascii() and text.isdigit()) or len(text) > 6:
+        raise InvalidQueryError(f"{name} must be a whole number.", code=f"invalid_{name}")
+    return int(text)
+
+
+def _dates(rng: DateRange) -> dict[str, Any]:
+    return {"start_date": rng.start, "end_date": rng.end, "timezone": rng.tz}
+
+
 def main(api: Api, request: Request, params: dict[str, str]) -> Response:
     site, rng, filters = _scope(api, request)
     q = api.queries
@@ -102,7 +127,7 @@ def breakdown(api: Api, request: Request, params: dict[str, str]) -> Response:
 def sessions(api: Api, request: Request, params: dict[str, str]) -> Response:
     site, rng, filters = _scope(api, request)
     return json_response(api.queries.sessions(site, start_date=rng.start, end_date=rng.end,
-                                              filters=filters))
+                                              filters=filters).to_json())
 
 
 def export(api: Api, request: Request, params: dict[str, str]) -> Response:
@@ -134,21 +159,39 @@ def v2_query(api: Api, request: Request, params: dict[str, str]) -> Response:
     body = request.json()
     if not isinstance(body, dict):
         raise HTTPError(400, "The query must be a JSON object with site_id, metrics and date_range.")
-    return json_response(api.queries.query_json(body, max_days=MAX_API_DAYS).to_dict())
+    return json_response(api.queries.query_json(body, max_days=MAX_API_DAYS).to_json())
 
 
-def _behavioural(name: str) -> Callable[[Api, Request, dict[str, str]], Response]:
-    """A behavioural analysis route, answered by ``Queries.<name>`` once it exists."""
+def funnel(api: Api, request: Request, params: dict[str, str]) -> Response:
+    """``steps=page:/a,event:B`` and ``window`` (default ``1 day``); answers the step rows."""
+    site, rng, filters = _scope(api, request)
+    result = api.queries.funnel(site, _param(request, "steps"),
+                                window=_param(request, "window", required=False) or "1 day",
+                                filters=filters, **_dates(rng))
+    return json_response(result.to_json())
 
-    def handler(api: Api, request: Request, params: dict[str, str]) -> Response:
-        method = getattr(api.queries, f"http_{name}", None)
-        if method is None:
-            raise HTTPError(501, f"The {name} analysis is not available in this version of mallard yet.")
-        site, rng, filters = _scope(api, request)
-        return json_response(method(site, rng, filters, request.query))
 
-    handler.__name__ = name
-    return handler
+def sequences(api: Api, request: Request, params: dict[str, str]) -> Response:
+    """``steps=page:/a,event:B`` (at least 2)."""
+    site, rng, filters = _scope(api, request)
+    result = api.queries.sequences(site, _param(request, "steps"), filters=filters, **_dates(rng))
+    return json_response(result.to_json())
+
+
+def retention(api: Api, request: Request, params: dict[str, str]) -> Response:
+    """``weeks`` (1-52, default 4)."""
+    site, rng, filters = _scope(api, request)
+    result = api.queries.retention(site, weeks=_int_param(request, "weeks", 4), filters=filters,
+                                   **_dates(rng))
+    return json_response(result.to_json())
+
+
+def flow(api: Api, request: Request, params: dict[str, str]) -> Response:
+    """``page`` (required) and ``limit`` (1-100, default 10)."""
+    site, rng, filters = _scope(api, request)
+    result = api.queries.flow(site, _param(request, "page"), limit=_int_param(request, "limit", 10),
+                              filters=filters, **_dates(rng))
+    return json_response(result.to_json())
 
 
 def _dimension_names() -> list[str]:
@@ -234,17 +277,17 @@ ROUTES: Final = (
           heavy=True, tag="stats", errors=(503,)),
     Route("POST", "/api/v2/query", v2_query, "A Plausible Stats API v2 query.", access="read",
           heavy=True, tag="stats", body=Body(V2_QUERY), errors=(400,)),
-    _route("/api/stats/funnel", _behavioural("funnel"), "Cumulative funnel (windowFunnel strict_once).",
+    _route("/api/stats/funnel", funnel, "Cumulative funnel (windowFunnel strict_once).",
            heavy=True, extra=(
                Param("steps", _STEPS, f"page:/path,event:Name (1-{MAX_STEPS} steps).", required=True),
                Param("window", {"type": "string", "default": "1 day"},
                      "'N seconds|minutes|hours|days|weeks' or seconds (at most 366 days)."))),
-    _route("/api/stats/sequences", _behavioural("sequences"), "Visitors who did every step in order.",
+    _route("/api/stats/sequences", sequences, "Visitors who did every step in order.",
            heavy=True, extra=(Param("steps", _STEPS, "page:/path,event:Name (at least 2).",
                                     required=True),)),
-    _route("/api/stats/retention", _behavioural("retention"), "Weekly cohorts by first visit.",
+    _route("/api/stats/retention", retention, "Weekly cohorts by first visit.",
            heavy=True, extra=(Param("weeks", _int(1, MAX_WEEKS, 4), "Weeks after the cohort week."),)),
-    _route("/api/stats/flow", _behavioural("flow"), "Next page after a page.", heavy=True,
+    _route("/api/stats/flow", flow, "Next page after a page.", heavy=True,
            extra=(Param("page", {"type": "string", "minLength": 1}, "The page path.", required=True),
                   Param("limit", _int(1, MAX_FLOW_LIMIT, 10), "Next pages listed."))),
 )

@@ -2,16 +2,21 @@
 
 ``query()`` answers any :class:`Query`; ``main``, ``timeseries``, ``breakdown`` and ``export`` are presets
 with the shapes of Mallard Metrics' routes. Results include this process's not-yet-flushed events.
-Every value is bound as a parameter.
+Every value is bound as a parameter. Every method returns a :class:`~mallard.queries.results.Result`
+(one protocol: ``columns``, ``rows``, ``meta``, ``to_dict()``, ``to_arrow()``, ``df()``, ``pl()``).
+
+Units: rates (``bounce_rate``, ``conversion_rate``, funnel and retention rates, flow shares) are
+fractions from 0 to 1 everywhere in Python, as in Mallard Metrics' JSON; only the Plausible-shaped
+``QueryResult.to_dict()`` (``POST /api/v2/query``) gives ``bounce_rate`` and ``conversion_rate`` in percent.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import duckdb
@@ -20,21 +25,21 @@ import pyarrow as pa
 from ..errors import InvalidQueryError
 from ..events import SITE_ID
 from ..settings import Settings
+from .access import Access
+from .buckets import bucket_labels
 from .builder import compile_query
 from .model import Query, build, check_site, parse_query
 from .periods import DateRange, resolve
 from .registry import BREAKDOWNS, TIME_DIMENSIONS, dimension
-from .results import MainStats, QueryResult, Table
+from .results import PERCENT_METRICS, MainStats, QueryResult, Record, Report, Result, Table
 from .sql import Sql
 
 if TYPE_CHECKING:
     from ..buffer import EventBuffer
     from ..store import Store
 
-__all__ = ["DateRange", "MainStats", "Queries", "Query", "QueryResult", "Table"]
-
-_MAX_BUCKETS: Final = {"time:hour": 24 * 400, "time:day": 3700, "time:week": 600, "time:month": 200}
-
+__all__ = ["DateRange", "MainStats", "Queries", "Query", "QueryResult", "Record", "Report", "Result",
+           "Table", "bucket_labels"]
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
@@ -55,8 +60,15 @@ class Queries:
         self._buffer = buffer or (lambda: None)
         self._clock = clock
         self._gap = settings.session_window_minutes * 60
+        self._access = Access(self._reader, self._gap, settings.visitor_salt_rotation_days,
+                              lambda: self.today("UTC"))
         self._generation: dict[str, int] = {}
         self._gen_lock = threading.Lock()
+
+    @property
+    def access(self) -> Access:
+        """What the analysis modules (funnels, retention, flow) read through: readers and settings."""
+        return self._access
 
     # -- dates ------------------------------------------------------------------------------------
     def today(self, tz: str | None = None) -> date:
@@ -73,7 +85,7 @@ class Queries:
 
     # -- the query model --------------------------------------------------------------------------
     def run(self, query: Query) -> QueryResult:
-        """Answer a validated :class:`Query`."""
+        """Answer a validated :class:`Query` (rates as fractions 0-1)."""
         series = query.time_dimension is not None and query.dimensions == (query.time_dimension,)
         if series:  # zero-fill the whole range first, then page through it
             page = (query.offset, query.limit)
@@ -81,6 +93,11 @@ class Queries:
         rows = self._execute(query)
         names = [*query.dimensions, *query.metrics]
         out = [dict(zip(names, r[:-1], strict=True)) for r in rows]
+        rates = [m for m in query.metrics if m in PERCENT_METRICS]
+        for row in out:  # the SQL answers percentages (Plausible's unit); Python speaks fractions
+            for m in rates:
+                if row[m] is not None:
+                    row[m] = row[m] / 100.0
         total = rows[0][-1] if rows else 0
         if series:
             out = self._zero_fill(query, out)
@@ -96,6 +113,9 @@ class Queries:
               order_by: Sequence[Sequence[str]] | None = None, limit: int | None = None,
               offset: int = 0, timezone: str | None = None) -> QueryResult:
         """Metrics × dimensions × filters over a date range.
+
+        ``bounce_rate`` and ``conversion_rate`` are fractions (0-1), as in :meth:`main`: one unit per
+        metric across the Python API (``to_dict()``, the v2 HTTP body, gives them in percent).
 
         **Usage**::
 
@@ -121,21 +141,22 @@ class Queries:
     def main(self, site: str, *, period: str | None = None, start_date: str | date | None = None,
              end_date: str | date | None = None, filters: object = None,
              timezone: str | None = None) -> MainStats:
-        """Headline figures: visitors, pageviews, events, sessions, bounce rate, visit duration."""
-        r = self.query(site, metrics=["visitors", "pageviews", "events", "visits", "bounce_rate",
-                                      "visit_duration", "views_per_visit"], filters=filters,
-                       period=period, start_date=start_date, end_date=end_date, timezone=timezone)
-        row = r.rows[0]
+        """Headline figures: visitors, pageviews, events, sessions, bounce rate (a fraction 0-1),
+        visit duration; read them as attributes (``.unique_visitors``) or keys."""
+        rng = self.date_range(site, period, start_date, end_date, timezone=timezone)
+        row = self.run(build(site, rng, metrics=["visitors", "pageviews", "events", "visits",
+                                                 "bounce_rate", "visit_duration", "views_per_visit"],
+                             filters=filters)).rows[0]
         visitors = int(row["visitors"])
-        return MainStats(
-            unique_visitors=visitors, total_pageviews=int(row["pageviews"]),
-            total_events=int(row["events"]),
-            views_per_visitor=row["pageviews"] / visitors if visitors else 0.0,
-            total_sessions=int(row["visits"]), bounce_rate=float(row["bounce_rate"]) / 100.0,
-            avg_visit_duration_secs=float(row["visit_duration"]),
-            pages_per_visit=float(row["views_per_visit"]),
-            views_per_visit=float(row["views_per_visit"]),
-        )
+        return MainStats({
+            "unique_visitors": visitors, "total_pageviews": int(row["pageviews"]),
+            "total_events": int(row["events"]),
+            "views_per_visitor": row["pageviews"] / visitors if visitors else 0.0,
+            "total_sessions": int(row["visits"]), "bounce_rate": float(row["bounce_rate"]),
+            "avg_visit_duration_secs": float(row["visit_duration"]),
+            "pages_per_visit": float(row["views_per_visit"]),
+            "views_per_visit": float(row["views_per_visit"]),
+        }, rng.to_dict())
 
     def timeseries(self, site: str, *, period: str | None = None,
                    start_date: str | date | None = None, end_date: str | date | None = None,
@@ -202,21 +223,21 @@ class Queries:
     # -- behavioural analyses (own modules; see docs/queries.md) ----------------------------------
     def sessions(self, site: str, *, period: str | None = None, start_date: str | date | None = None,
                  end_date: str | date | None = None, filters: object = None,
-                 timezone: str | None = None) -> dict[str, Any]:
+                 timezone: str | None = None) -> Record:
         """Sessions (a new one after a gap of more than ``session_window_minutes``): their number, mean
         duration, pageviews per session and bounce rate (0-1), from the same sessions as ``main``."""
-        row = self.query(site, metrics=["visits", "visit_duration", "views_per_visit", "bounce_rate"],
-                         period=period, start_date=start_date, end_date=end_date, filters=filters,
-                         timezone=timezone).rows[0]
-        return {"total_sessions": int(row["visits"]),
-                "avg_session_duration_secs": float(row["visit_duration"] or 0),
-                "avg_pages_per_session": float(row["views_per_visit"] or 0),
-                "bounce_rate": float(row["bounce_rate"] or 0) / 100.0}
+        rng = self.date_range(site, period, start_date, end_date, timezone=timezone)
+        row = self.run(build(site, rng, metrics=["visits", "visit_duration", "views_per_visit",
+                                                 "bounce_rate"], filters=filters)).rows[0]
+        return Record({"total_sessions": int(row["visits"]),
+                       "avg_session_duration_secs": float(row["visit_duration"] or 0),
+                       "avg_pages_per_session": float(row["views_per_visit"] or 0),
+                       "bounce_rate": float(row["bounce_rate"] or 0)}, rng.to_dict())
 
     def funnel(self, site: str, steps: Sequence[str] | str, *, window: str | int = "1 day",
                period: str | None = None, start_date: str | date | None = None,
                end_date: str | date | None = None, filters: object = None,
-               timezone: str | None = None) -> dict[str, Any]:
+               timezone: str | None = None) -> Report:
         """Cumulative funnel: identities reaching at least each step within ``window`` of step 1
         (ClickHouse ``windowFunnel(window, 'strict_once')``).
 
@@ -225,65 +246,35 @@ class Queries:
         from .funnels import funnel, parse_window
 
         rng = self.date_range(site, period, start_date, end_date, timezone=timezone)
-        return funnel(self, check_site(site), rng, steps, parse_window(window), filters)
+        return funnel(self.access, check_site(site), rng, steps, parse_window(window), filters)
 
     def sequences(self, site: str, steps: Sequence[str] | str, *, period: str | None = None,
                   start_date: str | date | None = None, end_date: str | date | None = None,
-                  filters: object = None, timezone: str | None = None) -> dict[str, Any]:
+                  filters: object = None, timezone: str | None = None) -> Record:
         """Identities that performed every step in order, without a time window (at least 2 steps)."""
         from .funnels import sequences
 
         rng = self.date_range(site, period, start_date, end_date, timezone=timezone)
-        return sequences(self, check_site(site), rng, steps, filters)
-
-    def http_funnel(self, site: str, rng: DateRange, filters: object,
-                    query: Mapping[str, Sequence[str]]) -> list[dict[str, Any]]:
-        """``GET /api/stats/funnel``: ``steps=page:/a,event:B`` and ``window`` (default ``1 day``)."""
-        from .funnels import funnel, funnel_rows, parse_window
-
-        steps = _param(query, "steps")
-        window = _param(query, "window", required=False) or "1 day"
-        return funnel_rows(funnel(self, site, rng, steps, parse_window(window), filters))
-
-    def http_sequences(self, site: str, rng: DateRange, filters: object,
-                       query: Mapping[str, Sequence[str]]) -> dict[str, Any]:
-        """``GET /api/stats/sequences``: ``steps=page:/a,event:B`` (at least 2)."""
-        from .funnels import sequences
-
-        return sequences(self, site, rng, _param(query, "steps"), filters)
+        return sequences(self.access, check_site(site), rng, steps, filters)
 
     def retention(self, site: str, *, weeks: int = 4, period: str | None = None,
                   start_date: str | date | None = None, end_date: str | date | None = None,
-                  filters: object = None, timezone: str | None = None) -> dict[str, Any]:
+                  filters: object = None, timezone: str | None = None) -> Report:
         """Weekly cohorts by the ISO week of each identity's first visit in the range, with counts and
         rates per week offset, and a caveat when daily anonymous ids make later weeks structurally 0."""
         from .retention import retention
 
         rng = self.date_range(site, period, start_date, end_date, timezone=timezone)
-        return retention(self, check_site(site), rng, weeks, filters)
+        return retention(self.access, check_site(site), rng, weeks, filters)
 
     def flow(self, site: str, page: str, *, limit: int = 10, period: str | None = None,
              start_date: str | date | None = None, end_date: str | date | None = None,
-             filters: object = None, timezone: str | None = None) -> dict[str, Any]:
+             filters: object = None, timezone: str | None = None) -> Report:
         """The pages viewed next after each visitor's first pageview of ``page``, and the exits."""
         from .flow import flow
 
         rng = self.date_range(site, period, start_date, end_date, timezone=timezone)
-        return flow(self, check_site(site), rng, page, limit, filters)
-
-    def http_retention(self, site: str, rng: DateRange, filters: object,
-                       query: Mapping[str, Sequence[str]]) -> dict[str, Any]:
-        """``GET /api/stats/retention``: ``weeks`` (1-52, default 4)."""
-        from .retention import retention
-
-        return retention(self, site, rng, _int_param(query, "weeks", 4), filters)
-
-    def http_flow(self, site: str, rng: DateRange, filters: object,
-                  query: Mapping[str, Sequence[str]]) -> dict[str, Any]:
-        """``GET /api/stats/flow``: ``page`` (required) and ``limit`` (1-100, default 10)."""
-        from .flow import flow
-
-        return flow(self, site, rng, _param(query, "page"), _int_param(query, "limit", 10), filters)
+        return flow(self.access, check_site(site), rng, page, limit, filters)
 
     # -- raw access -------------------------------------------------------------------------------
     def sql(self, text: str, params: Sequence[object] = (), *, site: str | None = None) -> pa.Table:
@@ -336,6 +327,7 @@ class Queries:
 
     # -- internals --------------------------------------------------------------------------------
     def _reader(self, site: str | None, first: date | None, last: date | None) -> Any:
+        """A reader over ``site``'s partitions dated [first, last] plus the buffered events."""
         buffer = self._buffer()
         if buffer is None:
             return self._store.reading(site, first, last)
@@ -395,62 +387,6 @@ def _conditions(query: Query) -> list[Any]:
     from .filters import conditions
 
     return list(conditions(query.filters))
-
-
-def _param(query: Mapping[str, Sequence[str]], name: str, *, required: bool = True) -> str:
-    values = query.get(name)
-    if not values or values[-1] == "":
-        if required:
-            raise InvalidQueryError(f"Missing required query parameter {name}.", code="missing_param")
-        return ""
-    return values[-1]
-
-
-def _int_param(query: Mapping[str, Sequence[str]], name: str, default: int) -> int:
-    text = _param(query, name, required=False)
-    if text == "":
-        return default
-    if not (text.isascii() and text.isdigit()) or len(text) > 6:
-        raise InvalidQueryError(f"{name} must be a whole number.", code=f"invalid_{name}")
-    return int(text)
-
-
-def bucket_labels(rng: DateRange, time_dim: str) -> list[str]:
-    """Every bucket label of a range, in order (hours in local time, DST-aware)."""
-    out: list[str] = []
-    if time_dim == "time:hour":
-        zone = ZoneInfo(rng.tz)
-        lower, upper = rng.bounds()
-        t = lower.replace(tzinfo=UTC)
-        seen: set[str] = set()
-        while t < upper.replace(tzinfo=UTC):
-            label = t.astimezone(zone).strftime("%Y-%m-%d %H:00")
-            if label not in seen:
-                seen.add(label)
-                out.append(label)
-            t += timedelta(hours=1)
-        return out
-    day = rng.start
-    if time_dim == "time:week":
-        day -= timedelta(days=day.weekday())
-    elif time_dim == "time:month":
-        day = day.replace(day=1)
-    step = {"time:day": timedelta(days=1), "time:week": timedelta(days=7)}.get(time_dim)
-    while day <= rng.end:
-        out.append(day.isoformat())
-        if len(out) > _MAX_BUCKETS[time_dim]:
-            raise InvalidQueryError("Too many time buckets; choose a coarser interval.",
-                                    code="invalid_interval")
-        # Stop at the last bucket rather than step past it (a step past 9999-12 would overflow).
-        if step is None:
-            if (day.year, day.month) == (rng.end.year, rng.end.month):
-                break
-            day = (day.replace(day=28) + timedelta(days=4)).replace(day=1)
-        else:
-            if rng.end - day < step:
-                break
-            day += step
-    return out
 
 
 def breakdown_names() -> list[str]:

@@ -15,20 +15,22 @@ Rules:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 from ..errors import InvalidQueryError
 from .periods import DateRange
+from .results import Report
 from .retention import ACTOR_COLUMNS, event_filter
 from .sql import Sql, with_ctes
 
 if TYPE_CHECKING:
-    from . import Queries
+    from .access import Access
 
-__all__ = ["MAX_FLOW_LIMIT", "MAX_PAGE_LEN", "flow"]
+__all__ = ["FLOW_COLUMNS", "MAX_FLOW_LIMIT", "MAX_PAGE_LEN", "flow"]
 
 MAX_PAGE_LEN: Final = 2048
 MAX_FLOW_LIMIT: Final = 100
+FLOW_COLUMNS: Final = ("next_page", "visitors", "share")
 
 
 def check_page(page: object) -> str:
@@ -69,12 +71,13 @@ def compile_flow(source: Sql, site: str, lower: object, upper: object, page: str
                       ("firsts", firsts)], body, inline=("events",))
 
 
-def flow(queries: Queries, site: str, rng: DateRange, page: str, limit: int = 10,
-         filters: object = None) -> dict[str, Any]:
+def flow(access: Access, site: str, rng: DateRange, page: str, limit: int = 10,
+         filters: object = None) -> Report:
     """The pages visitors view next after their first pageview of ``page`` in ``rng``.
 
-    Returns ``{"page", "visitors_at_page", "exits", "next_pages": [{"next_page", "visitors",
-    "share"}]}`` with ``share = visitors / visitors_at_page``.
+    Returns a :class:`Report` whose rows are the next pages ``{"next_page", "visitors", "share"}``
+    (``share = visitors / visitors_at_page``); ``to_dict()`` (the HTTP body) is ``{"page",
+    "visitors_at_page", "exits", "next_pages": rows}``.
 
     Raises:
         InvalidQueryError: bad site, page, limit (1..100) or filter.
@@ -84,16 +87,13 @@ def flow(queries: Queries, site: str, rng: DateRange, page: str, limit: int = 10
     where = event_filter(site, rng, filters)  # validates the site too
     lower, upper = rng.bounds()
     first, last = rng.partition_dates()
-    with queries._reader(site, first, last) as reader:
+    with access.reading(site, first, last) as reader:
         src, src_params = reader.source()
         sql = compile_flow(Sql(src, tuple(src_params)), site, lower, upper, page, n, where)
         rows = reader.execute(sql.text, sql.params).to_pylist()
     totals, rest = rows[0], rows[1:]
     at_page = int(totals["visitors"])
-    return {
-        "page": page,
-        "visitors_at_page": at_page,
-        "exits": int(totals["exits"]),
-        "next_pages": [{"next_page": r["next_page"], "visitors": int(r["visitors"]),
-                        "share": int(r["visitors"]) / at_page} for r in rest],
-    }
+    next_pages = [{"next_page": r["next_page"], "visitors": int(r["visitors"]),
+                   "share": int(r["visitors"]) / at_page} for r in rest]
+    return Report("next_pages", FLOW_COLUMNS, next_pages,
+                  {"page": page, "visitors_at_page": at_page, "exits": int(totals["exits"])})

@@ -34,15 +34,17 @@ from . import sessions as _sessions
 from .filters import Condition, compile_condition, compile_tree, conditions
 from .model import build
 from .periods import DateRange
+from .results import Record, Report
 from .sql import Sql, with_ctes
 
 if TYPE_CHECKING:
-    from . import Queries
+    from .access import Access
 
-__all__ = ["MAX_STEPS", "MAX_WINDOW_SECONDS", "Step", "compile_funnel", "funnel", "funnel_rows",
+__all__ = ["FUNNEL_COLUMNS", "MAX_STEPS", "MAX_WINDOW_SECONDS", "Step", "compile_funnel", "funnel",
            "parse_steps", "parse_window", "sequences"]
 
 MAX_STEPS: Final = 32
+FUNNEL_COLUMNS: Final = ("step", "label", "visitors", "conversion_rate", "step_conversion_rate")
 MAX_STEP_VALUE: Final = 2048
 MAX_WINDOW_SECONDS: Final = 366 * 86_400
 _UNITS: Final = {"second": 1, "minute": 60, "hour": 3600, "day": 86_400, "week": 7 * 86_400}
@@ -216,14 +218,14 @@ def compile_funnel(site: str, rng: DateRange, steps: Sequence[Step], window_us: 
     return with_ctes(ctes, body, inline=inline, materialize=("ev",))
 
 
-def _levels(queries: Queries, site: str, rng: DateRange, steps: Sequence[Step], window_us: int | None,
+def _levels(access: Access, site: str, rng: DateRange, steps: Sequence[Step], window_us: int | None,
             filters: Any) -> tuple[int, int, list[int]]:
     query = build(site, rng, filters=filters)  # validates the site and parses the filters
     first, last = rng.partition_dates()
-    with queries._reader(query.site_id, first, last) as reader:
+    with access.reading(query.site_id, first, last) as reader:
         src, src_params = reader.source()
         sql = compile_funnel(query.site_id, rng, steps, window_us, source=Sql(src, tuple(src_params)),
-                             filters=query.filters, gap_seconds=queries._gap)
+                             filters=query.filters, gap_seconds=access.gap_seconds)
         row = reader.execute(sql.text, sql.params).to_pylist()[0]
     return int(row["total"]), int(row["by_user"]), [int(row[f"v{i}"]) for i in range(1, len(steps) + 1)]
 
@@ -238,12 +240,12 @@ def _rate(n: int, d: int) -> float:
     return n / d if d else 0.0
 
 
-def funnel(queries: Queries, site: str, rng: DateRange, steps: Sequence[str] | str, window_seconds: int,
-           filters: object = None) -> dict[str, Any]:
+def funnel(access: Access, site: str, rng: DateRange, steps: Sequence[str] | str, window_seconds: int,
+           filters: object = None) -> Report:
     """Cumulative funnel: for each step, the identities that reached at least that step (§5.2).
 
     Args:
-        queries: the Queries to read from (includes its process's buffered events).
+        access: what to read from (see :class:`~mallard.queries.access.Access`).
         site: the site id.
         rng: the date range (scope: ``site`` and ``[lower, upper)`` of ``rng.bounds()``).
         steps: 1 to 32 ``page:<path>`` / ``event:<name>`` steps (a list, or a comma-separated text).
@@ -251,7 +253,8 @@ def funnel(queries: Queries, site: str, rng: DateRange, steps: Sequence[str] | s
         filters: a filter tree, Plausible v2 filters or ``dim==value;…``; selects identities.
 
     Returns:
-        ``{"steps": [{"step", "label", "visitors", "conversion_rate", "step_conversion_rate"}, …],
+        A :class:`Report` whose rows are the steps ``{"step", "label", "visitors", "conversion_rate",
+        "step_conversion_rate"}`` (its HTTP body) and ``to_dict()`` is ``{"steps": rows,
         "total_visitors", "level_counts": [{"level", "visitors"}, …] (0 = never did step 1),
         "window_seconds", "identity": "user_id" | "visitor_id" | "mixed", "start_date", "end_date",
         "timezone"}``. ``conversion_rate`` is relative to step 1, ``step_conversion_rate`` to the previous
@@ -262,37 +265,35 @@ def funnel(queries: Queries, site: str, rng: DateRange, steps: Sequence[str] | s
     """
     parsed = parse_steps(steps)
     window = check_window(window_seconds)
-    total, by_user, reached = _levels(queries, site, rng, parsed, window * 1_000_000, filters)
+    total, by_user, reached = _levels(access, site, rng, parsed, window * 1_000_000, filters)
     rows = [{"step": i, "label": step.label, "visitors": n,
              "conversion_rate": _rate(n, reached[0]),
              "step_conversion_rate": _rate(n, reached[i - 2] if i > 1 else reached[0])}
             for i, (step, n) in enumerate(zip(parsed, reached, strict=True), start=1)]
     levels = [total - reached[0]] + [n - m for n, m in zip(reached, [*reached[1:], 0], strict=True)]
-    return {"steps": rows, "total_visitors": total,
+    meta = {"total_visitors": total,
             "level_counts": [{"level": k, "visitors": n} for k, n in enumerate(levels)],
             "window_seconds": window, "identity": _identity(total, by_user), **rng.to_dict()}
+    return Report("steps", FUNNEL_COLUMNS, rows, meta, body="rows")
 
 
-def funnel_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """The list form of a :func:`funnel` result (what the HTTP route answers): its step rows."""
-    return list(result["steps"])
-
-
-def sequences(queries: Queries, site: str, rng: DateRange, steps: Sequence[str] | str,
-              filters: object = None) -> dict[str, Any]:
+def sequences(access: Access, site: str, rng: DateRange, steps: Sequence[str] | str,
+              filters: object = None) -> Record:
     """Sequence conversion (§5.4): identities that did all steps in order, with no time limit.
 
     Returns:
-        ``{"converting_visitors", "total_visitors", "conversion_rate"}`` (converting / total, 0.0 for no
-        visitors), plus ``"step1_visitors"`` and ``"step1_conversion_rate"`` (converting / step 1),
-        ``"steps"`` (labels), ``"identity"`` and the date range.
+        A :class:`Record` of ``{"converting_visitors", "total_visitors", "conversion_rate"}``
+        (converting / total, 0.0 for no visitors), plus ``"step1_visitors"`` and
+        ``"step1_conversion_rate"`` (converting / step 1), ``"steps"`` (labels), ``"identity"`` and the
+        date range.
 
     Raises:
         InvalidQueryError: fewer than 2 or more than 32 steps, bad steps, site or filters.
     """
     parsed = parse_steps(steps, min_steps=2)
-    total, by_user, reached = _levels(queries, site, rng, parsed, None, filters)
-    return {"converting_visitors": reached[-1], "total_visitors": total,
-            "conversion_rate": _rate(reached[-1], total), "step1_visitors": reached[0],
-            "step1_conversion_rate": _rate(reached[-1], reached[0]),
-            "steps": [s.label for s in parsed], "identity": _identity(total, by_user), **rng.to_dict()}
+    total, by_user, reached = _levels(access, site, rng, parsed, None, filters)
+    return Record({"converting_visitors": reached[-1], "total_visitors": total,
+                   "conversion_rate": _rate(reached[-1], total), "step1_visitors": reached[0],
+                   "step1_conversion_rate": _rate(reached[-1], reached[0]),
+                   "steps": [s.label for s in parsed], "identity": _identity(total, by_user),
+                   **rng.to_dict()}, rng.to_dict())

@@ -1,17 +1,32 @@
-"""Typed query results with the same field names as the HTTP JSON, convertible to DataFrames.
+"""One result protocol for every :class:`~mallard.queries.Queries` method (like httpx's one ``Response``).
 
-* :class:`QueryResult` answers :meth:`Queries.query` (Plausible v2 shape);
-* :class:`Table` answers the report presets (breakdown, timeseries, export): ``.rows`` are dicts;
-* :class:`MainStats` answers :meth:`Queries.main`.
+Every result has ``columns`` (a tuple of names), ``rows`` (a list of dicts with exactly those keys),
+``meta`` (a dict: date range, totals, ...), ``to_dict()``, ``to_json()``, ``to_arrow()``, ``df()``
+(pandas), ``pl()`` (polars), ``len()``, iteration over its rows and ``_repr_html_`` (Jupyter; every
+cell is HTML-escaped: tracked values are attacker-controlled). The concrete classes differ only where
+the data does:
 
-Each has ``to_dict()``; tabular ones also ``to_arrow()``, ``df()`` (pandas) and ``pl()`` (polars).
+* :class:`Table`: rows of a report preset (``breakdown``, ``timeseries``, ``export``);
+* :class:`QueryResult`: the answer to a :class:`~mallard.queries.Query` (``query``, ``run``);
+* :class:`Record`: one row of named figures, also readable as attributes and keys (``sessions``,
+  ``sequences``; :class:`MainStats` for ``main``);
+* :class:`Report`: rows plus summary figures (``funnel``'s steps, ``retention``'s cohorts, ``flow``'s
+  next pages), keys readable as ``result["steps"]``.
+
+``to_json()`` is the exact JSON body of the matching HTTP route (an object, or an array for
+timeseries, breakdown and funnel); ``to_dict()`` is always a dict: the same body where it is an
+object, else ``{"results": rows, "meta": meta}`` (funnel: ``{"steps": rows, **meta}``).
+
+Units: rates are fractions (0-1) in the Python API; only the Plausible-shaped ``/api/v2/query`` body
+(``QueryResult.to_dict()``) carries the metrics in :data:`PERCENT_METRICS` as percentages.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+import html
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import pyarrow as pa
 
@@ -21,15 +36,34 @@ if TYPE_CHECKING:
 
     from .model import Query
 
+__all__ = ["PERCENT_METRICS", "MainStats", "QueryResult", "Record", "Report", "Result", "Table"]
 
-class _Tabular:
+#: Metrics that are fractions in Python and percentages in Plausible's v2 wire format.
+PERCENT_METRICS: Final = frozenset({"bounce_rate", "conversion_rate"})
+_HTML_ROWS: Final = 50
+
+
+class Result:
+    """The protocol of every result: ``columns``, ``rows``, ``meta`` and the conversions below."""
+
+    __slots__ = ()
     columns: tuple[str, ...]
     rows: list[dict[str, Any]]
+    meta: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (see the module docstring)."""
+        return {"results": self.rows, "meta": self.meta}
+
+    def to_json(self) -> Any:
+        """The JSON body of the matching HTTP route."""
+        return self.to_dict()
 
     def to_arrow(self) -> pa.Table:
-        """The rows as a pyarrow Table."""
-        return pa.Table.from_pylist(self.rows) if self.rows else pa.table(
-            {c: pa.array([], pa.null()) for c in self.columns})
+        """The rows as a pyarrow Table, columns in order."""
+        if not self.rows:
+            return pa.table({c: pa.array([], pa.null()) for c in self.columns})
+        return pa.Table.from_pylist(self.rows).select(list(self.columns))
 
     def df(self) -> pandas.DataFrame:
         """The rows as a pandas DataFrame (needs pandas)."""
@@ -47,32 +81,43 @@ class _Tabular:
     def __len__(self) -> int:
         return len(self.rows)
 
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self.rows)
+
     def _repr_html_(self) -> str:
-        head = "".join(f"<th>{c}</th>" for c in self.columns)
-        body = "".join("<tr>" + "".join(f"<td>{r.get(c)}</td>" for c in self.columns) + "</tr>"
-                       for r in self.rows[:50])
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        """An HTML table of the first 50 rows; every header and cell is escaped."""
+        def cell(value: Any) -> str:
+            return "" if value is None else html.escape(str(value))
+
+        head = "".join(f"<th>{cell(c)}</th>" for c in self.columns)
+        body = "".join("<tr>" + "".join(f"<td>{cell(r.get(c))}</td>" for c in self.columns) + "</tr>"
+                       for r in self.rows[:_HTML_ROWS])
+        more = len(self.rows) - _HTML_ROWS
+        tail = f"<p>… {more} more rows</p>" if more > 0 else ""
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{tail}"
 
 
 @dataclass(frozen=True, slots=True)
-class Table(_Tabular):
-    """Rows of a report preset (``value, visitors, pageviews`` for a breakdown, …)."""
+class Table(Result):
+    """Rows of a report preset (``value, visitors, pageviews`` for a breakdown, …).
+
+    HTTP body (``to_json()``): the array of rows.
+    """
 
     columns: tuple[str, ...]
     rows: list[dict[str, Any]]
     meta: dict[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"results": self.rows, "meta": self.meta}
-
     def to_json(self) -> list[dict[str, Any]]:
-        """The HTTP body of the matching Mallard Metrics route (a JSON array of rows)."""
         return self.rows
 
 
 @dataclass(frozen=True, slots=True)
-class QueryResult(_Tabular):
-    """Answer to a :class:`Query`: one row per dimension combination."""
+class QueryResult(Result):
+    """Answer to a :class:`Query`: one row per dimension combination (rates as fractions).
+
+    ``to_dict()`` is Plausible's v2 body, with the :data:`PERCENT_METRICS` in percent.
+    """
 
     query: Query
     columns: tuple[str, ...]
@@ -80,37 +125,99 @@ class QueryResult(_Tabular):
     meta: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        dims = self.query.dimensions
+        dims, metrics = self.query.dimensions, self.query.metrics
+
+        def wire(name: str, value: Any) -> Any:
+            return value * 100.0 if name in PERCENT_METRICS and value is not None else value
+
         return {
             "results": [{"dimensions": [r[d] for d in dims],
-                         "metrics": [r[m] for m in self.query.metrics]} for r in self.rows],
+                         "metrics": [wire(m, r[m]) for m in metrics]} for r in self.rows],
             "meta": self.meta,
             "query": self.query.to_json(),
         }
 
 
 @dataclass(frozen=True, slots=True)
-class MainStats:
-    """Headline figures of a site over a date range (``GET /api/stats/main``)."""
+class Record(Result):
+    """One row of named figures: ``r.total_sessions``, ``r["total_sessions"]`` or ``r.rows[0]``.
 
-    unique_visitors: int
-    total_pageviews: int
-    total_events: int
-    views_per_visitor: float
-    total_sessions: int
-    bounce_rate: float
-    """Fraction (0–1) of sessions with exactly one pageview."""
-    avg_visit_duration_secs: float
-    pages_per_visit: float
-    """Pageviews per session."""
-    views_per_visit: float
-    """Same as pages_per_visit (v0.2 name)."""
+    ``to_dict()`` (the HTTP body) is the figures themselves; ``meta`` holds the date range.
+    """
+
+    values: dict[str, Any]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def columns(self) -> tuple[str, ...]:  # type: ignore[override]
+        """The names of the figures."""
+        return tuple(self.values)
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:  # type: ignore[override]
+        """One row: the figures."""
+        return [dict(self.values)]
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return dict(self.values)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.values
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return object.__getattribute__(self, "values")[name]
+        except (KeyError, AttributeError):
+            raise AttributeError(f"{type(self).__name__!s} has no figure {name!r}") from None
 
 
-def rows_from(columns: Sequence[str], table: pa.Table) -> list[dict[str, Any]]:
-    names = table.column_names
-    return [dict(zip(columns, (row[n] for n in names), strict=False))
-            for row in table.to_pylist()]
+class MainStats(Record):
+    """Headline figures of a site over a date range (``GET /api/stats/main``).
+
+    ``unique_visitors``, ``total_pageviews``, ``total_events``, ``views_per_visitor``,
+    ``total_sessions``, ``bounce_rate`` (fraction 0-1 of sessions with exactly one pageview),
+    ``avg_visit_duration_secs``, ``pages_per_visit`` (pageviews per session) and ``views_per_visit``
+    (same, v0.2 name).
+    """
+
+    __slots__ = ()
+    if TYPE_CHECKING:
+        unique_visitors: int
+        total_pageviews: int
+        total_events: int
+        views_per_visitor: float
+        total_sessions: int
+        bounce_rate: float
+        avg_visit_duration_secs: float
+        pages_per_visit: float
+        views_per_visit: float
+
+
+@dataclass(frozen=True, slots=True)
+class Report(Result):
+    """Rows plus summary figures: a funnel's steps, retention's cohorts, a flow's next pages.
+
+    ``to_dict()`` is ``{key: rows, **meta}`` and ``result[name]`` reads it; ``to_json()`` is that
+    dict, or only the rows when ``body="rows"`` (the funnel route answers its steps).
+    """
+
+    key: str
+    columns: tuple[str, ...]
+    rows: list[dict[str, Any]]
+    meta: dict[str, Any] = field(default_factory=dict)
+    body: Literal["object", "rows"] = "object"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.meta, self.key: self.rows}
+
+    def to_json(self) -> Any:
+        return self.rows if self.body == "rows" else self.to_dict()
+
+    def __getitem__(self, name: str) -> Any:
+        return self.to_dict()[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name == self.key or name in self.meta

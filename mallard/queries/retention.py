@@ -28,14 +28,16 @@ from ..errors import InvalidQueryError
 from .filters import compile_condition, compile_tree
 from .model import build
 from .periods import DateRange
+from .results import Report
 from .sql import Sql, with_ctes
 
 if TYPE_CHECKING:
-    from . import Queries
+    from .access import Access
 
-__all__ = ["MAX_WEEKS", "retention"]
+__all__ = ["COHORT_COLUMNS", "MAX_WEEKS", "retention"]
 
 MAX_WEEKS: Final = 52
+COHORT_COLUMNS: Final = ("cohort_date", "visitors", "retained", "rates", "complete")
 # The identity of an event: a user id where present, else the daily visitor id. ``kind`` keeps the two
 # name spaces apart.
 ACTOR_COLUMNS: Final = ("CASE WHEN user_id IS NULL THEN 'v' ELSE 'u' END AS kind, "
@@ -112,11 +114,12 @@ def _ended(cohort: date, weeks: int, horizon: datetime) -> bool:
     return datetime.combine(cohort + timedelta(days=7 * weeks), time()) <= horizon
 
 
-def retention(queries: Queries, site: str, rng: DateRange, weeks: int,
-              filters: object = None) -> dict[str, Any]:
+def retention(access: Access, site: str, rng: DateRange, weeks: int,
+              filters: object = None) -> Report:
     """Weekly retention cohorts of ``site`` over ``rng`` (identities first seen in the range).
 
-    Returns ``{"cohorts": [{"cohort_date", "visitors", "retained", "rates", "complete"}], "weeks",
+    Returns a :class:`Report` whose rows are the cohorts ``{"cohort_date", "visitors", "retained",
+    "rates", "complete"}``; ``to_dict()`` (the HTTP body) is ``{"cohorts": rows, "weeks",
     "identity": "user_id" | "visitor_id" | "mixed", "caveat": str | None}``.
 
     Raises:
@@ -126,7 +129,7 @@ def retention(queries: Queries, site: str, rng: DateRange, weeks: int,
     where = event_filter(site, rng, filters)  # validates the site too
     lower, upper = rng.bounds()
     _, last = rng.partition_dates()
-    with queries._reader(site, None, last) as reader:  # first_seen looks at all history before the end
+    with access.reading(site, None, last) as reader:  # first_seen looks at all history before the end
         src, src_params = reader.source()
         sql = compile_retention(Sql(src, tuple(src_params)), site, lower, upper, n, where)
         table = reader.execute(sql.text, sql.params)
@@ -135,7 +138,7 @@ def retention(queries: Queries, site: str, rng: DateRange, weeks: int,
                                                 strict=True):
         by_cohort.setdefault(cohort, [(0, 0)] * n)[int(k)] = (int(identified), int(anonymous))
     # A week is complete when it has ended by the range's end (naive UTC) and by today (UTC).
-    horizon = min(upper, datetime.combine(queries.today("UTC"), time()))
+    horizon = min(upper, datetime.combine(access.today_utc(), time()))
     cohorts: list[dict[str, Any]] = []
     identified_members = anonymous_members = 0
     for cohort in sorted(by_cohort):
@@ -153,7 +156,7 @@ def retention(queries: Queries, site: str, rng: DateRange, weeks: int,
         })
     identity = ("mixed" if identified_members and anonymous_members
                 else "user_id" if identified_members else "visitor_id")
-    rotation = queries._settings.visitor_salt_rotation_days
-    caveat = caveat_text(n, rotation) if anonymous_members else None
-    return {"cohorts": cohorts, "weeks": n, "identity": identity, "caveat": caveat}
+    caveat = caveat_text(n, access.salt_rotation_days) if anonymous_members else None
+    return Report("cohorts", COHORT_COLUMNS, cohorts,
+                  {"weeks": n, "identity": identity, "caveat": caveat})
 

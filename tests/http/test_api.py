@@ -302,3 +302,13 @@ def test_detailed_health_lists_quarantined_files_only_to_readers(api: Api) -> No
     assert remote["quarantined_file_count"] == 0 and "quarantined_files" not in remote
     local = orjson.loads(get(api, "/health/detailed")[2])
     assert local["quarantined_files"] == []
+
+
+def test_detailed_health_says_the_behavioural_analyses_are_available(api: Api) -> None:
+    """Regression: the flag was `hasattr(queries, "http_funnel")`, false once the HTTP parsing left
+    Queries; funnels, sequences, retention and flow need no extension, so it is always true."""
+    health = orjson.loads(get(api, "/health/detailed")[2])
+    assert health["behavioral_available"] is True
+    status, _, body = get(api, "/api/stats/funnel", "site_id=example.com&period=7d&steps=page:/")
+    assert status == 200 and orjson.loads(body) == [
+        {"step": 1, "label": "page:/", "visitors": 0, "conversion_rate": 0.0, "step_conversion_rate": 0.0}]

@@ -100,7 +100,7 @@ def rows(result: dict[str, Any]) -> list[tuple[str, int]]:
 
 def test_flow_after_home_page(q: Queries) -> None:
     """First pageview of / per visitor: ties by pathname, custom events skipped, exits counted."""
-    result = flow(q, SITE, RANGE, "/")
+    result = flow(q.access, SITE, RANGE, "/")
     assert result["visitors_at_page"] == 9  # v1 v2 v3 v4 v5 u6 e1 v9 v10
     assert result["exits"] == 3  # v5 e1 v9
     assert rows(result) == [("/", 2), ("/a", 2), ("/checkout", 1), ("/pricing", 1)]
@@ -110,41 +110,41 @@ def test_flow_after_home_page(q: Queries) -> None:
 
 def test_flow_limit_keeps_totals(q: Queries) -> None:
     """The limit cuts the rows (visitors desc, then page) but not visitors_at_page or exits."""
-    result = flow(q, SITE, RANGE, "/", limit=2)
+    result = flow(q.access, SITE, RANGE, "/", limit=2)
     assert rows(result) == [("/", 2), ("/a", 2)]
     assert (result["visitors_at_page"], result["exits"]) == (9, 3)
 
 
 def test_flow_tie_rule_for_later_pages(q: Queries) -> None:
     """A page that sorts last among tied pageviews is the visitor's last node: /b is an exit for v1, v2."""
-    assert flow(q, SITE, RANGE, "/b") == {"page": "/b", "visitors_at_page": 2, "exits": 2,
-                                           "next_pages": []}
-    result = flow(q, SITE, RANGE, "/a")  # v2: /a → /b; v3 and v10: /a is last
+    assert flow(q.access, SITE, RANGE, "/b").to_dict() == {"page": "/b", "visitors_at_page": 2, "exits": 2,
+                                                          "next_pages": []}
+    result = flow(q.access, SITE, RANGE, "/a")  # v2: /a → /b; v3 and v10: /a is last
     assert (result["visitors_at_page"], result["exits"], rows(result)) == (3, 2, [("/b", 1)])
 
 
 def test_flow_custom_events_are_not_nodes(q: Queries) -> None:
     """A path seen only on custom events has no visitors; a custom event is never a next page."""
-    assert flow(q, SITE, RANGE, "/signup") == {"page": "/signup", "visitors_at_page": 0, "exits": 0,
-                                               "next_pages": []}
-    assert "/signup" not in [r["next_page"] for r in flow(q, SITE, RANGE, "/")["next_pages"]]
+    assert flow(q.access, SITE, RANGE, "/signup").to_dict() == {
+        "page": "/signup", "visitors_at_page": 0, "exits": 0, "next_pages": []}
+    assert "/signup" not in [r["next_page"] for r in flow(q.access, SITE, RANGE, "/")["next_pages"]]
 
 
 def test_flow_other_site(q: Queries) -> None:
     """Another site's events are a separate flow."""
-    result = flow(q, OTHER_SITE, RANGE, "/")
+    result = flow(q.access, OTHER_SITE, RANGE, "/")
     assert (result["visitors_at_page"], result["exits"], rows(result)) == (1, 0, [("/other", 1)])
 
 
 def test_flow_hostile_paths_match_exactly(q: Queries) -> None:
     """Quotes, SQL, unicode and a 2,000-character path are bound values and match themselves only."""
-    assert rows(flow(q, SITE, RANGE, "/it's")) == [('/"; DROP TABLE events; --', 1)]
-    assert rows(flow(q, SITE, RANGE, '/"; DROP TABLE events; --')) == [("/ünï/🦆", 1)]
-    assert rows(flow(q, SITE, RANGE, "/ünï/🦆")) == [(LONG, 1)]
-    assert rows(flow(q, SITE, RANGE, LONG)) == [("/it's", 1)]
-    assert flow(q, SITE, RANGE, "/' OR '1'='1")["visitors_at_page"] == 0
-    assert flow(q, SITE, RANGE, "/x\x00y")["visitors_at_page"] == 0
-    assert flow(q, SITE, RANGE, "/")["visitors_at_page"] == 9  # the lake is intact
+    assert rows(flow(q.access, SITE, RANGE, "/it's")) == [('/"; DROP TABLE events; --', 1)]
+    assert rows(flow(q.access, SITE, RANGE, '/"; DROP TABLE events; --')) == [("/ünï/🦆", 1)]
+    assert rows(flow(q.access, SITE, RANGE, "/ünï/🦆")) == [(LONG, 1)]
+    assert rows(flow(q.access, SITE, RANGE, LONG)) == [("/it's", 1)]
+    assert flow(q.access, SITE, RANGE, "/' OR '1'='1")["visitors_at_page"] == 0
+    assert flow(q.access, SITE, RANGE, "/x\x00y")["visitors_at_page"] == 0
+    assert flow(q.access, SITE, RANGE, "/")["visitors_at_page"] == 9  # the lake is intact
 
 
 @pytest.mark.parametrize("page", ["", "pricing", "'", '"; DROP TABLE events', "/" + "x" * 2048, None, 5,
@@ -152,7 +152,7 @@ def test_flow_hostile_paths_match_exactly(q: Queries) -> None:
 def test_flow_rejects_bad_pages(q: Queries, page: Any) -> None:
     """A page must be a string of 1..2048 characters starting with '/'."""
     with pytest.raises(InvalidQueryError, match="page must be a path") as info:
-        flow(q, SITE, RANGE, page)
+        flow(q.access, SITE, RANGE, page)
     assert info.value.code == "invalid_page"
 
 
@@ -160,7 +160,7 @@ def test_flow_rejects_bad_pages(q: Queries, page: Any) -> None:
 def test_flow_rejects_bad_limits(q: Queries, limit: Any) -> None:
     """The limit is an integer 1..100."""
     with pytest.raises(InvalidQueryError, match="limit must be an integer between 1 and 100"):
-        flow(q, SITE, RANGE, "/", limit=limit)
+        flow(q.access, SITE, RANGE, "/", limit=limit)
 
 
 def test_flow_filters_restrict_events(make_queries: MakeQueries) -> None:
@@ -168,12 +168,13 @@ def test_flow_filters_restrict_events(make_queries: MakeQueries) -> None:
     q = make_queries([event("a", "2024-04-01 10:00:00", path="/", browser="Firefox"),
                       event("a", "2024-04-01 10:01:00", path="/x", browser="Chrome"),
                       event("a", "2024-04-01 10:02:00", path="/y", browser="Firefox")])
-    assert rows(flow(q, SITE, RANGE, "/")) == [("/x", 1)]
-    assert rows(flow(q, SITE, RANGE, "/", filters=[["is", "visit:browser", ["Firefox"]]])) == [("/y", 1)]
+    assert rows(flow(q.access, SITE, RANGE, "/")) == [("/x", 1)]
+    firefox = [["is", "visit:browser", ["Firefox"]]]
+    assert rows(flow(q.access, SITE, RANGE, "/", filters=firefox)) == [("/y", 1)]
     with pytest.raises(InvalidQueryError, match="entry_page"):
-        flow(q, SITE, RANGE, "/", filters=[["is", "visit:entry_page", ["/"]]])
+        flow(q.access, SITE, RANGE, "/", filters=[["is", "visit:entry_page", ["/"]]])
     with pytest.raises(InvalidQueryError):
-        flow(q, "bad site!", RANGE, "/")
+        flow(q.access, "bad site!", RANGE, "/")
 
 
 def test_flow_includes_buffered_events(tmp_path: Path) -> None:
@@ -186,7 +187,7 @@ def test_flow_includes_buffered_events(tmp_path: Path) -> None:
             m.track("pageview", site=SITE, url=f"https://{SITE}{path}", ip="203.0.113.9",
                     user_agent="Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0",
                     timestamp=when)
-        result = flow(m.queries, SITE, RANGE, "/")
+        result = flow(m.queries.access, SITE, RANGE, "/")
     assert rows(result) == [("/next", 1)]
 
 
@@ -206,7 +207,7 @@ def compare(q: Queries, glob: str, site: str, rng: DateRange, *, timestamps: boo
     lower, upper = rng.bounds()
     reference = ch_flow(glob, site, lower, upper, PATHS, timestamps=timestamps)
     for page in PATHS:
-        mine = flow(q, site, rng, page, limit=100)
+        mine = flow(q.access, site, rng, page, limit=100)
         theirs = reference[page]
         assert (mine["visitors_at_page"], mine["exits"], rows(mine)) == (
             theirs.visitors_at_page, theirs.exits, theirs.next_pages[:100]), page

@@ -20,7 +20,6 @@ from mallard.queries.funnels import (
     Step,
     compile_funnel,
     funnel,
-    funnel_rows,
     parse_steps,
     parse_window,
     sequences,
@@ -59,7 +58,7 @@ def test_cumulative_counts_and_rates(make_queries: MakeQueries) -> None:
         event("v2", at(0), "pageview", "/"),
         event("v3", at(0), "pageview", "/"),
     ])
-    r = funnel(q, SITE, DAY, ["page:/", "page:/pricing", "event:signup"], 10)
+    r = funnel(q.access, SITE, DAY, ["page:/", "page:/pricing", "event:signup"], 10)
     assert r["steps"] == [
         {"step": 1, "label": "page:/", "visitors": 3, "conversion_rate": 1.0, "step_conversion_rate": 1.0},
         {"step": 2, "label": "page:/pricing", "visitors": 2, "conversion_rate": 2 / 3,
@@ -71,7 +70,7 @@ def test_cumulative_counts_and_rates(make_queries: MakeQueries) -> None:
     assert r["level_counts"] == [{"level": 0, "visitors": 0}, {"level": 1, "visitors": 1},
                                  {"level": 2, "visitors": 0}, {"level": 3, "visitors": 2}]
     assert (r["window_seconds"], r["identity"]) == (10, "visitor_id")
-    assert funnel_rows(r) == r["steps"]
+    assert r.to_json() == r.rows == r["steps"]  # the HTTP route answers the step rows
 
 
 def test_window_is_inclusive_to_the_microsecond(make_queries: MakeQueries) -> None:
@@ -80,8 +79,8 @@ def test_window_is_inclusive_to_the_microsecond(make_queries: MakeQueries) -> No
         event("edge", at(0), "pageview", "/a"), event("edge", at(10), "pageview", "/b"),
         event("past", at(0), "pageview", "/a"), event("past", at(10, 1), "pageview", "/b"),
     ])
-    assert reached(funnel(q, SITE, DAY, ["page:/a", "page:/b"], 10)) == [2, 1]
-    assert reached(funnel(q, SITE, DAY, ["page:/a", "page:/b"], 11)) == [2, 2]
+    assert reached(funnel(q.access, SITE, DAY, ["page:/a", "page:/b"], 10)) == [2, 1]
+    assert reached(funnel(q.access, SITE, DAY, ["page:/a", "page:/b"], 11)) == [2, 2]
 
 
 def test_window_runs_from_step_one_and_later_entries_count(make_queries: MakeQueries) -> None:
@@ -92,7 +91,7 @@ def test_window_runs_from_step_one_and_later_entries_count(make_queries: MakeQue
         event("y", at(0), "pageview", "/a"), event("y", at(10), "pageview", "/a"),
         event("y", at(15), "pageview", "/b"), event("y", at(19), "pageview", "/c"),
     ])
-    r = funnel(q, SITE, DAY, ["page:/a", "page:/b", "page:/c"], 10)
+    r = funnel(q.access, SITE, DAY, ["page:/a", "page:/b", "page:/c"], 10)
     assert reached(r) == [2, 2, 1]
     assert r["level_counts"][2:] == [{"level": 2, "visitors": 1}, {"level": 3, "visitors": 1}]
 
@@ -105,9 +104,9 @@ def test_repeated_steps_need_distinct_events(make_queries: MakeQueries) -> None:
         event("apart", at(0), "pageview", "/a"), event("apart", at(3), "pageview", "/b"),
         event("apart", at(5), "pageview", "/a"),
     ])
-    assert reached(funnel(q, SITE, DAY, ["page:/a", "page:/a"], 60)) == [3, 2]
-    assert reached(funnel(q, SITE, DAY, ["page:/a", "page:/b", "page:/a"], 60)) == [3, 1, 1]
-    assert reached(funnel(q, SITE, DAY, ["page:/a", "page:/b", "page:/a"], 4)) == [3, 1, 0]
+    assert reached(funnel(q.access, SITE, DAY, ["page:/a", "page:/a"], 60)) == [3, 2]
+    assert reached(funnel(q.access, SITE, DAY, ["page:/a", "page:/b", "page:/a"], 60)) == [3, 1, 1]
+    assert reached(funnel(q.access, SITE, DAY, ["page:/a", "page:/b", "page:/a"], 4)) == [3, 1, 0]
 
 
 def test_equal_timestamps_never_hurt(make_queries: MakeQueries) -> None:
@@ -117,7 +116,7 @@ def test_equal_timestamps_never_hurt(make_queries: MakeQueries) -> None:
         event("v", at(0), "pageview", "/a"), event("v", at(0), "pageview", "/b"),
     ])
     steps = ["page:/a", "event:signup", "page:/a", "page:/b", "page:/a"]
-    assert reached(funnel(q, SITE, DAY, steps, 1)) == [1, 1, 1, 1, 0]
+    assert reached(funnel(q.access, SITE, DAY, steps, 1)) == [1, 1, 1, 1, 0]
 
 
 def test_page_steps_match_pageviews_only_and_event_steps_custom_events(make_queries: MakeQueries) -> None:
@@ -126,9 +125,9 @@ def test_page_steps_match_pageviews_only_and_event_steps_custom_events(make_quer
         event("custom", at(0), "signup", "/a"), event("custom", at(1), "buy", "/a"),
         event("single", at(0), "pageview", "/a"),
     ])
-    r = funnel(q, SITE, DAY, ["page:/a", "event:buy"], 60)
+    r = funnel(q.access, SITE, DAY, ["page:/a", "event:buy"], 60)
     assert (reached(r), r["total_visitors"]) == ([1, 0], 2)
-    assert reached(funnel(q, SITE, DAY, ["event:signup", "event:buy"], 60)) == [1, 1]
+    assert reached(funnel(q.access, SITE, DAY, ["event:signup", "event:buy"], 60)) == [1, 1]
     assert r["level_counts"][0] == {"level": 0, "visitors": 1}
 
 
@@ -140,18 +139,18 @@ def test_other_sites_and_out_of_range_events_do_not_exist(make_queries: MakeQuer
                                                                           "pageview", "/b"),
         event("z", at(0), "pageview", "/a", site=OTHER_SITE),
     ])
-    r = funnel(q, SITE, DAY, ["page:/a", "page:/b"], 3600)
+    r = funnel(q.access, SITE, DAY, ["page:/a", "page:/b"], 3600)
     assert (reached(r), r["total_visitors"]) == ([1, 0], 2)
-    assert reached(funnel(q, OTHER_SITE, DAY, ["page:/a", "page:/b"], 3600)) == [1, 0]
+    assert reached(funnel(q.access, OTHER_SITE, DAY, ["page:/a", "page:/b"], 3600)) == [1, 0]
 
 
 def test_empty_scope(make_queries: MakeQueries) -> None:
     """No events: zero counts and zero rates, not a division error."""
     q = make_queries([event("v", at(0), "pageview", "/a", site=OTHER_SITE)])
-    r = funnel(q, SITE, DAY, ["page:/a", "page:/b"], 60)
+    r = funnel(q.access, SITE, DAY, ["page:/a", "page:/b"], 60)
     assert [(s["visitors"], s["conversion_rate"], s["step_conversion_rate"]) for s in r["steps"]] == [
         (0, 0.0, 0.0), (0, 0.0, 0.0)]
-    assert sequences(q, SITE, DAY, ["page:/a", "page:/b"])["conversion_rate"] == 0.0
+    assert sequences(q.access, SITE, DAY, ["page:/a", "page:/b"])["conversion_rate"] == 0.0
 
 
 def test_identity_user_id_and_salt_change(make_queries: MakeQueries) -> None:
@@ -164,12 +163,12 @@ def test_identity_user_id_and_salt_change(make_queries: MakeQueries) -> None:
         event("m1", "2024-05-01 23:55:00", "pageview", "/a"),
         event("m2", "2024-05-02 00:05:00", "signup", "/"),
     ])
-    r = funnel(q, SITE, TWO_DAYS, ["page:/a", "event:signup"], 86_400)
+    r = funnel(q.access, SITE, TWO_DAYS, ["page:/a", "event:signup"], 86_400)
     assert (reached(r), r["total_visitors"], r["identity"]) == ([3, 2], 4, "mixed")
-    only_user = funnel(q, SITE, TWO_DAYS, ["page:/a"], 60, filters=[["is", "event:name", ["signup"]]])
+    only_user = funnel(q.access, SITE, TWO_DAYS, ["page:/a"], 60, filters=[["is", "event:name", ["signup"]]])
     assert only_user["total_visitors"] == 3
     q2 = make_queries([event("d1", at(0), "pageview", "/a", user_id="u1")])
-    assert funnel(q2, SITE, DAY, ["page:/a"], 60)["identity"] == "user_id"
+    assert funnel(q2.access, SITE, DAY, ["page:/a"], 60)["identity"] == "user_id"
 
 
 def test_filters_select_identities(make_queries: MakeQueries) -> None:
@@ -180,10 +179,11 @@ def test_filters_select_identities(make_queries: MakeQueries) -> None:
         event("n", at(0), "pageview", "/x"),
     ])
     steps = ["page:/a", "page:/b"]
-    assert reached(funnel(q, SITE, DAY, steps, 60, filters=[["is", "visit:source", ["Google"]]])) == [1, 1]
-    r = funnel(q, SITE, DAY, steps, 60, filters="event:page==/b")
+    google = [["is", "visit:source", ["Google"]]]
+    assert reached(funnel(q.access, SITE, DAY, steps, 60, filters=google)) == [1, 1]
+    r = funnel(q.access, SITE, DAY, steps, 60, filters="event:page==/b")
     assert (reached(r), r["total_visitors"]) == ([2, 2], 2)
-    r = funnel(q, SITE, DAY, steps, 60, filters=[["is", "visit:entry_page", ["/x"]]])
+    r = funnel(q.access, SITE, DAY, steps, 60, filters=[["is", "visit:entry_page", ["/x"]]])
     assert (reached(r), r["total_visitors"]) == ([0, 0], 1)
 
 
@@ -194,7 +194,7 @@ def test_sequences_have_no_window(make_queries: MakeQueries) -> None:
         event("w", at(0), "buy", "/"), event("w", at(1), "pageview", "/a"),
         event("x", at(0), "pageview", "/z"),
     ])
-    r = sequences(q, SITE, TWO_DAYS, ["page:/a", "event:buy"])
+    r = sequences(q.access, SITE, TWO_DAYS, ["page:/a", "event:buy"])
     assert (r["converting_visitors"], r["total_visitors"], r["conversion_rate"]) == (1, 3, 1 / 3)
     assert (r["step1_visitors"], r["step1_conversion_rate"]) == (2, 0.5)
     assert r["steps"] == ["page:/a", "event:buy"]
@@ -211,7 +211,7 @@ def test_buffered_events_count(tmp_path: Path) -> None:
                                          "Firefox/125.0",
                               timestamp=datetime(2024, 5, 1, 10) + timedelta(seconds=seconds))
             assert outcome.accepted, outcome
-        assert reached(funnel(m.queries, SITE, DAY, ["page:/a", "page:/b"], 60)) == [1, 1]
+        assert reached(funnel(m.queries.access, SITE, DAY, ["page:/a", "page:/b"], 60)) == [1, 1]
 
 
 # -- validation ------------------------------------------------------------------------------------
@@ -257,13 +257,13 @@ def test_parse_window_rejects(text: Any) -> None:
 def test_funnel_rejects_bad_window(queries: Queries, window: Any) -> None:
     """funnel() validates its window."""
     with pytest.raises(InvalidQueryError):
-        funnel(queries, SITE, DAY, ["page:/"], window)
+        funnel(queries.access, SITE, DAY, ["page:/"], window)
 
 
 def test_sequences_need_two_steps(queries: Queries) -> None:
     """A one-step sequence is rejected."""
     with pytest.raises(InvalidQueryError):
-        sequences(queries, SITE, DAY, ["page:/"])
+        sequences(queries.access, SITE, DAY, ["page:/"])
 
 
 # -- injection safety ------------------------------------------------------------------------------
@@ -276,9 +276,9 @@ def test_hostile_step_values_are_bound(make_queries: MakeQueries, value: str) ->
     """Quotes, SQL, unicode and 2,000-character values are matched literally, never spliced into SQL."""
     name = value.replace(",", ";")
     q = make_queries([event("v", at(0), "pageview", value), event("v", at(1), name, "/")])
-    r = funnel(q, SITE, DAY, [f"page:{value}", f"event:{name}"], 60)
+    r = funnel(q.access, SITE, DAY, [f"page:{value}", f"event:{name}"], 60)
     assert reached(r) == [1, 1]
-    assert reached(funnel(q, SITE, DAY, [f"page:{value}x"], 60)) == [0]
+    assert reached(funnel(q.access, SITE, DAY, [f"page:{value}x"], 60)) == [0]
     sql = compile_funnel(SITE, DAY, parse_steps([f"page:{value}", f"event:{name}"]), 1,
                          source=Sql("SELECT 1"))
     assert value in sql.params
@@ -289,7 +289,7 @@ def test_hostile_step_values_are_bound(make_queries: MakeQueries, value: str) ->
 def test_steps_api_form_with_commas_is_an_error_not_a_crash(queries: Queries) -> None:
     """Text form splitting can produce bad steps: a clear error."""
     with pytest.raises(InvalidQueryError):
-        funnel(queries, SITE, DAY, "page:/a,DROP", 60)
+        funnel(queries.access, SITE, DAY, "page:/a,DROP", 60)
 
 
 # -- differential test against ClickHouse ----------------------------------------------------------
@@ -369,13 +369,13 @@ def test_matches_clickhouse_window_funnel(tmp_path_factory: pytest.TempPathFacto
     q = open_queries(data_dir)
     lower, upper = TWO_DAYS.bounds()
     expected = chdb_oracle.levels(data_dir, SITE, lower, upper, steps, window * 1_000_000)
-    r = funnel(q, SITE, TWO_DAYS, steps, window)
+    r = funnel(q.access, SITE, TWO_DAYS, steps, window)
     assert reached(r) == chdb_oracle.funnel_counts(expected, len(steps))
     assert r["total_visitors"] == len(expected)
     assert r["level_counts"] == [{"level": k, "visitors": sum(1 for lv in expected.values() if lv == k)}
                                  for k in range(len(steps) + 1)]
     if len(steps) >= 2:
         whole = chdb_oracle.levels(data_dir, SITE, lower, upper, steps, None)
-        s = sequences(q, SITE, TWO_DAYS, steps)
+        s = sequences(q.access, SITE, TWO_DAYS, steps)
         assert s["converting_visitors"] == sum(1 for lv in whole.values() if lv == len(steps))
         assert s["total_visitors"] == len(whole)

@@ -151,8 +151,8 @@ def test_timeseries_intervals_and_metrics(queries: Queries) -> None:
     monthly = queries.timeseries(SITE, start_date="2024-04-01", end_date="2024-06-30", interval="month",
                                  metrics=["visits", "bounce_rate"])
     assert monthly.rows == [
-        {"date": "2024-04-01", "visits": 1, "bounce_rate": 100.0},  # /old alone
-        {"date": "2024-05-01", "visits": 7, "bounce_rate": approx(200 / 7)},
+        {"date": "2024-04-01", "visits": 1, "bounce_rate": 1.0},  # /old alone
+        {"date": "2024-05-01", "visits": 7, "bounce_rate": approx(2 / 7)},
         {"date": "2024-06-01", "visits": 0, "bounce_rate": 0.0},
     ]
     daily = queries.timeseries(SITE, **BOTH_DAYS, interval="day", metrics=["visits", "visit_duration"])
@@ -243,7 +243,7 @@ def test_query_offset_without_limit(queries: Queries) -> None:
 def test_breakdown_other_metrics_names_and_filters(queries: Queries) -> None:
     visits = queries.breakdown(SITE, "sources", **BOTH_DAYS, metrics=["visits", "bounce_rate"])
     assert visits.columns == ("value", "visits", "bounce_rate")
-    assert visits.rows[0] == {"value": "(unknown)", "visits": 3, "bounce_rate": approx(200 / 3)}
+    assert visits.rows[0] == {"value": "(unknown)", "visits": 3, "bounce_rate": approx(2 / 3)}
     plan = queries.breakdown(SITE, "event:props:plan", **BOTH_DAYS, metrics=["visitors", "events"])
     assert plan.rows == [{"value": "(unknown)", "visitors": 5, "events": 11},
                          {"value": "free", "visitors": 1, "events": 2},

@@ -43,9 +43,9 @@ TOTALS: dict[str, dict[str, Any]] = {
         "events": 14,  # 11 pageviews + signup, download, signup
         "views_per_visitor": approx(11 / 6),
         "total_revenue": Decimal("59.90"),  # 49.90 + 10.00
-        "conversion_rate": 100.0,  # no goal filter: every visitor
+        "conversion_rate": 1.0,  # no goal filter: every visitor (a fraction)
         "visits": 7,  # A1 A2 B C D E1 E2
-        "bounce_rate": approx(100 * 2 / 7),  # A2 and E1 have exactly one pageview
+        "bounce_rate": approx(2 / 7),  # A2 and E1 have exactly one pageview
         "visit_duration": approx(4500 / 7),  # 1800 + 0 + 300 + 600 + 1800 + 0 + 0
         "views_per_visit": approx(11 / 7),
     },
@@ -56,9 +56,9 @@ TOTALS: dict[str, dict[str, Any]] = {
         "events": 9,
         "views_per_visitor": approx(6 / 4),
         "total_revenue": Decimal("59.90"),
-        "conversion_rate": 100.0,
+        "conversion_rate": 1.0,
         "visits": 5,  # A1 A2 B C D(d1)
-        "bounce_rate": approx(100 * 2 / 5),  # A2, D(d1)
+        "bounce_rate": approx(2 / 5),  # A2, D(d1)
         "visit_duration": approx(2700 / 5),  # 1800 + 0 + 300 + 600 + 0
         "views_per_visit": approx(6 / 5),  # 2 + 1 + 2 + 0 + 1
     },
@@ -69,9 +69,9 @@ TOTALS: dict[str, dict[str, Any]] = {
         "events": 5,
         "views_per_visitor": approx(5 / 2),
         "total_revenue": None,  # no revenue that day: SUM of nothing
-        "conversion_rate": 100.0,
+        "conversion_rate": 1.0,
         "visits": 3,  # D(d2 d3), E1, E2
-        "bounce_rate": approx(100 / 3),  # E1
+        "bounce_rate": approx(1 / 3),  # E1
         "visit_duration": approx(600 / 3),  # 00:10 → 00:20 = 600, 0, 0
         "views_per_visit": approx(5 / 3),
     },
@@ -154,25 +154,25 @@ EVENT_TABLES: dict[str, dict[str, tuple[int, int, int]]] = {
 }
 
 # value → (visits, bounce_rate, visit_duration, views_per_visit) for the visit dimensions.
-FIREFOX_S = (3, 100 / 3, 3600 / 3, 6 / 3)  # A1 A2 D: bounce A2; 1800 + 0 + 1800; 2 + 1 + 3
-CHROME_S = (3, 100 / 3, 300 / 3, 5 / 3)  # B E1 E2: bounce E1; 300 + 0 + 0; 2 + 1 + 2
+FIREFOX_S = (3, 1 / 3, 3600 / 3, 6 / 3)  # A1 A2 D: bounce A2; 1800 + 0 + 1800; 2 + 1 + 3
+CHROME_S = (3, 1 / 3, 300 / 3, 5 / 3)  # B E1 E2: bounce E1; 300 + 0 + 0; 2 + 1 + 2
 SAFARI_S = (1, 0.0, 600.0, 0.0)  # C
-UNTAGGED_S = (6, 100 * 2 / 6, 2700 / 6, 9 / 6)  # A2 B C D E1 E2: bounces A2 E1; 0+300+600+1800+0+0
+UNTAGGED_S = (6, 2 / 6, 2700 / 6, 9 / 6)  # A2 B C D E1 E2: bounces A2 E1; 0+300+600+1800+0+0
 SESSION_TABLES: dict[str, dict[str, tuple[float, ...]]] = {
     "visit:entry_page": {
-        "/": (3, 100 / 3, 3600 / 3, 6 / 3),  # A1 D E1: bounce E1; 1800 + 1800 + 0; 2 + 3 + 1
-        "/docs": (1, 100.0, 0.0, 1.0), "/pricing": (1, 0.0, 300.0, 2.0), "/x": (1, 0.0, 0.0, 2.0),
+        "/": (3, 1 / 3, 3600 / 3, 6 / 3),  # A1 D E1: bounce E1; 1800 + 1800 + 0; 2 + 3 + 1
+        "/docs": (1, 1.0, 0.0, 1.0), "/pricing": (1, 0.0, 300.0, 2.0), "/x": (1, 0.0, 0.0, 2.0),
         "(unknown)": SAFARI_S,
     },
     "visit:exit_page": {
         "/pricing": (2, 0.0, 1800.0, 2.5),  # A1 D
-        "/docs": (1, 100.0, 0.0, 1.0), "/checkout": (1, 0.0, 300.0, 2.0), "/": (1, 100.0, 0.0, 1.0),
+        "/docs": (1, 1.0, 0.0, 1.0), "/checkout": (1, 0.0, 300.0, 2.0), "/": (1, 1.0, 0.0, 1.0),
         "/y": (1, 0.0, 0.0, 2.0), "(unknown)": SAFARI_S,
     },
-    "visit:source": {"Google": (2, 0.0, 1800.0, 2.5), "(unknown)": (3, 200 / 3, 0.0, 4 / 3),
+    "visit:source": {"Google": (2, 0.0, 1800.0, 2.5), "(unknown)": (3, 2 / 3, 0.0, 4 / 3),
                      "Bing": (1, 0.0, 300.0, 2.0), "DuckDuckGo": SAFARI_S},
     "visit:referrer": {"https://www.google.com/": (2, 0.0, 1800.0, 2.5),
-                       "(unknown)": (3, 200 / 3, 0.0, 4 / 3), "https://www.bing.com/": (1, 0.0, 300.0, 2.0),
+                       "(unknown)": (3, 2 / 3, 0.0, 4 / 3), "https://www.bing.com/": (1, 0.0, 300.0, 2.0),
                        "https://duckduckgo.com/": SAFARI_S},
     **{f"visit:utm_{key}": {value: (1, 0.0, 1800.0, 2.0), "(unknown)": UNTAGGED_S}
        for key, value in [("source", "newsletter"), ("medium", "email"), ("campaign", "spring"),
@@ -183,9 +183,9 @@ SESSION_TABLES: dict[str, dict[str, tuple[float, ...]]] = {
            ("os", ("Linux", "Windows", "iOS")), ("screen", ("1920", "1280", "390")),
            ("country", ("DE", "US", "FR")), ("region", ("Berlin", "California", "(unknown)")),
            ("city", ("Berlin", "San Francisco", "(unknown)"))]},
-    "visit:os_version": {"6.1": FIREFOX_S, "10": (1, 0.0, 300.0, 2.0), "11": (2, 50.0, 0.0, 1.5),
+    "visit:os_version": {"6.1": FIREFOX_S, "10": (1, 0.0, 300.0, 2.0), "11": (2, 0.5, 0.0, 1.5),
                          "17.4": SAFARI_S},
-    "visit:device": {"desktop": (6, 100 * 2 / 6, 3900 / 6, 11 / 6), "mobile": SAFARI_S},
+    "visit:device": {"desktop": (6, 2 / 6, 3900 / 6, 11 / 6), "mobile": SAFARI_S},
 }
 
 
@@ -291,7 +291,7 @@ def test_equal_timestamps_never_split(make_queries: Callable[..., Queries]) -> N
         event("v", "2024-05-01 11:00:00", "click", path="/3"),
     ])
     # [10:00] (1 pageview: bounce) and [11:00 ×3] (2 pageviews, 0 s)
-    assert _visits(q) == {"visitors": 1, "visits": 2, "bounce_rate": 50.0, "visit_duration": 0.0}
+    assert _visits(q) == {"visitors": 1, "visits": 2, "bounce_rate": 0.5, "visit_duration": 0.0}
 
 
 def test_custom_event_only_sessions_count_but_never_bounce(make_queries: Callable[..., Queries]) -> None:
@@ -303,7 +303,7 @@ def test_custom_event_only_sessions_count_but_never_bounce(make_queries: Callabl
         event("x", "2024-05-01 10:02:00", "pageview"),
     ])
     # 3 sessions, 1 bounce (w); durations 0, 60, 120
-    assert _visits(q) == {"visitors": 3, "visits": 3, "bounce_rate": approx(100 / 3),
+    assert _visits(q) == {"visitors": 3, "visits": 3, "bounce_rate": approx(1 / 3),
                           "visit_duration": 60.0}
 
 
@@ -314,7 +314,7 @@ def test_sessions_of_several_visitors_interleave(make_queries: Callable[..., Que
         event("w", "2024-05-01 10:40:00"), event("v", "2024-05-01 10:45:00"),  # v: 45 min gap
     ])
     # v: [10:00] [10:45] (two bounces); w: [10:20, 10:40] (1200 s)
-    assert _visits(q) == {"visitors": 2, "visits": 3, "bounce_rate": approx(200 / 3),
+    assert _visits(q) == {"visitors": 2, "visits": 3, "bounce_rate": approx(2 / 3),
                           "visit_duration": 400.0}
 
 
@@ -331,7 +331,7 @@ def test_midnight_crossing_is_one_session_only_with_visitor_id_prev(
     assert rows == [{"visit:entry_page": "/", "visits": 1}]
     split = make_queries([before, *(e._replace(visitor_id_prev=None) for e in after)])
     # without the link: [23:50] (bounce) and [00:10, 00:15] (300 s)
-    assert _visits(split) == {"visitors": 2, "visits": 2, "bounce_rate": 50.0, "visit_duration": 150.0}
+    assert _visits(split) == {"visitors": 2, "visits": 2, "bounce_rate": 0.5, "visit_duration": 150.0}
 
 
 def test_session_window_setting(lake: Any, open_queries: Callable[..., Queries]) -> None:
@@ -340,5 +340,5 @@ def test_session_window_setting(lake: Any, open_queries: Callable[..., Queries])
     # A: a1 | a2 | a3 (gaps 30, 30) → 3; B: gaps 0, 5 → 1; C: gap exactly 10 → 1;
     # D: d1 | d2 d3 (gaps 20, 10) → 2; E: e1 | e2 e3 → 2.  Total 9.
     # bounces: a1, a2, a3, d1, e1 = 5; durations: B 300 + C 600 + D' 600 = 1500
-    assert _visits(q) == {"visitors": 6, "visits": 9, "bounce_rate": approx(500 / 9),
+    assert _visits(q) == {"visitors": 6, "visits": 9, "bounce_rate": approx(5 / 9),
                           "visit_duration": approx(1500 / 9)}

@@ -72,7 +72,7 @@ def q(make_queries: MakeQueries) -> Queries:
 
 def test_retention_cohorts(q: Queries) -> None:
     """Counts, rates and completeness per ISO-week cohort, by hand."""
-    result = retention(q, SITE, APRIL, 4)
+    result = retention(q.access, SITE, APRIL, 4)
     assert result["cohorts"] == [
         {"cohort_date": "2024-04-01", "visitors": 2, "retained": [2, 1, 2, 0],
          "rates": [1.0, 0.5, 1.0, 0.0], "complete": [True, True, False, False]},
@@ -84,7 +84,7 @@ def test_retention_cohorts(q: Queries) -> None:
 
 def test_retention_caveat_for_daily_ids(q: Queries) -> None:
     """Anonymous daily ids make weeks >= 1 structurally zero, and the caveat says so."""
-    caveat = retention(q, SITE, APRIL, 4)["caveat"]
+    caveat = retention(q.access, SITE, APRIL, 4)["caveat"]
     assert caveat is not None
     assert "changes every day" in caveat and "weeks 1 to 3 are always 0" in caveat
 
@@ -92,7 +92,7 @@ def test_retention_caveat_for_daily_ids(q: Queries) -> None:
 def test_retention_caveat_for_long_salt_periods(make_queries: MakeQueries) -> None:
     """With a 30-day salt, anonymous weeks 1..3 are reachable: the caveat only calls them lower bounds."""
     q = make_queries(visits(), now=TODAY, visitor_salt_rotation_days=30)
-    caveat = retention(q, SITE, APRIL, 4)["caveat"]
+    caveat = retention(q.access, SITE, APRIL, 4)["caveat"]
     assert caveat is not None
     assert "every 30 days" in caveat and "lower bounds" in caveat and "always 0" not in caveat
 
@@ -100,7 +100,7 @@ def test_retention_caveat_for_long_salt_periods(make_queries: MakeQueries) -> No
 def test_retention_only_user_ids(make_queries: MakeQueries) -> None:
     """Without anonymous members the identity is user_id and there is no caveat."""
     q = make_queries([e for e in visits() if e.user_id is not None], now=TODAY)
-    result = retention(q, SITE, APRIL, 4)
+    result = retention(q.access, SITE, APRIL, 4)
     assert (result["identity"], result["caveat"]) == ("user_id", None)
     assert [c["visitors"] for c in result["cohorts"]] == [2, 1]
 
@@ -109,7 +109,7 @@ def test_retention_only_daily_ids(make_queries: MakeQueries) -> None:
     """A person seen on two days with daily ids forms two one-day identities: weeks >= 1 stay 0."""
     q = make_queries([event("p-0401", "2024-04-01 10:00:00"), event("p-0408", "2024-04-08 10:00:00")],
                      now=TODAY)
-    result = retention(q, SITE, APRIL, 2)
+    result = retention(q.access, SITE, APRIL, 2)
     assert result["identity"] == "visitor_id"
     assert [(c["cohort_date"], c["retained"]) for c in result["cohorts"]] == [
         ("2024-04-01", [1, 0]), ("2024-04-08", [1, 0])]
@@ -118,46 +118,46 @@ def test_retention_only_daily_ids(make_queries: MakeQueries) -> None:
 
 def test_retention_one_week_and_empty(q: Queries) -> None:
     """weeks=1 needs no caveat (week 0 is the cohort itself); a range without members is empty."""
-    result = retention(q, SITE, APRIL, 1)
+    result = retention(q.access, SITE, APRIL, 1)
     assert [c["retained"] for c in result["cohorts"]] == [[2], [2]]
     assert result["caveat"] is None
-    empty = retention(q, SITE, DateRange(date(2025, 1, 1), date(2025, 1, 31)), 4)
-    assert empty == {"cohorts": [], "weeks": 4, "identity": "visitor_id", "caveat": None}
+    empty = retention(q.access, SITE, DateRange(date(2025, 1, 1), date(2025, 1, 31)), 4)
+    assert empty.to_dict() == {"cohorts": [], "weeks": 4, "identity": "visitor_id", "caveat": None}
 
 
 def test_retention_complete_follows_today(make_queries: MakeQueries) -> None:
     """A week is complete once it has ended by today and by the range's end."""
     later = make_queries(visits(), now=datetime(2024, 6, 1, tzinfo=UTC))
-    cohorts = retention(later, SITE, APRIL, 4)["cohorts"]
+    cohorts = retention(later.access, SITE, APRIL, 4)["cohorts"]
     assert [c["complete"] for c in cohorts] == [[True] * 4, [True, True, True, False]]
 
 
 def test_retention_other_site(q: Queries) -> None:
     """Another site's events form that site's cohorts only."""
-    result = retention(q, OTHER_SITE, DateRange(date(2024, 3, 1), date(2024, 3, 31)), 2)
+    result = retention(q.access, OTHER_SITE, DateRange(date(2024, 3, 1), date(2024, 3, 31)), 2)
     assert [(c["cohort_date"], c["visitors"]) for c in result["cohorts"]] == [("2024-02-26", 1)]
 
 
 def test_retention_filters_restrict_events(q: Queries) -> None:
     """A filter removes the events it does not match, first_seen included."""
-    result = retention(q, SITE, APRIL, 4, filters=[["is", "event:name", ["signup"]]])
+    result = retention(q.access, SITE, APRIL, 4, filters=[["is", "event:name", ["signup"]]])
     assert [(c["cohort_date"], c["retained"]) for c in result["cohorts"]] == [("2024-04-08", [1, 0, 0, 0])]
     with pytest.raises(InvalidQueryError, match="exit_page"):
-        retention(q, SITE, APRIL, 4, filters=[["is", "visit:exit_page", ["/"]]])
+        retention(q.access, SITE, APRIL, 4, filters=[["is", "visit:exit_page", ["/"]]])
 
 
 @pytest.mark.parametrize("weeks", [0, 53, -1, "x", "4", True, 2.5, None])
 def test_retention_rejects_bad_weeks(q: Queries, weeks: Any) -> None:
     """weeks must be an integer 1..52."""
     with pytest.raises(InvalidQueryError, match="weeks must be an integer between 1 and 52") as info:
-        retention(q, SITE, APRIL, weeks)
+        retention(q.access, SITE, APRIL, weeks)
     assert info.value.code == "invalid_weeks"
 
 
 def test_retention_rejects_bad_site(q: Queries) -> None:
     """The site id is validated like everywhere else."""
     with pytest.raises(InvalidQueryError):
-        retention(q, "'; DROP TABLE events; --", APRIL, 4)
+        retention(q.access, "'; DROP TABLE events; --", APRIL, 4)
 
 
 @pytest.mark.parametrize(("rotation", "first"), [(1, 1), (2, 2), (8, 2), (9, 3), (30, 6)])
@@ -194,7 +194,7 @@ def test_retention_matches_clickhouse(events: list[Event], site: str, seed: int,
         try:
             now = datetime.combine(today, datetime.min.time(), UTC)
             q = Queries(store, Settings(data_dir=data_dir), clock=lambda: now)
-            mine = retention(q, site, rng, weeks)
+            mine = retention(q.access, site, rng, weeks)
         finally:
             store.close()
         theirs = ch_retention(lake_glob(data_dir), site, lower, upper, weeks)

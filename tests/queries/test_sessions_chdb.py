@@ -47,7 +47,7 @@ def pages(q: Queries, site: str, rng: DateRange, dimension: str) -> dict[str, in
 
 
 def stats(q: Queries, site: str, rng: DateRange) -> dict[str, float]:
-    return q.sessions(site, start_date=rng.start, end_date=rng.end)
+    return q.sessions(site, start_date=rng.start, end_date=rng.end).to_dict()
 
 
 def close(a: float, b: float) -> bool:
