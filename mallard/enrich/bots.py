@@ -4,11 +4,17 @@ The ~1,500 patterns of the `crawler-user-agents` package are compiled once into 
 (about 1.5 µs a search, against ~400 µs for the same list through the stdlib ``re``), plus the markers of
 HTTP libraries and headless tools that Mallard Metrics v0.2 also filters. An empty User-Agent is not a bot
 (as in the reference).
+
+For an ASCII User-Agent (nearly all of them) the markers are a case-insensitive branch of the same RE2
+alternation, so the check is one search: the same verdict as lower-casing the string and looking for
+each marker (for ASCII text the two agree exactly), at about half the cost. Other text keeps the
+lower-case-and-look path, where Unicode case rules differ.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 from importlib import resources
 from typing import Final
@@ -30,6 +36,7 @@ _NARROWED: Final = {"WhatsApp": "^WhatsApp"}
 
 _lock = threading.Lock()
 _compiled: re2._Regexp | None = None
+_compiled_ascii: re2._Regexp | None = None  # the markers folded in, for ASCII text
 
 
 def _patterns() -> list[str]:
@@ -39,27 +46,44 @@ def _patterns() -> list[str]:
     return [_NARROWED.get(entry["pattern"], entry["pattern"]) for entry in json.loads(data)]
 
 
+def _compile(patterns: str) -> re2._Regexp:
+    options = re2.Options()
+    options.max_mem = 256 << 20
+    options.case_sensitive = True
+    return re2.compile(patterns, options)
+
+
 def _regex() -> re2._Regexp:
     global _compiled
     if _compiled is None:
         with _lock:
             if _compiled is None:
-                options = re2.Options()
-                options.max_mem = 256 << 20
-                options.case_sensitive = True
-                _compiled = re2.compile("|".join(f"(?:{p})" for p in _patterns()), options)
+                _compiled = _compile("|".join(f"(?:{p})" for p in _patterns()))
     return _compiled
 
 
+def _ascii_regex() -> re2._Regexp:
+    global _compiled_ascii
+    if _compiled_ascii is None:
+        with _lock:
+            if _compiled_ascii is None:
+                markers = "|".join(re.escape(m) for m in _EXTRA_MARKERS)
+                _compiled_ascii = _compile(f"(?i:{markers})|" + "|".join(f"(?:{p})" for p in _patterns()))
+    return _compiled_ascii
+
+
 def warm_up() -> None:
-    """Compile the pattern list now rather than on the first event."""
+    """Compile the pattern lists now rather than on the first event."""
     _regex()
+    _ascii_regex()
 
 
 def is_bot(user_agent: str) -> bool:
     """Whether ``user_agent`` belongs to a bot, crawler, monitor or HTTP library."""
     if not user_agent:
         return False
+    if user_agent.isascii():
+        return (_compiled_ascii or _ascii_regex()).search(user_agent) is not None
     lowered = user_agent.lower()
     if any(marker in lowered for marker in _EXTRA_MARKERS):
         return True
