@@ -3,10 +3,12 @@
 Parsing uses ua-parser 1.x's regexes through its Rust accelerator (ua-parser-rs), whose three extractors
 (browser, OS, device) are called directly rather than through ``ua_parser.regex.Resolver``: the same
 matches without the domain checks and the four intermediate objects per string. All three are needed (the
-device family decides the device class and marks a "Spider"). A never-seen User-Agent costs ~20 µs
-(the three extractors ~15 µs, the bot check ~2 µs) once the regex engines are warm; their lazily built
-automata make the first strings of a process several times dearer, so they are warmed with a few real
-User-Agents when the first parser of a process is created. The extractors (~0.35 s to build) are shared
+device family decides the device class and marks a "Spider"). A never-seen User-Agent costs ~25 µs
+(the three extractors ~15 µs, the bot check ~2.5 µs) with the regex automata in the CPU caches, and
+~220 µs with cold caches, as in ``track()`` where other work runs between two never-seen User-Agents
+(``benchmarks/bench_useragent.py``). The automata are built lazily, which made the first strings of a
+process cost milliseconds each: they are warmed with a few real User-Agents when the first parser of a
+process is created. The extractors (~0.35 s to build) are shared
 by the parsers of a process and rebuilt in a fork child. The result, with the bot verdict, is kept in a
 bounded LRU per parser, so the common case is a dict lookup.
 Family names are normalised the way analytics users expect ("Mobile Safari" → "Safari", "Mac OS X" →
