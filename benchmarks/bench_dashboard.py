@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         hi = datetime.combine(end, datetime.min.time()) + timedelta(days=1)
         base = {"glob": str(path.resolve() / "events" / "**" / "*.parquet"), "site": site,
                 "lo": lo.strftime("%Y-%m-%d %H:%M:%S.%f"), "hi": hi.strftime("%Y-%m-%d %H:%M:%S.%f"),
-                "gap_us": q._gap * 1_000_000, "source": FILTER_SOURCE}
+                "gap_us": q.access.gap_seconds * 1_000_000, "source": FILTER_SOURCE}
         for filtered in ([False] if args.no_filter else [False, True]):
             filters = [["is", "visit:source", [FILTER_SOURCE]]] if filtered else None
             for name in names:

@@ -127,10 +127,10 @@ def explain(q: mallard.Queries, site: str, start: str, end: str, which: str) -> 
         query = build(site, rng, metrics=["visitors", "pageviews"], dimensions=[dimension(dim).name],
                       order_by=[["visitors", "desc"]], limit=10)
     first, last = query.date_range.partition_dates()
-    with tempfile.TemporaryDirectory() as tmp, q._reader(site, first, last) as reader:
+    with tempfile.TemporaryDirectory() as tmp, q.access.reading(site, first, last) as reader:
         out = Path(tmp) / "profile.json"
         src, params = reader.source()
-        compiled = compile_query(query, source=Sql(src, tuple(params)), gap_seconds=q._gap)
+        compiled = compile_query(query, source=Sql(src, tuple(params)), gap_seconds=q.access.gap_seconds)
         con = reader._con
         con.execute("SET enable_profiling = 'json'")
         con.execute(f"SET profiling_output = '{out}'")
