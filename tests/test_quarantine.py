@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import asdict
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -223,7 +222,7 @@ def test_two_processes_meeting_the_same_bad_file_both_answer_and_it_is_quarantin
     queries); both answer without it; one moves it, the other finds it gone."""
     m, files = lake
     bad = files[DAYS[1]]
-    expected = asdict(without(bad, lambda: QUERIES["main"](m.queries)))
+    expected = without(bad, lambda: QUERIES["main"](m.queries)).to_dict()
     garble(bad)
     age(bad)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLARD_")}

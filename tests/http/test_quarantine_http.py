@@ -3,7 +3,6 @@ and the file shows in /health/detailed and /metrics."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -30,7 +29,7 @@ def test_stats_answer_from_the_other_files_and_the_file_is_reported(tmp_path: Pa
 
     def main_figures() -> dict[str, object]:
         with mallard.open(data) as q:
-            return asdict(q.main(SITE, start_date=days[0], end_date=today))
+            return q.main(SITE, start_date=days[0], end_date=today).to_dict()
 
     original = bad.read_bytes()
     full = main_figures()

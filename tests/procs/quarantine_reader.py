@@ -8,7 +8,6 @@ Two of these, both ``reading`` before either gets ``go``, meet the same damaged 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import sys
@@ -25,7 +24,7 @@ def main() -> None:
             if sys.stdin.readline().strip() != "go":
                 return
             stats = m.queries.main(site, start_date=start, end_date=end)
-            print(json.dumps(dataclasses.asdict(stats)), flush=True)
+            print(json.dumps(stats.to_dict()), flush=True)
         print("done", flush=True)
 
 
