@@ -116,7 +116,8 @@ class Spool:
         self.error: str | None = None
         self._try_open()
 
-    def _try_open(self) -> None:
+    def _try_open(self) -> OSError | None:
+        """Open the next segment; on failure keep the reason in :attr:`error` and return the error."""
         try:
             self._path = self._open_segment()
         except OSError as exc:
@@ -124,6 +125,8 @@ class Spool:
                 log.warning("cannot open a spool segment in %s (%s); ingestion is refused until one "
                             "can be opened", self._dir, exc.strerror or exc)
             self.error = str(exc.strerror or exc)
+            return exc
+        return None
 
     def _open_segment(self) -> Path:
         self._seq += 1
@@ -189,12 +192,8 @@ class Spool:
         with self._lock:
             if self._closed:
                 raise OSError("the spool is closed")
-            if self._map is None:
-                try:
-                    self._path = self._open_segment()
-                except OSError as exc:
-                    self.error = str(exc.strerror or exc)
-                    raise
+            if self._map is None and (exc := self._try_open()) is not None:
+                raise exc
             assert self._map is not None
             return self._map
 
