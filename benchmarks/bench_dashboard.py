@@ -10,14 +10,19 @@ total (per run, the sum of the queries one dashboard load sends: main, sessions,
 tab of each breakdown panel: pages, sources, countries, browsers, events). The other tabs (entry and
 exit pages, referrers, UTM, regions, cities, OS, devices) are timed too, one click each.
 
-The whole set runs twice: unfiltered, and filtered by a visit attribute (``visit:source is Google``,
-which makes every query sessionise, as any visit filter does today).
+The whole set runs twice: unfiltered, and filtered by a visit attribute (``visit:source is Google``).
 
-ClickHouse computes the same figures, written independently from mallard's definitions
-(``mallard/queries/registry.py`` and ``sessions.py``): sessions split after a gap of more than 30
-minutes per actor (the visitor id replaced by the smallest ``visitor_id_prev`` seen on it in scope);
-visit attributes from the session's first event (pageviews first on equal timestamps, then by
-pathname); entry and exit pages the first and last pageview; visitors ``uniqExact(visitor_id)``;
+Before timing, the lake's sessions are stored (``Mallard.build_sessions()``, as a server's maintenance
+does; cached with the lake) and the time it took and the sessions' bytes next to the events' are printed.
+``--raw`` removes them first, to time mallard computing every session from events as before.
+
+ClickHouse computes the same figures from the raw events, written independently from mallard's
+definitions (``mallard/queries/registry.py``, ``sessions.py`` and docs/storage.md#sessions): sessions of
+the site's whole history split after a gap of more than 30 minutes per actor (the visitor id replaced by
+the smallest ``visitor_id_prev`` seen on it), those starting in the range kept; visit attributes from
+the session's first event (pageviews first on equal timestamps, then by pathname); entry and exit pages
+the first and last pageview; visitors ``uniqExact(visitor_id)`` of the range's events, or of the ids of
+the kept sessions when a figure is summed per session; events by a visit attribute take their session's;
 breakdown rows ordered by visitors, pageviews, value, top 10, a missing value as ``(unknown)``. A sanity
 line per query compares the numbers: ``agree`` or ``DISAGREE``.
 
@@ -36,6 +41,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import shutil
 import statistics
 import sys
 import time
@@ -80,10 +86,11 @@ _FIRST = "(ts_us, NOT is_pv, pathname)"  # a session's first event: pageviews fi
 _SESSIONS = f"""
     scoped AS (
         SELECT visitor_id, visitor_id_prev, event_name, event_name = 'pageview' AS is_pv, pathname,
-               toInt64(toUnixTimestamp64Micro(timestamp)) AS ts_us, {{cols}}
+               toInt64(toUnixTimestamp64Micro(timestamp)) AS ts_us, {{cols}},
+               timestamp >= {{lo:DateTime64(6, 'UTC')}} AND timestamp < {{hi:DateTime64(6, 'UTC')}}
+                   AS in_range
         FROM file({{glob:String}}, Parquet)
         WHERE site_id = {{site:String}}
-          AND timestamp >= {{lo:DateTime64(6, 'UTC')}} AND timestamp < {{hi:DateTime64(6, 'UTC')}}
     ),
     prev AS (
         SELECT visitor_id AS vid, min(visitor_id_prev) AS prev
@@ -106,14 +113,19 @@ _SESSIONS = f"""
                countIf(is_pv) AS pv, count() AS events, groupUniqArray(visitor_id) AS vids,
                if(pv = 0, NULL, argMinIf(pathname, (ts_us, pathname), is_pv)) AS entry_page,
                if(pv = 0, NULL, argMaxIf(pathname, (ts_us, pathname), is_pv)) AS exit_page,
-               {", ".join(f"argMin(tuple({a}), {_FIRST}).1 AS s_{a}" for a in _ATTRIBUTES)}
+               {", ".join(f"argMin(tuple({a}), {_FIRST[:-1]}, {a})).1 AS s_{a}" for a in _ATTRIBUTES)}
         FROM numbered GROUP BY actor, sess
     ),
-    kept AS (SELECT * FROM sessions WHERE {{keep}}),
+    kept AS (SELECT * FROM sessions
+             WHERE start_us >= toUnixTimestamp64Micro({{lo:DateTime64(6, 'UTC')}})
+               AND start_us < toUnixTimestamp64Micro({{hi:DateTime64(6, 'UTC')}}) AND {{keep}}),
     ev AS (
         SELECT n.* FROM numbered AS n
-        INNER JOIN (SELECT actor, sess FROM kept) AS k ON n.actor = k.actor AND n.sess = k.sess
-    )"""
+        INNER JOIN (SELECT actor, sess FROM sessions WHERE {{keep}}) AS k
+            ON n.actor = k.actor AND n.sess = k.sess
+        WHERE n.in_range
+    ),
+    ranged AS (SELECT * FROM scoped WHERE in_range)"""
 _SETTINGS = "SETTINGS join_use_nulls = 1, session_timezone = 'UTC'"
 _SESSION_FIGURES = ("count() AS visits, ifNull(100 * avg(pv = 1), 0) AS bounce_rate, "
                     "ifNull(avg(dur_us) / 1e6, 0) AS visit_duration, ifNull(avg(pv), 0) AS views")
@@ -128,10 +140,10 @@ def ch_sql(name: str, filtered: bool) -> str:
     head = "WITH " + _SESSIONS.replace("{cols}", ", ".join(cols)).replace("{keep}", keep)
     if not filtered:  # event figures straight from the scan, as mallard does without a filter
         events = "SELECT uniqExact(visitor_id) AS visitors, countIf(is_pv) AS pageviews, count() AS events " \
-                 "FROM scoped"
+                 "FROM ranged"
     else:  # the kept sessions' events
         events = "SELECT length(groupUniqArrayArray(vids)), sum(pv), sum(events) FROM kept"
-    rows = "ev" if filtered else "scoped"
+    rows = "ev" if filtered else "ranged"
     if name == "main":
         return (f"{head}\nSELECT * FROM ({events}) AS e "
                 f"CROSS JOIN (SELECT {_SESSION_FIGURES} FROM kept) AS k {_SETTINGS}")
@@ -211,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--only", default="", help=f"comma-separated queries ({', '.join(VIEW + TABS)})")
     ap.add_argument("--no-filter", action="store_true", help="skip the filtered view")
+    ap.add_argument("--raw", action="store_true",
+                    help="delete the stored sessions first: mallard computes them from events")
     ap.add_argument("--data", type=Path, default=DATA, help="where lakes are generated and cached")
     args = ap.parse_args(argv)
 
@@ -230,6 +244,20 @@ def main(argv: list[str] | None = None) -> int:
         manifest = generate.generate(path, events=generate.parse_count(label), days=DAYS, sites=1,
                                      seed=args.seed)
         built = time.perf_counter() - t
+        sessions_dir = path / "sessions"
+        if args.raw:
+            shutil.rmtree(sessions_dir, ignore_errors=True)
+            stored_note = "sessions not stored (--raw)"
+        else:
+            t = time.perf_counter()
+            m = mallard.Mallard(data_dir=path)  # not started: no buffer, no maintenance thread
+            try:
+                days = m.build_sessions(budget_secs=math.inf)
+            finally:
+                m.close()
+            stored_bytes = sum(f.stat().st_size for f in sessions_dir.rglob("*.parquet"))
+            stored_note = (f"sessions of {days} day(s) stored in {time.perf_counter() - t:.1f} s, "
+                           f"{stored_bytes:,} bytes")
         site, end = manifest["dominant_site"], date.fromisoformat(manifest["end_date"])
         start = end - timedelta(days=VIEW_DAYS - 1)
         rng = {"start_date": start.isoformat(), "end_date": end.isoformat()}
@@ -240,6 +268,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== {label}: {manifest['sites'][site]['events']:,} events of {site} over {DAYS} days "
               f"({manifest['files']} files, {size:,} bytes of Parquet; lake ready in {built:.1f} s); "
               f"view {start}..{end}: {in_view:,} events", flush=True)
+        if not args.raw:
+            stored_bytes = sum(f.stat().st_size for f in sessions_dir.rglob("*.parquet"))
+            stored_note += f" ({100 * stored_bytes / size:.1f}% of the events' bytes)"
+        print(f"   {stored_note}", flush=True)
         lo = datetime.combine(start, datetime.min.time())
         hi = datetime.combine(end, datetime.min.time()) + timedelta(days=1)
         base = {"glob": str(path.resolve() / "events" / "**" / "*.parquet"), "site": site,

@@ -450,6 +450,7 @@ class Mallard:
                 # the next start of some process (gunicorn starts a replacement lazily).
                 self._recover(wait=False)
                 self.compact(only_touched=True)
+                self.build_sessions(budget_secs=interval / 2)
                 today = self._clock().astimezone(UTC).date()
                 if self.settings.retention_days and last_retention != today:
                     self.apply_retention()
@@ -468,6 +469,16 @@ class Mallard:
         touched, self._touched = self._touched, set()
         return sum(self.store.compact(min_files=min_files, target_bytes=s.compact_target_bytes,
                                       site_id=site, day=day) for site, day in touched)
+
+    def build_sessions(self, *, budget_secs: float = 600.0) -> int:
+        """Store the sessions of every settled day (two days old, UTC) whose events changed since they
+        were stored, oldest first, for at most ``budget_secs`` (see docs/storage.md). Returns the
+        number of days built. Maintenance runs it after compaction; queries compute the days not
+        stored yet from events, so this only makes them faster."""
+        from .queries.stored import build_settled
+
+        return build_settled(self.store, self.settings.session_window_minutes * 60,
+                             today=self._clock().astimezone(UTC).date(), budget_secs=budget_secs)
 
     def apply_retention(self) -> int:
         """Delete partitions older than ``retention_days``. Returns partitions deleted."""

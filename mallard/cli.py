@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -92,6 +93,7 @@ def cmd_compact(args: argparse.Namespace) -> int:
     with _mallard(args) as m:
         before = {q.file for q in m.store.quarantined()[1]}
         print(f"compacted {m.compact()} partition(s)")
+        print(f"stored the sessions of {m.build_sessions(budget_secs=math.inf)} day(s)")
         for q in m.store.quarantined()[1]:
             if q.file not in before:
                 print(f"quarantined {q.file}: {q.reason}")
@@ -247,7 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sites", help="site ids with stored events")
     _settings_args(p)
     p.set_defaults(func=cmd_sites)
-    p = sub.add_parser("compact", help="merge small Parquet files")
+    p = sub.add_parser("compact", help="merge small Parquet files and store the sessions of "
+                                       "settled days")
     _settings_args(p)
     p.set_defaults(func=cmd_compact)
     p = sub.add_parser("retention", help="delete partitions older than retention_days")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -27,12 +27,14 @@ from ..events import SITE_ID
 from ..settings import Settings
 from .access import Access
 from .buckets import bucket_labels
-from .builder import compile_query
+from .builder import build_sql
 from .model import Query, build, check_site, parse_query
 from .periods import DateRange, resolve
+from .planner import plan_query
 from .registry import BREAKDOWNS, TIME_DIMENSIONS, dimension
 from .results import PERCENT_METRICS, MainStats, QueryResult, Record, Report, Result, Table
 from .sql import Sql
+from .stored import LiveCache, gather
 
 if TYPE_CHECKING:
     from ..buffer import EventBuffer
@@ -40,6 +42,9 @@ if TYPE_CHECKING:
 
 __all__ = ["DateRange", "MainStats", "Queries", "Query", "QueryResult", "Record", "Report", "Result",
            "Table", "bucket_labels"]
+
+_MICROSECOND = timedelta(microseconds=1)
+
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
@@ -63,6 +68,7 @@ class Queries:
         self._access = Access(self._reader, self._gap, settings.visitor_salt_rotation_days,
                               lambda: self.today("UTC"))
         self._generation: dict[str, int] = {}
+        self._live = LiveCache()
         self._gen_lock = threading.Lock()
 
     @property
@@ -335,10 +341,22 @@ class Queries:
                                    view_lock=buffer.view_lock)
 
     def _execute(self, query: Query) -> list[tuple[Any, ...]]:
+        plan = plan_query(query)
         first, last = query.date_range.partition_dates()
         with self._reader(query.site_id, first, last) as reader:
             src, src_params = reader.source()
-            compiled = compile_query(query, source=Sql(src, tuple(src_params)), gap_seconds=self._gap)
+            sessions = None
+            if plan.sessions is not None:
+                lower, upper = plan.bounds
+                rows = gather(self._store, self._reader, query.site_id, lower.date(),
+                              (upper - _MICROSECOND).date(), self._gap,
+                              buffered=reader.buffered_dates(), overlap=plan.sessions.overlap,
+                              cache=self._live)
+                view = f"__mallard_sessions_{id(rows)}"
+                if rows.live is not None:
+                    reader.register(view, rows.live)
+                sessions = rows.relation(view)
+            compiled = build_sql(plan, source=Sql(src, tuple(src_params)), sessions=sessions)
             table = reader.execute(compiled.sql.text, compiled.sql.params)
         columns = [table.column(i).to_pylist() for i in range(table.num_columns)]
         return list(zip(*columns, strict=True)) if columns else []

@@ -10,17 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from . import sessions as _sessions
 from .filters import Condition, compile_condition, compile_tree
 from .model import Query
 from .planner import SESSION_SUMMABLE, Conversion, Part, Plan, plan_query
 from .registry import METRICS, Dimension
+from .sessions import visitor_key
 from .sql import Sql, with_ctes
 
 _LABEL: Final = {"hour": "%Y-%m-%d %H:00", "day": "%Y-%m-%d", "week": "%Y-%m-%d", "month": "%Y-%m-%d"}
-_TOTALS: Final = {"events": ("count(*) AS events",),
-                  "visitor_ids": ("min(visitor_id) AS vid_a", "max(visitor_id) AS vid_b"),
-                  "revenue": ("sum(revenue_amount) AS revenue",)}
 _FROM: Final = {"events": "scoped", "events_with_session": "ev_rows", "sessions": "sessions"}
 UNKNOWN: Final = "(unknown)"  # label of a missing dimension value
 
@@ -32,22 +29,22 @@ class Compiled:
     metrics: tuple[str, ...]
 
 
-def compile_query(q: Query, *, source: Sql, gap_seconds: int) -> Compiled:
-    """The SQL answering ``q`` over ``source`` (a relation with the lake schema)."""
-    return build_sql(plan_query(q), source=source, gap_seconds=gap_seconds)
+def compile_query(q: Query, *, source: Sql, sessions: Sql | None = None) -> Compiled:
+    """The SQL answering ``q`` over ``source`` (a relation with the lake schema) and ``sessions`` (one
+    with the session rows' columns, see stored.py; needed when the plan reads sessions)."""
+    return build_sql(plan_query(q), source=source, sessions=sessions)
 
 
-def build_sql(plan: Plan, *, source: Sql, gap_seconds: int) -> Compiled:
-    """The SQL of ``plan`` over ``source`` (a relation with the lake schema)."""
+def build_sql(plan: Plan, *, source: Sql, sessions: Sql | None = None) -> Compiled:
+    """The SQL of ``plan`` over ``source`` (a relation with the lake schema) and ``sessions``."""
     lower, upper = plan.bounds
     scoped = Sql("SELECT " + ", ".join(f'"{c}"' for c in plan.columns) + " FROM events "
                  "WHERE site_id = ? AND timestamp >= ? AND timestamp < ?", (plan.site_id, lower, upper))
     ctes: list[tuple[str, Sql]] = [("events", source), ("scoped", scoped)]
     if plan.sessions is not None:
-        s = plan.sessions
-        ctes += _sessions.ctes(gap_seconds, attributes=s.attributes, pages=s.pages, flags=[
-            compile_condition(c, c.dimension.event_expr()) for c in s.flags],
-            extras=[x for t in s.totals for x in _TOTALS[t]])
+        if sessions is None:
+            raise ValueError("this plan reads sessions: pass their relation")
+        ctes += _sessions_ctes(plan, sessions)
     for part in plan.parts:
         ctes += _part(plan, part)
         if part.name == "ev" and plan.conversion is not None:
@@ -64,6 +61,47 @@ def build_sql(plan: Plan, *, source: Sql, gap_seconds: int) -> Compiled:
                     tuple(f"m_{m}" for m in plan.metrics))
 
 
+# An event belongs to the session of one of its visitor ids whose time span holds it (an actor's
+# sessions are more than the session window apart).
+_BELONGS: Final = (f"{visitor_key('e.visitor_id')} = s.vid AND e.timestamp BETWEEN s.start_time AND "
+                   "s.end_time")
+
+
+def _sessions_ctes(plan: Plan, rows: Sql) -> list[tuple[str, Sql]]:
+    """``session_rows`` (the given relation), ``sessions`` (those starting in the range, with the
+    plan's per-session columns) and, for matching events to sessions, ``flagged`` and ``ev_rows``."""
+    assert plan.sessions is not None
+    s = plan.sessions
+    lower, upper = plan.bounds
+    ctes: list[tuple[str, Sql]] = [("session_rows", "SELECT *, start_time + to_microseconds("
+                                    "duration_us) AS end_time FROM (" + rows + ")")]
+    attrs = "".join(f", {a} AS s_{a}" for a in s.attributes)
+    pages = "".join(f", {p}" for p in s.pages)
+    in_range = Sql(" WHERE start_time >= ? AND start_time < ?", (lower, upper))
+    columns = ("start_time AS start, duration_us / 1000000.0 AS duration_s, pageviews, events, "
+               "revenue, visitor_keys" + pages + attrs)
+    if s.flags:
+        # f_<i>: whether an event of the session in the range matched leaf i of the filters
+        flags = Sql.join([("coalesce(bool_or(" + compile_condition(c, c.dimension.event_expr())
+                           + f"), false) AS f_{i}") for i, c in enumerate(s.flags)])
+        ctes.append(("flagged", "SELECT s.vid0, s.start_time, " + flags + " FROM (SELECT "
+                     "visitor_keys[1] AS vid0, unnest(visitor_keys) AS vid, start_time, end_time FROM "
+                     "session_rows" + in_range + f") s JOIN scoped e ON {_BELONGS} "
+                     "GROUP BY s.vid0, s.start_time"))
+        picks = ", ".join(f"coalesce(f.f_{i}, false) AS f_{i}" for i in range(len(s.flags)))
+        ctes.append(("sessions", f"SELECT {columns}, {picks} FROM (SELECT *, visitor_keys[1] AS vid0 "
+                     "FROM session_rows" + in_range + ") LEFT JOIN flagged f USING (vid0, start_time)"))
+    else:
+        ctes.append(("sessions", f"SELECT {columns} FROM session_rows" + in_range))
+    if s.overlap and any(p.reads == "events_with_session" for p in plan.parts):
+        ctes.append(("ev_rows", Sql(
+            "SELECT e.*" + "".join(f", s.{p}" for p in s.pages)
+            + "".join(f", s.s_{a}" for a in s.attributes) + " FROM scoped e JOIN (SELECT "
+            f"unnest(visitor_keys) AS vid, start_time, end_time{pages}{attrs} FROM session_rows "
+            "WHERE end_time >= ? AND start_time < ?", (lower, upper)) + f") s ON {_BELONGS}"))
+    return ctes
+
+
 def _value(dim: Dimension, part: Part) -> Sql:
     return dim.visit_expr() if dim.name in part.session_valued else dim.event_expr()
 
@@ -77,7 +115,6 @@ def _bucket(plan: Plan, column: str) -> Sql:
 
 def _part(plan: Plan, part: Part) -> list[tuple[str, Sql]]:
     """The CTEs of one part; the last is named after the part."""
-    ctes: list[tuple[str, Sql]] = []
     select = [(_bucket(plan, part.time_column) if d is None else _value(d, part)) + f" AS d{i}"
               for i, d in enumerate(plan.dimensions)]
     group = " GROUP BY ALL" if plan.dimensions else ""
@@ -94,25 +131,16 @@ def _part(plan: Plan, part: Part) -> list[tuple[str, Sql]]:
         return [("se", "SELECT " + Sql.join(select) + " FROM sessions" + _where(plan, leaf) + group)]
     where = _where(plan, lambda c: compile_condition(c, _value(c.dimension, part)))
     if part.reads == "sessions":
-        # A session holds events of at most two visitor ids (one salt change); each session's sums
-        # are counted once, on its first id.
-        select += [Sql(f"count(DISTINCT u.v) AS m_{m}" if m == "visitors" else
+        # Each session's sums are counted once (on its first visitor id); its visitors are all its ids.
+        select += [Sql(f"count(DISTINCT vid) AS m_{m}" if m == "visitors" else
                        # BIGINT: a sum of counts is a HUGEINT, which reaches Python as a Decimal
-                       f"coalesce(sum({SESSION_SUMMABLE[m]}) FILTER (WHERE u.first), 0)::BIGINT "
+                       f"coalesce(sum({SESSION_SUMMABLE[m]}) FILTER (WHERE nth = 1), 0)::BIGINT "
                        f"AS m_{m}") for m in part.metrics]
-        ids = ("SELECT *, unnest(CASE WHEN vid_a = vid_b THEN [{'v': vid_a, 'first': true}] "
-               "ELSE [{'v': vid_a, 'first': true}, {'v': vid_b, 'first': false}] END) AS u "
+        ids = ("SELECT *, unnest(visitor_keys) AS vid, generate_subscripts(visitor_keys, 1) AS nth "
                "FROM sessions")
         return [("ev", "SELECT " + Sql.join(select) + " FROM (" + ids + where + ")" + group)]
-    if part.reads == "events_with_session":
-        assert plan.sessions is not None
-        extra = ", ".join([*(f"s.{p}" for p in plan.sessions.pages),
-                           *(f"s.s_{a}" for a in plan.sessions.attributes)])
-        ctes.append(("ev_rows", Sql(f"SELECT n.*, {extra} FROM numbered n JOIN sessions s "
-                                    "USING (hash_a, sess)")))
     select += [Sql(f"{METRICS[m].expr} AS m_{m}") for m in part.metrics]
-    ctes.append(("ev", "SELECT " + Sql.join(select) + f" FROM {_FROM[part.reads]}" + where + group))
-    return ctes
+    return [("ev", "SELECT " + Sql.join(select) + f" FROM {_FROM[part.reads]}" + where + group)]
 
 
 def _conversion_total(conv: Conversion) -> Sql:

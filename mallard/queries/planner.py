@@ -5,14 +5,16 @@ returns a frozen :class:`Plan` that says which relation each part of the answer 
 made, which shortcuts apply, the time bucket, zero-fill, ordering and paging. The builder (builder.py)
 turns a plan into SQL without deciding anything.
 
-Relations, today all derived from the events of the query's scope:
+Relations:
 
-* ``events``: event rows. Event metrics read them when no dimension or filter needs the session.
-* ``events_with_session``: event rows joined once, on the session key, to their session's attributes
-  (source/referrer/UTM attribution, entry/exit page), for event metrics by a visit attribute.
-* ``sessions``: one row per session (see sessions.py). Session metrics read it; event metrics read it
-  too when every dimension and filter is a property of the whole session and the metrics can be summed
-  per session (the *session-sums* shortcut: no join of every event back to its session).
+* ``events``: the event rows of the range. Event metrics read them when no dimension or filter needs
+  the session.
+* ``sessions``: one row per session starting in the range (the stored relation, stored.py, with the
+  days not stored yet computed from events). Session metrics read it; event metrics read it too when
+  every dimension and filter is a property of the whole session and the metrics can be summed per
+  session (the *session-sums* shortcut: Plausible's reading of the sessions table).
+* ``events_with_session``: the event rows of the range joined once to the session each belongs to (on
+  a visitor id and the session's time span), for event metrics by a visit attribute.
 
 When both event and session metrics are asked, the two parts are joined on the dimension values.
 """
@@ -30,8 +32,6 @@ from .model import Query
 from .registry import ATTRIBUTION_COLUMNS, METRICS, TIME_DIMENSIONS, Dimension, dimension
 
 Reads = Literal["events", "events_with_session", "sessions"]
-SessionsOrigin = Literal["sessionised_events"]  # a stored sessions relation is planned next
-SessionTotal = Literal["events", "visitor_ids", "revenue"]
 Bucket = Literal["hour", "day", "week", "month"]
 Join = Literal["none", "full_outer_on_dimensions"]
 
@@ -49,15 +49,16 @@ _BUCKETS: Final[dict[str, Bucket]] = {"time:hour": "hour", "time:day": "day", "t
 
 @dataclass(frozen=True, slots=True)
 class Sessions:
-    """The sessions relation a plan reads, and the per-session columns it must carry."""
+    """The sessions a plan reads, and the per-session columns it uses."""
 
-    origin: SessionsOrigin
     attributes: tuple[str, ...]  # lake columns exposed as s_<column> (first value of the session)
     pages: tuple[str, ...]  # entry_page / exit_page
     # event leaves of the plan's filters (the same objects, in tree order) exposed as f_<i>: whether any
-    # event of the session matched
+    # event of the session in the range matched
     flags: tuple[Condition, ...]
-    totals: tuple[SessionTotal, ...]  # per-session sums for the session-sums shortcut
+    # events are matched to their sessions (events_with_session, flags): the sessions that started
+    # before the range and last into it are read too
+    overlap: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,40 +176,31 @@ def session_flags(conds: Sequence[Condition]) -> tuple[Condition, ...]:
     return tuple(c for c in conds if c.dimension.level != "visit")
 
 
-def session_totals(reads: Reads | None, ev_metrics: Sequence[str]) -> tuple[SessionTotal, ...]:
-    """Per-session sums needed by the session-sums shortcut."""
-    if reads != "sessions":
-        return ()
-    return ("events", "visitor_ids", *(("revenue",) if "total_revenue" in ev_metrics else ()))
-
-
 def session_pages(used: Sequence[Dimension]) -> tuple[str, ...]:
     """Which of ``entry_page`` and ``exit_page`` the sessions must carry."""
     return tuple(sorted({d.session_column for d in used
                          if d.level == "visit" and d.column is None and d.session_column}))
 
 
-def sessions_relation(reads: Reads | None, ev_metrics: Sequence[str], se_metrics: Sequence[str],
+def sessions_relation(reads: Reads | None, se_metrics: Sequence[str],
                       dims: Sequence[Dimension], conds: Sequence[Condition]) -> Sessions | None:
     """The sessions relation the plan reads, or None when nothing reads sessions."""
     if not se_metrics and reads not in ("sessions", "events_with_session"):
         return None
     used = [*dims, *(c.dimension for c in conds)]
-    return Sessions("sessionised_events", session_attributes(reads, se_metrics, dims, conds),
-                    session_pages(used), session_flags(conds) if se_metrics else (),
-                    session_totals(reads, ev_metrics))
+    flags = session_flags(conds) if se_metrics else ()
+    return Sessions(session_attributes(reads, se_metrics, dims, conds), session_pages(used), flags,
+                    overlap=reads == "events_with_session" or bool(flags))
 
 
-def scan_columns(q: Query, used: Sequence[Dimension], sessionised: bool) -> tuple[str, ...]:
-    """The lake columns the plan reads, sorted."""
+def scan_columns(q: Query, used: Sequence[Dimension]) -> tuple[str, ...]:
+    """The lake columns of the range's events the plan reads, sorted."""
     needed = set(BASE_COLUMNS)
     needed |= {d.column for d in used if d.column is not None}
     if any(d.prop_key is not None for d in used):
         needed.add("props")
     if "total_revenue" in q.metrics:
         needed.add("revenue_amount")
-    if sessionised:
-        needed.add("visitor_id_prev")
     return tuple(sorted(needed))
 
 
@@ -262,10 +254,10 @@ def plan_query(q: Query) -> Plan:
     se = Part("se", "sessions", se_metrics, session_valued("sessions", used), "start") \
         if se_metrics else None
     parts = [p for p in (ev, se) if p is not None]
-    sessions = sessions_relation(reads, ev_metrics, se_metrics, plain, conds)
+    sessions = sessions_relation(reads, se_metrics, plain, conds)
     return Plan(
         site_id=q.site_id, bounds=q.date_range.bounds(), tz=q.date_range.tz,
-        columns=scan_columns(q, used, sessions is not None), sessions=sessions, parts=tuple(parts),
+        columns=scan_columns(q, used), sessions=sessions, parts=tuple(parts),
         join="full_outer_on_dimensions" if len(parts) == 2 else "none", dimensions=dims,
         bucket=bucket, filters=q.filters, metrics=q.metrics, conversion=conversion(q, ev),
         order=order_keys(q), limit=q.limit, offset=q.offset, zero_fill=is_zero_filled(q),

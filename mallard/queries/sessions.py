@@ -10,14 +10,16 @@ of the range.
 
 Per session: ``start``, ``duration_s`` (last − first), ``pageviews``, ``entry_page`` and
 ``exit_page`` (first and last pageview, ties by pathname) and, for each visit attribute, its value on
-the session's first event (pageviews before custom events on equal timestamps, then by pathname).
+the session's first event (pageviews before custom events on equal timestamps, then by pathname; among
+events tied on all three, the smallest value, so that the answer never depends on the order of rows).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Final
 
-from .sql import Sql
+from .sql import Sql, with_ctes
 
 _MAX_CHAIN = 32
 
@@ -64,7 +66,7 @@ def ctes(gap_seconds: int, *, attributes: Sequence[str], flags: Sequence[Sql],
         "SELECT *, epoch_us(timestamp) AS ts_us, hash(actor) AS hash_a, hash(actor || 'b') AS hash_b "
         "FROM actors) WINDOW w AS (PARTITION BY hash_a ORDER BY hash_b, ts_us))"
     )
-    order_key = "{'t': ts_us, 'c': event_name <> 'pageview', 'p': pathname}"
+    order_key = "{'t': ts_us, 'c': event_name <> 'pageview', 'p': pathname, 'v': %s}"
     columns = [
         "hash_a", "sess",
         "min(timestamp) AS start",
@@ -72,10 +74,50 @@ def ctes(gap_seconds: int, *, attributes: Sequence[str], flags: Sequence[Sql],
         "count(*) FILTER (WHERE event_name = 'pageview') AS pageviews",
         *(f"{'arg_min' if page == 'entry_page' else 'arg_max'}(pathname, {{'t': ts_us, 'p': pathname}}) "
           f"FILTER (WHERE event_name = 'pageview') AS {page}" for page in pages),
-        *(f"arg_min_null({col}, {order_key}) AS s_{col}" for col in attributes),
+        *(f"arg_min_null({col}, {order_key % col}) AS s_{col}" for col in attributes),
         *extras,
     ]
     select = Sql.join([Sql(c) for c in columns]
                       + [("coalesce(bool_or(" + f + f"), false) AS f_{i}") for i, f in enumerate(flags)])
     sessions = "SELECT " + select + " FROM numbered GROUP BY hash_a, sess"
     return [("actors", actors), ("numbered", numbered), ("sessions", sessions)]
+
+
+# -- the stored relation ------------------------------------------------------------------------------
+#: Visit attributes every session row carries: the value on the session's first event.
+ATTRIBUTES: Final = ("referrer_source", "referrer", "utm_source", "utm_medium", "utm_campaign",
+                     "utm_content", "utm_term", "browser", "browser_version", "os", "os_version",
+                     "device_type", "screen_size", "country_code", "region", "city")
+#: The columns of a session row and their types, in file order (the public Parquet contract,
+#: docs/storage.md).
+COLUMNS: Final = {"start_time": "TIMESTAMP", "duration_us": "BIGINT", "pageviews": "BIGINT",
+                  "events": "BIGINT", "revenue": "DECIMAL(18,2)", "entry_page": "VARCHAR",
+                  "exit_page": "VARCHAR", "visitor_keys": "UBIGINT[]",
+                  **{a: "VARCHAR" for a in ATTRIBUTES}}
+
+
+def visitor_key(column: str) -> str:
+    """SQL of a visitor id's 64-bit key: the first 16 hex digits of mallard's ids (HMAC-SHA256 hex,
+    uniformly random), the MD5-based number of any other id (rows written by other tools)."""
+    return (f"coalesce(CASE WHEN length({column}) = 64 THEN TRY_CAST('0x' || left({column}, 16) AS "
+            f"UBIGINT) END, md5_number_lower({column}))")
+
+
+def rows(gap_seconds: int, source: str = "scoped") -> tuple[list[tuple[str, Sql]], Sql]:
+    """CTEs and the SELECT of full session rows (:data:`COLUMNS`) over ``source``'s events."""
+    with_ctes = ctes(gap_seconds, attributes=ATTRIBUTES, flags=(), pages=("entry_page", "exit_page"),
+                     extras=("max(ts_us) - min(ts_us) AS duration_us", "count(*) AS events",
+                             "sum(revenue_amount)::DECIMAL(18,2) AS revenue",
+                             f"list_sort(list(DISTINCT {visitor_key('visitor_id')})) AS visitor_keys"),
+                     source=source)
+    select = Sql("SELECT start AS start_time, duration_us, pageviews, events, revenue, entry_page, "
+                 "exit_page, visitor_keys, "
+                 + ", ".join(f"s_{a} AS {a}" for a in ATTRIBUTES) + " FROM sessions")
+    return with_ctes, select
+
+
+def relation(gap_seconds: int, events: Sql) -> Sql:
+    """One statement of the session rows of every event of ``events`` (a relation with the lake
+    columns): the definition the stored relation must equal, used as the reference in tests."""
+    with_ctes_, select = rows(gap_seconds)
+    return with_ctes([("scoped", events), *with_ctes_], select)

@@ -3,6 +3,8 @@
 Layout (see docs/storage.md)::
 
     events/site_id=<site>/date=<YYYY-MM-DD>/<segment>.parquet   immutable ZSTD Parquet files
+    sessions/site_id=<site>/date=<YYYY-MM-DD>/<fingerprint>.<first>.<last>.parquet
+                                                                one row per session, by start day
     spool/<host>-<pid>-<token>.<n>                              per-process log of accepted events
     state/                                                      salts, secret, locks, auth state
     quarantine/site_id=<site>/date=<YYYY-MM-DD>/<segment>.parquet   unreadable files moved aside
@@ -31,6 +33,7 @@ from ..events import SITE_ID, Row
 from .lake import Lake, site_of, to_table
 from .quarantine import Bad, Quarantine, QuarantinedFile, is_file_error
 from .reader import BUFFER, PROJECTION, READ_PARQUET, TEMPLATE, TEMPLATE_DDL, Reader
+from .sessions import SessionFiles
 from .spool import Spool, finish_commits, orphans, write_commit
 from .tombstones import Tombstone, Tombstones
 
@@ -120,6 +123,8 @@ class Store:
                                      grace_secs=quarantine_grace_secs, movable=not read_only)
         # The quarantine has the lake's layout: retention and erasure delete its partitions too.
         self._quarantined = Lake(self.data_dir / "quarantine", self.state_dir / "lake.lock")
+        #: The stored sessions relation (derived from events; see :mod:`mallard.store.sessions`).
+        self.session_files = SessionFiles(self.data_dir / "sessions", self.state_dir / "lake.lock")
         #: Erasures, so that they also hold against events other processes still buffer or left in
         #: their spools (see :mod:`mallard.store.tombstones`).
         self.tombstones = Tombstones(self.state_dir / "erasures.json")
@@ -276,8 +281,8 @@ class Store:
             self._local.depth = depth - 1
             self._local.excluded = self.excluded() + reader.excluded
             self._local.doomed.extend(reader.doomed)
-            if table is not None:
-                con.unregister(view)
+            for name in [*reader.views, *([view] if table is not None else [])]:
+                con.unregister(name)
 
     def excluded(self) -> int:
         """Files this thread's readings have left out so far because they could not be read (an answer
@@ -323,6 +328,20 @@ class Store:
         return min(firsts) if firsts else None
 
     # -- maintenance ------------------------------------------------------------------------------
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[bool]:
+        """Hold ``state/<name>`` exclusively if no other process does: yields whether this one does."""
+        fd = os.open(self.state_dir / name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+        finally:
+            os.close(fd)
+
     def compact(self, *, min_files: int, target_bytes: int, site_id: str | None = None,
                 day: date | None = None) -> int:
         """Merge small files per partition. Returns the number of partitions compacted.
@@ -335,21 +354,13 @@ class Store:
         partitions = None
         if site_id is not None and day is not None:
             partitions = [self.lake.partition(site_id, day)]
-        lock_path = self.state_dir / "compact.lock"
-        with self._compact_lock:
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            try:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    return 0
-                done = 0
-                for sources in self.lake.compaction_candidates(min_files, target_bytes,
-                                                               partitions):
-                    done += self._merge(sources)
-                return done
-            finally:
-                os.close(fd)
+        with self._compact_lock, self.exclusive("compact.lock") as mine:
+            if not mine:
+                return 0
+            done = 0
+            for sources in self.lake.compaction_candidates(min_files, target_bytes, partitions):
+                done += self._merge(sources)
+            return done
 
     def _merge(self, sources: list[str]) -> bool:
         """Merge ``sources`` (one partition's files) into one; False when one of them is unreadable."""
@@ -388,7 +399,9 @@ class Store:
             return 0
         cutoff = today - timedelta(days=retention_days + 1)
         self._quarantined.delete_partitions(None, None, cutoff)
-        return self.lake.delete_partitions(None, None, cutoff)
+        removed = self.lake.delete_partitions(None, None, cutoff)
+        self.session_files.delete(None, None, cutoff)  # after: see SessionFiles.publish
+        return removed
 
     def erase(self, site_id: str, first: date, last: date) -> int:
         """Delete every stored event of ``site_id`` dated within [first, last] (whole partitions).
@@ -396,13 +409,15 @@ class Store:
         The erasure is recorded first (a tombstone in ``state/erasures.json``), so that it also holds
         against events on their way to the lake: every process drops the events of the range that it
         buffers at its next flush (see :meth:`write_batch`), and the replay of a dead process's spool
-        drops those received before the erasure. Quarantined files of the range are deleted too.
-        Returns the number of partitions deleted.
+        drops those received before the erasure. Quarantined files of the range are deleted too, and
+        so are the stored sessions derived from it. Returns the number of partitions deleted.
         """
         self._writable()
         self.tombstones.add(site_id, first, last)
         self._quarantined.delete_partitions(site_id, first, last)
-        return self.lake.delete_partitions(site_id, first, last)
+        removed = self.lake.delete_partitions(site_id, first, last)
+        self.session_files.delete(site_id, first, last)  # after: see SessionFiles.publish
+        return removed
 
     def close(self) -> None:
         con = getattr(self._local, "con", None)

@@ -17,10 +17,12 @@ import os
 import tempfile
 import threading
 from collections.abc import Sequence
+from datetime import date
 from typing import Final
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..errors import StorageError
@@ -83,6 +85,25 @@ class Reader:
         self.doomed: list[Bad] = []
         #: Files left out of this reading because they could not be read.
         self.excluded = 0
+        #: Arrow tables registered for the reading's statements (unregistered when it ends).
+        self.views: list[str] = []
+
+    def register(self, name: str, table: pa.Table) -> None:
+        """Make ``table`` a relation ``name`` of this reading's statements."""
+        self._con.register(name, table)
+        self.views.append(name)
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """The lake files this reading reads (those found unreadable left out)."""
+        return tuple(f for f in self._files if f not in _empty)
+
+    def buffered_dates(self) -> set[date]:
+        """The UTC dates of the buffered rows this reading reads."""
+        if self._rows is None or not self._rows.num_rows:
+            return set()
+        days = pc.unique(pc.cast(self._rows.column("timestamp"), pa.date32()))
+        return set(days.to_pylist())
 
     def source(self) -> tuple[str, list[object]]:
         """SQL text (and its parameters) of a relation with the full, typed lake schema."""

@@ -28,8 +28,7 @@ WITH scoped AS (
     SELECT site_id, visitor_id, visitor_id_prev, event_name = 'pageview' AS is_pv, pathname,
            toInt64(toUnixTimestamp64Micro(timestamp)) AS ts_us
     FROM file({glob:String}, Parquet)
-    WHERE has(splitByChar(',', {sites:String}), site_id) AND timestamp >= {start:DateTime64(6, 'UTC')}
-      AND timestamp < {end:DateTime64(6, 'UTC')}
+    WHERE has(splitByChar(',', {sites:String}), site_id)
 ),
 prev AS (
     SELECT site_id AS sid, visitor_id AS vid, min(visitor_id_prev) AS prev
@@ -60,12 +59,18 @@ ranked AS (
                               ORDER BY ts_us DESC, pathname DESC) AS rn_last
     FROM numbered
 ),
-sessions AS (
-    SELECT site_id, actor, sess, max(ts_us) - min(ts_us) AS dur_us, countIf(is_pv) AS pv,
+all_sessions AS (
+    SELECT site_id, actor, sess, min(ts_us) AS start_us, max(ts_us) - min(ts_us) AS dur_us,
+           countIf(is_pv) AS pv,
            anyIf(toNullable(pathname), is_pv AND rn_first = 1) AS entry_page,
            anyIf(toNullable(pathname), is_pv AND rn_last = 1) AS exit_page
     FROM ranked
     GROUP BY site_id, actor, sess
+),
+sessions AS (
+    SELECT * FROM all_sessions
+    WHERE start_us >= toUnixTimestamp64Micro({start:DateTime64(6, 'UTC')})
+      AND start_us < toUnixTimestamp64Micro({end:DateTime64(6, 'UTC')})
 )
 """
 

@@ -20,6 +20,7 @@ from mallard.queries.filters import Condition, Logic, Not, compile_condition, pa
 from mallard.queries.model import build
 from mallard.queries.periods import DateRange
 from mallard.queries.registry import dimension
+from mallard.queries.sessions import relation
 from mallard.queries.sql import Sql
 from mallard.store.lake import to_table
 
@@ -237,7 +238,8 @@ RANGE = DateRange(date(2024, 5, 1), date(2024, 5, 1))
 
 def _compile(filters: Any, metrics: list[str]) -> Sql:
     query = build(SITE, RANGE, metrics=metrics, filters=filters)
-    return compile_query(query, source=Sql("SELECT * FROM t"), gap_seconds=1800).sql
+    return compile_query(query, source=Sql("SELECT * FROM t"),
+                         sessions=relation(1800, Sql("SELECT * FROM t"))).sql
 
 
 def test_injection_is_a_value(make_queries: Callable[..., Queries]) -> None:

@@ -25,11 +25,13 @@ from mallard.queries.builder import build_sql
 from mallard.queries.model import build
 from mallard.queries.periods import DateRange
 from mallard.queries.planner import plan_query
+from mallard.queries.sessions import COLUMNS as SESSION_COLUMNS
 from mallard.queries.sql import Sql
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("MALLARD_UPDATE_GOLDEN") == "1"
 SOURCE = Sql("SELECT * FROM lake")
+SESSIONS = Sql("SELECT * FROM session_lake")
 RANGE = DateRange(date(2024, 5, 1), date(2024, 5, 2), "UTC")
 
 # case name → (what the plan exercises, query arguments)
@@ -65,7 +67,7 @@ def render(name: str) -> str:
     args = dict(CASES[name])
     rng = args.pop("range", RANGE)
     query = build("example.com", rng, **args)
-    compiled = build_sql(plan_query(query), source=SOURCE, gap_seconds=1800)
+    compiled = build_sql(plan_query(query), source=SOURCE, sessions=SESSIONS)
     params = "\n".join(f"--   {p!r}" for p in compiled.sql.params)
     return (f"-- golden SQL of tests/queries/test_golden_sql.py, case {name!r}\n"
             f"-- query: {json.dumps(query.to_json(), sort_keys=True)}\n"
@@ -92,10 +94,12 @@ def test_every_golden_file_has_a_case() -> None:
 def test_golden_sql_runs(name: str) -> None:
     args = dict(CASES[name])
     rng = args.pop("range", RANGE)
-    compiled = build_sql(plan_query(build("example.com", rng, **args)), source=SOURCE, gap_seconds=1800)
+    compiled = build_sql(plan_query(build("example.com", rng, **args)), source=SOURCE, sessions=SESSIONS)
     with duckdb.connect() as con:
         con.execute("CREATE TABLE lake (" + ", ".join(f'"{c.name}" {c.sql_type}' for c in COLUMNS)
                     + ")")
+        con.execute("CREATE TABLE session_lake (" + ", ".join(
+            f'"{c}" {t}' for c, t in SESSION_COLUMNS.items()) + ")")
         rows = con.execute(compiled.sql.text, compiled.sql.params).fetchall()
     expected_rows = 1 if not args.get("dimensions") else 0  # totals are one row, even when empty
     assert len(rows) == expected_rows

@@ -30,7 +30,6 @@ from mallard.queries.planner import (
     session_attributes,
     session_flags,
     session_pages,
-    session_totals,
     session_valued,
     sessions_relation,
     split_metrics,
@@ -127,12 +126,6 @@ def test_session_flags_are_the_event_leaves_in_tree_order() -> None:
     assert session_flags([a, cond("visit:source", "x"), b, a]) == (a, b, a)
 
 
-def test_session_totals_only_for_the_shortcut() -> None:
-    assert session_totals("events_with_session", ["visitors"]) == ()
-    assert session_totals("sessions", ["visitors"]) == ("events", "visitor_ids")
-    assert session_totals("sessions", ["total_revenue"]) == ("events", "visitor_ids", "revenue")
-
-
 def test_session_pages() -> None:
     assert session_pages(dims("visit:exit_page", "visit:source", "visit:entry_page", "event:page")) == (
         "entry_page", "exit_page")
@@ -141,21 +134,23 @@ def test_session_pages() -> None:
 
 def test_sessions_relation_only_when_something_reads_sessions() -> None:
     source, page = dims("visit:source", "event:page")
-    assert sessions_relation("events", ("visitors",), (), [page], []) is None
-    assert sessions_relation(None, (), (), [], []) is None
-    shortcut = sessions_relation("sessions", ("visitors",), (), [source], [])
-    assert shortcut is not None and shortcut.totals == ("events", "visitor_ids")
-    assert shortcut.origin == "sessionised_events" and shortcut.flags == ()
+    assert sessions_relation("events", (), [page], []) is None
+    assert sessions_relation(None, (), [], []) is None
+    shortcut = sessions_relation("sessions", (), [source], [])
+    assert shortcut is not None and shortcut.flags == () and not shortcut.overlap
     goal = cond("event:name", "signup")
-    visits = sessions_relation(None, (), ("visits",), [source], [goal])
+    visits = sessions_relation(None, ("visits",), [source], [goal])
     assert visits is not None and visits.flags == (goal,) and visits.attributes == ("referrer_source",)
+    assert visits.overlap  # events are matched to sessions: those reaching into the range count
+    joined = sessions_relation("events_with_session", (), [source, page], [])
+    assert joined is not None and joined.overlap and joined.flags == ()
 
 
 def test_scan_columns() -> None:
     base = ("event_name", "pathname", "timestamp", "visitor_id")
-    assert scan_columns(q(), [], False) == base
-    assert scan_columns(q(metrics=["total_revenue"]), dims("visit:os", "event:props:k"), True) == tuple(
-        sorted((*base, "os", "props", "revenue_amount", "visitor_id_prev")))
+    assert scan_columns(q(), []) == base
+    assert scan_columns(q(metrics=["total_revenue"]), dims("visit:os", "event:props:k")) == tuple(
+        sorted((*base, "os", "props", "revenue_amount")))
 
 
 def test_conversion_drops_goal_filters_from_the_denominator() -> None:
@@ -206,7 +201,7 @@ def test_mixed_metrics_read_both_relations_joined_on_the_dimensions() -> None:
     assert [(p.name, p.reads, p.metrics) for p in plan.parts] == [
         ("ev", "events_with_session", ("visitors",)), ("se", "sessions", ("visits",))]
     assert plan.join == "full_outer_on_dimensions" and plan.shared_scan
-    assert plan.sessions is not None and plan.sessions.origin == "sessionised_events"
+    assert plan.sessions is not None and plan.sessions.overlap
     assert plan.sessions.attributes == ("referrer_source",)
     assert plan.sessions.flags == (cond("event:page", "/a"),)
 

@@ -49,7 +49,8 @@ TOTALS: dict[str, dict[str, Any]] = {
         "visit_duration": approx(4500 / 7),  # 1800 + 0 + 300 + 600 + 1800 + 0 + 0
         "views_per_visit": approx(11 / 7),
     },
-    # 2024-05-01 only: a1-a3, b1-b3, c1-c2, d1; session D is cut at midnight to d1 alone
+    # 2024-05-01 only: events a1-a3, b1-b3, c1-c2, d1; the sessions starting that day, each whole: D
+    # (d1 d2 d3) starts at 05-01 23:50, so it is 05-01's with the events of 05-02 it goes on with
     "day1": {
         "visitors": 4,  # a b c d1
         "pageviews": 6,  # a:3 + b:2 + d1
@@ -57,12 +58,12 @@ TOTALS: dict[str, dict[str, Any]] = {
         "views_per_visitor": approx(6 / 4),
         "total_revenue": Decimal("59.90"),
         "conversion_rate": 1.0,
-        "visits": 5,  # A1 A2 B C D(d1)
-        "bounce_rate": approx(2 / 5),  # A2, D(d1)
-        "visit_duration": approx(2700 / 5),  # 1800 + 0 + 300 + 600 + 0
-        "views_per_visit": approx(6 / 5),  # 2 + 1 + 2 + 0 + 1
+        "visits": 5,  # A1 A2 B C D
+        "bounce_rate": approx(1 / 5),  # A2
+        "visit_duration": approx(4500 / 5),  # 1800 + 0 + 300 + 600 + 1800
+        "views_per_visit": approx(8 / 5),  # 2 + 1 + 2 + 0 + 3
     },
-    # 2024-05-02 only: d2 d3 (one session: d2's events belong to actor d1 via visitor_id_prev), e1-e3
+    # 2024-05-02 only: events d2 d3 e1-e3; sessions E1 and E2 (D started the day before)
     "day2": {
         "visitors": 2,  # d2 e
         "pageviews": 5,
@@ -70,10 +71,10 @@ TOTALS: dict[str, dict[str, Any]] = {
         "views_per_visitor": approx(5 / 2),
         "total_revenue": None,  # no revenue that day: SUM of nothing
         "conversion_rate": 1.0,
-        "visits": 3,  # D(d2 d3), E1, E2
-        "bounce_rate": approx(1 / 3),  # E1
-        "visit_duration": approx(600 / 3),  # 00:10 → 00:20 = 600, 0, 0
-        "views_per_visit": approx(5 / 3),
+        "visits": 2,  # E1, E2
+        "bounce_rate": approx(1 / 2),  # E1
+        "visit_duration": 0.0,  # 0, 0
+        "views_per_visit": approx(3 / 2),
     },
 }
 RANGES: dict[str, dict[str, Any]] = {"both": BOTH_DAYS, "day1": {"start_date": DAY1, "end_date": DAY1},

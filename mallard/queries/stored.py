@@ -1,0 +1,264 @@
+"""Session rows for a query: the stored partitions where they are fresh, computed from events for the rest.
+
+A session belongs to the UTC day it starts on, and is computed from all of its events, wherever the
+query's range ends (Plausible's rule: a range's sessions are those that start in it). The rows of a day
+are stored (``sessions/``, see :mod:`mallard.store.sessions`) once its events can no longer change
+(:func:`build_settled`, run by maintenance and ``mallard compact``); a query reads the stored rows of
+every day whose event files are still the ones they were built from, and computes the others (the open
+tail, days changed since, days with events this process still buffers) from events, in one pass.
+
+The computation of a set of start days reads the events from half a session window before the first
+day to the end of the day after the last, and reads one more day at an end while a session it needs
+still touches that end, so the rows are exact (a session may last longer than a day).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Final
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from . import sessions as _sessions
+from .sql import Sql, with_ctes
+
+if TYPE_CHECKING:
+    from ..store import Store
+    from ..store.reader import Reader
+
+__all__ = ["Computed", "LiveCache", "SessionRows", "build", "build_settled", "compute", "gather"]
+
+log = logging.getLogger("mallard.queries")
+
+_DAY: Final = timedelta(days=1)
+_MIDNIGHT: Final = datetime.min.time()
+#: How many days before today a day's events are settled enough to store its sessions: a day's sessions
+#: read the next day's events, which take new events until it ends (plus late ones, caught by the
+#: fingerprint).
+SETTLED_DAYS: Final = 2
+
+Reading = Callable[[str | None, date | None, date | None], AbstractContextManager["Reader"]]
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, _MIDNIGHT)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRows:
+    """The session rows a query reads: stored files and rows computed now (same columns)."""
+
+    files: tuple[str, ...]
+    live: pa.Table | None
+    live_days: frozenset[date]
+
+    def relation(self, view: str) -> Sql:
+        """SQL of the union (``view`` names :attr:`live`, registered by the caller)."""
+        parts = [Sql(f"SELECT {_EMPTY}")]
+        if self.files:
+            parts.append(Sql("SELECT * EXCLUDE (site_id, date) FROM read_parquet(?, "
+                             "hive_partitioning=true, hive_types_autocast=false)", (list(self.files),)))
+        if self.live is not None and self.live.num_rows:
+            parts.append(Sql(f"SELECT * FROM {view}"))
+        return Sql.join(parts, " UNION ALL BY NAME ")
+
+
+# An empty relation with the stored column types: the union's first member fixes them.
+_EMPTY: Final = ", ".join(f"NULL::{t} AS {c}" for c, t in _sessions.COLUMNS.items()) + " WHERE false"
+
+
+def _days(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def gather(store: Store, reading: Reading, site: str, first: date, last: date, gap_seconds: int, *,
+           buffered: Iterable[date] = (), overlap: bool = False,
+           cache: LiveCache | None = None) -> SessionRows:
+    """The sessions starting on the UTC days ``[first, last]`` (with ``overlap``, also those starting
+    earlier that reach into ``first``), stored where fresh, else computed (or taken from ``cache``).
+
+    ``buffered``: the days of events the query sees that are not in the lake yet (they make every
+    partition whose window holds them stale).
+    """
+    held = set(buffered)
+    listing = store.session_files.listing(site)
+    # A session starts with an event: days without events (stored or buffered) have none.
+    present = set(store.lake.dates(site)) | held
+    wanted = set(_days(first - _DAY, last) if overlap else _days(first, last)) & present
+    if overlap:  # sessions of earlier days that reach into the range (longer than a day)
+        wanted |= {d for d, p in listing.items() if d < first and p.last >= first}
+    files: list[str] = []
+    live: set[date] = set()
+    event_files: dict[tuple[date, date], list[str]] = {}
+    for day in sorted(wanted):
+        part = listing.get(day)
+        if part is not None and not any(part.first <= d <= part.last for d in held):
+            key = (part.first, part.last)
+            if key not in event_files:
+                event_files[key] = store.lake.files(site, part.first, part.last)
+            if store.session_files.fresh(part, event_files[key], gap_seconds):
+                files.append(part.path)
+                continue
+        live.add(day)
+    table = None
+    if live:
+        reach = _midnight(first) if overlap else None
+        cache_key = (site, frozenset(live), reach, frozenset(wanted - live), gap_seconds)
+        done = cache.get(cache_key, store, held) if cache is not None else None
+        if done is None:
+            done = compute(store, reading, site, live, gap_seconds, held=held, reach=reach,
+                           exclude=frozenset(wanted - live))
+            if cache is not None:
+                cache.put(cache_key, done, held)
+        table = done.table
+    return SessionRows(tuple(files), table, frozenset(live))
+
+
+class LiveCache:
+    """The last few computed session tables of a process, each served while the lake files of the
+    days it depends on are the ones it was computed from and no buffered event falls on those days
+    (the same rule as a stored partition's, in memory). Thread-safe."""
+
+    def __init__(self, entries: int = 16) -> None:
+        self._entries = entries
+        self._items: OrderedDict[Hashable, Computed] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, store: Store, held: set[date]) -> Computed | None:
+        with self._lock:
+            done = self._items.get(key)
+        if done is None or any(done.first <= d <= done.last for d in held):
+            return None
+        site = key[0] if isinstance(key, tuple) else None
+        if sorted(store.lake.files(site, done.first, done.last)) != sorted(done.files):
+            return None
+        with self._lock:
+            self._items.move_to_end(key)
+        return done
+
+    def put(self, key: Hashable, done: Computed, held: set[date]) -> None:
+        if any(done.first <= d <= done.last for d in held):
+            return  # buffered events were read: they are flushed (as new files) or gone soon
+        with self._lock:
+            self._items[key] = done
+            self._items.move_to_end(key)
+            while len(self._items) > self._entries:
+                self._items.popitem(last=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Computed:
+    """Session rows computed from events, and what they depend on."""
+
+    table: pa.Table
+    first: date  # the days of events the rows depend on: [first, last]
+    last: date
+    files: tuple[str, ...]  # the lake files of those days the computation saw
+
+
+def compute(store: Store, reading: Reading, site: str, days: set[date], gap_seconds: int, *,
+            reach: datetime | None = None, exclude: frozenset[date] = frozenset(),
+            held: Iterable[date] = ()) -> Computed:
+    """Session rows starting on ``days`` (UTC), computed from the events ``reading`` gives; with
+    ``reach``, also the sessions starting before ``min(days)`` that last until ``reach`` or later,
+    except those starting on a day of ``exclude``. ``held``: days of events not in the lake yet.
+    """
+    gap = timedelta(seconds=gap_seconds)
+    present = set(store.lake.dates(site)) | set(held)
+    # an event this close before a day may continue into it (the calendar's ends clamp the window)
+    start = max(_midnight(min(days)) - gap, datetime.min)
+    end = _midnight(max(days) + 2 * _DAY) if max(days) < date.max - 2 * _DAY else datetime.max
+    wanted = sorted(days)
+    while True:
+        after = store.lake.files(site, end.date(), end.date())  # before the run: see below
+        table, files = _run(reading, site, start, end, wanted, reach, sorted(exclude), gap_seconds)
+        ends = _last_end(table)
+        starts = pc.min(table.column("start_time")).as_py() if table.num_rows else None
+        later = any(d >= end.date() for d in present)
+        earlier = any(d < start.date() or (d == start.date() and start.time() != _MIDNIGHT)
+                      for d in present)
+        if ends is not None and ends >= end - gap and later:
+            end += _DAY  # a session may go on in the next day
+        elif reach is not None and starts is not None and starts < start + gap and earlier:
+            start = _midnight(start.date()) - gap if start.time() != _MIDNIGHT else start - _DAY
+        else:
+            break
+    if ends is not None and ends >= end - gap:
+        # A session touches the window's end: an event the next day would extend it, so the rows
+        # depend on that day's files too (none when the run started, or it would have been read).
+        return Computed(table, start.date(), end.date(), (*files, *after))
+    return Computed(table, start.date(), (end - _DAY).date(), files)
+
+
+def _last_end(table: pa.Table) -> datetime | None:
+    """The time of the last event of any session in ``table``."""
+    if not table.num_rows:
+        return None
+    start = pc.cast(table.column("start_time"), pa.int64())
+    last = pc.max(pc.add(start, table.column("duration_us"))).as_py()
+    return datetime(1970, 1, 1) + timedelta(microseconds=last)
+
+
+def _run(reading: Reading, site: str, start: datetime, end: datetime, days: list[date],
+         reach: datetime | None, exclude: list[date], gap_seconds: int
+         ) -> tuple[pa.Table, tuple[str, ...]]:
+    with_ctes_, select = _sessions.rows(gap_seconds)
+    keep = Sql("list_contains(?, start_time::DATE)", (days,))
+    if reach is not None:
+        keep = keep + Sql(" OR (start_time < ? AND start_time + to_microseconds(duration_us) >= ? "
+                          "AND NOT list_contains(?, "
+                          "start_time::DATE))", (_midnight(min(days)), reach, exclude))
+    with reading(site, start.date(), (end - _DAY).date()) as reader:
+        src, params = reader.source()
+        scoped = Sql(f"SELECT * FROM ({src}) WHERE site_id = ? AND timestamp >= ? AND timestamp < ?",
+                     (*params, site, start, end))
+        body = Sql("SELECT * FROM (") + select + ") WHERE " + keep + " ORDER BY start_time, visitor_keys"
+        sql = with_ctes([("scoped", scoped), *with_ctes_], body, inline=())
+        return reader.execute(sql.text, sql.params), reader.files
+
+
+# -- building stored partitions ---------------------------------------------------------------------
+def build(store: Store, site: str, day: date, gap_seconds: int) -> None:
+    """Compute and store the sessions starting on ``day`` from the lake's files (buffered events are
+    not read: the fingerprint is of files)."""
+    done = compute(store, store.reading, site, {day}, gap_seconds)
+    # The fingerprint hashes the files the computation saw: a file written since makes the partition
+    # stale at once (rebuilt at the next pass), never served without its events.
+    store.session_files.publish(site, day, done.table, done.files, done.first, done.last, gap_seconds)
+
+
+def build_settled(store: Store, gap_seconds: int, *, today: date | None = None,
+                  budget_secs: float = 10.0, site: str | None = None) -> int:
+    """Build the stored sessions of every settled day (up to ``today`` − 2, UTC) that has none or a
+    stale one, oldest first, for ``budget_secs`` at most. Returns the number of partitions built.
+
+    One process builds at a time (``state/sessions.lock``); the others return 0 at once.
+    """
+    today = today or datetime.now(UTC).date()
+    deadline = time.monotonic() + budget_secs
+    built = 0
+    with store.exclusive("sessions.lock") as mine:
+        if not mine:
+            return 0
+        for s in [site] if site is not None else store.lake.sites():
+            listing = store.session_files.listing(s)
+            for day in store.lake.dates(s):
+                if day > today - timedelta(days=SETTLED_DAYS):
+                    break
+                part = listing.get(day)
+                if part is not None and store.session_files.fresh(
+                        part, store.lake.files(s, part.first, part.last), gap_seconds):
+                    continue
+                if time.monotonic() > deadline:
+                    return built
+                build(store, s, day, gap_seconds)
+                built += 1
+    return built

@@ -1,0 +1,148 @@
+"""The stored sessions relation: ``sessions/site_id=<site>/date=<start day>/<name>.parquet``.
+
+One row per session, in the partition of the UTC day the session starts on (the columns are defined by
+:mod:`mallard.queries.sessions`). A partition's file is derived from the event files of a window of
+days around it, and its name records which: ``<fingerprint>.<first day>.<last day>.parquet``, where the
+fingerprint hashes the names of the event files of the days ``[first, last]`` at build time (and the
+session window). Event file
+names are unique per write, so any change to those days (a flush, a late event, a compaction, an
+erasure, retention) gives another fingerprint: a reader recomputes it from the current listing and
+serves the file only when the two agree (:meth:`SessionFiles.fresh`). This module knows paths and
+names; what a session is, and when a partition is built, belong to the queries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any, Final
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..errors import StorageError
+from .lake import Lake
+
+__all__ = ["SessionFiles", "SessionPartition", "fingerprint"]
+
+_DAY: Final = timedelta(days=1)
+_NAME: Final = re.compile(r"^([0-9a-f]{32})\.(\d{4}-\d{2}-\d{2})\.(\d{4}-\d{2}-\d{2})\.parquet$")
+
+
+def _encoding(table: pa.Table) -> dict[str, Any]:
+    """Delta-encode the time columns (sorted start times; durations): a third fewer bytes."""
+    delta = [c for c in ("start_time", "duration_us") if c in table.column_names]
+    return {"use_dictionary": [c for c in table.column_names if c not in delta],
+            "column_encoding": dict.fromkeys(delta, "DELTA_BINARY_PACKED")}
+
+
+def fingerprint(event_files: Iterable[str], gap_seconds: int) -> str:
+    """A stable hash (32 hex digits) of event file names (each with its partition directory) and of the
+    session window the sessions were computed with."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"gap={int(gap_seconds)}\0".encode())
+    for name in sorted(_relative(f) for f in event_files):
+        h.update(name.encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def _relative(path: str) -> str:
+    p = Path(path)
+    return f"{p.parent.name}/{p.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class SessionPartition:
+    """One built partition: the sessions starting on ``day``, derived from the events of the days
+    ``[first, last]`` whose file names hashed to ``fingerprint``."""
+
+    site_id: str
+    day: date
+    path: str
+    fingerprint: str
+    first: date
+    last: date
+
+
+class SessionFiles:
+    """File-level operations on ``sessions/``: listing, atomic publishing, deletion."""
+
+    def __init__(self, root: Path, lock_path: Path) -> None:
+        self.root = root
+        #: The partition layout and deletion under the lake lock are the lake's.
+        self.lake = Lake(root, lock_path)
+
+    def listing(self, site_id: str) -> dict[date, SessionPartition]:
+        """The built partitions of ``site_id`` by start day (the newest file of each)."""
+        out: dict[date, SessionPartition] = {}
+        for day in self.lake.dates(site_id):
+            directory = self.lake.partition(site_id, day)
+            try:
+                names = sorted(e.name for e in os.scandir(directory) if e.is_file())
+            except FileNotFoundError:
+                continue
+            for name in names:
+                m = _NAME.match(name)
+                if m is None:
+                    continue
+                part = SessionPartition(site_id, day, str(directory / name), m.group(1),
+                                        date.fromisoformat(m.group(2)), date.fromisoformat(m.group(3)))
+                if day not in out or os.path.getmtime(part.path) >= os.path.getmtime(out[day].path):
+                    out[day] = part
+        return out
+
+    def fresh(self, part: SessionPartition, event_files: Iterable[str], gap_seconds: int) -> bool:
+        """Whether ``part`` was built from exactly ``event_files`` (the files of its days now) with a
+        session window of ``gap_seconds``."""
+        return fingerprint(event_files, gap_seconds) == part.fingerprint
+
+    def publish(self, site_id: str, day: date, table: pa.Table, event_files: Iterable[str],
+                first: date, last: date, gap_seconds: int) -> SessionPartition | None:
+        """Write the sessions of ``day`` built from ``event_files`` (the files of days
+        ``[first, last]``) with a session window of ``gap_seconds``, then delete the partition's older
+        files.
+
+        Returns None, writing nothing, when one of ``event_files`` is gone (merged, expired, erased):
+        the rows are stale, and if an erasure removed their events they must not reach the disk. The
+        check and the rename are made under the exclusive lake lock, and erasure and retention delete
+        events before sessions, so a file published just before an erasure is deleted by it.
+        """
+        sources = list(event_files)
+        directory = self.lake.partition(site_id, day)
+        fp = fingerprint(sources, gap_seconds)
+        name = f"{fp}.{first.isoformat()}.{last.isoformat()}.parquet"
+        tmp = directory / f".{name}.{os.getpid()}.tmp"
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            pq.write_table(table, tmp, compression="zstd", **_encoding(table))
+            with self.lake.locked(exclusive=True):
+                if not all(os.path.exists(f) for f in sources):
+                    tmp.unlink()
+                    return None
+                os.replace(tmp, directory / name)
+                for entry in os.scandir(directory):  # readers list and read under the shared lock
+                    if entry.name != name and not entry.name.startswith(".") and entry.is_file():
+                        os.unlink(entry.path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise StorageError(f"Cannot write sessions under {directory}: {exc}") from exc
+        return SessionPartition(site_id, day, str(directory / name), fp, first, last)
+
+    def delete(self, site_id: str | None, first: date | None, last: date) -> int:
+        """Delete the partitions of ``site_id`` (or every site) derived from events dated within
+        ``[first, last]`` (``first`` None: unbounded): their window of days meets the range."""
+        removed = 0
+        for site in [site_id] if site_id is not None else self.lake.sites():
+            built = self.listing(site)
+            for day in self.lake.dates(site):
+                part = built.get(day)
+                lo, hi = (part.first, part.last) if part else (day - _DAY, day + _DAY)
+                if lo <= last and (first is None or hi >= first):
+                    removed += self.lake.delete_partitions(site, day, day)
+        return removed

@@ -1,0 +1,238 @@
+"""The stored sessions relation (docs/storage.md) against sessions computed from raw events.
+
+Generated traffic over six days (sessions across midnights, daily ids chained by ``visitor_id_prev``,
+sessions longer than a day, visit attributes that change within a session) is written, its settled days'
+sessions are stored, then the lake changes under them: late events into stored days, compaction,
+erasure. After each step:
+
+* the session rows a query reads (stored where fresh, computed for the rest: ``stored.gather``) equal,
+  row for row, the sessions of the site's whole event history (``sessions.relation`` over every event,
+  the definition) that start on the days asked;
+* every session metric and event metric, by every visit dimension, filtered by a visit attribute and by
+  an event condition, and as a time series, is the same from a store with sessions as from a copy of
+  its events alone (every answer computed from raw events; that path is checked against ClickHouse in
+  test_sessions_chdb.py).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mallard.events import Event
+from mallard.queries import Queries, stored
+from mallard.queries.registry import DIMENSIONS
+from mallard.queries.sessions import COLUMNS, relation
+from mallard.queries.sql import Sql
+from mallard.settings import Settings
+from mallard.store import Store
+from mallard.store.reader import READ_PARQUET
+
+SITE = "stored.test"
+GAP_S = 1800
+GAP = timedelta(seconds=GAP_S)
+FIRST = date(2024, 4, 28)
+DAYS = [FIRST + timedelta(days=i) for i in range(6)]
+LAST = DAYS[-1]
+TODAY = LAST + timedelta(days=30)  # every day is settled
+POOLS: dict[str, list[str | None]] = {
+    "referrer_source": ["Google", "Bing", None], "referrer": ["https://a.example/x", None],
+    "utm_source": ["nl", "ads", None], "utm_medium": ["email", None], "utm_campaign": ["spring", None],
+    "utm_content": ["banner", None], "utm_term": ["ducks", None], "browser": ["Chrome", "Firefox"],
+    "browser_version": ["120.0", "121.0"], "os": ["Linux", "iOS"], "os_version": ["17", None],
+    "device_type": ["desktop", "mobile"], "screen_size": ["1920", "390", None],
+    "country_code": ["DE", "US", None], "region": ["Bavaria", None], "city": ["Munich", None],
+}
+PATHS = ("/", "/a", "/b", "/pricing")
+NAMES = ("pageview", "pageview", "pageview", "signup")
+VISIT_DIMS = sorted(d for d, dim in DIMENSIONS.items() if dim.level == "visit")
+ALL_METRICS = ["visitors", "pageviews", "events", "visits", "bounce_rate", "visit_duration",
+               "views_per_visit"]
+RANGES = [(DAYS[1], DAYS[3]), (DAYS[2], DAYS[2]), (DAYS[0], LAST)]
+
+
+def _event(person: str, when: datetime, name: str, path: str, attrs: dict[str, str | None],
+           long_ids: bool) -> Event:
+    """As the tracker stores it: a daily id, and yesterday's id during the first window of a day."""
+    day = when.date()
+    carries = when - datetime.combine(day, datetime.min.time()) <= GAP
+
+    def vid(d: date) -> str:
+        text = f"{person}-{d}"
+        return (text.encode().hex() * 8)[:64] if long_ids else text  # 64 hex digits, like mallard's
+
+    return Event(site_id=SITE, visitor_id=vid(day), timestamp=when, event_name=name, pathname=path,
+                 visitor_id_prev=vid(day - timedelta(days=1)) if carries else None,
+                 revenue_amount=Decimal("9.50") if name == "signup" else None, **attrs)
+
+
+@st.composite
+def traffic(draw: st.DrawFn, tag: str = "p") -> list[Event]:
+    """1-6 people; each a run of events with gaps around the session window, some across midnights
+    and some longer than a day (an event every 25 minutes)."""
+    out: list[Event] = []
+    long_ids = draw(st.booleans())
+    attrs = st.fixed_dictionaries({k: st.sampled_from(v) for k, v in POOLS.items()})
+    for p in range(draw(st.integers(1, 6))):
+        day = draw(st.sampled_from(DAYS))
+        t = datetime.combine(day, datetime.min.time()) + timedelta(
+            seconds=draw(st.sampled_from([-GAP_S, -60, -1, 0, 1, 600, 12 * 3600, 86_399])))
+        marathon = draw(st.integers(0, 9)) == 0
+        n = 70 if marathon else draw(st.integers(1, 7))
+        for i in range(n):
+            if i:
+                t += timedelta(seconds=1500 if marathon else draw(st.sampled_from(
+                    [0, 1, GAP_S - 1, GAP_S, GAP_S + 1, 3 * 3600])))
+            if not FIRST <= t.date() <= LAST:
+                break
+            out.append(_event(f"{tag}{p}", t, draw(st.sampled_from(NAMES)), draw(st.sampled_from(PATHS)),
+                              draw(attrs), long_ids))
+    return out
+
+
+# -- the two answers -------------------------------------------------------------------------------
+def _queries(data_dir: Path, store: Store | None = None) -> Queries:
+    store = store or Store(data_dir, read_only=True)
+    return Queries(store, Settings(data_dir=data_dir), clock=lambda: datetime(2024, 6, 1))
+
+
+def _raw_copy(data_dir: Path, target: Path) -> Path:
+    """The events of ``data_dir`` alone (no stored sessions): every answer computed from events."""
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(data_dir / "events", target / "events")
+    return target
+
+
+def _answers(q: Queries, dims: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for lo, hi in RANGES:
+        rng = {"start_date": lo, "end_date": hi}
+        out[f"main {lo}"] = q.query(SITE, metrics=ALL_METRICS, **rng).rows
+        for dim in dims:
+            out[f"{dim} {lo}"] = q.query(SITE, metrics=ALL_METRICS, dimensions=[dim], **rng).rows
+        visit = [["is", "visit:source", ["Google"]]]
+        out[f"series|source {lo}"] = q.query(SITE, metrics=["visitors", "pageviews", "visits"],
+                                              dimensions=["time:day"], filters=visit, **rng).rows
+        out[f"pages|source {lo}"] = q.query(SITE, metrics=["visitors", "pageviews"],
+                                             dimensions=["event:page"], filters=visit, **rng).rows
+        out[f"sessions|page {lo}"] = q.query(SITE, metrics=["visits", "bounce_rate", "visit_duration"],
+                                              filters=[["is", "event:page", ["/pricing"]]], **rng).rows
+        out[f"revenue {lo}"] = q.query(SITE, metrics=["visitors", "total_revenue"],
+                                        dimensions=["visit:country"], **rng).rows
+    return out
+
+
+def _rows_by_definition(store: Store) -> list[tuple[Any, ...]]:
+    """Every session of the site's whole event history, by the definition (sessions.relation)."""
+    files = store.lake.files(SITE, None, None)
+    if not files:
+        return []
+    events = Sql(f"SELECT * FROM {READ_PARQUET} WHERE site_id = ?", (files, SITE))
+    sql = Sql("SELECT * FROM (") + relation(GAP_S, events) + ") ORDER BY ALL"
+    return [tuple(r) for r in store.connection().execute(sql.text, sql.params).fetchall()]
+
+
+def _rows_gathered(store: Store) -> tuple[list[tuple[Any, ...]], stored.SessionRows]:
+    got = stored.gather(store, store.reading, SITE, FIRST, LAST, GAP_S)
+    view = "__test_live"
+    con = store.connection()
+    if got.live is not None:
+        con.register(view, got.live)
+    try:
+        rel = got.relation(view)
+        cols = ", ".join(COLUMNS)
+        sql = Sql(f"SELECT {cols} FROM (") + rel + ") ORDER BY ALL"
+        rows = [tuple(r) for r in con.execute(sql.text, sql.params).fetchall()]
+    finally:
+        if got.live is not None:
+            con.unregister(view)
+    return rows, got
+
+
+def _check(store: Store, work: Path, step: str, dims: list[str]) -> None:
+    q = _queries(store.data_dir, store)
+    rows = _rows_gathered(store)[0]
+    assert rows == _rows_by_definition(store), f"{step}: session rows differ from the definition"
+    raw = _queries(_raw_copy(store.data_dir, work / "raw"))
+    try:
+        mine, theirs = _answers(q, dims), _answers(raw, dims)
+    finally:
+        raw.close()
+    for key in theirs:
+        assert mine[key] == theirs[key], f"{step}: {key}"
+
+
+@pytest.fixture
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    path = tmp_path_factory.mktemp("stored")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.mark.slow
+@settings(max_examples=10, deadline=None, suppress_health_check=[
+    HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(first=traffic("p"), late=traffic("q"), erase=st.sampled_from([None, *DAYS]),
+       compact=st.booleans(), dims=st.lists(st.sampled_from(VISIT_DIMS), min_size=2, max_size=4,
+                                            unique=True))
+def test_stored_sessions_equal_the_raw_answer(workdir: Path, first: list[Event], late: list[Event],
+                                               erase: date | None, compact: bool,
+                                               dims: list[str]) -> None:
+    """Each step: the gathered rows equal the definition; every answer equals the raw one (the
+    dimensions drawn among the visit dimensions; test_every_visit_dimension covers them all)."""
+    data = workdir / "data"
+    if data.exists():
+        shutil.rmtree(data)
+    store = Store(data)
+    try:
+        if first:
+            store.write_batch(first)()
+        built = stored.build_settled(store, GAP_S, today=TODAY, budget_secs=60)
+        assert built == len(store.lake.dates(SITE))  # every day with events is stored
+        _check(store, workdir, "built", dims)
+        used = _rows_gathered(store)[1]
+        assert not used.live_days, "fresh partitions are read, not recomputed"
+
+        if late:  # late events into stored days: those days and their neighbours go stale
+            store.write_batch(late)()
+            stale = {e.timestamp.date() for e in late}
+            live = _rows_gathered(store)[1].live_days
+            assert stale & set(store.lake.dates(SITE)) <= live
+            _check(store, workdir, "late", dims)
+        if compact:
+            store.compact(min_files=2, target_bytes=1 << 30)
+            _check(store, workdir, "compacted", dims)
+        if erase is not None:
+            store.erase(SITE, erase, erase)
+            _check(store, workdir, "erased", dims)
+            assert not any(p.first <= erase <= p.last
+                           for p in store.session_files.listing(SITE).values())
+        stored.build_settled(store, GAP_S, today=TODAY, budget_secs=60)
+        _check(store, workdir, "rebuilt", dims)
+    finally:
+        store.close()
+
+
+def test_every_visit_dimension(workdir: Path) -> None:
+    """All visit dimensions at once, on fixed traffic: stored and raw answers agree."""
+    hours = [datetime.combine(DAYS[1], datetime.min.time()) + timedelta(minutes=m)
+             for m in (-20, -5, 10, 50, 600, 1430)]
+    events = [_event(f"v{i}", t + timedelta(minutes=j * 20), NAMES[(i + j) % 4], PATHS[j % 4],
+                     {k: v[(i + j) % len(v)] for k, v in POOLS.items()}, bool(i % 2))
+              for i, t in enumerate(hours) for j in range(4)]
+    store = Store(workdir / "data")
+    try:
+        store.write_batch(events)()
+        assert stored.build_settled(store, GAP_S, today=TODAY, budget_secs=60) == 3
+        _check(store, workdir, "built", VISIT_DIMS)
+    finally:
+        store.close()
