@@ -32,7 +32,7 @@ from .model import Query, build, check_site, parse_query
 from .periods import DateRange, resolve
 from .planner import plan_query
 from .registry import BREAKDOWNS, TIME_DIMENSIONS, dimension
-from .results import PERCENT_METRICS, MainStats, QueryResult, Record, Report, Result, Table
+from .results import MainStats, QueryResult, Record, Report, Result, Table
 from .sql import Sql
 from .stored import LiveCache, gather
 
@@ -99,11 +99,6 @@ class Queries:
         rows = self._execute(query)
         names = [*query.dimensions, *query.metrics]
         out = [dict(zip(names, r[:-1], strict=True)) for r in rows]
-        rates = [m for m in query.metrics if m in PERCENT_METRICS]
-        for row in out:  # the SQL answers percentages (Plausible's unit); Python speaks fractions
-            for m in rates:
-                if row[m] is not None:
-                    row[m] = row[m] / 100.0
         total = rows[0][-1] if rows else 0
         if series:
             out = self._zero_fill(query, out)

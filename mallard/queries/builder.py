@@ -169,7 +169,7 @@ def _output_columns(plan: Plan) -> list[str]:
     for m in plan.metrics:
         value = f"{side_of[m]}.m_{m}"
         if m == "conversion_rate":
-            value = f"coalesce(100.0 * {value} / nullif(total.n, 0), 0)"
+            value = f"coalesce({value} / nullif(total.n, 0), 0)"
         elif METRICS[m].empty is not None:
             value = f"coalesce({value}, {METRICS[m].empty!r})"
         columns.append(f"{value} AS m_{m}")

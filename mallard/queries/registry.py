@@ -19,6 +19,9 @@ from .sql import Sql
 
 Level = Literal["event", "visit"]
 Relation = Literal["events", "sessions"]
+#: ``fraction``: a share from 0 to 1 in Python and Mallard Metrics' JSON, in percent (0-100) in the
+#: Plausible-shaped v2 body (``QueryResult.to_dict()``).
+Unit = Literal["count", "fraction", "seconds", "ratio", "amount"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,32 +30,33 @@ class Metric:
     expr: str  # aggregate over the relation below
     relation: Relation
     doc: str
+    unit: Unit
     empty: int | float | None = 0  # value of an empty bucket
 
 
 # Event metrics run over rows with columns of the lake; session metrics over sessions.py's columns.
 METRICS: Final[Mapping[str, Metric]] = {m.name: m for m in (
     Metric("visitors", "count(DISTINCT visitor_id)", "events",
-           "Unique visitors (daily visitor ids; over several days, visitor-days)"),
+           "Unique visitors (daily visitor ids; over several days, visitor-days)", "count"),
     Metric("pageviews", "count(*) FILTER (WHERE event_name = 'pageview')", "events",
-           "Pageview events"),
-    Metric("events", "count(*)", "events", "All events, pageviews included"),
+           "Pageview events", "count"),
+    Metric("events", "count(*)", "events", "All events, pageviews included", "count"),
     Metric("views_per_visitor",
            "coalesce(count(*) FILTER (WHERE event_name = 'pageview') / "
-           "nullif(count(DISTINCT visitor_id), 0), 0)", "events", "Pageviews per visitor"),
+           "nullif(count(DISTINCT visitor_id), 0), 0)", "events", "Pageviews per visitor", "ratio"),
     Metric("total_revenue", "sum(revenue_amount)", "events",
-           "Sum of revenue amounts (currencies are not converted)", empty=None),
+           "Sum of revenue amounts (currencies are not converted)", "amount", empty=None),
     Metric("conversion_rate", "count(DISTINCT visitor_id)", "events",
-           "Visitors of the result as a % of all visitors in scope, ignoring event name and "
-           "property filters", empty=0.0),
+           "Visitors of the result as a share of all visitors in scope, ignoring event name and "
+           "property filters", "fraction", empty=0.0),
     Metric("visits", "count(*)", "sessions",
-           "Sessions (runs of events split by an inactivity gap of session_window_minutes)"),
-    Metric("bounce_rate", "coalesce(100.0 * avg((pageviews = 1)::INTEGER), 0)", "sessions",
-           "% of sessions with exactly one pageview", empty=0.0),
+           "Sessions (runs of events split by an inactivity gap of session_window_minutes)", "count"),
+    Metric("bounce_rate", "coalesce(avg((pageviews = 1)::INTEGER), 0)", "sessions",
+           "Share of sessions with exactly one pageview", "fraction", empty=0.0),
     Metric("visit_duration", "coalesce(avg(duration_s), 0)", "sessions",
-           "Mean session length in seconds (last event − first event)", empty=0.0),
+           "Mean session length in seconds (last event − first event)", "seconds", empty=0.0),
     Metric("views_per_visit", "coalesce(avg(pageviews), 0)", "sessions",
-           "Pageviews per session", empty=0.0),
+           "Pageviews per session", "ratio", empty=0.0),
 )}
 
 

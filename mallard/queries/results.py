@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 import pyarrow as pa
 
+from .registry import METRICS
+
 if TYPE_CHECKING:
     import pandas
     import polars
@@ -39,7 +41,7 @@ if TYPE_CHECKING:
 __all__ = ["PERCENT_METRICS", "MainStats", "QueryResult", "Record", "Report", "Result", "Table"]
 
 #: Metrics that are fractions in Python and percentages in Plausible's v2 wire format.
-PERCENT_METRICS: Final = frozenset({"bounce_rate", "conversion_rate"})
+PERCENT_METRICS: Final = frozenset(m.name for m in METRICS.values() if m.unit == "fraction")
 _HTML_ROWS: Final = 50
 
 

@@ -8,7 +8,7 @@ sessions AS (SELECT start_time AS start, duration_us / 1000000.0 AS duration_s, 
 ev AS (SELECT count(DISTINCT visitor_id) AS m_visitors, count(DISTINCT visitor_id) AS m_conversion_rate FROM scoped WHERE (coalesce((event_name IN (?)), false) AND coalesce((country_code IN (?)), false))),
 total AS (SELECT count(DISTINCT visitor_id) AS n FROM scoped WHERE coalesce((country_code IN (?)), false)),
 se AS (SELECT count(*) AS m_visits FROM sessions WHERE (f_0 AND coalesce((s_country_code IN (?)), false)))
-SELECT coalesce(ev.m_visitors, 0) AS m_visitors, coalesce(100.0 * ev.m_conversion_rate / nullif(total.n, 0), 0) AS m_conversion_rate, coalesce(se.m_visits, 0) AS m_visits, count(*) OVER () AS total_rows FROM ev FULL OUTER JOIN se ON true CROSS JOIN total ORDER BY m_visitors DESC
+SELECT coalesce(ev.m_visitors, 0) AS m_visitors, coalesce(ev.m_conversion_rate / nullif(total.n, 0), 0) AS m_conversion_rate, coalesce(se.m_visits, 0) AS m_visits, count(*) OVER () AS total_rows FROM ev FULL OUTER JOIN se ON true CROSS JOIN total ORDER BY m_visitors DESC
 -- params:
 --   'example.com'
 --   datetime.datetime(2024, 5, 1, 0, 0)

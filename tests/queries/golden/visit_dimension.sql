@@ -5,7 +5,7 @@ scoped AS (SELECT "event_name", "pathname", "referrer_source", "timestamp", "vis
 session_rows AS (SELECT *, start_time + to_microseconds(duration_us) AS end_time FROM (SELECT * FROM session_lake)),
 sessions AS (SELECT start_time AS start, duration_us / 1000000.0 AS duration_s, pageviews, events, revenue, visitor_keys, referrer_source AS s_referrer_source FROM session_rows WHERE start_time >= ? AND start_time < ?),
 ev AS (SELECT s_referrer_source AS d0, count(DISTINCT vid) AS m_visitors FROM (SELECT *, unnest(visitor_keys) AS vid, generate_subscripts(visitor_keys, 1) AS nth FROM sessions) GROUP BY ALL),
-se AS (SELECT s_referrer_source AS d0, count(*) AS m_visits, coalesce(100.0 * avg((pageviews = 1)::INTEGER), 0) AS m_bounce_rate FROM sessions GROUP BY ALL)
+se AS (SELECT s_referrer_source AS d0, count(*) AS m_visits, coalesce(avg((pageviews = 1)::INTEGER), 0) AS m_bounce_rate FROM sessions GROUP BY ALL)
 SELECT coalesce(coalesce(ev.d0, se.d0), '(unknown)') AS d0, coalesce(ev.m_visitors, 0) AS m_visitors, coalesce(se.m_visits, 0) AS m_visits, coalesce(se.m_bounce_rate, 0.0) AS m_bounce_rate, count(*) OVER () AS total_rows FROM ev FULL OUTER JOIN se ON ev.d0 IS NOT DISTINCT FROM se.d0 ORDER BY m_visitors DESC, d0 ASC
 -- params:
 --   'example.com'
