@@ -273,6 +273,8 @@ class Mallard:
         the spool and are recovered by the next start.
         """
         with self._lock:
+            if self._api is not None:  # no background refresh of cached answers runs after this
+                self._api.close()
             if not self.started:
                 return True
             self._running = False

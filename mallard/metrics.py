@@ -103,6 +103,10 @@ METRICS: Final[Mapping[str, MetricDef]] = {
     "mallard_cache_hits_total": MetricDef("counter", "Query cache lookups answered from the cache."),
     "mallard_cache_misses_total": MetricDef("counter", "Query cache lookups that ran the query."),
     "mallard_cache_evictions_total": MetricDef("counter", "Query cache entries evicted (LRU)."),
+    "mallard_cache_stale_total": MetricDef(
+        "counter", "Query cache lookups answered with an expired entry while it is refreshed."),
+    "mallard_cache_refresh_failures_total": MetricDef(
+        "counter", "Background refreshes of stale query cache entries that failed (entry kept)."),
     "mallard_http_requests_total": MetricDef(
         "counter", "HTTP requests answered by mallard, by status class.", ("status",), _STATUS),
     "mallard_http_request_duration_seconds": MetricDef(

@@ -127,6 +127,9 @@ class Settings:
     cache_ttl_secs: int = _opt(60, "Seconds a query result is cached (0 disables).",
                                env=("MALLARD_CACHE_TTL",), minimum=0)
     cache_max_entries: int = _opt(10_000, "Cached query results kept (LRU).", minimum=0)
+    cache_stale_secs: int = _opt(240, "Seconds past cache_ttl_secs an expired result is still answered "
+                                 "(X-Mallard-Cache: stale) while one background refresh recomputes it "
+                                 "(0 disables).", minimum=0)
     max_concurrent_queries: int = _opt(10, "Heavy queries running at once (0 = unlimited).",
                                        minimum=0)
     query_timeout_secs: float = _opt(30.0, "Seconds before a request is abandoned.", minimum=0.1)

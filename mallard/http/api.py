@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import (
@@ -25,7 +25,8 @@ from ..errors import (
     StorageError,
 )
 from . import admin, ingest, ops, stats
-from .limits import ConcurrencyLimit, QueryCache, RateLimiter
+from .cache import QueryCache
+from .limits import ConcurrencyLimit, RateLimiter
 from .messages import HTTPError, Request, Response, error_response
 from .routing import Route, Router
 from .security import (
@@ -55,14 +56,17 @@ class Api:
 
     Args:
         mallard: the instance to serve. Several adapters may share one Api (``mallard.http_api()``).
+        clock: monotonic seconds for the query cache (injected by tests).
     """
 
-    def __init__(self, mallard: Mallard) -> None:
+    def __init__(self, mallard: Mallard, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.mallard = mallard
         self.settings: Settings = mallard.settings
         s = self.settings
         self.router = Router(ROUTES)
-        self.cache = QueryCache(s.cache_ttl_secs, s.cache_max_entries)
+        self.cache = QueryCache(s.cache_ttl_secs, s.cache_max_entries, stale=s.cache_stale_secs,
+                                clock=clock,
+                                on_evict=lambda n: self.count("mallard_cache_evictions_total", n))
         self.heavy = ConcurrencyLimit(s.max_concurrent_queries)
         self.site_limiter = RateLimiter(s.rate_limit_per_site, max_keys=s.max_tracked_keys)
         self.ip_limiter = RateLimiter(s.rate_limit_per_ip, max_keys=s.max_tracked_keys)
@@ -255,30 +259,57 @@ class Api:
             self.heavy.leave()
 
     def _cached(self, route: Route, request: Request, params: dict[str, str]) -> Response:
+        """Answer from the query cache (``X-Mallard-Cache: hit``), from an expired entry while one
+        background refresh recomputes it (``stale``), or by running the query (``miss``)."""
         if not self.cache.enabled:
             return self._run(route, request, params)
         site = stats.site_of(request)
         rng = stats.range_of(self, request, site)
         first, last = rng.partition_dates()
+        store = self.mallard.store
+        # Erasures recorded by any process are part of the key: one that deleted no lake file (the
+        # events were still in a worker's buffer) must not leave that worker's answers reachable.
+        erasures = tuple(t.at for t in store.tombstones.all() if t.site_id == site)
         key = (route.pattern, tuple(sorted(params.items())),
                tuple(sorted((k, tuple(v)) for k, v in request.query.items())),
-               self.mallard.store.fingerprint(site, first, last), self.queries.today(rng.tz))
-        hit = self.cache.get(key)
+               store.fingerprint(site, first, last), erasures, self.queries.today(rng.tz))
+        state, hit = self.cache.lookup(key)
         if hit is not None:
-            self.count("mallard_cache_hits_total")
+            self.count("mallard_cache_stale_total" if state == "stale" else "mallard_cache_hits_total")
+            if state == "stale":
+                self.cache.refresh(key, site, lambda: self._refresh(route, request, params))
             status, headers, body = hit
-            return Response(status, list(headers), body)
+            return Response(status, [*headers, ("X-Mallard-Cache", state)], body)
         self.count("mallard_cache_misses_total")
+        epoch = self.cache.epoch(site)
+        response, entry = self._compute(route, request, params)
+        if entry is not None:
+            self.cache.put(key, site, entry, epoch=epoch)
+        response.headers.append(("X-Mallard-Cache", "miss"))
+        return response
+
+    def _compute(self, route: Route, request: Request,
+                 params: dict[str, str]) -> tuple[Response, tuple[Any, ...] | None]:
+        """Run the route, and the cache entry of its answer (None when it must not be kept)."""
         excluded = self.mallard.store.excluded()
         response = self._run(route, request, params)
         # An answer that left out unreadable files is not kept: the files it skipped may still be
         # being written (same names, so the same fingerprint once complete).
-        if response.status == 200 and self.mallard.store.excluded() == excluded:
-            before = self.cache.evictions
-            self.cache.put(key, site, (response.status, tuple(response.headers), response.body))
-            if self.cache.evictions > before:
-                self.count("mallard_cache_evictions_total", self.cache.evictions - before)
-        return response
+        if response.status != 200 or self.mallard.store.excluded() != excluded:
+            return response, None
+        return response, (response.status, tuple(response.headers), response.body)
+
+    def _refresh(self, route: Route, request: Request, params: dict[str, str]) -> tuple[Any, ...] | None:
+        try:
+            return self._compute(route, request, params)[1]
+        except Exception:
+            self.count("mallard_cache_refresh_failures_total")
+            raise
+
+    def close(self, timeout: float | None = None) -> bool:
+        """Stop background refreshes of the query cache (waiting for running ones at most ``timeout``
+        seconds, by default the query time limit). Returns whether none is left running."""
+        return self.cache.close(self.settings.query_timeout_secs + 1 if timeout is None else timeout)
 
     # -- OpenAPI -----------------------------------------------------------------------------------
     def openapi(self) -> dict[str, Any]:

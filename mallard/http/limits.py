@@ -1,9 +1,8 @@
-"""Per-process guards of the HTTP layer: token-bucket rate limits, the heavy-query limit and the query cache.
+"""Per-process guards of the HTTP layer: token-bucket rate limits and the heavy-query limit.
 
 Rate limits and the concurrency limit count per worker process (a host with four workers admits four
 times the configured rate; ``mallard serve --workers N`` divides the configured rates by N). The query
-cache is per process too, but keyed by a fingerprint of the lake files a query reads, so a flush by any
-worker invalidates every worker's entries for that site.
+cache is in :mod:`mallard.http.cache`.
 """
 
 from __future__ import annotations
@@ -12,9 +11,9 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from typing import Any, Final
+from typing import Final
 
-__all__ = ["ConcurrencyLimit", "QueryCache", "RateLimiter"]
+__all__ = ["ConcurrencyLimit", "RateLimiter"]
 
 _IDLE_SECS: Final = 300.0
 
@@ -92,64 +91,3 @@ class ConcurrencyLimit:
     @property
     def active(self) -> int:
         return self._active
-
-
-class QueryCache:
-    """An LRU of rendered responses with a time to live. ``ttl == 0`` disables it.
-
-    Entries remember their site, so an erasure can drop them at once (:meth:`invalidate_site`).
-    """
-
-    def __init__(self, ttl: float, max_entries: int, *,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.ttl = float(ttl)
-        self.max_entries = max_entries
-        self._clock = clock
-        self._entries: OrderedDict[Hashable, tuple[float, str, Any]] = OrderedDict()
-        self._lock = threading.Lock()
-        self.hits = self.misses = self.evictions = 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.ttl > 0
-
-    def get(self, key: Hashable) -> Any | None:
-        if not self.enabled:
-            return None
-        now = self._clock()
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is None or now - entry[0] > self.ttl:
-                if entry is not None:
-                    del self._entries[key]
-                self.misses += 1
-                return None
-            self._entries.move_to_end(key)
-            self.hits += 1
-            return entry[2]
-
-    def put(self, key: Hashable, site: str, value: Any) -> None:
-        if not self.enabled:
-            return
-        with self._lock:
-            self._entries[key] = (self._clock(), site, value)
-            self._entries.move_to_end(key)
-            while self.max_entries and len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
-                self.evictions += 1
-
-    def invalidate_site(self, site: str) -> int:
-        with self._lock:
-            doomed = [k for k, (_, s, _) in self._entries.items() if s == site]
-            for key in doomed:
-                del self._entries[key]
-            return len(doomed)
-
-    def prune(self) -> None:
-        now = self._clock()
-        with self._lock:
-            for key in [k for k, (t, _, _) in self._entries.items() if now - t > self.ttl]:
-                del self._entries[key]
-
-    def __len__(self) -> int:
-        return len(self._entries)

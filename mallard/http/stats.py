@@ -87,7 +87,7 @@ def _dates(rng: DateRange) -> dict[str, Any]:
     return {"start_date": rng.start, "end_date": rng.end, "timezone": rng.tz}
 
 
-def main(api: Api, request: Request, params: dict[str, str]) -> Response:
+def _main(api: Api, request: Request) -> dict[str, Any]:
     site, rng, filters = _scope(api, request)
     q = api.queries
     out: dict[str, Any] = q.main(site, start_date=rng.start, end_date=rng.end, filters=filters).to_dict()
@@ -103,31 +103,62 @@ def main(api: Api, request: Request, params: dict[str, str]) -> Response:
         baseline = q.main(site, start_date=start, end_date=end, filters=filters).to_dict()
         out["comparison"] = {"mode": compare.replace("-", "_"), "start_date": start.isoformat(),
                              "end_date": end.isoformat(), **baseline}
-    return json_response(out)
+    return out
 
 
-def timeseries(api: Api, request: Request, params: dict[str, str]) -> Response:
+def _timeseries(api: Api, request: Request) -> Any:
     site, rng, filters = _scope(api, request)
     interval = request.arg("interval")
     if request.arg("period") in ("day", "today") and interval is None:
         interval = "hour"
-    table = api.queries.timeseries(site, start_date=rng.start, end_date=rng.end, interval=interval,
-                                   filters=filters)
-    return json_response(table.to_json())
+    return api.queries.timeseries(site, start_date=rng.start, end_date=rng.end, interval=interval,
+                                  filters=filters).to_json()
+
+
+def _breakdown(api: Api, request: Request, dimension: str) -> Any:
+    site, rng, filters = _scope(api, request)
+    metrics = ("visitors", "pageviews", "events")
+    return api.queries.breakdown(site, dimension, start_date=rng.start, end_date=rng.end,
+                                 metrics=metrics, limit=limit_of(request), filters=filters).to_json()
+
+
+def _sessions(api: Api, request: Request) -> Any:
+    site, rng, filters = _scope(api, request)
+    return api.queries.sessions(site, start_date=rng.start, end_date=rng.end, filters=filters).to_json()
+
+
+def main(api: Api, request: Request, params: dict[str, str]) -> Response:
+    return json_response(_main(api, request))
+
+
+def timeseries(api: Api, request: Request, params: dict[str, str]) -> Response:
+    return json_response(_timeseries(api, request))
 
 
 def breakdown(api: Api, request: Request, params: dict[str, str]) -> Response:
-    site, rng, filters = _scope(api, request)
-    metrics = ("visitors", "pageviews", "events")
-    table = api.queries.breakdown(site, params["dimension"], start_date=rng.start, end_date=rng.end,
-                                  metrics=metrics, limit=limit_of(request), filters=filters)
-    return json_response(table.to_json())
+    return json_response(_breakdown(api, request, params["dimension"]))
 
 
 def sessions(api: Api, request: Request, params: dict[str, str]) -> Response:
-    site, rng, filters = _scope(api, request)
-    return json_response(api.queries.sessions(site, start_date=rng.start, end_date=rng.end,
-                                              filters=filters).to_json())
+    return json_response(_sessions(api, request))
+
+
+#: The first tab of each breakdown panel of the dashboard (mallard/static/dashboard/app.js, GROUPS).
+VIEW_BREAKDOWNS: Final = ("pages", "sources", "countries", "browsers", "events")
+MAX_VIEW_BREAKDOWNS: Final = 10
+
+
+def view(api: Api, request: Request, params: dict[str, str]) -> Response:
+    """The dashboard's first screen in one answer, computed here on one thread so the work its parts
+    share (the session rows) is done once: each part is the body its own route answers for the same
+    query parameters."""
+    slugs = list(dict.fromkeys(s.strip() for s in (request.arg("breakdowns") or "").split(",")
+                               if s.strip())) or list(VIEW_BREAKDOWNS)
+    if len(slugs) > MAX_VIEW_BREAKDOWNS:
+        raise HTTPError(400, f"breakdowns lists at most {MAX_VIEW_BREAKDOWNS} dimensions.")
+    return json_response({"main": _main(api, request), "timeseries": _timeseries(api, request),
+                          "sessions": _sessions(api, request),
+                          "breakdowns": {s: _breakdown(api, request, s) for s in slugs}})
 
 
 def export(api: Api, request: Request, params: dict[str, str]) -> Response:
@@ -254,19 +285,28 @@ V2_QUERY: Final = {
     },
 }
 
+_COMPARE: Final = Param("compare", {"type": "string", "enum": [
+    "", "previous_period", "year_over_year", "previous-period", "year-over-year"]},
+    "Add the figures of the previous period or of the year before.")
+_INTERVAL: Final = Param("interval", {"type": "string", "enum": ["hour", "day", "week", "month"]},
+                         "Bucket size (default hour for ranges of up to 2 days, else day).")
+_LIMIT: Final = Param("limit", _int(1, MAX_LIMIT, 10), "Rows.")
+_BREAKDOWNS: Final = Param("breakdowns", {"type": "string", "default": ",".join(VIEW_BREAKDOWNS)},
+                           f"Comma-separated breakdown dimensions (at most {MAX_VIEW_BREAKDOWNS}), each "
+                           "as in /api/stats/breakdown/{dimension}.")
+
 ROUTES: Final = (
     _route("/api/stats/main", main, "Headline figures: visitors, pageviews, sessions, bounce, duration.",
-           heavy=True, extra=(Param("compare", {"type": "string", "enum": [
-               "", "previous_period", "year_over_year", "previous-period", "year-over-year"]},
-               "Add the figures of the previous period or of the year before."),)),
+           heavy=True, extra=(_COMPARE,)),
     _route("/api/stats/timeseries", timeseries, "Zero-filled visitors and pageviews per hour or day.",
-           heavy=True,
-           extra=(Param("interval", {"type": "string", "enum": ["hour", "day", "week", "month"]},
-                        "Bucket size (default hour for ranges of up to 2 days, else day)."),)),
+           heavy=True, extra=(_INTERVAL,)),
     _route("/api/stats/breakdown/{dimension}", breakdown, "Top values of a dimension.",
-           heavy=True, extra=(_DIMENSION, Param("limit", _int(1, MAX_LIMIT, 10), "Rows."))),
+           heavy=True, extra=(_DIMENSION, _LIMIT)),
     _route("/api/stats/sessions", sessions, "Sessions, their duration, pages per session and bounce.",
            heavy=True),
+    _route("/api/stats/view", view, "A dashboard view in one answer: main, timeseries, sessions and "
+           "breakdowns, each as its own route answers it.", heavy=True,
+           extra=(_COMPARE, _INTERVAL, _LIMIT, _BREAKDOWNS)),
     _route("/api/stats/export", export, "Daily report or raw events as CSV or JSON.", heavy=True,
            cached=False, replies={200: ("text/csv", JSON)}, extra=(
                Param("format", {"type": "string", "enum": ["csv", "json"], "default": "csv"}, "Format."),

@@ -116,3 +116,33 @@ def test_dashboard_renders_real_figures(host: Live, page: Page) -> None:
     assert SITE in page.content()
     assert "Pageviews" in text and "/x" in text  # the pages table, from the real breakdown route
     assert not [e for e in errors if "favicon" not in e], errors
+
+
+LAZY = ("api/stats/funnel", "api/stats/retention", "api/stats/flow")
+MAX_FIRST_SCREEN_REQUESTS = 4  # api/auth/status, api/sites, api/stats/view (and one spare)
+
+
+def test_dashboard_asks_little_and_loads_below_the_fold_when_shown(host: Live, page: Page) -> None:
+    """Before any scrolling the dashboard makes at most a few API requests (the first screen comes in one
+    api/stats/view answer), and none for the funnel, retention and flow panels; scrolled into view, those
+    ask for their data; another breakdown tab asks for its own when clicked."""
+    for path in ("/", "/pricing", "/docs"):
+        httpx.post(host.base + "/api/event", json={"d": SITE, "n": "pageview", "u": f"https://{SITE}{path}"},
+                   headers={"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0"}, timeout=30)
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if "/api/" in r.url else None)
+    page.set_viewport_size({"width": 1280, "height": 720})
+    page.goto(host.base + f"/?site={SITE}&period=day")
+    page.locator("#app").get_by_text("/pricing", exact=True).first.wait_for(timeout=15_000)
+    page.wait_for_load_state("networkidle")
+    before = list(asked)
+    assert len(before) <= MAX_FIRST_SCREEN_REQUESTS, before
+    assert sum("api/stats/view" in u for u in before) == 1, before
+    assert not [u for u in before if any(p in u for p in LAZY)], before
+    for title in ("Flow", "Funnel", "Retention"):
+        panel = page.locator("section.panel", has=page.get_by_role("heading", name=title, exact=True))
+        panel.scroll_into_view_if_needed()
+    eventually(lambda: all(any(p in u for u in asked) for p in LAZY))
+    assert not [u for u in asked if "breakdown/entry-pages" in u]
+    page.get_by_role("tab", name="Entry pages").click()
+    eventually(lambda: any("api/stats/breakdown/entry-pages" in u for u in asked))

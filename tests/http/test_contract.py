@@ -323,6 +323,48 @@ def test_stats_routes_and_shapes(live: Live) -> None:
         assert filtered["total_pageviews"] == 1
 
 
+def test_view_parts_equal_the_routes_bodies(live: Live) -> None:
+    """/api/stats/view answers, in one body, exactly what main, timeseries, sessions and each breakdown
+    route answer for the same parameters (filters, limit and breakdowns included); a repeat is a cache
+    hit; a bad dimension or too many are a 400 like the breakdown route's."""
+    d = site()
+    with live.client() as c:
+        post(c, [event(d, "/"), event(d, "/pricing"), event(d, "/docs", name="Signup"),
+                 event(d, "/pricing", r="https://news.example/")])
+        assert main(c, d)["total_pageviews"] == 3
+        # Once the events are flushed (every 0.2 s here) the lake, and so the cache key, stays put.
+        eventually(lambda: c.get("/api/stats/main", params={"site_id": d, "period": "day"})
+                   .headers["x-mallard-cache"] == "hit")
+        for params in ({"site_id": d, "period": "day"},
+                       {"site_id": d, "period": "7d", "filters": "pages!=/docs", "limit": "1"},
+                       {"site_id": d, "period": "day", "interval": "day", "compare": "previous_period",
+                        "breakdowns": "os,exit-pages,visit:utm_campaign"}):
+            r = c.get("/api/stats/view", params=params)
+            assert r.status_code == 200, r.text
+            assert r.headers["x-mallard-cache"] == "miss"
+            view = r.json()
+            slugs = params.get("breakdowns", "pages,sources,countries,browsers,events").split(",")
+            assert set(view) == {"main", "timeseries", "sessions", "breakdowns"}
+            assert list(view["breakdowns"]) == slugs
+            one = {k: v for k, v in params.items() if k != "breakdowns"}
+            for part, path in (("main", "main"), ("timeseries", "timeseries"), ("sessions", "sessions")):
+                assert view[part] == c.get(f"/api/stats/{path}", params=one).json(), part
+            for slug in slugs:
+                alone = c.get(f"/api/stats/breakdown/{slug}", params=one).json()
+                assert view["breakdowns"][slug] == alone, slug
+            # A repeat is a hit (polled: a compaction may change the lake's files, so the key, once).
+            eventually(lambda p=params: c.get("/api/stats/view", params=p)
+                       .headers["x-mallard-cache"] == "hit")
+            assert c.get("/api/stats/view", params=params).json() == view
+        assert view["main"]["comparison"]["mode"] == "previous_period"
+        bad = c.get("/api/stats/view", params={"site_id": d, "breakdowns": "pages,nope"})
+        assert bad.status_code == 400 and "Unknown dimension" in bad.json()["error"]
+        many = c.get("/api/stats/view", params={"site_id": d, "breakdowns": ",".join(
+            ["pages", "sources", "countries", "browsers", "events", "os", "devices", "cities", "regions",
+             "referrers", "entry-pages"])})
+        assert many.status_code == 400 and "at most 10" in many.json()["error"]
+
+
 @pytest.mark.parametrize(("path", "params", "needle"), [
     ("/api/stats/main", {}, "site_id"),
     ("/api/stats/main", {"site_id": "bad site"}, "site_id"),

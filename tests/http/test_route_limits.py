@@ -26,6 +26,7 @@ EXAMPLES: dict[tuple[str, str], tuple[str, str, dict[str, Any] | None]] = {
     ("GET", "/api/stats/timeseries"): ("/api/stats/timeseries", "period=7d", None),
     ("GET", "/api/stats/breakdown/{dimension}"): ("/api/stats/breakdown/pages", "period=day", None),
     ("GET", "/api/stats/sessions"): ("/api/stats/sessions", "period=day", None),
+    ("GET", "/api/stats/view"): ("/api/stats/view", "period=day", None),
     ("GET", "/api/stats/export"): ("/api/stats/export", "period=day", None),
     ("GET", "/api/stats/funnel"): ("/api/stats/funnel", "period=day&steps=page:/,page:/b", None),
     ("GET", "/api/stats/sequences"): ("/api/stats/sequences", "period=day&steps=page:/,page:/b", None),

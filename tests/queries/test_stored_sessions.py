@@ -17,6 +17,8 @@ erasure. After each step:
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -235,4 +237,41 @@ def test_every_visit_dimension(workdir: Path) -> None:
         assert stored.build_settled(store, GAP_S, today=TODAY, budget_secs=60) == 3
         _check(store, workdir, "built", VISIT_DIMS)
     finally:
+        store.close()
+
+
+@pytest.mark.slow
+def test_two_writer_processes_and_a_builder(workdir: Path) -> None:
+    """Two real processes write events of the same visitors into the same days while this one stores
+    sessions over and over: whatever it stored is either fresh and equal to the definition, or detected
+    as stale; at the end, rebuilt, every answer equals the raw one."""
+    data = workdir / "data"
+    store = Store(data)
+    root = Path(__file__).resolve().parents[2]
+    writers = [subprocess.Popen([sys.executable, "-m", "tests.procs.session_writer", str(data), str(seed),
+                                 "40"], cwd=root, stdout=subprocess.PIPE, text=True)
+               for seed in (1, 2)]
+    try:
+        rounds = 0
+        while any(w.poll() is None for w in writers) or rounds < 2:
+            stored.build_settled(store, GAP_S, today=TODAY, budget_secs=60)
+            rows = _rows_gathered(store)[0]
+            # The listing may change between the two readings: compare only when it did not.
+            before = store.lake.files(SITE, None, None)
+            definition = _rows_by_definition(store)
+            if store.lake.files(SITE, None, None) == before and _rows_gathered(store)[0] == rows:
+                assert rows == definition, f"round {rounds}"
+            rounds += 1
+            assert rounds < 500, "the writers did not finish"
+        outs = [w.communicate(timeout=60)[0] for w in writers]
+        assert all(w.returncode == 0 for w in writers), outs
+        assert all(o.startswith("done ") and int(o.split()[1]) > 0 for o in outs), outs
+        stored.build_settled(store, GAP_S, today=TODAY, budget_secs=60)
+        assert not _rows_gathered(store)[1].live_days
+        _check(store, workdir, "after the writers", VISIT_DIMS[:6])
+    finally:
+        for w in writers:
+            if w.poll() is None:
+                w.kill()
+                w.wait()
         store.close()

@@ -94,6 +94,35 @@ function useApi(path, params) {
   return state;
 }
 
+// True once the element has come near the viewport (and from then on): panels below the fold ask for
+// their data only when shown. Watching starts when `ready` (the first screen has its data, so the page
+// has its real height). Without IntersectionObserver, at once.
+function useShown(ref, ready) {
+  const [shown, setShown] = useState(!window.IntersectionObserver);
+  useEffect(() => {
+    const el = ref.current;
+    if (shown || !ready || !el) return undefined;
+    const io = new IntersectionObserver((entries) => {
+      if (entries.some((e) => e.isIntersecting)) { setShown(true); io.disconnect(); }
+    }, { rootMargin: '100px' });
+    io.observe(el);
+    return () => io.disconnect();
+  }, [shown, ready]);
+  return shown;
+}
+
+// A panel that fetches `path` only once shown; until then it reads as loading.
+function useLazyApi(ref, ready, path, params) {
+  const shown = useShown(ref, ready);
+  const s = useApi(shown ? path : null, params);
+  return shown ? s : { loading: true, data: null, error: null };
+}
+
+// One part of the view's answer (api/stats/view), as a useApi state.
+const partOf = (view, pick) => ({
+  loading: view.loading, error: view.error, data: view.data ? pick(view.data) ?? null : null,
+});
+
 /* ------------------------------------------------------------ formatting */
 
 const intFmt = new Intl.NumberFormat();
@@ -199,7 +228,7 @@ class Guard extends Component {
 // width through the CSSOM (Preact sets el.style.width), which the CSP allows; no style attribute.
 const Bar = ({ frac }) => html`<span class="bar" style=${{ width: `${(Math.max(0, Math.min(1, frac || 0)) * 100).toFixed(1)}%` }}></span>`;
 
-function Panel({ title, state, quiet, actions, top, body, wide }) {
+function Panel({ title, state, quiet, actions, top, body, wide, boxRef }) {
   let content;
   if (state.error) {
     content = quiet && UNAVAILABLE.has(state.error.status)
@@ -211,7 +240,7 @@ function Panel({ title, state, quiet, actions, top, body, wide }) {
     content = body(state.data);
   }
   const cls = `panel${wide ? ' wide' : ''}${state.loading ? ' is-loading' : ''}`;
-  return html`<section class=${cls} aria-busy=${state.loading ? 'true' : 'false'}>
+  return html`<section class=${cls} ref=${boxRef} aria-busy=${state.loading ? 'true' : 'false'}>
     <header class="panel-head"><h2>${title}</h2>${actions}</header>
     ${top}${content}
   </section>`;
@@ -378,8 +407,8 @@ const CARDS = [
   ['views_per_visit', 'Views per visit', (v) => dec(v, 2)],
 ];
 
-function Cards({ params }) {
-  const s = useApi('api/stats/main', params);
+function Cards({ view }) {
+  const s = partOf(view, (d) => d.main);
   if (s.error) return html`<section class="panel wide"><p class="error" role="alert">${s.error.message}</p></section>`;
   const d = s.data ? { ...s.data, views_per_visit: s.data.views_per_visit ?? s.data.pages_per_visit } : null;
   return html`<section class=${`cards${s.loading ? ' is-loading' : ''}`} aria-label="Summary">
@@ -398,8 +427,8 @@ function niceMax(v) {
   return 10 * p;
 }
 
-function Chart({ params }) {
-  const s = useApi('api/stats/timeseries', params);
+function Chart({ params, view }) {
+  const s = partOf(view, (d) => d.timeseries);
   const box = useRef(null);
   const [w, setW] = useState(800);
   const [hover, setHover] = useState(null);
@@ -475,9 +504,12 @@ function Chart({ params }) {
 
 /* -------------------------------------------------------- breakdowns */
 
-function Breakdown({ group, params, addFilter }) {
-  const [tab, setTab] = useState(group.tabs[0][0]);
-  const s = useApi(`api/stats/breakdown/${tab}`, { ...params, limit: 10 });
+function Breakdown({ group, params, view, addFilter }) {
+  const first = group.tabs[0][0];
+  const [tab, setTab] = useState(first);
+  // The first tab comes with the view; another is asked for when clicked.
+  const own = useApi(tab === first ? null : `api/stats/breakdown/${tab}`, { ...params, limit: 10 });
+  const s = tab === first ? partOf(view, (d) => d.breakdowns && d.breakdowns[first]) : own;
   const tabs = group.tabs.length > 1 && html`<div class="tabs" role="tablist">
     ${group.tabs.map(([slug, label]) => html`<button role="tab" aria-selected=${slug === tab ? 'true' : 'false'}
       class=${slug === tab ? 'tab on' : 'tab'} onClick=${() => setTab(slug)}>${label}</button>`)}
@@ -500,8 +532,8 @@ function Breakdown({ group, params, addFilter }) {
 
 /* ------------------------------------------------------- behavioural */
 
-function Sessions({ params }) {
-  const s = useApi('api/stats/sessions', params);
+function Sessions({ view }) {
+  const s = partOf(view, (d) => d.sessions);
   return html`<${Panel} title="Sessions" state=${s} quiet body=${(d) => html`<dl class="stats">
     <div><dt>Sessions</dt><dd>${num(d.total_sessions)}</dd></div>
     <div><dt>Avg. duration</dt><dd>${dur(d.avg_session_duration_secs)}</dd></div>
@@ -512,12 +544,13 @@ function Sessions({ params }) {
 
 const DEFAULT_STEPS = 'page:/,page:/pricing,event:signup';
 
-function Funnel({ params }) {
+function Funnel({ params, ready }) {
   const [steps, setSteps] = useState(DEFAULT_STEPS);
   const [win, setWin] = useState('1 day');
   const [q, setQ] = useState({ steps: DEFAULT_STEPS, window: '1 day' });
   const [err, setErr] = useState('');
-  const s = useApi('api/stats/funnel', { ...params, ...q });
+  const box = useRef(null);
+  const s = useLazyApi(box, ready, 'api/stats/funnel', { ...params, ...q });
   const run = (e) => {
     e.preventDefault();
     const list = steps.split(',').map((x) => x.trim()).filter(Boolean);
@@ -548,12 +581,13 @@ function Funnel({ params }) {
       </li>`;
     })}</ol>`;
   };
-  return html`<${Panel} title="Funnel" state=${s} quiet top=${top} body=${body} />`;
+  return html`<${Panel} title="Funnel" state=${s} quiet top=${top} body=${body} boxRef=${box} />`;
 }
 
-function Retention({ params }) {
+function Retention({ params, ready }) {
   const [weeks, setWeeks] = useState(4);
-  const s = useApi('api/stats/retention', { ...params, weeks });
+  const box = useRef(null);
+  const s = useLazyApi(box, ready, 'api/stats/retention', { ...params, weeks });
   const actions = html`<select aria-label="Weeks" value=${weeks} onChange=${(e) => setWeeks(Number(e.currentTarget.value))}>
     ${[4, 6, 8, 12].map((n) => html`<option value=${n}>${n} weeks</option>`)}
   </select>`;
@@ -579,13 +613,14 @@ function Retention({ params }) {
     ${d.identity && html`<p class="small muted">Identity used: ${String(d.identity)}</p>`}
     ${d.caveat && html`<p class="caveat">${String(d.caveat)}</p>`}`;
   };
-  return html`<${Panel} title="Retention" state=${s} quiet wide actions=${actions} body=${body} />`;
+  return html`<${Panel} title="Retention" state=${s} quiet wide actions=${actions} body=${body} boxRef=${box} />`;
 }
 
-function Flow({ params }) {
+function Flow({ params, ready }) {
   const [page, setPage] = useState('/');
   const [q, setQ] = useState('/');
-  const s = useApi('api/stats/flow', { ...params, page: q });
+  const box = useRef(null);
+  const s = useLazyApi(box, ready, 'api/stats/flow', { ...params, page: q });
   const go = (p) => { setPage(p); setQ(p); };
   const top = html`<form class="inline" onSubmit=${(e) => { e.preventDefault(); if (page.trim()) go(page.trim()); }}>
     <label class="grow">From page <input value=${page} placeholder="/" onInput=${(e) => setPage(e.currentTarget.value)} /></label>
@@ -605,7 +640,7 @@ function Flow({ params }) {
         <td class="n">${num(r.visitors)}</td></tr>`)}</tbody>
     </table>` : html`<p class="muted">No next pages.</p>`}`;
   };
-  return html`<${Panel} title="Flow" state=${s} quiet top=${top} body=${body} />`;
+  return html`<${Panel} title="Flow" state=${s} quiet top=${top} body=${body} boxRef=${box} />`;
 }
 
 /* ---------------------------------------------------------- dashboard */
@@ -644,6 +679,10 @@ function Dashboard({ auth, recheck }) {
     recheck();
   };
   const params = statParams(st);
+  // The first screen in one request: main, timeseries, sessions and each panel's first tab.
+  const view = useApi(st.site ? 'api/stats/view' : null, {
+    ...params, limit: 10, breakdowns: GROUPS.map((g) => g.tabs[0][0]).join(','),
+  });
   const noSites = sites.data && Array.isArray(sites.data.sites) && !sites.data.sites.length;
 
   return html`<${Reload.Provider} value=${tick}>
@@ -661,17 +700,17 @@ function Dashboard({ auth, recheck }) {
         ? 'No site has sent events yet. Add the tracker to a page, or type a site id above.'
         : 'Choose a site above.'}</p>` : html`
         <${Chips} filters=${st.filters} setFilters=${setFilters} />
-        <${Guard}><${Cards} params=${params} /><//>
-        <${Guard}><${Chart} params=${params} /><//>
+        <${Guard}><${Cards} view=${view} /><//>
+        <${Guard}><${Chart} params=${params} view=${view} /><//>
         <div class="grid">
-          ${GROUPS.map((g) => html`<${Guard} key=${g.title}><${Breakdown} group=${g} params=${params} addFilter=${addFilter} /><//>`)}
+          ${GROUPS.map((g) => html`<${Guard} key=${g.title}><${Breakdown} group=${g} params=${params} view=${view} addFilter=${addFilter} /><//>`)}
         </div>
         <h2 class="section">Behaviour</h2>
         <div class="grid">
-          <${Guard}><${Sessions} params=${params} /><//>
-          <${Guard}><${Flow} params=${params} /><//>
-          <${Guard}><${Funnel} params=${params} /><//>
-          <${Guard}><${Retention} params=${params} /><//>
+          <${Guard}><${Sessions} view=${view} /><//>
+          <${Guard}><${Flow} params=${params} ready=${!view.loading} /><//>
+          <${Guard}><${Funnel} params=${params} ready=${!view.loading} /><//>
+          <${Guard}><${Retention} params=${params} ready=${!view.loading} /><//>
         </div>`}
     </main>
     <footer>mallard · cookieless analytics · times are UTC</footer>
