@@ -106,6 +106,9 @@ class Mallard:
         self._tracker: Tracker | None = None
         self._buffer: EventBuffer | None = None
         self._touched: set[tuple[str, date]] = set()
+        # Stored sessions: partitions written since the last pass, and the UTC day of the last full one.
+        self._sessions_near: set[tuple[str, date]] = set()
+        self._sessions_checked: date | None = None
         # Erasures whose events this process no longer buffers (see _sink); those made before it
         # started are applied by definition.
         self._erasures_applied: set[Tombstone] = set()
@@ -429,6 +432,7 @@ class Mallard:
         def publish_and_note() -> None:
             publish()
             self._touched.update(touched)
+            self._sessions_near.update(touched)
             self.queries.invalidate({site for site, _ in touched})
 
         return publish_and_note
@@ -452,7 +456,7 @@ class Mallard:
                 # the next start of some process (gunicorn starts a replacement lazily).
                 self._recover(wait=False)
                 self.compact(only_touched=True)
-                self.build_sessions(budget_secs=interval / 2)
+                self._maintain_sessions(budget_secs=interval / 2)
                 today = self._clock().astimezone(UTC).date()
                 if self.settings.retention_days and last_retention != today:
                     self.apply_retention()
@@ -480,7 +484,23 @@ class Mallard:
         from .queries.stored import build_settled
 
         return build_settled(self.store, self.settings.session_window_minutes * 60,
-                             today=self._clock().astimezone(UTC).date(), budget_secs=budget_secs)
+                             today=self._clock().astimezone(UTC).date(), budget_secs=budget_secs).built
+
+    def _maintain_sessions(self, budget_secs: float) -> None:
+        """Maintenance's pass over the stored sessions: every day once per UTC day (a new day settles;
+        other processes' changes), else only the days near partitions this process wrote since."""
+        from .queries.stored import build_settled
+
+        today = self._clock().astimezone(UTC).date()
+        full = self._sessions_checked != today
+        near, self._sessions_near = self._sessions_near, set()
+        done = build_settled(self.store, self.settings.session_window_minutes * 60, today=today,
+                             budget_secs=budget_secs, near=None if full else near)
+        if done.complete:
+            if full:
+                self._sessions_checked = today
+        else:
+            self._sessions_near |= near  # try them again next time
 
     def apply_retention(self) -> int:
         """Delete partitions older than ``retention_days``. Returns partitions deleted."""
@@ -502,6 +522,7 @@ class Mallard:
         # Records the erasure for every process: the next flush here (as in the others) also drops
         # the events of the range that arrive until then.
         partitions = self.store.erase(site, start_date, end_date)
+        self._sessions_checked = None  # the next maintenance pass rebuilds the sessions it deleted
         self.queries.invalidate({site})
         return ErasureResult(site, start_date, end_date, buffered, partitions)
 

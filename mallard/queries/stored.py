@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Collection, Hashable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from ..store import Store
     from ..store.reader import Reader
 
-__all__ = ["Computed", "LiveCache", "SessionRows", "build", "build_settled", "compute", "gather"]
+__all__ = ["BuildPass", "Computed", "LiveCache", "SessionRows", "build", "build_settled", "compute", "gather"]
 
 log = logging.getLogger("mallard.queries")
 
@@ -235,30 +235,53 @@ def build(store: Store, site: str, day: date, gap_seconds: int) -> None:
     store.session_files.publish(site, day, done.table, done.files, done.first, done.last, gap_seconds)
 
 
-def build_settled(store: Store, gap_seconds: int, *, today: date | None = None,
-                  budget_secs: float = 10.0, site: str | None = None) -> int:
-    """Build the stored sessions of every settled day (up to ``today`` − 2, UTC) that has none or a
-    stale one, oldest first, for ``budget_secs`` at most. Returns the number of partitions built.
+@dataclass
+class BuildPass:
+    """What one :func:`build_settled` pass did: partitions built, and whether it looked at every day it
+    was asked to (False: out of time, or another process was building)."""
 
-    One process builds at a time (``state/sessions.lock``); the others return 0 at once.
+    built: int = 0
+    complete: bool = True
+
+
+def build_settled(store: Store, gap_seconds: int, *, today: date | None = None,
+                  budget_secs: float = 10.0, site: str | None = None,
+                  near: Collection[tuple[str, date]] | None = None) -> BuildPass:
+    """Build the stored sessions of every settled day (up to ``today`` − 2, UTC) that has none or a
+    stale one, oldest first, for ``budget_secs`` at most.
+
+    ``near``: only the days whose sessions can depend on these (site, day) partitions (the day before,
+    the day itself and the day after), e.g. those a process just wrote; None: every day. One process
+    builds at a time (``state/sessions.lock``); the others return at once (``complete=False``).
     """
     today = today or datetime.now(UTC).date()
     deadline = time.monotonic() + budget_secs
-    built = 0
+    done = BuildPass()
+    candidates: dict[str, set[date]] | None = None
+    if near is not None:
+        candidates = {}
+        for s, d in near:
+            candidates.setdefault(s, set()).update((d - _DAY, d, d + _DAY))
     with store.exclusive("sessions.lock") as mine:
         if not mine:
-            return 0
-        for s in [site] if site is not None else store.lake.sites():
+            done.complete = False
+            return done
+        sites = [site] if site is not None else (
+            store.lake.sites() if candidates is None else sorted(candidates))
+        for s in sites:
             listing = store.session_files.listing(s)
             for day in store.lake.dates(s):
                 if day > today - timedelta(days=SETTLED_DAYS):
                     break
+                if candidates is not None and day not in candidates.get(s, ()):
+                    continue
                 part = listing.get(day)
                 if part is not None and store.session_files.fresh(
                         part, store.lake.files(s, part.first, part.last), gap_seconds):
                     continue
                 if time.monotonic() > deadline:
-                    return built
+                    done.complete = False
+                    return done
                 build(store, s, day, gap_seconds)
-                built += 1
-    return built
+                done.built += 1
+    return done

@@ -198,7 +198,7 @@ def test_stored_sessions_equal_the_raw_answer(workdir: Path, first: list[Event],
     try:
         if first:
             store.write_batch(first)()
-        built = stored.build_settled(store, GAP_S, today=TODAY, budget_secs=60)
+        built = stored.build_settled(store, GAP_S, today=TODAY, budget_secs=60).built
         assert built == len(store.lake.dates(SITE))  # every day with events is stored
         _check(store, workdir, "built", dims)
         used = _rows_gathered(store)[1]
@@ -234,7 +234,7 @@ def test_every_visit_dimension(workdir: Path) -> None:
     store = Store(workdir / "data")
     try:
         store.write_batch(events)()
-        assert stored.build_settled(store, GAP_S, today=TODAY, budget_secs=60) == 3
+        assert stored.build_settled(store, GAP_S, today=TODAY, budget_secs=60).built == 3
         _check(store, workdir, "built", VISIT_DIMS)
     finally:
         store.close()
@@ -274,4 +274,22 @@ def test_two_writer_processes_and_a_builder(workdir: Path) -> None:
             if w.poll() is None:
                 w.kill()
                 w.wait()
+        store.close()
+
+
+def test_a_pass_near_written_partitions_builds_only_their_neighbours(workdir: Path) -> None:
+    """Maintenance's pass after a flush looks at the days whose sessions can depend on what was written
+    (the day before, the day, the day after), not at the whole lake; a settled-day cutoff holds."""
+    store = Store(workdir / "data")
+    try:
+        store.write_batch([_event(f"n{i}", datetime.combine(d, datetime.min.time()) + timedelta(hours=9),
+                                  "pageview", "/", {}, False) for i, d in enumerate(DAYS)])()
+        near = stored.build_settled(store, GAP_S, today=TODAY, near=[(SITE, DAYS[2])])
+        assert (near.built, near.complete) == (3, True)
+        assert sorted(store.session_files.listing(SITE)) == DAYS[1:4]
+        cutoff = stored.build_settled(store, GAP_S, today=DAYS[4])  # DAYS[3] is not settled yet
+        assert cutoff.built == 1 and sorted(store.session_files.listing(SITE)) == DAYS[0:4]
+        with store.exclusive("sessions.lock"):  # another process is building
+            assert not stored.build_settled(store, GAP_S, today=TODAY).complete
+    finally:
         store.close()
