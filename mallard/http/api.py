@@ -272,22 +272,19 @@ class Api:
         erasures = tuple(t.at for t in store.tombstones.all() if t.site_id == site)
         key = (route.pattern, tuple(sorted(params.items())),
                tuple(sorted((k, tuple(v)) for k, v in request.query.items())),
-               erasures, self.queries.today(rng.tz))
-        # The lake files the answer reads: an entry computed from others is stale (see cache.py).
-        version = store.fingerprint(site, first, last)
-        state, hit = self.cache.lookup(key, version)
+               store.fingerprint(site, first, last), erasures, self.queries.today(rng.tz))
+        state, hit = self.cache.lookup(key)
         if hit is not None:
             self.count("mallard_cache_stale_total" if state == "stale" else "mallard_cache_hits_total")
             if state == "stale":
-                self.cache.refresh(key, site, lambda: self._refresh(route, request, params),
-                                   version=version)
+                self.cache.refresh(key, site, lambda: self._refresh(route, request, params))
             status, headers, body = hit
             return Response(status, [*headers, ("X-Mallard-Cache", state)], body)
         self.count("mallard_cache_misses_total")
         epoch = self.cache.epoch(site)
         response, entry = self._compute(route, request, params)
         if entry is not None:
-            self.cache.put(key, site, entry, epoch=epoch, version=version)
+            self.cache.put(key, site, entry, epoch=epoch)
         response.headers.append(("X-Mallard-Cache", "miss"))
         return response
 

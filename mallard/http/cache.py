@@ -12,10 +12,8 @@ answer computed from before the erasure (a refresh or a miss running meanwhile) 
 (each site has an epoch, taken before computing and checked when storing). After :meth:`QueryCache.close`
 no refresh starts and none still running stores its answer.
 
-An entry also carries a *version*, the fingerprint of the lake files its answer read: when the caller's
-current version differs (any worker flushed, compacted or expired files since), the entry is stale at
-once, whatever its age: answered while one refresh computes the answer with the new files, so a busy
-site's dashboard is not recomputed in the foreground after every flush. The cache is per process.
+The cache is per process; the callers key it by a fingerprint of the lake files a query reads, so a
+flush by any worker makes every worker's entries for that site unreachable (a miss, never stale).
 """
 
 from __future__ import annotations
@@ -59,8 +57,7 @@ class QueryCache:
         self.max_entries = max_entries
         self.max_refreshes = max_refreshes
         self._clock = clock
-        # key → (stored at, site, value, version)
-        self._entries: OrderedDict[Hashable, tuple[float, str, Any, Hashable]] = OrderedDict()
+        self._entries: OrderedDict[Hashable, tuple[float, str, Any]] = OrderedDict()
         self._epochs: dict[str, int] = {}
         self._refreshing: dict[Hashable, Future[None]] = {}
         self._pool: ThreadPoolExecutor | None = None  # long-lived threads keep their DuckDB connections
@@ -73,10 +70,8 @@ class QueryCache:
     def enabled(self) -> bool:
         return self.ttl > 0
 
-    def lookup(self, key: Hashable, version: Hashable = None) -> tuple[Lookup, Any | None]:
-        """``("hit", value)``, ``("stale", value)`` (refresh it: :meth:`refresh`) or ``("miss", None)``.
-
-        An entry stored with another ``version`` (the data changed since) is at best stale."""
+    def lookup(self, key: Hashable) -> tuple[Lookup, Any | None]:
+        """``("hit", value)``, ``("stale", value)`` (refresh it: :meth:`refresh`) or ``("miss", None)``."""
         if not self.enabled:
             return "miss", None
         now = self._clock()
@@ -84,11 +79,9 @@ class QueryCache:
             entry = self._entries.get(key)
             if entry is not None:
                 age = now - entry[0]
-                current = entry[3] == version
-                if (age <= self.ttl and current) or (age <= self.ttl + self.stale and self.stale > 0
-                                                     and not self._closed):
+                if age <= self.ttl or (age <= self.ttl + self.stale and not self._closed):
                     self._entries.move_to_end(key)
-                    if age <= self.ttl and current:
+                    if age <= self.ttl:
                         self.hits += 1
                         return "hit", entry[2]
                     self.stale_hits += 1
@@ -97,26 +90,25 @@ class QueryCache:
             self.misses += 1
             return "miss", None
 
-    def get(self, key: Hashable, version: Hashable = None) -> Any | None:
+    def get(self, key: Hashable) -> Any | None:
         """The value of a fresh or stale entry, else None (no refresh is started)."""
-        return self.lookup(key, version)[1]
+        return self.lookup(key)[1]
 
     def epoch(self, site: str) -> int:
         """Take before computing an answer for ``site``; pass to :meth:`put`."""
         with self._lock:
             return self._epochs.get(site, 0)
 
-    def put(self, key: Hashable, site: str, value: Any, *, epoch: int | None = None,
-            version: Hashable = None) -> bool:
-        """Store ``value`` (computed from data at ``version``), unless ``site`` was invalidated since
-        ``epoch`` was taken. Returns whether it was stored."""
+    def put(self, key: Hashable, site: str, value: Any, *, epoch: int | None = None) -> bool:
+        """Store ``value``, unless ``site`` was invalidated since ``epoch`` was taken. Returns whether
+        it was stored."""
         if not self.enabled:
             return False
         evicted = 0
         with self._lock:
             if epoch is not None and self._epochs.get(site, 0) != epoch:
                 return False
-            self._entries[key] = (self._clock(), site, value, version)
+            self._entries[key] = (self._clock(), site, value)
             self._entries.move_to_end(key)
             while self.max_entries and len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
@@ -126,8 +118,7 @@ class QueryCache:
             self._on_evict(evicted)
         return True
 
-    def refresh(self, key: Hashable, site: str, compute: Callable[[], Any | None],
-                version: Hashable = None) -> bool:
+    def refresh(self, key: Hashable, site: str, compute: Callable[[], Any | None]) -> bool:
         """Recompute ``key`` in a background thread unless a refresh of it is running (or too many
         are, or the cache is closed). ``compute()`` returns the value to store, or None to store
         nothing; an exception is logged by its type only. Returns whether a refresh was started."""
@@ -137,16 +128,15 @@ class QueryCache:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self.max_refreshes, "mallard-cache-refresh")
             self._refreshing[key] = self._pool.submit(self._refresh, key, site,
-                                                      self._epochs.get(site, 0), compute, version)
+                                                      self._epochs.get(site, 0), compute)
             self.refreshes += 1
         return True
 
-    def _refresh(self, key: Hashable, site: str, epoch: int, compute: Callable[[], Any | None],
-                 version: Hashable) -> None:
+    def _refresh(self, key: Hashable, site: str, epoch: int, compute: Callable[[], Any | None]) -> None:
         try:
             value = None if self._closed else compute()
             if value is not None and not self._closed:
-                self.put(key, site, value, epoch=epoch, version=version)
+                self.put(key, site, value, epoch=epoch)
         except Exception as exc:  # kept stale until too old; the message may quote the request
             with self._lock:
                 self.refresh_failures += 1
@@ -188,7 +178,7 @@ class QueryCache:
         """Drop every entry of ``site`` (fresh or stale), and keep answers computed before now out."""
         with self._lock:
             self._epochs[site] = self._epochs.get(site, 0) + 1
-            doomed = [k for k, (_, s, _, _) in self._entries.items() if s == site]
+            doomed = [k for k, (_, s, _) in self._entries.items() if s == site]
             for key in doomed:
                 del self._entries[key]
             return len(doomed)
@@ -198,7 +188,7 @@ class QueryCache:
         now = self._clock()
         limit = self.ttl + (0.0 if self._closed else self.stale)
         with self._lock:
-            for key in [k for k, (t, _, _, _) in self._entries.items() if now - t > limit]:
+            for key in [k for k, (t, _, _) in self._entries.items() if now - t > limit]:
                 del self._entries[key]
 
     def __len__(self) -> int:
