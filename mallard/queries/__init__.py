@@ -12,6 +12,9 @@ fractions from 0 to 1 everywhere in Python, as in Mallard Metrics' JSON; only th
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -21,8 +24,9 @@ from zoneinfo import ZoneInfo
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
-from ..errors import InvalidQueryError
+from ..errors import InvalidQueryError, StorageError
 from ..events import SITE_ID
 from ..settings import Settings
 from .access import Access
@@ -30,20 +34,21 @@ from .buckets import bucket_labels
 from .builder import build_sql
 from .model import Query, build, check_site, parse_query
 from .periods import DateRange, resolve
-from .planner import plan_query
+from .planner import Plan, plan_query
 from .registry import BREAKDOWNS, TIME_DIMENSIONS, dimension
 from .results import MainStats, QueryResult, Record, Report, Result, Table
 from .sql import Sql
-from .stored import LiveCache, gather
+from .stored import LiveCache, SessionRows, gather
 
 if TYPE_CHECKING:
     from ..buffer import EventBuffer
-    from ..store import Store
+    from ..store import Reader, Store
 
 __all__ = ["DateRange", "MainStats", "Queries", "Query", "QueryResult", "Record", "Report", "Result",
            "Table", "bucket_labels"]
 
 _MICROSECOND = timedelta(microseconds=1)
+log = logging.getLogger("mallard.queries")
 
 
 def _utcnow() -> datetime:
@@ -340,21 +345,51 @@ class Queries:
         first, last = query.date_range.partition_dates()
         with self._reader(query.site_id, first, last) as reader:
             src, src_params = reader.source()
-            sessions = None
-            if plan.sessions is not None:
-                lower, upper = plan.bounds
-                rows = gather(self._store, self._reader, query.site_id, lower.date(),
-                              (upper - _MICROSECOND).date(), self._gap,
-                              buffered=reader.buffered_dates(), overlap=plan.sessions.overlap,
-                              cache=self._live)
-                view = f"__mallard_sessions_{id(rows)}"
-                if rows.live is not None:
-                    reader.register(view, rows.live)
-                sessions = rows.relation(view)
-            compiled = build_sql(plan, source=Sql(src, tuple(src_params)), sessions=sessions)
-            table = reader.execute(compiled.sql.text, compiled.sql.params)
+            rows = self._session_rows(reader, plan, stored=True)
+            compiled = build_sql(plan, source=Sql(src, tuple(src_params)),
+                                 sessions=None if rows is None else rows.relation(self._view(rows)))
+            try:
+                table = reader.execute(compiled.sql.text, compiled.sql.params)
+            except (duckdb.Error, StorageError):
+                if rows is None or not rows.files or not self._discard_unreadable(rows.files):
+                    raise
+                # A stored sessions file could not be read: the answer is computed from events, and
+                # the file (derived data) is deleted for maintenance to build it again.
+                rows = self._session_rows(reader, plan, stored=False)
+                assert rows is not None
+                compiled = build_sql(plan, source=Sql(src, tuple(src_params)),
+                                     sessions=rows.relation(self._view(rows)))
+                table = reader.execute(compiled.sql.text, compiled.sql.params)
         columns = [table.column(i).to_pylist() for i in range(table.num_columns)]
         return list(zip(*columns, strict=True)) if columns else []
+
+    def _session_rows(self, reader: Reader, plan: Plan, *, stored: bool) -> SessionRows | None:
+        """The session rows ``plan`` reads (None: none), their computed part registered on ``reader``."""
+        if plan.sessions is None:
+            return None
+        lower, upper = plan.bounds
+        rows = gather(self._store, self._reader, plan.site_id, lower.date(),
+                      (upper - _MICROSECOND).date(), self._gap, buffered=reader.buffered_dates(),
+                      overlap=plan.sessions.overlap, cache=self._live, stored=stored)
+        if rows.live is not None:
+            reader.register(self._view(rows), rows.live)
+        return rows
+
+    @staticmethod
+    def _view(rows: SessionRows) -> str:
+        """The name under which the computed part of ``rows`` is registered."""
+        return f"__mallard_sessions_{id(rows)}"
+
+    def _discard_unreadable(self, files: Sequence[str]) -> bool:
+        """Delete (read-only: skip) the stored sessions files that cannot be read; whether any was."""
+        bad = [f for f in files if not _readable(f)]
+        for path in bad:
+            log.warning("stored sessions file %s is unreadable: %s", path,
+                        "skipped" if self._store.read_only else "deleted, to be built again")
+            if not self._store.read_only:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+        return bool(bad)
 
     def _zero_fill(self, query: Query, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         from .registry import METRICS
@@ -394,6 +429,16 @@ class Queries:
             table = reader.execute(sql.text, sql.params)
         rows = table.to_pylist()
         return Table(tuple(columns), rows, rng.to_dict())
+
+
+def _readable(path: str) -> bool:
+    try:
+        pq.read_table(path)
+    except FileNotFoundError:
+        return True  # replaced by a newer build meanwhile: not damaged
+    except Exception:  # any failure to decode is damage
+        return False
+    return True
 
 
 def _conditions(query: Query) -> list[Any]:

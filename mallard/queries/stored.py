@@ -81,15 +81,16 @@ def _days(first: date, last: date) -> list[date]:
 
 def gather(store: Store, reading: Reading, site: str, first: date, last: date, gap_seconds: int, *,
            buffered: Iterable[date] = (), overlap: bool = False,
-           cache: LiveCache | None = None) -> SessionRows:
+           cache: LiveCache | None = None, stored: bool = True) -> SessionRows:
     """The sessions starting on the UTC days ``[first, last]`` (with ``overlap``, also those starting
-    earlier that reach into ``first``), stored where fresh, else computed (or taken from ``cache``).
+    earlier that reach into ``first``), stored where fresh (unless ``stored`` is False), else computed
+    (or taken from ``cache``).
 
     ``buffered``: the days of events the query sees that are not in the lake yet (they make every
     partition whose window holds them stale).
     """
     held = set(buffered)
-    listing = store.session_files.listing(site)
+    listing = store.session_files.listing(site) if stored else {}
     # A session starts with an event: days without events (stored or buffered) have none.
     present = set(store.lake.dates(site)) | held
     wanted = set(_days(first - _DAY, last) if overlap else _days(first, last)) & present

@@ -293,3 +293,31 @@ def test_a_pass_near_written_partitions_builds_only_their_neighbours(workdir: Pa
             assert not stored.build_settled(store, GAP_S, today=TODAY).complete
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("read_only", [False, True])
+def test_an_unreadable_sessions_file_is_not_fatal(workdir: Path, read_only: bool) -> None:
+    """A damaged stored sessions file: the answer is computed from events (the same as raw), and a
+    writable store deletes the file, so that maintenance builds it again."""
+    events = [_event(f"u{i}", datetime.combine(d, datetime.min.time()) + timedelta(hours=9, minutes=m),
+                     "pageview", PATHS[m % 4], {"referrer_source": "Google"}, True)
+              for i, d in enumerate(DAYS) for m in (0, 10, 50)]
+    data = workdir / "data"
+    store = Store(data)
+    try:
+        store.write_batch(events)()
+        stored.build_settled(store, GAP_S, today=TODAY, budget_secs=60)
+        raw = _queries(_raw_copy(data, workdir / "raw"))
+        expected = _answers(raw, ["visit:source", "visit:entry_page"])
+        raw.close()
+        victim = Path(store.session_files.listing(SITE)[DAYS[2]].path)
+        victim.write_bytes(b"PAR1 this is not a parquet file PAR1")
+    finally:
+        store.close()
+    reader = Store(data, read_only=read_only)
+    try:
+        q = _queries(data, reader)
+        assert _answers(q, ["visit:source", "visit:entry_page"]) == expected
+        assert victim.exists() == read_only
+    finally:
+        reader.close()
