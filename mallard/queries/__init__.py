@@ -12,19 +12,15 @@ fractions from 0 to 1 everywhere in Python, as in Mallard Metrics' JSON; only th
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from ..errors import InvalidQueryError, StorageError
 from ..events import SITE_ID
@@ -38,7 +34,7 @@ from .planner import Plan, plan_query
 from .registry import BREAKDOWNS, TIME_DIMENSIONS, dimension
 from .results import MainStats, QueryResult, Record, Report, Result, Table
 from .sql import Sql
-from .stored import LiveCache, SessionRows, gather
+from .stored import LiveCache, SessionRows, discard_unreadable, for_query
 
 if TYPE_CHECKING:
     from ..buffer import EventBuffer
@@ -47,8 +43,7 @@ if TYPE_CHECKING:
 __all__ = ["DateRange", "MainStats", "Queries", "Query", "QueryResult", "Record", "Report", "Result",
            "Table", "bucket_labels"]
 
-_MICROSECOND = timedelta(microseconds=1)
-log = logging.getLogger("mallard.queries")
+
 
 
 def _utcnow() -> datetime:
@@ -347,18 +342,18 @@ class Queries:
             src, src_params = reader.source()
             rows = self._session_rows(reader, plan, stored=True)
             compiled = build_sql(plan, source=Sql(src, tuple(src_params)),
-                                 sessions=None if rows is None else rows.relation(self._view(rows)))
+                                 sessions=None if rows is None else rows.relation())
             try:
                 table = reader.execute(compiled.sql.text, compiled.sql.params)
             except (duckdb.Error, StorageError):
-                if rows is None or not rows.files or not self._discard_unreadable(rows.files):
+                if rows is None or not rows.files or not discard_unreadable(self._store, rows.files):
                     raise
                 # A stored sessions file could not be read: the answer is computed from events, and
                 # the file (derived data) is deleted for maintenance to build it again.
                 rows = self._session_rows(reader, plan, stored=False)
                 assert rows is not None
                 compiled = build_sql(plan, source=Sql(src, tuple(src_params)),
-                                     sessions=rows.relation(self._view(rows)))
+                                     sessions=rows.relation())
                 table = reader.execute(compiled.sql.text, compiled.sql.params)
         columns = [table.column(i).to_pylist() for i in range(table.num_columns)]
         return list(zip(*columns, strict=True)) if columns else []
@@ -368,28 +363,8 @@ class Queries:
         if plan.sessions is None:
             return None
         lower, upper = plan.bounds
-        rows = gather(self._store, self._reader, plan.site_id, lower.date(),
-                      (upper - _MICROSECOND).date(), self._gap, buffered=reader.buffered_dates(),
-                      overlap=plan.sessions.overlap, cache=self._live, stored=stored)
-        if rows.live is not None:
-            reader.register(self._view(rows), rows.live)
-        return rows
-
-    @staticmethod
-    def _view(rows: SessionRows) -> str:
-        """The name under which the computed part of ``rows`` is registered."""
-        return f"__mallard_sessions_{id(rows)}"
-
-    def _discard_unreadable(self, files: Sequence[str]) -> bool:
-        """Delete (read-only: skip) the stored sessions files that cannot be read; whether any was."""
-        bad = [f for f in files if not _readable(f)]
-        for path in bad:
-            log.warning("stored sessions file %s is unreadable: %s", path,
-                        "skipped" if self._store.read_only else "deleted, to be built again")
-            if not self._store.read_only:
-                with contextlib.suppress(OSError):
-                    os.unlink(path)
-        return bool(bad)
+        return for_query(self._store, self._reader, reader, plan.site_id, lower, upper, self._gap,
+                         overlap=plan.sessions.overlap, cache=self._live, stored=stored)
 
     def _zero_fill(self, query: Query, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         from .registry import METRICS
@@ -429,16 +404,6 @@ class Queries:
             table = reader.execute(sql.text, sql.params)
         rows = table.to_pylist()
         return Table(tuple(columns), rows, rng.to_dict())
-
-
-def _readable(path: str) -> bool:
-    try:
-        pq.read_table(path)
-    except FileNotFoundError:
-        return True  # replaced by a newer build meanwhile: not damaged
-    except Exception:  # any failure to decode is damage
-        return False
-    return True
 
 
 def _conditions(query: Query) -> list[Any]:

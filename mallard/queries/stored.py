@@ -14,7 +14,9 @@ still touches that end, so the rows are exact (a session may last longer than a 
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -26,6 +28,7 @@ from typing import TYPE_CHECKING, Final
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from . import sessions as _sessions
 from .sql import Sql, with_ctes
@@ -34,11 +37,13 @@ if TYPE_CHECKING:
     from ..store import Store
     from ..store.reader import Reader
 
-__all__ = ["BuildPass", "Computed", "LiveCache", "SessionRows", "build", "build_settled", "compute", "gather"]
+__all__ = ["BuildPass", "Computed", "LiveCache", "SessionRows", "build", "build_settled", "compute",
+           "discard_unreadable", "for_query", "gather"]
 
 log = logging.getLogger("mallard.queries")
 
 _DAY: Final = timedelta(days=1)
+_MICROSECOND: Final = timedelta(microseconds=1)
 _MIDNIGHT: Final = datetime.min.time()
 #: How many days before today a day's events are settled enough to store its sessions: a day's sessions
 #: read the next day's events, which take new events until it ends (plus late ones, caught by the
@@ -60,14 +65,19 @@ class SessionRows:
     live: pa.Table | None
     live_days: frozenset[date]
 
-    def relation(self, view: str) -> Sql:
-        """SQL of the union (``view`` names :attr:`live`, registered by the caller)."""
+    @property
+    def view(self) -> str:
+        """The name under which :attr:`live` is registered for a statement."""
+        return f"__mallard_sessions_{id(self)}"
+
+    def relation(self) -> Sql:
+        """SQL of the union (:attr:`live` registered as :attr:`view` by the caller)."""
         parts = [Sql(f"SELECT {_EMPTY}")]
         if self.files:
             parts.append(Sql("SELECT * EXCLUDE (site_id, date) FROM read_parquet(?, "
                              "hive_partitioning=true, hive_types_autocast=false)", (list(self.files),)))
         if self.live is not None and self.live.num_rows:
-            parts.append(Sql(f"SELECT * FROM {view}"))
+            parts.append(Sql(f"SELECT * FROM {self.view}"))
         return Sql.join(parts, " UNION ALL BY NAME ")
 
 
@@ -121,6 +131,41 @@ def gather(store: Store, reading: Reading, site: str, first: date, last: date, g
                 cache.put(cache_key, done, held)
         table = done.table
     return SessionRows(tuple(files), table, frozenset(live))
+
+
+def for_query(store: Store, reading: Reading, reader: Reader, site: str, lower: datetime,
+              upper: datetime, gap_seconds: int, *, overlap: bool, cache: LiveCache | None,
+              stored: bool = True) -> SessionRows:
+    """:func:`gather` for a query over the naive UTC bounds ``[lower, upper)`` read by ``reader``
+    (whose buffered rows count), the computed part registered on ``reader``."""
+    rows = gather(store, reading, site, lower.date(), (upper - _MICROSECOND).date(), gap_seconds,
+                  buffered=reader.buffered_dates(), overlap=overlap, cache=cache, stored=stored)
+    if rows.live is not None:
+        reader.register(rows.view, rows.live)
+    return rows
+
+
+def discard_unreadable(store: Store, files: Iterable[str]) -> bool:
+    """Delete the stored sessions ``files`` that cannot be read (a read-only store only reports them:
+    queries skip them by computing every day); whether any was unreadable."""
+    bad = [f for f in files if not _readable(f)]
+    for path in bad:
+        log.warning("stored sessions file %s is unreadable: %s", path,
+                    "skipped" if store.read_only else "deleted, to be built again")
+        if not store.read_only:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+    return bool(bad)
+
+
+def _readable(path: str) -> bool:
+    try:
+        pq.read_table(path)
+    except FileNotFoundError:
+        return True  # replaced by a newer build meanwhile: not damaged
+    except Exception:  # any failure to decode is damage
+        return False
+    return True
 
 
 class LiveCache:

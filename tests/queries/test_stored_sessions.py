@@ -145,18 +145,17 @@ def _rows_by_definition(store: Store) -> list[tuple[Any, ...]]:
 
 def _rows_gathered(store: Store) -> tuple[list[tuple[Any, ...]], stored.SessionRows]:
     got = stored.gather(store, store.reading, SITE, FIRST, LAST, GAP_S)
-    view = "__test_live"
     con = store.connection()
     if got.live is not None:
-        con.register(view, got.live)
+        con.register(got.view, got.live)
     try:
-        rel = got.relation(view)
+        rel = got.relation()
         cols = ", ".join(COLUMNS)
         sql = Sql(f"SELECT {cols} FROM (") + rel + ") ORDER BY ALL"
         rows = [tuple(r) for r in con.execute(sql.text, sql.params).fetchall()]
     finally:
         if got.live is not None:
-            con.unregister(view)
+            con.unregister(got.view)
     return rows, got
 
 
