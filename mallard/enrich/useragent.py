@@ -167,6 +167,12 @@ def _agent(extractors: _Extractors, user_agent: str) -> Agent:
         dev = extractors.device(user_agent) or None
     except Exception:  # a parser bug must not cost the event
         return Agent(None, None, None, None, None, is_bot(user_agent))
+    return _agent_of(user_agent, ua, os, dev, is_bot)
+
+
+def _agent_of(user_agent: str, ua: Any, os: Any, dev: Any, bot_check: Callable[[str], bool]) -> Agent:
+    """The :class:`Agent` of ua-parser's user-agent, OS and device results (each None when unknown);
+    ``bot_check`` runs only when the device family does not already say Spider."""
     browser = version = os_name = os_version = None
     if ua is not None and ua.family != "Other":
         browser = _BROWSERS.get(ua.family, ua.family)
@@ -175,7 +181,7 @@ def _agent(extractors: _Extractors, user_agent: str) -> Agent:
         os_name = _OSES.get(os.family, os.family)
         os_version = _version(os.major, os.minor, os.patch, os.patch_minor)
     family = dev.family if dev is not None else ""
-    bot = family == "Spider" or is_bot(user_agent)
+    bot = family == "Spider" or bot_check(user_agent)
     return Agent(browser, version, os_name, os_version,
                  _device_from_ua(user_agent, os_name, family), bot)
 

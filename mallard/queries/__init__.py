@@ -340,21 +340,21 @@ class Queries:
         first, last = query.date_range.partition_dates()
         with self._reader(query.site_id, first, last) as reader:
             src, src_params = reader.source()
-            rows = self._session_rows(reader, plan, stored=True)
-            compiled = build_sql(plan, source=Sql(src, tuple(src_params)),
-                                 sessions=None if rows is None else rows.relation())
-            try:
-                table = reader.execute(compiled.sql.text, compiled.sql.params)
-            except (duckdb.Error, StorageError):
-                if rows is None or not rows.files or not discard_unreadable(self._store, rows.files):
-                    raise
-                # A stored sessions file could not be read: the answer is computed from events, and
-                # the file (derived data) is deleted for maintenance to build it again.
-                rows = self._session_rows(reader, plan, stored=False)
-                assert rows is not None
-                compiled = build_sql(plan, source=Sql(src, tuple(src_params)),
-                                     sessions=rows.relation())
-                table = reader.execute(compiled.sql.text, compiled.sql.params)
+            source = Sql(src, tuple(src_params))
+            for stored in (True, False):
+                rows = self._session_rows(reader, plan, stored=stored)
+                compiled = build_sql(plan, source=source,
+                                     sessions=None if rows is None else rows.relation())
+                try:
+                    table = reader.execute(compiled.sql.text, compiled.sql.params)
+                    break
+                except (duckdb.Error, StorageError):
+                    # A stored sessions file could not be read: answer again with every session
+                    # computed from events; the file (derived data) is deleted for maintenance to
+                    # build it again.
+                    if not stored or rows is None or not rows.files or not discard_unreadable(
+                            self._store, rows.files):
+                        raise
         columns = [table.column(i).to_pylist() for i in range(table.num_columns)]
         return list(zip(*columns, strict=True)) if columns else []
 

@@ -24,12 +24,13 @@ from collections.abc import Callable, Collection, Hashable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ..store.sessions import fingerprint
 from . import sessions as _sessions
 from .sql import Sql, with_ctes
 
@@ -108,22 +109,17 @@ def gather(store: Store, reading: Reading, site: str, first: date, last: date, g
         wanted |= {d for d, p in listing.items() if d < first and p.last >= first}
     files: list[str] = []
     live: set[date] = set()
-    event_files: dict[tuple[date, date], list[str]] = {}
     for day in sorted(wanted):
         part = listing.get(day)
-        if part is not None and not any(part.first <= d <= part.last for d in held):
-            key = (part.first, part.last)
-            if key not in event_files:
-                event_files[key] = store.lake.files(site, part.first, part.last)
-            if store.session_files.fresh(part, event_files[key], gap_seconds):
-                files.append(part.path)
-                continue
-        live.add(day)
+        if part is not None and _unchanged(store, site, part, gap_seconds, held):
+            files.append(part.path)
+        else:
+            live.add(day)
     table = None
     if live:
         reach = _midnight(first) if overlap else None
         cache_key = (site, frozenset(live), reach, frozenset(wanted - live), gap_seconds)
-        done = cache.get(cache_key, store, held) if cache is not None else None
+        done = cache.get(cache_key, store, gap_seconds, held) if cache is not None else None
         if done is None:
             done = compute(store, reading, site, live, gap_seconds, held=held, reach=reach,
                            exclude=frozenset(wanted - live))
@@ -178,20 +174,17 @@ class LiveCache:
         self._items: OrderedDict[Hashable, Computed] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: Hashable, store: Store, held: set[date]) -> Computed | None:
+    def get(self, key: Hashable, store: Store, gap_seconds: int, held: set[date]) -> Computed | None:
         with self._lock:
             done = self._items.get(key)
-        if done is None or any(done.first <= d <= done.last for d in held):
-            return None
-        site = key[0] if isinstance(key, tuple) else None
-        if sorted(store.lake.files(site, done.first, done.last)) != sorted(done.files):
+        if done is None or not _unchanged(store, done.site_id, done, gap_seconds, held):
             return None
         with self._lock:
             self._items.move_to_end(key)
         return done
 
     def put(self, key: Hashable, done: Computed, held: set[date]) -> None:
-        if any(done.first <= d <= done.last for d in held):
+        if _holds(done.first, done.last, held):
             return  # buffered events were read: they are flushed (as new files) or gone soon
         with self._lock:
             self._items[key] = done
@@ -205,9 +198,35 @@ class Computed:
     """Session rows computed from events, and what they depend on."""
 
     table: pa.Table
+    site_id: str
     first: date  # the days of events the rows depend on: [first, last]
     last: date
     files: tuple[str, ...]  # the lake files of those days the computation saw
+    fingerprint: str  # of those files and the session window (as a stored partition's)
+
+
+class _Derived(Protocol):
+    """Rows derived from the lake files of the days ``[first, last]`` (a stored partition, a
+    computation kept in memory)."""
+
+    @property
+    def first(self) -> date: ...
+    @property
+    def last(self) -> date: ...
+    @property
+    def fingerprint(self) -> str: ...
+
+
+def _unchanged(store: Store, site: str, rows: _Derived, gap_seconds: int,
+               held: Iterable[date] = ()) -> bool:
+    """The one freshness rule: ``rows`` may be served while the lake files of their days are those
+    they were derived from (same fingerprint) and no buffered event (``held``) falls on those days."""
+    return not _holds(rows.first, rows.last, held) and fingerprint(
+        store.lake.files(site, rows.first, rows.last), gap_seconds) == rows.fingerprint
+
+
+def _holds(first: date, last: date, held: Iterable[date]) -> bool:
+    return any(first <= d <= last for d in held)
 
 
 def compute(store: Store, reading: Reading, site: str, days: set[date], gap_seconds: int, *,
@@ -240,8 +259,10 @@ def compute(store: Store, reading: Reading, site: str, days: set[date], gap_seco
     if ends is not None and ends >= end - gap:
         # A session touches the window's end: an event the next day would extend it, so the rows
         # depend on that day's files too (none when the run started, or it would have been read).
-        return Computed(table, start.date(), end.date(), (*files, *after))
-    return Computed(table, start.date(), (end - _DAY).date(), files)
+        last, files = end.date(), (*files, *after)
+    else:
+        last = (end - _DAY).date()
+    return Computed(table, site, start.date(), last, files, fingerprint(files, gap_seconds))
 
 
 def _last_end(table: pa.Table) -> datetime | None:
@@ -322,8 +343,7 @@ def build_settled(store: Store, gap_seconds: int, *, today: date | None = None,
                 if candidates is not None and day not in candidates.get(s, ()):
                     continue
                 part = listing.get(day)
-                if part is not None and store.session_files.fresh(
-                        part, store.lake.files(s, part.first, part.last), gap_seconds):
+                if part is not None and _unchanged(store, s, part, gap_seconds):
                     continue
                 if time.monotonic() > deadline:
                     done.complete = False

@@ -4,11 +4,10 @@ One row per session, in the partition of the UTC day the session starts on (the 
 :mod:`mallard.queries.sessions`). A partition's file is derived from the event files of a window of
 days around it, and its name records which: ``<fingerprint>.<first day>.<last day>.parquet``, where the
 fingerprint hashes the names of the event files of the days ``[first, last]`` at build time (and the
-session window). Event file
-names are unique per write, so any change to those days (a flush, a late event, a compaction, an
-erasure, retention) gives another fingerprint: a reader recomputes it from the current listing and
-serves the file only when the two agree (:meth:`SessionFiles.fresh`). This module knows paths and
-names; what a session is, and when a partition is built, belong to the queries.
+session window). Event file names are unique per write, so any change to those days (a flush, a late
+event, a compaction, an erasure, retention) gives another fingerprint: a reader recomputes it from the
+current listing and serves the file only when the two agree (:mod:`mallard.queries.stored`). This
+module knows paths and names; what a session is, and when a partition is built, belong to the queries.
 """
 
 from __future__ import annotations
@@ -96,11 +95,6 @@ class SessionFiles:
                 if day not in out or os.path.getmtime(part.path) >= os.path.getmtime(out[day].path):
                     out[day] = part
         return out
-
-    def fresh(self, part: SessionPartition, event_files: Iterable[str], gap_seconds: int) -> bool:
-        """Whether ``part`` was built from exactly ``event_files`` (the files of its days now) with a
-        session window of ``gap_seconds``."""
-        return fingerprint(event_files, gap_seconds) == part.fingerprint
 
     def publish(self, site_id: str, day: date, table: pa.Table, event_files: Iterable[str],
                 first: date, last: date, gap_seconds: int) -> SessionPartition | None:

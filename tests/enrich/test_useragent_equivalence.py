@@ -25,15 +25,7 @@ from ua_parser.core import Domain
 from ua_parser.loaders import load_builtins
 
 from mallard.enrich import bots
-from mallard.enrich.useragent import (
-    _BROWSERS,
-    _OSES,
-    UNKNOWN_AGENT,
-    Agent,
-    AgentParser,
-    _device_from_ua,
-    _version,
-)
+from mallard.enrich.useragent import UNKNOWN_AGENT, Agent, AgentParser, _agent_of
 from tests.strategies import SAMPLE_USER_AGENTS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,18 +56,9 @@ class _OldParser:
         if not user_agent:
             return UNKNOWN_AGENT
         result = self._resolver(user_agent, Domain.ALL)
-        ua, os, dev = result.user_agent, result.os, result.device
-        browser = version = os_name = os_version = None
-        if ua is not None and ua.family != "Other":
-            browser = _BROWSERS.get(ua.family, ua.family)
-            version = _version(ua.major, ua.minor)
-        if os is not None and os.family != "Other":
-            os_name = _OSES.get(os.family, os.family)
-            os_version = _version(os.major, os.minor, os.patch, os.patch_minor)
-        family = dev.family if dev is not None else ""
-        bot = family == "Spider" or _old_is_bot(user_agent)
-        return Agent(browser, version, os_name, os_version,
-                     _device_from_ua(user_agent, os_name, family), bot)
+        # The mapping of parsed parts to an Agent is unchanged and shared; the parsing (one Resolver
+        # over all domains) and the bot check are the old ones.
+        return _agent_of(user_agent, result.user_agent, result.os, result.device, _old_is_bot)
 
 
 EDGE_CASES = (
