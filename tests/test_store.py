@@ -29,6 +29,7 @@ import mallard
 from mallard import EventBuffer, StorageError, Store
 from mallard.events import COLUMN_NAMES, COLUMNS, Event
 from mallard.store.lake import Lake, partitions
+from mallard.store.spool import Spool, encode
 
 from .concurrency import Progress, offer_until
 from .factories import BASE_TIME, full_event, make_event, make_events
@@ -726,6 +727,31 @@ def test_recovery_leaves_the_commit_record_of_a_live_process_alone(store: Store)
     assert buf.close(1)
     assert count(store) == 8
     assert list(store.spool_dir.iterdir()) == []
+
+
+def test_recovery_removes_the_half_written_commit_record_of_a_killed_writer(store: Store) -> None:
+    """A writer killed between writing its commit record and renaming it leaves ``.commit.tmp``: the
+    publish never happened, so its segment is replayed and the stale record deleted; a live writer's
+    record in the same state is left alone."""
+    dead = "vm-4242-abcdef"
+    (store.spool_dir / f"{dead}.0").write_bytes(b"".join(encode(e) for e in make_events(3)))
+    (store.spool_dir / f".{dead}.commit.tmp").write_bytes(b'{"segments": ["vm-42')  # cut short
+    (store.spool_dir / f".{dead}.0.recovered.commit.tmp").write_bytes(b"")
+    live = Spool(store.spool_dir)  # another process, alive: it holds the lock of its segment
+    try:
+        live.append(make_event())
+        [segment] = [p.name for p in store.spool_dir.iterdir() if p.name[0] != "." and dead not in p.name]
+        live_tmp = store.spool_dir / f".{segment.rsplit('.', 1)[0]}.commit.tmp"
+        live_tmp.write_bytes(b"{")
+        other = Store(store.data_dir)
+        try:
+            assert other.recover() == 3
+        finally:
+            other.close()
+        assert sorted(p.name for p in store.spool_dir.glob(".*")) == [live_tmp.name]
+        assert count(store) == 3
+    finally:
+        live.close()
 
 
 @given(st.lists(st.tuples(st.sampled_from(["a", "b", "c:d"]),

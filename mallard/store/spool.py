@@ -21,9 +21,11 @@ of replaying them.
 from __future__ import annotations
 
 import fcntl
+import glob
 import logging
 import mmap
 import os
+import re
 import secrets
 import socket
 import threading
@@ -293,6 +295,7 @@ def finish_commits(directory: Path) -> int:
     """Complete publishes interrupted by a crash: rename the temporary files still in place and delete
     the segments, whose events are then in the lake. Records of live processes (their segments are
     locked) are left alone. Returns the number of records completed."""
+    _remove_unfinished_records(directory)
     done = 0
     for record in sorted(directory.glob(".*.commit")):
         try:
@@ -328,6 +331,38 @@ def finish_commits(directory: Path) -> int:
             for fd in fds:
                 os.close(fd)
     return done
+
+
+_WRITER: Final = re.compile(r"\.(.+?-\d+-[0-9a-f]{6})\.")
+
+
+def _remove_unfinished_records(directory: Path) -> None:
+    """Delete the ``.commit.tmp`` of writers that are gone (killed between writing and renaming it).
+
+    The rename had not happened, so neither had the publish: the segments are replayed as orphans and
+    the half-written record means nothing. A writer writes its record while it holds the locks of the
+    segments it names, so a record whose writer has no locked segment left is stale. (Replay records
+    are written under the recovery lock the caller holds, so a leftover one is always stale.)"""
+    for tmp in directory.glob(".*.commit.tmp"):
+        writer = _WRITER.match(tmp.name)
+        replay = tmp.name.endswith(".recovered.commit.tmp")
+        if writer is None or replay or not _locked_by(directory, writer[1]):
+            tmp.unlink(missing_ok=True)
+
+
+def _locked_by(directory: Path, writer: str) -> bool:
+    """Whether a live process holds the lock of a segment of ``writer`` (``<host>-<pid>-<token>``)."""
+    for segment in directory.glob(f"{glob.escape(writer)}.*"):
+        try:
+            fd = os.open(segment, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue
+        try:
+            if not _lock(fd):
+                return True
+        finally:
+            os.close(fd)
+    return False
 
 
 def orphans(directory: Path) -> Iterator[Orphan]:

@@ -142,7 +142,9 @@ def test_dashboard_asks_little_and_loads_below_the_fold_when_shown(host: Live, p
     for title in ("Flow", "Funnel", "Retention"):
         panel = page.locator("section.panel", has=page.get_by_role("heading", name=title, exact=True))
         panel.scroll_into_view_if_needed()
-    eventually(lambda: all(any(p in u for u in asked) for p in LAZY))
+    # Playwright delivers page events only while the test is inside a Playwright call: wait in one.
+    page.wait_for_function("() => !document.querySelector('#app [aria-busy=\"true\"]')")
+    assert all(any(p in u for u in asked) for p in LAZY), asked
     assert not [u for u in asked if "breakdown/entry-pages" in u]
-    page.get_by_role("tab", name="Entry pages").click()
-    eventually(lambda: any("api/stats/breakdown/entry-pages" in u for u in asked))
+    with page.expect_request(lambda r: "api/stats/breakdown/entry-pages" in r.url, timeout=20_000):
+        page.get_by_role("tab", name="Entry pages").click()
