@@ -12,9 +12,9 @@ exit pages, referrers, UTM, regions, cities, OS, devices) are timed too, one cli
 
 The whole set runs twice: unfiltered, and filtered by a visit attribute (``visit:source is Google``).
 
-Before timing, the lake's sessions are stored (``Mallard.build_sessions()``, as a server's maintenance
-does; cached with the lake) and the time it took and the sessions' bytes next to the events' are printed.
-``--raw`` removes them first, to time mallard computing every session from events as before.
+Before timing, the lake's sessions and rollups are stored (``Mallard.build_sessions()``, as a server's
+maintenance does; cached with the lake) and the time it took and their bytes next to the events' are
+printed. ``--raw`` removes them first, to time mallard computing everything from events as before.
 
 ClickHouse computes the same figures from the raw events, written independently from mallard's
 definitions (``mallard/queries/registry.py``, ``sessions.py`` and docs/storage.md#sessions): sessions of
@@ -244,10 +244,11 @@ def main(argv: list[str] | None = None) -> int:
         manifest = generate.generate(path, events=generate.parse_count(label), days=DAYS, sites=1,
                                      seed=args.seed)
         built = time.perf_counter() - t
-        sessions_dir = path / "sessions"
+        sessions_dir, rollups_dir = path / "sessions", path / "rollups"
         if args.raw:
             shutil.rmtree(sessions_dir, ignore_errors=True)
-            stored_note = "sessions not stored (--raw)"
+            shutil.rmtree(rollups_dir, ignore_errors=True)
+            stored_note = "sessions and rollups not stored (--raw)"
         else:
             t = time.perf_counter()
             m = mallard.Mallard(data_dir=path)  # not started: no buffer, no maintenance thread
@@ -255,9 +256,8 @@ def main(argv: list[str] | None = None) -> int:
                 days = m.build_sessions(budget_secs=math.inf)
             finally:
                 m.close()
-            stored_bytes = sum(f.stat().st_size for f in sessions_dir.rglob("*.parquet"))
-            stored_note = (f"sessions of {days} day(s) stored in {time.perf_counter() - t:.1f} s, "
-                           f"{stored_bytes:,} bytes")
+            stored_note = (f"sessions and rollups of {days} day(s) stored in "
+                           f"{time.perf_counter() - t:.1f} s")
         site, end = manifest["dominant_site"], date.fromisoformat(manifest["end_date"])
         start = end - timedelta(days=VIEW_DAYS - 1)
         rng = {"start_date": start.isoformat(), "end_date": end.isoformat()}
@@ -269,8 +269,10 @@ def main(argv: list[str] | None = None) -> int:
               f"({manifest['files']} files, {size:,} bytes of Parquet; lake ready in {built:.1f} s); "
               f"view {start}..{end}: {in_view:,} events", flush=True)
         if not args.raw:
-            stored_bytes = sum(f.stat().st_size for f in sessions_dir.rglob("*.parquet"))
-            stored_note += f" ({100 * stored_bytes / size:.1f}% of the events' bytes)"
+            for name, directory in (("sessions", sessions_dir), ("rollups", rollups_dir)):
+                stored_bytes = sum(f.stat().st_size for f in directory.rglob("*.parquet"))
+                stored_note += (f"; {name} {stored_bytes:,} bytes ({100 * stored_bytes / size:.1f}% of "
+                                "the events' bytes)")
         print(f"   {stored_note}", flush=True)
         lo = datetime.combine(start, datetime.min.time())
         hi = datetime.combine(end, datetime.min.time()) + timedelta(days=1)

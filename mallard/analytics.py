@@ -477,10 +477,10 @@ class Mallard:
                                       site_id=site, day=day) for site, day in touched)
 
     def build_sessions(self, *, budget_secs: float = 600.0) -> int:
-        """Store the sessions of every settled day (two days old, UTC) whose events changed since they
-        were stored, oldest first, for at most ``budget_secs`` (see docs/storage.md). Returns the
-        number of days built. Maintenance runs it after compaction; queries compute the days not
-        stored yet from events, so this only makes them faster."""
+        """Store the sessions and the rollups of every settled day (two days old, UTC) whose events
+        changed since they were stored, oldest first, for at most ``budget_secs`` (see
+        docs/storage.md). Returns the number of days built. Maintenance runs it after compaction;
+        queries compute the days not stored yet from events, so this only makes them faster."""
         from .queries.stored import build_settled
 
         return build_settled(self.store, self.settings.session_window_minutes * 60,

@@ -93,7 +93,7 @@ def cmd_compact(args: argparse.Namespace) -> int:
     with _mallard(args) as m:
         before = {q.file for q in m.store.quarantined()[1]}
         print(f"compacted {m.compact()} partition(s)")
-        print(f"stored the sessions of {m.build_sessions(budget_secs=math.inf)} day(s)")
+        print(f"stored the sessions and rollups of {m.build_sessions(budget_secs=math.inf)} day(s)")
         for q in m.store.quarantined()[1]:
             if q.file not in before:
                 print(f"quarantined {q.file}: {q.reason}")

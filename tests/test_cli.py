@@ -164,7 +164,8 @@ def test_password_and_keys_commands(tmp_path: Path) -> None:
 
 
 def test_compact_stores_the_sessions_of_settled_days(tmp_path: Path) -> None:
-    """``mallard compact`` stores the sessions of days two days old or more; answers stay the same."""
+    """``mallard compact`` stores the sessions and rollups of days two days old or more; answers stay
+    the same."""
     with mallard.Mallard(data_dir=tmp_path) as m:
         for day, minute in ((10, 0), (10, 20), (11, 5), (12, 50)):
             m.track("pageview", site="cli.example", url=f"https://cli.example/d{day}", ip="192.0.2.7",
@@ -174,10 +175,11 @@ def test_compact_stores_the_sessions_of_settled_days(tmp_path: Path) -> None:
     before = json.loads(run(*args).stdout)
     out = run("compact", "--data-dir", str(tmp_path))
     assert out.returncode == 0, out.stderr
-    assert "stored the sessions of 3 day(s)" in out.stdout
-    assert sorted(p.name for p in (tmp_path / "sessions" / "site_id=cli.example").iterdir()) == [
-        "date=2024-03-10", "date=2024-03-11", "date=2024-03-12"]
+    assert "stored the sessions and rollups of 3 day(s)" in out.stdout
+    for relation in ("sessions", "rollups"):
+        assert sorted(p.name for p in (tmp_path / relation / "site_id=cli.example").iterdir()) == [
+            "date=2024-03-10", "date=2024-03-11", "date=2024-03-12"]
     after = json.loads(run(*args).stdout)
     assert after == before and after["total_sessions"] == 3
     again = run("compact", "--data-dir", str(tmp_path))
-    assert "stored the sessions of 0 day(s)" in again.stdout  # fresh: nothing to rebuild
+    assert "stored the sessions and rollups of 0 day(s)" in again.stdout  # fresh: nothing to rebuild

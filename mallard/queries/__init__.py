@@ -25,14 +25,16 @@ import pyarrow as pa
 from ..errors import InvalidQueryError, StorageError
 from ..events import SITE_ID
 from ..settings import Settings
+from . import rollups
 from .access import Access
 from .buckets import bucket_labels
 from .builder import build_sql
 from .model import Query, build, check_site, parse_query
 from .periods import DateRange, resolve
-from .planner import Plan, plan_query
+from .planner import Plan, plan_query, rolled_dimension, unrolled
 from .registry import BREAKDOWNS, TIME_DIMENSIONS, dimension
 from .results import MainStats, QueryResult, Record, Report, Result, Table
+from .rollups import RollupRows
 from .sql import Sql
 from .stored import LiveCache, SessionRows, discard_unreadable, for_query
 
@@ -336,35 +338,45 @@ class Queries:
                                    view_lock=buffer.view_lock)
 
     def _execute(self, query: Query) -> list[tuple[Any, ...]]:
-        plan = plan_query(query)
         first, last = query.date_range.partition_dates()
         with self._reader(query.site_id, first, last) as reader:
             src, src_params = reader.source()
             source = Sql(src, tuple(src_params))
             for stored in (True, False):
-                rows = self._session_rows(reader, plan, stored=stored)
-                compiled = build_sql(plan, source=source,
-                                     sessions=None if rows is None else rows.relation())
+                plan, derived = plan_query(query), []
                 try:
+                    sessions, rolled = self._derived_rows(reader, plan, stored=stored)
+                    derived = [*(sessions.files if sessions else ()), *(rolled.files if rolled else ())]
+                    if rolled is not None and not rollups.day_local(reader, rolled):
+                        rolled = None  # a visitor id on two days: visitors do not add up
+                    if rolled is None:
+                        plan = unrolled(plan)
+                    compiled = build_sql(plan, source=source,
+                                         sessions=None if sessions is None else sessions.relation(),
+                                         rollups=None if rolled is None else rolled.relation())
                     table = reader.execute(compiled.sql.text, compiled.sql.params)
                     break
                 except (duckdb.Error, StorageError):
-                    # A stored sessions file could not be read: answer again with every session
-                    # computed from events; the file (derived data) is deleted for maintenance to
-                    # build it again.
-                    if not stored or rows is None or not rows.files or not discard_unreadable(
-                            self._store, rows.files):
+                    # A stored sessions or rollup file could not be read: answer again from events;
+                    # the file (derived data) is deleted for maintenance to build it again.
+                    if not stored or not derived or not discard_unreadable(self._store, derived):
                         raise
         columns = [table.column(i).to_pylist() for i in range(table.num_columns)]
         return list(zip(*columns, strict=True)) if columns else []
 
-    def _session_rows(self, reader: Reader, plan: Plan, *, stored: bool) -> SessionRows | None:
-        """The session rows ``plan`` reads (None: none), their computed part registered on ``reader``."""
-        if plan.sessions is None:
-            return None
+    def _derived_rows(self, reader: Reader, plan: Plan, *, stored: bool
+                      ) -> tuple[SessionRows | None, RollupRows | None]:
+        """The session and rollup rows ``plan`` reads (None: none), their computed parts registered on
+        ``reader``."""
         lower, upper = plan.bounds
-        return for_query(self._store, self._reader, reader, plan.site_id, lower, upper, self._gap,
-                         overlap=plan.sessions.overlap, cache=self._live, stored=stored)
+        sessions = rolled = None
+        if plan.sessions is not None:
+            sessions = for_query(self._store, self._reader, reader, plan.site_id, lower, upper, self._gap,
+                                 overlap=plan.sessions.overlap, cache=self._live, stored=stored)
+        if any(p.reads == "rollups" for p in plan.parts):
+            rolled = rollups.for_query(self._store, self._reader, reader, plan.site_id, lower, upper,
+                                       rolled_dimension(plan), cache=self._live, stored=stored)
+        return sessions, rolled
 
     def _zero_fill(self, query: Query, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         from .registry import METRICS

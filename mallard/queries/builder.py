@@ -12,8 +12,9 @@ from typing import Final
 
 from .filters import Condition, compile_condition, compile_tree
 from .model import Query
-from .planner import SESSION_SUMMABLE, Conversion, Part, Plan, plan_query
+from .planner import SESSION_SUMMABLE, Conversion, Part, Plan, plan_query, rolled_dimension
 from .registry import METRICS, Dimension
+from .rollups import METRICS as ROLLED_METRICS
 from .sessions import visitor_key
 from .sql import Sql, with_ctes
 
@@ -29,14 +30,18 @@ class Compiled:
     metrics: tuple[str, ...]
 
 
-def compile_query(q: Query, *, source: Sql, sessions: Sql | None = None) -> Compiled:
-    """The SQL answering ``q`` over ``source`` (a relation with the lake schema) and ``sessions`` (one
-    with the session rows' columns, see stored.py; needed when the plan reads sessions)."""
-    return build_sql(plan_query(q), source=source, sessions=sessions)
+def compile_query(q: Query, *, source: Sql, sessions: Sql | None = None,
+                  rollups: Sql | None = None) -> Compiled:
+    """The SQL answering ``q`` over ``source`` (a relation with the lake schema), ``sessions`` (one
+    with the session rows' columns, see stored.py; needed when the plan reads sessions) and ``rollups``
+    (the rollup rows with their day, see rollups.py; needed when the plan reads them)."""
+    return build_sql(plan_query(q), source=source, sessions=sessions, rollups=rollups)
 
 
-def build_sql(plan: Plan, *, source: Sql, sessions: Sql | None = None) -> Compiled:
-    """The SQL of ``plan`` over ``source`` (a relation with the lake schema) and ``sessions``."""
+def build_sql(plan: Plan, *, source: Sql, sessions: Sql | None = None,
+              rollups: Sql | None = None) -> Compiled:
+    """The SQL of ``plan`` over ``source`` (a relation with the lake schema), ``sessions`` and
+    ``rollups``."""
     lower, upper = plan.bounds
     scoped = Sql("SELECT " + ", ".join(f'"{c}"' for c in plan.columns) + " FROM events "
                  "WHERE site_id = ? AND timestamp >= ? AND timestamp < ?", (plan.site_id, lower, upper))
@@ -45,6 +50,10 @@ def build_sql(plan: Plan, *, source: Sql, sessions: Sql | None = None) -> Compil
         if sessions is None:
             raise ValueError("this plan reads sessions: pass their relation")
         ctes += _sessions_ctes(plan, sessions)
+    if any(p.reads == "rollups" for p in plan.parts):
+        if rollups is None:
+            raise ValueError("this plan reads rollups: pass their relation")
+        ctes.append(("rollups", rollups))
     for part in plan.parts:
         ctes += _part(plan, part)
         if part.name == "ev" and plan.conversion is not None:
@@ -131,6 +140,15 @@ def _part(plan: Plan, part: Part) -> list[tuple[str, Sql]]:
 
         select += [Sql(f"{METRICS[m].expr} AS m_{m}") for m in part.metrics]
         return [("se", "SELECT " + Sql.join(select) + " FROM sessions" + _where(plan, leaf) + group)]
+    if part.reads == "rollups":  # one rolled dimension at most (its rows), else the day's total row
+        rolled = rolled_dimension(plan)
+        select = [(_bucket(plan, "day::TIMESTAMP") if d is None else Sql("value")) + f" AS d{i}"
+                  for i, d in enumerate(plan.dimensions)]
+        select += [Sql(f"{ROLLED_METRICS[m]} AS m_{m}") for m in part.metrics]
+        lower, upper = plan.bounds  # whole UTC days
+        return [("ev", "SELECT " + Sql.join(select) + Sql(
+            " FROM rollups WHERE dimension = ? AND day >= ? AND day < ?",
+            (rolled, lower.date(), upper.date())) + group)]
     where = _where(plan, lambda c: compile_condition(c, _value(c.dimension, part)))
     if part.reads == "sessions":
         # Each session's sums are counted once (on its first visitor id); its visitors are all its ids.

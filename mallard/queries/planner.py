@@ -15,6 +15,9 @@ Relations:
   session (the *session-sums* shortcut: Plausible's reading of the sessions table).
 * ``events_with_session``: the event rows of the range joined once to the session each belongs to (on
   a visitor id and the session's time span), for event metrics by a visit attribute.
+* ``rollups``: per-day totals of the event metrics (rollups.py), for unfiltered event metrics over whole
+  UTC days by at most one dimension an event carries itself. A plan reading them is a proposal: the
+  query reads the events instead (:func:`unrolled`) when the range's visitor ids are not day-local.
 
 When both event and session metrics are asked, the two parts are joined on the dimension values.
 """
@@ -22,7 +25,7 @@ When both event and session metrics are asked, the two parts are joined on the d
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Final, Literal
 
@@ -30,8 +33,10 @@ from ..errors import InvalidQueryError
 from .filters import Condition, Filter, conditions, prune
 from .model import Query
 from .registry import ATTRIBUTION_COLUMNS, METRICS, TIME_DIMENSIONS, Dimension, dimension
+from .rollups import DIMENSIONS as ROLLED_DIMENSIONS
+from .rollups import METRICS as ROLLED_METRICS
 
-Reads = Literal["events", "events_with_session", "sessions"]
+Reads = Literal["events", "events_with_session", "sessions", "rollups"]
 Bucket = Literal["hour", "day", "week", "month"]
 Join = Literal["none", "full_outer_on_dimensions"]
 
@@ -143,6 +148,27 @@ def event_reads(ev_metrics: Sequence[str], used: Sequence[Dimension],
     return "events_with_session"
 
 
+def rolls_up(q: Query, ev_metrics: Sequence[str], plain: Sequence[Dimension], bucket: Bucket | None,
+             bounds: tuple[datetime, datetime]) -> bool:
+    """Whether event metrics can read the per-day rollups: no filter, metrics that add up over days,
+    at most one dimension and it rolled, whole UTC days, and a time bucket (if any) made of them."""
+    return (q.filters is None and bool(ev_metrics) and all(m in ROLLED_METRICS for m in ev_metrics)
+            and len(plain) <= 1 and all(d.name in ROLLED_DIMENSIONS for d in plain)
+            and all(b.time() == datetime.min.time() for b in bounds)
+            and (bucket is None or (bucket != "hour" and q.date_range.tz == "UTC")))
+
+
+def rolled_dimension(plan: Plan) -> str:
+    """The dimension whose rollup rows the plan reads (``''``: the day's totals)."""
+    return next((d.name for d in plan.dimensions if d is not None), "")
+
+
+def unrolled(plan: Plan) -> Plan:
+    """``plan`` with the part reading rollups reading the events instead."""
+    return replace(plan, parts=tuple(replace(p, reads="events") if p.reads == "rollups" else p
+                                     for p in plan.parts))
+
+
 def session_valued(reads: Reads, used: Sequence[Dimension]) -> frozenset[str]:
     """Dimensions (by name) whose value a part reading ``reads`` takes from the session: on sessions,
     every visit dimension (event dimensions become per-session flags); on events joined to their
@@ -248,6 +274,9 @@ def plan_query(q: Query) -> Plan:
     ev_metrics, se_metrics = split_metrics(q.metrics)
     check_session_dimensions(plain, se_metrics)
     reads = event_reads(ev_metrics, used, bucket)
+    bounds = q.date_range.bounds()
+    if reads == "events" and rolls_up(q, ev_metrics, plain, bucket, bounds):
+        reads = "rollups"
 
     ev = None if reads is None else Part("ev", reads, ev_metrics, session_valued(reads, used),
                                          "timestamp")
@@ -256,7 +285,7 @@ def plan_query(q: Query) -> Plan:
     parts = [p for p in (ev, se) if p is not None]
     sessions = sessions_relation(reads, se_metrics, plain, conds)
     return Plan(
-        site_id=q.site_id, bounds=q.date_range.bounds(), tz=q.date_range.tz,
+        site_id=q.site_id, bounds=bounds, tz=q.date_range.tz,
         columns=scan_columns(q, used), sessions=sessions, parts=tuple(parts),
         join="full_outer_on_dimensions" if len(parts) == 2 else "none", dimensions=dims,
         bucket=bucket, filters=q.filters, metrics=q.metrics, conversion=conversion(q, ev),

@@ -2,7 +2,7 @@
 
 A session belongs to the UTC day it starts on, and is computed from all of its events, wherever the
 query's range ends (Plausible's rule: a range's sessions are those that start in it). The rows of a day
-are stored (``sessions/``, see :mod:`mallard.store.sessions`) once its events can no longer change
+are stored (``sessions/``, see :mod:`mallard.store.derived`) once its events can no longer change
 (:func:`build_settled`, run by maintenance and ``mallard compact``); a query reads the stored rows of
 every day whose event files are still the ones they were built from, and computes the others (the open
 tail, days changed since, days with events this process still buffers) from events, in one pass.
@@ -20,7 +20,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Hashable, Iterable
+from collections.abc import Callable, Collection, Hashable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -30,16 +30,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..store.sessions import fingerprint
+from ..store.derived import fingerprint
 from . import sessions as _sessions
 from .sql import Sql, with_ctes
 
 if TYPE_CHECKING:
     from ..store import Store
+    from ..store.derived import DerivedPartition
     from ..store.reader import Reader
 
-__all__ = ["BuildPass", "Computed", "LiveCache", "SessionRows", "build", "build_settled", "compute",
-           "discard_unreadable", "for_query", "gather"]
+__all__ = ["BuildPass", "Computed", "LiveCache", "Reading", "SessionRows", "build", "build_settled",
+           "compute", "discard_unreadable", "for_query", "gather", "split", "unchanged", "union"]
 
 log = logging.getLogger("mallard.queries")
 
@@ -73,13 +74,20 @@ class SessionRows:
 
     def relation(self) -> Sql:
         """SQL of the union (:attr:`live` registered as :attr:`view` by the caller)."""
-        parts = [Sql(f"SELECT {_EMPTY}")]
-        if self.files:
-            parts.append(Sql("SELECT * EXCLUDE (site_id, date) FROM read_parquet(?, "
-                             "hive_partitioning=true, hive_types_autocast=false)", (list(self.files),)))
-        if self.live is not None and self.live.num_rows:
-            parts.append(Sql(f"SELECT * FROM {self.view}"))
-        return Sql.join(parts, " UNION ALL BY NAME ")
+        return union(_EMPTY, "* EXCLUDE (site_id, date)", self.files, self.live, self.view)
+
+
+def union(empty: str, columns: str, files: tuple[str, ...], live: pa.Table | None, view: str) -> Sql:
+    """SQL of a derived relation's rows: ``empty`` (a typed empty SELECT list, which fixes the column
+    types), ``columns`` of the stored ``files`` (hive-partitioned), and ``live`` (registered as
+    ``view``), matched by name."""
+    parts = [Sql(f"SELECT {empty}")]
+    if files:
+        parts.append(Sql(f"SELECT {columns} FROM read_parquet(?, hive_partitioning=true, "
+                         "hive_types_autocast=false)", (list(files),)))
+    if live is not None and live.num_rows:
+        parts.append(Sql(f"SELECT * FROM {view}"))
+    return Sql.join(parts, " UNION ALL BY NAME ")
 
 
 # An empty relation with the stored column types: the union's first member fixes them.
@@ -107,14 +115,7 @@ def gather(store: Store, reading: Reading, site: str, first: date, last: date, g
     wanted = set(_days(first - _DAY, last) if overlap else _days(first, last)) & present
     if overlap:  # sessions of earlier days that reach into the range (longer than a day)
         wanted |= {d for d, p in listing.items() if d < first and p.last >= first}
-    files: list[str] = []
-    live: set[date] = set()
-    for day in sorted(wanted):
-        part = listing.get(day)
-        if part is not None and _unchanged(store, site, part, gap_seconds, held):
-            files.append(part.path)
-        else:
-            live.add(day)
+    files, live = split(store, site, listing, wanted, gap_seconds, held)
     table = None
     if live:
         reach = _midnight(first) if overlap else None
@@ -127,6 +128,21 @@ def gather(store: Store, reading: Reading, site: str, first: date, last: date, g
                 cache.put(cache_key, done, held)
         table = done.table
     return SessionRows(tuple(files), table, frozenset(live))
+
+
+def split(store: Store, site: str, listing: Mapping[date, DerivedPartition], wanted: Iterable[date],
+          version: int, held: Iterable[date]) -> tuple[list[str], set[date]]:
+    """The ``wanted`` days' stored files that are fresh (in ``listing``, :func:`unchanged`), and the
+    days to compute instead."""
+    files: list[str] = []
+    live: set[date] = set()
+    for day in sorted(wanted):
+        part = listing.get(day)
+        if part is not None and unchanged(store, site, part, version, held):
+            files.append(part.path)
+        else:
+            live.add(day)
+    return files, live
 
 
 def for_query(store: Store, reading: Reading, reader: Reader, site: str, lower: datetime,
@@ -174,10 +190,10 @@ class LiveCache:
         self._items: OrderedDict[Hashable, Computed] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: Hashable, store: Store, gap_seconds: int, held: set[date]) -> Computed | None:
+    def get(self, key: Hashable, store: Store, version: int, held: set[date]) -> Computed | None:
         with self._lock:
             done = self._items.get(key)
-        if done is None or not _unchanged(store, done.site_id, done, gap_seconds, held):
+        if done is None or not unchanged(store, done.site_id, done, version, held):
             return None
         with self._lock:
             self._items.move_to_end(key)
@@ -217,12 +233,13 @@ class _Derived(Protocol):
     def fingerprint(self) -> str: ...
 
 
-def _unchanged(store: Store, site: str, rows: _Derived, gap_seconds: int,
-               held: Iterable[date] = ()) -> bool:
+def unchanged(store: Store, site: str, rows: _Derived, version: int,
+              held: Iterable[date] = ()) -> bool:
     """The one freshness rule: ``rows`` may be served while the lake files of their days are those
-    they were derived from (same fingerprint) and no buffered event (``held``) falls on those days."""
+    they were derived from (same fingerprint, with ``version``: the session window for sessions) and
+    no buffered event (``held``) falls on those days."""
     return not _holds(rows.first, rows.last, held) and fingerprint(
-        store.lake.files(site, rows.first, rows.last), gap_seconds) == rows.fingerprint
+        store.lake.files(site, rows.first, rows.last), version) == rows.fingerprint
 
 
 def _holds(first: date, last: date, held: Iterable[date]) -> bool:
@@ -314,13 +331,15 @@ class BuildPass:
 def build_settled(store: Store, gap_seconds: int, *, today: date | None = None,
                   budget_secs: float = 10.0, site: str | None = None,
                   near: Collection[tuple[str, date]] | None = None) -> BuildPass:
-    """Build the stored sessions of every settled day (up to ``today`` − 2, UTC) that has none or a
-    stale one, oldest first, for ``budget_secs`` at most.
+    """Build the stored sessions and rollups (rollups.py) of every settled day (up to ``today`` − 2,
+    UTC) that has none or a stale one, oldest first, for ``budget_secs`` at most.
 
     ``near``: only the days whose sessions can depend on these (site, day) partitions (the day before,
     the day itself and the day after), e.g. those a process just wrote; None: every day. One process
     builds at a time (``state/sessions.lock``); the others return at once (``complete=False``).
     """
+    from . import rollups  # it builds on this module
+
     today = today or datetime.now(UTC).date()
     deadline = time.monotonic() + budget_secs
     done = BuildPass()
@@ -337,17 +356,23 @@ def build_settled(store: Store, gap_seconds: int, *, today: date | None = None,
             store.lake.sites() if candidates is None else sorted(candidates))
         for s in sites:
             listing = store.session_files.listing(s)
+            rolled = store.rollup_files.listing(s)
             for day in store.lake.dates(s):
                 if day > today - timedelta(days=SETTLED_DAYS):
                     break
                 if candidates is not None and day not in candidates.get(s, ()):
                     continue
                 part = listing.get(day)
-                if part is not None and _unchanged(store, s, part, gap_seconds):
+                stale = part is None or not unchanged(store, s, part, gap_seconds)
+                unrolled = not rollups.fresh(store, s, day, rolled)
+                if not (stale or unrolled):
                     continue
                 if time.monotonic() > deadline:
                     done.complete = False
                     return done
-                build(store, s, day, gap_seconds)
+                if stale:
+                    build(store, s, day, gap_seconds)
+                if unrolled:
+                    rollups.build(store, s, day)
                 done.built += 1
     return done

@@ -5,6 +5,8 @@ Layout (see docs/storage.md)::
     events/site_id=<site>/date=<YYYY-MM-DD>/<segment>.parquet   immutable ZSTD Parquet files
     sessions/site_id=<site>/date=<YYYY-MM-DD>/<fingerprint>.<first>.<last>.parquet
                                                                 one row per session, by start day
+    rollups/site_id=<site>/date=<YYYY-MM-DD>/<fingerprint>.<day>.<day>.parquet
+                                                                per-day totals of event metrics
     spool/<host>-<pid>-<token>.<n>                              per-process log of accepted events
     state/                                                      salts, secret, locks, auth state
     quarantine/site_id=<site>/date=<YYYY-MM-DD>/<segment>.parquet   unreadable files moved aside
@@ -30,10 +32,10 @@ import duckdb
 
 from ..errors import QueryTimeoutError, StorageError
 from ..events import SITE_ID, Row
+from .derived import DerivedFiles
 from .lake import Lake, site_of, to_table
 from .quarantine import Bad, Quarantine, QuarantinedFile, is_file_error
 from .reader import BUFFER, PROJECTION, READ_PARQUET, TEMPLATE, TEMPLATE_DDL, Reader
-from .sessions import SessionFiles
 from .spool import Spool, finish_commits, orphans, write_commit
 from .tombstones import Tombstone, Tombstones
 
@@ -123,8 +125,12 @@ class Store:
                                      grace_secs=quarantine_grace_secs, movable=not read_only)
         # The quarantine has the lake's layout: retention and erasure delete its partitions too.
         self._quarantined = Lake(self.data_dir / "quarantine", self.state_dir / "lake.lock")
-        #: The stored sessions relation (derived from events; see :mod:`mallard.store.sessions`).
-        self.session_files = SessionFiles(self.data_dir / "sessions", self.state_dir / "lake.lock")
+        #: The stored sessions relation (derived from events; see :mod:`mallard.store.derived`).
+        self.session_files = DerivedFiles(self.data_dir / "sessions", self.state_dir / "lake.lock",
+                                          delta=("start_time", "duration_us"))
+        #: Per-day totals of the event metrics (see :mod:`mallard.queries.rollups`).
+        self.rollup_files = DerivedFiles(self.data_dir / "rollups", self.state_dir / "lake.lock",
+                                         delta=("visitor_keys.list.element",))
         #: Erasures, so that they also hold against events other processes still buffer or left in
         #: their spools (see :mod:`mallard.store.tombstones`).
         self.tombstones = Tombstones(self.state_dir / "erasures.json")
@@ -400,7 +406,8 @@ class Store:
         cutoff = today - timedelta(days=retention_days + 1)
         self._quarantined.delete_partitions(None, None, cutoff)
         removed = self.lake.delete_partitions(None, None, cutoff)
-        self.session_files.delete(None, None, cutoff)  # after: see SessionFiles.publish
+        for derived in (self.session_files, self.rollup_files):  # after: see DerivedFiles.publish
+            derived.delete(None, None, cutoff)
         return removed
 
     def erase(self, site_id: str, first: date, last: date) -> int:
@@ -410,13 +417,14 @@ class Store:
         against events on their way to the lake: every process drops the events of the range that it
         buffers at its next flush (see :meth:`write_batch`), and the replay of a dead process's spool
         drops those received before the erasure. Quarantined files of the range are deleted too, and
-        so are the stored sessions derived from it. Returns the number of partitions deleted.
+        so are the stored sessions and rollups derived from it. Returns the number of partitions deleted.
         """
         self._writable()
         self.tombstones.add(site_id, first, last)
         self._quarantined.delete_partitions(site_id, first, last)
         removed = self.lake.delete_partitions(site_id, first, last)
-        self.session_files.delete(site_id, first, last)  # after: see SessionFiles.publish
+        for derived in (self.session_files, self.rollup_files):  # after: see DerivedFiles.publish
+            derived.delete(site_id, first, last)
         return removed
 
     def close(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,3 +59,11 @@ def make_queries(tmp_path: Path, open_queries: QueriesFactory) -> Callable[..., 
         return open_queries(data_dir, **kwargs)
 
     return factory
+
+
+@pytest.fixture
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A scratch directory, deleted afterwards (hypothesis examples reuse it: rmtree what you make)."""
+    path = tmp_path_factory.mktemp("work")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)

@@ -25,6 +25,7 @@ from mallard.queries.builder import build_sql
 from mallard.queries.model import build
 from mallard.queries.periods import DateRange
 from mallard.queries.planner import plan_query
+from mallard.queries.rollups import COLUMNS as ROLLUP_COLUMNS
 from mallard.queries.sessions import COLUMNS as SESSION_COLUMNS
 from mallard.queries.sql import Sql
 
@@ -32,12 +33,19 @@ GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("MALLARD_UPDATE_GOLDEN") == "1"
 SOURCE = Sql("SELECT * FROM lake")
 SESSIONS = Sql("SELECT * FROM session_lake")
+ROLLUPS = Sql("SELECT * FROM rollup_lake")
 RANGE = DateRange(date(2024, 5, 1), date(2024, 5, 2), "UTC")
 
 # case name → (what the plan exercises, query arguments)
 CASES: dict[str, dict[str, Any]] = {
-    # event metrics and event dimensions only: one scan, nothing sessionised
+    # unfiltered event metrics by an event dimension over whole days: the per-day rollups
     "event_metrics_only": {"metrics": ["visitors", "pageviews"], "dimensions": ["event:page"]},
+    # a daily series of event metrics (rollups) beside session metrics
+    "rollup_series_and_sessions": {"metrics": ["visitors", "pageviews", "visits"],
+                                   "dimensions": ["time:day"]},
+    # event metrics by an event dimension, filtered: one scan of the events, nothing sessionised
+    "event_metrics_filtered": {"metrics": ["visitors", "pageviews"], "dimensions": ["event:page"],
+                               "filters": [["is", "visit:country", ["DE"]]]},
     # session metrics only: the sessions relation, no event part
     "session_metrics": {"metrics": ["visits", "bounce_rate", "visit_duration", "views_per_visit"]},
     # a visit dimension with event and session metrics: both parts, joined on the dimension
@@ -67,7 +75,7 @@ def render(name: str) -> str:
     args = dict(CASES[name])
     rng = args.pop("range", RANGE)
     query = build("example.com", rng, **args)
-    compiled = build_sql(plan_query(query), source=SOURCE, sessions=SESSIONS)
+    compiled = build_sql(plan_query(query), source=SOURCE, sessions=SESSIONS, rollups=ROLLUPS)
     params = "\n".join(f"--   {p!r}" for p in compiled.sql.params)
     return (f"-- golden SQL of tests/queries/test_golden_sql.py, case {name!r}\n"
             f"-- query: {json.dumps(query.to_json(), sort_keys=True)}\n"
@@ -94,12 +102,15 @@ def test_every_golden_file_has_a_case() -> None:
 def test_golden_sql_runs(name: str) -> None:
     args = dict(CASES[name])
     rng = args.pop("range", RANGE)
-    compiled = build_sql(plan_query(build("example.com", rng, **args)), source=SOURCE, sessions=SESSIONS)
+    compiled = build_sql(plan_query(build("example.com", rng, **args)), source=SOURCE, sessions=SESSIONS,
+                         rollups=ROLLUPS)
     with duckdb.connect() as con:
         con.execute("CREATE TABLE lake (" + ", ".join(f'"{c.name}" {c.sql_type}' for c in COLUMNS)
                     + ")")
         con.execute("CREATE TABLE session_lake (" + ", ".join(
             f'"{c}" {t}' for c, t in SESSION_COLUMNS.items()) + ")")
+        con.execute("CREATE TABLE rollup_lake (day DATE, " + ", ".join(
+            f'"{c}" {t}' for c, t in ROLLUP_COLUMNS.items()) + ")")
         rows = con.execute(compiled.sql.text, compiled.sql.params).fetchall()
     expected_rows = 1 if not args.get("dimensions") else 0  # totals are one row, even when empty
     assert len(rows) == expected_rows

@@ -33,6 +33,7 @@ from mallard.queries.planner import (
     session_valued,
     sessions_relation,
     split_metrics,
+    unrolled,
 )
 from mallard.queries.registry import Dimension, dimension
 
@@ -188,11 +189,41 @@ def test_only_a_lone_time_dimension_is_zero_filled() -> None:
 
 # -- whole plans ----------------------------------------------------------------------------------
 def test_event_metrics_by_event_dimensions_are_not_sessionised() -> None:
-    plan = plan_query(q(metrics=["visitors", "pageviews"], dimensions=["event:page"]))
+    plan = plan_query(q(metrics=["visitors", "pageviews"], dimensions=["event:page"],
+                        filters=[["is", "event:name", ["pageview"]]]))
     assert plan.sessions is None
     assert [(p.name, p.reads) for p in plan.parts] == [("ev", "events")]
     assert plan.join == "none" and not plan.shared_scan and plan.conversion is None
     assert "visitor_id_prev" not in plan.columns
+
+
+@pytest.mark.parametrize("args", [
+    {"metrics": ["visitors", "pageviews"], "dimensions": ["event:page"]},
+    {"metrics": ["visitors", "events", "total_revenue", "views_per_visitor"]},
+    {"metrics": ["visitors"], "dimensions": ["visit:country"]},
+    {"metrics": ["visitors", "pageviews"], "dimensions": ["time:day"]},
+    {"metrics": ["visitors"], "dimensions": ["time:month", "event:name"]},
+])
+def test_unfiltered_event_metrics_over_whole_days_read_the_rollups(args: dict[str, Any]) -> None:
+    plan = plan_query(q(**args))
+    assert [(p.name, p.reads) for p in plan.parts] == [("ev", "rollups")]
+    assert [(p.name, p.reads) for p in unrolled(plan).parts] == [("ev", "events")]
+
+
+@pytest.mark.parametrize("args", [
+    {"metrics": ["visitors"], "filters": [["is", "event:page", ["/"]]]},  # a filter
+    {"metrics": ["visitors"], "dimensions": ["event:page", "event:name"]},  # two dimensions
+    {"metrics": ["visitors"], "dimensions": ["event:props:plan"]},  # not rolled
+    {"metrics": ["visitors"], "dimensions": ["time:hour"]},  # finer than a day
+    {"metrics": ["visitors"], "dimensions": ["time:day"],  # days of another time zone
+     "range": DateRange(date(2024, 5, 1), date(2024, 5, 2), "Europe/Berlin")},
+    {"metrics": ["visitors"], "range": DateRange(date(2024, 5, 1), date(2024, 5, 2), "Asia/Tokyo")},
+    {"metrics": ["visitors", "conversion_rate"]},  # not a sum over days
+])
+def test_other_event_metrics_read_the_events(args: dict[str, Any]) -> None:
+    rng = args.pop("range", RANGE)
+    plan = plan_query(build(SITE, rng, **args))
+    assert all(p.reads != "rollups" for p in plan.parts), plan.parts
 
 
 def test_mixed_metrics_read_both_relations_joined_on_the_dimensions() -> None:

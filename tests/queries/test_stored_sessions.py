@@ -19,7 +19,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -170,13 +169,6 @@ def _check(store: Store, work: Path, step: str, dims: list[str]) -> None:
         raw.close()
     for key in theirs:
         assert mine[key] == theirs[key], f"{step}: {key}"
-
-
-@pytest.fixture
-def workdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    path = tmp_path_factory.mktemp("stored")
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.mark.slow

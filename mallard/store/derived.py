@@ -1,13 +1,15 @@
-"""The stored sessions relation: ``sessions/site_id=<site>/date=<start day>/<name>.parquet``.
+"""Relations derived from the events, stored beside them: ``<root>/site_id=<site>/date=<day>/<name>.parquet``.
 
-One row per session, in the partition of the UTC day the session starts on (the columns are defined by
-:mod:`mallard.queries.sessions`). A partition's file is derived from the event files of a window of
-days around it, and its name records which: ``<fingerprint>.<first day>.<last day>.parquet``, where the
-fingerprint hashes the names of the event files of the days ``[first, last]`` at build time (and the
-session window). Event file names are unique per write, so any change to those days (a flush, a late
-event, a compaction, an erasure, retention) gives another fingerprint: a reader recomputes it from the
-current listing and serves the file only when the two agree (:mod:`mallard.queries.stored`). This
-module knows paths and names; what a session is, and when a partition is built, belong to the queries.
+Two relations use this layout (docs/storage.md): ``sessions/`` (one row per session, in the partition of
+the UTC day it starts on; :mod:`mallard.queries.sessions`) and ``rollups/`` (per-day totals of the event
+metrics; :mod:`mallard.queries.rollups`). A partition's file is derived from the event files of a window of
+days, and its name records which: ``<fingerprint>.<first day>.<last day>.parquet``, where the fingerprint
+hashes the names of the event files of the days ``[first, last]`` at build time (and a number the
+derivation depends on: the session window for sessions, the format version for rollups). Event file names
+are unique per write, so any change to those days (a flush, a late event, a compaction, an erasure,
+retention) gives another fingerprint: a reader recomputes it from the current listing and serves the file
+only when the two agree (:mod:`mallard.queries.stored`). This module knows paths and names; what a row
+means, and when a partition is built, belong to the queries.
 """
 
 from __future__ import annotations
@@ -27,24 +29,26 @@ import pyarrow.parquet as pq
 from ..errors import StorageError
 from .lake import Lake
 
-__all__ = ["SessionFiles", "SessionPartition", "fingerprint"]
+__all__ = ["DerivedFiles", "DerivedPartition", "fingerprint"]
 
 _DAY: Final = timedelta(days=1)
 _NAME: Final = re.compile(r"^([0-9a-f]{32})\.(\d{4}-\d{2}-\d{2})\.(\d{4}-\d{2}-\d{2})\.parquet$")
 
 
-def _encoding(table: pa.Table) -> dict[str, Any]:
-    """Delta-encode the time columns (sorted start times; durations): a third fewer bytes."""
-    delta = [c for c in ("start_time", "duration_us") if c in table.column_names]
-    return {"use_dictionary": [c for c in table.column_names if c not in delta],
-            "column_encoding": dict.fromkeys(delta, "DELTA_BINARY_PACKED")}
+def _encoding(table: pa.Table, delta: tuple[str, ...]) -> dict[str, Any]:
+    """Delta-encode the ``delta`` columns (sorted times, durations, sorted keys: a third fewer bytes),
+    dictionary-encode the others."""
+    present = [c for c in delta if c.split(".")[0] in table.column_names]
+    plain = {c.split(".")[0] for c in present}
+    return {"use_dictionary": [c for c in table.column_names if c not in plain],
+            "column_encoding": dict.fromkeys(present, "DELTA_BINARY_PACKED")}
 
 
-def fingerprint(event_files: Iterable[str], gap_seconds: int) -> str:
-    """A stable hash (32 hex digits) of event file names (each with its partition directory) and of the
-    session window the sessions were computed with."""
+def fingerprint(event_files: Iterable[str], version: int) -> str:
+    """A stable hash (32 hex digits) of event file names (each with its partition directory) and of
+    ``version``, a number the derivation depends on (for sessions, their window in seconds)."""
     h = hashlib.blake2b(digest_size=16)
-    h.update(f"gap={int(gap_seconds)}\0".encode())
+    h.update(f"gap={int(version)}\0".encode())
     for name in sorted(_relative(f) for f in event_files):
         h.update(name.encode())
         h.update(b"\0")
@@ -57,7 +61,7 @@ def _relative(path: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class SessionPartition:
+class DerivedPartition:
     """One built partition: the sessions starting on ``day``, derived from the events of the days
     ``[first, last]`` whose file names hashed to ``fingerprint``."""
 
@@ -69,17 +73,18 @@ class SessionPartition:
     last: date
 
 
-class SessionFiles:
-    """File-level operations on ``sessions/``: listing, atomic publishing, deletion."""
+class DerivedFiles:
+    """File-level operations on one derived relation's root: listing, atomic publishing, deletion."""
 
-    def __init__(self, root: Path, lock_path: Path) -> None:
+    def __init__(self, root: Path, lock_path: Path, *, delta: tuple[str, ...] = ()) -> None:
         self.root = root
+        self._delta = delta  # columns (dotted paths) written with DELTA_BINARY_PACKED
         #: The partition layout and deletion under the lake lock are the lake's.
         self.lake = Lake(root, lock_path)
 
-    def listing(self, site_id: str) -> dict[date, SessionPartition]:
+    def listing(self, site_id: str) -> dict[date, DerivedPartition]:
         """The built partitions of ``site_id`` by start day (the newest file of each)."""
-        out: dict[date, SessionPartition] = {}
+        out: dict[date, DerivedPartition] = {}
         for day in self.lake.dates(site_id):
             directory = self.lake.partition(site_id, day)
             try:
@@ -90,17 +95,16 @@ class SessionFiles:
                 m = _NAME.match(name)
                 if m is None:
                     continue
-                part = SessionPartition(site_id, day, str(directory / name), m.group(1),
+                part = DerivedPartition(site_id, day, str(directory / name), m.group(1),
                                         date.fromisoformat(m.group(2)), date.fromisoformat(m.group(3)))
                 if day not in out or os.path.getmtime(part.path) >= os.path.getmtime(out[day].path):
                     out[day] = part
         return out
 
     def publish(self, site_id: str, day: date, table: pa.Table, event_files: Iterable[str],
-                first: date, last: date, gap_seconds: int) -> SessionPartition | None:
-        """Write the sessions of ``day`` built from ``event_files`` (the files of days
-        ``[first, last]``) with a session window of ``gap_seconds``, then delete the partition's older
-        files.
+                first: date, last: date, version: int) -> DerivedPartition | None:
+        """Write the rows of ``day`` derived from ``event_files`` (the files of days ``[first, last]``)
+        with ``version`` (see :func:`fingerprint`), then delete the partition's older files.
 
         Returns None, writing nothing, when one of ``event_files`` is gone (merged, expired, erased):
         the rows are stale, and if an erasure removed their events they must not reach the disk. The
@@ -109,12 +113,12 @@ class SessionFiles:
         """
         sources = list(event_files)
         directory = self.lake.partition(site_id, day)
-        fp = fingerprint(sources, gap_seconds)
+        fp = fingerprint(sources, version)
         name = f"{fp}.{first.isoformat()}.{last.isoformat()}.parquet"
         tmp = directory / f".{name}.{os.getpid()}.tmp"
         try:
             directory.mkdir(parents=True, exist_ok=True)
-            pq.write_table(table, tmp, compression="zstd", **_encoding(table))
+            pq.write_table(table, tmp, compression="zstd", **_encoding(table, self._delta))
             with self.lake.locked(exclusive=True):
                 if not all(os.path.exists(f) for f in sources):
                     tmp.unlink()
@@ -125,8 +129,8 @@ class SessionFiles:
                         os.unlink(entry.path)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
-            raise StorageError(f"Cannot write sessions under {directory}: {exc}") from exc
-        return SessionPartition(site_id, day, str(directory / name), fp, first, last)
+            raise StorageError(f"Cannot write derived rows under {directory}: {exc}") from exc
+        return DerivedPartition(site_id, day, str(directory / name), fp, first, last)
 
     def delete(self, site_id: str | None, first: date | None, last: date) -> int:
         """Delete the partitions of ``site_id`` (or every site) derived from events dated within

@@ -1,0 +1,224 @@
+"""The per-day rollups (docs/storage.md#rollups) against the same questions answered from raw events.
+
+Generated traffic over five days (daily visitor ids; sometimes an event tracked with another day's
+timestamp, so that one id occurs on two days) is written, its settled days' rollups are stored, then the
+lake changes under them: late events, compaction, erasure. After each step every unfiltered question the
+rollups answer (totals, a daily and a monthly series, every rolled dimension; visitors, pageviews, events,
+revenue, views per visitor) equals plain SQL over the events; when an id occurs on two days of a range
+the rollups are not used for it.
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mallard.events import Event
+from mallard.queries import Queries, rollups, stored
+from mallard.queries.registry import DIMENSIONS
+from mallard.settings import Settings
+from mallard.store import Store
+from mallard.store.reader import READ_PARQUET
+
+SITE = "rollups.test"
+FIRST = date(2024, 4, 28)
+DAYS = [FIRST + timedelta(days=i) for i in range(5)]
+LAST = DAYS[-1]
+TODAY = LAST + timedelta(days=30)  # every day is settled
+RANGES = [(DAYS[0], LAST), (DAYS[1], DAYS[3]), (DAYS[2], DAYS[2])]
+METRICS = ["visitors", "pageviews", "events", "total_revenue", "views_per_visitor"]
+POOLS: dict[str, list[str | None]] = {
+    "pathname": ["/", "/a", "/pricing"], "hostname": ["a.example", None],
+    "browser": ["Chrome", "Firefox", None], "browser_version": ["120.0", None], "os": ["Linux", "iOS"],
+    "os_version": ["17", None], "device_type": ["desktop", "mobile"], "screen_size": ["390", None],
+    "country_code": ["DE", "US", None], "region": ["Bavaria", None], "city": ["Munich", None],
+}
+
+
+@st.composite
+def traffic(draw: st.DrawFn, tag: str) -> list[Event]:
+    """People with a few events each, on their day's id; one in four also has an event on another day
+    under the same id (as an event tracked with a ``timestamp`` of another day is)."""
+    out: list[Event] = []
+    for p in range(draw(st.integers(1, 8))):
+        day = draw(st.sampled_from(DAYS))
+        vid = f"{tag}{p}-{day}"
+        stray = draw(st.sampled_from([None, None, None, *DAYS]))
+        for i in range(draw(st.integers(1, 4))):
+            when = datetime.combine(stray if stray and i == 0 else day, datetime.min.time()) + timedelta(
+                seconds=draw(st.sampled_from([0, 1, 3600, 86_399])))
+            name = draw(st.sampled_from(["pageview", "pageview", "signup"]))
+            attrs = {k: draw(st.sampled_from(v)) for k, v in POOLS.items()}
+            out.append(Event(site_id=SITE, visitor_id=vid, timestamp=when, event_name=name,
+                             revenue_amount=Decimal("4.25") if name == "signup" else None,
+                             **attrs))  # type: ignore[arg-type]
+    return out
+
+
+def _queries(store: Store) -> Queries:
+    return Queries(store, Settings(data_dir=store.data_dir), clock=lambda: datetime(2024, 6, 1))
+
+
+def _from_events(store: Store, lo: date, hi: date, column: str | None, bucket: str | None) -> list[Any]:
+    """The answer by plain SQL over the site's event files."""
+    files = store.lake.files(SITE, None, None)
+    if not files:
+        return []
+    keys = [f"strftime(date_trunc('{bucket}', timestamp), '%Y-%m-%d')"] if bucket else []
+    if column:
+        keys.append(f"coalesce({column}, '(unknown)')")
+    select = ", ".join([*keys, "count(DISTINCT visitor_id)",
+                        "count(*) FILTER (WHERE event_name = 'pageview')", "count(*)", "sum(revenue_amount)",
+                        "coalesce(count(*) FILTER (WHERE event_name = 'pageview') / "
+                        "nullif(count(DISTINCT visitor_id), 0), 0)"])
+    group = f" GROUP BY {', '.join(str(i + 1) for i in range(len(keys)))}" if keys else ""
+    sql = (f"SELECT {select} FROM {READ_PARQUET} WHERE site_id = ? AND timestamp >= ? AND timestamp < ?"
+           + group)
+    lower = datetime.combine(lo, datetime.min.time())
+    upper = datetime.combine(hi + timedelta(days=1), datetime.min.time())
+    rows = store.connection().execute(sql, [files, SITE, lower, upper]).fetchall()
+    return sorted(tuple(r) for r in rows if r[len(keys) + 2])
+
+
+def _answer(q: Queries, lo: date, hi: date, dim: str | None, bucket: str | None) -> list[Any]:
+    dims = ([f"time:{bucket}"] if bucket else []) + ([dim] if dim else [])
+    rows = q.query(SITE, metrics=METRICS, dimensions=dims, start_date=lo, end_date=hi).rows
+    out = [tuple(r[d] for d in dims) + tuple(r[m] for m in METRICS) for r in rows]
+    return sorted(r for r in out if r[len(dims) + 2])  # zero-filled buckets, an empty total: no events
+
+
+def _check(store: Store, step: str) -> None:
+    q = _queries(store)
+    for lo, hi in RANGES:
+        for dim in [None, *rollups.DIMENSIONS]:
+            column = DIMENSIONS[dim].column if dim else None
+            assert _answer(q, lo, hi, dim, None) == _from_events(store, lo, hi, column, None), \
+                f"{step}: {dim} {lo}..{hi}"
+        for bucket in ("day", "month"):
+            assert _answer(q, lo, hi, None, bucket) == _from_events(store, lo, hi, None, bucket), \
+                f"{step}: by {bucket} {lo}..{hi}"
+
+
+def _day_local(store: Store, lo: date, hi: date) -> bool:
+    sql = (f"SELECT count(*) = 0 FROM (SELECT visitor_id FROM {READ_PARQUET} WHERE site_id = ? AND "
+           "timestamp::DATE BETWEEN ? AND ? GROUP BY visitor_id HAVING count(DISTINCT timestamp::DATE) > 1)")
+    files = store.lake.files(SITE, None, None)
+    return not files or bool(store.connection().execute(sql, [files, SITE, lo, hi]).fetchall()[0][0])
+
+
+def _rollup_rows(store: Store, lo: date, hi: date) -> rollups.RollupRows | None:
+    """The rows a query of the visitors by page over [lo, hi] reads (None: it reads the events)."""
+    with store.reading(SITE, lo, hi) as reader:
+        got = rollups.for_query(store, store.reading, reader, SITE, datetime.combine(lo, datetime.min.time()),
+                                datetime.combine(hi + timedelta(days=1), datetime.min.time()), "event:page",
+                                cache=None)
+        return got if got is not None and rollups.day_local(reader, got) else None
+
+
+@pytest.mark.slow
+@settings(max_examples=12, deadline=None, suppress_health_check=[
+    HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(first=traffic("p"), late=traffic("q"), erase=st.sampled_from([None, *DAYS]), compact=st.booleans())
+def test_rollups_equal_the_raw_answer(workdir: Path, first: list[Event], late: list[Event],
+                                      erase: date | None, compact: bool) -> None:
+    data = workdir / "data"
+    if data.exists():
+        shutil.rmtree(data)
+    store = Store(data)
+    try:
+        store.write_batch(first)()
+        stored.build_settled(store, 1800, today=TODAY, budget_secs=60)
+        assert sorted(store.rollup_files.listing(SITE)) == store.lake.dates(SITE)
+        _check(store, "built")
+        for lo, hi in RANGES:  # the rollups serve exactly the ranges with days whose ids are day-local
+            got = _rollup_rows(store, lo, hi)
+            days = [d for d in store.lake.dates(SITE) if lo <= d <= hi]
+            assert (got is not None) == (bool(days) and _day_local(store, lo, hi)), (lo, hi)
+            assert got is None or not got.live_days, "fresh partitions are read, not recomputed"
+        store.write_batch(late)()  # late events: their days go stale
+        got = _rollup_rows(store, FIRST, LAST)
+        assert got is None or {e.timestamp.date() for e in late} <= got.live_days
+        _check(store, "late")
+        if compact:
+            store.compact(min_files=2, target_bytes=1 << 30)
+            _check(store, "compacted")
+        if erase is not None:
+            store.erase(SITE, erase, erase)
+            assert erase not in store.rollup_files.listing(SITE)
+            _check(store, "erased")
+        stored.build_settled(store, 1800, today=TODAY, budget_secs=60)
+        _check(store, "rebuilt")
+    finally:
+        store.close()
+
+
+def _steady(store: Store) -> None:
+    store.write_batch([Event(site_id=SITE, visitor_id=f"v{i}-{d}", event_name="pageview", pathname="/",
+                             timestamp=datetime.combine(d, datetime.min.time()) + timedelta(hours=i))
+                       for d in DAYS for i in range(3)])()
+
+
+def test_a_stale_day_is_computed_and_an_id_on_two_days_turns_the_rollups_off(workdir: Path) -> None:
+    store = Store(workdir / "data")
+    try:
+        _steady(store)
+        stored.build_settled(store, 1800, today=TODAY)
+        got = _rollup_rows(store, FIRST, LAST)
+        assert got is not None and len(got.files) == 5 and not got.live_days
+        q = _queries(store)
+        assert q.main(SITE, start_date=FIRST, end_date=LAST)["unique_visitors"] == 15
+        # a new visitor on day 2: that day is computed, the others still read
+        store.write_batch([Event(site_id=SITE, visitor_id="new", event_name="pageview", pathname="/b",
+                                 timestamp=datetime.combine(DAYS[2], datetime.min.time()))])()
+        got = _rollup_rows(store, FIRST, LAST)
+        assert got is not None and got.live_days == {DAYS[2]} and len(got.files) == 4
+        assert q.main(SITE, start_date=FIRST, end_date=LAST)["unique_visitors"] == 16
+        # day 0's visitor v0 again on day 3 (a tracked timestamp): one visitor over both days
+        store.write_batch([Event(site_id=SITE, visitor_id=f"v0-{FIRST}", event_name="pageview",
+                                 pathname="/", timestamp=datetime.combine(DAYS[3], datetime.min.time()))])()
+        assert _rollup_rows(store, FIRST, LAST) is None
+        assert _rollup_rows(store, DAYS[1], DAYS[3]) is not None  # day 0 is not in this range
+        assert q.main(SITE, start_date=FIRST, end_date=LAST)["unique_visitors"] == 16
+        assert q.breakdown(SITE, "pages", start_date=FIRST, end_date=LAST).rows[0] == {
+            "value": "/", "visitors": 15, "pageviews": 16}
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("read_only", [False, True])
+def test_an_unreadable_rollup_file_is_not_fatal(workdir: Path, read_only: bool) -> None:
+    data = workdir / "data"
+    store = Store(data)
+    try:
+        _steady(store)
+        stored.build_settled(store, 1800, today=TODAY)
+        victim = Path(store.rollup_files.listing(SITE)[DAYS[1]].path)
+        victim.write_bytes(b"PAR1 this is not a parquet file PAR1")
+    finally:
+        store.close()
+    reader = Store(data, read_only=read_only)
+    try:
+        q = _queries(reader)
+        assert q.breakdown(SITE, "pages", start_date=FIRST, end_date=LAST).rows == [
+            {"value": "/", "visitors": 15, "pageviews": 15}]
+        assert victim.exists() == read_only
+    finally:
+        reader.close()
+
+
+def test_retention_deletes_rollups(workdir: Path) -> None:
+    store = Store(workdir / "data")
+    try:
+        _steady(store)
+        stored.build_settled(store, 1800, today=TODAY)
+        store.apply_retention(2, DAYS[3])  # keeps DAYS[1] and later
+        assert sorted(store.rollup_files.listing(SITE)) == DAYS[1:]
+    finally:
+        store.close()
