@@ -13,14 +13,18 @@ answer computed from before the erasure (a refresh or a miss running meanwhile) 
 no refresh starts and none still running stores its answer.
 
 The cache is per process; the callers key it by a fingerprint of the lake files a query reads, so a
-flush by any worker makes every worker's entries for that site unreachable (a miss, never stale).
+flush by any worker makes every worker's entries for that site unreachable (a miss, never stale). A child
+process made by ``fork()`` keeps the entries but none of the parent's refreshes (their threads did not
+follow): it starts its own.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -63,6 +67,7 @@ class QueryCache:
         self._pool: ThreadPoolExecutor | None = None  # long-lived threads keep their DuckDB connections
         self._closed = False
         self._lock = threading.Lock()
+        _CACHES.add(self)
         self.hits = self.stale_hits = self.misses = self.evictions = 0
         self.refreshes = self.refresh_failures = 0
 
@@ -193,3 +198,22 @@ class QueryCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def _after_fork(self) -> None:
+        """In a child of ``fork()``: the parent's refresh threads are not here (their futures would
+        never finish and block those keys' refreshes for good), and the lock may have been taken by
+        one of them."""
+        self._lock = threading.Lock()
+        self._refreshing = {}
+        self._pool = None
+
+
+_CACHES: weakref.WeakSet[QueryCache] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    for cache in list(_CACHES):
+        cache._after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork)

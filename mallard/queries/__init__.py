@@ -68,7 +68,8 @@ class Queries:
         self._clock = clock
         self._gap = settings.session_window_minutes * 60
         self._access = Access(self._reader, self._gap, settings.visitor_salt_rotation_days,
-                              lambda: self.today("UTC"))
+                              lambda: self.today("UTC"), self._sessions_of,
+                              lambda files: discard_unreadable(store, files))
         self._generation: dict[str, int] = {}
         self._live = LiveCache()
         self._gen_lock = threading.Lock()
@@ -377,6 +378,11 @@ class Queries:
             rolled = rollups.for_query(self._store, self._reader, reader, plan.site_id, lower, upper,
                                        rolled_dimension(plan), cache=self._live, stored=stored)
         return sessions, rolled
+
+    def _sessions_of(self, reader: Reader, site: str, rng: DateRange, stored: bool) -> SessionRows:
+        lower, upper = rng.bounds()
+        return for_query(self._store, self._reader, reader, site, lower, upper, self._gap, overlap=True,
+                         cache=self._live, stored=stored)
 
     def _zero_fill(self, query: Query, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         from .registry import METRICS

@@ -1,13 +1,13 @@
 """What the behavioural analyses (funnels, retention, flow) need from :class:`~mallard.queries.Queries`.
 
 They receive an :class:`Access` instead of the Queries object, so they never reach into its private
-state: a factory of consistent readers (stored partitions plus the buffered events) and the two
-settings their answers depend on.
+state: a factory of consistent readers (stored partitions plus the buffered events), the stored session
+rows, and the settings their answers depend on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date
@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ..store.reader import Reader
+    from .periods import DateRange
+    from .stored import SessionRows
 
 __all__ = ["Access", "ReaderFactory"]
 
@@ -34,3 +36,8 @@ class Access:
     """``visitor_salt_rotation_days``: how long an anonymous visitor id lives."""
     today_utc: Callable[[], date]
     """Today's date in UTC (the injected clock)."""
+    sessions: Callable[[Reader, str, DateRange, bool], SessionRows]
+    """``sessions(reader, site, range, stored)``: the session rows starting in the range or reaching
+    into it (stored where fresh unless ``stored`` is False; the computed part registered on ``reader``)."""
+    discard: Callable[[Iterable[str]], bool]
+    """Delete the unreadable ones of these stored sessions files; whether there was one."""

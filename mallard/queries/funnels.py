@@ -10,9 +10,10 @@ no window.
 
 Identity: an event counts for its stable ``user_id`` pseudonym where it carries one, else for its session
 actor (the visitor id, joined across one salt change through ``visitor_id_prev``, as in sessions.py).
-Filters select identities: those with at least one event in a session that matches the filter (visit
-dimensions are read on the session, event dimensions on any of its events); their funnel then uses all
-of their events in scope.
+Filters select identities: those with an event in scope belonging to a session that matches the filter
+(the session of the stored relation, whole, as every query reads it: visit dimensions are read on the
+session, event dimensions on any of its events in scope); their funnel then uses all of their events in
+scope.
 
 :TRICKY: because step classes are disjoint or identical, a greedy scan is exact (§5.2's recipe): for each
 entry timestamp t1 (one with a step-1 event), step i of class c stays at the current timestamp when an
@@ -29,7 +30,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from ..errors import InvalidQueryError
+import duckdb
+
+from ..errors import InvalidQueryError, StorageError
 from . import sessions as _sessions
 from .filters import Condition, compile_condition, compile_tree, conditions
 from .model import build
@@ -143,10 +146,13 @@ def check_window(seconds: object) -> int:
 
 
 def compile_funnel(site: str, rng: DateRange, steps: Sequence[Step], window_us: int | None, *,
-                   source: Sql, filters: Any = None, gap_seconds: int = 1800) -> Sql:
+                   source: Sql, filters: Any = None, gap_seconds: int = 1800,
+                   sessions: Sql | None = None) -> Sql:
     """SQL of one row: ``total`` identities in scope, ``by_user`` of them user ids, ``v1``…``vn``.
 
     ``v_i`` = identities whose level is at least i; ``window_us=None`` means no window (sequences).
+    ``sessions``: the session rows starting in the range or reaching into it (stored.py), needed with
+    ``filters``.
     """
     classes: dict[Step, int] = {}
     cls = [classes.setdefault(s, len(classes)) for s in steps]
@@ -162,25 +168,11 @@ def compile_funnel(site: str, rng: DateRange, steps: Sequence[Step], window_us: 
                  "WHERE site_id = ? AND timestamp >= ? AND timestamp < ?", (site, lower, upper))
     ctes: list[tuple[str, Sql]] = [("events", source), ("scoped", scoped)]
     keep = Sql("")
-    if filters is None:
-        ctes += [c for c in _sessions.ctes(gap_seconds, attributes=(), flags=()) if c[0] == "actors"]
-    else:
-        flags = [c for c in conds if c.dimension.level != "visit"]
-        flag_names = {id(c): f"f_{i}" for i, c in enumerate(flags)}
-        attributes = sorted({c.dimension.column for c in conds
-                             if c.dimension.level == "visit" and c.dimension.column is not None})
-        pages = sorted({c.dimension.session_column for c in conds if c.dimension.level == "visit"
-                        and c.dimension.column is None and c.dimension.session_column})
-
-        def leaf(c: Condition) -> Sql:
-            if c.dimension.level == "visit":
-                return compile_condition(c, c.dimension.visit_expr())
-            return Sql(flag_names[id(c)])
-
-        ctes += _sessions.ctes(gap_seconds, attributes=attributes, pages=pages,
-                               flags=[compile_condition(c, c.dimension.event_expr()) for c in flags])
-        ctes.append(("keep", "SELECT DISTINCT " + _ident_keys("n.") + " FROM numbered n "
-                     "JOIN sessions s USING (hash_a, sess) WHERE " + compile_tree(filters, leaf)))
+    ctes += [c for c in _sessions.ctes(gap_seconds, attributes=(), flags=()) if c[0] == "actors"]
+    if filters is not None:
+        if sessions is None:
+            raise ValueError("a filtered funnel reads sessions: pass their relation")
+        ctes += _keep(filters, conds, sessions, lower, upper)
         keep = Sql(" WHERE ik IN (SELECT ik FROM keep)")
     case = Sql.join([Sql("WHEN ") + step.condition() + f" THEN {i}" for step, i in classes.items()], " ")
     ctes.append(("ev", "SELECT * FROM (SELECT " + _ident_keys() + ", epoch_us(timestamp) AS ts_us, "
@@ -218,15 +210,53 @@ def compile_funnel(site: str, rng: DateRange, steps: Sequence[Step], window_us: 
     return with_ctes(ctes, body, inline=inline, materialize=("ev",))
 
 
+def _keep(filters: Any, conds: Sequence[Condition], sessions: Sql, lower: object,
+          upper: object) -> list[tuple[str, Sql]]:
+    """CTEs ending in ``keep``: the identities with an event in scope that belongs to a session (of
+    ``sessions``, matched on a visitor key and the session's time span) satisfying ``filters``."""
+    flags = [c for c in conds if c.dimension.level != "visit"]
+    flag_names = {id(c): f"f_{i}" for i, c in enumerate(flags)}
+    visit = sorted({str(c.dimension.visit_expr().text) for c in conds if c.dimension.level == "visit"})
+
+    def leaf(c: Condition) -> Sql:
+        if c.dimension.level == "visit":
+            return compile_condition(c, c.dimension.visit_expr())
+        return Sql(f"bool_or({flag_names[id(c)]})")
+
+    columns = "".join(f", {v.removeprefix('s_')} AS {v}" for v in visit)
+    picked = Sql.join([Sql("e.ik")] + [compile_condition(c, c.dimension.event_expr()) + f" AS f_{i}"
+                                       for i, c in enumerate(flags)])
+    joined = ("SELECT " + picked + "".join(f", s.{v}" for v in visit)
+              + " , s.vid0, s.start_time FROM (SELECT *, " + _ident_keys() + " FROM actors) e JOIN ("
+              + Sql("SELECT visitor_keys[1] AS vid0, unnest(visitor_keys) AS vid, start_time, end_time"
+                    + columns + " FROM (SELECT *, start_time + to_microseconds(duration_us) AS end_time "
+                    "FROM (") + sessions + Sql(")) WHERE end_time >= ? AND start_time < ?", (lower, upper))
+              + f") s ON {_sessions.visitor_key('e.visitor_id')} = s.vid AND e.timestamp BETWEEN "
+              "s.start_time AND s.end_time")
+    group = ", ".join(["vid0", "start_time", *visit])
+    matched = "SELECT vid0, start_time FROM joined GROUP BY " + group + " HAVING " + compile_tree(
+        filters, leaf)
+    return [("joined", joined), ("matched", matched),
+            ("keep", Sql("SELECT DISTINCT ik FROM joined JOIN matched USING (vid0, start_time)"))]
+
+
 def _levels(access: Access, site: str, rng: DateRange, steps: Sequence[Step], window_us: int | None,
             filters: Any) -> tuple[int, int, list[int]]:
     query = build(site, rng, filters=filters)  # validates the site and parses the filters
     first, last = rng.partition_dates()
     with access.reading(query.site_id, first, last) as reader:
         src, src_params = reader.source()
-        sql = compile_funnel(query.site_id, rng, steps, window_us, source=Sql(src, tuple(src_params)),
-                             filters=query.filters, gap_seconds=access.gap_seconds)
-        row = reader.execute(sql.text, sql.params).to_pylist()[0]
+        for stored in (True, False):
+            rows = None if query.filters is None else access.sessions(reader, query.site_id, rng, stored)
+            sql = compile_funnel(query.site_id, rng, steps, window_us, source=Sql(src, tuple(src_params)),
+                                 filters=query.filters, gap_seconds=access.gap_seconds,
+                                 sessions=None if rows is None else rows.relation())
+            try:
+                row = reader.execute(sql.text, sql.params).to_pylist()[0]
+                break
+            except (duckdb.Error, StorageError):  # an unreadable stored sessions file: from events
+                if not stored or rows is None or not access.discard(rows.files):
+                    raise
     return int(row["total"]), int(row["by_user"]), [int(row[f"v{i}"]) for i in range(1, len(steps) + 1)]
 
 

@@ -4,6 +4,7 @@ through ``Api.handle`` (the ``X-Mallard-Cache`` header), and through a real ``ma
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Iterator
 from datetime import date
@@ -154,6 +155,26 @@ def test_no_refresh_after_close() -> None:
     closing.join(WAIT)
     assert c.refreshing == 0 and c.refreshes == 1
     assert c.lookup("a") == ("miss", None) and c.lookup("b") == ("miss", None)
+
+
+def test_a_forked_child_refreshes_what_a_parent_refresh_was_running_for() -> None:
+    """A child of fork() (gunicorn --preload, multiprocessing) gets the entries but not the parent's
+    refresh threads: a key whose refresh was running in the parent is refreshed in the child."""
+    c, ticks = cache(max_refreshes=1)
+    c.put("a", SITE, "old")
+    ticks.now += 15
+    gate = threading.Event()
+    assert c.refresh("a", SITE, lambda: "parent" if gate.wait(WAIT) else None)
+    pid = os.fork()
+    if pid == 0:  # the child: report through the exit status only
+        ok = c.lookup("a") == ("stale", "old") and c.refresh("a", SITE, lambda: "child") and c.wait(WAIT)
+        os._exit(0 if ok and c.get("a") == "child" else 1)
+    try:
+        _, status = os.waitpid(pid, 0)
+    finally:
+        gate.set()
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert c.wait(WAIT) and c.get("a") == "parent"
 
 
 # -- through Api.handle ------------------------------------------------------------------------------
