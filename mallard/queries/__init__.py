@@ -29,6 +29,7 @@ from . import rollups
 from .access import Access
 from .buckets import bucket_labels
 from .builder import build_sql
+from .export import raw_export
 from .model import Query, build, check_site, parse_query
 from .periods import DateRange, resolve
 from .planner import Plan, plan_query, rolled_dimension, unrolled
@@ -204,7 +205,7 @@ class Queries:
         """
         rng = self.date_range(site, period, start_date, end_date, timezone=timezone)
         if kind == "raw":
-            return self._raw_export(site, rng, limit, filters)
+            return raw_export(self._reader, site, rng, limit, filters)
         if kind != "daily":
             raise InvalidQueryError(f"Invalid kind: {kind!r}. Use 'daily' or 'raw'.",
                                     code="invalid_kind")
@@ -393,41 +394,6 @@ class Queries:
         by_label = {r[time_dim]: r for r in rows}
         empty = {m: METRICS[m].empty for m in query.metrics}
         return [by_label.get(label, {time_dim: label, **empty}) for label in labels]
-
-    def _raw_export(self, site: str, rng: DateRange, limit: int, filters: object) -> Table:
-        from ..events import COLUMN_NAMES
-        from .filters import compile_condition, compile_tree
-
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1_000_000:
-            raise InvalidQueryError("limit must be between 1 and 1000000", code="invalid_limit")
-        query = build(site, rng, filters=filters)
-        # Identifiers (even pseudonymous ones) stay out of exports.
-        columns = [c for c in COLUMN_NAMES
-                   if c not in ("site_id", "visitor_id", "visitor_id_prev", "user_id")]
-        lower, upper = rng.bounds()
-        where = Sql(" WHERE site_id = ? AND timestamp >= ? AND timestamp < ?", (site, lower, upper))
-        if query.filters is not None:
-            for cond in _conditions(query):
-                if cond.dimension.column is None and cond.dimension.prop_key is None:
-                    raise InvalidQueryError("Raw export cannot filter on entry or exit pages.",
-                                            code="invalid_filter")
-            where = where + " AND " + compile_tree(
-                query.filters, lambda c: compile_condition(c, c.dimension.event_expr()))
-        first, last = rng.partition_dates()
-        with self._reader(site, first, last) as reader:
-            src, src_params = reader.source()
-            sql = Sql(f"WITH events AS ({src}) SELECT " + ", ".join(f'"{c}"' for c in columns)
-                      + " FROM events", tuple(src_params)) + where + Sql(
-                " ORDER BY timestamp, pathname, event_name LIMIT ?", (limit,))
-            table = reader.execute(sql.text, sql.params)
-        rows = table.to_pylist()
-        return Table(tuple(columns), rows, rng.to_dict())
-
-
-def _conditions(query: Query) -> list[Any]:
-    from .filters import conditions
-
-    return list(conditions(query.filters))
 
 
 def breakdown_names() -> list[str]:

@@ -1,0 +1,43 @@
+"""The raw export (``Queries.export(kind="raw")``): one row per event of a range, identifiers left out."""
+
+from __future__ import annotations
+
+from ..errors import InvalidQueryError
+from ..events import COLUMN_NAMES
+from .access import ReaderFactory
+from .filters import compile_condition, compile_tree, conditions
+from .model import build
+from .periods import DateRange
+from .results import Table
+from .sql import Sql
+
+__all__ = ["EXPORTED_COLUMNS", "raw_export"]
+
+#: Every lake column but the identifiers (even pseudonymous ones stay out of exports).
+EXPORTED_COLUMNS = tuple(c for c in COLUMN_NAMES
+                         if c not in ("site_id", "visitor_id", "visitor_id_prev", "user_id"))
+
+
+def raw_export(reading: ReaderFactory, site: str, rng: DateRange, limit: int, filters: object) -> Table:
+    """The events of ``site`` in ``rng`` matching ``filters`` (event conditions only), in time order,
+    at most ``limit`` (1 to 1,000,000) of them."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1_000_000:
+        raise InvalidQueryError("limit must be between 1 and 1000000", code="invalid_limit")
+    query = build(site, rng, filters=filters)
+    lower, upper = rng.bounds()
+    where = Sql(" WHERE site_id = ? AND timestamp >= ? AND timestamp < ?", (site, lower, upper))
+    if query.filters is not None:
+        for cond in conditions(query.filters):
+            if cond.dimension.column is None and cond.dimension.prop_key is None:
+                raise InvalidQueryError("Raw export cannot filter on entry or exit pages.",
+                                        code="invalid_filter")
+        where = where + " AND " + compile_tree(
+            query.filters, lambda c: compile_condition(c, c.dimension.event_expr()))
+    first, last = rng.partition_dates()
+    with reading(site, first, last) as reader:
+        src, src_params = reader.source()
+        sql = Sql(f"WITH events AS ({src}) SELECT " + ", ".join(f'"{c}"' for c in EXPORTED_COLUMNS)
+                  + " FROM events", tuple(src_params)) + where + Sql(
+            " ORDER BY timestamp, pathname, event_name LIMIT ?", (limit,))
+        table = reader.execute(sql.text, sql.params)
+    return Table(EXPORTED_COLUMNS, table.to_pylist(), rng.to_dict())
