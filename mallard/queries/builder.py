@@ -8,6 +8,7 @@ Every value is bound as a parameter. Time buckets are in the query's time zone.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Final
 
 from .filters import Condition, compile_condition, compile_tree
@@ -145,10 +146,10 @@ def _part(plan: Plan, part: Part) -> list[tuple[str, Sql]]:
         select = [(_bucket(plan, "day::TIMESTAMP") if d is None else Sql("value")) + f" AS d{i}"
                   for i, d in enumerate(plan.dimensions)]
         select += [Sql(f"{ROLLED_METRICS[m]} AS m_{m}") for m in part.metrics]
-        lower, upper = plan.bounds  # whole UTC days
+        lower, upper = plan.bounds  # the rows of the end days are of their part in the range
         return [("ev", "SELECT " + Sql.join(select) + Sql(
-            " FROM rollups WHERE dimension = ? AND day >= ? AND day < ?",
-            (rolled, lower.date(), upper.date())) + group)]
+            " FROM rollups WHERE dimension = ? AND day >= ? AND day <= ?",
+            (rolled, lower.date(), (upper - timedelta(microseconds=1)).date())) + group)]
     where = _where(plan, lambda c: compile_condition(c, _value(c.dimension, part)))
     if part.reads == "sessions":
         # Each session's sums are counted once (on its first visitor id); its visitors are all its ids.

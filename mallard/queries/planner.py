@@ -151,11 +151,12 @@ def event_reads(ev_metrics: Sequence[str], used: Sequence[Dimension],
 def rolls_up(q: Query, ev_metrics: Sequence[str], plain: Sequence[Dimension], bucket: Bucket | None,
              bounds: tuple[datetime, datetime]) -> bool:
     """Whether event metrics can read the per-day rollups: no filter, metrics that add up over days,
-    at most one dimension and it rolled, whole UTC days, and a time bucket (if any) made of them."""
+    at most one dimension and it rolled, and a time bucket (if any) made of whole UTC days. (Without a
+    bucket the range may be in any time zone: the parts of its end days are computed from events.)"""
     return (q.filters is None and bool(ev_metrics) and all(m in ROLLED_METRICS for m in ev_metrics)
             and len(plain) <= 1 and all(d.name in ROLLED_DIMENSIONS for d in plain)
-            and all(b.time() == datetime.min.time() for b in bounds)
-            and (bucket is None or (bucket != "hour" and q.date_range.tz == "UTC")))
+            and (bucket is None or (bucket != "hour" and q.date_range.tz == "UTC"
+                                    and all(b.time() == datetime.min.time() for b in bounds))))
 
 
 def rolled_dimension(plan: Plan) -> str:

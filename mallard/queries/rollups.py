@@ -5,13 +5,14 @@ value is each event's own) and one total row (``dimension = ''``), each with the
 (distinct visitor ids), ``pageviews``, ``events`` and ``revenue``; the total row also carries the day's
 distinct ``visitor_keys`` (sessions.visitor_key), sorted.
 
-A query with no filter, at most one rolled dimension, a time bucket (if any) of a day or more in UTC,
-whole UTC days and metrics among :data:`METRICS` reads these rows instead of the events (the planner
-decides). Pageviews, events and revenue add up over days. Visitors add up only when no visitor id occurs
-on two days of the range: daily ids give that (the salt, and with it every id, changes each UTC day)
-unless events were tracked with another day's timestamp. It is checked per query from the keys (the sum
-over days of each day's number of keys equals the number of distinct keys of the range); when the check
-fails the query reads the events.
+A query with no filter, at most one rolled dimension, a time bucket (if any) of a day or more in UTC
+and metrics among :data:`METRICS` reads these rows instead of the events (the planner decides); the parts
+of the days at the ends of a range that does not start or end at a UTC midnight (another time zone) are
+computed from their events in the same shape. Pageviews, events and revenue add up over days. Visitors
+add up only when no visitor id occurs on two days of the range: daily ids give that (the salt, and with
+it every id, changes each UTC day) unless events were tracked with another day's timestamp. It is
+checked per query from the keys (the sum over days of each day's number of keys equals the number of
+distinct keys of the range); when the check fails the query reads the events.
 
 Days are stored like sessions (one fingerprint of the day's event files, the freshness rule of
 stored.py) by the same maintenance pass; the other days of a range (the open tail, days changed since,
@@ -110,24 +111,29 @@ class RollupRows:
 def for_query(store: Store, reading: Reading, reader: Reader, site: str, lower: datetime,
               upper: datetime, dimension: str, *, cache: LiveCache | None,
               stored: bool = True) -> RollupRows | None:
-    """The rollup rows of ``dimension`` (``''``: the totals) and the total rows of the whole UTC days
-    ``[lower, upper)``: stored where fresh (unless ``stored`` is False), else computed, the computed
-    part registered on ``reader``. None when no day is stored and fresh: reading the events is then
-    cheaper. Before adding up their visitors, check :func:`day_local`."""
+    """The rollup rows of ``dimension`` (``''``: the totals) and the total rows of ``[lower, upper)``
+    (naive UTC): of its whole UTC days, stored where fresh (unless ``stored`` is False); of the others,
+    and of the parts of the days at either end that are not whole (a range in another time zone), computed
+    from the events of the range, the computed part registered on ``reader``. None when no day is stored
+    and fresh: reading the events is then cheaper. Before adding up their visitors, check
+    :func:`day_local` (an end day's part is a part of one UTC day: its ids are that day's)."""
     first, last = lower.date(), (upper - _MICROSECOND).date()
     held = reader.buffered_dates()
     listing = store.rollup_files.listing(site) if stored else {}
     wanted = {d for d in set(store.lake.dates(site)) | held if first <= d <= last}
-    files, live = split(store, site, listing, wanted, VERSION, held)
+    ends = {d for d in (first, last) if not (_midnight(d) >= lower and _midnight(d) + _DAY <= upper)}
+    files, live = split(store, site, {d: p for d, p in listing.items() if d not in ends}, wanted, VERSION,
+                        held)
     if not files:
         return None
     table = None
     source: Hashable | None = tuple(files)
     if live:  # only the rows this query reads
-        key = ("rollups", site, frozenset(live), dimension)
+        bounds = (lower, upper) if live & ends else None
+        key = ("rollups", site, frozenset(live), dimension, bounds)
         done = cache.get(key, store, VERSION, held) if cache is not None else None
         if done is None:
-            done = compute(store, reading, site, live, (dimension,))
+            done = compute(store, reading, site, live, (dimension,), bounds=bounds)
             if cache is not None:
                 cache.put(key, done, held)
         table = done.table
@@ -136,6 +142,10 @@ def for_query(store: Store, reading: Reading, reader: Reader, site: str, lower: 
     if got.live is not None:
         reader.register(got.view, got.live)
     return got
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, datetime.min.time())
 
 
 def day_local(reader: Reader, rolled: RollupRows) -> bool:
@@ -168,14 +178,16 @@ _checked_lock = threading.Lock()
 
 
 def compute(store: Store, reading: Reading, site: str, days: Iterable[date],
-            dimensions: Iterable[str] = DIMENSIONS) -> Computed:
+            dimensions: Iterable[str] = DIMENSIONS, *,
+            bounds: tuple[datetime, datetime] | None = None) -> Computed:
     """The total rows and the rows of ``dimensions`` of ``days``, computed from the events ``reading``
-    gives (buffered ones too)."""
+    gives (buffered ones too); with ``bounds``, of their events in ``[lower, upper)`` only."""
     wanted = sorted(days)
     with reading(site, wanted[0], wanted[-1]) as reader:
         src, params = reader.source()
-        scoped = Sql(f"SELECT * FROM ({src}) WHERE site_id = ? AND list_contains(?, timestamp::DATE)",
-                     (*params, site, wanted))
+        lower, upper = bounds if bounds is not None else (datetime.min, datetime.max)
+        scoped = Sql(f"SELECT * FROM ({src}) WHERE site_id = ? AND list_contains(?, timestamp::DATE) "
+                     "AND timestamp >= ? AND timestamp < ?", (*params, site, wanted, lower, upper))
         sql = with_ctes([("scoped", scoped)],
                         rows(dimensions=dimensions) + " ORDER BY day, dimension, value NULLS FIRST")
         table = reader.execute(sql.text, sql.params)

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from mallard.events import Event
 from mallard.queries import Queries, rollups, stored
+from mallard.queries.periods import DateRange
 from mallard.queries.registry import DIMENSIONS
 from mallard.settings import Settings
 from mallard.store import Store
@@ -66,7 +67,8 @@ def _queries(store: Store) -> Queries:
     return Queries(store, Settings(data_dir=store.data_dir), clock=lambda: datetime(2024, 6, 1))
 
 
-def _from_events(store: Store, lo: date, hi: date, column: str | None, bucket: str | None) -> list[Any]:
+def _from_events(store: Store, lo: date, hi: date, column: str | None, bucket: str | None,
+                 tz: str = "UTC") -> list[Any]:
     """The answer by plain SQL over the site's event files."""
     files = store.lake.files(SITE, None, None)
     if not files:
@@ -81,15 +83,15 @@ def _from_events(store: Store, lo: date, hi: date, column: str | None, bucket: s
     group = f" GROUP BY {', '.join(str(i + 1) for i in range(len(keys)))}" if keys else ""
     sql = (f"SELECT {select} FROM {READ_PARQUET} WHERE site_id = ? AND timestamp >= ? AND timestamp < ?"
            + group)
-    lower = datetime.combine(lo, datetime.min.time())
-    upper = datetime.combine(hi + timedelta(days=1), datetime.min.time())
+    lower, upper = DateRange(lo, hi, tz).bounds()
     rows = store.connection().execute(sql, [files, SITE, lower, upper]).fetchall()
     return sorted(tuple(r) for r in rows if r[len(keys) + 2])
 
 
-def _answer(q: Queries, lo: date, hi: date, dim: str | None, bucket: str | None) -> list[Any]:
+def _answer(q: Queries, lo: date, hi: date, dim: str | None, bucket: str | None,
+            tz: str = "UTC") -> list[Any]:
     dims = ([f"time:{bucket}"] if bucket else []) + ([dim] if dim else [])
-    rows = q.query(SITE, metrics=METRICS, dimensions=dims, start_date=lo, end_date=hi).rows
+    rows = q.query(SITE, metrics=METRICS, dimensions=dims, start_date=lo, end_date=hi, timezone=tz).rows
     out = [tuple(r[d] for d in dims) + tuple(r[m] for m in METRICS) for r in rows]
     return sorted(r for r in out if r[len(dims) + 2])  # zero-filled buckets, an empty total: no events
 
@@ -104,6 +106,11 @@ def _check(store: Store, step: str) -> None:
         for bucket in ("day", "month"):
             assert _answer(q, lo, hi, None, bucket) == _from_events(store, lo, hi, None, bucket), \
                 f"{step}: by {bucket} {lo}..{hi}"
+        for tz in ("Asia/Tokyo", "America/New_York"):  # days that are not UTC days: ends from events
+            for dim in (None, "event:page", "visit:country"):
+                column = DIMENSIONS[dim].column if dim else None
+                assert _answer(q, lo, hi, dim, None, tz) == _from_events(store, lo, hi, column, None, tz), \
+                    f"{step}: {dim} {lo}..{hi} in {tz}"
 
 
 def _day_local(store: Store, lo: date, hi: date) -> bool:
@@ -172,7 +179,14 @@ def test_a_stale_day_is_computed_and_an_id_on_two_days_turns_the_rollups_off(wor
         stored.build_settled(store, 1800, today=TODAY)
         got = _rollup_rows(store, FIRST, LAST)
         assert got is not None and len(got.files) == 5 and not got.live_days
+        # a range in Tokyo: its end days' parts are computed, the UTC days inside it read
+        lower, upper = DateRange(DAYS[1], DAYS[3], "Asia/Tokyo").bounds()
+        with store.reading(SITE, DAYS[0], DAYS[3]) as reader:
+            tokyo = rollups.for_query(store, store.reading, reader, SITE, lower, upper, "", cache=None)
+        assert tokyo is not None and tokyo.live_days == {DAYS[0], DAYS[3]} and len(tokyo.files) == 2
         q = _queries(store)
+        assert q.main(SITE, start_date=DAYS[1], end_date=DAYS[3], timezone="Asia/Tokyo")[
+            "unique_visitors"] == 9  # 15:00 UTC to 15:00 UTC: hours 0-2 of DAYS[1..3]
         assert q.main(SITE, start_date=FIRST, end_date=LAST)["unique_visitors"] == 15
         # a new visitor on day 2: that day is computed, the others still read
         store.write_batch([Event(site_id=SITE, visitor_id="new", event_name="pageview", pathname="/b",

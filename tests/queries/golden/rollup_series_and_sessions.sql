@@ -5,7 +5,7 @@ scoped AS (SELECT "event_name", "pathname", "timestamp", "visitor_id" FROM event
 session_rows AS (SELECT *, start_time + to_microseconds(duration_us) AS end_time FROM (SELECT * FROM session_lake)),
 sessions AS (SELECT start_time AS start, duration_us / 1000000.0 AS duration_s, pageviews, events, revenue, visitor_keys FROM session_rows WHERE start_time >= ? AND start_time < ?),
 rollups AS (SELECT * FROM rollup_lake),
-ev AS (SELECT date_trunc('day', day::TIMESTAMP) AS d0, sum(visitors)::BIGINT AS m_visitors, sum(pageviews)::BIGINT AS m_pageviews FROM rollups WHERE dimension = ? AND day >= ? AND day < ? GROUP BY ALL),
+ev AS (SELECT date_trunc('day', day::TIMESTAMP) AS d0, sum(visitors)::BIGINT AS m_visitors, sum(pageviews)::BIGINT AS m_pageviews FROM rollups WHERE dimension = ? AND day >= ? AND day <= ? GROUP BY ALL),
 se AS (SELECT date_trunc('day', start) AS d0, count(*) AS m_visits FROM sessions GROUP BY ALL)
 SELECT strftime(coalesce(ev.d0, se.d0), '%Y-%m-%d') AS d0, coalesce(ev.m_visitors, 0) AS m_visitors, coalesce(ev.m_pageviews, 0) AS m_pageviews, coalesce(se.m_visits, 0) AS m_visits, count(*) OVER () AS total_rows FROM ev FULL OUTER JOIN se ON ev.d0 IS NOT DISTINCT FROM se.d0 ORDER BY d0 ASC, d0 ASC
 -- params:
@@ -16,4 +16,4 @@ SELECT strftime(coalesce(ev.d0, se.d0), '%Y-%m-%d') AS d0, coalesce(ev.m_visitor
 --   datetime.datetime(2024, 5, 3, 0, 0)
 --   ''
 --   datetime.date(2024, 5, 1)
---   datetime.date(2024, 5, 3)
+--   datetime.date(2024, 5, 2)
