@@ -368,14 +368,14 @@ class Queries:
 
     def _derived_rows(self, reader: Reader, plan: Plan, *, stored: bool
                       ) -> tuple[SessionRows | None, RollupRows | None]:
-        """The session and rollup rows ``plan`` reads (None: none), their computed parts registered on
-        ``reader``."""
+        """The session and rollup rows ``plan`` reads (None: none; no rollups with ids living longer than
+        a day, which never add up across days), their computed parts registered on ``reader``."""
         lower, upper = plan.bounds
         sessions = rolled = None
         if plan.sessions is not None:
             sessions = for_query(self._store, self._reader, reader, plan.site_id, lower, upper, self._gap,
                                  overlap=plan.sessions.overlap, cache=self._live, stored=stored)
-        if any(p.reads == "rollups" for p in plan.parts):
+        if self._settings.visitor_salt_rotation_days == 1 and any(p.reads == "rollups" for p in plan.parts):
             rolled = rollups.for_query(self._store, self._reader, reader, plan.site_id, lower, upper,
                                        rolled_dimension(plan), cache=self._live, stored=stored)
         return sessions, rolled

@@ -236,3 +236,21 @@ def test_retention_deletes_rollups(workdir: Path) -> None:
         assert sorted(store.rollup_files.listing(SITE)) == DAYS[1:]
     finally:
         store.close()
+
+
+def test_ids_living_longer_than_a_day_do_not_try_the_rollups(workdir: Path) -> None:
+    """With ``visitor_salt_rotation_days`` > 1 an id spans days by construction: queries read the
+    events without looking at the rollups (a damaged one is not even noticed)."""
+    store = Store(workdir / "data")
+    try:
+        _steady(store)
+        stored.build_settled(store, 1800, today=TODAY)
+        victim = Path(store.rollup_files.listing(SITE)[DAYS[1]].path)
+        victim.write_bytes(b"PAR1 this is not a parquet file PAR1")
+        q = Queries(store, Settings(data_dir=store.data_dir, visitor_salt_rotation_days=7))
+        assert q.main(SITE, start_date=FIRST, end_date=LAST)["unique_visitors"] == 15
+        assert victim.exists()
+        assert _queries(store).main(SITE, start_date=FIRST, end_date=LAST)["unique_visitors"] == 15
+        assert not victim.exists()  # daily ids: read, found damaged, deleted
+    finally:
+        store.close()
