@@ -11,6 +11,9 @@ tab of each breakdown panel: pages, sources, countries, browsers, events). The o
 exit pages, referrers, UTM, regions, cities, OS, devices) are timed too, one click each.
 
 The whole set runs twice: unfiltered, and filtered by a visit attribute (``visit:source is Google``).
+With ``--cold`` every mallard run opens the lake afresh (``mallard.open()``), so that nothing computed in
+memory by an earlier run (the rows of days not stored, the rollups' day-locality check) is reused, as in
+a worker that just started.
 
 Before timing, the lake's sessions and rollups are stored (``Mallard.build_sessions()``, as a server's
 maintenance does; cached with the lake) and the time it took and their bytes next to the events' are
@@ -164,15 +167,26 @@ def ch_sql(name: str, filtered: bool) -> str:
 
 
 # -- mallard, and answers in one shape ------------------------------------------------------------------
-def mallard_call(q: mallard.Queries, site: str, name: str, rng: dict[str, str], filters: Any
-                 ) -> Callable[[], Any]:
-    if name == "main":
-        return lambda: q.main(site, filters=filters, **rng)
-    if name == "sessions":
-        return lambda: q.sessions(site, filters=filters, **rng)
-    if name == "timeseries":
-        return lambda: q.timeseries(site, filters=filters, **rng)
-    return lambda: q.breakdown(site, name, limit=10, filters=filters, **rng)
+def mallard_call(q: mallard.Queries, site: str, name: str, rng: dict[str, str], filters: Any,
+                 cold: Path | None = None) -> Callable[[], Any]:
+    """One dashboard query on ``q``; with ``cold``, on a fresh ``mallard.open(cold)`` each time (nothing
+    remembered in memory from an earlier run, as in a new worker)."""
+    def ask(q: mallard.Queries) -> Any:
+        if name == "main":
+            return q.main(site, filters=filters, **rng)
+        if name == "sessions":
+            return q.sessions(site, filters=filters, **rng)
+        if name == "timeseries":
+            return q.timeseries(site, filters=filters, **rng)
+        return q.breakdown(site, name, limit=10, filters=filters, **rng)
+
+    if cold is None:
+        return lambda: ask(q)
+
+    def fresh() -> Any:
+        with mallard.open(cold) as new:
+            return ask(new)
+    return fresh
 
 
 def mallard_shape(name: str, out: Any) -> list[tuple[Any, ...]]:
@@ -223,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--only", default="", help=f"comma-separated queries ({', '.join(VIEW + TABS)})")
     ap.add_argument("--no-filter", action="store_true", help="skip the filtered view")
+    ap.add_argument("--cold", action="store_true",
+                    help="time each mallard query on a fresh mallard.open() (nothing remembered in memory)")
     ap.add_argument("--raw", action="store_true",
                     help="delete the stored sessions first: mallard computes them from events")
     ap.add_argument("--data", type=Path, default=DATA, help="where lakes are generated and cached")
@@ -284,7 +300,8 @@ def main(argv: list[str] | None = None) -> int:
             for name in names:
                 sql = ch_sql(name, filtered)
                 m_runs, m_out, c_runs, c_out = timed_pair(
-                    mallard_call(q, site, name, rng, filters), lambda sql=sql, base=base: chdb_run(sql, base),
+                    mallard_call(q, site, name, rng, filters, path if args.cold else None),
+                    lambda sql=sql, base=base: chdb_run(sql, base),
                     args.runs, budget=math.inf)
                 results[(label, filtered, name)] = (m_runs, c_runs)
                 try:

@@ -72,7 +72,7 @@ class Queries:
                               lambda: self.today("UTC"), self._sessions_of,
                               lambda files: discard_unreadable(store, files))
         self._generation: dict[str, int] = {}
-        self._live = LiveCache()
+        self._live = LiveCache(entries=32)
         self._gen_lock = threading.Lock()
 
     @property
@@ -349,7 +349,7 @@ class Queries:
                 try:
                     sessions, rolled = self._derived_rows(reader, plan, stored=stored)
                     derived = [*(sessions.files if sessions else ()), *(rolled.files if rolled else ())]
-                    if rolled is not None and not rollups.day_local(reader, rolled):
+                    if rolled is not None and not rollups.day_local(reader, rolled, self._live):
                         rolled = None  # a visitor id on two days: visitors do not add up
                     if rolled is None:
                         plan = unrolled(plan)

@@ -21,8 +21,6 @@ days with events this process buffers) are computed from the events for the quer
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -148,33 +146,24 @@ def _midnight(day: date) -> datetime:
     return datetime.combine(day, datetime.min.time())
 
 
-def day_local(reader: Reader, rolled: RollupRows) -> bool:
+def day_local(reader: Reader, rolled: RollupRows, cache: LiveCache | None = None) -> bool:
     """Whether no visitor id occurs on two days of ``rolled`` (so that their visitors add up): the sum
-    over days of each day's number of keys equals the number of distinct keys."""
+    over days of each day's number of keys equals the number of distinct keys. Remembered in ``cache``
+    by the rows' source: the check reads every visitor key of the range, a third of a 30-day
+    breakdown's time."""
     if len(rolled.files) + len(rolled.live_days) <= 1:
         return True
-    if rolled.source is not None:
-        with _checked_lock:
-            known = _checked.get(rolled.source)
-        if known is not None:
-            return known
-    check = Sql("SELECT coalesce(sum(len(visitor_keys)), 0) = (SELECT count(DISTINCT k) FROM (SELECT "
-                "unnest(visitor_keys) AS k FROM totals)) FROM totals")
-    sql = with_ctes([("totals", "SELECT visitor_keys FROM (" + rolled.relation()
-                      + ") WHERE dimension = ''")], check, materialize=("totals",))
-    local = bool(reader.execute(sql.text, sql.params).column(0)[0].as_py())
-    if rolled.source is not None:
-        with _checked_lock:
-            _checked[rolled.source] = local
-            while len(_checked) > 64:
-                _checked.popitem(last=False)
-    return local
 
+    def check() -> bool:
+        test = Sql("SELECT coalesce(sum(len(visitor_keys)), 0) = (SELECT count(DISTINCT k) FROM (SELECT "
+                   "unnest(visitor_keys) AS k FROM totals)) FROM totals")
+        sql = with_ctes([("totals", "SELECT visitor_keys FROM (" + rolled.relation()
+                          + ") WHERE dimension = ''")], test, materialize=("totals",))
+        return bool(reader.execute(sql.text, sql.params).column(0)[0].as_py())
 
-# day_local's answers by the rows' source (the rows of a source never change): the check reads every
-# visitor key of the range, a third of a 30-day breakdown's time.
-_checked: OrderedDict[Hashable, bool] = OrderedDict()
-_checked_lock = threading.Lock()
+    if cache is None or rolled.source is None:
+        return check()
+    return cache.fact(("day_local", rolled.source), check)
 
 
 def compute(store: Store, reading: Reading, site: str, days: Iterable[date],

@@ -181,14 +181,29 @@ def _readable(path: str) -> bool:
 
 
 class LiveCache:
-    """The last few computed session tables of a process, each served while the lake files of the
-    days it depends on are the ones it was computed from and no buffered event falls on those days
-    (the same rule as a stored partition's, in memory). Thread-safe."""
+    """The last few computed session and rollup tables of a Queries object, each served while the lake
+    files of the days it depends on are the ones it was computed from and no buffered event falls on
+    those days (the same rule as a stored partition's, in memory); and facts about derived rows that
+    never change for the same rows (:meth:`fact`). Thread-safe."""
 
     def __init__(self, entries: int = 16) -> None:
         self._entries = entries
         self._items: OrderedDict[Hashable, Computed] = OrderedDict()
+        self._facts: OrderedDict[Hashable, bool] = OrderedDict()
         self._lock = threading.Lock()
+
+    def fact(self, key: Hashable, establish: Callable[[], bool]) -> bool:
+        """The remembered value of ``key``, else ``establish()``'s, remembered (the last 64)."""
+        with self._lock:
+            known = self._facts.get(key)
+        if known is not None:
+            return known
+        value = establish()
+        with self._lock:
+            self._facts[key] = value
+            while len(self._facts) > 64:
+                self._facts.popitem(last=False)
+        return value
 
     def get(self, key: Hashable, store: Store, version: int, held: set[date]) -> Computed | None:
         with self._lock:
