@@ -119,7 +119,7 @@ def for_query(store: Store, reading: Reading, reader: Reader, site: str, lower: 
     held = reader.buffered_dates()
     listing = store.rollup_files.listing(site) if stored else {}
     wanted = {d for d in set(store.lake.dates(site)) | held if first <= d <= last}
-    ends = {d for d in (first, last) if not (_midnight(d) >= lower and _midnight(d) + _DAY <= upper)}
+    ends = {d for d in (first, last) if not (_midnight(d) >= lower and upper - _midnight(d) >= _DAY)}
     files, live = split(store, site, {d: p for d, p in listing.items() if d not in ends}, wanted, VERSION,
                         held)
     if not files:
@@ -174,9 +174,10 @@ def compute(store: Store, reading: Reading, site: str, days: Iterable[date],
     wanted = sorted(days)
     with reading(site, wanted[0], wanted[-1]) as reader:
         src, params = reader.source()
-        lower, upper = bounds if bounds is not None else (datetime.min, datetime.max)
-        scoped = Sql(f"SELECT * FROM ({src}) WHERE site_id = ? AND list_contains(?, timestamp::DATE) "
-                     "AND timestamp >= ? AND timestamp < ?", (*params, site, wanted, lower, upper))
+        scoped = Sql(f"SELECT * FROM ({src}) WHERE site_id = ? AND list_contains(?, timestamp::DATE)",
+                     (*params, site, wanted))
+        if bounds is not None:
+            scoped = scoped + Sql(" AND timestamp >= ? AND timestamp < ?", bounds)
         sql = with_ctes([("scoped", scoped)],
                         rows(dimensions=dimensions) + " ORDER BY day, dimension, value NULLS FIRST")
         table = reader.execute(sql.text, sql.params)
