@@ -16,7 +16,7 @@ from .model import Query
 from .planner import SESSION_SUMMABLE, Conversion, Part, Plan, plan_query, rolled_dimension
 from .registry import METRICS, Dimension
 from .rollups import METRICS as ROLLED_METRICS
-from .sessions import visitor_key
+from .sessions import BELONGS, with_end_time
 from .sql import Sql, with_ctes
 
 _LABEL: Final = {"hour": "%Y-%m-%d %H:00", "day": "%Y-%m-%d", "week": "%Y-%m-%d", "month": "%Y-%m-%d"}
@@ -71,20 +71,13 @@ def build_sql(plan: Plan, *, source: Sql, sessions: Sql | None = None,
                     tuple(f"m_{m}" for m in plan.metrics))
 
 
-# An event belongs to the session of one of its visitor ids whose time span holds it (an actor's
-# sessions are more than the session window apart).
-_BELONGS: Final = (f"{visitor_key('e.visitor_id')} = s.vid AND e.timestamp BETWEEN s.start_time AND "
-                   "s.end_time")
-
-
 def _sessions_ctes(plan: Plan, rows: Sql) -> list[tuple[str, Sql]]:
     """``session_rows`` (the given relation), ``sessions`` (those starting in the range, with the
     plan's per-session columns) and, for matching events to sessions, ``flagged`` and ``ev_rows``."""
     assert plan.sessions is not None
     s = plan.sessions
     lower, upper = plan.bounds
-    ctes: list[tuple[str, Sql]] = [("session_rows", "SELECT *, start_time + to_microseconds("
-                                    "duration_us) AS end_time FROM (" + rows + ")")]
+    ctes: list[tuple[str, Sql]] = [("session_rows", with_end_time(rows))]
     attrs = "".join(f", {a} AS s_{a}" for a in s.attributes)
     pages = "".join(f", {p}" for p in s.pages)
     in_range = Sql(" WHERE start_time >= ? AND start_time < ?", (lower, upper))
@@ -96,7 +89,7 @@ def _sessions_ctes(plan: Plan, rows: Sql) -> list[tuple[str, Sql]]:
                            + f"), false) AS f_{i}") for i, c in enumerate(s.flags)])
         ctes.append(("flagged", "SELECT s.vid0, s.start_time, " + flags + " FROM (SELECT "
                      "visitor_keys[1] AS vid0, unnest(visitor_keys) AS vid, start_time, end_time FROM "
-                     "session_rows" + in_range + f") s JOIN scoped e ON {_BELONGS} "
+                     "session_rows" + in_range + f") s JOIN scoped e ON {BELONGS} "
                      "GROUP BY s.vid0, s.start_time"))
         picks = ", ".join(f"coalesce(f.f_{i}, false) AS f_{i}" for i in range(len(s.flags)))
         ctes.append(("sessions", f"SELECT {columns}, {picks} FROM (SELECT *, visitor_keys[1] AS vid0 "
@@ -108,7 +101,7 @@ def _sessions_ctes(plan: Plan, rows: Sql) -> list[tuple[str, Sql]]:
             "SELECT e.*" + "".join(f", s.{p}" for p in s.pages)
             + "".join(f", s.s_{a}" for a in s.attributes) + " FROM scoped e JOIN (SELECT "
             f"unnest(visitor_keys) AS vid, start_time, end_time{pages}{attrs} FROM session_rows "
-            "WHERE end_time >= ? AND start_time < ?", (lower, upper)) + f") s ON {_BELONGS}"))
+            "WHERE end_time >= ? AND start_time < ?", (lower, upper)) + f") s ON {BELONGS}"))
     return ctes
 
 

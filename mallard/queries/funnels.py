@@ -216,23 +216,25 @@ def _keep(filters: Any, conds: Sequence[Condition], sessions: Sql, lower: object
     ``sessions``, matched on a visitor key and the session's time span) satisfying ``filters``."""
     flags = [c for c in conds if c.dimension.level != "visit"]
     flag_names = {id(c): f"f_{i}" for i, c in enumerate(flags)}
-    visit = sorted({str(c.dimension.visit_expr().text) for c in conds if c.dimension.level == "visit"})
+    # the session columns the visit conditions read, by the name their expression uses (s_<column>,
+    # entry_page, exit_page)
+    visit = dict(sorted({c.dimension.visit_expr().text: c.dimension.session_column or c.dimension.column
+                         for c in conds if c.dimension.level == "visit"}.items()))
 
     def leaf(c: Condition) -> Sql:
         if c.dimension.level == "visit":
             return compile_condition(c, c.dimension.visit_expr())
         return Sql(f"bool_or({flag_names[id(c)]})")
 
-    columns = "".join(f", {v.removeprefix('s_')} AS {v}" for v in visit)
+    columns = "".join(f", {column} AS {name}" for name, column in visit.items())
     picked = Sql.join([Sql("e.ik")] + [compile_condition(c, c.dimension.event_expr()) + f" AS f_{i}"
                                        for i, c in enumerate(flags)])
     joined = ("SELECT " + picked + "".join(f", s.{v}" for v in visit)
               + " , s.vid0, s.start_time FROM (SELECT *, " + _ident_keys() + " FROM actors) e JOIN ("
-              + Sql("SELECT visitor_keys[1] AS vid0, unnest(visitor_keys) AS vid, start_time, end_time"
-                    + columns + " FROM (SELECT *, start_time + to_microseconds(duration_us) AS end_time "
-                    "FROM (") + sessions + Sql(")) WHERE end_time >= ? AND start_time < ?", (lower, upper))
-              + f") s ON {_sessions.visitor_key('e.visitor_id')} = s.vid AND e.timestamp BETWEEN "
-              "s.start_time AND s.end_time")
+              + Sql(f"SELECT visitor_keys[1] AS vid0, unnest(visitor_keys) AS vid, start_time, end_time"
+                    f"{columns} FROM (") + _sessions.with_end_time(sessions)
+              + Sql(") WHERE end_time >= ? AND start_time < ?", (lower, upper))
+              + f") s ON {_sessions.BELONGS}")
     group = ", ".join(["vid0", "start_time", *visit])
     matched = "SELECT vid0, start_time FROM joined GROUP BY " + group + " HAVING " + compile_tree(
         filters, leaf)

@@ -34,15 +34,14 @@ from .registry import DIMENSIONS as ALL_DIMENSIONS
 from .registry import METRICS as ALL_METRICS
 from .sessions import visitor_key
 from .sql import Sql, with_ctes
-from .stored import Computed, LiveCache, Reading, split, unchanged, union
+from .stored import Computed, LiveCache, Reading, split, union
 
 if TYPE_CHECKING:
     from ..store import Store
-    from ..store.derived import DerivedPartition
     from ..store.reader import Reader
 
 __all__ = ["COLUMNS", "DIMENSIONS", "METRICS", "VERSION", "RollupRows", "build", "compute", "day_local",
-           "for_query", "fresh", "rows"]
+           "for_query", "rows"]
 
 #: Part of every rollup file's fingerprint: a change of the columns or their meaning makes old files stale.
 VERSION: Final = 1
@@ -191,9 +190,3 @@ def build(store: Store, site: str, day: date) -> None:
     done = compute(store, store.reading, site, [day])
     table = done.table.drop_columns(["day"])
     store.rollup_files.publish(site, day, table, done.files, day, day, VERSION)
-
-
-def fresh(store: Store, site: str, day: date, listing: dict[date, DerivedPartition]) -> bool:
-    """Whether ``day``'s stored rollup (in ``listing``) is there and fresh."""
-    part = listing.get(day)
-    return part is not None and unchanged(store, site, part, VERSION)

@@ -103,6 +103,18 @@ def visitor_key(column: str) -> str:
             f"UBIGINT) END, md5_number_lower({column}))")
 
 
+#: An event ``e`` belongs to the session ``s`` (a stored session row unnested on ``vid``, with its
+#: ``end_time``) of one of its visitor ids whose time span holds it (an actor's sessions are more than the
+#: session window apart).
+BELONGS: Final = (f"{visitor_key('e.visitor_id')} = s.vid AND e.timestamp BETWEEN s.start_time AND "
+                  "s.end_time")
+
+
+def with_end_time(session_rows: Sql) -> Sql:
+    """``session_rows`` (stored session rows) with each session's ``end_time`` (its last event)."""
+    return "SELECT *, start_time + to_microseconds(duration_us) AS end_time FROM (" + session_rows + ")"
+
+
 def rows(gap_seconds: int, source: str = "scoped") -> tuple[list[tuple[str, Sql]], Sql]:
     """CTEs and the SELECT of full session rows (:data:`COLUMNS`) over ``source``'s events."""
     with_ctes = ctes(gap_seconds, attributes=ATTRIBUTES, flags=(), pages=("entry_page", "exit_page"),

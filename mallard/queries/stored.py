@@ -158,11 +158,11 @@ def for_query(store: Store, reading: Reading, reader: Reader, site: str, lower: 
 
 
 def discard_unreadable(store: Store, files: Iterable[str]) -> bool:
-    """Delete the stored sessions ``files`` that cannot be read (a read-only store only reports them:
-    queries skip them by computing every day); whether any was unreadable."""
+    """Delete the stored sessions or rollup ``files`` that cannot be read (a read-only store only
+    reports them: queries skip them by computing every day); whether any was unreadable."""
     bad = [f for f in files if not _readable(f)]
     for path in bad:
-        log.warning("stored sessions file %s is unreadable: %s", path,
+        log.warning("stored derived file %s is unreadable: %s", path,
                     "skipped" if store.read_only else "deleted, to be built again")
         if not store.read_only:
             with contextlib.suppress(OSError):
@@ -377,9 +377,9 @@ def build_settled(store: Store, gap_seconds: int, *, today: date | None = None,
                     break
                 if candidates is not None and day not in candidates.get(s, ()):
                     continue
-                part = listing.get(day)
+                part, rollup = listing.get(day), rolled.get(day)
                 stale = part is None or not unchanged(store, s, part, gap_seconds)
-                unrolled = not rollups.fresh(store, s, day, rolled)
+                unrolled = rollup is None or not unchanged(store, s, rollup, rollups.VERSION)
                 if not (stale or unrolled):
                     continue
                 if time.monotonic() > deadline:
