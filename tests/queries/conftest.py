@@ -67,3 +67,10 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     path = tmp_path_factory.mktemp("work")
     yield path
     shutil.rmtree(path, ignore_errors=True)
+
+
+def spoil(path: str | Path) -> Path:
+    """Overwrite a stored derived file (sessions, rollups) with bytes no Parquet reader decodes."""
+    spoiled = Path(path)
+    spoiled.write_bytes(b"PAR1 this is not a parquet file PAR1")
+    return spoiled

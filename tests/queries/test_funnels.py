@@ -29,7 +29,7 @@ from mallard.queries.sql import Sql
 from mallard.store import Store
 
 from . import chdb_oracle
-from .conftest import QueriesFactory
+from .conftest import QueriesFactory, spoil
 from .data import OTHER_SITE, SITE, event
 
 DAY = DateRange(date(2024, 5, 1), date(2024, 5, 1))
@@ -227,14 +227,13 @@ def test_a_filtered_funnel_reads_stored_sessions(tmp_path: Path, damage: bool) -
         store.write_batch(_midnight_session())()
         assert stored.build_settled(store, 1800, today=date(2024, 6, 1)).built == 2
         if damage:
-            victim = store.session_files.listing(SITE)[date(2024, 4, 30)].path
-            Path(victim).write_bytes(b"PAR1 not parquet PAR1")
+            victim = spoil(store.session_files.listing(SITE)[date(2024, 4, 30)].path)
         q = Queries(store, Settings(data_dir=tmp_path / "data"))
         google = [["is", "visit:source", ["Google"]]]
         r = funnel(q.access, SITE, DAY, ["page:/a", "page:/b"], 600, filters=google)
         assert (reached(r), r["total_visitors"]) == ([1, 1], 1)
         if damage:
-            assert not Path(victim).exists()
+            assert not victim.exists()
     finally:
         store.close()
 

@@ -28,6 +28,8 @@ from mallard.settings import Settings
 from mallard.store import Store
 from mallard.store.reader import READ_PARQUET
 
+from .conftest import spoil
+
 SITE = "rollups.test"
 FIRST = date(2024, 4, 28)
 DAYS = [FIRST + timedelta(days=i) for i in range(5)]
@@ -213,8 +215,7 @@ def test_an_unreadable_rollup_file_is_not_fatal(workdir: Path, read_only: bool) 
     try:
         _steady(store)
         stored.build_settled(store, 1800, today=TODAY)
-        victim = Path(store.rollup_files.listing(SITE)[DAYS[1]].path)
-        victim.write_bytes(b"PAR1 this is not a parquet file PAR1")
+        victim = spoil(store.rollup_files.listing(SITE)[DAYS[1]].path)
     finally:
         store.close()
     reader = Store(data, read_only=read_only)
@@ -245,8 +246,7 @@ def test_ids_living_longer_than_a_day_do_not_try_the_rollups(workdir: Path) -> N
     try:
         _steady(store)
         stored.build_settled(store, 1800, today=TODAY)
-        victim = Path(store.rollup_files.listing(SITE)[DAYS[1]].path)
-        victim.write_bytes(b"PAR1 this is not a parquet file PAR1")
+        victim = spoil(store.rollup_files.listing(SITE)[DAYS[1]].path)
         q = Queries(store, Settings(data_dir=store.data_dir, visitor_salt_rotation_days=7))
         assert q.main(SITE, start_date=FIRST, end_date=LAST)["unique_visitors"] == 15
         assert victim.exists()

@@ -38,6 +38,8 @@ from mallard.settings import Settings
 from mallard.store import Store
 from mallard.store.reader import READ_PARQUET
 
+from .conftest import spoil
+
 SITE = "stored.test"
 GAP_S = 1800
 GAP = timedelta(seconds=GAP_S)
@@ -303,8 +305,7 @@ def test_an_unreadable_sessions_file_is_not_fatal(workdir: Path, read_only: bool
         raw = _queries(_raw_copy(data, workdir / "raw"))
         expected = _answers(raw, ["visit:source", "visit:entry_page"])
         raw.close()
-        victim = Path(store.session_files.listing(SITE)[DAYS[2]].path)
-        victim.write_bytes(b"PAR1 this is not a parquet file PAR1")
+        victim = spoil(store.session_files.listing(SITE)[DAYS[2]].path)
     finally:
         store.close()
     reader = Store(data, read_only=read_only)
