@@ -799,3 +799,16 @@ def test_an_erasure_between_a_write_and_its_publish_still_holds(store: Store) ->
         assert count(store, "a") == 4
     finally:
         other.close()
+
+
+def test_queries_print_no_progress_bar(tmp_path: Path) -> None:
+    """DuckDB draws a progress bar on stdout for a query that runs over 2 s; a library inside a host app
+    must not write to its stdout, so the store's connections have it off."""
+    code = (
+        "import sys, time; from mallard.store import Store; s = Store(sys.argv[1]); "
+        "c = s.connection(); c.create_function('nap', lambda i: time.sleep(0.001) or i, ['BIGINT'], "
+        "'BIGINT'); c.execute('SELECT sum(nap(i)) FROM range(2600) t(i)').fetchall()"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "d")], capture_output=True,
+                          text=True, timeout=120, check=True)
+    assert done.stdout == ""

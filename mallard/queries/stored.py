@@ -331,7 +331,25 @@ def build(store: Store, site: str, day: date, gap_seconds: int) -> None:
     done = compute(store, store.reading, site, {day}, gap_seconds)
     # The fingerprint hashes the files the computation saw: a file written since makes the partition
     # stale at once (rebuilt at the next pass), never served without its events.
-    store.session_files.publish(site, day, done.table, done.files, done.first, done.last, gap_seconds)
+    store.session_files.publish(site, day, _storage_order(done.table), done.files, done.first,
+                                done.last, gap_seconds)
+
+
+# A stored day's rows: bounces first, then grouped by place and client, a visitor's sessions together,
+# then by start. Equal neighbours make the attribute columns' runs long and a visitor's repeated keys
+# delta to zero: 17% fewer bytes than in start order, measured at 5M events (benchmarks/README.md).
+_STORAGE_ORDER: Final = ("country_code", "region", "city", "device_type", "os", "os_version",
+                         "browser", "browser_version", "screen_size", "first_key", "start_time")
+
+
+def _storage_order(table: pa.Table) -> pa.Table:
+    if table.num_rows < 2:
+        return table
+    keys = [("bounce", "descending"), *((c, "ascending") for c in _STORAGE_ORDER)]
+    marked = table.append_column("bounce", pc.equal(table.column("duration_us"), 0)).append_column(
+        "first_key", pc.list_element(table.column("visitor_keys"), 0))
+    order = pc.sort_indices(marked, sort_keys=keys)
+    return table.take(order)
 
 
 @dataclass

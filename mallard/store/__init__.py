@@ -236,6 +236,8 @@ class Store:
         if con is None:
             con = duckdb.connect(":memory:", config=self._duck_config)
             con.execute("SET TimeZone = 'UTC'").fetchall()
+            # DuckDB would draw a progress bar on the host application's stdout.
+            con.execute("SET enable_progress_bar = false").fetchall()
             con.execute(TEMPLATE_DDL).fetchall()
             self._local.con = con
         return con
