@@ -18,7 +18,7 @@ import calendar
 import re
 from collections.abc import Sequence
 from datetime import date, timedelta
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from ..errors import InvalidQueryError
 from ..queries.filters import MAX_CONDITIONS, Filter, Logic, condition, conditions
@@ -27,6 +27,7 @@ from ..queries.periods import MAX_API_DAYS, DateRange, parse_date, resolve
 from ..queries.registry import METRICS, TIME_DIMENSIONS, dimension
 from .messages import HTTPError, Request, Response, json_response
 from .routing import Param, Route
+from .schemas import site_param
 from .stats import site_of
 
 if TYPE_CHECKING:
@@ -72,15 +73,6 @@ def v1_dates(period: str, date_text: str | None, today: date) -> tuple[date, dat
                                 "choose a later date.", code="date_out_of_range") from None
     raise InvalidQueryError(f"Unknown period {period!r}. v1 periods: {', '.join(V1_PERIODS)}.",
                             code="invalid_period")
-
-
-def _range(api: Api, request: Request) -> tuple[DateRange, str, date]:
-    """The v1 date range, its period name and today in the site's zone."""
-    tz = api.settings.timezone
-    today = api.queries.today(tz)
-    period = request.arg("period") or "30d"
-    start, end = v1_dates(period, request.arg("date") or None, today)
-    return resolve(None, start, end, today=today, tz=tz, max_days=MAX_API_DAYS), period, today
 
 
 # -- filters ---------------------------------------------------------------------------------------
@@ -203,12 +195,26 @@ def _rows(api: Api, site: str, rng: DateRange, metrics: Sequence[str], dims: Seq
             for r in body["results"]]
 
 
-def _scope(api: Api, request: Request) -> tuple[str, DateRange, Filter | None]:
+class Scope(NamedTuple):
+    """What every v1 request names: the site, the date range, the filters, the period and today."""
+
+    site: str
+    rng: DateRange
+    filters: Filter | None
+    period: str
+    today: date
+
+
+def _scope(api: Api, request: Request) -> Scope:
     site = site_of(request)
-    rng = _range(api, request)[0]
+    tz = api.settings.timezone
+    today = api.queries.today(tz)
+    period = request.arg("period") or "30d"
+    start, end = v1_dates(period, request.arg("date") or None, today)
+    rng = resolve(None, start, end, today=today, tz=tz, max_days=MAX_API_DAYS)
     if request.arg("with_imported") not in (None, "", "true", "false"):
         raise InvalidQueryError("with_imported is true or false.", code="invalid_param")
-    return site, rng, parse_filters(request.arg("filters"))
+    return Scope(site, rng, parse_filters(request.arg("filters")), period, today)
 
 
 # -- aggregate -------------------------------------------------------------------------------------
@@ -235,7 +241,7 @@ def _previous(rng: DateRange, today: date) -> DateRange:
 
 
 def aggregate(api: Api, request: Request, params: dict[str, str]) -> Response:
-    site, rng, filters = _scope(api, request)
+    site, rng, filters, _, today = _scope(api, request)
     metrics = _metrics(request, filters, ())
     compare = request.arg("compare") or None
     if compare not in (None, "previous_period"):
@@ -243,8 +249,7 @@ def aggregate(api: Api, request: Request, params: dict[str, str]) -> Response:
     now = dict(_first(_rows(api, site, rng, metrics, (), filters), metrics))
     results: dict[str, Any] = {m: {"value": now[m]} for m in metrics}
     if compare:
-        before = _first(_rows(api, site, _previous(rng, _range(api, request)[2]), metrics, (),
-                              filters), metrics)
+        before = _first(_rows(api, site, _previous(rng, today), metrics, (), filters), metrics)
         for m in metrics:
             results[m].update(comparison_value=before[m], change=_change(m, before[m], now[m]))
     return json_response({"results": results})
@@ -256,8 +261,7 @@ def _first(rows: list[tuple[list[Any], dict[str, Any]]], metrics: Sequence[str])
 
 # -- timeseries ------------------------------------------------------------------------------------
 def timeseries(api: Api, request: Request, params: dict[str, str]) -> Response:
-    site, rng, filters = _scope(api, request)
-    period = _range(api, request)[1]
+    site, rng, filters, period, _ = _scope(api, request)
     interval = request.arg("interval") or None
     if interval == "date":
         interval = "day"
@@ -302,7 +306,7 @@ def _limit(request: Request) -> tuple[int, int]:
 
 
 def breakdown(api: Api, request: Request, params: dict[str, str]) -> Response:
-    site, rng, filters = _scope(api, request)
+    site, rng, filters, _, _ = _scope(api, request)
     prop = request.arg("property") or ""
     if not prop:
         raise InvalidQueryError("property is required: the property to break down by, e.g. "
@@ -341,8 +345,7 @@ def realtime(api: Api, request: Request, params: dict[str, str]) -> Response:
 
 
 # -- routes ----------------------------------------------------------------------------------------
-_SITE: Final = Param("site_id", {"type": "string", "minLength": 1}, "The site id (its domain).",
-                     required=True)
+_SITE: Final = site_param("The site id (its domain).")
 _COMMON: Final = (
     _SITE,
     Param("period", {"type": "string", "enum": list(V1_PERIODS), "default": "30d"},

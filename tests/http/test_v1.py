@@ -144,6 +144,12 @@ def test_aggregate_matches_sql(keyed: tuple[Live, str]) -> None:
             "visit_duration": {"value": round(duration)}, "events": {"value": events}}}
         assert (visitors, pageviews, events) == (3, 4, 5)
         assert v1(c, key, "aggregate", site_id=d) == {"results": {"visitors": {"value": 3}}}  # 30d
+        for period in ("7d", "30d", "month", "6mo", "12mo"):
+            assert v1(c, key, "aggregate", site_id=d, period=period, date=str(today())
+                      ) == {"results": {"visitors": {"value": 3}}}, period
+        yesterday = str(today() - timedelta(days=1))
+        assert v1(c, key, "aggregate", site_id=d, period="day", date=yesterday, metrics="visitors,events"
+                  ) == {"results": {"visitors": {"value": 0}, "events": {"value": 0}}}
         body = v1(c, key, "aggregate", site_id=d, period="7d", metrics="visitors,bounce_rate",
                   compare="previous_period")
         assert body == {"results": {
