@@ -15,13 +15,14 @@ listed value (Plausible ignores the ``!``); ``compare`` other than ``previous_pe
 from __future__ import annotations
 
 import calendar
+import math
 import re
 from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from ..errors import InvalidQueryError
-from ..queries.filters import MAX_CONDITIONS, Filter, Logic, condition, conditions
+from ..queries.filters import MAX_CONDITIONS, NULL_VALUES, Filter, Logic, condition, conditions
 from ..queries.model import build
 from ..queries.periods import MAX_API_DAYS, DateRange, parse_date, resolve
 from ..queries.registry import METRICS, TIME_DIMENSIONS, dimension
@@ -175,11 +176,16 @@ def _engine(metric: str, dims: Sequence[str]) -> str:
     return metric
 
 
+def _whole(value: float) -> int:
+    """Rounded half away from zero (as Plausible's Elixir ``round/1``; Python's ``round`` goes to even)."""
+    return int(math.copysign(math.floor(abs(value) + 0.5), value))
+
+
 def _value(metric: str, value: Any) -> Any:
     if value is None:
         return None
     if metric in _ROUNDED:
-        return round(value)
+        return _whole(value)
     if metric in ("views_per_visit", "conversion_rate"):
         return round(float(value), 2)
     return value
@@ -226,7 +232,7 @@ def _change(metric: str, old: Any, new: Any) -> Any:
         return new - old if old > 0 else None
     if old == 0:
         return 100 if new > 0 else 0
-    return round((new - old) / old * 100)
+    return _whole((new - old) / old * 100)
 
 
 def _previous(rng: DateRange, today: date) -> DateRange:
@@ -297,7 +303,8 @@ def _key(name: str) -> str:
 
 def _limit(request: Request) -> tuple[int, int]:
     limit_text, page_text = request.arg("limit") or "100", request.arg("page") or "1"
-    if not (limit_text.isascii() and limit_text.isdigit()) or not 1 <= int(limit_text[:5]) <= 1000:
+    if not (limit_text.isascii() and limit_text.isdigit()) or len(limit_text) > 6 \
+            or not 1 <= int(limit_text) <= 1000:
         raise InvalidQueryError("limit is a whole number from 1 to 1000.", code="invalid_limit")
     if not (page_text.isascii() and page_text.isdigit()) or len(page_text) > 6 or int(page_text) < 1:
         raise InvalidQueryError("page is a whole number from 1 (the first page).", code="invalid_page")
@@ -322,7 +329,7 @@ def breakdown(api: Api, request: Request, params: dict[str, str]) -> Response:
     metrics = _metrics(request, filters, dims)
     limit, offset = _limit(request)
     if name in _SKIP_EMPTY:
-        present = condition("is_not", name, ["(unknown)"])
+        present = condition("is_not", name, sorted(NULL_VALUES))  # has a value
         filters = present if filters is None else Logic("and", (filters, present))
     order_metric = next(m for m in metrics if m != "time_on_page")
     order = [[_engine(order_metric, dims), "desc"], *([d, "asc"] for d in dims)]
@@ -339,7 +346,7 @@ def realtime_visitors(api: Api, request: Request, params: dict[str, str]) -> Res
 
 def realtime(api: Api, request: Request, params: dict[str, str]) -> Response:
     text = request.arg("limit") or "10"
-    if not (text.isascii() and text.isdigit()) or not 1 <= int(text[:4]) <= 100:
+    if not (text.isascii() and text.isdigit()) or len(text) > 6 or not 1 <= int(text) <= 100:
         raise HTTPError(400, "limit is a whole number from 1 to 100.")
     return json_response(api.queries.realtime(site_of(request), limit=int(text)).to_json())
 

@@ -141,7 +141,7 @@ def test_aggregate_matches_sql(keyed: tuple[Live, str]) -> None:
             "visitors": {"value": visitors}, "visits": {"value": 3}, "pageviews": {"value": pageviews},
             "views_per_visit": {"value": round(pageviews / 3, 2)},
             "bounce_rate": {"value": 67},  # Chrome and Safari saw one page each
-            "visit_duration": {"value": round(duration)}, "events": {"value": events}}}
+            "visit_duration": {"value": int(duration + 0.5)}, "events": {"value": events}}}
         assert (visitors, pageviews, events) == (3, 4, 5)
         assert v1(c, key, "aggregate", site_id=d) == {"results": {"visitors": {"value": 3}}}  # 30d
         for period in ("7d", "30d", "month", "6mo", "12mo"):
@@ -381,6 +381,27 @@ def test_realtime_warns_when_timestamps_are_rounded(tmp_path: Path) -> None:
         assert body["visitors"] == 0 and "round_timestamps" in body["warning"]
     finally:
         m.close()
+
+
+def test_compare_previous_period_change(clocked: tuple[mallard.Mallard, FrozenClock]) -> None:
+    """compare=previous_period with figures on both days: change is the percent change rounded half away
+    from zero, percentage points for bounce_rate."""
+    m, clock = clocked
+    yesterday = clock() - timedelta(days=1)
+    for ip, pages in (("192.0.2.1", 2), ("192.0.2.2", 1)):  # 2 visitors, 3 pageviews, bounce 50
+        for i in range(pages):
+            _visit(m, ip, yesterday + timedelta(minutes=i), path=f"/{i}")
+    for ip, pages in (("192.0.2.3", 1), ("192.0.2.4", 1), ("192.0.2.5", 2)):  # 3, 4, bounce 67
+        for i in range(pages):
+            _visit(m, ip, clock() - timedelta(hours=1, minutes=-i), path=f"/{i}")
+    status, body = _get(m, "/api/v1/stats/aggregate", "site_id=rt.example&period=day&compare=previous_period"
+                        "&metrics=visitors,pageviews,bounce_rate,views_per_visit")
+    assert status == 200
+    assert body == {"results": {
+        "visitors": {"value": 3, "comparison_value": 2, "change": 50},
+        "pageviews": {"value": 4, "comparison_value": 3, "change": 33},
+        "bounce_rate": {"value": 67, "comparison_value": 50, "change": 17},
+        "views_per_visit": {"value": 1.33, "comparison_value": 1.5, "change": -11}}}
 
 
 # -- the v1 parameter grammar ----------------------------------------------------------------------
