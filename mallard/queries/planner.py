@@ -276,7 +276,7 @@ def plan_query(q: Query) -> Plan:
     check_session_dimensions(plain, se_metrics)
     reads = event_reads(ev_metrics, used, bucket)
     bounds = q.window or q.date_range.bounds()
-    if reads == "events" and rolls_up(q, ev_metrics, plain, bucket, bounds):
+    if reads == "events" and q.window is None and rolls_up(q, ev_metrics, plain, bucket, bounds):
         reads = "rollups"
 
     ev = None if reads is None else Part("ev", reads, ev_metrics, session_valued(reads, used),

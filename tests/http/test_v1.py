@@ -31,6 +31,8 @@ from mallard.http import Request
 from mallard.http.v1 import parse_filters, v1_dates
 from mallard.queries import Queries
 from mallard.queries.filters import Condition, Logic
+from mallard.queries.model import build
+from mallard.queries.periods import DateRange
 from mallard.store import Store
 
 from ..conftest import FrozenClock
@@ -369,6 +371,21 @@ def test_realtime_sees_unflushed_events_of_its_own_process_only(
         assert m.queries.current_visitors("rt.example") == 1  # not counted twice
     finally:
         other.close()
+
+
+def test_a_window_is_never_answered_from_daily_rollups() -> None:
+    """A query narrowed by ``Query.window`` reads the events of the window, never the per-day rollups
+    (their rows cover whole UTC days), even without filters."""
+    from dataclasses import replace
+
+    from mallard.queries.planner import plan_query
+
+    days = DateRange(date(2024, 5, 1), date(2024, 5, 1))
+    query = build("rt.example", days, metrics=["visitors", "pageviews"], dimensions=["event:page"])
+    assert [p.reads for p in plan_query(query).parts] == ["rollups"]  # whole days may
+    window = (datetime(2024, 5, 1, 11, 55), datetime(2024, 5, 1, 12, 0, 5))
+    plan = plan_query(replace(query, window=window))
+    assert [p.reads for p in plan.parts] == ["events"] and plan.bounds == window
 
 
 def test_realtime_warns_when_timestamps_are_rounded(tmp_path: Path) -> None:
