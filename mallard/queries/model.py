@@ -31,6 +31,8 @@ class Query:
     order_by: tuple[tuple[str, Direction], ...] = ()
     limit: int | None = None
     offset: int = 0
+    #: Naive UTC ``[lower, upper)`` narrowing the range to part of its days (realtime), or None.
+    window: tuple[datetime, datetime] | None = None
 
     @property
     def time_dimension(self) -> str | None:

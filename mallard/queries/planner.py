@@ -275,8 +275,8 @@ def plan_query(q: Query) -> Plan:
     ev_metrics, se_metrics = split_metrics(q.metrics)
     check_session_dimensions(plain, se_metrics)
     reads = event_reads(ev_metrics, used, bucket)
-    bounds = q.date_range.bounds()
-    if reads == "events" and rolls_up(q, ev_metrics, plain, bucket, bounds):
+    bounds = q.window or q.date_range.bounds()
+    if reads == "events" and q.window is None and rolls_up(q, ev_metrics, plain, bucket, bounds):
         reads = "rollups"
 
     ev = None if reads is None else Part("ev", reads, ev_metrics, session_valued(reads, used),

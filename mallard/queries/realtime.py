@@ -1,0 +1,80 @@
+"""Realtime: who is on the site now, as Plausible counts it.
+
+A *current visitor* is a visitor with at least one event other than ``engagement`` whose timestamp is at
+most :data:`MINUTES` minutes before now (Plausible's ``current_visitors``: the lower bound truncated to the
+second, every event name but ``engagement``). The window's upper end is a few seconds past now (Plausible's
+realtime period does the same), so an event stamped by a client clock slightly ahead still counts.
+
+The figures are answered by the one query model: :func:`query` builds an ordinary :class:`Query` over the
+UTC days the window touches and narrows it with ``Query.window``; nothing here writes SQL.
+
+Freshness: a query reads the stored partitions *and* this process's event buffer (see
+:meth:`mallard.queries.Queries._reader`), so an event accepted by this process counts at once, before
+any flush. Events accepted by *another* process (another ``mallard serve`` worker, or a ``mallard.open``
+reader looking at a running server) count once that process flushes them, after at most
+``flush_interval_secs``; a realtime figure read there can miss the last seconds of events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Final
+
+from .filters import Condition, condition
+from .model import Query, build
+from .periods import DateRange
+from .results import Report
+
+if TYPE_CHECKING:
+    from . import Queries
+
+__all__ = ["MINUTES", "current_visitors", "query", "realtime", "window"]
+
+#: The realtime window, in minutes (Plausible's current visitors).
+MINUTES: Final = 5
+#: How far past now the window reaches (events stamped by a clock slightly ahead).
+AHEAD: Final = timedelta(seconds=5)
+#: Plausible's engagement events (scroll depth, time on page) do not make a visitor current.
+NOT_ENGAGEMENT: Final[Condition] = condition("is_not", "event:name", ["engagement"])
+
+
+def window(now: datetime, minutes: int = MINUTES) -> tuple[datetime, datetime]:
+    """Naive UTC ``[lower, upper)``: ``minutes`` before ``now`` (to the second) to just after it."""
+    utc = now.astimezone(UTC).replace(tzinfo=None, microsecond=0)
+    return utc - timedelta(minutes=minutes), utc + AHEAD
+
+
+def query(site: str, now: datetime, *, metrics: Sequence[str] = ("visitors",),
+          dimensions: Sequence[str] = (), limit: int | None = None) -> Query:
+    """A :class:`Query` over the realtime window of ``now`` (rows ordered by visitors, then value)."""
+    lower, upper = window(now)
+    days = DateRange(lower.date(), upper.date(), "UTC")
+    order = [["visitors", "desc"]] if dimensions else None
+    built = build(site, days, metrics=metrics, dimensions=dimensions, filters=NOT_ENGAGEMENT,
+                  order_by=order, limit=limit)
+    return replace(built, window=(lower, upper))
+
+
+def current_visitors(queries: Queries, site: str, now: datetime) -> int:
+    """Visitors of the last :data:`MINUTES` minutes."""
+    rows = queries.run(query(site, now)).rows
+    return int(rows[0]["visitors"]) if rows else 0
+
+
+def realtime(queries: Queries, site: str, now: datetime, limit: int,
+             warning: str | None = None) -> Report:
+    """Current visitors with the pages they are on and the sources they came from (``pages`` and
+    ``sources``: ``{value, visitors}``, most visitors first, at most ``limit`` each)."""
+    lower, upper = window(now)
+    lists = {}
+    for key, dim in (("pages", "event:page"), ("sources", "visit:source")):
+        rows = queries.run(query(site, now, dimensions=[dim], limit=limit)).rows
+        lists[key] = [{"value": r[dim], "visitors": r["visitors"]} for r in rows]
+    meta: dict[str, object] = {
+        "site_id": site, "visitors": current_visitors(queries, site, now), "minutes": MINUTES,
+        "from": lower.isoformat() + "Z", "to": upper.isoformat() + "Z", "sources": lists["sources"]}
+    if warning is not None:
+        meta["warning"] = warning
+    return Report("pages", ("value", "visitors"), lists["pages"], meta)
