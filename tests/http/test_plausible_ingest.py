@@ -97,3 +97,27 @@ def test_past_a_plausible_limit_is_an_invalid_event_with_its_code(body: dict[str
     outcome = tracker.process(raw)
     assert outcome.error is not None and outcome.error.code == code, outcome
     assert words in outcome.error.message
+
+
+@pytest.mark.parametrize("path", [
+    "/js/script.js", "/js/plausible.js", "/js/script.hash.js", "/js/plausible.hash.outbound-links.js",
+    "/js/script.file-downloads.hash.local.manual.outbound-links.pageview-props.revenue.tagged-events.js",
+    "/js/script.compat.exclusions.js",
+])
+def test_plausible_script_variant_urls_serve_the_tracker(serve: Live, path: str) -> None:
+    """Every Plausible variant name serves mallard.js itself (which reads its features from the name)."""
+    with serve.client() as c:
+        script = c.get("/mallard.js")
+        variant = c.get(path)
+    assert variant.status_code == 200
+    assert variant.content == script.content
+    assert variant.headers["content-type"].startswith("text/javascript")
+    assert variant.headers["access-control-allow-origin"] == "*"
+
+
+@pytest.mark.parametrize("path", ["/js/script.nope.js", "/js/script.hash.x.js", "/js/plausible.hash..js"])
+def test_unknown_script_variant_is_a_404_naming_the_extensions(serve: Live, path: str) -> None:
+    with serve.client() as c:
+        response = c.get(path)
+    assert response.status_code == 404
+    assert "outbound-links" in response.json()["error"]
