@@ -7,14 +7,16 @@ import threading
 import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import orjson
 import pytest
 
 from mallard.payload import RawEvent, parse_body
+
+from .quiet import QuietHandler
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -51,34 +53,24 @@ class Server:
         self.changed = threading.Condition()
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def _send(self, status: int, body: bytes = b"", content_type: str = "text/html") -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 path = self.path.split("?")[0]
                 if path == "/_m/mallard.js" or (path.startswith("/_m/js/") and path.endswith(".js")):
-                    self._send(200, SCRIPT.read_bytes(), "text/javascript")
+                    self.send(200, SCRIPT.read_bytes(), "text/javascript")
                 elif path == "/favicon.ico":
-                    self._send(404)
+                    self.send(404)
                 else:
-                    self._send(200, server.page(path).encode())
+                    self.send(200, server.page(path).encode())
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 server.record(Hit("POST", self.path, self.headers.get("Content-Type"), body))
-                self._send(202 if self.path == "/_m/api/event" else 404)
+                self.send(202 if self.path == "/_m/api/event" else 404)
 
             def do_OPTIONS(self) -> None:
                 server.record(Hit("OPTIONS", self.path, None, b""))
-                self._send(204)
+                self.send(204)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
