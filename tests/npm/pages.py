@@ -21,19 +21,20 @@ if TYPE_CHECKING:
 MODULES = Path(__file__).resolve().parent / "node_modules"
 V4 = "@plausible-analytics/tracker/plausible.js"  # one self-contained ES module
 V3 = "plausible-tracker/build/module/index.js"  # ES modules importing "./lib/tracker" without ".js"
-SITES = {"v4": "v4.npm.example", "v3": "v3.npm.example"}
+SITES = {"v4": "v4.npm.example", "v3": "v3.npm.example", "v4h": "v4h.npm.example"}
 GOOGLE = "https://www.google.com/"
 HN = "https://news.ycombinator.com/"
 
 
-def v4_page(endpoint: str) -> str:
+def v4_page(endpoint: str, *, hash_routing: bool = False) -> str:
+    domain = SITES["v4h" if hash_routing else "v4"]
     return f"""<!doctype html><title>v4</title>
 <a id="file" href="/files/report.pdf">report</a> <a id="out" href="{{partner}}">partner</a>
 <script type="module">
 import {{init, track}} from '/npm/{V4}'
 window.__plausible = true  // the tracker ignores browsers driven by WebDriver (Playwright) otherwise
-init({{domain: '{SITES["v4"]}', endpoint: '{endpoint}', captureOnLocalhost: true, outboundLinks: true,
-      fileDownloads: true, logging: false}})
+init({{domain: '{domain}', endpoint: '{endpoint}', captureOnLocalhost: true, outboundLinks: true,
+      fileDownloads: true, logging: false, hashBasedRouting: {str(hash_routing).lower()}}})
 window.track = track
 </script>"""
 
@@ -51,8 +52,8 @@ window.p = p
 
 
 class Site:
-    """Serves the tracker pages under /v4/ and /v3/, the npm modules under /npm/, a PDF link target
-    (204, so that the browser stays on the page) and a partner page on the other host name."""
+    """Serves the tracker pages under /<tracker>/ (v4, v4h, v3), the npm modules under /npm/, a PDF link
+    target (204, so that the browser stays on the page) and a partner page on the other host name."""
 
     def __init__(self, pages: dict[str, str]) -> None:
         self.pages = pages
@@ -67,8 +68,9 @@ class Site:
                         self.send(404)
                     else:
                         self.send(200, file.read_bytes(), "text/javascript")
-                elif path.startswith(("/v4/", "/v3/")):
-                    html = site.pages[path[1:3]].replace("{partner}", site.url("/partner", "localhost"))
+                elif path.split("/")[1] in site.pages:
+                    html = site.pages[path.split("/")[1]].replace("{partner}",
+                                                                  site.url("/partner", "localhost"))
                     self.send(200, html.encode())
                 elif path.startswith("/files/"):
                     self.send(204)
@@ -132,3 +134,13 @@ def drive_v3(page: Page, site: Site, arrived: Callable[[str, int], None]) -> Non
     arrived("Signup", 1)
     page.click("#out")
     arrived("Outbound Link: Click", 1)
+
+
+def drive_v4_hash(page: Page, site: Site, arrived: Callable[[str, int], None]) -> None:
+    """@plausible-analytics/tracker 0.4 with hashBasedRouting: a pageview of /v4h/app#/start, then a hash
+    change to #/settings."""
+    page.goto(site.url("/v4h/app#/start"))
+    page.wait_for_function("typeof window.track === 'function'")
+    arrived("pageview", 1)
+    page.evaluate("location.hash = '#/settings'")
+    arrived("pageview", 2)

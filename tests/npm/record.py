@@ -15,7 +15,7 @@ from pathlib import Path
 from tests.static.quiet import QuietHandler
 from tests.static.test_tracker_browser import ARGS, CHROMIUM
 
-from .pages import Site, drive_v3, drive_v4, v3_page, v4_page
+from .pages import Site, drive_v3, drive_v4, drive_v4_hash, v3_page, v4_page
 
 OUT = Path(__file__).resolve().parent / "recorded.json"
 UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36"
@@ -54,8 +54,10 @@ def main() -> None:
     recorded: dict[str, list[str]] = {}
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        for name, page_of, drive in (("v4", lambda r: v4_page(r.base + "/api/event"), drive_v4),
-                                     ("v3", lambda r: v3_page(r.base), drive_v3)):
+        for name, page_of, drive in (
+                ("v4", lambda r: v4_page(r.base + "/api/event"), drive_v4),
+                ("v4h", lambda r: v4_page(r.base + "/api/event", hash_routing=True), drive_v4_hash),
+                ("v3", lambda r: v3_page(r.base), drive_v3)):
             recorder = Recorder()
             with Site({name: page_of(recorder)}) as site:
                 context = browser.new_context(viewport={"width": 1280, "height": 700}, user_agent=UA)

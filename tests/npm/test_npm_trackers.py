@@ -19,7 +19,8 @@ import pytest
 from tests.http.conftest import Live, start, stop
 from tests.static.test_tracker_browser import browser
 
-from .pages import GOOGLE, HN, MODULES, SITES, V3, V4, Site, drive_v3, drive_v4, v3_page, v4_page
+from . import pages
+from .pages import GOOGLE, HN, MODULES, SITES, V3, V4, Site
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -99,7 +100,7 @@ def run(browser: Browser, serve: Live, tracker: str, html: str,
 def test_plausible_analytics_tracker_0_4(serve: Live, browser: Browser) -> None:
     """@plausible-analytics/tracker 0.4: pageviews (UTM, referrer), SPA navigation, props, revenue, file
     download, outbound link; the 0.4 tracker sends no width."""
-    site, got = run(browser, serve, "v4", v4_page(serve.base + "/api/event"), drive_v4)
+    site, got = run(browser, serve, "v4", pages.v4_page(serve.base + "/api/event"), pages.drive_v4)
     base = {"hostname": "127.0.0.1", "referrer": GOOGLE, "referrer_source": "Google",
             "utm_source": "newsletter", "props": None, "revenue_amount": None,
             "revenue_currency": None, "screen_size": None, "device_type": "desktop"}
@@ -121,7 +122,7 @@ def test_plausible_analytics_tracker_0_4(serve: Live, browser: Browser) -> None:
 
 def test_plausible_tracker_0_3(serve: Live, browser: Browser) -> None:
     """plausible-tracker 0.3: pageviews (referrer, width), SPA navigation, props, outbound link."""
-    site, got = run(browser, serve, "v3", v3_page(serve.base), drive_v3)
+    site, got = run(browser, serve, "v3", pages.v3_page(serve.base), pages.drive_v3)
     base = {"hostname": "127.0.0.1", "referrer": HN, "referrer_source": "Hacker News",
             "utm_source": None, "props": None, "revenue_amount": None, "revenue_currency": None,
             "screen_size": "1280", "device_type": "desktop"}
@@ -133,3 +134,11 @@ def test_plausible_tracker_0_3(serve: Live, browser: Browser) -> None:
          "props": f'{{"url":"{site.url("/partner", "localhost")}"}}'},
     ]
     assert [{k: v for k, v in r.items() if k != "browser"} for r in got] == expected
+
+
+def test_plausible_analytics_tracker_0_4_hash_routing(serve: Live, browser: Browser) -> None:
+    """With hashBasedRouting the tracker sends h: 1; the stored paths keep the fragment."""
+    _, got = run(browser, serve, "v4h", pages.v4_page(serve.base + "/api/event", hash_routing=True),
+                 pages.drive_v4_hash)
+    assert [(r["event_name"], r["pathname"]) for r in got] == [
+        ("pageview", "/v4h/app#/start"), ("pageview", "/v4h/app#/settings")]
