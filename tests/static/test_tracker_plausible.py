@@ -159,3 +159,12 @@ def test_tagged_classes_need_the_variant_or_attribute() -> None:
     assert names(run(steps=[["tagged", chain]])) == [("pageview", PAGE)]
     assert [raw.name for raw in events(run({"tagged-events": ""}, steps=[["tagged", chain]]))] == [
         "pageview", "Signup"]
+
+
+@pytest.mark.parametrize("attrs", [{}, {"hash": ""}], ids=["plain", "hash-mode"])
+def test_source_tags_of_the_landing_url_are_sent_unchanged(attrs: dict[str, str]) -> None:
+    """?ref=, ?source= and utm_source reach the server as they are in the address bar (the server takes
+    the source from them when there is no referrer)."""
+    href = "https://shop.example/launch?ref=producthunt&source=Newsletter%202&utm_source=x%2By"
+    (raw,) = events(run(attrs, href=href))
+    assert raw.url == href
