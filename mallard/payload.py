@@ -3,14 +3,22 @@
 Accepted, in one JSON object or a JSON array of them (batch):
 
 * Mallard Metrics' short keys ``{d, n, u, r, w, p, ra, rc}``;
-* Plausible's keys ``{domain, name, url, referrer, screen_width, props|meta|m, revenue|$}`` (props as an
-  object or a JSON string, revenue as ``{"amount", "currency"}``), so Plausible's own tracker scripts
-  post to mallard unchanged; ``domain`` may list several sites separated by commas.
+* Plausible's keys ``{domain, name, url, referrer, screen_width, props|meta|m, revenue|$, h|hashMode}``
+  (props as an object or a JSON string, revenue as ``{"amount", "currency"}``), so Plausible's own tracker
+  scripts post to mallard unchanged; ``domain`` may list several sites separated by commas.
+
+``h: 1`` (also mallard.js's, with ``data-hash``) marks a page using hash-based routing: the URL's
+``#fragment`` is then part of the stored path. Other keys (Plausible's ``v``, ``i``) are ignored.
 
 Only the shape is checked here (types, required keys); the meaning is checked by the tracker.
 
 Bounds on the work one request can cause: a ``domain`` lists at most :data:`MAX_SITES` distinct sites,
 and a batch (objects × sites) expands to at most :data:`MAX_BATCH` events.
+
+Custom properties obey Plausible's ingestion limits (:func:`check_props`): at most :data:`MAX_PROP_KEYS`
+keys, a key of at most :data:`MAX_PROP_KEY_BYTES` and a value of at most :data:`MAX_PROP_VALUE_BYTES`
+UTF-8 bytes, and no nested object or array as a value. Plausible drops nested values and keys past the
+30th silently; mallard refuses the event, naming the limit, so that the sender can see what was lost.
 """
 
 from __future__ import annotations
@@ -26,6 +34,9 @@ from .errors import InvalidEventError
 
 MAX_BATCH: Final = 1000
 MAX_SITES: Final = 10
+MAX_PROP_KEYS: Final = 30
+MAX_PROP_KEY_BYTES: Final = 300
+MAX_PROP_VALUE_BYTES: Final = 2000
 _UINT32: Final = 2**32 - 1
 
 
@@ -43,6 +54,36 @@ class RawEvent:
     currency: Any = None
     user_id: str | None = None
     timestamp: datetime | None = None
+    hash_mode: bool = False
+
+
+def _bytes(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+def check_props(props: Mapping[str, Any]) -> None:
+    """Raise unless ``props`` (a decoded JSON object) is within Plausible's limits on custom properties.
+
+    Raises:
+        InvalidEventError: ``too_many_props``, ``prop_key_too_long``, ``prop_value_too_long`` or
+            ``nested_prop``, the message naming the key and the limit.
+    """
+    if len(props) > MAX_PROP_KEYS:
+        raise InvalidEventError(f"props has {len(props)} keys; an event may carry at most "
+                                f"{MAX_PROP_KEYS}.", code="too_many_props")
+    for key, value in props.items():
+        if not isinstance(key, str):
+            continue  # not JSON: the tracker drops such props with a warning
+        named = repr(key[:40]) + ("..." if len(key) > 40 else "")
+        if _bytes(key) > MAX_PROP_KEY_BYTES:
+            raise InvalidEventError(f"props key {named} is longer than {MAX_PROP_KEY_BYTES} bytes.",
+                                    code="prop_key_too_long")
+        if isinstance(value, (Mapping, list, tuple)):
+            raise InvalidEventError(f"props value of {named} is a nested object or array; a value "
+                                    "must be a string, a number, a boolean or null.", code="nested_prop")
+        if isinstance(value, str) and _bytes(value) > MAX_PROP_VALUE_BYTES:
+            raise InvalidEventError(f"props value of {named} is longer than {MAX_PROP_VALUE_BYTES} "
+                                    "bytes.", code="prop_value_too_long")
 
 
 def _first(obj: Mapping[str, Any], *keys: str) -> Any:
@@ -114,9 +155,10 @@ def from_mapping(obj: object) -> list[RawEvent]:
             revenue = plausible_revenue.get("amount", revenue)
             currency = plausible_revenue.get("currency", currency)
     width = _width(obj)
+    hash_mode = _first(obj, "h", "hashMode") in (1, "1")  # Plausible's hash-based routing (1 or true)
     assert sites is not None and name is not None and url is not None
     site_list = _split_sites(sites) if "," in sites else (sites,)
-    return [RawEvent(site, name, url, referrer, width, props, revenue, currency)
+    return [RawEvent(site, name, url, referrer, width, props, revenue, currency, hash_mode=hash_mode)
             for site in site_list]
 
 

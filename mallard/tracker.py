@@ -33,7 +33,7 @@ from .enrich.urls import parse_page_url, sanitize, strip_query
 from .enrich.useragent import UNKNOWN_AGENT, Agent, AgentParser, device_type
 from .errors import InvalidEventError
 from .events import MAX_SITE_ID, Event, validate_site_id
-from .payload import RawEvent
+from .payload import RawEvent, check_props
 from .privacy import Salts, canonical_ip, pseudonymize_user, visitor_id
 from .settings import Settings
 
@@ -41,8 +41,9 @@ from .settings import Settings
 referrer_source = lru_cache(maxsize=16_384)(_referrer_source)
 _valid_site_id = lru_cache(maxsize=4096)(validate_site_id)
 
-MAX_NAME: Final = 256
-MAX_URL: Final = 2048
+MAX_NAME: Final = 120  # characters, Plausible's limit
+MAX_PAGE_URL: Final = 2000  # UTF-8 bytes, Plausible's limit
+MAX_URL: Final = 2048  # the referrer's, in UTF-8 bytes
 MAX_PROPS: Final = 4096
 MAX_USER_ID: Final = 512
 MAX_REVENUE: Final = Decimal("9999999999.99")
@@ -216,8 +217,10 @@ class Tracker:
         if not raw.url:
             raise InvalidEventError("url must not be empty", code="missing_field")
         _check_len(raw.site, MAX_SITE_ID, "site_id")
-        _check_len(raw.name, MAX_NAME, "event name")
-        _check_len(raw.url, MAX_URL, "url")
+        if len(raw.name) > MAX_NAME:
+            raise InvalidEventError(f"event name must be at most {MAX_NAME} characters",
+                                    code="too_long")
+        _check_len(raw.url, MAX_PAGE_URL, "url")
         _check_len(raw.referrer, MAX_URL, "referrer")
         if isinstance(raw.props, str):
             _check_len(raw.props, MAX_PROPS, "props")
@@ -259,7 +262,7 @@ class Tracker:
 
     def _enrich(self, d: _Draft) -> None:
         raw, v = d.raw, d.values
-        page = parse_page_url(raw.url)
+        page = parse_page_url(raw.url, raw.hash_mode)
         host = page.hostname
         v["site_id"] = d.site
         v["event_name"] = sanitize(raw.name, MAX_NAME)
@@ -356,6 +359,7 @@ class Tracker:
             return None
         if not props:
             return None
+        check_props(props)
         try:
             # orjson serialises dicts only: copy other Mappings (track() accepts any Mapping).
             text = orjson.dumps(props if isinstance(props, dict) else dict(props),

@@ -4,6 +4,11 @@ Follows Mallard Metrics v0.2: relative URLs keep every segment, a trailing slash
 stays ``/``), UTM keys are case-insensitive and their values percent-decoded (``+`` is a space, bad escapes
 kept literally), the fragment never leaks into a value. Unlike the reference, ``hostname`` comes from the
 URL itself, not from the site id.
+
+Hash mode (Plausible's ``h: 1``, mallard.js's ``data-hash``) is for pages that route on the fragment: the
+path is then ``<path>#<fragment>`` (the trailing slash of ``<path>`` collapsed as usual, the fragment
+kept as sent, an empty fragment dropped), as Plausible stores it. UTM values still come only from the
+query string before the fragment.
 """
 
 from __future__ import annotations
@@ -38,8 +43,9 @@ _NO_UTM: Final = (None, None, None, None, None)
 
 
 @lru_cache(maxsize=16_384)
-def parse_page_url(url: str) -> PageUrl:
-    """Split a page URL (absolute, scheme-relative or relative) into host, path and UTM values.
+def parse_page_url(url: str, hash_mode: bool = False) -> PageUrl:
+    """Split a page URL (absolute, scheme-relative or relative) into host, path and UTM values; with
+    ``hash_mode``, the path keeps the ``#fragment``.
 
     Cached: the pages of a site repeat, and parsing is a third of the ingestion cost otherwise.
     """
@@ -56,7 +62,10 @@ def parse_page_url(url: str) -> PageUrl:
             path = "/" + path
     else:
         path, query = _split_relative(rest)
-    return PageUrl(hostname, _normalise_path(path), _utm(query) if query else _NO_UTM)
+    pathname = _normalise_path(path)
+    if hash_mode and (fragment := url.partition("#")[2]):
+        pathname = sanitize(f"{pathname}#{fragment}", MAX_PATH)
+    return PageUrl(hostname, pathname, _utm(query) if query else _NO_UTM)
 
 
 def _split_relative(url: str) -> tuple[str, str]:

@@ -146,7 +146,18 @@ def asset(request: Request, path: str, *, extra: tuple[tuple[str, str], ...] = (
     return Response(200, headers, data)
 
 
+#: The extensions of Plausible's script variant names (``script.hash.outbound-links.js``): one
+#: mallard.js serves them all and reads its features from its own file name.
+VARIANT_EXTENSIONS: Final = frozenset({
+    "compat", "exclusions", "file-downloads", "hash", "local", "manual", "outbound-links",
+    "pageview-props", "revenue", "tagged-events"})
+
+
 def tracker_script(api: Api, request: Request, params: dict[str, str]) -> Response:
+    variant = params.get("variant")
+    if variant is not None and not set(variant.split(".")) <= VARIANT_EXTENSIONS:
+        raise HTTPError(404, f"No script variant {variant!r}; the extensions are "
+                        f"{', '.join(sorted(VARIANT_EXTENSIONS))}.")
     return asset(request, "mallard.js", extra=(("Access-Control-Allow-Origin", "*"),))
 
 
@@ -166,6 +177,10 @@ _TEXT: Final = {200: ("text/plain",)}
 _ASSET: Final = {200: ("*/*",), 304: ()}  # 304 when If-None-Match names the current ETag
 _FILE: Final = Param("file", {"type": "string", "minLength": 1}, "A file name.", required=True,
                      where="path")
+_VARIANT: Final = Param("variant", {"type": "string", "minLength": 1}, "Extensions separated by dots, "
+                        f"each one of {', '.join(sorted(VARIANT_EXTENSIONS))}.", required=True,
+                        where="path")
+_SCRIPT: Final = {200: ("text/javascript",), 304: ()}
 
 ROUTES: Final = (
     Route("GET", "/health", health, "Liveness probe: always `ok`.", replies=_TEXT),
@@ -182,7 +197,15 @@ ROUTES: Final = (
     Route("GET", "/mallard.js", tracker_script, "The tracking script.", tag="ingestion",
           replies={200: ("text/javascript",), 304: ()}),
     Route("GET", "/js/script.js", tracker_script, "The tracking script (alias).", tag="ingestion",
-          replies={200: ("text/javascript",), 304: ()}),
+          replies=_SCRIPT),
+    Route("GET", "/js/plausible.js", tracker_script, "The tracking script (Plausible's legacy name).",
+          tag="ingestion", replies=_SCRIPT),
+    Route("GET", "/js/script.{variant}.js", tracker_script, "The tracking script under a Plausible "
+          "variant name; the features follow the name.", tag="ingestion", params=(_VARIANT,),
+          replies=_SCRIPT, errors=(404,)),
+    Route("GET", "/js/plausible.{variant}.js", tracker_script, "The tracking script under a Plausible "
+          "legacy variant name; the features follow the name.", tag="ingestion", params=(_VARIANT,),
+          replies=_SCRIPT, errors=(404,)),
     Route("GET", "/", dashboard_index, "The dashboard.", tag="dashboard",
           replies={200: ("text/html",), 304: ()}),
     Route("GET", "/{file}", dashboard_file, "A dashboard asset.", tag="dashboard", params=(_FILE,),

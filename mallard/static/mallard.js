@@ -1,21 +1,30 @@
-/* mallard.js: cookieless tracker, Mallard Metrics wire format. Opt-out: localStorage.mallard_ignore='true'.
-data-404: a pageview of a page with <meta name="mallard-404"> is followed by a "404" event, props {path}. */
+/* mallard.js: cookieless tracker, Mallard Metrics wire format; window.mallard and window.plausible.
+Features from the file name (js/script.hash.outbound-links.js) or data- attributes; docs/tracking-script.md. */
 (function(w,d){try{
-var s=d.currentScript||d.querySelector('script[data-domain]'),A=n=>s.getAttribute('data-'+n),
+var s=d.currentScript||d.querySelector('script[data-domain]'),G=n=>s.getAttribute(n),A=n=>G('data-'+n),
 B=n=>A(n)!=null,D=A('domain'),E=A('api'),L=w.location,N=w.navigator,H=w.history,
-Q=w.mallard&&w.mallard.q,h=B('hash'),R=d.referrer||null,l,u,M,
-X=(A('download-ext')||'pdf,zip,csv,xlsx,docx,pptx,odt,txt,epub,7z,rar,gz,dmg,pkg,exe,msi,apk,iso,mp3,wav,mp4,mov,avi').toLowerCase().split(/[\s,.]+/);
+V=((s.src||'').split('?')[0].match(/\/(?:script|plausible)\.([\w.-]+)\.js$/)||[0,''])[1].split('.'),
+F=(x,y)=>V.includes(x)||B(x)||!!y&&B(y),h=F('hash'),T=F('tagged-events'),I=A('include'),J=A('exclude'),
+R=d.referrer||null,W={},l,u,M,Q=[].concat(w.mallard&&w.mallard.q||[],w.plausible&&w.plausible.q||[]),
+X=(A('download-ext')||G('file-types')||'pdf,zip,csv,xlsx,docx,pptx,odt,txt,rtf,epub,7z,rar,gz,dmg,pkg,exe,msi,apk,iso,key,pps,ppt,mp3,wav,wma,midi,mp4,mpeg,mov,avi,wmv')
+.toLowerCase().split(/[\s,.]+/).concat((G('add-file-types')||'').toLowerCase().split(','));
 if(!D)return;
-if(!E){u=new URL(s.src);E=u.origin+u.pathname.replace(/(\/js\/script\.js|\/[^/]*)$/,'/api/event')}
+if(!E){u=new URL(s.src);E=u.origin+u.pathname.replace(/(\/js\/[\w.-]+\.js|\/[^/]*)$/,'/api/event')}
 try{if(new URL(R).host==L.host)R=null}catch(e){R=null}
-var O=()=>{try{if(localStorage.getItem('mallard_ignore')==='true')return 1}catch(e){}
-return B('honor-dnt')&&(N.doNotTrack==='1'||N.globalPrivacyControl===true)||!B('include-local')&&
-(L.protocol=='file:'||/^(localhost|127\.0\.0\.1|\[::1\])$/.test(L.hostname))},
-S=(n,o)=>{o=o||{};var c=o.callback,p=o.props,j,
-b={d:D,n:n,u:o.url||(h?L.href:L.href.split('#')[0]),r:'referrer'in o?o.referrer||null:R,w:w.innerWidth};
-if(O())return c&&c({status:0});
-if(p)b.p=JSON.stringify(p);
-if(o.revenue!=null)b.ra=+o.revenue;
+(s.getAttributeNames?s.getAttributeNames():[]).forEach(a=>{if(a.slice(0,6)=='event-')W[a.slice(6)]=G(a)});
+var Y=(p,x)=>x&&x.split(',').some(g=>new RegExp('^'+g.trim().replace(/\*\*/g,'.*').replace(/([^.])\*/g,'$1[^\\s/]*')+'/?$').test(p)),
+O=n=>{try{if(localStorage.getItem('mallard_ignore')==='true'||localStorage.getItem('plausible_ignore')==='true')return 1}catch(e){}
+var p=L.pathname+(h?L.hash:'');
+return n=='pageview'&&(I&&!Y(p,I)||Y(p,J))||B('honor-dnt')&&(N.doNotTrack==='1'||N.globalPrivacyControl===true)||
+!F('local','include-local')&&(L.protocol=='file:'||/^(localhost|127\.0\.0\.1|\[::1\])$/.test(L.hostname))},
+S=(n,o)=>{o=o||{};var c=o.callback,p=Object.assign({},W,o.props||o.meta),v=o.revenue,j,
+b={d:D,n:n,u:o.url||o.u||(h?L.href:L.href.split('#')[0]),r:'referrer'in o?o.referrer||null:R,w:w.innerWidth};
+if(O(n))return c&&c({status:0});
+if(h)b.h=1;
+if(o.interactive===false)b.i=false;
+if(Object.keys(p).length)b.p=JSON.stringify(p);
+if(v!=null&&typeof v=='object'){o=v;v=v.amount}
+if(v!=null)b.ra=+v;
 if(o.currency)b.rc=''+o.currency;
 j=JSON.stringify(b);
 if(!c)try{if(N.sendBeacon(E,new Blob([j],{type:'text/plain'})))return}catch(e){}
@@ -24,17 +33,24 @@ fetch(E,{method:'POST',body:j,keepalive:true,headers:{'Content-Type':'text/plain
 P=()=>{try{var k=L.pathname+L.search+(h?L.hash:'');if(k==l||d.visibilityState=='prerender')return;
 S('pageview',{referrer:l==null?R:null});l=k;
 if(B('404')&&d.querySelector('meta[name="mallard-404"]'))S('404',{props:{path:L.pathname}})}catch(e){}},
+K=(t,f)=>{for(var i=0,g,o,m;t&&i<4;i++,t=t.parentNode){if(f&&t.tagName=='FORM')return;
+o={props:{},revenue:{}};[].forEach.call(t.classList||[],c=>{if(m=c.match(/^plausible-(event|revenue)-(.+?)(=|--)(.+)$/))
+m[1]=='revenue'?o.revenue[m[2]]=m[4]:m[2].toLowerCase()=='name'?o.n=m[4].replace(/\+/g,' '):o.props[m[2]]=m[4].replace(/\+/g,' ')});
+g=g||o.n&&o}return g},
 C=e=>{try{if(e.button>1)return;
-var a=e.target.closest('a[href]'),x=a&&new URL(a.href),f=x&&x.pathname.toLowerCase().split('.').pop();
+var a=e.target.closest&&e.target.closest('a[href]'),x=a&&new URL(a.href),f=x&&x.pathname.toLowerCase().split('.').pop(),
+g=T&&K(e.target,1);
+if(g){if(a)g.props.url=a.href;return S(g.n,g)}
 if(!x||!/^http/.test(x.protocol))return;
-if(B('outbound')&&x.host!=L.host)S('Outbound Link: Click',{props:{url:a.href}});
-else if(B('downloads')&&X.includes(f))S('File Download',{props:{url:x.origin+x.pathname}})}catch(e){}};
-M=w.mallard=(n,o)=>{try{S(n,o)}catch(e){}};
-['pushState','replaceState'].forEach(m=>{var f=H[m];H[m]=function(){var r=f.apply(this,arguments);P();return r}});
+if(F('outbound-links','outbound')&&x.host!=L.host)S('Outbound Link: Click',{props:{url:a.href}});
+else if(F('file-downloads','downloads')&&X.includes(f))S('File Download',{props:{url:x.origin+x.pathname}})}catch(e){}};
+M=w.mallard=w.plausible=(n,o)=>{try{S(n,o)}catch(e){}};
+if(!F('manual')){['pushState','replaceState'].forEach(m=>{var f=H[m];H[m]=function(){var r=f.apply(this,arguments);P();return r}});
 w.addEventListener('popstate',P);
 if(h)w.addEventListener('hashchange',P);
 if(d.visibilityState=='prerender')d.addEventListener('visibilitychange',P);
+P()}
 d.addEventListener('click',C,true);d.addEventListener('auxclick',C,true);
-P();
-(Q||[]).forEach(a=>M(...a))
+if(T)d.addEventListener('submit',e=>{try{var g=K(e.target);g&&S(g.n,g)}catch(x){}},true);
+Q.forEach(a=>M(...a))
 }catch(e){}})(window,document);

@@ -114,3 +114,18 @@ def test_parse_page_url_invariants(url: str) -> None:
         assert page.hostname and len(page.hostname) <= 253 and not CONTROL & set(page.hostname)
     for value in page.utm:
         assert value is None or (0 < len(value) <= MAX_UTM and not CONTROL & set(value))
+
+
+@pytest.mark.parametrize(("url", "path"), [
+    ("https://a.example/app/#/settings?tab=2", "/app#/settings?tab=2"),
+    ("https://a.example/#/", "/#/"),
+    ("https://a.example/docs#", "/docs"),
+    ("/app#/x", "/app#/x"),
+    ("https://a.example/app?utm_source=news#/x", "/app#/x"),
+], ids=["trailing-slash-collapsed", "root", "empty-fragment-dropped", "relative", "query-dropped"])
+def test_hash_mode_keeps_the_fragment(url: str, path: str) -> None:
+    """In hash mode the path is <path>#<fragment>, as Plausible stores it; without it the fragment goes."""
+    page = parse_page_url(url, True)
+    assert page.pathname == path
+    assert "#" not in parse_page_url(url).pathname
+    assert page.utm[0] == ("news" if "utm_source" in url else None)

@@ -18,6 +18,8 @@ import pyarrow.parquet as pq
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.static.test_tracker_script import BUDGET
+
 from .conftest import Live, eventually, start, stop
 
 UA = "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0"
@@ -218,7 +220,7 @@ def test_tracking_script_at_both_urls(live: Live) -> None:
             assert r.status_code == 200 and "javascript" in r.headers["content-type"]
             assert r.headers["access-control-allow-origin"] == "*"
             assert "data-domain" in r.text
-            assert len(gzip.compress(r.content, 9)) <= 1500
+            assert len(gzip.compress(r.content, 9)) <= BUDGET
             again = c.get(path, headers={"If-None-Match": r.headers["etag"]})
             assert again.status_code == 304
 

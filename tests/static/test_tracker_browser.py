@@ -7,14 +7,16 @@ import threading
 import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import orjson
 import pytest
 
 from mallard.payload import RawEvent, parse_body
+
+from .quiet import QuietHandler
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -25,6 +27,12 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 STUB = ("<script>window.mallard=window.mallard||function(){(window.mallard.q=window.mallard.q||[])"
         ".push(arguments)};mallard('Queued',{props:{n:1}});mallard('Queued 2')</script>")
+PLAUSIBLE_STUB = ("<script>window.plausible=window.plausible||function(){(window.plausible.q="
+                  "window.plausible.q||[]).push(arguments)};plausible('Early',{props:{from:'stub'}})</script>")
+TAGGED = ('<button id="tagged" class="big plausible-event-name=Add+to+cart plausible-event-plan=pro '
+          'plausible-revenue-amount=9.5 plausible-revenue-currency=USD"><span id="inner">Add</span></button>'
+          '<form id="signup" class="plausible-event-name=Signup" onsubmit="return false">'
+          '<button id="send" class="plausible-event-name=Inner">Send</button></form>')
 
 
 @dataclass(frozen=True)
@@ -45,34 +53,24 @@ class Server:
         self.changed = threading.Condition()
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def _send(self, status: int, body: bytes = b"", content_type: str = "text/html") -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 path = self.path.split("?")[0]
-                if path in ("/_m/mallard.js", "/_m/js/script.js"):
-                    self._send(200, SCRIPT.read_bytes(), "text/javascript")
+                if path == "/_m/mallard.js" or (path.startswith("/_m/js/") and path.endswith(".js")):
+                    self.send(200, SCRIPT.read_bytes(), "text/javascript")
                 elif path == "/favicon.ico":
-                    self._send(404)
+                    self.send(404)
                 else:
-                    self._send(200, server.page(path).encode())
+                    self.send(200, server.page(path).encode())
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 server.record(Hit("POST", self.path, self.headers.get("Content-Type"), body))
-                self._send(202 if self.path == "/_m/api/event" else 404)
+                self.send(202 if self.path == "/_m/api/event" else 404)
 
             def do_OPTIONS(self) -> None:
                 server.record(Hit("OPTIONS", self.path, None, b""))
-                self._send(204)
+                self.send(204)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
@@ -80,6 +78,10 @@ class Server:
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     def page(self, path: str) -> str:
+        if path.startswith("/plausible"):  # Plausible's snippet and a variant name
+            return ("<!doctype html><title>shop</title>" + PLAUSIBLE_STUB +
+                    f'<script defer data-domain="shop.example" src="http://127.0.0.1:{self.port}/_m/js/'
+                    f'script.hash.local.tagged-events.js"></script>' + TAGGED)
         script = "js/script.js" if path.startswith("/alias") else "mallard.js"
         return ("<!doctype html><title>shop</title>" + (STUB if path.startswith("/queued") else "") +
                 f'<script defer data-domain="shop.example" data-include-local data-outbound '
@@ -234,3 +236,25 @@ def test_outbound_click_survives_the_navigation(server: Server, page: Page) -> N
     events = server.wait_for(_named("Outbound Link: Click"))
     (click,) = [e for e in events if e.name == "Outbound Link: Click"]
     assert click.props == orjson.dumps({"url": server.url("/partner", host="localhost")}).decode()
+
+
+def test_plausible_snippet_variant_and_tagged_events(server: Server, page: Page) -> None:
+    """Plausible's snippet (window.plausible queue) with a variant name (script.hash.local.tagged-events.js):
+    the queued call arrives, the pageview keeps the fragment with h=1, a hash change is a pageview, a click
+    inside a tagged button sends its event with props and revenue, a tagged form sends on submit and a
+    click on a tagged button inside it sends nothing of its own."""
+    page.goto(server.url("/plausible#/start"))
+    server.wait_for(lambda events: {"pageview", "Early"} <= {e.name for e in events})
+    page.wait_for_function("typeof plausible === 'function' && !plausible.q")
+    page.evaluate("location.hash = '#/next'")
+    server.wait_for(lambda events: sum(e.name == "pageview" for e in events) == 2)
+    page.click("#inner")
+    page.click("#send")
+    events = server.wait_for(lambda events: {"Add to cart", "Signup"} <= {e.name for e in events})
+    by_name = {e.name: e for e in events if e.name != "pageview"}
+    assert sorted((e.url, e.hash_mode) for e in events if e.name == "pageview") == [
+        (server.url("/plausible#/next"), True), (server.url("/plausible#/start"), True)]
+    assert by_name["Early"].props == '{"from":"stub"}'
+    cart = by_name["Add to cart"]
+    assert (cart.props, cart.revenue, cart.currency) == ('{"plan":"pro"}', 9.5, "USD")
+    assert "Inner" not in by_name
