@@ -277,3 +277,37 @@ def _months_before(first: date, n: int) -> date:
     """The first day of the month ``n`` months before ``first`` (a first of month)."""
     index = first.year * 12 + first.month - 1 - n
     return date(index // 12, index % 12 + 1, 1)
+
+
+def v1_period(period: str | None, date_param: str | None = None, *, now: datetime, tz: str = "UTC",
+              first_day: date | None = None) -> DateRange:
+    """A Plausible Stats API **v1** ``period`` (with its ``date`` parameter), which counts differently from
+    the v2 body: ``7d`` is the reference day and the 6 days before, ``30d`` the reference day and the 30
+    before, ``month``/``6mo``/``12mo`` end with the reference day's whole month (``6mo``: it and the 5
+    before), ``year`` its whole year, ``custom`` the dates of ``date=YYYY-MM-DD,YYYY-MM-DD``; the reference
+    day is ``date`` (``YYYY-MM-DD`` or ``today``), by default today. ``realtime``, ``30m``, ``day`` and
+    ``all`` as in :func:`plausible_period`. No period is ``30d``.
+
+    Raises:
+        InvalidQueryError: unknown period, malformed ``date``, dates out of range.
+    """
+    name = (period or "30d").strip()
+    if name in ("realtime", "30m", "all"):
+        return plausible_period(name, now=now, tz=tz, first_day=first_day)
+    if name == "custom":
+        parts = (date_param or "").split(",")
+        if len(parts) != 2:
+            raise InvalidQueryError("period=custom needs date=YYYY-MM-DD,YYYY-MM-DD.", code="invalid_date")
+        return resolve(None, parts[0].strip(), parts[1].strip(), today=now.date(), tz=tz)
+    day = _local(now, tz).date() if date_param in (None, "", "today") else parse_date(date_param, "date")
+    if name == "day":
+        return DateRange(day, day, tz)
+    if name in ("7d", "30d"):
+        return _checked(lambda: DateRange(day - timedelta(days=6 if name == "7d" else 30), day, tz))
+    if name in ("month", "6mo", "12mo"):
+        back = {"month": 0, "6mo": 5, "12mo": 11}[name]
+        return _checked(lambda: DateRange(_months_before(day.replace(day=1), back), _month_end(day), tz))
+    if name == "year":
+        return DateRange(day.replace(month=1, day=1), day.replace(month=12, day=31), tz)
+    raise InvalidQueryError(f"Invalid period: {name}. Use day, 7d, 30d, month, 6mo, 12mo, year, all, "
+                            "realtime, 30m or custom.", code="invalid_period")

@@ -20,8 +20,10 @@ import orjson
 import pytest
 
 import mallard
+from mallard.errors import InvalidQueryError
 from mallard.http import Api, Request
 from mallard.queries.include import change
+from mallard.queries.periods import v1_period
 
 from ..queries.data import event, write_lake
 
@@ -259,6 +261,22 @@ def test_comparisons(api: Api, key: str, lake: Path, comparisons: dict[str, Any]
         "results"][0]
 
 
+def test_comparisons_by_page(api: Api, key: str, lake: Path) -> None:
+    """A breakdown's rows are compared with the same page's row of the previous period (a page missing
+    there has empty metrics), after the filters and the page of the main range."""
+    CLOCK[0] = A
+    status, body = post(api, key, date_range=["2024-02-27", "2024-02-29"], dimensions=["event:page"],
+                        include={"comparisons": {"mode": "previous_period"}},
+                        filters=[["is_not", "event:page", ["/p4"]]], pagination={"limit": 3})
+    assert status == 200, body
+    before = sql(lake, *local_days(date(2024, 2, 24), date(2024, 2, 26), "UTC"), by="pathname")
+    assert len(body["results"]) == 3
+    for row in body["results"]:
+        page = row["dimensions"][0]
+        assert row["comparison"]["dimensions"] == [page]
+        assert row["comparison"]["metrics"] == before.get(page, [0, 0])
+
+
 def test_change_formula() -> None:
     """Percent change rounded half away from zero; bounce_rate and conversion_rate in percentage points."""
     assert change("visitors", 8, 9) == 13  # 12.5: Python's round() would give 12
@@ -282,3 +300,27 @@ def test_change_formula() -> None:
 def test_bad_include(api: Api, key: str, include: Any, message: str) -> None:
     status, body = post(api, key, date_range="7d", include=include)
     assert status == 400 and message in body["error"], body
+
+
+@pytest.mark.parametrize(("period", "date_param", "first", "last"), [
+    ("day", None, date(2024, 3, 1), date(2024, 3, 1)),
+    ("7d", None, date(2024, 2, 24), date(2024, 3, 1)),  # v1: the reference day and the 6 before
+    ("30d", None, date(2024, 1, 31), date(2024, 3, 1)),
+    (None, None, date(2024, 1, 31), date(2024, 3, 1)),
+    ("month", "2024-02-10", date(2024, 2, 1), date(2024, 2, 29)),
+    ("6mo", None, date(2023, 10, 1), date(2024, 3, 31)),
+    ("12mo", "today", date(2023, 4, 1), date(2024, 3, 31)),
+    ("year", "2023-06-01", date(2023, 1, 1), date(2023, 12, 31)),
+    ("custom", "2024-01-05,2024-01-09", date(2024, 1, 5), date(2024, 1, 9)),
+])
+def test_v1_periods(period: str | None, date_param: str | None, first: date, last: date) -> None:
+    """periods.v1_period counts as Plausible's Stats API v1 (legacy query builder), for the v1 routes."""
+    rng = v1_period(period, date_param, now=A, tz=BERLIN)
+    assert (rng.start, rng.end, rng.instants) == (first, last, None)
+
+
+def test_v1_period_errors() -> None:
+    for period, date_param in (("fortnight", None), ("custom", "2024-01-05"), ("7d", "9999-12-31"),
+                               ("month", "0001-01-01"), ("day", "yesterday")):
+        with pytest.raises(InvalidQueryError):
+            v1_period(period, date_param, now=A)
