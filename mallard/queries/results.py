@@ -132,16 +132,26 @@ class QueryResult(Result):
     def to_dict(self) -> dict[str, Any]:
         dims, metrics = self.query.dimensions, self.query.metrics
         results: list[dict[str, Any]] = [
-            {"dimensions": [r[d] for d in dims], "metrics": [_wire(m, r[m]) for m in metrics]}
+            {"dimensions": _labels(dims, [r[d] for d in dims]), "metrics": [_wire(m, r[m]) for m in metrics]}
             for r in self.rows]
         for row, other in zip(results, self.comparisons or (), strict=False):
             row["comparison"] = _comparison(metrics, row["metrics"], other)
+            row["comparison"]["dimensions"] = _labels(dims, other["dimensions"])
         return {"results": results, "meta": _v2_meta(self), "query": self.query.to_json()}
 
 
 def _wire(name: str, value: Any) -> Any:
     """A metric's value in the v2 body (fractions in percent)."""
     return value * 100.0 if name in PERCENT_METRICS and value is not None else value
+
+
+def _labels(dims: tuple[str, ...], values: list[Any]) -> list[Any]:
+    """Dimension values in the v2 body: an hour as Plausible writes it (``2024-05-01 10:00:00``)."""
+    return [_hour(v) if d == "time:hour" else v for d, v in zip(dims, values, strict=True)]
+
+
+def _hour(label: Any) -> Any:
+    return f"{label}:00" if isinstance(label, str) and len(label) == 16 else label
 
 
 def _comparison(metrics: tuple[str, ...], values: list[Any], other: dict[str, Any]) -> dict[str, Any]:
@@ -165,7 +175,8 @@ def _v2_meta(result: QueryResult) -> dict[str, Any]:
         meta.update(IMPORTS_META)
     time_dim = result.query.time_dimension
     if include.time_labels and time_dim is not None:
-        meta["time_labels"] = bucket_labels(result.query.date_range, time_dim)
+        meta["time_labels"] = [_hour(v) if time_dim == "time:hour" else v
+                               for v in bucket_labels(result.query.date_range, time_dim)]
     return meta
 
 

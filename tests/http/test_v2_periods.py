@@ -152,7 +152,7 @@ def test_sub_day_ranges_are_exact(api: Api, key: str, lake: Path) -> None:
     assert body["query"]["date_range"] == pair
     expected = sql(lake, datetime(2024, 3, 31, 0, 30, tzinfo=UTC), datetime(2024, 3, 31, 1, 30, tzinfo=UTC))
     assert [sum(col) for col in zip(*(r["metrics"] for r in body["results"]), strict=True)] == expected
-    assert [r["dimensions"][0] for r in body["results"]] == ["2024-03-31 01:00", "2024-03-31 03:00"]
+    assert [r["dimensions"][0] for r in body["results"]] == ["2024-03-31 01:00:00", "2024-03-31 03:00:00"]
 
 
 @pytest.mark.slow
@@ -194,10 +194,14 @@ def test_time_labels(api: Api, key: str, lake: Path) -> None:
     query = {"date_range": "day", "timezone": BERLIN, "dimensions": ["time:hour"]}
     status, body = post(api, key, **query, include={"time_labels": True})
     assert status == 200, body
-    hours = [f"2024-03-31 {h:02d}:00" for h in range(24) if h != 2]  # 02:00 does not exist that day
+    hours = [f"2024-03-31 {h:02d}:00:00" for h in range(24) if h != 2]  # 02:00 does not exist that day
     assert body["meta"]["time_labels"] == hours
+    assert [r["dimensions"][0] for r in body["results"]] == hours  # Plausible's labels, every hour has data
     assert body["query"]["include"] == {"time_labels": True}
     assert "time_labels" not in post(api, key, **query)[1]["meta"]
+    status, body = post(api, key, **query, include={"comparisons": {"mode": "previous_period"}})
+    assert [r["comparison"]["dimensions"][0] for r in body["results"][:3]] == [
+        "2024-03-30 00:00:00", "2024-03-30 01:00:00", "2024-03-30 02:00:00"]  # matched by position
     CLOCK[0] = A
     status, body = post(api, key, date_range="7d", dimensions=["time:day"], include={"time_labels": True})
     assert body["meta"]["time_labels"] == [f"2024-02-{d}" for d in range(23, 30)]
