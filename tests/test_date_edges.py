@@ -6,6 +6,9 @@ the Python API and through the HTTP API (``Api.handle`` in process)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -21,6 +24,7 @@ from mallard.errors import InvalidQueryError
 from mallard.http import Api, Request
 from mallard.queries.periods import FIRST_DATE, LAST_DATE, DateRange
 
+from .http.conftest import Live, serving
 from .queries.data import event, write_lake
 
 ZONES = ("UTC", "Etc/GMT+12", "Pacific/Kiritimati", "Europe/Berlin", "America/Los_Angeles")
@@ -184,3 +188,127 @@ def test_erase_at_the_calendar_ends_answers(api: Api, key: str, tmp_path: Path) 
                                {"x-api-key": key}, client="127.0.0.1"))
         assert r.status == 200, r.body
 
+
+
+# -- every route and key at the calendar's ends ---------------------------------------------------------
+ENDS = ("0001-01-01", "9999-12-31")
+ROUTES = (("/api/stats/main", {}), ("/api/stats/main", {"compare": "previous_period"}),
+          ("/api/stats/main", {"compare": "year_over_year"}), ("/api/stats/timeseries", {}),
+          ("/api/stats/breakdown/pages", {}), ("/api/stats/sessions", {}),
+          ("/api/stats/view", {"breakdowns": "pages"}), ("/api/stats/export", {}),
+          ("/api/stats/export", {"format": "json"}), ("/api/stats/export", {"kind": "raw"}),
+          ("/api/stats/funnel", {"steps": "page:/,page:/last"}),
+          ("/api/stats/sequences", {"steps": "page:/,page:/last"}), ("/api/stats/retention", {}),
+          ("/api/stats/flow", {"page": "/"}))
+OUT_OF_RANGE = f"between {FIRST_DATE} and {LAST_DATE}"
+
+
+@pytest.mark.parametrize("day", ENDS)
+@pytest.mark.parametrize(("path", "extra"), ROUTES)
+def test_every_stats_route_refuses_the_calendar_ends(api: Api, key: str, path: str, extra: dict[str, str],
+                                                     day: str) -> None:
+    """start_date/end_date of 0001-01-01 or 9999-12-31, as start, as end or both, on every /api/stats/*
+    route: a 400 naming the supported dates."""
+    for start, end in ((day, day), (day, "0001-01-03") if day < "5" else ("9999-12-29", day)):
+        status, body = _get(api, key, path, start_date=start, end_date=end, **extra)
+        assert status == 400 and OUT_OF_RANGE in body["error"], (path, extra, start, end, body)
+
+
+V2_EDGES = (
+    {"date_range": ["0001-01-01", "0001-01-02"]},
+    {"date_range": ["9999-12-30", "9999-12-31"]},
+    {"date_range": ["0001-01-01T00:00:00+05:00", "0001-01-01T10:00:00+05:00"]},  # year 0 in UTC
+    {"date_range": ["9999-12-31T20:00:00-05:00", "9999-12-31T23:59:59-05:00"]},  # year 10000 in UTC
+    {"date_range": ["9999-12-30T00:00:00+00:00", "9999-12-31T23:59:59+00:00"]},
+    {"date_range": "7d", "include": {"comparisons": {"mode": "custom",
+                                                     "date_range": ["0001-01-01", "0001-01-07"]}}},
+    {"date_range": "7d", "include": {"comparisons": {"mode": "custom",
+                                                     "date_range": ["9999-12-25", "9999-12-31"]}}},
+    {"date_range": ["0001-01-02", "0001-01-05"], "include": {"comparisons": {"mode": "previous_period"}}},
+    {"date_range": ["0001-01-02", "0001-01-05"], "include": {"comparisons": {"mode": "year_over_year"}}},
+)
+
+
+@pytest.mark.parametrize("body", V2_EDGES)
+def test_v2_query_refuses_the_calendar_ends(api: Api, key: str, body: dict[str, Any]) -> None:
+    """Every date of the v2 body (date_range dates and datetimes, comparison ranges): a 400, and the same
+    InvalidQueryError from Queries.query_json."""
+    full = {"site_id": SITE, "metrics": ["visitors"], "dimensions": ["time:day"], **body}
+    r = api.handle(Request("POST", "/api/v2/query", "", {"x-api-key": key}, orjson.dumps(full),
+                           client="127.0.0.1"))
+    assert r.status == 400, r.body
+    error = orjson.loads(r.body)["error"]
+    assert OUT_OF_RANGE in error or "supported dates" in error, error
+    with pytest.raises(InvalidQueryError) as info:
+        api.queries.query_json(full)
+    assert info.value.code == "date_out_of_range"
+
+
+def test_v2_query_at_the_last_supported_dates_answers(api: Api, key: str) -> None:
+    """The supported ends themselves answer, a datetime range and a comparison included."""
+    for body in ({"date_range": [str(FIRST_DATE), "0001-01-09"]},
+                 {"date_range": ["9999-12-30T00:00:00+00:00", "9999-12-30T23:59:59+00:00"]},
+                 {"date_range": ["9999-12-20", str(LAST_DATE)], "include": {"comparisons": {
+                     "mode": "previous_period", "match_day_of_week": True}, "time_labels": True}}):
+        full = {"site_id": SITE, "metrics": ["pageviews"], "dimensions": ["time:day"], **body}
+        r = api.handle(Request("POST", "/api/v2/query", "", {"x-api-key": key}, orjson.dumps(full),
+                               client="127.0.0.1"))
+        assert r.status == 200, r.body
+
+
+@pytest.mark.parametrize("day", ENDS)
+def test_python_api_refuses_the_calendar_ends(m: mallard.Mallard, day: str) -> None:
+    """Every Queries method with a date at the calendar's end: InvalidQueryError, never OverflowError."""
+    q, rng = m.queries, {"start_date": day, "end_date": day}
+    calls = [lambda: q.main(SITE, **rng), lambda: q.timeseries(SITE, **rng),
+             lambda: q.breakdown(SITE, "pages", **rng), lambda: q.export(SITE, **rng),
+             lambda: q.export(SITE, kind="raw", **rng), lambda: q.sessions(SITE, **rng),
+             lambda: q.query(SITE, **rng), lambda: q.retention(SITE, **rng), lambda: q.flow(SITE, "/", **rng),
+             lambda: q.funnel(SITE, ["page:/", "page:/last"], **rng),
+             lambda: q.sequences(SITE, ["page:/", "page:/last"], **rng),
+             lambda: q.query_json({"site_id": SITE, "metrics": ["visitors"], "date_range": [day, day]})]
+    for call in calls:
+        with pytest.raises(InvalidQueryError, match=OUT_OF_RANGE):
+            call()
+
+
+@pytest.mark.parametrize("command", ["stats", "export"])
+def test_cli_refuses_the_calendar_ends(m: mallard.Mallard, command: str) -> None:
+    """``mallard stats|export --start-date 9999-12-31``: exit status 2 and one line naming the dates, no
+    traceback; ``mallard erase`` over the whole calendar answers."""
+    data = str(m.settings.data_dir)
+    for day in ENDS:
+        done = subprocess.run([sys.executable, "-m", "mallard", command, SITE, "--data-dir", data,
+                               "--start-date", day, "--end-date", day], capture_output=True, text=True,
+                              timeout=120, env=_env())
+        assert done.returncode == 2, done
+        assert OUT_OF_RANGE in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def test_cli_erase_over_the_whole_calendar(tmp_path: Path) -> None:
+    data = write_lake(tmp_path / "data", [event("a", "2024-05-01 10:00:00", site=SITE)])
+    done = subprocess.run([sys.executable, "-m", "mallard", "erase", SITE, "--data-dir", str(data),
+                           "--start-date", "0001-01-01", "--end-date", "9999-12-31"], capture_output=True,
+                          text=True, timeout=120, env=_env())
+    assert done.returncode == 0 and '"status": "erased"' in done.stdout, done
+
+
+def _env() -> dict[str, str]:
+    root = str(Path(__file__).resolve().parents[1])
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("MALLARD_")}, "PYTHONPATH": root}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    yield from serving("serve", tmp_path_factory, "edges")
+
+
+@pytest.mark.parametrize("day", ENDS)
+def test_real_server_answers_400_at_the_calendar_ends(server: Live, day: str) -> None:
+    """Through ``mallard serve``: a stats route and the v2 query answer 400 with a JSON error (the log
+    must show no traceback: the fixture checks it)."""
+    with server.client() as c:
+        r = c.get("/api/stats/main", params={"site_id": SITE, "start_date": day, "end_date": day})
+        assert r.status_code == 400 and OUT_OF_RANGE in r.json()["error"], r.text
+        r = c.post("/api/v2/query", json={"site_id": SITE, "metrics": ["visitors"], "date_range": [day, day]})
+        assert r.status_code == 400 and OUT_OF_RANGE in r.json()["error"], r.text

@@ -17,7 +17,7 @@ from ..queries.flow import MAX_FLOW_LIMIT
 from ..queries.funnels import MAX_STEPS
 from ..queries.model import MAX_LIMIT as MAX_QUERY_LIMIT
 from ..queries.model import check_site
-from ..queries.periods import MAX_API_DAYS, PERIODS, DateRange
+from ..queries.periods import MAX_API_DAYS, PLAUSIBLE_PERIODS, DateRange
 from ..queries.registry import ALIASES, BREAKDOWNS, DIMENSIONS, METRICS
 from ..queries.retention import MAX_WEEKS
 from .messages import HTTPError, Request, Response, json_response
@@ -265,9 +265,12 @@ V2_QUERY: Final = {
         "metrics": {"type": "array", "minItems": 1, "uniqueItems": True,
                     "items": {"type": "string", "enum": list(METRICS)}},
         "date_range": {"anyOf": [
-            {"type": "string", "enum": list(PERIODS)},
+            {"type": "string", "enum": list(PLAUSIBLE_PERIODS),
+             "description": "A period as Plausible counts it (7d: the 7 days before today); any other "
+                            "Nd (1-5000) or Nmo (1-100) works too."},
             {"type": "array", "minItems": 2, "maxItems": 2,
-             "items": {"type": "string", "description": "YYYY-MM-DD or an ISO 8601 datetime"}}],
+             "items": {"type": "string", "description": "Two YYYY-MM-DD dates (inclusive), or two ISO 8601 "
+                                                        "datetimes with offsets (the end second included)"}}],
             "default": "30d"},
         "dimensions": {"type": "array", "uniqueItems": True, "items": {"type": "string"}},
         "filters": {"type": ["array", "string", "null"],
@@ -280,7 +283,19 @@ V2_QUERY: Final = {
         "pagination": {"type": ["object", "null"], "properties": {
             "limit": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_QUERY_LIMIT},
             "offset": {"type": "integer", "minimum": 0}}},
-        "include": {"description": "Accepted for compatibility; ignored."},
+        "include": {"type": ["object", "null"], "additionalProperties": False, "properties": {
+            "time_labels": {"type": "boolean", "description": "meta.time_labels: every bucket of the range "
+                                                              "(needs a time dimension)."},
+            "total_rows": {"type": "boolean", "description": "meta.total_rows: rows before pagination."},
+            "imports": {"type": "boolean", "description": "meta.imports_included (always false: mallard "
+                                                          "holds no imported data)."},
+            "comparisons": {"type": "object", "required": ["mode"], "additionalProperties": False,
+                            "description": "Adds a comparison (dimensions, metrics, change) to each row.",
+                            "properties": {
+                                "mode": {"enum": ["previous_period", "year_over_year", "custom"]},
+                                "date_range": {"type": "array", "minItems": 2, "maxItems": 2,
+                                               "items": {"type": "string", "format": "date"}},
+                                "match_day_of_week": {"type": "boolean"}}}}},
         "timezone": {"type": ["string", "null"], "description": "An IANA time zone (default UTC)."},
     },
 }

@@ -14,7 +14,6 @@ listed value (Plausible ignores the ``!``); ``compare`` other than ``previous_pe
 
 from __future__ import annotations
 
-import calendar
 import math
 import re
 from collections.abc import Sequence
@@ -24,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 from ..errors import InvalidQueryError
 from ..queries.filters import MAX_CONDITIONS, NULL_VALUES, Filter, Logic, condition, conditions
 from ..queries.model import build
-from ..queries.periods import MAX_API_DAYS, DateRange, parse_date, resolve
+from ..queries.periods import MAX_API_DAYS, DateRange, v1_period
 from ..queries.registry import METRICS, TIME_DIMENSIONS, dimension
 from .messages import HTTPError, Request, Response, json_response
 from .routing import Param, Route
@@ -34,46 +33,12 @@ from .stats import site_of
 if TYPE_CHECKING:
     from .api import Api
 
-__all__ = ["ROUTES", "parse_filters", "v1_dates"]
+__all__ = ["ROUTES", "parse_filters"]
 
 # -- periods: THE single place where v1 period names become dates ------------------------------------
-#: v1's period names. To use a shared Plausible period function at merge, replace :func:`v1_dates`'s
-#: body (keep its signature: period name, the ``date`` parameter, today in the site's zone).
-V1_PERIODS: Final = ("day", "7d", "30d", "month", "6mo", "12mo", "custom")
-
-
-def v1_dates(period: str, date_text: str | None, today: date) -> tuple[date, date]:
-    """First and last day of a v1 ``period`` relative to ``date`` (default today): ``day`` that day;
-    ``7d`` it and the 6 days before; ``30d`` it and the 30 days before (31 days, as Plausible);
-    ``month`` its calendar month; ``6mo``/``12mo`` the calendar months ending with its month;
-    ``custom`` the two dates of ``date=YYYY-MM-DD,YYYY-MM-DD``."""
-    if period == "custom":
-        parts = (date_text or "").split(",")
-        if date_text is None:
-            raise InvalidQueryError("period=custom needs date=YYYY-MM-DD,YYYY-MM-DD (first and last day).",
-                                    code="invalid_date")
-        if len(parts) != 2:
-            raise InvalidQueryError("With period=custom, date is two ISO 8601 dates joined by a comma: "
-                                    "date=2024-01-01,2024-01-31.", code="invalid_date")
-        return parse_date(parts[0].strip(), "date"), parse_date(parts[1].strip(), "date")
-    anchor = today if date_text is None else parse_date(date_text, "date")
-    try:
-        if period == "day":
-            return anchor, anchor
-        if period in ("7d", "30d"):
-            return anchor - timedelta(days=6 if period == "7d" else 30), anchor
-        if period in ("month", "6mo", "12mo"):
-            months = {"month": 1, "6mo": 6, "12mo": 12}[period]
-            index = anchor.year * 12 + anchor.month - 1 - (months - 1)
-            if index < 12:  # before year 1
-                raise OverflowError
-            end = anchor.replace(day=calendar.monthrange(anchor.year, anchor.month)[1])
-            return date(index // 12, index % 12 + 1, 1), end
-    except OverflowError:
-        raise InvalidQueryError(f"period={period} with date={anchor} reaches past the calendar; "
-                                "choose a later date.", code="date_out_of_range") from None
-    raise InvalidQueryError(f"Unknown period {period!r}. v1 periods: {', '.join(V1_PERIODS)}.",
-                            code="invalid_period")
+#: v1's period names (the OpenAPI enum); :func:`mallard.queries.periods.v1_period` counts them.
+V1_PERIODS: Final = ("day", "7d", "30d", "month", "6mo", "12mo", "year", "all", "realtime", "30m",
+                     "custom")
 
 
 # -- filters ---------------------------------------------------------------------------------------
@@ -216,8 +181,9 @@ def _scope(api: Api, request: Request) -> Scope:
     tz = api.settings.timezone
     today = api.queries.today(tz)
     period = request.arg("period") or "30d"
-    start, end = v1_dates(period, request.arg("date") or None, today)
-    rng = resolve(None, start, end, today=today, tz=tz, max_days=MAX_API_DAYS)
+    rng = v1_period(period, request.arg("date") or None, now=api.queries.now(), tz=tz,
+                    first_day=api.queries.first_day(site) if period == "all" else None,
+                    max_days=MAX_API_DAYS)
     if request.arg("with_imported") not in (None, "", "true", "false"):
         raise InvalidQueryError("with_imported is true or false.", code="invalid_param")
     return Scope(site, rng, parse_filters(request.arg("filters")), period, today)

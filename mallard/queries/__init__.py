@@ -30,6 +30,7 @@ from .access import Access
 from .buckets import bucket_labels
 from .builder import build_sql
 from .export import raw_export
+from .include import with_comparisons
 from .model import Query, build, check_site, parse_query
 from .periods import DateRange, resolve
 from .planner import Plan, plan_query, rolled_dimension, unrolled
@@ -45,8 +46,6 @@ if TYPE_CHECKING:
 
 __all__ = ["DateRange", "MainStats", "Queries", "Query", "QueryResult", "Record", "Report", "Result",
            "Table", "bucket_labels"]
-
-
 
 
 def _utcnow() -> datetime:
@@ -81,8 +80,16 @@ class Queries:
         return self._access
 
     # -- dates ------------------------------------------------------------------------------------
+    def now(self) -> datetime:
+        """The current time (aware, from the clock these queries were given)."""
+        return self._clock()
+
     def today(self, tz: str | None = None) -> date:
         return self._clock().astimezone(ZoneInfo(tz or self._settings.timezone)).date()
+
+    def first_day(self, site: str) -> date | None:
+        """The first UTC date with stored events of ``site`` (None: none yet)."""
+        return self._store.first_date(check_site(site))
 
     def date_range(self, site: str | None = None, period: str | None = None,
                    start_date: str | date | None = None, end_date: str | date | None = None, *,
@@ -110,7 +117,10 @@ class Queries:
             offset, limit = page
             out = out[offset:None if limit is None else offset + limit]
             query = replace(query, offset=offset, limit=limit)
-        return QueryResult(query, tuple(names), out, {"total_rows": total})
+        result = QueryResult(query, tuple(names), out, {"total_rows": total})
+        if query.include.comparisons is None:
+            return result
+        return with_comparisons(result, self.run, self.today(query.date_range.tz))
 
     def query(self, site: str, *, metrics: Sequence[str] = ("visitors",),
               dimensions: Sequence[str] = (), filters: object = None, period: str | None = None,
@@ -139,7 +149,8 @@ class Queries:
         first = None
         if isinstance(body, dict) and body.get("date_range") == "all" and isinstance(site, str):
             first = self._store.first_date(check_site(site))
-        query = parse_query(body, today=self.today(tz), tz=tz, first_day=first, max_days=max_days)
+        query = parse_query(body, today=self.today(tz), tz=tz, first_day=first, max_days=max_days,
+                            now=self._clock())
         return self.run(query)
 
     # -- presets (Mallard Metrics report shapes) --------------------------------------------------

@@ -23,11 +23,13 @@ def bucket_labels(rng: DateRange, time_dim: str) -> list[str]:
         t = lower.replace(tzinfo=UTC)
         seen: set[str] = set()
         while t < upper.replace(tzinfo=UTC):
-            label = t.astimezone(zone).strftime("%Y-%m-%d %H:00")
+            local = t.astimezone(zone)
+            label = local.strftime("%Y-%m-%d %H:00")
             if label not in seen:
                 seen.add(label)
                 out.append(label)
-            t += timedelta(hours=1)
+            # to the next local hour (a range of instants may start within one)
+            t += timedelta(hours=1) - (local - local.replace(minute=0, second=0, microsecond=0))
         return out
     day = rng.start
     if time_dim == "time:week":

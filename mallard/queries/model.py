@@ -5,14 +5,16 @@ behind every report, and :func:`parse_query` for Plausible's Stats API v2 reques
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import date, datetime
+from dataclasses import dataclass, replace
+from datetime import date, datetime, time
 from typing import Any, Final, Literal
+from zoneinfo import ZoneInfo
 
 from ..errors import InvalidEventError, InvalidQueryError
 from ..events import validate_site_id
 from . import filters as _filters
-from .periods import DateRange, resolve
+from .include import Include, parse_include
+from .periods import DateRange, plausible_range
 from .registry import TIME_DIMENSIONS, dimension, metric
 
 MAX_LIMIT: Final = 10_000
@@ -31,8 +33,7 @@ class Query:
     order_by: tuple[tuple[str, Direction], ...] = ()
     limit: int | None = None
     offset: int = 0
-    #: Naive UTC ``[lower, upper)`` narrowing the range to part of its days (realtime), or None.
-    window: tuple[datetime, datetime] | None = None
+    include: Include = Include()  # the v2 body's include options
 
     @property
     def time_dimension(self) -> str | None:
@@ -42,12 +43,13 @@ class Query:
         return {
             "site_id": self.site_id,
             "metrics": list(self.metrics),
-            "date_range": [self.date_range.start.isoformat(), self.date_range.end.isoformat()],
+            "date_range": self.date_range.to_json(),
             "timezone": self.date_range.tz,
             "dimensions": list(self.dimensions),
             "filters": [] if self.filters is None else [self.filters.to_json()],
             "order_by": [list(o) for o in self.order_by],
             "pagination": {"limit": self.limit, "offset": self.offset},
+            **({"include": self.include.to_json()} if self.include != Include() else {}),
         }
 
 
@@ -100,11 +102,14 @@ def build(site_id: object, date_range: DateRange, *, metrics: Sequence[str] = ("
 
 
 def parse_query(body: object, *, today: date, tz: str, first_day: date | None,
-                max_days: int | None = None) -> Query:
+                max_days: int | None = None, now: datetime | None = None) -> Query:
     """A :class:`Query` from a Plausible-Stats-API-v2-shaped mapping.
 
-    Keys: ``site_id``, ``metrics``, ``date_range`` (a period name or ``[start, end]``), ``dimensions``,
-    ``filters``, ``order_by``, ``pagination`` ``{limit, offset}``, ``timezone``.
+    Keys: ``site_id``, ``metrics``, ``date_range`` (a period name as Plausible counts it, or a
+    ``[start, end]`` pair of dates or datetimes: :func:`~mallard.queries.periods.plausible_range`),
+    ``dimensions``, ``filters``, ``order_by``, ``pagination`` ``{limit, offset}``, ``include``
+    (:mod:`~mallard.queries.include`), ``timezone``. ``now`` (aware) is the clock; without it, the
+    start of ``today``.
     """
     if not isinstance(body, Mapping):
         raise InvalidQueryError("The query must be a JSON object.", code="invalid_query")
@@ -120,17 +125,10 @@ def parse_query(body: object, *, today: date, tz: str, first_day: date | None,
     elif not isinstance(zone, str):
         raise InvalidQueryError("timezone must be a string.", code="invalid_query")
     _check_zone(zone)
-    raw_range = body.get("date_range", "30d")
-    if isinstance(raw_range, str) and raw_range.strip():
-        date_range = resolve(raw_range, today=today, tz=zone, first_day=first_day)
-    elif isinstance(raw_range, list) and len(raw_range) == 2 and all(
-            isinstance(v, str) for v in raw_range):
-        date_range = resolve(None, _date_part(raw_range[0], "start_date"),
-                             _date_part(raw_range[1], "end_date"), today=today, tz=zone,
-                             max_days=max_days)
-    else:
-        raise InvalidQueryError("date_range must be a period name or [start_date, end_date].",
-                                code="invalid_period")
+    if now is None:
+        now = datetime.combine(today, time(), ZoneInfo(zone))
+    date_range = plausible_range(body.get("date_range", "30d"), now=now, tz=zone, first_day=first_day,
+                                 max_days=max_days)
     metrics = body.get("metrics")
     dims = body.get("dimensions", [])
     if not isinstance(metrics, list) or not all(isinstance(m, str) for m in metrics):
@@ -149,21 +147,14 @@ def parse_query(body: object, *, today: date, tz: str, first_day: date | None,
     if order_by is not None and not isinstance(order_by, list):
         raise InvalidQueryError("order_by must be a list of [name, direction].",
                                 code="invalid_order")
-    return build(body.get("site_id"), date_range, metrics=metrics, dimensions=dims,
-                 filters=body.get("filters"), order_by=order_by, limit=page.get("limit", 10_000),
-                 offset=page.get("offset", 0))
-
-
-def _date_part(value: str, name: str) -> str:
-    """``YYYY-MM-DD`` of a date or an ISO 8601 datetime; anything else is left to fail parse_date."""
-    if len(value) > 10:
-        try:
-            datetime.fromisoformat(value)
-        except ValueError:
-            raise InvalidQueryError(f"Invalid {name} format. Use YYYY-MM-DD or an ISO 8601 "
-                                    "datetime.", code="invalid_date") from None
-        return value[:10]
-    return value
+    include = parse_include(body.get("include"))
+    query = build(body.get("site_id"), date_range, metrics=metrics, dimensions=dims,
+                  filters=body.get("filters"), order_by=order_by, limit=page.get("limit", 10_000),
+                  offset=page.get("offset", 0))
+    if include.time_labels and query.time_dimension is None:
+        raise InvalidQueryError("include.time_labels needs a time dimension (time, time:hour, time:day, "
+                                "time:week or time:month).", code="invalid_include")
+    return replace(query, include=include)
 
 
 def _check_zone(zone: str) -> None:

@@ -275,8 +275,10 @@ def plan_query(q: Query) -> Plan:
     ev_metrics, se_metrics = split_metrics(q.metrics)
     check_session_dimensions(plain, se_metrics)
     reads = event_reads(ev_metrics, used, bucket)
-    bounds = q.window or q.date_range.bounds()
-    if reads == "events" and q.window is None and rolls_up(q, ev_metrics, plain, bucket, bounds):
+    bounds = q.date_range.bounds()
+    # A range of instants (realtime, 24h) is a few hours at most: its events are cheaper than rollups.
+    if reads == "events" and q.date_range.instants is None and rolls_up(q, ev_metrics, plain, bucket,
+                                                                         bounds):
         reads = "rollups"
 
     ev = None if reads is None else Part("ev", reads, ev_metrics, session_valued(reads, used),

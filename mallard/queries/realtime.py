@@ -6,7 +6,8 @@ second, every event name but ``engagement``). The window's upper end is a few se
 realtime period does the same), so an event stamped by a client clock slightly ahead still counts.
 
 The figures are answered by the one query model: :func:`query` builds an ordinary :class:`Query` over the
-UTC days the window touches and narrows it with ``Query.window``; nothing here writes SQL.
+UTC days the window touches, narrowed to the window's instants (``DateRange.instants``); nothing here
+writes SQL.
 
 Freshness: a query reads the stored partitions *and* this process's event buffer (see
 :meth:`mallard.queries.Queries._reader`), so an event accepted by this process counts at once, before
@@ -18,7 +19,6 @@ reader looking at a running server) count once that process flushes them, after 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
@@ -50,11 +50,10 @@ def query(site: str, now: datetime, *, metrics: Sequence[str] = ("visitors",),
           dimensions: Sequence[str] = (), limit: int | None = None) -> Query:
     """A :class:`Query` over the realtime window of ``now`` (rows ordered by visitors, then value)."""
     lower, upper = window(now)
-    days = DateRange(lower.date(), upper.date(), "UTC")
+    span = DateRange(lower.date(), upper.date(), "UTC", instants=(lower, upper))
     order = [["visitors", "desc"]] if dimensions else None
-    built = build(site, days, metrics=metrics, dimensions=dimensions, filters=NOT_ENGAGEMENT,
-                  order_by=order, limit=limit)
-    return replace(built, window=(lower, upper))
+    return build(site, span, metrics=metrics, dimensions=dimensions, filters=NOT_ENGAGEMENT,
+                 order_by=order, limit=limit)
 
 
 def current_visitors(queries: Queries, site: str, now: datetime) -> int:

@@ -125,19 +125,59 @@ class QueryResult(Result):
     columns: tuple[str, ...]
     rows: list[dict[str, Any]]
     meta: dict[str, Any] = field(default_factory=dict)
+    #: With ``include.comparisons``: per row, ``{"dimensions": [...], "metrics": {name: value}}`` of the
+    #: comparison range (rates as fractions).
+    comparisons: list[dict[str, Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         dims, metrics = self.query.dimensions, self.query.metrics
+        results: list[dict[str, Any]] = [
+            {"dimensions": _labels(dims, [r[d] for d in dims]), "metrics": [_wire(m, r[m]) for m in metrics]}
+            for r in self.rows]
+        for row, other in zip(results, self.comparisons or (), strict=False):
+            row["comparison"] = _comparison(metrics, row["metrics"], other)
+            row["comparison"]["dimensions"] = _labels(dims, other["dimensions"])
+        return {"results": results, "meta": _v2_meta(self), "query": self.query.to_json()}
 
-        def wire(name: str, value: Any) -> Any:
-            return value * 100.0 if name in PERCENT_METRICS and value is not None else value
 
-        return {
-            "results": [{"dimensions": [r[d] for d in dims],
-                         "metrics": [wire(m, r[m]) for m in metrics]} for r in self.rows],
-            "meta": self.meta,
-            "query": self.query.to_json(),
-        }
+def _wire(name: str, value: Any) -> Any:
+    """A metric's value in the v2 body (fractions in percent)."""
+    return value * 100.0 if name in PERCENT_METRICS and value is not None else value
+
+
+def _labels(dims: tuple[str, ...], values: list[Any]) -> list[Any]:
+    """Dimension values in the v2 body: an hour as Plausible writes it (``2024-05-01 10:00:00``)."""
+    return [_hour(v) if d == "time:hour" else v for d, v in zip(dims, values, strict=True)]
+
+
+def _hour(label: Any) -> Any:
+    return f"{label}:00" if isinstance(label, str) and len(label) == 16 else label
+
+
+def _comparison(metrics: tuple[str, ...], values: list[Any], other: dict[str, Any]) -> dict[str, Any]:
+    """A row's ``comparison`` object: the comparison row and the change of each metric."""
+    from .include import change
+
+    compared = [_wire(m, other["metrics"][m]) for m in metrics]
+    return {"dimensions": other["dimensions"], "metrics": compared,
+            "change": [change(m, old, new) for m, old, new in zip(metrics, compared, values, strict=True)]}
+
+
+def _v2_meta(result: QueryResult) -> dict[str, Any]:
+    """``meta`` of the v2 body: the result's (``total_rows`` only when included) and what ``include``
+    asks for."""
+    from .buckets import bucket_labels
+    from .include import IMPORTS_META
+
+    include = result.query.include
+    meta = {k: v for k, v in result.meta.items() if k != "total_rows" or include.total_rows}
+    if include.imports:
+        meta.update(IMPORTS_META)
+    time_dim = result.query.time_dimension
+    if include.time_labels and time_dim is not None:
+        meta["time_labels"] = [_hour(v) if time_dim == "time:hour" else v
+                               for v in bucket_labels(result.query.date_range, time_dim)]
+    return meta
 
 
 @dataclass(frozen=True, slots=True)

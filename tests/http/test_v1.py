@@ -28,11 +28,11 @@ import pytest
 import mallard
 from mallard.errors import InvalidQueryError
 from mallard.http import Request
-from mallard.http.v1 import parse_filters, v1_dates
+from mallard.http.v1 import parse_filters
 from mallard.queries import Queries
 from mallard.queries.filters import Condition, Logic
 from mallard.queries.model import build
-from mallard.queries.periods import DateRange
+from mallard.queries.periods import DateRange, v1_period
 from mallard.store import Store
 
 from ..conftest import FrozenClock
@@ -374,17 +374,17 @@ def test_realtime_sees_unflushed_events_of_its_own_process_only(
 
 
 def test_a_window_is_never_answered_from_daily_rollups() -> None:
-    """A query narrowed by ``Query.window`` reads the events of the window, never the per-day rollups
-    (their rows cover whole UTC days), even without filters."""
-    from dataclasses import replace
-
+    """A range of instants (the realtime window) reads the events of the window, never the per-day
+    rollups (their rows cover whole UTC days), even without filters."""
     from mallard.queries.planner import plan_query
 
     days = DateRange(date(2024, 5, 1), date(2024, 5, 1))
     query = build("rt.example", days, metrics=["visitors", "pageviews"], dimensions=["event:page"])
     assert [p.reads for p in plan_query(query).parts] == ["rollups"]  # whole days may
     window = (datetime(2024, 5, 1, 11, 55), datetime(2024, 5, 1, 12, 0, 5))
-    plan = plan_query(replace(query, window=window))
+    narrowed = DateRange(date(2024, 5, 1), date(2024, 5, 1), instants=window)
+    plan = plan_query(build("rt.example", narrowed, metrics=["visitors", "pageviews"],
+                            dimensions=["event:page"]))
     assert [p.reads for p in plan.parts] == ["events"] and plan.bounds == window
 
 
@@ -423,6 +423,7 @@ def test_compare_previous_period_change(clocked: tuple[mallard.Mallard, FrozenCl
 
 # -- the v1 parameter grammar ----------------------------------------------------------------------
 TODAY = date(2024, 5, 15)
+NOON = datetime(2024, 5, 15, 12, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(("period", "date_text", "expected"), [
@@ -437,7 +438,8 @@ TODAY = date(2024, 5, 15)
     ("custom", "2024-01-01, 2024-01-31", (date(2024, 1, 1), date(2024, 1, 31))),
 ])
 def test_v1_periods(period: str, date_text: str | None, expected: tuple[date, date]) -> None:
-    assert v1_dates(period, date_text, TODAY) == expected
+    rng = v1_period(period, date_text, now=NOON)
+    assert (rng.start, rng.end) == expected
 
 
 @pytest.mark.parametrize(("period", "date_text"), [
@@ -445,7 +447,7 @@ def test_v1_periods(period: str, date_text: str | None, expected: tuple[date, da
     ("6mo", "0001-03-01"), ("7d", "0001-01-03")])
 def test_v1_period_errors(period: str, date_text: str | None) -> None:
     with pytest.raises(InvalidQueryError):
-        v1_dates(period, date_text, TODAY)
+        v1_period(period, date_text, now=NOON)
 
 
 def test_v1_filter_grammar() -> None:

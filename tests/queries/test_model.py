@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import pytest
@@ -41,29 +41,35 @@ def check_error(body: dict[str, Any], message: str, code: str | None = None, **k
 
 # -- accepted ------------------------------------------------------------------------------------
 def test_minimal_body_defaults() -> None:
-    """Only site and metrics: last 30 days, no dimensions, no filters, limit 10,000, offset 0."""
+    """Only site and metrics: the 30 days before today, no dimensions, no filters, limit 10,000, offset 0."""
     check_ok({"metrics": ["visitors"]}, {
         "site_id": "example.com", "metrics": ("visitors",), "dimensions": (), "filters": None,
-        "date_range": DateRange(date(2024, 4, 2), TODAY, "UTC"), "order_by": (),
+        "date_range": DateRange(date(2024, 4, 2), date(2024, 5, 1), "UTC"), "order_by": (),
         "limit": 10_000, "offset": 0,
     })
 
 
 @pytest.mark.parametrize(("date_range", "start", "end"), [
     ("day", TODAY, TODAY),
-    ("7d", date(2024, 4, 25), TODAY),
-    ("30d", date(2024, 4, 2), TODAY),
-    ("12mo", date(2023, 5, 3), TODAY),
-    ("month", date(2024, 5, 1), TODAY),
-    ("year", date(2024, 1, 1), TODAY),
+    ("7d", date(2024, 4, 25), date(2024, 5, 1)),  # Plausible: the 7 days before today
+    ("30d", date(2024, 4, 2), date(2024, 5, 1)),
+    ("12mo", date(2023, 5, 1), date(2024, 4, 30)),  # the 12 calendar months before this one
+    ("month", date(2024, 5, 1), date(2024, 5, 31)),  # the whole calendar month
+    ("year", date(2024, 1, 1), date(2024, 12, 31)),
     ("all", date(2024, 1, 15), TODAY),
     (["2024-02-01", "2024-02-29"], date(2024, 2, 1), date(2024, 2, 29)),
-    (["2024-02-01T00:00:00Z", "2024-02-29T23:59:59+01:00"], date(2024, 2, 1), date(2024, 2, 29)),
 ])
 def test_date_ranges(date_range: Any, start: date, end: date) -> None:
-    """Period names and explicit [start, end] (dates or ISO datetimes; the date part is used)."""
+    """Period names as Plausible counts them and explicit [start, end] dates."""
     check_ok({"metrics": ["visitors"], "date_range": date_range},
              {"date_range": DateRange(start, end, "UTC")})
+
+
+def test_datetime_range_is_exact() -> None:
+    """A [datetime, datetime] pair is an exact span (its end second included), not the dates around it."""
+    check_ok({"metrics": ["visitors"], "date_range": ["2024-02-01T00:00:00Z", "2024-02-29T23:59:59+01:00"]},
+             {"date_range": DateRange(date(2024, 2, 1), date(2024, 2, 29), "UTC",
+                                      (datetime(2024, 2, 1), datetime(2024, 2, 29, 23)))})
 
 
 def test_timezone_from_body_overrides_default() -> None:
