@@ -89,6 +89,18 @@ def prune(node: Filter | None, drop: Callable[[Condition], bool]) -> Filter | No
     return kept[0] if len(kept) == 1 else Logic(node.op, kept)
 
 
+def remap(node: Filter | None, change: Callable[[Condition], Condition]) -> Filter | None:
+    """The tree with every condition replaced by ``change(condition)`` (same shape)."""
+    def walk(node: Filter) -> Filter:
+        if isinstance(node, Condition):
+            return change(node)
+        if isinstance(node, Not):
+            return Not(walk(node.child))
+        return Logic(node.op, tuple(walk(child) for child in node.children))
+
+    return None if node is None else walk(node)
+
+
 # -- parsing ------------------------------------------------------------------------------------
 def parse(obj: object) -> Filter | None:
     """A filter tree from Plausible's v2 JSON shape: a list of filters (all must hold) or one filter."""

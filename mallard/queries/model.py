@@ -14,6 +14,7 @@ from ..events import validate_site_id
 from . import filters as _filters
 from .periods import DateRange, resolve
 from .registry import TIME_DIMENSIONS, dimension, metric
+from .vocabulary import Vocabulary
 
 MAX_LIMIT: Final = 10_000
 Direction = Literal["asc", "desc"]
@@ -31,6 +32,7 @@ class Query:
     order_by: tuple[tuple[str, Direction], ...] = ()
     limit: int | None = None
     offset: int = 0
+    vocabulary: Vocabulary = "mallard"  # the values dimensions report (vocabulary.py)
 
     @property
     def time_dimension(self) -> str | None:

@@ -1,0 +1,131 @@
+"""Plausible's vocabulary in the v2 query API: the names it shows and accepts for devices, operating systems,
+browsers, versions, sources and missing values, and the location names, on traffic tracked with real
+User-Agents (tests/queries/plausible_traffic.py). Mallard Metrics' own presets keep the stored values.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from mallard.queries import Queries
+from mallard.settings import Settings
+from mallard.store import Store
+
+from .plausible_traffic import SITE, VISITORS, write_traffic
+
+NOW = datetime(2024, 9, 11, 12, 0, tzinfo=UTC)
+RANGE = ["2024-09-01", "2024-09-10"]
+
+
+@pytest.fixture(scope="module")
+def queries(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Queries]:
+    data_dir = tmp_path_factory.mktemp("vocabulary") / "data"
+    write_traffic(data_dir, NOW)
+    store = Store(data_dir, read_only=True)
+    yield Queries(store, Settings(data_dir=data_dir), clock=lambda: NOW)
+    store.close()
+
+
+def v2(queries: Queries, metrics: list[str], dimensions: list[str] = [],  # noqa: B006
+       filters: list[Any] = []) -> dict[tuple[Any, ...], list[Any]]:  # noqa: B006
+    body = queries.query_json({"site_id": SITE, "metrics": metrics, "date_range": RANGE,
+                               "dimensions": dimensions, "filters": filters}).to_dict()
+    return {tuple(r["dimensions"]): r["metrics"] for r in body["results"]}
+
+
+def counted(attribute: str) -> dict[tuple[Any, ...], list[Any]]:
+    return {(value,): [n] for value, n in Counter(getattr(v, attribute) for v in VISITORS).items()}
+
+
+@pytest.mark.parametrize("attribute", ["browser", "os", "os_version", "device"])
+def test_dimensions_report_plausible_names(queries: Queries, attribute: str) -> None:
+    assert v2(queries, ["visitors"], [f"visit:{attribute}"]) == counted(attribute)
+
+
+@pytest.mark.parametrize("attribute", ["browser", "os", "os_version", "device"])
+def test_is_filter_matches_plausible_names(queries: Queries, attribute: str) -> None:
+    for value, n in Counter(getattr(v, attribute) for v in VISITORS).items():
+        got = v2(queries, ["visitors"], filters=[["is", f"visit:{attribute}", [value]]])
+        assert got == {(): [n]}, value
+        got = v2(queries, ["visitors"], filters=[["is_not", f"visit:{attribute}", [value]]])
+        assert got == {(): [len(VISITORS) - n]}, value
+
+
+def test_documentation_example_filter_linux_and_mac(queries: Queries) -> None:
+    wanted = sum(v.os in ("GNU/Linux", "Mac") for v in VISITORS)
+    assert wanted == 2
+    got = v2(queries, ["visitors"], filters=[["is", "visit:os", ["GNU/Linux", "Mac"]]])
+    assert got == {(): [wanted]}
+
+
+@pytest.mark.parametrize(("op", "dim", "value", "attribute", "test"), [
+    ("contains", "visit:os", "GNU/", "os", lambda s: "GNU/" in s),
+    ("matches", "visit:browser", "^Microsoft", "browser", lambda s: s.startswith("Microsoft")),
+    ("contains_not", "visit:browser", "Browser", "browser", lambda s: "Browser" not in s),
+    ("matches", "visit:os_version", "^1[0-7]\\.[0-9]+$", "os_version",
+     lambda s: s.split(".")[0] in {str(n) for n in range(10, 18)} and s.count(".") == 1),
+], ids=["contains-gnu-linux", "matches-microsoft-edge", "contains-not-samsung-browser",
+        "matches-major-minor"])
+def test_other_operators_see_plausible_names(queries: Queries, op: str, dim: str, value: str,
+                                             attribute: str, test: Any) -> None:
+    wanted = sum(bool(test(getattr(v, attribute))) for v in VISITORS)
+    assert 0 < wanted < len(VISITORS)
+    assert v2(queries, ["visitors"], filters=[[op, dim, [value]]]) == {(): [wanted]}
+
+
+def test_sources_say_direct_none(queries: Queries) -> None:
+    google = sum(v.google for v in VISITORS)
+    assert v2(queries, ["visitors"], ["visit:source", "visit:referrer"]) == {
+        ("Google", "google.com"): [google], ("Direct / None", "Direct / None"): [len(VISITORS) - google]}
+    assert v2(queries, ["visitors"], filters=[["is", "visit:source", ["Direct / None"]]]) == {
+        (): [len(VISITORS) - google]}
+
+
+def test_missing_utm_is_not_set(queries: Queries) -> None:
+    tagged = sum(v.campaign is not None for v in VISITORS)
+    assert v2(queries, ["visitors"], ["visit:utm_campaign"]) == {
+        ("Referral",): [tagged], ("(not set)",): [len(VISITORS) - tagged]}
+    assert v2(queries, ["visitors"], filters=[["is", "visit:utm_campaign", ["(not set)"]]]) == {
+        (): [len(VISITORS) - tagged]}
+
+
+def test_location_names(queries: Queries) -> None:
+    pairs = Counter((v.country_name, v.city) for v in VISITORS)
+    assert v2(queries, ["visitors"], ["visit:country_name", "visit:city_name"]) == {
+        pair: [n] for pair, n in pairs.items()}
+    assert v2(queries, ["visitors"], filters=[["is", "visit:country_name", ["Estonia", "Germany"]]]) == {
+        (): [sum(v.country_name in ("Estonia", "Germany") for v in VISITORS)]}
+
+
+def test_location_names_in_python_too(queries: Queries) -> None:
+    rows = queries.query(SITE, metrics=["visitors"], dimensions=["visit:country_name"],
+                         filters=[["is_not", "visit:country_name", [""]]], start_date=RANGE[0],
+                         end_date=RANGE[1]).rows
+    assert {r["visit:country_name"]: r["visitors"] for r in rows} == {
+        name: n for name, n in Counter(v.country_name for v in VISITORS).items() if name}
+
+
+def test_mallard_presets_keep_stored_values(queries: Queries) -> None:
+    """The reference contract: Mallard Metrics' breakdowns and the Python query API report what is stored."""
+    oses = {r["value"] for r in queries.breakdown(SITE, "os", start_date=RANGE[0], end_date=RANGE[1],
+                                                    limit=100).rows}
+    assert {"macOS", "Linux", "(unknown)"} <= oses and not {"Mac", "GNU/Linux"} & oses
+    devices = queries.query(SITE, dimensions=["visit:device"], start_date=RANGE[0], end_date=RANGE[1])
+    assert {r["visit:device"] for r in devices.rows} == {"desktop", "mobile", "tablet", "(unknown)"}
+
+
+def test_event_metrics_by_renamed_dimension_never_read_rollups() -> None:
+    """Rollup rows hold stored values: a dimension shown in Plausible's words is computed from events."""
+    from mallard.queries.model import parse_query
+    from mallard.queries.planner import plan_query
+    from mallard.queries.vocabulary import plausible_query
+
+    query = parse_query({"site_id": SITE, "metrics": ["visitors"], "date_range": RANGE,
+                         "dimensions": ["visit:os"]}, today=NOW.date(), tz="UTC", first_day=None)
+    assert plan_query(query).parts[0].reads == "rollups"
+    assert plan_query(plausible_query(query)).parts[0].reads == "events"
