@@ -89,8 +89,8 @@ def prune(node: Filter | None, drop: Callable[[Condition], bool]) -> Filter | No
     return kept[0] if len(kept) == 1 else Logic(node.op, kept)
 
 
-def remap(node: Filter | None, change: Callable[[Condition], Condition]) -> Filter | None:
-    """The tree with every condition replaced by ``change(condition)`` (same shape)."""
+def remap(node: Filter | None, change: Callable[[Condition], Filter]) -> Filter | None:
+    """The tree with every condition replaced by ``change(condition)`` (a condition or a subtree)."""
     def walk(node: Filter) -> Filter:
         if isinstance(node, Condition):
             return change(node)

@@ -20,6 +20,8 @@ icon tables) and Matomo's names:
 * ``visit:source``: a named source or the referrer's host; none ``Direct / None``. ``visit:referrer``: the
   referrer without scheme, ``www.``, query and trailing ``/``; none ``Direct / None``.
 * ``visit:utm_*``: the raw value; none ``(not set)``. ``event:props:<key>``: none ``(none)``.
+* ``visit:region`` filter values are ISO 3166-2 codes (``DE-BE``), matched to the stored English names
+  (:func:`region_codes`); the dimension still reports the stored names: mallard does not store codes.
 * ``visit:country_name``, ``visit:region_name``, ``visit:city_name`` (in every vocabulary): names; none
   ``""``. The country name is the ISO 3166-1 common name, else the name (Debian's iso-codes through
   pycountry, the data Plausible's location library reads), ``Kosovo`` for ``XK``.
@@ -31,6 +33,7 @@ from the site itself, which mallard keeps in ``visit:referrer`` (its source is `
 
 from __future__ import annotations
 
+import gettext
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from functools import cache
@@ -39,7 +42,7 @@ from typing import TYPE_CHECKING, Final, Literal
 from .sql import Sql
 
 if TYPE_CHECKING:
-    from .filters import Filter
+    from .filters import Condition, Filter
     from .model import Query
     from .registry import Dimension
 
@@ -128,10 +131,58 @@ def worded(dim: Dimension, vocabulary: Vocabulary) -> Dimension:
 
 
 def worded_filters(node: Filter | None, vocabulary: Vocabulary) -> Filter | None:
-    """The filter tree with every condition's dimension named in ``vocabulary``."""
+    """The filter tree with every condition's dimension named in ``vocabulary`` (and, in Plausible's,
+    ``visit:region`` values that are ISO 3166-2 codes made conditions on the stored names)."""
     from .filters import remap
 
-    return remap(node, lambda c: replace(c, dimension=worded(c.dimension, vocabulary)))
+    if vocabulary != "plausible":
+        return node
+    return remap(node, lambda c: region_codes(replace(c, dimension=worded(c.dimension, vocabulary))))
+
+
+@cache
+def _english() -> gettext.NullTranslations:
+    import pycountry
+
+    return gettext.translation("iso3166-2", pycountry.LOCALES_DIR, languages=["en"], fallback=True)
+
+
+def region_names(code: str) -> tuple[str, tuple[str, ...]] | None:
+    """(country code, the names a GeoIP database may give it) of the ISO 3166-2 subdivision ``code``:
+    its ISO name and the English one (iso-codes' translation, the names MaxMind and DB-IP give); None
+    when ``code`` is not an ISO 3166-2 code."""
+    import pycountry
+
+    found = pycountry.subdivisions.get(code=code) if "-" in code else None  # type: ignore[no-untyped-call]
+    if found is None:
+        return None
+    return found.country_code, tuple(sorted({found.name, _english().gettext(found.name)}))
+
+
+def region_codes(cond: Condition) -> Filter:
+    """A ``visit:region`` condition (``is``/``is_not``) whose values are ISO 3166-2 codes, as Plausible
+    stores regions, made a condition on the country code and the stored region name. Mallard stores the
+    GeoIP database's English name: a name that is neither the ISO name nor its English translation never
+    matches a code (no guessing). Other values are compared with the stored names as they are."""
+    from .filters import Condition, Logic, Not
+    from .registry import dimension
+
+    if cond.dimension.name != "visit:region" or cond.op not in ("is", "is_not"):
+        return cond
+    places = [(value, region_names(value)) for value in cond.values]
+    coded = [found for _value, found in places if found is not None]
+    if not coded:
+        return cond
+    country = dimension("visit:country")
+    alternatives: list[Filter] = [
+        Logic("and", (Condition("is", country, (code,)),
+                      Condition("is", cond.dimension, names, cond.case_sensitive)))
+        for code, names in coded]
+    others = tuple(value for value, found in places if found is None)
+    if others:
+        alternatives.append(Condition("is", cond.dimension, others, cond.case_sensitive))
+    tree = alternatives[0] if len(alternatives) == 1 else Logic("or", tuple(alternatives))
+    return Not(tree) if cond.op == "is_not" else tree
 
 
 def plausible_query(query: Query) -> Query:

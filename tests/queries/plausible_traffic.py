@@ -18,11 +18,12 @@ from tests.enrich.test_useragent import REAL_AGENTS
 from tests.mmdb import write_city_db
 
 SITE = "dummy.site"
-PLACES = {  # network → (country code, Plausible's country name, region, city)
+PLACES = {  # network → (country code, Plausible's country name, region (MaxMind's English name), city)
     "81.2.69.0/24": ("DE", "Germany", "Berlin", "Berlin"),
     "216.160.83.0/24": ("US", "United States", "California", "San Francisco"),
-    "89.160.20.0/24": ("EE", "Estonia", "Harju", "Tallinn"),
+    "89.160.20.0/24": ("EE", "Estonia", "Harjumaa", "Tallinn"),
 }
+REGION_CODES = {"81.2.69.0/24": "DE-BE", "216.160.83.0/24": "US-CA", "89.160.20.0/24": "EE-37"}
 NOWHERE = "10.1.2."  # a private network: no location
 
 # User-Agent name → (browser, os, os_version, device) as Plausible shows them (Matomo's names).
@@ -51,6 +52,7 @@ class Visitor:
     user_agent: str
     ip: str
     country_name: str  # "" when unknown
+    region: str  # ISO 3166-2 code, "" when unknown
     city: str
     day: int  # days before now
     pages: tuple[str, ...]
@@ -81,12 +83,13 @@ def _visitors() -> list[Visitor]:
     out = []
     for i, (name, ua) in enumerate(agents.items()):
         if i % 4 == 3:
-            ip, country, city = f"{NOWHERE}{i + 1}", "", ""
+            ip, country, region, city = f"{NOWHERE}{i + 1}", "", "", ""
         else:
             network, (_code, country, _region, city) = places[i % 4]
+            region = REGION_CODES[network]
             ip = network.split("/")[0].rsplit(".", 1)[0] + f".{i + 1}"
         pages = ("/docs/start", "/pricing") if i % 2 == 0 else ("/",)
-        out.append(Visitor(name, ua, ip, country, city, 2 + i % 4, pages,
+        out.append(Visitor(name, ua, ip, country, region, city, 2 + i % 4, pages,
                            "Referral" if i % 5 == 0 else None, i % 3 == 0,
                            ("pro" if i % 2 else "free") if i % 3 == 1 else None))
     return out

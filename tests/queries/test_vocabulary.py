@@ -102,6 +102,26 @@ def test_location_names(queries: Queries) -> None:
         (): [sum(v.country_name in ("Estonia", "Germany") for v in VISITORS)]}
 
 
+def test_region_filter_takes_iso_codes(queries: Queries) -> None:
+    """Plausible stores regions as ISO 3166-2 codes; mallard matches them to the stored English names."""
+    wanted = sum(v.region in ("DE-BE", "EE-37") for v in VISITORS)
+    assert wanted > 0
+    assert v2(queries, ["visitors"], filters=[["is", "visit:region", ["DE-BE", "EE-37"]]]) == {(): [wanted]}
+    assert v2(queries, ["visitors"], filters=[["is_not", "visit:region", ["DE-BE", "EE-37"]]]) == {
+        (): [len(VISITORS) - wanted]}
+    estonia = sum(v.region == "EE-37" for v in VISITORS)  # a stored name still works
+    assert v2(queries, ["visitors"], filters=[["is", "visit:region", ["Harjumaa"]]]) == {(): [estonia]}
+    assert v2(queries, ["visitors"], filters=[["is", "visit:region", ["FR-IDF"]]]) == {(): [0]}
+
+
+def test_region_codes_name_iso_and_english_names() -> None:
+    from mallard.queries.vocabulary import region_names
+
+    assert region_names("DE-BY") == ("DE", ("Bavaria", "Bayern"))  # MaxMind says Bavaria
+    assert region_names("US-CA") == ("US", ("California",))
+    assert region_names("Berlin") is None and region_names("XX-YY") is None
+
+
 def test_location_names_in_python_too(queries: Queries) -> None:
     rows = queries.query(SITE, metrics=["visitors"], dimensions=["visit:country_name"],
                          filters=[["is_not", "visit:country_name", [""]]], start_date=RANGE[0],
