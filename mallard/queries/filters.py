@@ -58,6 +58,17 @@ class Not:
         return ["not", self.child.to_json()]
 
 
+@dataclass(frozen=True, slots=True)
+class Written(Logic):
+    """A condition compiled as the tree it stands for (``children``, joined by ``op``) and echoed as it
+    was written (``to_json``): a Plausible region code made conditions on stored names."""
+
+    written: Condition | None = None
+
+    def to_json(self) -> list[object]:
+        return Logic.to_json(self) if self.written is None else self.written.to_json()
+
+
 Filter = Condition | Logic | Not
 
 

@@ -164,7 +164,7 @@ def region_codes(cond: Condition) -> Filter:
     stores regions, made a condition on the country code and the stored region name. Mallard stores the
     GeoIP database's English name: a name that is neither the ISO name nor its English translation never
     matches a code (no guessing). Other values are compared with the stored names as they are."""
-    from .filters import Condition, Logic, Not
+    from .filters import Condition, Logic, Not, Written
     from .registry import dimension
 
     if cond.dimension.name != "visit:region" or cond.op not in ("is", "is_not"):
@@ -181,8 +181,9 @@ def region_codes(cond: Condition) -> Filter:
     others = tuple(value for value, found in places if found is None)
     if others:
         alternatives.append(Condition("is", cond.dimension, others, cond.case_sensitive))
-    tree = alternatives[0] if len(alternatives) == 1 else Logic("or", tuple(alternatives))
-    return Not(tree) if cond.op == "is_not" else tree
+    if cond.op == "is_not":
+        return Written("and", (Not(Logic("or", tuple(alternatives))),), cond)
+    return Written("or", tuple(alternatives), cond)
 
 
 def plausible_query(query: Query) -> Query:

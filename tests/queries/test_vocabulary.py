@@ -112,6 +112,10 @@ def test_region_filter_takes_iso_codes(queries: Queries) -> None:
     estonia = sum(v.region == "EE-37" for v in VISITORS)  # a stored name still works
     assert v2(queries, ["visitors"], filters=[["is", "visit:region", ["Harjumaa"]]]) == {(): [estonia]}
     assert v2(queries, ["visitors"], filters=[["is", "visit:region", ["FR-IDF"]]]) == {(): [0]}
+    written = [["is_not", "visit:region", ["DE-BE", "Harjumaa"]], ["is", "visit:region", ["US-CA"]]]
+    body = queries.query_json({"site_id": SITE, "metrics": ["visitors"], "date_range": RANGE,
+                               "filters": written}).to_dict()
+    assert body["query"]["filters"] == [["and", written]]  # echoed as written
 
 
 def test_region_codes_name_iso_and_english_names() -> None:
