@@ -153,3 +153,39 @@ def test_event_metrics_by_renamed_dimension_never_read_rollups() -> None:
                          "dimensions": ["visit:os"]}, today=NOW.date(), tz="UTC", first_day=None)
     assert plan_query(query).parts[0].reads == "rollups"
     assert plan_query(plausible_query(query)).parts[0].reads == "events"
+
+
+# More real User-Agents: what ua-parser says (stored by mallard) and what Plausible shows for them.
+MORE_AGENTS = {
+    "android-webview": (
+        "Mozilla/5.0 (Linux; Android 13; Pixel 7 Build/TQ3A.230805.001; wv) AppleWebKit/537.36 (KHTML, like "
+        "Gecko) Version/4.0 Chrome/116.0.0.0 Mobile Safari/537.36", "Chrome WebView", "Mobile App"),
+    "facebook-ios": (
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1_2 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+        "Mobile/15E148 [FBAN/FBIOS;FBAV/442.0.0.38.105;FBBV/540187069;FBDV/iPhone14,5;FBMD/iPhone;FBSN/iOS;"
+        "FBSV/17.1.2;FBSS/3;FBID/phone;FBLC/en_US;FBOP/5]", "Facebook", "Mobile App"),
+    "opera-mini": ("Opera/9.80 (Android; Opera Mini/36.2.2254/119.132; U; id) Presto/2.12.423 Version/12.16",
+                   "Opera Mini", "Opera"),
+    "duckduckgo-android": (
+        "Mozilla/5.0 (Linux; Android 12) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 "
+        "Chrome/110.0.5481.65 Mobile DuckDuckGo/5 Safari/537.36", "DuckDuckGo", "DuckDuckGo Privacy Browser"),
+    "ie-11": ("Mozilla/5.0 (Windows NT 10.0; WOW64; Trident/7.0; rv:11.0) like Gecko", "IE",
+              "Internet Explorer"),
+    "miui": (
+        "Mozilla/5.0 (Linux; U; Android 12; en-us; 2201117TG Build/SKQ1.211103.001) AppleWebKit/537.36 "
+        "(KHTML, like Gecko) Version/4.0 Chrome/100.0.4896.127 Mobile Safari/537.36 "
+        "XiaoMi/MiuiBrowser/13.10.1-gn", "MiuiBrowser", "MIUI Browser"),
+}
+
+
+@pytest.mark.parametrize(("user_agent", "stored", "shown"), MORE_AGENTS.values(), ids=MORE_AGENTS.keys())
+def test_browser_names_of_more_real_user_agents(user_agent: str, stored: str, shown: str) -> None:
+    import duckdb
+
+    from mallard.enrich.useragent import AgentParser
+    from mallard.queries.sql import Sql
+    from mallard.queries.vocabulary import PLAUSIBLE
+
+    assert AgentParser(cache_size=0).parse(user_agent).browser == stored
+    label = PLAUSIBLE["visit:browser"].label(Sql("?", (stored,)))
+    assert duckdb.connect().execute("SELECT " + label.text, label.params).fetchone() == (shown,)
