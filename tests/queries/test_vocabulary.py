@@ -189,3 +189,11 @@ def test_browser_names_of_more_real_user_agents(user_agent: str, stored: str, sh
     assert AgentParser(cache_size=0).parse(user_agent).browser == stored
     label = PLAUSIBLE["visit:browser"].label(Sql("?", (stored,)))
     assert duckdb.connect().execute("SELECT " + label.text, label.params).fetchone() == (shown,)
+
+
+def test_funnel_filtered_by_country_name(queries: Queries) -> None:
+    """Funnels read visit filters on the session's columns: a named dimension is computed from them."""
+    wanted = sum(v.country_name in ("Germany", "Estonia") and "/pricing" in v.pages for v in VISITORS)
+    funnel = queries.funnel(SITE, ["page:/docs/start", "page:/pricing"], start_date=RANGE[0],
+                            end_date=RANGE[1], filters=[["is", "visit:country_name", ["Germany", "Estonia"]]])
+    assert [step["visitors"] for step in funnel["steps"]] == [wanted, wanted]
