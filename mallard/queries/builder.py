@@ -135,7 +135,7 @@ def _part(plan: Plan, part: Part) -> list[tuple[str, Sql]]:
                 return compile_condition(c, c.dimension.visit_expr())
             return Sql(flags[id(c)])
 
-        select += [Sql(f"{METRICS[m].expr} AS m_{m}") for m in part.metrics]
+        select += [_session_metric(m, part) for m in part.metrics]
         filters = plan.filters if part.dimensions is None else part.filters
         return [("se", "SELECT " + Sql.join(select) + " FROM sessions" + _where(filters, leaf) + group)]
     if part.reads == "rollups":  # one rolled dimension at most (its rows), else the day's total row
@@ -159,6 +159,13 @@ def _part(plan: Plan, part: Part) -> list[tuple[str, Sql]]:
         return [("ev", "SELECT " + Sql.join(select) + " FROM (" + ids + where + ")" + group)]
     select += [Sql(f"{FROM_EVENTS.get(m, METRICS[m].expr)} AS m_{m}") for m in part.metrics]
     return [("ev", "SELECT " + Sql.join(select) + f" FROM {_FROM[part.reads]}" + where + group)]
+
+
+def _session_metric(name: str, part: Part) -> Sql:
+    if name == "bounce_rate" and part.bounce_on is not None:  # of the sessions entering on the page
+        entry = compile_condition(part.bounce_on, part.bounce_on.dimension.visit_expr())
+        return "coalesce(avg((pageviews = 1)::INTEGER) FILTER (WHERE " + entry + "), 0) AS m_bounce_rate"
+    return Sql(f"{METRICS[name].expr} AS m_{name}")
 
 
 def _conversion_total(conv: Conversion) -> Sql:

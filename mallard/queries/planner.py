@@ -30,7 +30,7 @@ from datetime import datetime
 from typing import Final, Literal
 
 from ..errors import InvalidQueryError
-from .filters import Condition, Filter, conditions, prune, remap
+from .filters import Condition, Filter, Logic, Written, conditions, prune, remap
 from .model import Query
 from .registry import ATTRIBUTION_COLUMNS, METRICS, TIME_DIMENSIONS, Dimension, dimension
 from .rollups import DIMENSIONS as ROLLED_DIMENSIONS
@@ -87,6 +87,8 @@ class Part:
     # for the entry page (see by_entry_page); None: the plan's
     dimensions: tuple[Dimension | None, ...] | None = None
     filters: Filter | None = None
+    # bounce_rate counts only the sessions whose entry page satisfies this (see entry_bounce)
+    bounce_on: Condition | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +169,19 @@ def by_entry_page(dims: tuple[Dimension | None, ...], filters: Filter | None
     entry = dimension("visit:entry_page")
     return (tuple(entry if d is not None and d.name == PAGE else d for d in dims),
             remap(filters, lambda c: replace(c, dimension=entry) if c.dimension.name == PAGE else c))
+
+
+def entry_bounce(se_metrics: Sequence[str], dims: Sequence[Dimension | None],
+                 filters: Filter | None) -> Condition | None:
+    """With a top-level event:page filter (and no event:page dimension), bounce_rate is that of the
+    sessions entering on a matching page (Plausible's rule, applied to queries in its vocabulary): that
+    filter, made on visit:entry_page."""
+    if "bounce_rate" not in se_metrics or any(d is not None and d.name == PAGE for d in dims):
+        return None
+    top = (filters.children if isinstance(filters, Logic) and filters.op == "and"
+           and not isinstance(filters, Written) else (filters,))
+    page = next((c for c in top if isinstance(c, Condition) and c.dimension.name == PAGE), None)
+    return None if page is None else replace(page, dimension=dimension("visit:entry_page"))
 
 
 def event_reads(ev_metrics: Sequence[str], used: Sequence[Dimension],
@@ -323,11 +338,13 @@ def plan_query(q: Query) -> Plan:
 
     ev = None if reads is None else Part("ev", reads, ev_metrics, session_valued(reads, used),
                                          "timestamp")
+    bounce_on = entry_bounce(se_metrics, dims, q.filters) if q.vocabulary == "plausible" else None
     se_used = [*se_plain, *(c.dimension for c in se_conds)]
     se = Part("se", "sessions", se_metrics, session_valued("sessions", se_used), "start",
-              se_dims, se_filters) if se_metrics else None
+              se_dims, se_filters, bounce_on) if se_metrics else None
     parts = [p for p in (ev, se) if p is not None]
-    sessions = sessions_relation(reads, se_metrics, se_plain, se_conds,
+    sessions = sessions_relation(reads, se_metrics, se_plain,
+                                 [*se_conds, *([bounce_on] if bounce_on is not None else [])],
                                  identity=any(m in FROM_EVENTS for m in ev_metrics))
     return Plan(
         site_id=q.site_id, bounds=bounds, tz=q.date_range.tz,
