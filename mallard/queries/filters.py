@@ -232,7 +232,9 @@ def compile_tree(node: Filter, leaf: Callable[[Condition], Sql]) -> Sql:
 def compile_condition(cond: Condition, expr: Sql) -> Sql:
     """Boolean SQL (never NULL) for ``cond`` applied to ``expr``."""
     negate = cond.op.endswith("_not")
-    wants_null = any(v in NULL_VALUES for v in cond.values) and cond.op in ("is", "is_not")
+    # a dimension shown in other words names its missing values itself ("(not set)", "(none)", "")
+    wants_null = (cond.dimension.words is None and cond.op in ("is", "is_not")
+                  and any(v in NULL_VALUES for v in cond.values))
     values = [v for v in cond.values if not (wants_null and v in NULL_VALUES)]
     # Case-insensitive comparisons fold both sides with DuckDB's lower(): Python's str.lower() differs
     # for some characters ('İ', final 'Σ'), so a value folded in Python may never match its own column.

@@ -141,3 +141,13 @@ def test_bounce_rate_with_a_page_filter_is_that_of_the_sessions_entering_on_it(
     python = queries.query(SITE, metrics=["bounce_rate"], filters=[["is", "event:page", pages]],
                            start_date=RANGE[0], end_date=RANGE[1]).rows[0]["bounce_rate"]
     assert python < 1.0  # the Python API keeps mallard's reading: every session with such a pageview
+
+
+def test_missing_property_is_none_in_filters_too(lake: tuple[Queries, str]) -> None:
+    """Plausible names a missing property "(none)" in results and in filters."""
+    queries, files = lake
+    expected = sql(files, "SELECT 'all', count(DISTINCT visitor_id), count(DISTINCT session) FROM numbered "
+                          "WHERE json_extract_string(props, '$.plan') IS NULL")
+    body = queries.query_json({"site_id": SITE, "metrics": ["visitors", "visits"], "date_range": RANGE,
+                               "filters": [["is", "event:props:plan", ["(none)"]]]}).to_dict()
+    assert body["results"] == [{"dimensions": [], "metrics": list(expected["all"])}]
