@@ -25,6 +25,7 @@ from ..queries.filters import MAX_CONDITIONS, NULL_VALUES, Filter, Logic, condit
 from ..queries.model import build
 from ..queries.periods import MAX_API_DAYS, DateRange, v1_period
 from ..queries.registry import METRICS, TIME_DIMENSIONS, dimension
+from ..queries.vocabulary import NOT_SET, plausible_query
 from .messages import HTTPError, Request, Response, json_response
 from .routing import Param, Route
 from .schemas import site_param
@@ -160,8 +161,8 @@ def _rows(api: Api, site: str, rng: DateRange, metrics: Sequence[str], dims: Seq
           filters: Filter | None, **options: Any) -> list[tuple[list[Any], dict[str, Any]]]:
     """(dimension values, {v1 metric: value}) per result row of the query model."""
     engine = [_engine(m, dims) for m in metrics]
-    body = api.queries.run(build(site, rng, metrics=engine, dimensions=dims, filters=filters,
-                                 **options)).to_dict()
+    query = build(site, rng, metrics=engine, dimensions=dims, filters=filters, **options)
+    body = api.queries.run(plausible_query(query)).to_dict()
     return [(r["dimensions"], {m: _value(m, v) for m, v in zip(metrics, r["metrics"], strict=True)})
             for r in body["results"]]
 
@@ -295,7 +296,8 @@ def breakdown(api: Api, request: Request, params: dict[str, str]) -> Response:
     metrics = _metrics(request, filters, dims)
     limit, offset = _limit(request)
     if name in _SKIP_EMPTY:
-        present = condition("is_not", name, sorted(NULL_VALUES))  # has a value
+        # has a value: NULL under either vocabulary's name for it
+        present = condition("is_not", name, sorted(NULL_VALUES | {NOT_SET}))
         filters = present if filters is None else Logic("and", (filters, present))
     order_metric = next(m for m in metrics if m != "time_on_page")
     order = [[_engine(order_metric, dims), "desc"], *([d, "asc"] for d in dims)]

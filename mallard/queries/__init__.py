@@ -39,6 +39,7 @@ from .results import MainStats, QueryResult, Record, Report, Result, Table
 from .rollups import RollupRows
 from .sql import Sql
 from .stored import LiveCache, SessionRows, discard_unreadable, for_query
+from .vocabulary import plausible_query
 
 if TYPE_CHECKING:
     from ..buffer import EventBuffer
@@ -151,7 +152,7 @@ class Queries:
             first = self._store.first_date(check_site(site))
         query = parse_query(body, today=self.today(tz), tz=tz, first_day=first, max_days=max_days,
                             now=self._clock())
-        return self.run(query)
+        return self.run(plausible_query(query))
 
     # -- presets (Mallard Metrics report shapes) --------------------------------------------------
     def main(self, site: str, *, period: str | None = None, start_date: str | date | None = None,

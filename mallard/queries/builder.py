@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Final
 
-from .filters import Condition, compile_condition, compile_tree
+from .filters import Condition, Filter, compile_condition, compile_tree
 from .model import Query
-from .planner import SESSION_SUMMABLE, Conversion, Part, Plan, plan_query, rolled_dimension
+from .planner import FROM_EVENTS, SESSION_SUMMABLE, Conversion, Part, Plan, plan_query, rolled_dimension
 from .registry import METRICS, Dimension
 from .rollups import METRICS as ROLLED_METRICS
 from .sessions import BELONGS, with_end_time
@@ -97,10 +97,12 @@ def _sessions_ctes(plan: Plan, rows: Sql) -> list[tuple[str, Sql]]:
     else:
         ctes.append(("sessions", f"SELECT {columns} FROM session_rows" + in_range))
     if s.overlap and any(p.reads == "events_with_session" for p in plan.parts):
+        identity = ", s.vk0 AS s_vk0, s.start_time AS s_start" if s.identity else ""
         ctes.append(("ev_rows", Sql(
             "SELECT e.*" + "".join(f", s.{p}" for p in s.pages)
-            + "".join(f", s.s_{a}" for a in s.attributes) + " FROM scoped e JOIN (SELECT "
-            f"unnest(visitor_keys) AS vid, start_time, end_time{pages}{attrs} FROM session_rows "
+            + "".join(f", s.s_{a}" for a in s.attributes) + identity + " FROM scoped e JOIN (SELECT "
+            + ("visitor_keys[1] AS vk0, " if s.identity else "")
+            + f"unnest(visitor_keys) AS vid, start_time, end_time{pages}{attrs} FROM session_rows "
             "WHERE end_time >= ? AND start_time < ?", (lower, upper)) + f") s ON {BELONGS}"))
     return ctes
 
@@ -120,8 +122,9 @@ def _bucket(plan: Plan, column: str) -> Sql:
 
 def _part(plan: Plan, part: Part) -> list[tuple[str, Sql]]:
     """The CTEs of one part; the last is named after the part."""
+    dims = plan.dimensions if part.dimensions is None else part.dimensions
     select = [(_bucket(plan, part.time_column) if d is None else _value(d, part)) + f" AS d{i}"
-              for i, d in enumerate(plan.dimensions)]
+              for i, d in enumerate(dims)]
     group = " GROUP BY ALL" if plan.dimensions else ""
     if part.name == "se":
         assert plan.sessions is not None
@@ -132,8 +135,9 @@ def _part(plan: Plan, part: Part) -> list[tuple[str, Sql]]:
                 return compile_condition(c, c.dimension.visit_expr())
             return Sql(flags[id(c)])
 
-        select += [Sql(f"{METRICS[m].expr} AS m_{m}") for m in part.metrics]
-        return [("se", "SELECT " + Sql.join(select) + " FROM sessions" + _where(plan, leaf) + group)]
+        select += [_session_metric(m, part) for m in part.metrics]
+        filters = plan.filters if part.dimensions is None else part.filters
+        return [("se", "SELECT " + Sql.join(select) + " FROM sessions" + _where(filters, leaf) + group)]
     if part.reads == "rollups":  # one rolled dimension at most (its rows), else the day's total row
         rolled = rolled_dimension(plan)
         select = [(_bucket(plan, "day::TIMESTAMP") if d is None else Sql("value")) + f" AS d{i}"
@@ -143,7 +147,7 @@ def _part(plan: Plan, part: Part) -> list[tuple[str, Sql]]:
         return [("ev", "SELECT " + Sql.join(select) + Sql(
             " FROM rollups WHERE dimension = ? AND day >= ? AND day <= ?",
             (rolled, lower.date(), (upper - timedelta(microseconds=1)).date())) + group)]
-    where = _where(plan, lambda c: compile_condition(c, _value(c.dimension, part)))
+    where = _where(plan.filters, lambda c: compile_condition(c, _value(c.dimension, part)))
     if part.reads == "sessions":
         # Each session's sums are counted once (on its first visitor id); its visitors are all its ids.
         select += [Sql(f"count(DISTINCT vid) AS m_{m}" if m == "visitors" else
@@ -153,8 +157,15 @@ def _part(plan: Plan, part: Part) -> list[tuple[str, Sql]]:
         ids = ("SELECT *, unnest(visitor_keys) AS vid, generate_subscripts(visitor_keys, 1) AS nth "
                "FROM sessions")
         return [("ev", "SELECT " + Sql.join(select) + " FROM (" + ids + where + ")" + group)]
-    select += [Sql(f"{METRICS[m].expr} AS m_{m}") for m in part.metrics]
+    select += [Sql(f"{FROM_EVENTS.get(m, METRICS[m].expr)} AS m_{m}") for m in part.metrics]
     return [("ev", "SELECT " + Sql.join(select) + f" FROM {_FROM[part.reads]}" + where + group)]
+
+
+def _session_metric(name: str, part: Part) -> Sql:
+    if name == "bounce_rate" and part.bounce_on is not None:  # of the sessions entering on the page
+        entry = compile_condition(part.bounce_on, part.bounce_on.dimension.visit_expr())
+        return "coalesce(avg((pageviews = 1)::INTEGER) FILTER (WHERE " + entry + "), 0) AS m_bounce_rate"
+    return Sql(f"{METRICS[name].expr} AS m_{name}")
 
 
 def _conversion_total(conv: Conversion) -> Sql:
@@ -164,10 +175,10 @@ def _conversion_total(conv: Conversion) -> Sql:
     return "SELECT count(DISTINCT visitor_id) AS n FROM " + _FROM[conv.reads] + where
 
 
-def _where(plan: Plan, leaf: object) -> Sql:
-    if plan.filters is None:
+def _where(filters: Filter | None, leaf: object) -> Sql:
+    if filters is None:
         return Sql("")
-    return " WHERE " + compile_tree(plan.filters, leaf)  # type: ignore[arg-type]
+    return " WHERE " + compile_tree(filters, leaf)  # type: ignore[arg-type]
 
 
 def _output_columns(plan: Plan) -> list[str]:

@@ -58,6 +58,17 @@ class Not:
         return ["not", self.child.to_json()]
 
 
+@dataclass(frozen=True, slots=True)
+class Written(Logic):
+    """A condition compiled as the tree it stands for (``children``, joined by ``op``) and echoed as it
+    was written (``to_json``): a Plausible region code made conditions on stored names."""
+
+    written: Condition | None = None
+
+    def to_json(self) -> list[object]:
+        return Logic.to_json(self) if self.written is None else self.written.to_json()
+
+
 Filter = Condition | Logic | Not
 
 
@@ -87,6 +98,18 @@ def prune(node: Filter | None, drop: Callable[[Condition], bool]) -> Filter | No
     if not kept:
         return None
     return kept[0] if len(kept) == 1 else Logic(node.op, kept)
+
+
+def remap(node: Filter | None, change: Callable[[Condition], Filter]) -> Filter | None:
+    """The tree with every condition replaced by ``change(condition)`` (a condition or a subtree)."""
+    def walk(node: Filter) -> Filter:
+        if isinstance(node, Condition):
+            return change(node)
+        if isinstance(node, Not):
+            return Not(walk(node.child))
+        return Logic(node.op, tuple(walk(child) for child in node.children))
+
+    return None if node is None else walk(node)
 
 
 # -- parsing ------------------------------------------------------------------------------------
@@ -209,7 +232,9 @@ def compile_tree(node: Filter, leaf: Callable[[Condition], Sql]) -> Sql:
 def compile_condition(cond: Condition, expr: Sql) -> Sql:
     """Boolean SQL (never NULL) for ``cond`` applied to ``expr``."""
     negate = cond.op.endswith("_not")
-    wants_null = any(v in NULL_VALUES for v in cond.values) and cond.op in ("is", "is_not")
+    # a dimension shown in other words names its missing values itself ("(not set)", "(none)", "")
+    wants_null = (cond.dimension.words is None and cond.op in ("is", "is_not")
+                  and any(v in NULL_VALUES for v in cond.values))
     values = [v for v in cond.values if not (wants_null and v in NULL_VALUES)]
     # Case-insensitive comparisons fold both sides with DuckDB's lower(): Python's str.lower() differs
     # for some characters ('İ', final 'Σ'), so a value folded in Python may never match its own column.

@@ -218,7 +218,7 @@ def _keep(filters: Any, conds: Sequence[Condition], sessions: Sql, lower: object
     flag_names = {id(c): f"f_{i}" for i, c in enumerate(flags)}
     # the session columns the visit conditions read, by the name their expression uses (s_<column>,
     # entry_page, exit_page)
-    visit = dict(sorted({c.dimension.visit_expr().text: c.dimension.session_column or c.dimension.column
+    visit = dict(sorted({c.dimension.visit_column(): c.dimension.session_column or c.dimension.column
                          for c in conds if c.dimension.level == "visit"}.items()))
 
     def leaf(c: Condition) -> Sql:

@@ -16,6 +16,7 @@ from . import filters as _filters
 from .include import Include, parse_include
 from .periods import DateRange, plausible_range
 from .registry import TIME_DIMENSIONS, dimension, metric
+from .vocabulary import Vocabulary
 
 MAX_LIMIT: Final = 10_000
 Direction = Literal["asc", "desc"]
@@ -34,6 +35,7 @@ class Query:
     limit: int | None = None
     offset: int = 0
     include: Include = Include()  # the v2 body's include options
+    vocabulary: Vocabulary = "mallard"  # the values dimensions report (vocabulary.py)
 
     @property
     def time_dimension(self) -> str | None:

@@ -30,11 +30,12 @@ from datetime import datetime
 from typing import Final, Literal
 
 from ..errors import InvalidQueryError
-from .filters import Condition, Filter, conditions, prune
+from .filters import Condition, Filter, Logic, Written, conditions, prune, remap
 from .model import Query
 from .registry import ATTRIBUTION_COLUMNS, METRICS, TIME_DIMENSIONS, Dimension, dimension
 from .rollups import DIMENSIONS as ROLLED_DIMENSIONS
 from .rollups import METRICS as ROLLED_METRICS
+from .vocabulary import worded
 
 Reads = Literal["events", "events_with_session", "sessions", "rollups"]
 Bucket = Literal["hour", "day", "week", "month"]
@@ -48,6 +49,10 @@ SESSION_CONSTANT: Final = frozenset({"browser", "browser_version", "os", "os_ver
                                      "region", "city"})
 # Event metrics that can be summed from per-session aggregates (metric → per-session total).
 SESSION_SUMMABLE: Final = {"pageviews": "pageviews", "events": "events", "total_revenue": "revenue"}
+# Session metrics counted from events matched to their sessions when a dimension is an event's (as
+# Plausible counts visits by page or property: the sessions with such an event).
+FROM_EVENTS: Final = {"visits": "count(DISTINCT {'k': s_vk0, 't': s_start})"}
+PAGE: Final = "event:page"
 _BUCKETS: Final[dict[str, Bucket]] = {"time:hour": "hour", "time:day": "day", "time:week": "week",
                                       "time:month": "month"}
 
@@ -64,6 +69,9 @@ class Sessions:
     # events are matched to their sessions (events_with_session, flags): the sessions that started
     # before the range and last into it are read too
     overlap: bool
+    # events matched to their sessions carry the session's identity (s_vk0, s_start): visits counted
+    # from events
+    identity: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +83,12 @@ class Part:
     metrics: tuple[str, ...]
     session_valued: frozenset[str]  # dimensions (by name) whose value this part takes from the session
     time_column: Literal["timestamp", "start"]
+    # this part's dimensions and filters: the plan's, except in a session part where event:page stands
+    # for the entry page (see by_entry_page); None: the plan's
+    dimensions: tuple[Dimension | None, ...] | None = None
+    filters: Filter | None = None
+    # bounce_rate counts only the sessions whose entry page satisfies this (see entry_bounce)
+    bounce_on: Condition | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,13 +140,48 @@ def is_session_wide(dim: Dimension) -> bool:
 
 
 def check_session_dimensions(dims: Iterable[Dimension], se_metrics: Sequence[str]) -> None:
-    """Session metrics describe visits: reject a breakdown of them by an event dimension."""
+    """Session metrics describe visits: reject a breakdown of them by an event dimension (event:page
+    is read as the entry page, see :func:`by_entry_page`)."""
     for dim in dims:
         if se_metrics and dim.level != "visit":
             raise InvalidQueryError(
                 f"Metric(s) {', '.join(se_metrics)} describe visits and cannot be broken down by "
-                f"{dim.name}; use visit:entry_page or visit:exit_page, or event metrics.",
-                code="invalid_dimension")
+                f"{dim.name}; use event:page, visit:entry_page or visit:exit_page, or event metrics "
+                "(visits counts the sessions with such events).", code="invalid_dimension")
+
+
+def split_visits(plain: Sequence[Dimension], ev_metrics: tuple[str, ...],
+                 se_metrics: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(event metrics, session metrics) with ``visits`` counted from events when a dimension is an
+    event's (Plausible: the sessions having such an event)."""
+    if "visits" in se_metrics and any(d.level == "event" for d in plain):
+        return (*ev_metrics, "visits"), tuple(m for m in se_metrics if m != "visits")
+    return ev_metrics, se_metrics
+
+
+def by_entry_page(dims: tuple[Dimension | None, ...], filters: Filter | None
+                  ) -> tuple[tuple[Dimension | None, ...], Filter | None]:
+    """A session part's dimensions and filters: with event:page among the dimensions, session metrics
+    by page are those of the sessions entering on the page (Plausible's rule), so event:page reads
+    visit:entry_page, in the filters too."""
+    if not any(d is not None and d.name == PAGE for d in dims):
+        return dims, filters
+    entry = dimension("visit:entry_page")
+    return (tuple(entry if d is not None and d.name == PAGE else d for d in dims),
+            remap(filters, lambda c: replace(c, dimension=entry) if c.dimension.name == PAGE else c))
+
+
+def entry_bounce(se_metrics: Sequence[str], dims: Sequence[Dimension | None],
+                 filters: Filter | None) -> Condition | None:
+    """With a top-level event:page filter (and no event:page dimension), bounce_rate is that of the
+    sessions entering on a matching page (Plausible's rule, applied to queries in its vocabulary): that
+    filter, made on visit:entry_page."""
+    if "bounce_rate" not in se_metrics or any(d is not None and d.name == PAGE for d in dims):
+        return None
+    top = (filters.children if isinstance(filters, Logic) and filters.op == "and"
+           and not isinstance(filters, Written) else (filters,))
+    page = next((c for c in top if isinstance(c, Condition) and c.dimension.name == PAGE), None)
+    return None if page is None else replace(page, dimension=dimension("visit:entry_page"))
 
 
 def event_reads(ev_metrics: Sequence[str], used: Sequence[Dimension],
@@ -140,6 +189,8 @@ def event_reads(ev_metrics: Sequence[str], used: Sequence[Dimension],
     """The relation event metrics read (None: no event metrics)."""
     if not ev_metrics:
         return None
+    if any(m in FROM_EVENTS for m in ev_metrics):
+        return "events_with_session"
     if not any(needs_session(d) for d in used):
         return "events"
     if bucket is None and all(m == "visitors" or m in SESSION_SUMMABLE for m in ev_metrics) and all(
@@ -154,7 +205,7 @@ def rolls_up(q: Query, ev_metrics: Sequence[str], plain: Sequence[Dimension], bu
     at most one dimension and it rolled, and a time bucket (if any) made of whole UTC days. (Without a
     bucket the range may be in any time zone: the parts of its end days are computed from events.)"""
     return (q.filters is None and bool(ev_metrics) and all(m in ROLLED_METRICS for m in ev_metrics)
-            and len(plain) <= 1 and all(d.name in ROLLED_DIMENSIONS for d in plain)
+            and len(plain) <= 1 and all(d.name in ROLLED_DIMENSIONS and d.words is None for d in plain)
             and (bucket is None or (bucket != "hour" and q.date_range.tz == "UTC"
                                     and all(b.time() == datetime.min.time() for b in bounds))))
 
@@ -210,14 +261,16 @@ def session_pages(used: Sequence[Dimension]) -> tuple[str, ...]:
 
 
 def sessions_relation(reads: Reads | None, se_metrics: Sequence[str],
-                      dims: Sequence[Dimension], conds: Sequence[Condition]) -> Sessions | None:
-    """The sessions relation the plan reads, or None when nothing reads sessions."""
+                      dims: Sequence[Dimension], conds: Sequence[Condition], *,
+                      identity: bool = False) -> Sessions | None:
+    """The sessions relation the plan reads, or None when nothing reads sessions (``dims`` and
+    ``conds``: the session part's)."""
     if not se_metrics and reads not in ("sessions", "events_with_session"):
         return None
     used = [*dims, *(c.dimension for c in conds)]
     flags = session_flags(conds) if se_metrics else ()
     return Sessions(session_attributes(reads, se_metrics, dims, conds), session_pages(used), flags,
-                    overlap=reads == "events_with_session" or bool(flags))
+                    overlap=reads == "events_with_session" or bool(flags), identity=identity)
 
 
 def scan_columns(q: Query, used: Sequence[Dimension]) -> tuple[str, ...]:
@@ -268,12 +321,16 @@ def plan_query(q: Query) -> Plan:
     """The :class:`Plan` answering ``q``."""
     time_dim = q.time_dimension
     bucket: Bucket | None = None if time_dim is None else _BUCKETS[time_dim]
-    dims = tuple(None if d in TIME_DIMENSIONS else dimension(d) for d in q.dimensions)
+    dims = tuple(None if d in TIME_DIMENSIONS else worded(dimension(d), q.vocabulary)
+                 for d in q.dimensions)
     plain = [d for d in dims if d is not None]
     conds = list(conditions(q.filters))
     used = [*plain, *(c.dimension for c in conds)]
-    ev_metrics, se_metrics = split_metrics(q.metrics)
-    check_session_dimensions(plain, se_metrics)
+    ev_metrics, se_metrics = split_visits(plain, *split_metrics(q.metrics))
+    se_dims, se_filters = by_entry_page(dims, q.filters) if se_metrics else (dims, q.filters)
+    se_plain = [d for d in se_dims if d is not None]
+    se_conds = list(conditions(se_filters))
+    check_session_dimensions(se_plain, se_metrics)
     reads = event_reads(ev_metrics, used, bucket)
     bounds = q.date_range.bounds()
     # A range of instants (realtime, 24h) is a few hours at most: its events are cheaper than rollups.
@@ -283,10 +340,14 @@ def plan_query(q: Query) -> Plan:
 
     ev = None if reads is None else Part("ev", reads, ev_metrics, session_valued(reads, used),
                                          "timestamp")
-    se = Part("se", "sessions", se_metrics, session_valued("sessions", used), "start") \
-        if se_metrics else None
+    bounce_on = entry_bounce(se_metrics, dims, q.filters) if q.vocabulary == "plausible" else None
+    se_used = [*se_plain, *(c.dimension for c in se_conds)]
+    se = Part("se", "sessions", se_metrics, session_valued("sessions", se_used), "start",
+              se_dims, se_filters, bounce_on) if se_metrics else None
     parts = [p for p in (ev, se) if p is not None]
-    sessions = sessions_relation(reads, se_metrics, plain, conds)
+    sessions = sessions_relation(reads, se_metrics, se_plain,
+                                 [*se_conds, *([bounce_on] if bounce_on is not None else [])],
+                                 identity=any(m in FROM_EVENTS for m in ev_metrics))
     return Plan(
         site_id=q.site_id, bounds=bounds, tz=q.date_range.tz,
         columns=scan_columns(q, used), sessions=sessions, parts=tuple(parts),

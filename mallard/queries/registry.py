@@ -16,6 +16,7 @@ from typing import Final, Literal
 
 from ..errors import InvalidQueryError
 from .sql import Sql
+from .vocabulary import PLACE, Words, country_words
 
 Level = Literal["event", "visit"]
 Relation = Literal["events", "sessions"]
@@ -68,17 +69,25 @@ class Dimension:
     doc: str
     session_column: str | None = None  # column of the sessions relation for visit dimensions
     prop_key: str | None = None  # for event:props:<key>
+    words: Words | None = None  # how the stored values are shown (vocabulary.py); None: as stored
 
     def event_expr(self) -> Sql:
         if self.prop_key is not None:
-            return Sql("json_extract_string(props, ?)", (_json_path(self.prop_key),))
+            return self._shown(Sql("json_extract_string(props, ?)", (_json_path(self.prop_key),)))
         if self.column is None:
             raise InvalidQueryError(f"{self.name} is a property of visits, not of single events.",
                                     code="invalid_dimension")
-        return Sql(self.column)
+        return self._shown(Sql(self.column))
 
     def visit_expr(self) -> Sql:
-        return Sql(self.session_column or f"s_{self.column}")
+        return self._shown(Sql(self.visit_column()))
+
+    def visit_column(self) -> str:
+        """The column of the sessions relation holding the stored value."""
+        return self.session_column or f"s_{self.column}"
+
+    def _shown(self, stored: Sql) -> Sql:
+        return stored if self.words is None else self.words.label(stored)
 
 
 def _json_path(key: str) -> str:
@@ -113,6 +122,10 @@ DIMENSIONS: Final[Mapping[str, Dimension]] = {d.name: d for d in (
     Dimension("visit:country", "country_code", "visit", "Country (ISO code)"),
     Dimension("visit:region", "region", "visit", "Region"),
     Dimension("visit:city", "city", "visit", "City"),
+    Dimension("visit:country_name", "country_code", "visit", "Country name (ISO 3166-1)",
+              words=country_words()),
+    Dimension("visit:region_name", "region", "visit", "Region name", words=PLACE),
+    Dimension("visit:city_name", "city", "visit", "City name", words=PLACE),
 )}
 
 # Source attributes that differ between the events of one session: for these, event metrics use the

@@ -48,9 +48,11 @@ VERSION: Final = 1
 _DAY: Final = timedelta(days=1)
 _MICROSECOND: Final = timedelta(microseconds=1)
 
-#: Dimensions rolled up per day: those an event carries itself (not its session's attribution).
+#: Dimensions rolled up per day: those an event carries itself (not its session's attribution), with
+#: the values as stored (not renamed, vocabulary.py).
 DIMENSIONS: Final = tuple(name for name, d in ALL_DIMENSIONS.items()
-                          if d.column is not None and d.column not in ATTRIBUTION_COLUMNS)
+                          if d.column is not None and d.column not in ATTRIBUTION_COLUMNS
+                          and d.words is None)
 #: Metrics answered from rollup rows, and how (sums over days; visitors once checked, see above).
 METRICS: Final = {
     "visitors": "sum(visitors)::BIGINT",

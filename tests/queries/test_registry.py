@@ -116,6 +116,9 @@ def test_other_sites_and_days_are_never_counted(queries: Queries) -> None:
 
 # -- dimensions ----------------------------------------------------------------------------------
 # value → (visitors, pageviews, events) over both days; visit attribution comes from the session.
+# Location names, as Plausible shows them (an unknown place is named "").
+NAMES = [("country_name", ("Germany", "United States", "France")),
+         ("region_name", ("Berlin", "California", "")), ("city_name", ("Berlin", "San Francisco", ""))]
 FIREFOX_CHROME_SAFARI = ((3, 6, 6), (2, 5, 6), (1, 0, 2))  # a d1 d2 | b e | c
 EVENT_TABLES: dict[str, dict[str, tuple[int, int, int]]] = {
     "event:page": {
@@ -149,7 +152,7 @@ EVENT_TABLES: dict[str, dict[str, tuple[int, int, int]]] = {
         ("browser", ("Firefox", "Chrome", "Safari")), ("browser_version", ("125.0", "124.0", "17.4")),
         ("os", ("Linux", "Windows", "iOS")), ("screen", ("1920", "1280", "390")),
         ("country", ("DE", "US", "FR")), ("region", ("Berlin", "California", "(unknown)")),
-        ("city", ("Berlin", "San Francisco", "(unknown)"))]},
+        ("city", ("Berlin", "San Francisco", "(unknown)")), *NAMES]},
     "visit:os_version": {"6.1": (3, 6, 6), "10": (1, 2, 3), "11": (1, 3, 3), "17.4": (1, 0, 2)},
     "visit:device": {"desktop": (5, 11, 12), "mobile": (1, 0, 2)},
 }
@@ -183,7 +186,7 @@ SESSION_TABLES: dict[str, dict[str, tuple[float, ...]]] = {
            ("browser", ("Firefox", "Chrome", "Safari")), ("browser_version", ("125.0", "124.0", "17.4")),
            ("os", ("Linux", "Windows", "iOS")), ("screen", ("1920", "1280", "390")),
            ("country", ("DE", "US", "FR")), ("region", ("Berlin", "California", "(unknown)")),
-           ("city", ("Berlin", "San Francisco", "(unknown)"))]},
+           ("city", ("Berlin", "San Francisco", "(unknown)")), *NAMES]},
     "visit:os_version": {"6.1": FIREFOX_S, "10": (1, 0.0, 300.0, 2.0), "11": (2, 0.5, 0.0, 1.5),
                          "17.4": SAFARI_S},
     "visit:device": {"desktop": (6, 2 / 6, 3900 / 6, 11 / 6), "mobile": SAFARI_S},
@@ -227,8 +230,8 @@ def test_dimension_with_event_and_session_metrics(queries: Queries, dim: str) ->
 def test_session_metrics_refuse_event_dimensions(queries: Queries) -> None:
     from mallard.errors import InvalidQueryError
 
-    with pytest.raises(InvalidQueryError, match="cannot be broken down by event:page") as info:
-        queries.query(SITE, metrics=["visits"], dimensions=["event:page"], **BOTH_DAYS)
+    with pytest.raises(InvalidQueryError, match="cannot be broken down by event:name") as info:
+        queries.query(SITE, metrics=["bounce_rate"], dimensions=["event:name"], **BOTH_DAYS)
     assert info.value.code == "invalid_dimension"
 
 
