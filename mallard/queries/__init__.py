@@ -24,12 +24,15 @@ import pyarrow as pa
 
 from ..errors import InvalidQueryError, StorageError
 from ..events import SITE_ID
+from ..goals import Goals
 from ..settings import Settings
 from . import rollups
 from .access import Access
 from .buckets import bucket_labels
 from .builder import build_sql
 from .export import raw_export
+from .goals import check_segment_filters
+from .goals import resolve as resolve_goals
 from .model import Query, build, check_site, parse_query
 from .periods import DateRange, resolve
 from .planner import Plan, plan_query, rolled_dimension, unrolled
@@ -72,6 +75,8 @@ class Queries:
                               lambda: self.today("UTC"), self._sessions_of,
                               lambda files: discard_unreadable(store, files))
         self._generation: dict[str, int] = {}
+        #: The goals, saved segments and reporting currencies of every site (``state/goals.json``).
+        self.goals = Goals(store.state_dir, check_filters=check_segment_filters)
         self._live = LiveCache(entries=32)
         self._gen_lock = threading.Lock()
 
@@ -100,7 +105,8 @@ class Queries:
         if series:  # zero-fill the whole range first, then page through it
             page = (query.offset, query.limit)
             query = replace(query, limit=None, offset=0)
-        rows = self._execute(query)
+        rows = self._execute(resolve_goals(query, lambda: self.goals.list(query.site_id),
+                                           lambda i: self.goals.segment(query.site_id, i)))
         names = [*query.dimensions, *query.metrics]
         out = [dict(zip(names, r[:-1], strict=True)) for r in rows]
         total = rows[0][-1] if rows else 0

@@ -14,7 +14,7 @@ from typing import Final
 from .filters import Condition, compile_condition, compile_tree
 from .model import Query
 from .planner import SESSION_SUMMABLE, Conversion, Part, Plan, plan_query, rolled_dimension
-from .registry import METRICS, Dimension
+from .registry import GOAL_COLUMN, METRICS, Dimension
 from .rollups import METRICS as ROLLED_METRICS
 from .sessions import BELONGS, with_end_time
 from .sql import Sql, with_ctes
@@ -59,6 +59,8 @@ def build_sql(plan: Plan, *, source: Sql, sessions: Sql | None = None,
         ctes += _part(plan, part)
         if part.name == "ev" and plan.conversion is not None:
             ctes.append(("total", _conversion_total(plan.conversion)))
+            if plan.conversion.group is not None:
+                ctes.append(("group_total", _group_total(plan, plan.conversion)))
     body = Sql("SELECT " + ", ".join(_output_columns(plan)) + ", count(*) OVER () AS total_rows FROM "
                + _join(plan) + _order(plan))
     if plan.limit is not None:
@@ -154,7 +156,19 @@ def _part(plan: Plan, part: Part) -> list[tuple[str, Sql]]:
                "FROM sessions")
         return [("ev", "SELECT " + Sql.join(select) + " FROM (" + ids + where + ")" + group)]
     select += [Sql(f"{METRICS[m].expr} AS m_{m}") for m in part.metrics]
-    return [("ev", "SELECT " + Sql.join(select) + f" FROM {_FROM[part.reads]}" + where + group)]
+    return [("ev", "SELECT " + Sql.join(select) + " FROM " + _rows(plan, part) + where + group)]
+
+
+def _rows(plan: Plan, part: Part) -> Sql:
+    """The relation an event part reads: with event:goal as a dimension, one row per goal an event
+    matched (events matching none are left out)."""
+    goals = next((d.goals for d in plan.dimensions if d is not None and d.goals is not None), None)
+    if goals is None:
+        return Sql(_FROM[part.reads])
+    names = Sql.join(["CASE WHEN " + predicate + Sql(" THEN ? END", (name,))
+                      for name, predicate in goals]) if goals else Sql("NULL::VARCHAR")
+    return ("(SELECT * FROM (SELECT *, unnest([" + names + f"]) AS {GOAL_COLUMN} FROM "
+            f"{_FROM[part.reads]}) WHERE {GOAL_COLUMN} IS NOT NULL)")
 
 
 def _conversion_total(conv: Conversion) -> Sql:
@@ -162,6 +176,19 @@ def _conversion_total(conv: Conversion) -> Sql:
     where = Sql("") if conv.filters is None else " WHERE " + compile_tree(
         conv.filters, lambda c: compile_condition(c, _value(c.dimension, part)))
     return "SELECT count(DISTINCT visitor_id) AS n FROM " + _FROM[conv.reads] + where
+
+
+def _group_total(plan: Plan, conv: Conversion) -> Sql:
+    """group_conversion_rate's denominator: visitors per group of the non-goal dimensions."""
+    assert conv.group is not None
+    part = Part("ev", conv.reads, (), conv.session_valued, "timestamp")
+    dims = [(i, plan.dimensions[i]) for i in conv.group]
+    select = [(_bucket(plan, "timestamp") if d is None else _value(d, part)) + f" AS d{i}"
+              for i, d in dims]
+    where = Sql("") if conv.filters is None else " WHERE " + compile_tree(
+        conv.filters, lambda c: compile_condition(c, _value(c.dimension, part)))
+    return ("SELECT " + Sql.join([*select, Sql("count(DISTINCT visitor_id) AS n")]) + " FROM "
+            + _FROM[conv.reads] + where + (" GROUP BY ALL" if conv.group else ""))
 
 
 def _where(plan: Plan, leaf: object) -> Sql:
@@ -187,6 +214,8 @@ def _output_columns(plan: Plan) -> list[str]:
         value = f"{side_of[m]}.m_{m}"
         if m == "conversion_rate":
             value = f"coalesce({value} / nullif(total.n, 0), 0)"
+        elif m == "group_conversion_rate":
+            value = f"coalesce({value} / nullif(group_total.n, 0), 0)"
         elif METRICS[m].empty is not None:
             value = f"coalesce({value}, {METRICS[m].empty!r})"
         columns.append(f"{value} AS m_{m}")
@@ -199,7 +228,13 @@ def _join(plan: Plan) -> str:
             f"ev.d{i} IS NOT DISTINCT FROM se.d{i}" for i in range(len(plan.dimensions))) or "true")
     else:
         join = plan.parts[0].name
-    return join + (" CROSS JOIN total" if plan.conversion is not None else "")
+    if plan.conversion is not None:
+        join += " CROSS JOIN total"
+        if plan.conversion.group is not None:
+            join += " LEFT JOIN group_total ON " + (" AND ".join(
+                f"{plan.parts[0].name}.d{i} IS NOT DISTINCT FROM group_total.d{i}"
+                for i in plan.conversion.group) or "true")
+    return join
 
 
 def _order(plan: Plan) -> str:

@@ -15,7 +15,7 @@ from typing import Final, Literal
 import re2
 
 from ..errors import InvalidQueryError
-from .registry import Dimension, dimension
+from .registry import SEGMENT, Dimension, dimension
 from .sql import Sql
 
 Op = Literal["is", "is_not", "contains", "contains_not", "matches", "matches_not"]
@@ -89,6 +89,19 @@ def prune(node: Filter | None, drop: Callable[[Condition], bool]) -> Filter | No
     return kept[0] if len(kept) == 1 else Logic(node.op, kept)
 
 
+def transform(node: Filter | None, leaf: Callable[[Condition], Filter]) -> Filter | None:
+    """The tree with every condition replaced by ``leaf(condition)``."""
+    return None if node is None else _mapped(node, leaf)
+
+
+def _mapped(node: Filter, leaf: Callable[[Condition], Filter]) -> Filter:
+    if isinstance(node, Condition):
+        return leaf(node)
+    if isinstance(node, Not):
+        return Not(_mapped(node.child, leaf))
+    return Logic(node.op, tuple(_mapped(c, leaf) for c in node.children))
+
+
 # -- parsing ------------------------------------------------------------------------------------
 def parse(obj: object) -> Filter | None:
     """A filter tree from Plausible's v2 JSON shape: a list of filters (all must hold) or one filter."""
@@ -147,7 +160,7 @@ def condition(op: str, dim: str, values: Sequence[object], *, case_sensitive: bo
     if op not in OPERATORS:
         raise InvalidQueryError(f"Unknown filter operator {op!r}. Valid operators: "
                                 f"{', '.join(OPERATORS)}.", code="invalid_filter")
-    target = dimension(dim)
+    target = SEGMENT if dim == SEGMENT.name else dimension(dim)
     if not values or len(values) > MAX_VALUES:
         raise InvalidQueryError(f"A filter needs 1 to {MAX_VALUES} values.", code="invalid_filter")
     clean: list[str] = []
@@ -209,6 +222,8 @@ def compile_tree(node: Filter, leaf: Callable[[Condition], Sql]) -> Sql:
 def compile_condition(cond: Condition, expr: Sql) -> Sql:
     """Boolean SQL (never NULL) for ``cond`` applied to ``expr``."""
     negate = cond.op.endswith("_not")
+    if cond.dimension.goals is not None:  # event:goal bound to the goals the values select
+        return _negated(Sql.join([p for _, p in cond.dimension.goals], " OR "), negate)
     wants_null = any(v in NULL_VALUES for v in cond.values) and cond.op in ("is", "is_not")
     values = [v for v in cond.values if not (wants_null and v in NULL_VALUES)]
     # Case-insensitive comparisons fold both sides with DuckDB's lower(): Python's str.lower() differs
@@ -227,6 +242,9 @@ def compile_condition(cond: Condition, expr: Sql) -> Sql:
             parts.append("regexp_matches(" + expr + Sql(f", ?{flags})", (v,)))
     if wants_null:
         parts.append(expr + " IS NULL")
-    positive = Sql.join(parts, " OR ").wrap() if parts else Sql("false")
-    body = "coalesce(" + positive + ", false)"
+    return _negated(Sql.join(parts, " OR "), negate)
+
+
+def _negated(positive: Sql, negate: bool) -> Sql:
+    body = "coalesce(" + (positive.wrap() if positive.text else Sql("false")) + ", false)"
     return ("(NOT " + body + ")") if negate else body

@@ -13,7 +13,7 @@ from ..errors import InvalidEventError, InvalidQueryError
 from ..events import validate_site_id
 from . import filters as _filters
 from .periods import DateRange, resolve
-from .registry import TIME_DIMENSIONS, dimension, metric
+from .registry import TIME_DIMENSIONS, Dimension, dimension, metric
 
 MAX_LIMIT: Final = 10_000
 Direction = Literal["asc", "desc"]
@@ -31,6 +31,9 @@ class Query:
     order_by: tuple[tuple[str, Direction], ...] = ()
     limit: int | None = None
     offset: int = 0
+    #: dimensions bound to site data (event:goal with the site's goals, queries/goals.py): they
+    #: replace the registry's definition of the same name when the query is planned
+    bound: tuple[Dimension, ...] = ()
 
     @property
     def time_dimension(self) -> str | None:

@@ -41,7 +41,7 @@ Bucket = Literal["hour", "day", "week", "month"]
 Join = Literal["none", "full_outer_on_dimensions"]
 
 BASE_COLUMNS: Final = ("visitor_id", "timestamp", "event_name", "pathname")
-GOAL_DIMENSIONS: Final = frozenset({"event:name"})
+GOAL_DIMENSIONS: Final = frozenset({"event:name", "event:goal"})
 # Columns that cannot differ between the events of one session (they derive from the IP and User-Agent
 # hashed into the visitor id), so an event's value equals its session's.
 SESSION_CONSTANT: Final = frozenset({"browser", "browser_version", "os", "os_version", "country_code",
@@ -79,11 +79,13 @@ class Part:
 
 @dataclass(frozen=True, slots=True)
 class Conversion:
-    """The denominator of conversion_rate: visitors of ``reads`` under the non-goal ``filters``."""
+    """The denominator of conversion_rate: visitors of ``reads`` under the non-goal ``filters``; for
+    group_conversion_rate, the same per group of the dimensions at ``group`` (all but event:goal)."""
 
     reads: Reads
     filters: Filter | None
     session_valued: frozenset[str]  # as in the event part
+    group: tuple[int, ...] | None = None  # None: no group_conversion_rate
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,10 +236,13 @@ def scan_columns(q: Query, used: Sequence[Dimension]) -> tuple[str, ...]:
 def conversion(q: Query, ev: Part | None) -> Conversion | None:
     """conversion_rate's denominator: the event part's visitors under the query's filters without the
     goal (event name, property) ones."""
-    if "conversion_rate" not in q.metrics or ev is None:
+    if not {"conversion_rate", "group_conversion_rate"} & set(q.metrics) or ev is None:
         return None
+    group = tuple(i for i, d in enumerate(q.dimensions) if d != "event:goal") \
+        if "group_conversion_rate" in q.metrics else None
     return Conversion(ev.reads, prune(q.filters, lambda c: c.dimension.name in GOAL_DIMENSIONS
-                                      or c.dimension.prop_key is not None), ev.session_valued)
+                                      or c.dimension.prop_key is not None), ev.session_valued,
+                      group)
 
 
 def order_keys(q: Query) -> tuple[tuple[str, Literal["ASC", "DESC"]], ...]:
@@ -268,7 +273,8 @@ def plan_query(q: Query) -> Plan:
     """The :class:`Plan` answering ``q``."""
     time_dim = q.time_dimension
     bucket: Bucket | None = None if time_dim is None else _BUCKETS[time_dim]
-    dims = tuple(None if d in TIME_DIMENSIONS else dimension(d) for d in q.dimensions)
+    bound = {d.name: d for d in q.bound}
+    dims = tuple(None if d in TIME_DIMENSIONS else bound.get(d) or dimension(d) for d in q.dimensions)
     plain = [d for d in dims if d is not None]
     conds = list(conditions(q.filters))
     used = [*plain, *(c.dimension for c in conds)]
