@@ -7,16 +7,18 @@ Every value is bound as a parameter. Time buckets are in the query's time zone.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Final
 
-from .filters import Condition, compile_condition, compile_tree
+from .filters import Behaviour, Condition, compile_condition, compile_tree
 from .model import Query
 from .planner import SESSION_SUMMABLE, Conversion, Part, Plan, plan_query, rolled_dimension
 from .registry import GOAL_COLUMN, METRICS, Dimension
+from .revenue import REVENUE_METRICS, metric_sql
 from .rollups import METRICS as ROLLED_METRICS
-from .sessions import BELONGS, with_end_time
+from .sessions import BELONGS, visitor_key, with_end_time
 from .sql import Sql, with_ctes
 
 _LABEL: Final = {"hour": "%Y-%m-%d %H:00", "day": "%Y-%m-%d", "week": "%Y-%m-%d", "month": "%Y-%m-%d"}
@@ -58,7 +60,7 @@ def build_sql(plan: Plan, *, source: Sql, sessions: Sql | None = None,
     for part in plan.parts:
         ctes += _part(plan, part)
         if part.name == "ev" and plan.conversion is not None:
-            ctes.append(("total", _conversion_total(plan.conversion)))
+            ctes.append(("total", _conversion_total(plan, plan.conversion)))
             if plan.conversion.group is not None:
                 ctes.append(("group_total", _group_total(plan, plan.conversion)))
     body = Sql("SELECT " + ", ".join(_output_columns(plan)) + ", count(*) OVER () AS total_rows FROM "
@@ -98,6 +100,17 @@ def _sessions_ctes(plan: Plan, rows: Sql) -> list[tuple[str, Sql]]:
                      "FROM session_rows" + in_range + ") LEFT JOIN flagged f USING (vid0, start_time)"))
     else:
         ctes.append(("sessions", f"SELECT {columns} FROM session_rows" + in_range))
+    for i, done in enumerate(plan.behaviours):
+        # matched_<i>: the sessions with an event in the range matching the node's filter; done_<i>:
+        # each of their visitor keys with the session's span
+        match = compile_tree(done.child, lambda c: compile_condition(c, c.dimension.event_expr()))
+        ctes.append((f"matched_{i}", Sql(
+            "SELECT DISTINCT s.vid0, s.start_time FROM (SELECT visitor_keys[1] AS vid0, unnest(visitor_keys) "
+            "AS vid, start_time, end_time FROM session_rows WHERE end_time >= ? AND start_time < ?) s "
+            f"JOIN scoped e ON {BELONGS} WHERE ", (lower, upper)) + match))
+        ctes.append((f"done_{i}", Sql(
+            "SELECT unnest(r.visitor_keys) AS vid, r.start_time, r.end_time FROM session_rows r JOIN "
+            f"matched_{i} m ON r.visitor_keys[1] = m.vid0 AND r.start_time = m.start_time")))
     if s.overlap and any(p.reads == "events_with_session" for p in plan.parts):
         ctes.append(("ev_rows", Sql(
             "SELECT e.*" + "".join(f", s.{p}" for p in s.pages)
@@ -135,7 +148,8 @@ def _part(plan: Plan, part: Part) -> list[tuple[str, Sql]]:
             return Sql(flags[id(c)])
 
         select += [Sql(f"{METRICS[m].expr} AS m_{m}") for m in part.metrics]
-        return [("se", "SELECT " + Sql.join(select) + " FROM sessions" + _where(plan, leaf) + group)]
+        return [("se", "SELECT " + Sql.join(select) + " FROM sessions"
+                 + _where(plan, leaf, per_session=True) + group)]
     if part.reads == "rollups":  # one rolled dimension at most (its rows), else the day's total row
         rolled = rolled_dimension(plan)
         select = [(_bucket(plan, "day::TIMESTAMP") if d is None else Sql("value")) + f" AS d{i}"
@@ -145,7 +159,8 @@ def _part(plan: Plan, part: Part) -> list[tuple[str, Sql]]:
         return [("ev", "SELECT " + Sql.join(select) + Sql(
             " FROM rollups WHERE dimension = ? AND day >= ? AND day <= ?",
             (rolled, lower.date(), (upper - timedelta(microseconds=1)).date())) + group)]
-    where = _where(plan, lambda c: compile_condition(c, _value(c.dimension, part)))
+    where = _where(plan, lambda c: compile_condition(c, _value(c.dimension, part)),
+                   per_session=part.reads == "sessions")
     if part.reads == "sessions":
         # Each session's sums are counted once (on its first visitor id); its visitors are all its ids.
         select += [Sql(f"count(DISTINCT vid) AS m_{m}" if m == "visitors" else
@@ -155,7 +170,8 @@ def _part(plan: Plan, part: Part) -> list[tuple[str, Sql]]:
         ids = ("SELECT *, unnest(visitor_keys) AS vid, generate_subscripts(visitor_keys, 1) AS nth "
                "FROM sessions")
         return [("ev", "SELECT " + Sql.join(select) + " FROM (" + ids + where + ")" + group)]
-    select += [Sql(f"{METRICS[m].expr} AS m_{m}") for m in part.metrics]
+    select += [Sql(f"{metric_sql(m) if m in REVENUE_METRICS else METRICS[m].expr} AS m_{m}")
+               for m in part.metrics]
     return [("ev", "SELECT " + Sql.join(select) + " FROM " + _rows(plan, part) + where + group)]
 
 
@@ -171,10 +187,11 @@ def _rows(plan: Plan, part: Part) -> Sql:
             f"{_FROM[part.reads]}) WHERE {GOAL_COLUMN} IS NOT NULL)")
 
 
-def _conversion_total(conv: Conversion) -> Sql:
+def _conversion_total(plan: Plan, conv: Conversion) -> Sql:
     part = Part("ev", conv.reads, (), conv.session_valued, "timestamp")
     where = Sql("") if conv.filters is None else " WHERE " + compile_tree(
-        conv.filters, lambda c: compile_condition(c, _value(c.dimension, part)))
+        conv.filters, lambda c: compile_condition(c, _value(c.dimension, part)),
+        _behaviour(plan, conv.reads == "sessions"))
     return "SELECT count(DISTINCT visitor_id) AS n FROM " + _FROM[conv.reads] + where
 
 
@@ -186,15 +203,32 @@ def _group_total(plan: Plan, conv: Conversion) -> Sql:
     select = [(_bucket(plan, "timestamp") if d is None else _value(d, part)) + f" AS d{i}"
               for i, d in dims]
     where = Sql("") if conv.filters is None else " WHERE " + compile_tree(
-        conv.filters, lambda c: compile_condition(c, _value(c.dimension, part)))
+        conv.filters, lambda c: compile_condition(c, _value(c.dimension, part)),
+        _behaviour(plan, conv.reads == "sessions"))
     return ("SELECT " + Sql.join([*select, Sql("count(DISTINCT visitor_id) AS n")]) + " FROM "
             + _FROM[conv.reads] + where + (" GROUP BY ALL" if conv.group else ""))
 
 
-def _where(plan: Plan, leaf: object) -> Sql:
+def _where(plan: Plan, leaf: object, *, per_session: bool = False) -> Sql:
     if plan.filters is None:
         return Sql("")
-    return " WHERE " + compile_tree(plan.filters, leaf)  # type: ignore[arg-type]
+    return " WHERE " + compile_tree(plan.filters, leaf, _behaviour(plan, per_session))  # type: ignore[arg-type]
+
+
+def _behaviour(plan: Plan, per_session: bool) -> Callable[[Behaviour], Sql]:
+    """has_done / has_not_done over event rows (``visitor_id``, ``timestamp``) or, ``per_session``,
+    over session rows (``visitor_keys``, ``start``): whether the row's session is one of the node's."""
+    index = {id(b): i for i, b in enumerate(plan.behaviours)}
+
+    def compiled(node: Behaviour) -> Sql:
+        i = index[id(node)]
+        test = (f"SELECT 1 FROM matched_{i} m WHERE m.vid0 = visitor_keys[1] AND m.start_time = start"
+                if per_session else
+                f"SELECT 1 FROM done_{i} d WHERE d.vid = {visitor_key('visitor_id')} AND timestamp "
+                "BETWEEN d.start_time AND d.end_time")
+        return Sql(("NOT " if node.op == "has_not_done" else "") + f"EXISTS ({test})")
+
+    return compiled
 
 
 def _output_columns(plan: Plan) -> list[str]:

@@ -25,7 +25,7 @@ import re2
 
 from ..errors import InvalidQueryError
 from ..goals import Goal, Segment, page_regex
-from .filters import Condition, Filter, Logic, conditions, parse, transform
+from .filters import Condition, Filter, Logic, behaviours, conditions, parse, transform
 from .model import Query
 from .registry import DIMENSIONS, SEGMENT, Dimension
 from .sql import Sql
@@ -60,7 +60,7 @@ def resolve(query: Query, goals: Callable[[], Sequence[Goal]],
     Raises:
         InvalidQueryError: an unknown goal name or segment id, a goal filter below ``or``/``not``.
     """
-    names = {c.dimension.name for c in conditions(query.filters)}
+    names = {c.dimension.name for c in _all_conditions(query.filters)}
     if GOAL not in query.dimensions and not names & {GOAL, SEGMENT.name}:
         return query
     top = list(_top_level(query.filters))  # checked before segments are expanded, as Plausible does
@@ -70,7 +70,7 @@ def resolve(query: Query, goals: Callable[[], Sequence[Goal]],
                                 "level (not inside 'or' or 'not').", code="invalid_filter")
     tree = transform(query.filters, lambda c: _expand_segment(c, segment))
     site_goals = list(goals()) if GOAL in query.dimensions or GOAL in {
-        c.dimension.name for c in conditions(tree)} else []
+        c.dimension.name for c in _all_conditions(tree)} else []
     tree = transform(tree, lambda c: _bind(c, site_goals))
     bound: tuple[Dimension, ...] = ()
     if GOAL in query.dimensions:
@@ -82,6 +82,13 @@ def resolve(query: Query, goals: Callable[[], Sequence[Goal]],
         bound = (replace(DIMENSIONS[GOAL], goals=tuple((g.display_name, predicate(g))
                                                        for g in chosen)),)
     return replace(query, filters=tree, bound=bound)
+
+
+def _all_conditions(node: Filter | None) -> Iterator[Condition]:
+    """Every condition, those inside has_done / has_not_done too."""
+    yield from conditions(node)
+    for behaviour in behaviours(node):
+        yield from conditions(behaviour.child)
 
 
 def _top_level(node: Filter | None) -> Iterator[Condition]:

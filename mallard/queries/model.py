@@ -81,7 +81,8 @@ def build(site_id: object, date_range: DateRange, *, metrics: Sequence[str] = ("
         raise InvalidQueryError("dimensions must not repeat.", code="invalid_dimension")
     if sum(d in TIME_DIMENSIONS for d in dims) > 1:
         raise InvalidQueryError("At most one time dimension is allowed.", code="invalid_dimension")
-    tree = filters if isinstance(filters, (_filters.Condition, _filters.Logic, _filters.Not)) \
+    tree = filters if isinstance(filters, (_filters.Condition, _filters.Logic, _filters.Not,
+                                           _filters.Behaviour)) \
         else (_filters.parse_string(filters) if isinstance(filters, str) else _filters.parse(filters))
     orders: list[tuple[str, Direction]] = []
     for item in order_by or ():

@@ -30,9 +30,10 @@ from datetime import datetime
 from typing import Final, Literal
 
 from ..errors import InvalidQueryError
-from .filters import Condition, Filter, conditions, prune
+from .filters import Behaviour, Condition, Filter, behaviours, conditions, prune
 from .model import Query
 from .registry import ATTRIBUTION_COLUMNS, METRICS, TIME_DIMENSIONS, Dimension, dimension
+from .revenue import REVENUE_METRICS
 from .rollups import DIMENSIONS as ROLLED_DIMENSIONS
 from .rollups import METRICS as ROLLED_METRICS
 
@@ -47,7 +48,8 @@ GOAL_DIMENSIONS: Final = frozenset({"event:name", "event:goal"})
 SESSION_CONSTANT: Final = frozenset({"browser", "browser_version", "os", "os_version", "country_code",
                                      "region", "city"})
 # Event metrics that can be summed from per-session aggregates (metric → per-session total).
-SESSION_SUMMABLE: Final = {"pageviews": "pageviews", "events": "events", "total_revenue": "revenue"}
+# (Not revenue: the sessions carry no currency, and currencies are never added together.)
+SESSION_SUMMABLE: Final = {"pageviews": "pageviews", "events": "events"}
 _BUCKETS: Final[dict[str, Bucket]] = {"time:hour": "hour", "time:day": "day", "time:week": "week",
                                       "time:month": "month"}
 
@@ -107,6 +109,9 @@ class Plan:
     offset: int
     zero_fill: bool  # a time series: every bucket of the range is reported
     shared_scan: bool  # both parts read the scope: buffer one scan instead of inlining it twice
+    # has_done / has_not_done nodes of the filters (the same objects, in tree order): each is answered
+    # from the sessions having an event in the range matching its filter
+    behaviours: tuple[Behaviour, ...] = ()
 
 
 # -- small decisions ------------------------------------------------------------------------------
@@ -155,7 +160,8 @@ def rolls_up(q: Query, ev_metrics: Sequence[str], plain: Sequence[Dimension], bu
     """Whether event metrics can read the per-day rollups: no filter, metrics that add up over days,
     at most one dimension and it rolled, and a time bucket (if any) made of whole UTC days. (Without a
     bucket the range may be in any time zone: the parts of its end days are computed from events.)"""
-    return (q.filters is None and bool(ev_metrics) and all(m in ROLLED_METRICS for m in ev_metrics)
+    return (q.filters is None and bool(ev_metrics)
+            and all(m in ROLLED_METRICS and m not in REVENUE_METRICS for m in ev_metrics)
             and len(plain) <= 1 and all(d.name in ROLLED_DIMENSIONS for d in plain)
             and (bucket is None or (bucket != "hour" and q.date_range.tz == "UTC"
                                     and all(b.time() == datetime.min.time() for b in bounds))))
@@ -228,8 +234,8 @@ def scan_columns(q: Query, used: Sequence[Dimension]) -> tuple[str, ...]:
     needed |= {d.column for d in used if d.column is not None}
     if any(d.prop_key is not None for d in used):
         needed.add("props")
-    if "total_revenue" in q.metrics:
-        needed.add("revenue_amount")
+    if REVENUE_METRICS & set(q.metrics):
+        needed |= {"revenue_amount", "revenue_currency"}
     return tuple(sorted(needed))
 
 
@@ -291,11 +297,15 @@ def plan_query(q: Query) -> Plan:
         if se_metrics else None
     parts = [p for p in (ev, se) if p is not None]
     sessions = sessions_relation(reads, se_metrics, plain, conds)
+    done = tuple(behaviours(q.filters))
+    if done and sessions is None:
+        sessions = Sessions((), (), (), overlap=True)
     return Plan(
         site_id=q.site_id, bounds=bounds, tz=q.date_range.tz,
-        columns=scan_columns(q, used), sessions=sessions, parts=tuple(parts),
+        columns=scan_columns(q, [*used, *(c.dimension for b in done for c in conditions(b.child))]),
+        sessions=sessions, parts=tuple(parts),
         join="full_outer_on_dimensions" if len(parts) == 2 else "none", dimensions=dims,
         bucket=bucket, filters=q.filters, metrics=q.metrics, conversion=conversion(q, ev),
         order=order_keys(q), limit=q.limit, offset=q.offset, zero_fill=is_zero_filled(q),
-        shared_scan=len(parts) == 2)
+        shared_scan=len(parts) == 2, behaviours=done)
 

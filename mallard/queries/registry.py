@@ -45,7 +45,11 @@ METRICS: Final[Mapping[str, Metric]] = {m.name: m for m in (
            "coalesce(count(*) FILTER (WHERE event_name = 'pageview') / "
            "nullif(count(DISTINCT visitor_id), 0), 0)", "events", "Pageviews per visitor", "ratio"),
     Metric("total_revenue", "sum(revenue_amount)", "events",
-           "Sum of revenue amounts (currencies are not converted)", "amount", empty=None),
+           "Sum of revenue amounts in their one currency (a Revenue; None when the row mixes "
+           "currencies: they are never converted)", "amount", empty=None),
+    Metric("average_revenue", "avg(revenue_amount)", "events",
+           "Mean revenue amount of the events with revenue, in their one currency (as total_revenue)",
+           "amount", empty=None),
     Metric("conversion_rate", "count(DISTINCT visitor_id)", "events",
            "Visitors of the result as a share of all visitors in scope, ignoring event name and "
            "property filters", "fraction", empty=0.0),
