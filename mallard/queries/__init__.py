@@ -38,7 +38,7 @@ from .periods import DateRange, resolve
 from .planner import Plan, plan_query, rolled_dimension, unrolled
 from .registry import BREAKDOWNS, TIME_DIMENSIONS, dimension
 from .results import MainStats, QueryResult, Record, Report, Result, Table
-from .revenue import REVENUE_METRICS
+from .revenue import currency_of_rows
 from .revenue import finish as finish_revenue
 from .rollups import RollupRows
 from .sql import Sql
@@ -111,7 +111,7 @@ class Queries:
                                            lambda i: self.goals.segment(query.site_id, i)))
         names = [*query.dimensions, *query.metrics]
         out = [dict(zip(names, r[:-1], strict=True)) for r in rows]
-        warnings = finish_revenue(out, query.metrics, self._revenue_currency(query))
+        warnings = finish_revenue(out, query.metrics, currency_of_rows(query, self.goals))
         total = rows[0][-1] if rows else 0
         if series:
             out = self._zero_fill(query, out)
@@ -123,16 +123,6 @@ class Queries:
         if warnings:
             meta["metric_warnings"] = warnings
         return QueryResult(query, tuple(names), out, meta)
-
-    def _revenue_currency(self, query: Query) -> Callable[[dict[str, Any]], str | None]:
-        """The currency of a result row without revenue: its goal's, else the site's reporting one."""
-        if not REVENUE_METRICS & set(query.metrics):
-            return lambda row: None
-        site = self.goals.currency(query.site_id)
-        if "event:goal" not in query.dimensions:
-            return lambda row: site
-        by_name = {g.display_name: g.currency for g in self.goals.list(query.site_id)}
-        return lambda row: by_name.get(row["event:goal"])  # a goal without currency: None
 
     def query(self, site: str, *, metrics: Sequence[str] = ("visitors",),
               dimensions: Sequence[str] = (), filters: object = None, period: str | None = None,

@@ -14,9 +14,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-__all__ = ["REVENUE_METRICS", "Revenue", "finish", "metric_sql"]
+if TYPE_CHECKING:
+    from ..goals import Goals
+    from .model import Query
+
+__all__ = ["REVENUE_METRICS", "Revenue", "currency_of_rows", "finish", "metric_sql"]
 
 REVENUE_METRICS: Final = frozenset({"total_revenue", "average_revenue"})
 NO_CURRENCY: Final = "XXX"  # ISO 4217's code for "no currency"
@@ -63,6 +67,18 @@ def metric_sql(name: str) -> str:
     value = "sum(revenue_amount)" if name == "total_revenue" else "avg(revenue_amount)"
     return ("{'value': " + value + ", 'currencies': list(DISTINCT coalesce(revenue_currency, '')) "
             "FILTER (WHERE revenue_amount IS NOT NULL)}")
+
+
+def currency_of_rows(query: Query, goals: Goals) -> Callable[[dict[str, Any]], str | None]:
+    """The currency of a result row without revenue: with ``event:goal``, its goal's (None for a goal
+    without one); otherwise the site's reporting currency."""
+    if not REVENUE_METRICS & set(query.metrics):
+        return lambda row: None
+    if "event:goal" not in query.dimensions:
+        site = goals.currency(query.site_id)
+        return lambda row: site
+    by_name = {g.display_name: g.currency for g in goals.list(query.site_id)}
+    return lambda row: by_name.get(row["event:goal"])
 
 
 def finish(rows: list[dict[str, Any]], metrics: Sequence[str],
