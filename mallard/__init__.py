@@ -23,6 +23,8 @@ from .errors import MallardError as MallardError
 from .errors import QueryTimeoutError as QueryTimeoutError
 from .errors import StorageError as StorageError
 from .events import Event as Event
+from .goals import Goal as Goal
+from .goals import Goals as Goals
 from .queries import Queries as Queries
 from .queries.filters import Condition as Condition
 from .queries.model import Query as Query
@@ -33,6 +35,7 @@ from .queries.results import Record as Record
 from .queries.results import Report as Report
 from .queries.results import Result as Result
 from .queries.results import Table as Table
+from .queries.revenue import Revenue as Revenue
 from .settings import Settings as Settings
 from .store import Store as Store
 from .tracker import Outcome as Outcome
@@ -59,6 +62,8 @@ __all__ = [
     "DateRange",
     "Event",
     "EventBuffer",
+    "Goal",
+    "Goals",
     "InvalidEventError",
     "InvalidQueryError",
     "MainStats",
@@ -73,6 +78,7 @@ __all__ = [
     "Record",
     "Report",
     "Result",
+    "Revenue",
     "Settings",
     "Stats",
     "StorageError",

@@ -36,6 +36,7 @@ from .tracker import ClientContext, Outcome, Tracker, utcnow
 
 if TYPE_CHECKING:
     from .auth import Auth
+    from .goals import Goals
     from .http.api import Api
     from .metrics import Metrics
 
@@ -136,6 +137,12 @@ class Mallard:
                                   secret=load_secret(self.store.state_dir, self.settings.secret),
                                   clock=self._clock)
             return self._auth  # type: ignore[no-any-return]
+
+    @property
+    def goals(self) -> Goals:
+        """Goals, saved segments and reporting currencies of every site, shared by all processes
+        (``state/goals.json``): ``m.goals.add("example.com", event_name="Signup")``."""
+        return self.queries.goals
 
     @property
     def metrics(self) -> Metrics:

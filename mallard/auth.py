@@ -19,7 +19,6 @@ lives in files under ``state/`` so that all workers of a host (``gunicorn -w 4``
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import hmac
 import json
@@ -40,6 +39,14 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from .errors import MallardError, StorageError
 from .privacy import canonical_ip, write_file_atomic, write_file_once
 from .settings import Settings
+from .statefile import (
+    JsonStateFile,
+    Signature,
+    ensure_dir,
+    file_lock,
+    read_with_signature,
+    stat_signature,
+)
 
 __all__ = [
     "MAX_PASSWORD_LENGTH",
@@ -177,34 +184,8 @@ def validate_password(password: str) -> None:
                                     "varied characters.", code="password_repeated")
 
 
-# -- small file helpers ------------------------------------------------------------------------------
-_Signature = tuple[int, int, int, int]  # (device, inode, size, mtime_ns)
-
-
-def _signature(st: os.stat_result) -> _Signature:
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-
-
-def _read_with_signature(path: Path) -> tuple[_Signature, bytes] | None:
-    """The content of ``path`` and the stat signature of exactly that content, or None if absent."""
-    try:
-        with path.open("rb") as fh:
-            return _signature(os.fstat(fh.fileno())), fh.read()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise StorageError(f"Cannot read {path}: {exc.strerror}. Check the permissions of the state "
-                           "directory.") from None
-
-
-def _stat_signature(path: Path) -> _Signature | None:
-    try:
-        return _signature(path.stat())
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise StorageError(f"Cannot read {path}: {exc.strerror}. Check the permissions of the state "
-                           "directory.") from None
+def _dump_keys(keys: list[KeyRecord]) -> bytes:
+    return (json.dumps(keys, indent=2) + "\n").encode()
 
 
 def _stamp(now: datetime) -> str:
@@ -243,8 +224,9 @@ class Auth:
         self._keys_path = self._dir / "api_keys.json"
         self._lock_path = self._dir / "auth.lock"
         self._db_path = self._dir / "auth.sqlite"
-        self._admin_cache: tuple[_Signature | None, str | None] | None = None
-        self._keys_cache: tuple[_Signature | None, list[KeyRecord]] | None = None
+        self._admin_cache: tuple[Signature | None, str | None] | None = None
+        self._keys_file = JsonStateFile(self._keys_path, self._lock_path, parse=self._parse_keys,
+                                        dump=_dump_keys, empty=list)
         self._env_hash: str | None = None
         self._env_binding: str | None = None
         if settings.admin_password:
@@ -379,9 +361,9 @@ class Auth:
         """The Argon2id hash in ``state/admin.json`` (re-read when the file changed), or None."""
         with self._lock:
             cached = self._admin_cache
-            if not force and cached is not None and cached[0] == _stat_signature(self._admin_path):
+            if not force and cached is not None and cached[0] == stat_signature(self._admin_path):
                 return cached[1]
-            read = _read_with_signature(self._admin_path)
+            read = read_with_signature(self._admin_path)
             if read is None:
                 self._admin_cache = (None, None)
                 return None
@@ -530,14 +512,7 @@ class Auth:
         return scope
 
     def _keys(self, *, force: bool = False) -> list[KeyRecord]:
-        with self._lock:
-            cached = self._keys_cache
-            if not force and cached is not None and cached[0] == _stat_signature(self._keys_path):
-                return cached[1]
-            read = _read_with_signature(self._keys_path)
-            keys = [] if read is None else self._parse_keys(read[1])
-            self._keys_cache = (None if read is None else read[0], keys)
-            return keys
+        return self._keys_file.read(force=force)
 
     def _parse_keys(self, raw: bytes) -> list[KeyRecord]:
         try:
@@ -559,10 +534,7 @@ class Auth:
         return keys
 
     def _write_keys(self, keys: list[KeyRecord]) -> None:
-        self._ensure_dir()
-        write_file_atomic(self._keys_path, (json.dumps(keys, indent=2) + "\n").encode())
-        with self._lock:
-            self._keys_cache = None
+        self._keys_file.write(keys)
 
     # -- brute-force lockout -------------------------------------------------------------------------
     def lockout_remaining(self, ip: str | None) -> int:
@@ -621,26 +593,13 @@ class Auth:
 
     # -- storage plumbing ----------------------------------------------------------------------------
     def _ensure_dir(self) -> None:
-        try:
-            self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StorageError(f"Cannot create {self._dir}: {exc.strerror}. Check that the data "
-                               "directory is writable.") from None
+        ensure_dir(self._dir)
 
     @contextlib.contextmanager
     def _file_lock(self) -> Iterator[None]:
         """Exclusive across processes (``flock`` on ``state/auth.lock``) and threads."""
-        self._ensure_dir()
-        try:
-            fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError as exc:
-            raise StorageError(f"Cannot open {self._lock_path}: {exc.strerror}. Check that the data "
-                               "directory is writable.") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with file_lock(self._lock_path):  # one open file per caller: threads exclude each other too
             yield
-        finally:
-            os.close(fd)  # releases the lock
 
     def _db(self) -> sqlite3.Connection:
         """This process's connection to ``state/auth.sqlite``, opened lazily (again after a fork)."""

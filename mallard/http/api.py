@@ -24,7 +24,7 @@ from ..errors import (
     QueryTimeoutError,
     StorageError,
 )
-from . import admin, ingest, ops, stats, v1
+from . import admin, ingest, ops, sites, stats, v1
 from .cache import QueryCache
 from .limits import ConcurrencyLimit, RateLimiter
 from .messages import HTTPError, Request, Response, error_response
@@ -48,7 +48,8 @@ __all__ = ["Api"]
 
 log = logging.getLogger("mallard.http")
 
-ROUTES: tuple[Route, ...] = (*ingest.ROUTES, *stats.ROUTES, *v1.ROUTES, *admin.ROUTES, *ops.ROUTES)
+ROUTES: tuple[Route, ...] = (*ingest.ROUTES, *stats.ROUTES, *v1.ROUTES, *admin.ROUTES, *sites.ROUTES,
+                             *ops.ROUTES)
 
 
 class Api:

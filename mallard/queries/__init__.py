@@ -24,18 +24,23 @@ import pyarrow as pa
 
 from ..errors import InvalidQueryError, StorageError
 from ..events import SITE_ID
+from ..goals import Goals
 from ..settings import Settings
 from . import rollups
 from .access import Access
 from .buckets import bucket_labels
 from .builder import build_sql
 from .export import raw_export
+from .goals import check_segment_filters
+from .goals import resolve as resolve_goals
 from .include import with_comparisons
 from .model import Query, build, check_site, parse_query
 from .periods import DateRange, resolve
 from .planner import Plan, plan_query, rolled_dimension, unrolled
 from .registry import BREAKDOWNS, TIME_DIMENSIONS, dimension
 from .results import MainStats, QueryResult, Record, Report, Result, Table
+from .revenue import currency_of_rows
+from .revenue import finish as finish_revenue
 from .rollups import RollupRows
 from .sql import Sql
 from .stored import LiveCache, SessionRows, discard_unreadable, for_query
@@ -72,6 +77,8 @@ class Queries:
                               lambda: self.today("UTC"), self._sessions_of,
                               lambda files: discard_unreadable(store, files))
         self._generation: dict[str, int] = {}
+        #: The goals, saved segments and reporting currencies of every site (``state/goals.json``).
+        self.goals = Goals(store.state_dir, check_filters=check_segment_filters)
         self._live = LiveCache(entries=32)
         self._gen_lock = threading.Lock()
 
@@ -108,9 +115,11 @@ class Queries:
         if series:  # zero-fill the whole range first, then page through it
             page = (query.offset, query.limit)
             query = replace(query, limit=None, offset=0)
-        rows = self._execute(query)
+        rows = self._execute(resolve_goals(query, lambda: self.goals.list(query.site_id),
+                                           lambda i: self.goals.segment(query.site_id, i)))
         names = [*query.dimensions, *query.metrics]
         out = [dict(zip(names, r[:-1], strict=True)) for r in rows]
+        warnings = finish_revenue(out, query.metrics, currency_of_rows(query, self.goals))
         total = rows[0][-1] if rows else 0
         if series:
             out = self._zero_fill(query, out)
@@ -118,7 +127,10 @@ class Queries:
             offset, limit = page
             out = out[offset:None if limit is None else offset + limit]
             query = replace(query, offset=offset, limit=limit)
-        result = QueryResult(query, tuple(names), out, {"total_rows": total})
+        meta: dict[str, Any] = {"total_rows": total}
+        if warnings:
+            meta["metric_warnings"] = warnings
+        result = QueryResult(query, tuple(names), out, meta)
         if query.include.comparisons is None:
             return result
         return with_comparisons(result, self.run, self.today(query.date_range.tz))

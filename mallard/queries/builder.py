@@ -7,16 +7,18 @@ Every value is bound as a parameter. Time buckets are in the query's time zone.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Final
 
-from .filters import Condition, Filter, compile_condition, compile_tree
+from .filters import Behaviour, Condition, Filter, compile_condition, compile_tree
 from .model import Query
 from .planner import FROM_EVENTS, SESSION_SUMMABLE, Conversion, Part, Plan, plan_query, rolled_dimension
-from .registry import METRICS, Dimension
+from .registry import GOAL_COLUMN, METRICS, Dimension
+from .revenue import REVENUE_METRICS, metric_sql
 from .rollups import METRICS as ROLLED_METRICS
-from .sessions import BELONGS, with_end_time
+from .sessions import BELONGS, visitor_key, with_end_time
 from .sql import Sql, with_ctes
 
 _LABEL: Final = {"hour": "%Y-%m-%d %H:00", "day": "%Y-%m-%d", "week": "%Y-%m-%d", "month": "%Y-%m-%d"}
@@ -58,7 +60,9 @@ def build_sql(plan: Plan, *, source: Sql, sessions: Sql | None = None,
     for part in plan.parts:
         ctes += _part(plan, part)
         if part.name == "ev" and plan.conversion is not None:
-            ctes.append(("total", _conversion_total(plan.conversion)))
+            ctes.append(("total", _conversion_total(plan, plan.conversion)))
+            if plan.conversion.group is not None:
+                ctes.append(("group_total", _group_total(plan, plan.conversion)))
     body = Sql("SELECT " + ", ".join(_output_columns(plan)) + ", count(*) OVER () AS total_rows FROM "
                + _join(plan) + _order(plan))
     if plan.limit is not None:
@@ -96,6 +100,17 @@ def _sessions_ctes(plan: Plan, rows: Sql) -> list[tuple[str, Sql]]:
                      "FROM session_rows" + in_range + ") LEFT JOIN flagged f USING (vid0, start_time)"))
     else:
         ctes.append(("sessions", f"SELECT {columns} FROM session_rows" + in_range))
+    for i, done in enumerate(plan.behaviours):
+        # matched_<i>: the sessions with an event in the range matching the node's filter; done_<i>:
+        # each of their visitor keys with the session's span
+        match = compile_tree(done.child, lambda c: compile_condition(c, c.dimension.event_expr()))
+        ctes.append((f"matched_{i}", Sql(
+            "SELECT DISTINCT s.vid0, s.start_time FROM (SELECT visitor_keys[1] AS vid0, unnest(visitor_keys) "
+            "AS vid, start_time, end_time FROM session_rows WHERE end_time >= ? AND start_time < ?) s "
+            f"JOIN scoped e ON {BELONGS} WHERE ", (lower, upper)) + match))
+        ctes.append((f"done_{i}", Sql(
+            "SELECT unnest(r.visitor_keys) AS vid, r.start_time, r.end_time FROM session_rows r JOIN "
+            f"matched_{i} m ON r.visitor_keys[1] = m.vid0 AND r.start_time = m.start_time")))
     if s.overlap and any(p.reads == "events_with_session" for p in plan.parts):
         identity = ", s.vk0 AS s_vk0, s.start_time AS s_start" if s.identity else ""
         ctes.append(("ev_rows", Sql(
@@ -137,7 +152,8 @@ def _part(plan: Plan, part: Part) -> list[tuple[str, Sql]]:
 
         select += [_session_metric(m, part) for m in part.metrics]
         filters = plan.filters if part.dimensions is None else part.filters
-        return [("se", "SELECT " + Sql.join(select) + " FROM sessions" + _where(filters, leaf) + group)]
+        return [("se", "SELECT " + Sql.join(select) + " FROM sessions"
+                 + _where(plan, filters, leaf, per_session=True) + group)]
     if part.reads == "rollups":  # one rolled dimension at most (its rows), else the day's total row
         rolled = rolled_dimension(plan)
         select = [(_bucket(plan, "day::TIMESTAMP") if d is None else Sql("value")) + f" AS d{i}"
@@ -147,7 +163,8 @@ def _part(plan: Plan, part: Part) -> list[tuple[str, Sql]]:
         return [("ev", "SELECT " + Sql.join(select) + Sql(
             " FROM rollups WHERE dimension = ? AND day >= ? AND day <= ?",
             (rolled, lower.date(), (upper - timedelta(microseconds=1)).date())) + group)]
-    where = _where(plan.filters, lambda c: compile_condition(c, _value(c.dimension, part)))
+    where = _where(plan, plan.filters, lambda c: compile_condition(c, _value(c.dimension, part)),
+                   per_session=part.reads == "sessions")
     if part.reads == "sessions":
         # Each session's sums are counted once (on its first visitor id); its visitors are all its ids.
         select += [Sql(f"count(DISTINCT vid) AS m_{m}" if m == "visitors" else
@@ -157,8 +174,9 @@ def _part(plan: Plan, part: Part) -> list[tuple[str, Sql]]:
         ids = ("SELECT *, unnest(visitor_keys) AS vid, generate_subscripts(visitor_keys, 1) AS nth "
                "FROM sessions")
         return [("ev", "SELECT " + Sql.join(select) + " FROM (" + ids + where + ")" + group)]
-    select += [Sql(f"{FROM_EVENTS.get(m, METRICS[m].expr)} AS m_{m}") for m in part.metrics]
-    return [("ev", "SELECT " + Sql.join(select) + f" FROM {_FROM[part.reads]}" + where + group)]
+    select += [Sql(f"{metric_sql(m) if m in REVENUE_METRICS else FROM_EVENTS.get(m, METRICS[m].expr)}"
+                   f" AS m_{m}") for m in part.metrics]
+    return [("ev", "SELECT " + Sql.join(select) + " FROM " + _rows(plan, part) + where + group)]
 
 
 def _session_metric(name: str, part: Part) -> Sql:
@@ -168,17 +186,60 @@ def _session_metric(name: str, part: Part) -> Sql:
     return Sql(f"{METRICS[name].expr} AS m_{name}")
 
 
-def _conversion_total(conv: Conversion) -> Sql:
+def _rows(plan: Plan, part: Part) -> Sql:
+    """The relation an event part reads: with event:goal as a dimension, one row per goal an event
+    matched (events matching none are left out)."""
+    goals = next((d.goals for d in plan.dimensions if d is not None and d.goals is not None), None)
+    if goals is None:
+        return Sql(_FROM[part.reads])
+    names = Sql.join(["CASE WHEN " + predicate + Sql(" THEN ? END", (name,))
+                      for name, predicate in goals]) if goals else Sql("NULL::VARCHAR")
+    return ("(SELECT * FROM (SELECT *, unnest([" + names + f"]) AS {GOAL_COLUMN} FROM "
+            f"{_FROM[part.reads]}) WHERE {GOAL_COLUMN} IS NOT NULL)")
+
+
+def _conversion_total(plan: Plan, conv: Conversion) -> Sql:
     part = Part("ev", conv.reads, (), conv.session_valued, "timestamp")
     where = Sql("") if conv.filters is None else " WHERE " + compile_tree(
-        conv.filters, lambda c: compile_condition(c, _value(c.dimension, part)))
+        conv.filters, lambda c: compile_condition(c, _value(c.dimension, part)),
+        _behaviour(plan, conv.reads == "sessions"))
     return "SELECT count(DISTINCT visitor_id) AS n FROM " + _FROM[conv.reads] + where
 
 
-def _where(filters: Filter | None, leaf: object) -> Sql:
+def _group_total(plan: Plan, conv: Conversion) -> Sql:
+    """group_conversion_rate's denominator: visitors per group of the non-goal dimensions."""
+    assert conv.group is not None
+    part = Part("ev", conv.reads, (), conv.session_valued, "timestamp")
+    dims = [(i, plan.dimensions[i]) for i in conv.group]
+    select = [(_bucket(plan, "timestamp") if d is None else _value(d, part)) + f" AS d{i}"
+              for i, d in dims]
+    where = Sql("") if conv.filters is None else " WHERE " + compile_tree(
+        conv.filters, lambda c: compile_condition(c, _value(c.dimension, part)),
+        _behaviour(plan, conv.reads == "sessions"))
+    return ("SELECT " + Sql.join([*select, Sql("count(DISTINCT visitor_id) AS n")]) + " FROM "
+            + _FROM[conv.reads] + where + (" GROUP BY ALL" if conv.group else ""))
+
+
+def _where(plan: Plan, filters: Filter | None, leaf: object, *, per_session: bool = False) -> Sql:
     if filters is None:
         return Sql("")
-    return " WHERE " + compile_tree(filters, leaf)  # type: ignore[arg-type]
+    return " WHERE " + compile_tree(filters, leaf, _behaviour(plan, per_session))  # type: ignore[arg-type]
+
+
+def _behaviour(plan: Plan, per_session: bool) -> Callable[[Behaviour], Sql]:
+    """has_done / has_not_done over event rows (``visitor_id``, ``timestamp``) or, ``per_session``,
+    over session rows (``visitor_keys``, ``start``): whether the row's session is one of the node's."""
+    index = {id(b): i for i, b in enumerate(plan.behaviours)}
+
+    def compiled(node: Behaviour) -> Sql:
+        i = index[id(node)]
+        test = (f"SELECT 1 FROM matched_{i} m WHERE m.vid0 = visitor_keys[1] AND m.start_time = start"
+                if per_session else
+                f"SELECT 1 FROM done_{i} d WHERE d.vid = {visitor_key('visitor_id')} AND timestamp "
+                "BETWEEN d.start_time AND d.end_time")
+        return Sql(("NOT " if node.op == "has_not_done" else "") + f"EXISTS ({test})")
+
+    return compiled
 
 
 def _output_columns(plan: Plan) -> list[str]:
@@ -198,6 +259,8 @@ def _output_columns(plan: Plan) -> list[str]:
         value = f"{side_of[m]}.m_{m}"
         if m == "conversion_rate":
             value = f"coalesce({value} / nullif(total.n, 0), 0)"
+        elif m == "group_conversion_rate":
+            value = f"coalesce({value} / nullif(group_total.n, 0), 0)"
         elif METRICS[m].empty is not None:
             value = f"coalesce({value}, {METRICS[m].empty!r})"
         columns.append(f"{value} AS m_{m}")
@@ -210,7 +273,13 @@ def _join(plan: Plan) -> str:
             f"ev.d{i} IS NOT DISTINCT FROM se.d{i}" for i in range(len(plan.dimensions))) or "true")
     else:
         join = plan.parts[0].name
-    return join + (" CROSS JOIN total" if plan.conversion is not None else "")
+    if plan.conversion is not None:
+        join += " CROSS JOIN total"
+        if plan.conversion.group is not None:
+            join += " LEFT JOIN group_total ON " + (" AND ".join(
+                f"{plan.parts[0].name}.d{i} IS NOT DISTINCT FROM group_total.d{i}"
+                for i in plan.conversion.group) or "true")
+    return join
 
 
 def _order(plan: Plan) -> str:

@@ -15,7 +15,7 @@ from typing import Final, Literal
 import re2
 
 from ..errors import InvalidQueryError
-from .registry import Dimension, dimension
+from .registry import SEGMENT, Dimension, dimension
 from .sql import Sql
 
 Op = Literal["is", "is_not", "contains", "contains_not", "matches", "matches_not"]
@@ -69,12 +69,25 @@ class Written(Logic):
         return Logic.to_json(self) if self.written is None else self.written.to_json()
 
 
-Filter = Condition | Logic | Not
+@dataclass(frozen=True, slots=True)
+class Behaviour:
+    """``["has_done", filter]`` / ``["has_not_done", filter]``: the session of the event (or the
+    session) has / has no event in the range matching ``child`` (event dimensions only)."""
+
+    op: Literal["has_done", "has_not_done"]
+    child: Filter
+
+    def to_json(self) -> list[object]:
+        return [self.op, self.child.to_json()]
+
+
+Filter = Condition | Logic | Not | Behaviour
+BEHAVIOURS: Final = ("has_done", "has_not_done")
 
 
 def conditions(node: Filter | None) -> Iterator[Condition]:
-    """Every leaf condition of a filter tree."""
-    if node is None:
+    """Every leaf condition of a filter tree (not those inside ``has_done``: see :func:`behaviours`)."""
+    if node is None or isinstance(node, Behaviour):
         return
     if isinstance(node, Condition):
         yield node
@@ -87,8 +100,8 @@ def conditions(node: Filter | None) -> Iterator[Condition]:
 
 def prune(node: Filter | None, drop: Callable[[Condition], bool]) -> Filter | None:
     """The tree without conditions for which ``drop`` is true (used for conversion-rate totals)."""
-    if node is None:
-        return None
+    if node is None or isinstance(node, Behaviour):
+        return node
     if isinstance(node, Condition):
         return None if drop(node) else node
     if isinstance(node, Not):
@@ -100,16 +113,33 @@ def prune(node: Filter | None, drop: Callable[[Condition], bool]) -> Filter | No
     return kept[0] if len(kept) == 1 else Logic(node.op, kept)
 
 
-def remap(node: Filter | None, change: Callable[[Condition], Filter]) -> Filter | None:
-    """The tree with every condition replaced by ``change(condition)`` (a condition or a subtree)."""
-    def walk(node: Filter) -> Filter:
-        if isinstance(node, Condition):
-            return change(node)
-        if isinstance(node, Not):
-            return Not(walk(node.child))
-        return Logic(node.op, tuple(walk(child) for child in node.children))
+def behaviours(node: Filter | None) -> Iterator[Behaviour]:
+    """Every ``has_done`` / ``has_not_done`` node of a tree, in tree order."""
+    if isinstance(node, Behaviour):
+        yield node
+    elif isinstance(node, Not):
+        yield from behaviours(node.child)
+    elif isinstance(node, Logic):
+        for child in node.children:
+            yield from behaviours(child)
 
-    return None if node is None else walk(node)
+
+def transform(node: Filter | None, leaf: Callable[[Condition], Filter]) -> Filter | None:
+    """The tree with every condition replaced by ``leaf(condition)``."""
+    return None if node is None else _mapped(node, leaf)
+
+
+def _mapped(node: Filter, leaf: Callable[[Condition], Filter]) -> Filter:
+    if isinstance(node, Condition):
+        return leaf(node)
+    if isinstance(node, Not):
+        return Not(_mapped(node.child, leaf))
+    if isinstance(node, Behaviour):
+        return Behaviour(node.op, _mapped(node.child, leaf))
+    children = tuple(_mapped(c, leaf) for c in node.children)
+    if isinstance(node, Written):  # still echoed as written
+        return Written(node.op, children, node.written)
+    return Logic(node.op, children)
 
 
 # -- parsing ------------------------------------------------------------------------------------
@@ -143,9 +173,20 @@ def _parse(obj: object, depth: int, counter: list[int]) -> Filter:
         if len(obj) != 2:
             raise InvalidQueryError("'not' takes exactly one filter.", code="invalid_filter")
         return Not(_parse(obj[1], depth + 1, counter))
+    if op in BEHAVIOURS:
+        if len(obj) != 2:
+            raise InvalidQueryError(f"'{op}' takes exactly one filter.", code="invalid_filter")
+        child = _parse(obj[1], depth + 1, counter)
+        if any(True for _ in behaviours(child)) or any(
+                c.dimension.level == "visit" for c in conditions(child)):
+            raise InvalidQueryError(f"'{op}' takes a filter on event dimensions (event:page, event:name, "
+                                    "event:goal, event:props:*), without has_done or has_not_done.",
+                                    code="invalid_filter")
+        return Behaviour("has_done" if op == "has_done" else "has_not_done", child)
     if op not in OPERATORS:
         raise InvalidQueryError(f"Unknown filter operator {op!r}. Valid operators: "
-                                f"{', '.join(OPERATORS)}, and, or, not.", code="invalid_filter")
+                                f"{', '.join(OPERATORS)}, and, or, not, has_done, has_not_done.",
+                                code="invalid_filter")
     if len(obj) not in (3, 4) or not isinstance(obj[1], str):
         raise InvalidQueryError(f"Invalid filter {obj!r}: expected [operator, dimension, [values]].",
                                 code="invalid_filter")
@@ -170,7 +211,7 @@ def condition(op: str, dim: str, values: Sequence[object], *, case_sensitive: bo
     if op not in OPERATORS:
         raise InvalidQueryError(f"Unknown filter operator {op!r}. Valid operators: "
                                 f"{', '.join(OPERATORS)}.", code="invalid_filter")
-    target = dimension(dim)
+    target = SEGMENT if dim == SEGMENT.name else dimension(dim)
     if not values or len(values) > MAX_VALUES:
         raise InvalidQueryError(f"A filter needs 1 to {MAX_VALUES} values.", code="invalid_filter")
     clean: list[str] = []
@@ -219,19 +260,28 @@ def parse_string(text: str) -> Filter | None:
 
 
 # -- compiling ----------------------------------------------------------------------------------
-def compile_tree(node: Filter, leaf: Callable[[Condition], Sql]) -> Sql:
-    """SQL for a tree; ``leaf`` turns a condition into a boolean SQL expression."""
+def compile_tree(node: Filter, leaf: Callable[[Condition], Sql],
+                 behaviour: Callable[[Behaviour], Sql] | None = None) -> Sql:
+    """SQL for a tree; ``leaf`` turns a condition into a boolean SQL expression, ``behaviour`` a
+    ``has_done``/``has_not_done`` node (None: they are refused)."""
     if isinstance(node, Condition):
         return leaf(node)
+    if isinstance(node, Behaviour):
+        if behaviour is None:
+            raise InvalidQueryError(f"{node.op} filters are only available in queries (Queries.query, "
+                                    "POST /api/v2/query).", code="invalid_filter")
+        return behaviour(node)
     if isinstance(node, Not):
-        return "(NOT coalesce(" + compile_tree(node.child, leaf) + ", false))"
-    joined = Sql.join([compile_tree(c, leaf) for c in node.children], f" {node.op.upper()} ")
+        return "(NOT coalesce(" + compile_tree(node.child, leaf, behaviour) + ", false))"
+    joined = Sql.join([compile_tree(c, leaf, behaviour) for c in node.children], f" {node.op.upper()} ")
     return joined.wrap()
 
 
 def compile_condition(cond: Condition, expr: Sql) -> Sql:
     """Boolean SQL (never NULL) for ``cond`` applied to ``expr``."""
     negate = cond.op.endswith("_not")
+    if cond.dimension.goals is not None:  # event:goal bound to the goals the values select
+        return _negated(Sql.join([p for _, p in cond.dimension.goals], " OR "), negate)
     # a dimension shown in other words names its missing values itself ("(not set)", "(none)", "")
     wants_null = (cond.dimension.words is None and cond.op in ("is", "is_not")
                   and any(v in NULL_VALUES for v in cond.values))
@@ -252,6 +302,9 @@ def compile_condition(cond: Condition, expr: Sql) -> Sql:
             parts.append("regexp_matches(" + expr + Sql(f", ?{flags})", (v,)))
     if wants_null:
         parts.append(expr + " IS NULL")
-    positive = Sql.join(parts, " OR ").wrap() if parts else Sql("false")
-    body = "coalesce(" + positive + ", false)"
+    return _negated(Sql.join(parts, " OR "), negate)
+
+
+def _negated(positive: Sql, negate: bool) -> Sql:
+    body = "coalesce(" + (positive.wrap() if positive.text else Sql("false")) + ", false)"
     return ("(NOT " + body + ")") if negate else body

@@ -15,7 +15,7 @@ from ..events import validate_site_id
 from . import filters as _filters
 from .include import Include, parse_include
 from .periods import DateRange, plausible_range
-from .registry import TIME_DIMENSIONS, dimension, metric
+from .registry import TIME_DIMENSIONS, Dimension, dimension, metric
 from .vocabulary import Vocabulary
 
 MAX_LIMIT: Final = 10_000
@@ -36,6 +36,9 @@ class Query:
     offset: int = 0
     include: Include = Include()  # the v2 body's include options
     vocabulary: Vocabulary = "mallard"  # the values dimensions report (vocabulary.py)
+    #: dimensions bound to site data (event:goal with the site's goals, queries/goals.py): they
+    #: replace the registry's definition of the same name when the query is planned
+    bound: tuple[Dimension, ...] = ()
 
     @property
     def time_dimension(self) -> str | None:
@@ -84,7 +87,8 @@ def build(site_id: object, date_range: DateRange, *, metrics: Sequence[str] = ("
         raise InvalidQueryError("dimensions must not repeat.", code="invalid_dimension")
     if sum(d in TIME_DIMENSIONS for d in dims) > 1:
         raise InvalidQueryError("At most one time dimension is allowed.", code="invalid_dimension")
-    tree = filters if isinstance(filters, (_filters.Condition, _filters.Logic, _filters.Not)) \
+    tree = filters if isinstance(filters, (_filters.Condition, _filters.Logic, _filters.Not,
+                                           _filters.Behaviour)) \
         else (_filters.parse_string(filters) if isinstance(filters, str) else _filters.parse(filters))
     orders: list[tuple[str, Direction]] = []
     for item in order_by or ():

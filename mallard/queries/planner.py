@@ -30,9 +30,10 @@ from datetime import datetime
 from typing import Final, Literal
 
 from ..errors import InvalidQueryError
-from .filters import Condition, Filter, Logic, Written, conditions, prune, remap
+from .filters import Behaviour, Condition, Filter, Logic, Written, behaviours, conditions, prune, transform
 from .model import Query
 from .registry import ATTRIBUTION_COLUMNS, METRICS, TIME_DIMENSIONS, Dimension, dimension
+from .revenue import REVENUE_METRICS
 from .rollups import DIMENSIONS as ROLLED_DIMENSIONS
 from .rollups import METRICS as ROLLED_METRICS
 from .vocabulary import worded
@@ -42,13 +43,14 @@ Bucket = Literal["hour", "day", "week", "month"]
 Join = Literal["none", "full_outer_on_dimensions"]
 
 BASE_COLUMNS: Final = ("visitor_id", "timestamp", "event_name", "pathname")
-GOAL_DIMENSIONS: Final = frozenset({"event:name"})
+GOAL_DIMENSIONS: Final = frozenset({"event:name", "event:goal"})
 # Columns that cannot differ between the events of one session (they derive from the IP and User-Agent
 # hashed into the visitor id), so an event's value equals its session's.
 SESSION_CONSTANT: Final = frozenset({"browser", "browser_version", "os", "os_version", "country_code",
                                      "region", "city"})
 # Event metrics that can be summed from per-session aggregates (metric → per-session total).
-SESSION_SUMMABLE: Final = {"pageviews": "pageviews", "events": "events", "total_revenue": "revenue"}
+# (Not revenue: the sessions carry no currency, and currencies are never added together.)
+SESSION_SUMMABLE: Final = {"pageviews": "pageviews", "events": "events"}
 # Session metrics counted from events matched to their sessions when a dimension is an event's (as
 # Plausible counts visits by page or property: the sessions with such an event).
 FROM_EVENTS: Final = {"visits": "count(DISTINCT {'k': s_vk0, 't': s_start})"}
@@ -93,11 +95,13 @@ class Part:
 
 @dataclass(frozen=True, slots=True)
 class Conversion:
-    """The denominator of conversion_rate: visitors of ``reads`` under the non-goal ``filters``."""
+    """The denominator of conversion_rate: visitors of ``reads`` under the non-goal ``filters``; for
+    group_conversion_rate, the same per group of the dimensions at ``group`` (all but event:goal)."""
 
     reads: Reads
     filters: Filter | None
     session_valued: frozenset[str]  # as in the event part
+    group: tuple[int, ...] | None = None  # None: no group_conversion_rate
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +123,9 @@ class Plan:
     offset: int
     zero_fill: bool  # a time series: every bucket of the range is reported
     shared_scan: bool  # both parts read the scope: buffer one scan instead of inlining it twice
+    # has_done / has_not_done nodes of the filters (the same objects, in tree order): each is answered
+    # from the sessions having an event in the range matching its filter
+    behaviours: tuple[Behaviour, ...] = ()
 
 
 # -- small decisions ------------------------------------------------------------------------------
@@ -168,7 +175,7 @@ def by_entry_page(dims: tuple[Dimension | None, ...], filters: Filter | None
         return dims, filters
     entry = dimension("visit:entry_page")
     return (tuple(entry if d is not None and d.name == PAGE else d for d in dims),
-            remap(filters, lambda c: replace(c, dimension=entry) if c.dimension.name == PAGE else c))
+            transform(filters, lambda c: replace(c, dimension=entry) if c.dimension.name == PAGE else c))
 
 
 def entry_bounce(se_metrics: Sequence[str], dims: Sequence[Dimension | None],
@@ -204,7 +211,8 @@ def rolls_up(q: Query, ev_metrics: Sequence[str], plain: Sequence[Dimension], bu
     """Whether event metrics can read the per-day rollups: no filter, metrics that add up over days,
     at most one dimension and it rolled, and a time bucket (if any) made of whole UTC days. (Without a
     bucket the range may be in any time zone: the parts of its end days are computed from events.)"""
-    return (q.filters is None and bool(ev_metrics) and all(m in ROLLED_METRICS for m in ev_metrics)
+    return (q.filters is None and bool(ev_metrics)
+            and all(m in ROLLED_METRICS and m not in REVENUE_METRICS for m in ev_metrics)
             and len(plain) <= 1 and all(d.name in ROLLED_DIMENSIONS and d.words is None for d in plain)
             and (bucket is None or (bucket != "hour" and q.date_range.tz == "UTC"
                                     and all(b.time() == datetime.min.time() for b in bounds))))
@@ -279,18 +287,21 @@ def scan_columns(q: Query, used: Sequence[Dimension]) -> tuple[str, ...]:
     needed |= {d.column for d in used if d.column is not None}
     if any(d.prop_key is not None for d in used):
         needed.add("props")
-    if "total_revenue" in q.metrics:
-        needed.add("revenue_amount")
+    if REVENUE_METRICS & set(q.metrics):
+        needed |= {"revenue_amount", "revenue_currency"}
     return tuple(sorted(needed))
 
 
 def conversion(q: Query, ev: Part | None) -> Conversion | None:
     """conversion_rate's denominator: the event part's visitors under the query's filters without the
     goal (event name, property) ones."""
-    if "conversion_rate" not in q.metrics or ev is None:
+    if not {"conversion_rate", "group_conversion_rate"} & set(q.metrics) or ev is None:
         return None
+    group = tuple(i for i, d in enumerate(q.dimensions) if d != "event:goal") \
+        if "group_conversion_rate" in q.metrics else None
     return Conversion(ev.reads, prune(q.filters, lambda c: c.dimension.name in GOAL_DIMENSIONS
-                                      or c.dimension.prop_key is not None), ev.session_valued)
+                                      or c.dimension.prop_key is not None), ev.session_valued,
+                      group)
 
 
 def order_keys(q: Query) -> tuple[tuple[str, Literal["ASC", "DESC"]], ...]:
@@ -321,8 +332,9 @@ def plan_query(q: Query) -> Plan:
     """The :class:`Plan` answering ``q``."""
     time_dim = q.time_dimension
     bucket: Bucket | None = None if time_dim is None else _BUCKETS[time_dim]
-    dims = tuple(None if d in TIME_DIMENSIONS else worded(dimension(d), q.vocabulary)
-                 for d in q.dimensions)
+    bound = {d.name: d for d in q.bound}
+    dims = tuple(None if d in TIME_DIMENSIONS else bound[d] if d in bound
+                 else worded(dimension(d), q.vocabulary) for d in q.dimensions)
     plain = [d for d in dims if d is not None]
     conds = list(conditions(q.filters))
     used = [*plain, *(c.dimension for c in conds)]
@@ -348,11 +360,15 @@ def plan_query(q: Query) -> Plan:
     sessions = sessions_relation(reads, se_metrics, se_plain,
                                  [*se_conds, *([bounce_on] if bounce_on is not None else [])],
                                  identity=any(m in FROM_EVENTS for m in ev_metrics))
+    done = tuple(behaviours(q.filters))
+    if done and sessions is None:
+        sessions = Sessions((), (), (), overlap=True)
     return Plan(
         site_id=q.site_id, bounds=bounds, tz=q.date_range.tz,
-        columns=scan_columns(q, used), sessions=sessions, parts=tuple(parts),
+        columns=scan_columns(q, [*used, *(c.dimension for b in done for c in conditions(b.child))]),
+        sessions=sessions, parts=tuple(parts),
         join="full_outer_on_dimensions" if len(parts) == 2 else "none", dimensions=dims,
         bucket=bucket, filters=q.filters, metrics=q.metrics, conversion=conversion(q, ev),
         order=order_keys(q), limit=q.limit, offset=q.offset, zero_fill=is_zero_filled(q),
-        shared_scan=len(parts) == 2)
+        shared_scan=len(parts) == 2, behaviours=done)
 

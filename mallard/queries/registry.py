@@ -46,10 +46,17 @@ METRICS: Final[Mapping[str, Metric]] = {m.name: m for m in (
            "coalesce(count(*) FILTER (WHERE event_name = 'pageview') / "
            "nullif(count(DISTINCT visitor_id), 0), 0)", "events", "Pageviews per visitor", "ratio"),
     Metric("total_revenue", "sum(revenue_amount)", "events",
-           "Sum of revenue amounts (currencies are not converted)", "amount", empty=None),
+           "Sum of revenue amounts in their one currency (a Revenue; None when the row mixes "
+           "currencies: they are never converted)", "amount", empty=None),
+    Metric("average_revenue", "avg(revenue_amount)", "events",
+           "Mean revenue amount of the events with revenue, in their one currency (as total_revenue)",
+           "amount", empty=None),
     Metric("conversion_rate", "count(DISTINCT visitor_id)", "events",
            "Visitors of the result as a share of all visitors in scope, ignoring event name and "
            "property filters", "fraction", empty=0.0),
+    Metric("group_conversion_rate", "count(DISTINCT visitor_id)", "events",
+           "Visitors of the row as a share of the visitors of the row's group (its dimensions other "
+           "than event:goal), ignoring goal filters", "fraction", empty=0.0),
     Metric("visits", "count(*)", "sessions",
            "Sessions (runs of events split by an inactivity gap of session_window_minutes)", "count"),
     Metric("bounce_rate", "coalesce(avg((pageviews = 1)::INTEGER), 0)", "sessions",
@@ -70,8 +77,15 @@ class Dimension:
     session_column: str | None = None  # column of the sessions relation for visit dimensions
     prop_key: str | None = None  # for event:props:<key>
     words: Words | None = None  # how the stored values are shown (vocabulary.py); None: as stored
+    # event:goal bound to a site's goals (queries/goals.py): (display name, predicate on an event)
+    goals: tuple[tuple[str, Sql], ...] | None = None
 
     def event_expr(self) -> Sql:
+        if self.goals is not None:
+            return Sql(GOAL_COLUMN)
+        if self.name == "event:goal":
+            raise InvalidQueryError("event:goal is only available in queries of a site's goals "
+                                    "(Queries.query, POST /api/v2/query).", code="invalid_dimension")
         if self.prop_key is not None:
             return self._shown(Sql("json_extract_string(props, ?)", (_json_path(self.prop_key),)))
         if self.column is None:
@@ -94,6 +108,10 @@ def _json_path(key: str) -> str:
     return '$."' + key + '"'
 
 
+GOAL_COLUMN: Final = "goal"  # the goal an event matched (one row per goal), see builder.py
+#: Filters only: ``["is", "segment", [id]]`` stands for a saved segment's filters (queries/goals.py).
+SEGMENT: Final = Dimension("segment", None, "visit", "A saved segment (filters only)")
+
 _VISIT_COLUMNS: Final = ("referrer_source", "referrer", "utm_source", "utm_medium", "utm_campaign",
                          "utm_content", "utm_term", "browser", "browser_version", "os", "os_version",
                          "device_type", "screen_size", "country_code", "region", "city")
@@ -102,6 +120,8 @@ DIMENSIONS: Final[Mapping[str, Dimension]] = {d.name: d for d in (
     Dimension("event:page", "pathname", "event", "Page path"),
     Dimension("event:hostname", "hostname", "event", "Host of the page URL"),
     Dimension("event:name", "event_name", "event", "Event name (pageview or a custom event)"),
+    Dimension("event:goal", None, "event", "Goal (configured per site): one row per goal an event "
+              "completed"),
     Dimension("visit:entry_page", None, "visit", "First page of the session",
               session_column="entry_page"),
     Dimension("visit:exit_page", None, "visit", "Last page of the session",

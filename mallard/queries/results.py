@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 import pyarrow as pa
 
 from .registry import METRICS
+from .revenue import Revenue
 
 if TYPE_CHECKING:
     import pandas
@@ -65,7 +66,9 @@ class Result:
         """The rows as a pyarrow Table, columns in order."""
         if not self.rows:
             return pa.table({c: pa.array([], pa.null()) for c in self.columns})
-        return pa.Table.from_pylist(self.rows).select(list(self.columns))
+        rows = [{k: ({"value": v.value, "currency": v.currency} if isinstance(v, Revenue) else v)
+                 for k, v in r.items()} for r in self.rows]
+        return pa.Table.from_pylist(rows).select(list(self.columns))
 
     def df(self) -> pandas.DataFrame:
         """The rows as a pandas DataFrame (needs pandas)."""
@@ -141,7 +144,9 @@ class QueryResult(Result):
 
 
 def _wire(name: str, value: Any) -> Any:
-    """A metric's value in the v2 body (fractions in percent)."""
+    """A metric's value in the v2 body (fractions in percent, revenue as Plausible's object)."""
+    if isinstance(value, Revenue):
+        return value.to_json()
     return value * 100.0 if name in PERCENT_METRICS and value is not None else value
 
 

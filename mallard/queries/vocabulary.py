@@ -133,11 +133,11 @@ def worded(dim: Dimension, vocabulary: Vocabulary) -> Dimension:
 def worded_filters(node: Filter | None, vocabulary: Vocabulary) -> Filter | None:
     """The filter tree with every condition's dimension named in ``vocabulary`` (and, in Plausible's,
     ``visit:region`` values that are ISO 3166-2 codes made conditions on the stored names)."""
-    from .filters import remap
+    from .filters import transform
 
     if vocabulary != "plausible":
         return node
-    return remap(node, lambda c: region_codes(replace(c, dimension=worded(c.dimension, vocabulary))))
+    return transform(node, lambda c: region_codes(replace(c, dimension=worded(c.dimension, vocabulary))))
 
 
 @cache

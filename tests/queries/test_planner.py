@@ -89,12 +89,14 @@ def test_session_metrics_by_an_event_dimension_are_rejected() -> None:
     (("visitors",), [], None, "events"),
     (("visitors", "pageviews"), ["event:page", "visit:browser"], None, "events"),
     (("visitors", "pageviews"), ["visit:source"], None, "sessions"),
-    (("visitors", "total_revenue"), ["visit:entry_page", "visit:browser"], None, "sessions"),
+    (("visitors", "events"), ["visit:entry_page", "visit:browser"], None, "sessions"),
+    # the sessions' revenue has no currency: revenue is summed from events, per currency
+    (("visitors", "total_revenue"), ["visit:entry_page", "visit:browser"], None, "events_with_session"),
     (("visitors",), ["visit:source"], "day", "events_with_session"),  # buckets need event times
     (("views_per_visitor",), ["visit:source"], None, "events_with_session"),  # not summable
     (("visitors",), ["visit:source", "event:page"], None, "events_with_session"),
     (("visitors",), ["visit:source", "visit:device"], None, "events_with_session"),
-], ids=["no-event-metrics", "totals", "event-dims", "attribution", "entry-and-browser",
+], ids=["no-event-metrics", "totals", "event-dims", "attribution", "entry-and-browser", "revenue",
         "time-bucket", "not-summable", "event-dim-too", "device-varies"])
 def test_event_reads(metrics: tuple[str, ...], names: list[str], bucket: Any, reads: str | None) -> None:
     assert event_reads(metrics, dims(*names), bucket) == reads
@@ -151,7 +153,7 @@ def test_scan_columns() -> None:
     base = ("event_name", "pathname", "timestamp", "visitor_id")
     assert scan_columns(q(), []) == base
     assert scan_columns(q(metrics=["total_revenue"]), dims("visit:os", "event:props:k")) == tuple(
-        sorted((*base, "os", "props", "revenue_amount")))
+        sorted((*base, "os", "props", "revenue_amount", "revenue_currency")))
 
 
 def test_conversion_drops_goal_filters_from_the_denominator() -> None:
@@ -199,7 +201,7 @@ def test_event_metrics_by_event_dimensions_are_not_sessionised() -> None:
 
 @pytest.mark.parametrize("args", [
     {"metrics": ["visitors", "pageviews"], "dimensions": ["event:page"]},
-    {"metrics": ["visitors", "events", "total_revenue", "views_per_visitor"]},
+    {"metrics": ["visitors", "events", "views_per_visitor"]},
     {"metrics": ["visitors"], "dimensions": ["visit:country"]},
     {"metrics": ["visitors", "pageviews"], "dimensions": ["time:day"]},
     {"metrics": ["visitors"], "dimensions": ["time:month", "event:name"]},
@@ -222,6 +224,7 @@ def test_unfiltered_event_metrics_read_the_rollups(args: dict[str, Any]) -> None
     {"metrics": ["visitors"], "dimensions": ["time:day"],  # days of another time zone
      "range": DateRange(date(2024, 5, 1), date(2024, 5, 2), "Europe/Berlin")},
     {"metrics": ["visitors", "conversion_rate"]},  # not a sum over days
+    {"metrics": ["visitors", "total_revenue"]},  # the rollups' revenue has no currency
 ])
 def test_other_event_metrics_read_the_events(args: dict[str, Any]) -> None:
     rng = args.pop("range", RANGE)

@@ -22,6 +22,7 @@ import pytest
 
 from mallard.queries import Queries
 from mallard.queries.registry import BREAKDOWNS, DIMENSIONS, METRICS, dimension, metric
+from mallard.queries.revenue import Revenue
 
 from .data import DAY1, DAY2, SITE, event
 
@@ -42,8 +43,10 @@ TOTALS: dict[str, dict[str, Any]] = {
         "pageviews": 11,  # a:3 + b:2 + c:0 + d:3 + e:3
         "events": 14,  # 11 pageviews + signup, download, signup
         "views_per_visitor": approx(11 / 6),
-        "total_revenue": Decimal("59.90"),  # 49.90 + 10.00
+        "total_revenue": Revenue(Decimal("59.90"), "EUR"),  # 49.90 + 10.00
+        "average_revenue": Revenue(Decimal("29.95"), "EUR"),  # of the 2 events with revenue
         "conversion_rate": 1.0,  # no goal filter: every visitor (a fraction)
+        "group_conversion_rate": 1.0,  # no dimensions: as conversion_rate
         "visits": 7,  # A1 A2 B C D E1 E2
         "bounce_rate": approx(2 / 7),  # A2 and E1 have exactly one pageview
         "visit_duration": approx(4500 / 7),  # 1800 + 0 + 300 + 600 + 1800 + 0 + 0
@@ -56,8 +59,10 @@ TOTALS: dict[str, dict[str, Any]] = {
         "pageviews": 6,  # a:3 + b:2 + d1
         "events": 9,
         "views_per_visitor": approx(6 / 4),
-        "total_revenue": Decimal("59.90"),
+        "total_revenue": Revenue(Decimal("59.90"), "EUR"),
+        "average_revenue": Revenue(Decimal("29.95"), "EUR"),
         "conversion_rate": 1.0,
+        "group_conversion_rate": 1.0,  # no dimensions: as conversion_rate
         "visits": 5,  # A1 A2 B C D
         "bounce_rate": approx(1 / 5),  # A2
         "visit_duration": approx(4500 / 5),  # 1800 + 0 + 300 + 600 + 1800
@@ -70,7 +75,9 @@ TOTALS: dict[str, dict[str, Any]] = {
         "events": 5,
         "views_per_visitor": approx(5 / 2),
         "total_revenue": None,  # no revenue that day: SUM of nothing
+        "average_revenue": None,
         "conversion_rate": 1.0,
+        "group_conversion_rate": 1.0,  # no dimensions: as conversion_rate
         "visits": 2,  # E1, E2
         "bounce_rate": approx(1 / 2),  # E1
         "visit_duration": 0.0,  # 0, 0
@@ -103,7 +110,9 @@ def test_empty_range(queries: Queries) -> None:
     """No events in scope: counts are 0, rates 0.0, revenue None."""
     row = queries.query(SITE, metrics=list(METRICS), start_date="2024-06-01", end_date="2024-06-01").rows[0]
     assert row == {"visitors": 0, "pageviews": 0, "events": 0, "views_per_visitor": 0, "total_revenue": None,
+                   "average_revenue": None,
                    "conversion_rate": 0.0, "visits": 0, "bounce_rate": 0.0, "visit_duration": 0.0,
+                   "group_conversion_rate": 0.0,  # no dimensions: as conversion_rate
                    "views_per_visit": 0.0}
 
 
@@ -194,7 +203,7 @@ SESSION_TABLES: dict[str, dict[str, tuple[float, ...]]] = {
 
 
 def test_tables_cover_every_dimension() -> None:
-    assert set(EVENT_TABLES) == {*DIMENSIONS, "event:props:plan"}
+    assert set(EVENT_TABLES) == {*DIMENSIONS, "event:props:plan"} - {"event:goal"}  # test_goals.py
     assert set(SESSION_TABLES) == {name for name, d in DIMENSIONS.items() if d.level == "visit"}
 
 
@@ -239,7 +248,8 @@ def test_revenue_by_event_name_and_plan(queries: Queries) -> None:
     """Revenue sums per group; groups without revenue rows are None."""
     rows = queries.query(SITE, metrics=["total_revenue"], dimensions=["event:props:plan"], **BOTH_DAYS).rows
     assert _table(rows, "event:props:plan", ["total_revenue"]) == {
-        "pro": (Decimal("49.90"),), "free": (Decimal("10.00"),), "(unknown)": (None,)}
+        "pro": (Revenue(Decimal("49.90"), "EUR"),), "free": (Revenue(Decimal("10.00"), "EUR"),),
+        "(unknown)": (None,)}
 
 
 def test_two_dimensions(queries: Queries) -> None:

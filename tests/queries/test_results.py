@@ -15,6 +15,7 @@ import pytest
 import mallard
 from mallard.errors import InvalidQueryError
 from mallard.queries import Queries
+from mallard.queries.revenue import Revenue
 from mallard.settings import Settings
 
 from .data import DAY1, DAY2, SITE
@@ -45,7 +46,8 @@ def test_query_result_rows_and_to_dict(queries: Queries) -> None:
 
 def test_query_result_without_dimensions(queries: Queries) -> None:
     body = queries.query(SITE, metrics=["visitors", "total_revenue"], **BOTH_DAYS).to_dict()
-    assert body["results"] == [{"dimensions": [], "metrics": [6, Decimal("59.90")]}]
+    assert body["results"] == [{"dimensions": [], "metrics": [6, {
+        "value": 59.9, "currency": "EUR", "short": "€59.90", "long": "€59.90"}]}]
 
 
 def test_dataframes(queries: Queries) -> None:
@@ -196,7 +198,8 @@ EXPECTED = {
     "series": [{"date": f"{DAY1} 10:00", "visitors": 1, "pageviews": 2},
                {"date": f"{DAY1} 11:00", "visitors": 1, "pageviews": 1}],
     "plan": [{"event:props:plan": "(unknown)", "visitors": 2, "total_revenue": None},
-             {"event:props:plan": "pro", "visitors": 1, "total_revenue": Decimal("19.99")}],
+             {"event:props:plan": "pro", "visitors": 1,
+              "total_revenue": Revenue(Decimal("19.99"), "EUR")}],
     "sources": [{"value": "(direct)", "visits": 1}, {"value": "Google", "visits": 1}],
     "raw": ["/", "/pricing", "/pricing", "/"],
     "sql": [{"n": 4}],

@@ -94,7 +94,8 @@ def _answer(q: Queries, lo: date, hi: date, dim: str | None, bucket: str | None,
             tz: str = "UTC") -> list[Any]:
     dims = ([f"time:{bucket}"] if bucket else []) + ([dim] if dim else [])
     rows = q.query(SITE, metrics=METRICS, dimensions=dims, start_date=lo, end_date=hi, timezone=tz).rows
-    out = [tuple(r[d] for d in dims) + tuple(r[m] for m in METRICS) for r in rows]
+    # revenue (tracked here without a currency, so in XXX) is a Revenue: its amount is compared
+    out = [tuple(r[d] for d in dims) + tuple(getattr(r[m], "value", r[m]) for m in METRICS) for r in rows]
     return sorted(r for r in out if r[len(dims) + 2])  # zero-filled buckets, an empty total: no events
 
 
