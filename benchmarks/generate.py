@@ -49,11 +49,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import traffic
 
+from mallard.enrich.channels import channel
 from mallard.enrich.referrers import referrer_source
 from mallard.enrich.useragent import AgentParser, device_type
 from mallard.store.lake import SCHEMA, site_dir_name
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: lake schema version 3 (click_id, channel)
 ROW_GROUP_SIZE = 122_880  # DuckDB's row group size: what compaction (COPY … TO parquet) writes
 DAY_US = 86_400_000_000
 WINDOW_US = 30 * 60 * 1_000_000
@@ -290,7 +291,11 @@ def partition_table(vocab: Vocabulary, rng: np.random.Generator, site: str, day:
         "revenue_currency": _take(vocab.custom_currency, kind, custom),
         "user_id": pa.nulls(n, pa.string()),
         "visitor_id_prev": _take(prev_ids, vis_of_ev, early),
+        "click_id": pa.nulls(n, pa.string()),
     }
+    # as the tracker stores it (cached per distinct combination: few)
+    tags = [columns[c].to_pylist() for c in ("referrer_source", "utm_medium", "utm_campaign", "utm_source")]
+    columns["channel"] = pa.array([channel(*t, None) for t in zip(*tags, strict=True)], pa.string())
     table = pa.Table.from_arrays([columns[f.name].cast(f.type) for f in SCHEMA], schema=SCHEMA)
 
     # totals a query engine must reproduce

@@ -15,7 +15,7 @@ from typing import Any, Final, NamedTuple, TypeAlias
 
 from .errors import ConfigurationError, InvalidEventError
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 
 
 class Column(NamedTuple):
@@ -37,7 +37,8 @@ COLUMNS: Final[tuple[Column, ...]] = (
     Column("referrer", "VARCHAR", True, "Referrer URL as sent, PII redacted (query removed under "
            "strip_referrer_query)"),
     Column("referrer_source", "VARCHAR", True, "Named source (Google, ChatGPT, …), the "
-           "referrer host, or `(direct)`"),
+           "referrer host, or `(direct)`; without a referrer (version 3), the source that the page "
+           "URL's `utm_source`, `source` or `ref` tag names"),
     Column("utm_source", "VARCHAR", True, "utm_source of the page URL, percent-decoded"),
     Column("utm_medium", "VARCHAR", True, "utm_medium"),
     Column("utm_campaign", "VARCHAR", True, "utm_campaign"),
@@ -61,6 +62,12 @@ COLUMNS: Final[tuple[Column, ...]] = (
     Column("visitor_id_prev", "VARCHAR", True, "Visitor id under the previous salt, set only "
            "during the first session window after a salt change (joins midnight-crossing "
            "sessions)"),
+    # -- added by mallard (schema version 3): nullable, appended ----------------------------------
+    Column("click_id", "VARCHAR", True, "Which ad click-id parameter the page URL had (`gclid` or "
+           "`msclkid`), never its value; NULL without one or in files written before version 3"),
+    Column("channel", "VARCHAR", True, "Acquisition channel (Organic Search, Paid Social, AI "
+           "Assistants, …) from the source, UTM tags and click id; NULL in files written before "
+           "version 3, where queries compute it"),
 )
 
 COLUMN_NAMES: Final[tuple[str, ...]] = tuple(c.name for c in COLUMNS)
@@ -96,6 +103,8 @@ class Event(NamedTuple):
     revenue_currency: str | None = None
     user_id: str | None = None
     visitor_id_prev: str | None = None
+    click_id: str | None = None
+    channel: str | None = None
 
 
 #: An event as the buffer holds it: a plain tuple in :class:`Event`'s field order (an Event is one).

@@ -3,6 +3,7 @@
 The pipeline is an ordered tuple of named steps (see :attr:`Tracker.STEPS`)::
 
     validate → allow_site → honour_opt_out → drop_bot → enrich → anonymise → apply_privacy → redact
+    → classify
 
 A step either refines the draft, raises :class:`InvalidEventError` (bad input) or drops the event with a
 reason (bot, site not allowed, opt-out). The tracker does no storage I/O, and no raw IP address or
@@ -26,9 +27,11 @@ from typing import Any, Final, NamedTuple
 
 import orjson
 
+from .enrich.channels import channel, landing
 from .enrich.geo import NO_LOCATION, GeoLookup, Location
 from .enrich.redact import Redactor
-from .enrich.referrers import referrer_source as _referrer_source
+from .enrich.referrers import DIRECT
+from .enrich.referrers import visit_source as _visit_source
 from .enrich.urls import parse_page_url, sanitize, strip_query
 from .enrich.useragent import UNKNOWN_AGENT, Agent, AgentParser, device_type
 from .errors import InvalidEventError
@@ -38,7 +41,7 @@ from .privacy import Salts, canonical_ip, pseudonymize_user, visitor_id
 from .settings import Settings
 
 # Referrers and site ids repeat across events: cache the pure functions (bounded).
-referrer_source = lru_cache(maxsize=16_384)(_referrer_source)
+visit_source = lru_cache(maxsize=16_384)(_visit_source)
 _valid_site_id = lru_cache(maxsize=4096)(validate_site_id)
 
 MAX_NAME: Final = 120  # characters, Plausible's limit
@@ -144,7 +147,7 @@ class Tracker:
     """Validates and enriches events. Thread-safe; one per :class:`mallard.Mallard`."""
 
     STEPS: Final = ("validate", "allow_site", "honour_opt_out", "drop_bot", "enrich", "anonymise",
-                    "apply_privacy", "redact")
+                    "apply_privacy", "redact", "classify")
 
     def __init__(self, settings: Settings, *, salts: Salts, secret: bytes,
                  geo: GeoLookup | None = None, agents: AgentParser | None = None,
@@ -270,7 +273,8 @@ class Tracker:
         v["hostname"] = host
         referrer = sanitize(raw.referrer, MAX_URL) if raw.referrer else None
         v["referrer"] = referrer or None
-        v["referrer_source"] = referrer_source(referrer, host or d.site)
+        tag, v["click_id"] = landing(raw.url)
+        v["referrer_source"] = visit_source(referrer, host or d.site, tag)
         (v["utm_source"], v["utm_medium"], v["utm_campaign"], v["utm_content"],
          v["utm_term"]) = page.utm
         agent = d.agent
@@ -326,6 +330,9 @@ class Tracker:
             v["pathname"], found = done
         if v["referrer"] is not None and (done := cached(v["referrer"])) is not None:
             v["referrer"], found = done[0], found + done[1]
+        # a source named by a landing-URL tag (no referrer) is text the visitor's link carried
+        if v["referrer_source"] != DIRECT and (done := cached(v["referrer_source"])) is not None:
+            v["referrer_source"], found = done[0], found + done[1]
         if v["utm_source"] or v["utm_medium"] or v["utm_campaign"] or v["utm_content"] or v["utm_term"]:
             for name in _UTM_FIELDS:
                 if v[name] is not None and (done := redactor.text(v[name])) is not None:
@@ -334,6 +341,12 @@ class Tracker:
             v["props"], found = done[0], found + done[1]
         if found:
             self._count_redactions(found)
+
+    def _classify(self, d: _Draft) -> None:
+        # Last: from the values as stored, so that the stored channel is the rules' over stored columns.
+        v = d.values
+        v["channel"] = channel(v["referrer_source"], v["utm_medium"], v["utm_campaign"], v["utm_source"],
+                               v["click_id"])
 
     def _count_redactions(self, found: tuple[str, ...]) -> None:
         kinds = Counter(found)

@@ -104,7 +104,7 @@ def test_pageview_becomes_an_event(tracker: Tracker) -> None:
 
 def test_steps_run_in_the_documented_order() -> None:
     assert Tracker.STEPS == ("validate", "allow_site", "honour_opt_out", "drop_bot", "enrich",
-                             "anonymise", "apply_privacy", "redact")
+                             "anonymise", "apply_privacy", "redact", "classify")
 
 
 def test_validation_comes_before_the_allowlist(make_tracker: MakeTracker) -> None:

@@ -14,9 +14,9 @@ import re
 from functools import lru_cache
 from typing import Final, Literal
 
-_Medium = Literal["search", "social", "ai", "email"]
+_Medium = Literal["search", "social", "video", "shopping", "ai", "email"]
 
-_DIRECT: Final = "(direct)"
+DIRECT: Final = "(direct)"
 
 # (source name, medium, hosts). A host also covers its subdomains unless a longer entry exists.
 # Hosts are written lower-case without "www."; brand country domains are folded (see below).
@@ -49,7 +49,7 @@ _SOURCES: Final[tuple[tuple[str, _Medium, tuple[str, ...]], ...]] = (
     ("Hacker News", "social", ("news.ycombinator.com",)),
     ("GitHub", "social", ("github.com",)),
     ("GitLab", "social", ("gitlab.com",)),
-    ("YouTube", "social", ("youtube.com", "youtu.be")),
+    ("YouTube", "video", ("youtube.com", "youtu.be")),
     ("Pinterest", "social", ("pinterest.com", "pin.it")),
     ("TikTok", "social", ("tiktok.com",)),
     ("Mastodon", "social", (
@@ -72,6 +72,23 @@ _SOURCES: Final[tuple[tuple[str, _Medium, tuple[str, ...]], ...]] = (
     ("Product Hunt", "social", ("producthunt.com",)),
     ("Lobsters", "social", ("lobste.rs",)),
     ("Dev.to", "social", ("dev.to",)),
+    # Video platforms
+    ("Vimeo", "video", ("vimeo.com",)),
+    ("Twitch", "video", ("twitch.tv",)),
+    ("Dailymotion", "video", ("dailymotion.com",)),
+    # Shopping
+    ("Amazon", "shopping", ("amazon.com", "amazon.de", "amazon.co.uk", "amazon.fr", "amazon.es",
+                            "amazon.it", "amazon.ca", "amazon.co.jp", "amazon.in", "amazon.nl",
+                            "amazon.com.au", "amazon.com.br", "amazon.com.mx")),
+    ("eBay", "shopping", ("ebay.com", "ebay.de", "ebay.co.uk", "ebay.fr", "ebay.it", "ebay.es",
+                          "ebay.ca", "ebay.com.au")),
+    ("Etsy", "shopping", ("etsy.com",)),
+    ("Shopify", "shopping", ("shopify.com", "shop.app")),
+    ("Walmart", "shopping", ("walmart.com",)),
+    ("AliExpress", "shopping", ("aliexpress.com", "aliexpress.us")),
+    ("Temu", "shopping", ("temu.com",)),
+    ("Mercado Libre", "shopping", ("mercadolibre.com", "mercadolivre.com.br")),
+    ("Google Shopping", "shopping", ("shopping.google.com",)),
     # AI assistants
     ("ChatGPT", "ai", ("chatgpt.com", "chat.openai.com")),
     ("Perplexity", "ai", ("perplexity.ai",)),
@@ -142,6 +159,22 @@ _APPS: Final[tuple[tuple[str, str], ...]] = (
     ("ch.protonmail.android", "Proton Mail"),
 )
 
+# Shorthands written in utm_source / source / ref tags → source name. Tags ending in "ad" or "ads",
+# and "adwords", mark paid traffic (PAID_TAGS).
+_TAGS: Final[dict[str, str]] = {
+    "fb": "Facebook", "fcb": "Facebook", "fbad": "Facebook", "fbads": "Facebook",
+    "fb-ads": "Facebook", "facebook-ads": "Facebook", "facebook_ads": "Facebook",
+    "facebook_ad": "Facebook", "ig": "Instagram", "instagram_ads": "Instagram",
+    "yt": "YouTube", "yt-ads": "YouTube", "youtube-ads": "YouTube",
+    "gads": "Google", "googleads": "Google", "google-ads": "Google", "google_ads": "Google",
+    "google ads": "Google", "adwords": "Google", "bing-ads": "Bing", "bingads": "Bing",
+    "microsoft-ads": "Bing", "x": "Twitter", "twitter-ads": "Twitter", "li": "LinkedIn",
+    "linkedin-ads": "LinkedIn", "linkedin_ads": "LinkedIn", "reddit-ads": "Reddit",
+    "tiktokads": "TikTok", "tiktok-ads": "TikTok", "hn": "Hacker News",
+    "openai": "ChatGPT", "chat.openai": "ChatGPT",
+}
+PAID_TAGS: Final = frozenset({"adwords", *(t for t in _TAGS if t.endswith(("ad", "ads")))})
+
 # Brands whose country domains (<brand>.<cc>, <brand>.co.<cc>, <brand>.com.<cc>) fold onto
 # <brand>.com before the lookup, so news.google.de is Google News and mail.yandex.ru Yandex Mail.
 _COUNTRY_BRANDS: Final = frozenset({"google", "yandex", "pinterest"})
@@ -150,6 +183,7 @@ _BY_HOST: Final[dict[str, tuple[str, _Medium]]] = {
     host: (name, medium) for name, medium, hosts in _SOURCES for host in hosts
 }
 _MEDIUM_OF: Final[dict[str, _Medium]] = {name: medium for name, medium, _ in _SOURCES}
+_BY_NAME: Final[dict[str, str]] = {name.lower(): name for name, _, _ in _SOURCES}
 _BY_APP: Final[dict[str, tuple[str, _Medium]]] = {
     package: (name, _MEDIUM_OF[name]) for package, name in _APPS
 }
@@ -273,12 +307,12 @@ def _normalise_page_host(page_host: str) -> str | None:
 def _resolve(referrer: str | None, page_host: str | None) -> tuple[str, _Medium | None]:
     parsed = _parse(referrer)
     if parsed is None:
-        return _DIRECT, None
+        return DIRECT, None
     host, is_app = parsed
     if is_app:
         return _classify_app(host)
     if page_host and isinstance(page_host, str) and host == _normalise_page_host(page_host):
-        return _DIRECT, None
+        return DIRECT, None
     return _classify_host(host)
 
 
@@ -303,3 +337,39 @@ def referrer_medium(referrer: str | None, page_host: str | None = None) -> str |
     """'search' | 'social' | 'ai' | 'email' | None(unknown/direct): the category of the known
     source."""
     return _resolve(referrer, page_host)[1]
+
+
+def sources_by_medium() -> dict[str, tuple[str, ...]]:
+    """Names of the known sources by medium (``search``, ``social``, ``video``, ``shopping``, ``ai``,
+    ``email``), in table order."""
+    out: dict[str, tuple[str, ...]] = {}
+    for name, medium, _ in _SOURCES:
+        out[medium] = (*out.get(medium, ()), name)
+    return out
+
+
+@lru_cache(maxsize=4096)
+def tag_source(tag: str) -> str:
+    """The source named by a ``utm_source`` / ``source`` / ``ref`` tag: a known source's name matched
+    case-insensitively (``google`` → Google), a common shorthand (``ig`` → Instagram, ``adwords`` →
+    Google), a known source's host (``news.ycombinator.com`` → Hacker News); otherwise the tag as
+    given."""
+    key = tag.strip().lower()
+    hit = _BY_NAME.get(key) or _TAGS.get(key)
+    if hit is not None:
+        return hit
+    if "." in key and len(key) <= 253 and (host := _host_of_authority(key)) is not None:
+        name, medium = _classify_host(host)
+        if medium is not None:
+            return name
+    return tag
+
+
+def visit_source(referrer: str | None, page_host: str | None, tag: str | None) -> str:
+    """The source of an event: the referrer's (:func:`referrer_source`), or, when that is
+    ``(direct)`` (no referrer, an unparsable one, a self-referral), the source the landing URL's tag
+    names (:func:`tag_source`)."""
+    source = referrer_source(referrer, page_host)
+    if source == DIRECT and tag:
+        return tag_source(tag)
+    return source

@@ -28,6 +28,7 @@ from ..goals import Goals
 from ..settings import Settings
 from . import rollups
 from .access import Access
+from .acquisition import with_computed
 from .buckets import bucket_labels
 from .builder import build_sql
 from .export import raw_export
@@ -382,7 +383,7 @@ class Queries:
         first, last = query.date_range.partition_dates()
         with self._reader(query.site_id, first, last) as reader:
             src, src_params = reader.source()
-            source = Sql(src, tuple(src_params))
+            source = with_computed(Sql(src, tuple(src_params)))
             for stored in (True, False):
                 plan, derived = plan_query(query), []
                 try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..errors import InvalidQueryError
 from ..events import COLUMN_NAMES
 from .access import ReaderFactory
+from .acquisition import with_computed
 from .filters import compile_condition, compile_tree, conditions
 from .model import build
 from .periods import DateRange
@@ -36,8 +37,9 @@ def raw_export(reading: ReaderFactory, site: str, rng: DateRange, limit: int, fi
     first, last = rng.partition_dates()
     with reading(site, first, last) as reader:
         src, src_params = reader.source()
-        sql = Sql(f"WITH events AS ({src}) SELECT " + ", ".join(f'"{c}"' for c in EXPORTED_COLUMNS)
-                  + " FROM events", tuple(src_params)) + where + Sql(
+        events = with_computed(Sql(src, tuple(src_params)))
+        sql = ("WITH events AS (" + events + ") SELECT " + ", ".join(f'"{c}"' for c in EXPORTED_COLUMNS)
+               + " FROM events") + where + Sql(
             " ORDER BY timestamp, pathname, event_name LIMIT ?", (limit,))
         table = reader.execute(sql.text, sql.params)
     return Table(EXPORTED_COLUMNS, table.to_pylist(), rng.to_dict())

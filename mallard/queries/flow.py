@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 from ..errors import InvalidQueryError
+from .acquisition import with_computed
 from .periods import DateRange
 from .results import Report
 from .retention import ACTOR_COLUMNS, event_filter
@@ -89,7 +90,7 @@ def flow(access: Access, site: str, rng: DateRange, page: str, limit: int = 10,
     first, last = rng.partition_dates()
     with access.reading(site, first, last) as reader:
         src, src_params = reader.source()
-        sql = compile_flow(Sql(src, tuple(src_params)), site, lower, upper, page, n, where)
+        sql = compile_flow(with_computed(Sql(src, tuple(src_params))), site, lower, upper, page, n, where)
         rows = reader.execute(sql.text, sql.params).to_pylist()
     totals, rest = rows[0], rows[1:]
     at_page = int(totals["visitors"])

@@ -34,6 +34,7 @@ import duckdb
 
 from ..errors import InvalidQueryError, StorageError
 from . import sessions as _sessions
+from .acquisition import with_computed
 from .filters import Condition, compile_condition, compile_tree, conditions
 from .model import build
 from .periods import DateRange
@@ -250,7 +251,8 @@ def _levels(access: Access, site: str, rng: DateRange, steps: Sequence[Step], wi
         src, src_params = reader.source()
         for stored in (True, False):
             rows = None if query.filters is None else access.sessions(reader, query.site_id, rng, stored)
-            sql = compile_funnel(query.site_id, rng, steps, window_us, source=Sql(src, tuple(src_params)),
+            source = with_computed(Sql(src, tuple(src_params)))
+            sql = compile_funnel(query.site_id, rng, steps, window_us, source=source,
                                  filters=query.filters, gap_seconds=access.gap_seconds,
                                  sessions=None if rows is None else rows.relation())
             try:

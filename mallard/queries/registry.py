@@ -126,7 +126,13 @@ DIMENSIONS: Final[Mapping[str, Dimension]] = {d.name: d for d in (
               session_column="entry_page"),
     Dimension("visit:exit_page", None, "visit", "Last page of the session",
               session_column="exit_page"),
+    Dimension("visit:entry_page_hostname", None, "visit", "Host of the session's first page",
+              session_column="entry_page_hostname"),
+    Dimension("visit:exit_page_hostname", None, "visit", "Host of the session's last page",
+              session_column="exit_page_hostname"),
     Dimension("visit:source", "referrer_source", "visit", "Source of the session"),
+    Dimension("visit:channel", "channel", "visit", "Acquisition channel of the session (Organic "
+              "Search, Paid Social, AI Assistants, …; computed from source, UTM tags and click id)"),
     Dimension("visit:referrer", "referrer", "visit", "Referrer URL of the session"),
     Dimension("visit:utm_source", "utm_source", "visit", "utm_source of the session"),
     Dimension("visit:utm_medium", "utm_medium", "visit", "utm_medium of the session"),
@@ -151,7 +157,7 @@ DIMENSIONS: Final[Mapping[str, Dimension]] = {d.name: d for d in (
 # Source attributes that differ between the events of one session: for these, event metrics use the
 # session's value (attribution), not the event's own.
 ATTRIBUTION_COLUMNS: Final = frozenset({"referrer_source", "referrer", "utm_source", "utm_medium",
-                                        "utm_campaign", "utm_content", "utm_term"})
+                                        "utm_campaign", "utm_content", "utm_term", "channel"})
 
 # Reference breakdown names (Mallard Metrics v0.2 slugs) and short aliases.
 BREAKDOWNS: Final[Mapping[str, str]] = {

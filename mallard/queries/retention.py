@@ -25,6 +25,7 @@ from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
 from ..errors import InvalidQueryError
+from .acquisition import with_computed
 from .filters import compile_condition, compile_tree
 from .model import build
 from .periods import DateRange
@@ -131,7 +132,7 @@ def retention(access: Access, site: str, rng: DateRange, weeks: int,
     _, last = rng.partition_dates()
     with access.reading(site, None, last) as reader:  # first_seen looks at all history before the end
         src, src_params = reader.source()
-        sql = compile_retention(Sql(src, tuple(src_params)), site, lower, upper, n, where)
+        sql = compile_retention(with_computed(Sql(src, tuple(src_params))), site, lower, upper, n, where)
         table = reader.execute(sql.text, sql.params)
     by_cohort: dict[date, list[tuple[int, int]]] = {}
     for cohort, k, identified, anonymous in zip(*(table.column(i).to_pylist() for i in range(4)),

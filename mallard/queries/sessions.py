@@ -9,9 +9,10 @@ previous ids (up to 32 salt changes), so a session crossing midnight stays one s
 of the range.
 
 Per session: ``start``, ``duration_s`` (last − first), ``pageviews``, ``entry_page`` and
-``exit_page`` (first and last pageview, ties by pathname) and, for each visit attribute, its value on
-the session's first event (pageviews before custom events on equal timestamps, then by pathname; among
-events tied on all three, the smallest value, so that the answer never depends on the order of rows).
+``exit_page`` (first and last pageview, ties by pathname) and their hostnames, and, for each visit
+attribute, its value on the session's first event (pageviews before custom events on equal
+timestamps, then by pathname; among events tied on all three, the smallest value, so that the answer
+never depends on the order of rows).
 """
 
 from __future__ import annotations
@@ -19,9 +20,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
+from .acquisition import with_computed
 from .sql import Sql, with_ctes
 
 _MAX_CHAIN = 32
+
+
+#: Per-session page columns, over the session's pageviews: the first and last page's path and host
+#: (ties by path, then host; a NULL host is the page's, not skipped).
+PAGES: Final = {
+    "entry_page": "arg_min(pathname, {'t': ts_us, 'p': pathname})",
+    "exit_page": "arg_max(pathname, {'t': ts_us, 'p': pathname})",
+    "entry_page_hostname": "arg_min_null(hostname, {'t': ts_us, 'p': pathname, 'h': hostname})",
+    "exit_page_hostname": "arg_max_null(hostname, {'t': ts_us, 'p': pathname, 'h': hostname})",
+}
 
 
 def ctes(gap_seconds: int, *, attributes: Sequence[str], flags: Sequence[Sql],
@@ -33,7 +45,7 @@ def ctes(gap_seconds: int, *, attributes: Sequence[str], flags: Sequence[Sql],
         gap_seconds: the inactivity gap.
         attributes: lake columns whose first value per session is exposed as ``s_<column>``.
         flags: boolean event expressions exposed per session as ``f_<i>`` (= any event matched).
-        pages: which of ``entry_page`` and ``exit_page`` to compute.
+        pages: which of :data:`PAGES` to compute.
         extras: further per-session aggregate columns (``"count(*) AS events"``).
         source: the relation of scoped events (must have the lake columns used).
     """
@@ -72,8 +84,7 @@ def ctes(gap_seconds: int, *, attributes: Sequence[str], flags: Sequence[Sql],
         "min(timestamp) AS start",
         "(max(ts_us) - min(ts_us)) / 1000000.0 AS duration_s",
         "count(*) FILTER (WHERE event_name = 'pageview') AS pageviews",
-        *(f"{'arg_min' if page == 'entry_page' else 'arg_max'}(pathname, {{'t': ts_us, 'p': pathname}}) "
-          f"FILTER (WHERE event_name = 'pageview') AS {page}" for page in pages),
+        *(f"{PAGES[page]} FILTER (WHERE event_name = 'pageview') AS {page}" for page in pages),
         *(f"arg_min_null({col}, {order_key % col}) AS s_{col}" for col in attributes),
         *extras,
     ]
@@ -85,15 +96,26 @@ def ctes(gap_seconds: int, *, attributes: Sequence[str], flags: Sequence[Sql],
 
 # -- the stored relation ------------------------------------------------------------------------------
 #: Visit attributes every session row carries: the value on the session's first event.
+#: (``channel`` is computed from lake columns when read: queries/acquisition.py.)
 ATTRIBUTES: Final = ("referrer_source", "referrer", "utm_source", "utm_medium", "utm_campaign",
                      "utm_content", "utm_term", "browser", "browser_version", "os", "os_version",
-                     "device_type", "screen_size", "country_code", "region", "city")
+                     "device_type", "screen_size", "country_code", "region", "city", "channel")
 #: The columns of a session row and their types, in file order (the public Parquet contract,
 #: docs/storage.md).
 COLUMNS: Final = {"start_time": "TIMESTAMP", "duration_us": "BIGINT", "pageviews": "BIGINT",
                   "events": "BIGINT", "revenue": "DECIMAL(18,2)", "entry_page": "VARCHAR",
                   "exit_page": "VARCHAR", "visitor_keys": "UBIGINT[]",
-                  **{a: "VARCHAR" for a in ATTRIBUTES}}
+                  **{a: "VARCHAR" for a in ATTRIBUTES},
+                  "entry_page_hostname": "VARCHAR", "exit_page_hostname": "VARCHAR"}
+#: The format of stored session rows: part of every stored partition's fingerprint, so that files of
+#: an earlier format (other columns) are stale, never read, and built again. Format 1: up to mallard's
+#: schema version 2 (no ``channel``, ``entry_page_hostname``, ``exit_page_hostname``).
+FORMAT: Final = 2
+
+
+def version(gap_seconds: int) -> str:
+    """The version the fingerprint of sessions stored with this session window hashes."""
+    return f"{int(gap_seconds)}/format-{FORMAT}"
 
 
 def visitor_key(column: str) -> str:
@@ -117,14 +139,15 @@ def with_end_time(session_rows: Sql) -> Sql:
 
 def rows(gap_seconds: int, source: str = "scoped") -> tuple[list[tuple[str, Sql]], Sql]:
     """CTEs and the SELECT of full session rows (:data:`COLUMNS`) over ``source``'s events."""
-    with_ctes = ctes(gap_seconds, attributes=ATTRIBUTES, flags=(), pages=("entry_page", "exit_page"),
+    with_ctes = ctes(gap_seconds, attributes=ATTRIBUTES, flags=(), pages=tuple(PAGES),
                      extras=("max(ts_us) - min(ts_us) AS duration_us", "count(*) AS events",
                              "sum(revenue_amount)::DECIMAL(18,2) AS revenue",
                              f"list_sort(list(DISTINCT {visitor_key('visitor_id')})) AS visitor_keys"),
                      source=source)
     select = Sql("SELECT start AS start_time, duration_us, pageviews, events, revenue, entry_page, "
                  "exit_page, visitor_keys, "
-                 + ", ".join(f"s_{a} AS {a}" for a in ATTRIBUTES) + " FROM sessions")
+                 + ", ".join(f"s_{a} AS {a}" for a in ATTRIBUTES)
+                 + ", entry_page_hostname, exit_page_hostname FROM sessions")
     return with_ctes, select
 
 
@@ -132,4 +155,4 @@ def relation(gap_seconds: int, events: Sql) -> Sql:
     """One statement of the session rows of every event of ``events`` (a relation with the lake
     columns): the definition the stored relation must equal, used as the reference in tests."""
     with_ctes_, select = rows(gap_seconds)
-    return with_ctes([("scoped", events), *with_ctes_], select)
+    return with_ctes([("scoped", with_computed(events)), *with_ctes_], select)

@@ -32,6 +32,7 @@ import pyarrow.parquet as pq
 
 from ..store.derived import fingerprint
 from . import sessions as _sessions
+from .acquisition import with_computed
 from .sql import Sql, with_ctes
 
 if TYPE_CHECKING:
@@ -115,12 +116,13 @@ def gather(store: Store, reading: Reading, site: str, first: date, last: date, g
     wanted = set(_days(first - _DAY, last) if overlap else _days(first, last)) & present
     if overlap:  # sessions of earlier days that reach into the range (longer than a day)
         wanted |= {d for d, p in listing.items() if d < first and p.last >= first}
-    files, live = split(store, site, listing, wanted, gap_seconds, held)
+    version = _sessions.version(gap_seconds)
+    files, live = split(store, site, listing, wanted, version, held)
     table = None
     if live:
         reach = _midnight(first) if overlap else None
         cache_key = (site, frozenset(live), reach, frozenset(wanted - live), gap_seconds)
-        done = cache.get(cache_key, store, gap_seconds, held) if cache is not None else None
+        done = cache.get(cache_key, store, version, held) if cache is not None else None
         if done is None:
             done = compute(store, reading, site, live, gap_seconds, held=held, reach=reach,
                            exclude=frozenset(wanted - live))
@@ -131,7 +133,7 @@ def gather(store: Store, reading: Reading, site: str, first: date, last: date, g
 
 
 def split(store: Store, site: str, listing: Mapping[date, DerivedPartition], wanted: Iterable[date],
-          version: int, held: Iterable[date]) -> tuple[list[str], set[date]]:
+          version: int | str, held: Iterable[date]) -> tuple[list[str], set[date]]:
     """The ``wanted`` days' stored files that are fresh (in ``listing``, :func:`unchanged`), and the
     days to compute instead."""
     files: list[str] = []
@@ -205,7 +207,8 @@ class LiveCache:
                 self._facts.popitem(last=False)
         return value
 
-    def get(self, key: Hashable, store: Store, version: int, held: set[date]) -> Computed | None:
+    def get(self, key: Hashable, store: Store, version: int | str, held: set[date]
+            ) -> Computed | None:
         with self._lock:
             done = self._items.get(key)
         if done is None or not unchanged(store, done.site_id, done, version, held):
@@ -248,7 +251,7 @@ class _Derived(Protocol):
     def fingerprint(self) -> str: ...
 
 
-def unchanged(store: Store, site: str, rows: _Derived, version: int,
+def unchanged(store: Store, site: str, rows: _Derived, version: int | str,
               held: Iterable[date] = ()) -> bool:
     """The one freshness rule: ``rows`` may be served while the lake files of their days are those
     they were derived from (same fingerprint, with ``version``: the session window for sessions) and
@@ -294,7 +297,8 @@ def compute(store: Store, reading: Reading, site: str, days: set[date], gap_seco
         last, files = end.date(), (*files, *after)
     else:
         last = (end - _DAY).date()
-    return Computed(table, site, start.date(), last, files, fingerprint(files, gap_seconds))
+    return Computed(table, site, start.date(), last, files,
+                    fingerprint(files, _sessions.version(gap_seconds)))
 
 
 def _last_end(table: pa.Table) -> datetime | None:
@@ -317,8 +321,8 @@ def _run(reading: Reading, site: str, start: datetime, end: datetime, days: list
                           "start_time::DATE))", (_midnight(min(days)), reach, exclude))
     with reading(site, start.date(), (end - _DAY).date()) as reader:
         src, params = reader.source()
-        scoped = Sql(f"SELECT * FROM ({src}) WHERE site_id = ? AND timestamp >= ? AND timestamp < ?",
-                     (*params, site, start, end))
+        scoped = ("SELECT * FROM (" + with_computed(Sql(src, tuple(params)))
+                  + Sql(") WHERE site_id = ? AND timestamp >= ? AND timestamp < ?", (site, start, end)))
         body = Sql("SELECT * FROM (") + select + ") WHERE " + keep + " ORDER BY start_time, visitor_keys"
         sql = with_ctes([("scoped", scoped), *with_ctes_], body, inline=())
         return reader.execute(sql.text, sql.params), reader.files
@@ -332,7 +336,7 @@ def build(store: Store, site: str, day: date, gap_seconds: int) -> None:
     # The fingerprint hashes the files the computation saw: a file written since makes the partition
     # stale at once (rebuilt at the next pass), never served without its events.
     store.session_files.publish(site, day, _storage_order(done.table), done.files, done.first,
-                                done.last, gap_seconds)
+                                done.last, _sessions.version(gap_seconds))
 
 
 # A stored day's rows: bounces first, then grouped by place and client, a visitor's sessions together,
@@ -396,7 +400,7 @@ def build_settled(store: Store, gap_seconds: int, *, today: date | None = None,
                 if candidates is not None and day not in candidates.get(s, ()):
                     continue
                 part, rollup = listing.get(day), rolled.get(day)
-                stale = part is None or not unchanged(store, s, part, gap_seconds)
+                stale = part is None or not unchanged(store, s, part, _sessions.version(gap_seconds))
                 unrolled = rollup is None or not unchanged(store, s, rollup, rollups.VERSION)
                 if not (stale or unrolled):
                     continue

@@ -44,11 +44,12 @@ def _encoding(table: pa.Table, delta: tuple[str, ...]) -> dict[str, Any]:
             "column_encoding": dict.fromkeys(present, "DELTA_BINARY_PACKED")}
 
 
-def fingerprint(event_files: Iterable[str], version: int) -> str:
+def fingerprint(event_files: Iterable[str], version: int | str) -> str:
     """A stable hash (32 hex digits) of event file names (each with its partition directory) and of
-    ``version``, a number the derivation depends on (for sessions, their window in seconds)."""
+    ``version``, what the derivation depends on besides them (for sessions, their window in seconds
+    and their format; for rollups, their format)."""
     h = hashlib.blake2b(digest_size=16)
-    h.update(f"gap={int(version)}\0".encode())
+    h.update(f"gap={version}\0".encode())
     for name in sorted(_relative(f) for f in event_files):
         h.update(name.encode())
         h.update(b"\0")
@@ -102,7 +103,7 @@ class DerivedFiles:
         return out
 
     def publish(self, site_id: str, day: date, table: pa.Table, event_files: Iterable[str],
-                first: date, last: date, version: int) -> DerivedPartition | None:
+                first: date, last: date, version: int | str) -> DerivedPartition | None:
         """Write the rows of ``day`` derived from ``event_files`` (the files of days ``[first, last]``)
         with ``version`` (see :func:`fingerprint`), then delete the partition's older files.
 

@@ -16,7 +16,7 @@ from mallard.enrich import referrers
 from mallard.enrich.referrers import referrer_host, referrer_medium, referrer_source
 
 DIRECT = "(direct)"
-MEDIUMS = {"search", "social", "ai", "email", None}
+MEDIUMS = {"search", "social", "video", "shopping", "ai", "email", None}
 
 # --------------------------------------------------------------------------------------------
 # Known sources, one case per medium and per tricky host rule
@@ -64,8 +64,8 @@ KNOWN = [
     ("https://news.ycombinator.com/item?id=1", "Hacker News", "social"),
     ("https://github.com/org/repo", "GitHub", "social"),
     ("https://gitlab.com/org/repo", "GitLab", "social"),
-    ("https://m.youtube.com/watch?v=x", "YouTube", "social"),
-    ("https://youtu.be/x", "YouTube", "social"),
+    ("https://m.youtube.com/watch?v=x", "YouTube", "video"),
+    ("https://youtu.be/x", "YouTube", "video"),
     ("https://www.pinterest.co.uk/pin/1", "Pinterest", "social"),
     ("https://www.tiktok.com/@x", "TikTok", "social"),
     ("https://mastodon.social/@x", "Mastodon", "social"),
@@ -497,3 +497,19 @@ def test_oracle_never_contradicted() -> None:
         if medium is not None and medium != ORACLE_MEDIUMS.get(case["medium"]):
             contradictions.append((case["uri"], case["medium"], medium))
     assert contradictions == []
+
+
+@pytest.mark.parametrize(("tag", "source"), [
+    ("google", "Google"), ("GOOGLE", "Google"), ("ig", "Instagram"), ("adwords", "Google"),
+    ("yt-ads", "YouTube"), ("news.ycombinator.com", "Hacker News"), ("www.reddit.com", "Reddit"),
+    ("chatgpt.com", "ChatGPT"), ("Newsletter", "Newsletter"), ("partner.example", "partner.example"),
+])
+def test_tag_source(tag: str, source: str) -> None:
+    assert referrers.tag_source(tag) == source
+
+
+def test_visit_source_prefers_the_referrer() -> None:
+    assert referrers.visit_source("https://duckduckgo.com/", "a.example", "ig") == "DuckDuckGo"
+    assert referrers.visit_source(None, "a.example", "ig") == "Instagram"
+    assert referrers.visit_source("https://a.example/x", "a.example", "ig") == "Instagram"
+    assert referrers.visit_source(None, "a.example", None) == DIRECT

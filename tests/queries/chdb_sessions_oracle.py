@@ -6,8 +6,9 @@ a ``RANGE`` frame numbers the sessions (equal timestamps are peers, so they neve
 the smallest ``visitor_id_prev`` seen on that visitor id's events in scope, else the visitor id: one link
 of mallard's chain, enough for the generated clickstreams, which never chain two salt changes (the
 hand case test_session_across_two_midnights covers chains). Entry and exit pages are the session's first
-and last pageview by ``(timestamp, pathname)`` (``ROW_NUMBER``). Every value is bound as a ClickHouse
-query parameter.
+and last pageview by ``(timestamp, pathname)`` (``ROW_NUMBER``); the entry and exit hostnames are those
+pageviews' hosts (ties by hostname, a NULL host ranking after every other). Every value is bound as a
+ClickHouse query parameter.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from .chdb_flow_oracle import lake_glob
 
 _SESSIONS = """
 WITH scoped AS (
-    SELECT site_id, visitor_id, visitor_id_prev, event_name = 'pageview' AS is_pv, pathname,
+    SELECT site_id, visitor_id, visitor_id_prev, event_name = 'pageview' AS is_pv, pathname, hostname,
            toInt64(toUnixTimestamp64Micro(timestamp)) AS ts_us
     FROM file({glob:String}, Parquet)
     WHERE has(splitByChar(',', {sites:String}), site_id)
@@ -36,7 +37,7 @@ prev AS (
 ),
 actors AS (
     SELECT s.site_id AS site_id, s.ts_us AS ts_us, s.is_pv AS is_pv, s.pathname AS pathname,
-           coalesce(p.prev, s.visitor_id) AS actor
+           s.hostname AS hostname, coalesce(p.prev, s.visitor_id) AS actor
     FROM scoped AS s LEFT JOIN prev AS p ON s.site_id = p.sid AND s.visitor_id = p.vid
 ),
 flagged AS (
@@ -54,16 +55,19 @@ numbered AS (
 ranked AS (
     SELECT *,
            ROW_NUMBER() OVER (PARTITION BY site_id, actor, sess, is_pv
-                              ORDER BY ts_us ASC, pathname ASC) AS rn_first,
+                              ORDER BY ts_us ASC, pathname ASC, hostname ASC NULLS LAST) AS rn_first,
            ROW_NUMBER() OVER (PARTITION BY site_id, actor, sess, is_pv
-                              ORDER BY ts_us DESC, pathname DESC) AS rn_last
+                              ORDER BY ts_us DESC, pathname DESC, hostname DESC NULLS FIRST)
+                              AS rn_last
     FROM numbered
 ),
 all_sessions AS (
     SELECT site_id, actor, sess, min(ts_us) AS start_us, max(ts_us) - min(ts_us) AS dur_us,
            countIf(is_pv) AS pv,
            anyIf(toNullable(pathname), is_pv AND rn_first = 1) AS entry_page,
-           anyIf(toNullable(pathname), is_pv AND rn_last = 1) AS exit_page
+           anyIf(toNullable(pathname), is_pv AND rn_last = 1) AS exit_page,
+           anyIf(toNullable(hostname), is_pv AND rn_first = 1) AS entry_host,
+           anyIf(toNullable(hostname), is_pv AND rn_last = 1) AS exit_host
     FROM ranked
     GROUP BY site_id, actor, sess
 ),
@@ -82,7 +86,9 @@ SELECT site_id,
        avg(pv) AS avg_pages_per_session,
        countIf(pv = 1) / count() AS bounce_rate,
        sumMap(map(ifNull(entry_page, '(unknown)'), toUInt64(1))) AS entry_pages,
-       sumMap(map(ifNull(exit_page, '(unknown)'), toUInt64(1))) AS exit_pages
+       sumMap(map(ifNull(exit_page, '(unknown)'), toUInt64(1))) AS exit_pages,
+       sumMap(map(ifNull(entry_host, '(unknown)'), toUInt64(1))) AS entry_hosts,
+       sumMap(map(ifNull(exit_host, '(unknown)'), toUInt64(1))) AS exit_hosts
 FROM sessions
 GROUP BY site_id
 SETTINGS join_use_nulls = 1, session_timezone = 'UTC'
@@ -119,7 +125,7 @@ def _params(data_dir: Path, sites: Sequence[str], start: datetime, end: datetime
 
 @dataclass(frozen=True)
 class Figures:
-    """§5.1's figures of one site, and its visits per entry and exit page."""
+    """§5.1's figures of one site, and its visits per entry and exit page and their hostnames."""
 
     total_sessions: int = 0
     avg_session_duration_secs: float = 0.0
@@ -127,6 +133,8 @@ class Figures:
     bounce_rate: float = 0.0
     entry_pages: dict[str, int] = field(default_factory=dict)
     exit_pages: dict[str, int] = field(default_factory=dict)
+    entry_hosts: dict[str, int] = field(default_factory=dict)
+    exit_hosts: dict[str, int] = field(default_factory=dict)
 
 
 def figures(data_dir: Path, sites: Sequence[str], start: datetime, end: datetime,
@@ -136,7 +144,8 @@ def figures(data_dir: Path, sites: Sequence[str], start: datetime, end: datetime
     by_site = {str(r["site_id"]): Figures(
         int(r["total_sessions"]), float(r["avg_session_duration_secs"]), float(r["avg_pages_per_session"]),
         float(r["bounce_rate"]), {str(k): int(v) for k, v in r["entry_pages"].items()},
-        {str(k): int(v) for k, v in r["exit_pages"].items()}) for r in rows}
+        *({str(k): int(v) for k, v in r[key].items()}
+          for key in ("exit_pages", "entry_hosts", "exit_hosts"))) for r in rows}
     return {site: by_site.get(site, Figures()) for site in sites}
 
 

@@ -164,6 +164,11 @@ EVENT_TABLES: dict[str, dict[str, tuple[int, int, int]]] = {
         ("city", ("Berlin", "San Francisco", "(unknown)")), *NAMES]},
     "visit:os_version": {"6.1": (3, 6, 6), "10": (1, 2, 3), "11": (1, 3, 3), "17.4": (1, 0, 2)},
     "visit:device": {"desktop": (5, 11, 12), "mobile": (1, 0, 2)},
+    # A1 B C D start with a search engine (A1's utm_medium=email comes after search); A2 E1 E2 direct
+    "visit:channel": {"Organic Search": (5, 7, 10), "Direct": (2, 4, 4)},
+    # every page is on example.com; C has no pageview
+    **{f"visit:{end}_page_hostname": {"example.com": (5, 11, 12), "(unknown)": (1, 0, 2)}
+       for end in ("entry", "exit")},
 }
 
 # value → (visits, bounce_rate, visit_duration, views_per_visit) for the visit dimensions.
@@ -199,6 +204,10 @@ SESSION_TABLES: dict[str, dict[str, tuple[float, ...]]] = {
     "visit:os_version": {"6.1": FIREFOX_S, "10": (1, 0.0, 300.0, 2.0), "11": (2, 0.5, 0.0, 1.5),
                          "17.4": SAFARI_S},
     "visit:device": {"desktop": (6, 2 / 6, 3900 / 6, 11 / 6), "mobile": SAFARI_S},
+    "visit:channel": {"Organic Search": (4, 0.0, 4500 / 4, 7 / 4),  # A1 B C D
+                      "Direct": (3, 2 / 3, 0.0, 4 / 3)},  # A2 E1 E2
+    **{f"visit:{end}_page_hostname": {"example.com": (6, 2 / 6, 3900 / 6, 11 / 6),
+                                      "(unknown)": SAFARI_S} for end in ("entry", "exit")},
 }
 
 

@@ -4,6 +4,7 @@ page visits against ClickHouse window-function sessions run in chdb on the same 
 from __future__ import annotations
 
 import math
+import zlib
 from datetime import date, datetime, timedelta
 
 import pytest
@@ -30,6 +31,9 @@ def us(micros: int) -> datetime:
     return MIDNIGHT + timedelta(microseconds=micros)
 
 
+HOSTS = ("a.example", "b.example", None)
+
+
 def tracked(person: str, when: datetime, name: str = "pageview", path: str = "/", *, site: str = SITE,
             prev: bool = True) -> Event:
     """An event as the tracker stores it: the id is ``<person>-<UTC date>``; during the first session
@@ -37,8 +41,10 @@ def tracked(person: str, when: datetime, name: str = "pageview", path: str = "/"
     midnight = datetime.combine(when.date(), datetime.min.time())
     carries = prev and when - midnight <= timedelta(microseconds=GAP)
     day = when.date()
+    # the page's host: one of two, or none (a relative URL), mixed by person and time
+    host = HOSTS[zlib.crc32(f"{person}{when.isoformat()}".encode()) % len(HOSTS)]
     return Event(site_id=site, visitor_id=f"{person}-{day}", timestamp=when, event_name=name, pathname=path,
-                 visitor_id_prev=f"{person}-{day - timedelta(days=1)}" if carries else None)
+                 hostname=host, visitor_id_prev=f"{person}-{day - timedelta(days=1)}" if carries else None)
 
 
 def pages(q: Queries, site: str, rng: DateRange, dimension: str) -> dict[str, int]:
@@ -186,3 +192,5 @@ def test_matches_clickhouse_sessions(tmp_path_factory: pytest.TempPathFactory, o
             assert close(got[key], getattr(want, key)), (key, got, want)
         assert pages(q, site, rng, "visit:entry_page") == want.entry_pages
         assert pages(q, site, rng, "visit:exit_page") == want.exit_pages
+        assert pages(q, site, rng, "visit:entry_page_hostname") == want.entry_hosts
+        assert pages(q, site, rng, "visit:exit_page_hostname") == want.exit_hosts

@@ -25,6 +25,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -48,8 +49,11 @@ DAYS = [FIRST + timedelta(days=i) for i in range(6)]
 LAST = DAYS[-1]
 TODAY = LAST + timedelta(days=30)  # every day is settled
 POOLS: dict[str, list[str | None]] = {
-    "referrer_source": ["Google", "Bing", None], "referrer": ["https://a.example/x", None],
-    "utm_source": ["nl", "ads", None], "utm_medium": ["email", None], "utm_campaign": ["spring", None],
+    "referrer_source": ["Google", "Bing", "ChatGPT", "(direct)", None],
+    "referrer": ["https://a.example/x", None], "click_id": ["gclid", None, None],
+    "hostname": ["a.example", "b.example", None],
+    "utm_source": ["nl", "ads", None], "utm_medium": ["email", "cpc", None],
+    "utm_campaign": ["spring", None],
     "utm_content": ["banner", None], "utm_term": ["ducks", None], "browser": ["Chrome", "Firefox"],
     "browser_version": ["120.0", "121.0"], "os": ["Linux", "iOS"], "os_version": ["17", None],
     "device_type": ["desktop", "mobile"], "screen_size": ["1920", "390", None],
@@ -218,13 +222,18 @@ def test_stored_sessions_equal_the_raw_answer(workdir: Path, first: list[Event],
         store.close()
 
 
+def _fixed_traffic(minutes: tuple[int, ...], n: int) -> list[Event]:
+    """One person per start (minutes from the second day's midnight), ``n`` events 20 minutes apart,
+    cycling through names, paths and every pool of attributes."""
+    starts = [datetime.combine(DAYS[1], datetime.min.time()) + timedelta(minutes=m) for m in minutes]
+    return [_event(f"v{i}", t + timedelta(minutes=j * 20), NAMES[(i + j) % 4], PATHS[j % 4],
+                   {k: v[(i + j) % len(v)] for k, v in POOLS.items()}, bool(i % 2))
+            for i, t in enumerate(starts) for j in range(n)]
+
+
 def test_every_visit_dimension(workdir: Path) -> None:
     """All visit dimensions at once, on fixed traffic: stored and raw answers agree."""
-    hours = [datetime.combine(DAYS[1], datetime.min.time()) + timedelta(minutes=m)
-             for m in (-20, -5, 10, 50, 600, 1430)]
-    events = [_event(f"v{i}", t + timedelta(minutes=j * 20), NAMES[(i + j) % 4], PATHS[j % 4],
-                     {k: v[(i + j) % len(v)] for k, v in POOLS.items()}, bool(i % 2))
-              for i, t in enumerate(hours) for j in range(4)]
+    events = _fixed_traffic((-20, -5, 10, 50, 600, 1430), 4)
     store = Store(workdir / "data")
     try:
         store.write_batch(events)()
@@ -315,3 +324,33 @@ def test_an_unreadable_sessions_file_is_not_fatal(workdir: Path, read_only: bool
         assert victim.exists() == read_only
     finally:
         reader.close()
+
+
+def test_sessions_stored_in_the_previous_format_are_rebuilt(workdir: Path) -> None:
+    """Sessions files of the previous format (format 1: no ``channel``, ``entry_page_hostname``,
+    ``exit_page_hostname``; a fingerprint of the files and the window alone, as the previous version
+    wrote them) are never read: queries compute their days from events, and a build pass replaces them
+    with files of the current format."""
+    events = _fixed_traffic((-20, 10, 600, 1430), 3)
+    store = Store(workdir / "data")
+    try:
+        store.write_batch(events)()
+        days = store.lake.dates(SITE)
+        for day in days:  # what the previous version stored
+            done = stored.compute(store, store.reading, SITE, {day}, GAP_S)
+            old = done.table.drop_columns(["channel", "entry_page_hostname", "exit_page_hostname"])
+            assert store.session_files.publish(SITE, day, old, done.files, done.first, done.last, GAP_S)
+        assert set(store.session_files.listing(SITE)) == set(days)
+        rows, used = _rows_gathered(store)
+        assert used.live_days == set(days), "a file of the previous format was read"
+        assert rows == _rows_by_definition(store)
+        _check(store, workdir, "previous format", ["visit:channel", "visit:entry_page_hostname",
+                                                   "visit:exit_page_hostname", "visit:source"])
+        assert stored.build_settled(store, GAP_S, today=TODAY, budget_secs=60).built == len(days)
+        rows, used = _rows_gathered(store)
+        assert not used.live_days and rows == _rows_by_definition(store)
+        for part in store.session_files.listing(SITE).values():
+            assert {"channel", "entry_page_hostname", "exit_page_hostname"} <= set(
+                pq.read_schema(part.path).names)
+    finally:
+        store.close()
