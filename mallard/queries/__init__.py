@@ -116,12 +116,16 @@ class Queries:
         if series:  # zero-fill the whole range first, then page through it
             page = (query.offset, query.limit)
             query = replace(query, limit=None, offset=0)
-        rows = self._execute(resolve_goals(query, lambda: self.goals.list(query.site_id),
-                                           lambda i: self.goals.segment(query.site_id, i)))
+        resolved = resolve_goals(query, lambda: self.goals.list(query.site_id),
+                                 lambda i: self.goals.segment(query.site_id, i))
+        rows = self._execute(resolved)
         names = [*query.dimensions, *query.metrics]
         out = [dict(zip(names, r[:-1], strict=True)) for r in rows]
         warnings = finish_revenue(out, query.metrics, currency_of_rows(query, self.goals))
         total = rows[0][-1] if rows else 0
+        if not rows and query.offset:  # paged past the end: the row count is still the whole's
+            first = self._execute(replace(resolved, offset=0, limit=1))
+            total = first[0][-1] if first else 0
         if series:
             out = self._zero_fill(query, out)
             total = len(out)

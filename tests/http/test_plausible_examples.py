@@ -1,7 +1,7 @@
-"""The Stats API v2 documentation examples that use Plausible's value vocabulary (country-and-city,
-filtering-basics, timeseries by ``["GNU/Linux", "Mac"]``), sent to a real ``mallard serve`` over HTTP,
-answer 200 with the numbers plain SQL (DuckDB) gives over the Parquet that ``track()`` wrote with real
-User-Agents (tests/queries/plausible_traffic.py).
+"""The Stats API v2 documentation examples, sent to a real ``mallard serve`` over HTTP, answer 200 with the
+numbers plain SQL (DuckDB) gives over the Parquet that ``track()`` wrote with real User-Agents
+(tests/queries/plausible_traffic.py). The four that need goals and segments (behavioral-filters,
+filtering-by-segment, revenue-metrics, revenue-warning) are in tests/queries/test_plausible_goal_examples.py.
 
 The request bodies are those of Plausible's documentation; only ``site_id`` matters here.
 """
@@ -34,6 +34,29 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "timeseries": {
         "site_id": SITE, "metrics": ["visitors", "events"], "date_range": "7d",
         "filters": [["is", "visit:os", ["GNU/Linux", "Mac"]]], "dimensions": ["time:day"]},
+    "aggregate": {"site_id": SITE, "metrics": ["visitors", "events"], "date_range": "7d"},
+    "custom-date-range": {"site_id": SITE, "metrics": ["visitors"],
+                          "date_range": ["2024-08-01", "2024-08-15"]},
+    "custom-properties": {
+        "site_id": SITE, "metrics": ["visitors"], "date_range": "7d",
+        "dimensions": ["time:day", "event:props:is_customer"],
+        "order_by": [["time:day", "asc"], ["event:props:is_customer", "desc"]]},
+    "filtering-case-insensitive": {
+        "site_id": SITE, "metrics": ["visitors"], "date_range": "7d",
+        "filters": [["contains", "event:page", ["blog"], {"case_sensitive": False}]]},
+    "imports": {"site_id": SITE, "metrics": ["visitors"], "date_range": "all",
+                "dimensions": ["visit:source"], "include": {"imports": True}},
+    "imports-bad-filter": {"site_id": SITE, "metrics": ["visitors"], "date_range": "all",
+                           "dimensions": ["visit:source"],
+                           "filters": [["is", "visit:country_name", ["Estonia"]]],
+                           "include": {"imports": True}},
+    "pagination": {"site_id": SITE, "metrics": ["visitors", "events", "pageviews"], "date_range": "7d",
+                   "dimensions": ["visit:utm_medium", "visit:utm_source"], "include": {"total_rows": True},
+                   "pagination": {"limit": 3, "offset": 1}},
+    "time-labels": {"site_id": SITE, "metrics": ["visitors"], "date_range": "day",
+                    "dimensions": ["time:hour"], "include": {"time_labels": True}},
+    "utm": {"site_id": SITE, "metrics": ["visitors", "events", "pageviews"], "date_range": "7d",
+            "dimensions": ["visit:utm_medium", "visit:utm_source"]},
 }
 
 # Each visitor of this traffic has one session (one day, minutes apart): a visit attribute is the value
@@ -42,7 +65,9 @@ FIRST = """
 WITH ev AS (SELECT * FROM read_parquet(?, hive_partitioning = true)
             WHERE site_id = ? AND timestamp::DATE BETWEEN ?::DATE AND ?::DATE),
 first AS (SELECT visitor_id, arg_min(utm_campaign, timestamp) AS campaign, count(*) FILTER (
-            WHERE event_name = 'pageview') AS pageviews FROM ev GROUP BY visitor_id)
+            WHERE event_name = 'pageview') AS pageviews, arg_min(CASE referrer_source WHEN '(direct)'
+            THEN 'Direct / None' ELSE referrer_source END, timestamp) AS source, arg_min(utm_medium,
+            timestamp) AS medium, arg_min(utm_source, timestamp) AS utm_source FROM ev GROUP BY visitor_id)
 """
 
 
@@ -102,3 +127,83 @@ def test_timeseries_by_linux_and_mac(server: Live) -> None:
     first, last = date.fromisoformat(params[2]), date.fromisoformat(params[3])
     days = [(first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
     assert body["results"] == [{"dimensions": [day], "metrics": by_day.get(day, [0, 0])} for day in days]
+
+
+def test_aggregate(server: Live) -> None:
+    body, params = ask(server, "aggregate")
+    [(visitors, events)] = rows("SELECT count(DISTINCT visitor_id), count(*) FROM ev", params)
+    assert visitors > 0
+    assert body["results"] == [{"dimensions": [], "metrics": [visitors, events]}]
+
+
+def test_custom_date_range(server: Live) -> None:
+    """The documentation's dates (August 2024) hold none of this traffic, and say so."""
+    body, params = ask(server, "custom-date-range")
+    assert params[2:] == ["2024-08-01", "2024-08-15"]
+    [(visitors,)] = rows("SELECT count(DISTINCT visitor_id) FROM ev", params)
+    assert body["results"] == [{"dimensions": [], "metrics": [visitors]}] and visitors == 0
+
+
+def test_custom_properties(server: Live) -> None:
+    """No event carries is_customer: every visitor of a day is in its '(none)' row."""
+    body, params = ask(server, "custom-properties")
+    expected = [{"dimensions": [day.isoformat(), "(none)"], "metrics": [visitors]}
+                for day, visitors in rows("SELECT timestamp::DATE AS d, count(DISTINCT visitor_id) FROM ev "
+                                          "WHERE json_extract_string(props, '$.is_customer') IS NULL "
+                                          "GROUP BY d ORDER BY d", params)]
+    assert len(expected) >= 3 and body["results"] == expected
+
+
+def test_filtering_case_insensitive(server: Live) -> None:
+    body, params = ask(server, "filtering-case-insensitive")
+    [(visitors,)] = rows("SELECT count(DISTINCT visitor_id) FROM ev WHERE contains(lower(pathname), 'blog')",
+                         params)
+    assert body["results"] == [{"dimensions": [], "metrics": [visitors]}]
+    # the same filter on a page this traffic has, written in capitals
+    other = {**EXAMPLES["filtering-case-insensitive"],
+             "filters": [["contains", "event:page", ["DOCS"], {"case_sensitive": False}]]}
+    response = httpx.post(server.base + "/api/v2/query", json=other, timeout=30)
+    [(docs,)] = rows("SELECT count(DISTINCT visitor_id) FROM ev WHERE contains(lower(pathname), 'docs')",
+                     params)
+    assert docs > 0 and response.json()["results"] == [{"dimensions": [], "metrics": [docs]}]
+
+
+@pytest.mark.parametrize("name", ["imports", "imports-bad-filter"])
+def test_imports(server: Live, name: str) -> None:
+    """mallard has no imported data: the answer says so and counts its own events by source."""
+    body, params = ask(server, name)
+    assert body["meta"]["imports_included"] is False
+    where = "WHERE country_code = 'EE'" if name == "imports-bad-filter" else ""
+    expected = {source: visitors for source, visitors in rows(
+        f"SELECT f.source, count(DISTINCT visitor_id) FROM ev JOIN first f USING (visitor_id) {where} "
+        "GROUP BY 1", params)}
+    assert expected and {r["dimensions"][0]: r["metrics"][0] for r in body["results"]} == expected
+
+
+@pytest.mark.parametrize("name", ["utm", "pagination"])
+def test_utm_and_pagination(server: Live, name: str) -> None:
+    body, params = ask(server, name)
+    groups = sorted(((medium or "(not set)", source or "(not set)"), [visitors, events, pageviews])
+                    for medium, source, visitors, events, pageviews in rows(
+                        "SELECT f.medium, f.utm_source, count(DISTINCT visitor_id), count(*), count(*) "
+                        "FILTER (WHERE event_name = 'pageview') FROM ev JOIN first f USING (visitor_id) "
+                        "GROUP BY 1, 2", params))
+    got = [(tuple(r["dimensions"]), r["metrics"]) for r in body["results"]]
+    if name == "pagination":
+        assert body["meta"]["total_rows"] == len(groups)
+        assert len(got) == max(0, min(3, len(groups) - 1))
+        assert all(row in groups for row in got)
+    else:
+        assert sorted(got) == groups
+
+
+def test_time_labels(server: Live) -> None:
+    """Today in hours: 24 labels in meta, one row per hour, each with SQL's count (this traffic is older)."""
+    body, params = ask(server, "time-labels")
+    day = params[2]
+    labels = [f"{day} {h:02d}:00:00" for h in range(24)]
+    assert body["meta"]["time_labels"] == labels
+    counts = dict(rows("SELECT strftime(date_trunc('hour', timestamp), '%Y-%m-%d %H:00:00'), "
+                       "count(DISTINCT visitor_id) FROM ev GROUP BY 1", params))
+    got = {r["dimensions"][0]: r["metrics"][0] for r in body["results"]}
+    assert set(got) <= set(labels) and all(got[k] == counts.get(k, 0) for k in got)
