@@ -15,7 +15,7 @@ from typing import Any, Final, NamedTuple, TypeAlias
 
 from .errors import ConfigurationError, InvalidEventError
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 
 
 class Column(NamedTuple):
@@ -61,6 +61,13 @@ COLUMNS: Final[tuple[Column, ...]] = (
     Column("visitor_id_prev", "VARCHAR", True, "Visitor id under the previous salt, set only "
            "during the first session window after a salt change (joins midnight-crossing "
            "sessions)"),
+    # -- added by mallard (schema version 3): engagement, nullable, appended ------------------------
+    Column("scroll_depth", "SMALLINT", True, "On an `engagement` row: the deepest scroll of the page "
+           "view, percent 0-100 (NULL: not reported)"),
+    Column("engagement_ms", "BIGINT", True, "On an `engagement` row: milliseconds the page was "
+           "visible and engaged since the previous report (NULL: not reported)"),
+    Column("interactive", "BOOLEAN", True, "`false` for a custom event sent as non-interactive "
+           "(Plausible's `i: false`); NULL otherwise"),
 )
 
 COLUMN_NAMES: Final[tuple[str, ...]] = tuple(c.name for c in COLUMNS)
@@ -96,6 +103,9 @@ class Event(NamedTuple):
     revenue_currency: str | None = None
     user_id: str | None = None
     visitor_id_prev: str | None = None
+    scroll_depth: int | None = None
+    engagement_ms: int | None = None
+    interactive: bool | None = None
 
 
 #: An event as the buffer holds it: a plain tuple in :class:`Event`'s field order (an Event is one).
@@ -104,6 +114,9 @@ class Event(NamedTuple):
 #: untracked at its first collection. Buffered events would otherwise make the host's collections slow.
 Row: TypeAlias = tuple[Any, ...]
 SITE_ID: Final = Event._fields.index("site_id")
+#: The name of Plausible's engagement events: not events of their own, but reports on the page view they
+#: follow (scroll depth, engaged time). Analyses read them only for ``scroll_depth`` and ``time_on_page``.
+ENGAGEMENT: Final = "engagement"
 TIMESTAMP: Final = Event._fields.index("timestamp")
 
 

@@ -26,6 +26,7 @@ from typing import Any, Final, NamedTuple
 
 import orjson
 
+from . import engagement
 from .enrich.geo import NO_LOCATION, GeoLookup, Location
 from .enrich.redact import Redactor
 from .enrich.referrers import referrer_source as _referrer_source
@@ -233,6 +234,10 @@ class Tracker:
             raise InvalidEventError(f"screen_width must be a whole number from 0 to {_MAX_WIDTH}",
                                     code="invalid_field")
         d.site = _valid_site_id(raw.site)
+        v = d.values
+        v["scroll_depth"], v["engagement_ms"] = engagement.values(raw.name, raw.scroll_depth,
+                                                                  raw.engagement_ms)
+        v["interactive"] = False if raw.interactive is False else None
         ts = raw.timestamp
         if ts is None:
             ts = d.now
