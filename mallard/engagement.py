@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from .errors import InvalidEventError
+from .payload import RawEvent
 
 NAME: Final = "engagement"
 MAX_ENGAGEMENT_MS: Final = 30 * 24 * 3600 * 1000
@@ -48,18 +49,19 @@ def engagement_ms(value: Any) -> int | None:
     return ms
 
 
-def values(name: str, sd: Any, e: Any) -> tuple[int | None, int | None]:
-    """The (scroll_depth, engagement_ms) an event named ``name`` stores: both None but for an
-    engagement event.
+def values(raw: RawEvent) -> tuple[int | None, int | None, bool | None]:
+    """The (scroll_depth, engagement_ms, interactive) ``raw`` stores: the first two are None but for an
+    engagement event; ``interactive`` is False for a non-interactive event, else None.
 
     Raises:
         InvalidEventError: ``invalid_engagement`` for an engagement event with neither value.
     """
-    if name != NAME:
-        return None, None
-    depth, ms = scroll_depth(sd), engagement_ms(e)
+    interactive = False if raw.interactive is False else None
+    if raw.name != NAME:
+        return None, None, interactive
+    depth, ms = scroll_depth(raw.scroll_depth), engagement_ms(raw.engagement_ms)
     if depth is None and ms is None:
         raise InvalidEventError(
             "An engagement event must carry a whole number in 'sd' (scroll depth, percent) or in 'e' "
             f"(engaged milliseconds, under {MAX_ENGAGEMENT_MS}).", code="invalid_engagement")
-    return depth, ms
+    return depth, ms, interactive

@@ -234,10 +234,7 @@ class Tracker:
             raise InvalidEventError(f"screen_width must be a whole number from 0 to {_MAX_WIDTH}",
                                     code="invalid_field")
         d.site = _valid_site_id(raw.site)
-        v = d.values
-        v["scroll_depth"], v["engagement_ms"] = engagement.values(raw.name, raw.scroll_depth,
-                                                                  raw.engagement_ms)
-        v["interactive"] = False if raw.interactive is False else None
+        d.values["scroll_depth"], d.values["engagement_ms"], d.values["interactive"] = engagement.values(raw)
         ts = raw.timestamp
         if ts is None:
             ts = d.now

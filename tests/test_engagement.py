@@ -61,7 +61,8 @@ def test_engagement_event_is_stored_with_its_values(m: mallard.Mallard) -> None:
 
 
 def test_engagement_event_is_not_counted_as_an_event(m: mallard.Mallard) -> None:
-    """events, the event:name breakdown, visits, duration, exits and funnels ignore the report."""
+    """events, the event:name breakdown, visits, duration, funnels, sequences, flows and the raw export
+    ignore the report."""
     one_visit(m)
     q = m.queries
     main = q.query(SITE, metrics=["visitors", "pageviews", "events", "visits", "visit_duration",
@@ -73,6 +74,8 @@ def test_engagement_event_is_not_counted_as_an_event(m: mallard.Mallard) -> None
     assert q.sessions(SITE, **DAY)["total_sessions"] == 1
     funnel = q.funnel(SITE, ["page:/post", "event:engagement"], **DAY)
     assert [s["visitors"] for s in funnel.to_dict()["steps"]] == [1, 0]
+    assert q.sequences(SITE, ["page:/post", "event:engagement"], **DAY)["converting_visitors"] == 0
+    assert q.flow(SITE, "/post", **DAY).to_dict()["exits"] == 1
     raw = q.export(SITE, kind="raw", **DAY)
     assert [r["event_name"] for r in raw.rows] == ["pageview"]
 
