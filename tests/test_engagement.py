@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import orjson
 import pytest
 
 import mallard
 from mallard.errors import InvalidEventError
+from mallard.http.api import Request
 
 from .conftest import FrozenClock
 
@@ -176,3 +178,20 @@ def test_engagement_metrics_need_a_page_and_no_attribution(m: mallard.Mallard, e
                                                            words: str) -> None:
     with pytest.raises(mallard.InvalidQueryError, match=words):
         m.queries.query(SITE, metrics=["scroll_depth"], **DAY, **extra)
+
+
+def test_v1_time_on_page_reads_the_engagement_reports(engaged: mallard.Mallard) -> None:
+    """Plausible's v1 aggregate and breakdown answer time_on_page by page (it was a 400)."""
+    api = engaged.http_api()
+
+    def get(path: str, query: str) -> tuple[int, Any]:
+        r = api.handle(Request("GET", f"/api/v1/stats/{path}", f"site_id={SITE}&period=day&date=2024-05-01&"
+                               + query, {"host": "127.0.0.1:8000"}, client="127.0.0.1"))
+        return r.status, orjson.loads(r.body)
+
+    assert get("aggregate", "metrics=time_on_page&filters=event:page==/blog") == (
+        200, {"results": {"time_on_page": {"value": 18}}})
+    status, body = get("breakdown", "property=event:page&metrics=visitors,time_on_page")
+    assert status == 200 and body["results"] == [{"page": "/blog", "visitors": 3, "time_on_page": 18},
+                                                 {"page": "/about", "visitors": 1, "time_on_page": 90}]
+    assert get("aggregate", "metrics=time_on_page")[0] == 400
