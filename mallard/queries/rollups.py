@@ -44,7 +44,7 @@ __all__ = ["COLUMNS", "DIMENSIONS", "METRICS", "VERSION", "RollupRows", "build",
            "for_query", "rows"]
 
 #: Part of every rollup file's fingerprint: a change of the columns or their meaning makes old files stale.
-VERSION: Final = 2  # 2: engagement rows left out
+VERSION: Final = 1
 _DAY: Final = timedelta(days=1)
 _MICROSECOND: Final = timedelta(microseconds=1)
 
