@@ -154,9 +154,10 @@ def test_scroll_depth_and_time_on_page_by_page_match_sql_over_the_parquet(engage
 
 def test_engagement_metrics_with_an_event_page_filter(engaged: mallard.Mallard) -> None:
     q = engaged.queries
-    total = q.query(SITE, metrics=["scroll_depth", "time_on_page", "pageviews"],
+    total = q.query(SITE, metrics=["scroll_depth", "time_on_page", "pageviews", "visits"],
                     filters=[["is", "event:page", ["/blog"]]], **DAY).rows
-    assert total == [{"scroll_depth": 62, "time_on_page": 18, "pageviews": 7}]
+    # visits: A, B and C's two (its pageviews two hours apart); the reports never extend a visit
+    assert total == [{"scroll_depth": 62, "time_on_page": 18, "pageviews": 7, "visits": 4}]
     series = q.query(SITE, metrics=["scroll_depth"], dimensions=["time:day"],
                      filters=[["is", "event:page", ["/about"]]], start_date="2024-04-30",
                      end_date="2024-05-01").rows
