@@ -20,7 +20,7 @@ import pytest
 import mallard
 from mallard.errors import InvalidEventError
 from mallard.http.api import Request
-from mallard.store import derived
+from mallard.store import derived, spool
 
 from .conftest import FrozenClock
 
@@ -208,3 +208,10 @@ def test_partitions_derived_before_engagement_was_left_out_are_stale() -> None:
     before.update(b"gap=1800\0")
     before.update(b"date=2024-05-01/a.parquet\0")  # the formula of schema version 2
     assert derived.fingerprint(names, 1800) != before.hexdigest()
+
+
+def test_the_spool_journal_keeps_the_engagement_columns() -> None:
+    """An accepted engagement report survives a crash: the journal line holds its values."""
+    event = mallard.Event(SITE, "v" * 64, T0, "engagement", "/post", scroll_depth=80, engagement_ms=40_000,
+                          interactive=False)
+    assert spool.decode(spool.encode(event)) == event
