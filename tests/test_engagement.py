@@ -82,6 +82,7 @@ def test_engagement_event_is_not_counted_as_an_event(m: mallard.Mallard) -> None
     assert q.flow(SITE, "/post", **DAY).to_dict()["exits"] == 1
     raw = q.export(SITE, kind="raw", **DAY)
     assert [r["event_name"] for r in raw.rows] == ["pageview"]
+    assert "scroll_depth" not in raw.columns and "interactive" in raw.columns
 
 
 # -- i: false -----------------------------------------------------------------------------------------
