@@ -341,17 +341,22 @@ class Mallard:
               screen_width: int | None = None, props: Mapping[str, Any] | str | None = None,
               revenue: float | str | None = None, currency: str | None = None,
               user_id: str | int | None = None, timestamp: datetime | None = None,
-              headers: Mapping[str, str] | None = None) -> Outcome:
+              headers: Mapping[str, str] | None = None, scroll_depth: int | None = None,
+              engagement_ms: int | None = None, interactive: bool = True) -> Outcome:
         """Record one event from server-side code.
 
         Never raises on bad input unless ``strict`` is set: the returned :class:`Outcome` says whether
         the event was accepted, and why not. ``user_id`` is stored only as a keyed pseudonym.
+        ``scroll_depth`` and ``engagement_ms`` are the values of an ``engagement`` event (one of them is
+        required for it, see docs/concepts.md); ``interactive=False`` marks a custom event that must
+        not count as an interaction (Plausible's ``{interactive: false}``).
         """
         try:
             raw = RawEvent(site=site, name=name, url=url, referrer=referrer,
                            screen_width=screen_width, props=props, revenue=revenue,
                            currency=currency, user_id=None if user_id is None else str(user_id),
-                           timestamp=timestamp)
+                           timestamp=timestamp, scroll_depth=scroll_depth,
+                           engagement_ms=engagement_ms, interactive=None if interactive else False)
             if headers is not None:
                 ctx = ClientContext.from_headers({k.lower(): v for k, v in headers.items()}, ip)
                 if user_agent is not None:

@@ -68,6 +68,12 @@ COLUMNS: Final[tuple[Column, ...]] = (
     Column("channel", "VARCHAR", True, "Acquisition channel (Organic Search, Paid Social, AI "
            "Assistants, …) from the source, UTM tags and click id; NULL in files written before "
            "version 3, where queries compute it"),
+    Column("scroll_depth", "SMALLINT", True, "On an `engagement` row: the deepest scroll of the page "
+           "view, percent 0-100 (NULL: not reported)"),
+    Column("engagement_ms", "BIGINT", True, "On an `engagement` row: milliseconds the page was "
+           "visible and engaged since the previous report (NULL: not reported)"),
+    Column("interactive", "BOOLEAN", True, "`false` for a custom event sent as non-interactive "
+           "(Plausible's `i: false`); NULL otherwise"),
 )
 
 COLUMN_NAMES: Final[tuple[str, ...]] = tuple(c.name for c in COLUMNS)
@@ -105,6 +111,9 @@ class Event(NamedTuple):
     visitor_id_prev: str | None = None
     click_id: str | None = None
     channel: str | None = None
+    scroll_depth: int | None = None
+    engagement_ms: int | None = None
+    interactive: bool | None = None
 
 
 #: An event as the buffer holds it: a plain tuple in :class:`Event`'s field order (an Event is one).
@@ -113,6 +122,9 @@ class Event(NamedTuple):
 #: untracked at its first collection. Buffered events would otherwise make the host's collections slow.
 Row: TypeAlias = tuple[Any, ...]
 SITE_ID: Final = Event._fields.index("site_id")
+#: The name of Plausible's engagement events: not events of their own, but reports on the page view they
+#: follow (scroll depth, engaged time). Analyses read them only for ``scroll_depth`` and ``time_on_page``.
+ENGAGEMENT: Final = "engagement"
 TIMESTAMP: Final = Event._fields.index("timestamp")
 
 

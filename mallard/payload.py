@@ -8,7 +8,9 @@ Accepted, in one JSON object or a JSON array of them (batch):
   scripts post to mallard unchanged; ``domain`` may list several sites separated by commas.
 
 ``h: 1`` (also mallard.js's, with ``data-hash``) marks a page using hash-based routing: the URL's
-``#fragment`` is then part of the stored path. Other keys (Plausible's ``v``, ``i``) are ignored.
+``#fragment`` is then part of the stored path. ``sd`` (scroll depth, percent) and ``e`` (engaged
+milliseconds) are the values of an ``engagement`` event; ``i: false`` marks a custom event as
+non-interactive. Other keys (Plausible's ``v``) are ignored.
 
 Only the shape is checked here (types, required keys); the meaning is checked by the tracker.
 
@@ -55,6 +57,9 @@ class RawEvent:
     user_id: str | None = None
     timestamp: datetime | None = None
     hash_mode: bool = False
+    scroll_depth: Any = None  # sd: checked by the tracker (engagement events only)
+    engagement_ms: Any = None  # e: likewise
+    interactive: bool | None = None  # False for ``i: false``
 
 
 def _bytes(text: str) -> int:
@@ -156,9 +161,11 @@ def from_mapping(obj: object) -> list[RawEvent]:
             currency = plausible_revenue.get("currency", currency)
     width = _width(obj)
     hash_mode = _first(obj, "h", "hashMode") in (1, "1")  # Plausible's hash-based routing (1 or true)
+    interactive = False if obj.get("i", obj.get("interactive")) in (False, 0, "false") else None
     assert sites is not None and name is not None and url is not None
     site_list = _split_sites(sites) if "," in sites else (sites,)
-    return [RawEvent(site, name, url, referrer, width, props, revenue, currency, hash_mode=hash_mode)
+    return [RawEvent(site, name, url, referrer, width, props, revenue, currency, hash_mode=hash_mode,
+                     scroll_depth=obj.get("sd"), engagement_ms=obj.get("e"), interactive=interactive)
             for site in site_list]
 
 

@@ -27,6 +27,7 @@ from typing import Any, Final, NamedTuple
 
 import orjson
 
+from . import engagement
 from .enrich.channels import channel, landing
 from .enrich.geo import NO_LOCATION, GeoLookup, Location
 from .enrich.redact import Redactor
@@ -236,6 +237,7 @@ class Tracker:
             raise InvalidEventError(f"screen_width must be a whole number from 0 to {_MAX_WIDTH}",
                                     code="invalid_field")
         d.site = _valid_site_id(raw.site)
+        d.values["scroll_depth"], d.values["engagement_ms"], d.values["interactive"] = engagement.values(raw)
         ts = raw.timestamp
         if ts is None:
             ts = d.now

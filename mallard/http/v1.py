@@ -9,7 +9,8 @@ as Plausible's.
 Where this differs from Plausible, on purpose: a filter clause that cannot be read, or a country code
 that is not two letters, is a 400 (Plausible drops the clause silently); ``visit:x!=a|b`` excludes every
 listed value (Plausible ignores the ``!``); ``compare`` other than ``previous_period`` is a 400;
-``time_on_page`` is a 400 (mallard keeps no engagement time yet).
+``time_on_page`` is computed from Plausible's engagement reports (needs ``event:page``, see
+docs/concepts.md), not from the time between pageviews as v1 did.
 """
 
 from __future__ import annotations
@@ -116,9 +117,6 @@ def _metrics(request: Request, filters: Filter | None, dims: Sequence[str]) -> l
         if name not in V1_METRICS:
             raise InvalidQueryError(f"Unknown metric {name!r}. v1 metrics: {', '.join(V1_METRICS)}.",
                                     code="invalid_metric")
-        if name == "time_on_page":
-            raise InvalidQueryError("time_on_page is not available: mallard records no time on page "
-                                    "yet.", code="invalid_metric")
         if name == "conversion_rate" and "event:goal" not in (*dims, *filtered):
             raise InvalidQueryError("conversion_rate needs an event:goal filter or an event:goal "
                                     "breakdown.", code="invalid_metric")
@@ -299,7 +297,7 @@ def breakdown(api: Api, request: Request, params: dict[str, str]) -> Response:
         # has a value: NULL under either vocabulary's name for it
         present = condition("is_not", name, sorted(NULL_VALUES | {NOT_SET}))
         filters = present if filters is None else Logic("and", (filters, present))
-    order_metric = next(m for m in metrics if m != "time_on_page")
+    order_metric = next((m for m in metrics if m != "time_on_page"), metrics[0])
     order = [[_engine(order_metric, dims), "desc"], *([d, "asc"] for d in dims)]
     rows = _rows(api, site, rng, metrics, dims, filters, order_by=order, limit=limit, offset=offset)
     results = [{**{_key(d): v for d, v in zip(dims, values, strict=True)}, **figures}

@@ -26,7 +26,7 @@ from ..errors import InvalidQueryError, StorageError
 from ..events import SITE_ID
 from ..goals import Goals
 from ..settings import Settings
-from . import rollups
+from . import engagement, rollups
 from .access import Access
 from .acquisition import with_computed
 from .buckets import bucket_labels
@@ -329,12 +329,15 @@ class Queries:
     def sql(self, text: str, params: Sequence[object] = (), *, site: str | None = None) -> pa.Table:
         """Run your own SQL over a relation ``events`` (the whole lake, or one site) → Arrow table.
 
+        ``events`` holds every stored row, Plausible's ``engagement`` reports included (filter on
+        ``event_name <> 'engagement'`` for the events that analyses count).
+
         **Usage**: ``q.sql("SELECT pathname, count(*) FROM events GROUP BY ALL")``.
         """
         if site is not None:
             check_site(site)
         with self._reader(site, None, None) as reader:
-            src, src_params = reader.source()
+            src, src_params = reader.source("all")
             # The caller's statement runs as a subquery, so it may have its own WITH clause.
             try:
                 return reader.execute(f"WITH events AS ({src}) SELECT * FROM ({text})",
@@ -399,7 +402,8 @@ class Queries:
                         plan = unrolled(plan)
                     compiled = build_sql(plan, source=source,
                                          sessions=None if sessions is None else sessions.relation(),
-                                         rollups=None if rolled is None else rolled.relation())
+                                         rollups=None if rolled is None else rolled.relation(),
+                                         engagement=self._engagement_rows(reader, plan))
                     table = reader.execute(compiled.sql.text, compiled.sql.params)
                     break
                 except (duckdb.Error, StorageError):
@@ -423,6 +427,13 @@ class Queries:
             rolled = rollups.for_query(self._store, self._reader, reader, plan.site_id, lower, upper,
                                        rolled_dimension(plan), cache=self._live, stored=stored)
         return sessions, rolled
+
+    def _engagement_rows(self, reader: Reader, plan: Plan) -> Sql | None:
+        """The engagement reports ``plan`` reads, with their visits (None: it reads none)."""
+        if not any(p.reads == "engagement" for p in plan.parts):
+            return None
+        src, params = reader.source("engagement")
+        return engagement.rows(Sql(src, tuple(params)), plan.site_id, plan.bounds, self._gap)
 
     def _sessions_of(self, reader: Reader, site: str, rng: DateRange, stored: bool) -> SessionRows:
         lower, upper = rng.bounds()

@@ -34,17 +34,19 @@ class Compiled:
 
 
 def compile_query(q: Query, *, source: Sql, sessions: Sql | None = None,
-                  rollups: Sql | None = None) -> Compiled:
+                  rollups: Sql | None = None, engagement: Sql | None = None) -> Compiled:
     """The SQL answering ``q`` over ``source`` (a relation with the lake schema), ``sessions`` (one
-    with the session rows' columns, see stored.py; needed when the plan reads sessions) and ``rollups``
-    (the rollup rows with their day, see rollups.py; needed when the plan reads them)."""
-    return build_sql(plan_query(q), source=source, sessions=sessions, rollups=rollups)
+    with the session rows' columns, see stored.py; needed when the plan reads sessions), ``rollups``
+    (the rollup rows with their day, see rollups.py; needed when the plan reads them) and
+    ``engagement`` (the engagement reports with their visit, see engagement.py; likewise)."""
+    return build_sql(plan_query(q), source=source, sessions=sessions, rollups=rollups,
+                     engagement=engagement)
 
 
 def build_sql(plan: Plan, *, source: Sql, sessions: Sql | None = None,
-              rollups: Sql | None = None) -> Compiled:
-    """The SQL of ``plan`` over ``source`` (a relation with the lake schema), ``sessions`` and
-    ``rollups``."""
+              rollups: Sql | None = None, engagement: Sql | None = None) -> Compiled:
+    """The SQL of ``plan`` over ``source`` (a relation with the lake schema), ``sessions``,
+    ``rollups`` and ``engagement``."""
     lower, upper = plan.bounds
     scoped = Sql("SELECT " + ", ".join(f'"{c}"' for c in plan.columns) + " FROM events "
                  "WHERE site_id = ? AND timestamp >= ? AND timestamp < ?", (plan.site_id, lower, upper))
@@ -57,6 +59,10 @@ def build_sql(plan: Plan, *, source: Sql, sessions: Sql | None = None,
         if rollups is None:
             raise ValueError("this plan reads rollups: pass their relation")
         ctes.append(("rollups", rollups))
+    if any(p.reads == "engagement" for p in plan.parts):
+        if engagement is None:
+            raise ValueError("this plan reads engagement reports: pass their relation")
+        ctes.append(("en_rows", engagement))
     for part in plan.parts:
         ctes += _part(plan, part)
         if part.name == "ev" and plan.conversion is not None:
@@ -165,6 +171,13 @@ def _part(plan: Plan, part: Part) -> list[tuple[str, Sql]]:
             (rolled, lower.date(), (upper - timedelta(microseconds=1)).date())) + group)]
     where = _where(plan, plan.filters, lambda c: compile_condition(c, _value(c.dimension, part)),
                    per_session=part.reads == "sessions")
+    if part.reads == "engagement":  # one row per visit (and dimension values), then the metrics
+        per_visit = ("SELECT " + Sql.join([*select, Sql("visitor_id, visit, max(scroll_depth) AS sd, "
+                                                        "sum(engagement_ms) AS ms")])
+                     + " FROM en_rows" + where + " GROUP BY ALL")
+        outer = [Sql(f"d{i}") for i in range(len(plan.dimensions))]
+        outer += [Sql(f"{METRICS[m].expr} AS m_{m}") for m in part.metrics]
+        return [("en", "SELECT " + Sql.join(outer) + " FROM (" + per_visit + ")" + group)]
     if part.reads == "sessions":
         # Each session's sums are counted once (on its first visitor id); its visitors are all its ids.
         select += [Sql(f"count(DISTINCT vid) AS m_{m}" if m == "visitors" else
@@ -268,11 +281,14 @@ def _output_columns(plan: Plan) -> list[str]:
 
 
 def _join(plan: Plan) -> str:
+    names: list[str] = [p.name for p in plan.parts]
+    join = names[0]
     if plan.join == "full_outer_on_dimensions":
-        join = "ev FULL OUTER JOIN se ON " + (" AND ".join(
-            f"ev.d{i} IS NOT DISTINCT FROM se.d{i}" for i in range(len(plan.dimensions))) or "true")
-    else:
-        join = plan.parts[0].name
+        for k, name in enumerate(names[1:], start=1):
+            # a part joins the rows of those before it on their (coalesced) dimension values
+            join += f" FULL OUTER JOIN {name} ON " + (" AND ".join(
+                f"{_coalesced(names[:k], i)} IS NOT DISTINCT FROM {name}.d{i}"
+                for i in range(len(plan.dimensions))) or "true")
     if plan.conversion is not None:
         join += " CROSS JOIN total"
         if plan.conversion.group is not None:
@@ -280,6 +296,11 @@ def _join(plan: Plan) -> str:
                 f"{plan.parts[0].name}.d{i} IS NOT DISTINCT FROM group_total.d{i}"
                 for i in plan.conversion.group) or "true")
     return join
+
+
+def _coalesced(names: list[str], i: int) -> str:
+    return f"{names[0]}.d{i}" if len(names) == 1 else "coalesce(" + ", ".join(
+        f"{n}.d{i}" for n in names) + ")"
 
 
 def _order(plan: Plan) -> str:

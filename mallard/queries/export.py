@@ -1,4 +1,5 @@
-"""The raw export (``Queries.export(kind="raw")``): one row per event of a range, identifiers left out."""
+"""The raw export (``Queries.export(kind="raw")``): one row per event of a range, identifiers left out.
+Plausible's engagement reports are not events: the reader leaves them out, as every analysis."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ from .sql import Sql
 
 __all__ = ["EXPORTED_COLUMNS", "raw_export"]
 
-#: Every lake column but the identifiers (even pseudonymous ones stay out of exports).
-EXPORTED_COLUMNS = tuple(c for c in COLUMN_NAMES
-                         if c not in ("site_id", "visitor_id", "visitor_id_prev", "user_id"))
+#: Every lake column but the identifiers (even pseudonymous ones stay out of exports) and the values of
+#: engagement reports, which are not events and are not exported (only their metrics are).
+EXPORTED_COLUMNS = tuple(c for c in COLUMN_NAMES if c not in (
+    "site_id", "visitor_id", "visitor_id_prev", "user_id", "scroll_depth", "engagement_ms"))
 
 
 def raw_export(reading: ReaderFactory, site: str, rng: DateRange, limit: int, filters: object) -> Table:

@@ -18,8 +18,10 @@ Relations:
 * ``rollups``: per-day totals of the event metrics (rollups.py), for unfiltered event metrics over whole
   UTC days by at most one dimension an event carries itself. A plan reading them is a proposal: the
   query reads the events instead (:func:`unrolled`) when the range's visitor ids are not day-local.
+* ``engagement``: Plausible's engagement reports of the range with the visit each belongs to
+  (engagement.py), for ``scroll_depth`` and ``time_on_page``.
 
-When both event and session metrics are asked, the two parts are joined on the dimension values.
+When metrics of several relations are asked, the parts are joined on the dimension values.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from .rollups import DIMENSIONS as ROLLED_DIMENSIONS
 from .rollups import METRICS as ROLLED_METRICS
 from .vocabulary import worded
 
-Reads = Literal["events", "events_with_session", "sessions", "rollups"]
+Reads = Literal["events", "events_with_session", "sessions", "rollups", "engagement"]
 Bucket = Literal["hour", "day", "week", "month"]
 Join = Literal["none", "full_outer_on_dimensions"]
 
@@ -78,9 +80,10 @@ class Sessions:
 
 @dataclass(frozen=True, slots=True)
 class Part:
-    """One aggregate over one relation: the event part (``ev``) or the session part (``se``)."""
+    """One aggregate over one relation: the event part (``ev``), the session part (``se``) or the
+    engagement part (``en``)."""
 
-    name: Literal["ev", "se"]
+    name: Literal["ev", "se", "en"]
     reads: Reads
     metrics: tuple[str, ...]
     session_valued: frozenset[str]  # dimensions (by name) whose value this part takes from the session
@@ -133,6 +136,21 @@ def split_metrics(metrics: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, .
     """(event metrics, session metrics), each in query order."""
     return (tuple(m for m in metrics if METRICS[m].relation == "events"),
             tuple(m for m in metrics if METRICS[m].relation == "sessions"))
+
+
+def check_engagement(en_metrics: Sequence[str], used: Sequence[Dimension]) -> None:
+    """Engagement metrics are per page (Plausible: an event:page dimension or filter) and read only what
+    an engagement report carries itself (not the session's source, UTM tags, entry or exit page)."""
+    if not en_metrics:
+        return
+    names = ", ".join(en_metrics)
+    if not any(d.name == "event:page" for d in used):
+        raise InvalidQueryError(f"Metric(s) {names} need an event:page dimension or filter.",
+                                code="invalid_metric")
+    bad = next((d for d in used if needs_session(d)), None)
+    if bad is not None:
+        raise InvalidQueryError(f"Metric(s) {names} cannot be used with {bad.name}: an engagement report "
+                                "carries no attribution or entry/exit page.", code="invalid_metric")
 
 
 def needs_session(dim: Dimension) -> bool:
@@ -339,10 +357,12 @@ def plan_query(q: Query) -> Plan:
     conds = list(conditions(q.filters))
     used = [*plain, *(c.dimension for c in conds)]
     ev_metrics, se_metrics = split_visits(plain, *split_metrics(q.metrics))
+    en_metrics = tuple(m for m in q.metrics if METRICS[m].relation == "engagement")
     se_dims, se_filters = by_entry_page(dims, q.filters) if se_metrics else (dims, q.filters)
     se_plain = [d for d in se_dims if d is not None]
     se_conds = list(conditions(se_filters))
     check_session_dimensions(se_plain, se_metrics)
+    check_engagement(en_metrics, used)
     reads = event_reads(ev_metrics, used, bucket)
     bounds = q.date_range.bounds()
     # A range of instants (realtime, 24h) is a few hours at most: its events are cheaper than rollups.
@@ -356,7 +376,8 @@ def plan_query(q: Query) -> Plan:
     se_used = [*se_plain, *(c.dimension for c in se_conds)]
     se = Part("se", "sessions", se_metrics, session_valued("sessions", se_used), "start",
               se_dims, se_filters, bounce_on) if se_metrics else None
-    parts = [p for p in (ev, se) if p is not None]
+    en = Part("en", "engagement", en_metrics, frozenset(), "timestamp") if en_metrics else None
+    parts = [p for p in (ev, se, en) if p is not None]
     sessions = sessions_relation(reads, se_metrics, se_plain,
                                  [*se_conds, *([bounce_on] if bounce_on is not None else [])],
                                  identity=any(m in FROM_EVENTS for m in ev_metrics))
@@ -367,8 +388,8 @@ def plan_query(q: Query) -> Plan:
         site_id=q.site_id, bounds=bounds, tz=q.date_range.tz,
         columns=scan_columns(q, [*used, *(c.dimension for b in done for c in conditions(b.child))]),
         sessions=sessions, parts=tuple(parts),
-        join="full_outer_on_dimensions" if len(parts) == 2 else "none", dimensions=dims,
+        join="full_outer_on_dimensions" if len(parts) > 1 else "none", dimensions=dims,
         bucket=bucket, filters=q.filters, metrics=q.metrics, conversion=conversion(q, ev),
         order=order_keys(q), limit=q.limit, offset=q.offset, zero_fill=is_zero_filled(q),
-        shared_scan=len(parts) == 2, behaviours=done)
+        shared_scan=ev is not None and se is not None, behaviours=done)
 

@@ -2,7 +2,8 @@
 
 A *current visitor* is a visitor with at least one event other than ``engagement`` whose timestamp is at
 most :data:`MINUTES` minutes before now (Plausible's ``current_visitors``: the lower bound truncated to the
-second, every event name but ``engagement``). The window's upper end is a few seconds past now (Plausible's
+second, every event name but ``engagement``: those reports are left out of every analysis, see
+docs/concepts.md). The window's upper end is a few seconds past now (Plausible's
 realtime period does the same), so an event stamped by a client clock slightly ahead still counts.
 
 The figures are answered by the one query model: :func:`query` builds an ordinary :class:`Query` over the
@@ -22,7 +23,6 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
-from .filters import Condition, condition
 from .model import Query, build
 from .periods import DateRange
 from .results import Report
@@ -36,8 +36,6 @@ __all__ = ["MINUTES", "current_visitors", "query", "realtime", "window"]
 MINUTES: Final = 5
 #: How far past now the window reaches (events stamped by a clock slightly ahead).
 AHEAD: Final = timedelta(seconds=5)
-#: Plausible's engagement events (scroll depth, time on page) do not make a visitor current.
-NOT_ENGAGEMENT: Final[Condition] = condition("is_not", "event:name", ["engagement"])
 
 
 def window(now: datetime, minutes: int = MINUTES) -> tuple[datetime, datetime]:
@@ -52,8 +50,8 @@ def query(site: str, now: datetime, *, metrics: Sequence[str] = ("visitors",),
     lower, upper = window(now)
     span = DateRange(lower.date(), upper.date(), "UTC", instants=(lower, upper))
     order = [["visitors", "desc"]] if dimensions else None
-    return build(site, span, metrics=metrics, dimensions=dimensions, filters=NOT_ENGAGEMENT,
-                 order_by=order, limit=limit)
+    return build(site, span, metrics=metrics, dimensions=dimensions, order_by=order,
+                 limit=limit)
 
 
 def current_visitors(queries: Queries, site: str, now: datetime) -> int:

@@ -19,10 +19,10 @@ from .sql import Sql
 from .vocabulary import PLACE, Words, country_words
 
 Level = Literal["event", "visit"]
-Relation = Literal["events", "sessions"]
+Relation = Literal["events", "sessions", "engagement"]
 #: ``fraction``: a share from 0 to 1 in Python and Mallard Metrics' JSON, in percent (0-100) in the
-#: Plausible-shaped v2 body (``QueryResult.to_dict()``).
-Unit = Literal["count", "fraction", "seconds", "ratio", "amount"]
+#: Plausible-shaped v2 body (``QueryResult.to_dict()``). ``percent``: 0-100 everywhere.
+Unit = Literal["count", "fraction", "seconds", "ratio", "amount", "percent"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +65,15 @@ METRICS: Final[Mapping[str, Metric]] = {m.name: m for m in (
            "Mean session length in seconds (last event − first event)", "seconds", empty=0.0),
     Metric("views_per_visit", "coalesce(avg(pageviews), 0)", "sessions",
            "Pageviews per session", "ratio", empty=0.0),
+    # Engagement metrics run over one row per visit of the engagement reports (engagement.py: ``sd``,
+    # the deepest scroll reported in the visit, ``ms``, its engaged milliseconds). TRICKY: round_even,
+    # as Plausible's ClickHouse rounds floats (half to even).
+    Metric("scroll_depth", "round_even(avg(sd), 0)::INTEGER", "engagement",
+           "Mean over visits of the deepest scroll reported, percent (Plausible's engagement events; "
+           "needs event:page)", "percent", empty=None),
+    Metric("time_on_page", "round_even(coalesce(sum(ms), 0) / 1000.0 / nullif(count(*), 0), 0)::INTEGER",
+           "engagement", "Engaged seconds reported ÷ visits that reported any (Plausible's engagement "
+           "events; needs event:page)", "seconds", empty=None),
 )}
 
 

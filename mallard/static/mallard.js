@@ -5,7 +5,7 @@ var s=d.currentScript||d.querySelector('script[data-domain]'),G=n=>s.getAttribut
 B=n=>A(n)!=null,D=A('domain'),E=A('api'),L=w.location,N=w.navigator,H=w.history,
 V=((s.src||'').split('?')[0].match(/\/(?:script|plausible)\.([\w.-]+)\.js$/)||[0,''])[1].split('.'),
 F=(x,y)=>V.includes(x)||B(x)||!!y&&B(y),h=F('hash'),T=F('tagged-events'),I=A('include'),J=A('exclude'),
-R=d.referrer||null,W={},l,u,M,Q=[].concat(w.mallard&&w.mallard.q||[],w.plausible&&w.plausible.q||[]),
+R=d.referrer||null,W={},l,u,M,e0=0,et=0,sm=0,ss=0,dh=0,eu,ep,on,Q=[].concat(w.mallard&&w.mallard.q||[],w.plausible&&w.plausible.q||[]),
 X=(A('download-ext')||G('file-types')||'pdf,zip,csv,xlsx,docx,pptx,odt,txt,rtf,epub,7z,rar,gz,dmg,pkg,exe,msi,apk,iso,key,pps,ppt,mp3,wav,wma,midi,mp4,mpeg,mov,avi,wmv')
 .toLowerCase().split(/[\s,.]+/).concat((G('add-file-types')||'').toLowerCase().split(','));
 if(!D)return;
@@ -19,19 +19,29 @@ return n=='pageview'&&(I&&!Y(p,I)||Y(p,J))||B('honor-dnt')&&(N.doNotTrack==='1'|
 !F('local','include-local')&&(L.protocol=='file:'||/^(localhost|127\.0\.0\.1|\[::1\])$/.test(L.hostname))},
 S=(n,o)=>{o=o||{};var c=o.callback,p=Object.assign({},W,o.props||o.meta),v=o.revenue,j,
 b={d:D,n:n,u:o.url||o.u||(h?L.href:L.href.split('#')[0]),r:'referrer'in o?o.referrer||null:R,w:w.innerWidth};
-if(O(n))return c&&c({status:0});
+if(O(n)){if(n=='pageview')eu=0;return c&&c({status:0})}
 if(h)b.h=1;
 if(o.interactive===false)b.i=false;
 if(Object.keys(p).length)b.p=JSON.stringify(p);
+if(n=='pageview'){eu=b.u;ep=b.p;ss=0;et=0;e0=Date.now();Lz()}
 if(v!=null&&typeof v=='object'){o=v;v=v.amount}
 if(v!=null)b.ra=+v;
 if(o.currency)b.rc=''+o.currency;
 j=JSON.stringify(b);
-if(!c)try{if(N.sendBeacon(E,new Blob([j],{type:'text/plain'})))return}catch(e){}
-fetch(E,{method:'POST',body:j,keepalive:true,headers:{'Content-Type':'text/plain'}})
-.then(r=>c&&c({status:r.status}),()=>c&&c({status:0}))},
+if(!c)return Bc(j);
+Bc(j,1).then(r=>c({status:r.status}),()=>c({status:0}))},
+Bc=(j,f)=>{if(!f)try{if(N.sendBeacon(E,new Blob([j],{type:'text/plain'})))return}catch(e){}
+return fetch(E,{method:'POST',body:j,keepalive:true,headers:{'Content-Type':'text/plain'}})},
+Ht=()=>Math.max((d.body||{}).scrollHeight||0,(d.documentElement||{}).scrollHeight||0),
+Sp=()=>{var v=w.innerHeight||0;dh=Ht();return dh<=v?dh:(w.scrollY||0)+v},
+Et=()=>et+(e0?Date.now()-e0:0),
+Z=()=>{var t=Et(),b;if(eu&&(ss<sm||t>=3000)){ss=sm;e0=et=0;
+b={n:'engagement',d:D,u:eu,sd:Math.min(100,Math.round(sm/(dh||1)*100)),e:t};if(ep)b.p=ep;if(h)b.h=1;Bc(JSON.stringify(b))}},
+Hd=()=>{try{et=Et();e0=0;Z()}catch(e){}},
+Vz=()=>{d.visibilityState=='visible'&&(!d.hasFocus||d.hasFocus())?e0||(e0=Date.now()):Hd()},
+Lz=()=>{if(!on){on=1;d.addEventListener('visibilitychange',Vz);w.addEventListener('blur',Vz);w.addEventListener('focus',Vz);w.addEventListener('pagehide',Hd)}},
 P=()=>{try{var k=L.pathname+L.search+(h?L.hash:'');if(k==l||d.visibilityState=='prerender')return;
-S('pageview',{referrer:l==null?R:null});l=k;
+if(on){Z();sm=Sp()}S('pageview',{referrer:l==null?R:null});l=k;
 if(B('404')&&d.querySelector('meta[name="mallard-404"]'))S('404',{props:{path:L.pathname}})}catch(e){}},
 K=(t,f)=>{for(var i=0,g,o,m;t&&i<4;i++,t=t.parentNode){if(f&&t.tagName=='FORM')return;
 o={props:{},revenue:{}};[].forEach.call(t.classList||[],c=>{if(m=c.match(/^plausible-(event|revenue)-(.+?)(=|--)(.+)$/))
@@ -50,6 +60,7 @@ w.addEventListener('popstate',P);
 if(h)w.addEventListener('hashchange',P);
 if(d.visibilityState=='prerender')d.addEventListener('visibilitychange',P);
 P()}
+sm=Sp();w.addEventListener('load',()=>{dh=Ht()});d.addEventListener('scroll',()=>{var x=Sp();if(x>sm)sm=x},{passive:true});
 d.addEventListener('click',C,true);d.addEventListener('auxclick',C,true);
 if(T)d.addEventListener('submit',e=>{try{var g=K(e.target);g&&S(g.n,g)}catch(x){}},true);
 Q.forEach(a=>M(...a))

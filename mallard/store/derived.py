@@ -5,7 +5,8 @@ the UTC day it starts on; :mod:`mallard.queries.sessions`) and ``rollups/`` (per
 metrics; :mod:`mallard.queries.rollups`). A partition's file is derived from the event files of a window of
 days, and its name records which: ``<fingerprint>.<first day>.<last day>.parquet``, where the fingerprint
 hashes the names of the event files of the days ``[first, last]`` at build time (and a number the
-derivation depends on: the session window for sessions, the format version for rollups). Event file names
+derivation depends on: the session window for sessions, the format version for rollups; and
+:data:`READS`, which rows of the files derivations read). Event file names
 are unique per write, so any change to those days (a flush, a late event, a compaction, an erasure,
 retention) gives another fingerprint: a reader recomputes it from the current listing and serves the file
 only when the two agree (:mod:`mallard.queries.stored`). This module knows paths and names; what a row
@@ -32,6 +33,9 @@ from .lake import Lake
 __all__ = ["DerivedFiles", "DerivedPartition", "fingerprint"]
 
 _DAY: Final = timedelta(days=1)
+#: Which rows of the event files every derivation reads, hashed into every fingerprint: a change makes
+#: every stored partition stale (rebuilt by maintenance). 2: Plausible's engagement reports left out.
+READS: Final = 2
 _NAME: Final = re.compile(r"^([0-9a-f]{32})\.(\d{4}-\d{2}-\d{2})\.(\d{4}-\d{2}-\d{2})\.parquet$")
 
 
@@ -49,7 +53,7 @@ def fingerprint(event_files: Iterable[str], version: int | str) -> str:
     ``version``, what the derivation depends on besides them (for sessions, their window in seconds
     and their format; for rollups, their format)."""
     h = hashlib.blake2b(digest_size=16)
-    h.update(f"gap={version}\0".encode())
+    h.update(f"reads={READS}\0gap={version}\0".encode())
     for name in sorted(_relative(f) for f in event_files):
         h.update(name.encode())
         h.update(b"\0")

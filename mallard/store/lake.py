@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import StorageError
-from ..events import COLUMNS, SITE_ID, TIMESTAMP, Row
+from ..events import COLUMNS, SCHEMA_VERSION, SITE_ID, TIMESTAMP, Row
 
 log = logging.getLogger("mallard.store")
 
@@ -41,10 +41,13 @@ _ARROW_TYPES: Final = {
     "VARCHAR": pa.string(),
     "TIMESTAMP": pa.timestamp("us"),
     "DECIMAL(12,2)": pa.decimal128(12, 2),
+    "SMALLINT": pa.int16(),
+    "BIGINT": pa.int64(),
+    "BOOLEAN": pa.bool_(),
 }
 SCHEMA: Final = pa.schema(
     [pa.field(c.name, _ARROW_TYPES[c.sql_type], nullable=c.nullable) for c in COLUMNS],
-    metadata={b"mallard.schema_version": b"2"},
+    metadata={b"mallard.schema_version": str(SCHEMA_VERSION).encode()},
 )
 _HOST: Final = socket.gethostname()
 _TIMESTAMP: Final = operator.itemgetter(TIMESTAMP)

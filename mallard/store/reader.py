@@ -18,7 +18,7 @@ import tempfile
 import threading
 from collections.abc import Sequence
 from datetime import date
-from typing import Final
+from typing import Final, Literal
 
 import duckdb
 import pyarrow as pa
@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..errors import StorageError
-from ..events import COLUMNS
+from ..events import COLUMNS, ENGAGEMENT
 from .lake import SCHEMA
 from .quarantine import Bad, Quarantine, is_file_error
 
@@ -44,6 +44,12 @@ READ_PARQUET: Final = ("read_parquet(?, union_by_name=true, hive_partitioning=tr
                        "hive_types_autocast=false)")
 TEMPLATE_DDL: Final = (f"CREATE TABLE IF NOT EXISTS {TEMPLATE} ("
                        + ", ".join(f'"{c.name}" {c.sql_type}' for c in COLUMNS) + ")")
+
+Rows = Literal["events", "engagement", "all"]
+# TRICKY: a row named "engagement" is never an event of its own (Plausible's rule), whatever it carries:
+# rows stored so by older versions (before the engagement columns) are left out of analyses too.
+_ROWS: Final[dict[str, str]] = {"events": f" WHERE event_name <> '{ENGAGEMENT}'",
+                                "engagement": f" WHERE event_name = '{ENGAGEMENT}'", "all": ""}
 
 #: Runs of one statement: the first, then one per diagnosis that found bad files (footers, then pages).
 _ATTEMPTS: Final = 3
@@ -105,8 +111,12 @@ class Reader:
         days = pc.unique(pc.cast(self._rows.column("timestamp"), pa.date32()))
         return set(days.to_pylist())
 
-    def source(self) -> tuple[str, list[object]]:
-        """SQL text (and its parameters) of a relation with the full, typed lake schema."""
+    def source(self, rows: Rows = "events") -> tuple[str, list[object]]:
+        """SQL text (and its parameters) of a relation with the full, typed lake schema.
+
+        ``rows``: ``"events"``, every row but Plausible's engagement reports (what every analysis
+        reads); ``"engagement"``, those reports only; ``"all"``, every row.
+        """
         parts = [f"SELECT * FROM {TEMPLATE}"]
         params: list[object] = []
         if self._files:
@@ -115,7 +125,7 @@ class Reader:
         if self._rows is not None and self._rows.num_rows:
             parts.append(f"SELECT * FROM {self._view}")
         union = " UNION ALL BY NAME ".join(parts)
-        return f"SELECT {PROJECTION} FROM ({union})", params
+        return f"SELECT {PROJECTION} FROM ({union}){_ROWS[rows]}", params
 
     def execute(self, sql: str, params: Sequence[object] = ()) -> pa.Table:
         for attempt in range(1, _ATTEMPTS + 1):

@@ -148,3 +148,37 @@ def test_dashboard_asks_little_and_loads_below_the_fold_when_shown(host: Live, p
     assert not [u for u in asked if "breakdown/entry-pages" in u]
     with page.expect_request(lambda r: "api/stats/breakdown/entry-pages" in r.url, timeout=20_000):
         page.get_by_role("tab", name="Entry pages").click()
+
+
+def _scroll_depth(host: Live, path: str) -> Any:
+    r = httpx.post(host.base + "/api/v2/query", json={
+        "site_id": SITE, "metrics": ["scroll_depth", "time_on_page"], "date_range": "day",
+        "filters": [["is", "event:page", [path]]]}, timeout=30)
+    assert r.status_code == 200, r.text
+    return r.json()["results"][0]["metrics"]
+
+
+def test_a_page_left_after_scrolling_stores_its_engagement(host: Live, page: Page) -> None:
+    """mallard.js reports the page left (an SPA navigation, then closing the tab) with how deep it was
+    scrolled and how long it was engaged; mallard stores the report as the page's engagement, not as an
+    event."""
+    page.goto(host.host + "/")
+    eventually(lambda: count(host, "pages", "/", "pageviews") >= 1)
+    page.evaluate("history.pushState({}, '', '/deep')")  # reports "/" (left), counts a view of /deep
+    eventually(lambda: count(host, "pages", "/deep", "pageviews") == 1)
+    expected = page.evaluate("""() => new Promise(done => {
+        document.body.style.height = '5000px';
+        addEventListener('scroll', () => done(Math.round((scrollY + innerHeight) * 100 /
+            Math.max(document.body.scrollHeight, document.documentElement.scrollHeight))), {once: true});
+        scrollTo(0, 2000);
+    })""")
+    assert 30 < expected < 70
+    assert _scroll_depth(host, "/deep") == [None, None]  # nothing reported while the page is open
+    # The tab is closed (pagehide, visibilitychange to hidden): the report must survive the unload.
+    # (Navigating away in this headless Chromium delivers no beacon sent from pagehide, whoever sends it.)
+    page.close(run_before_unload=True)
+    eventually(lambda: _scroll_depth(host, "/deep")[0] is not None)
+    depth, seconds = _scroll_depth(host, "/deep")
+    assert depth == expected and isinstance(seconds, int) and seconds >= 0
+    assert _scroll_depth(host, "/")[0] is not None
+    assert count(host, "events", "engagement") == 0

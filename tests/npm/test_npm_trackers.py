@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
+import httpx
 import pytest
 
 from tests.http.conftest import Live, start, stop
@@ -79,10 +80,18 @@ def waiter(data_dir: Path, site: str) -> Any:
 
 
 def stored(data_dir: Path, site: str) -> list[dict[str, Any]]:
-    """The stored events without Plausible's engagement events (not handled yet: the 0.4 tracker sends one
-    when the SPA leaves /v4/landing, stored today as a custom event named ``engagement``, its ``sd`` and
-    ``e`` ignored)."""
+    """The stored events without Plausible's engagement reports (checked on their own: the 0.4 tracker
+    sends one when the SPA leaves /v4/landing, and one when the tab is closed)."""
     return [r for r in rows(data_dir, site) if r["event_name"] != "engagement"]
+
+
+def engagements(data_dir: Path, site: str) -> list[tuple[str, int | None, int | None]]:
+    """(path, scroll_depth, engagement_ms) of the stored engagement reports."""
+    files = sorted((data_dir / "events" / f"site_id={site}").rglob("*.parquet"))
+    with duckdb.connect() as db:
+        return db.execute("SELECT pathname, scroll_depth, engagement_ms FROM read_parquet(?, "
+                          "union_by_name=true) WHERE event_name = 'engagement' ORDER BY timestamp",
+                          [[str(f) for f in files]]).fetchall()
 
 
 def run(browser: Browser, serve: Live, tracker: str, html: str,
@@ -118,6 +127,13 @@ def test_plausible_analytics_tracker_0_4(serve: Live, browser: Browser) -> None:
     ]
     assert [{k: v for k, v in r.items() if k != "browser"} for r in got] == expected
     assert {r["browser"] for r in got} == {"Chrome"}
+    # Its engagement reports: the page left with its scroll depth and engaged time, not an event.
+    reports = engagements(serve.data_dir, SITES["v4"])
+    assert reports[0][0] == "/v4/landing" and all(
+        0 <= sd <= 100 and 0 <= ms < 60_000 for _, sd, ms in reports), reports
+    r = httpx.post(serve.base + "/api/v2/query", json={"site_id": SITES["v4"], "metrics": ["events"],
+                                                       "date_range": "day"}, timeout=30)
+    assert r.status_code == 200 and r.json()["results"][0]["metrics"] == [len(got)], r.text
 
 
 def test_plausible_tracker_0_3(serve: Live, browser: Browser) -> None:

@@ -21,6 +21,7 @@ import duckdb
 import pytest
 
 from mallard.events import COLUMNS
+from mallard.queries import engagement
 from mallard.queries.builder import build_sql
 from mallard.queries.model import build
 from mallard.queries.periods import DateRange
@@ -35,6 +36,8 @@ SOURCE = Sql("SELECT * FROM lake")
 SESSIONS = Sql("SELECT * FROM session_lake")
 ROLLUPS = Sql("SELECT * FROM rollup_lake")
 RANGE = DateRange(date(2024, 5, 1), date(2024, 5, 2), "UTC")
+ENGAGEMENT = engagement.rows(Sql("SELECT * FROM lake WHERE event_name = 'engagement'"), "example.com",
+                             RANGE.bounds(), 1800)
 
 # case name → (what the plan exercises, query arguments)
 CASES: dict[str, dict[str, Any]] = {
@@ -68,6 +71,12 @@ CASES: dict[str, dict[str, Any]] = {
                           "filters": [["is", "event:name", ["signup"]],
                                       ["is", "visit:country", ["DE"]]],
                           "order_by": [["visitors", "desc"]]},
+    # engagement metrics by page beside event metrics: the engagement part joined to the event part
+    "engagement_by_page": {"metrics": ["visitors", "scroll_depth", "time_on_page"],
+                           "dimensions": ["event:page"]},
+    # event, session and engagement metrics of one page: three parts, joined on no dimension
+    "engagement_three_parts": {"metrics": ["visitors", "visits", "scroll_depth"],
+                               "filters": [["is", "event:page", ["/blog"]]]},
 }
 
 
@@ -75,7 +84,8 @@ def render(name: str) -> str:
     args = dict(CASES[name])
     rng = args.pop("range", RANGE)
     query = build("example.com", rng, **args)
-    compiled = build_sql(plan_query(query), source=SOURCE, sessions=SESSIONS, rollups=ROLLUPS)
+    compiled = build_sql(plan_query(query), source=SOURCE, sessions=SESSIONS, rollups=ROLLUPS,
+                         engagement=ENGAGEMENT)
     params = "\n".join(f"--   {p!r}" for p in compiled.sql.params)
     return (f"-- golden SQL of tests/queries/test_golden_sql.py, case {name!r}\n"
             f"-- query: {json.dumps(query.to_json(), sort_keys=True)}\n"
@@ -103,7 +113,7 @@ def test_golden_sql_runs(name: str) -> None:
     args = dict(CASES[name])
     rng = args.pop("range", RANGE)
     compiled = build_sql(plan_query(build("example.com", rng, **args)), source=SOURCE, sessions=SESSIONS,
-                         rollups=ROLLUPS)
+                         rollups=ROLLUPS, engagement=ENGAGEMENT)
     with duckdb.connect() as con:
         con.execute("CREATE TABLE lake (" + ", ".join(f'"{c.name}" {c.sql_type}' for c in COLUMNS)
                     + ")")

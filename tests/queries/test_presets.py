@@ -310,7 +310,8 @@ def test_export_raw(queries: Queries) -> None:
     assert "site_id" not in table.columns and "visitor_id" not in table.columns
     assert "visitor_id_prev" not in table.columns
     assert "user_id" not in table.columns  # a stable pseudonym identifies more than visitor_id
-    assert set(table.columns) == set(COLUMN_NAMES) - {"site_id", "visitor_id", "visitor_id_prev", "user_id"}
+    assert set(table.columns) == set(COLUMN_NAMES) - {"site_id", "visitor_id", "visitor_id_prev", "user_id",
+                                                      "scroll_depth", "engagement_ms"}
     assert all(set(row) == set(table.columns) for row in table.rows)
     # ordered by timestamp (then pathname): b1 "/pricing" and b2 "/a" tie at 12:00 → "/a" first
     assert [r["pathname"] for r in table.rows] == ["/", "/pricing", "/docs", "/a", "/pricing", "/checkout",

@@ -169,11 +169,12 @@ def test_cross_origin_beacon_needs_no_preflight(server: Server, page: Page) -> N
 
 
 def test_spa_navigation(server: Server, page: Page) -> None:
-    """pushState to a new path and back sends pageviews; pushState to the same path sends none."""
+    """pushState to a new path and back sends pageviews, each after the engagement report of the page
+    left; pushState to the same path sends none."""
     page.goto(server.url("/app"))
     server.wait_for(_named("pageview"))
     page.evaluate("history.pushState({}, '', '/app/settings')")
-    server.wait_for(lambda events: len(events) == 2)
+    server.wait_for(lambda events: sum(e.name == "pageview" for e in events) == 2)
     page.evaluate("history.pushState({step: 2}, '', '/app/settings'); history.replaceState({}, '', '#x')")
     page.evaluate("history.back()")
     page.wait_for_function("location.pathname === '/app/settings' && location.hash === ''")
@@ -181,9 +182,11 @@ def test_spa_navigation(server: Server, page: Page) -> None:
     page.wait_for_function("location.pathname === '/app'")
     page.evaluate("mallard('Marker')")
     # Beacons travel on separate connections: compare what arrived, not the order it arrived in.
-    events = server.wait_for(lambda events: len(events) >= 4 and any(e.name == "Marker" for e in events))
+    events = server.wait_for(lambda events: len(events) >= 6 and any(e.name == "Marker" for e in events))
     assert sorted((e.name, e.url, e.referrer or "") for e in events) == sorted([
         ("pageview", server.url("/app"), ""),
+        ("engagement", server.url("/app"), ""),
+        ("engagement", server.url("/app/settings"), ""),
         ("pageview", server.url("/app/settings"), ""),
         ("pageview", server.url("/app"), ""),
         ("Marker", server.url("/app"), ""),

@@ -16,7 +16,7 @@ import pytest
 from mallard.payload import RawEvent, parse_body
 
 SCRIPT = Path(__file__).resolve().parents[2] / "mallard" / "static" / "mallard.js"
-BUDGET = 2300
+BUDGET = 2650
 NODE = shutil.which("node") or "node"
 
 # A fake browser for one scenario, run in a fresh `vm` context. The scenario (JSON on stdin) gives the
@@ -167,7 +167,8 @@ def names(result: dict[str, Any]) -> list[tuple[str, str]]:
 
 # -- the file itself ---------------------------------------------------------------------------------
 def test_gzipped_size_is_within_budget() -> None:
-    """The script stays within 2,300 bytes gzipped at level 9 (every Plausible variant's features in one)."""
+    """The script stays within 2,650 bytes gzipped at level 9 (every Plausible variant's features and
+    engagement reports in one)."""
     size = len(gzip.compress(SCRIPT.read_bytes(), compresslevel=9))
     assert size <= BUDGET, f"mallard.js is {size} bytes gzipped (-9), budget {BUDGET}"
 
@@ -186,12 +187,14 @@ def test_no_cookies_or_storage_writes(forbidden: str) -> None:
 
 
 def test_sends_only_the_wire_format_keys() -> None:
-    """Every key of the payload literal and its additions is one of {d, n, u, r, w, p, ra, rc, h, i}."""
+    """Every key of the payload literals (events, engagement reports) and their additions is one of
+    {d, n, u, r, w, p, ra, rc, h, i, sd, e}."""
     source = SCRIPT.read_text()
-    literal = re.search(r"b=\{(d:.*?)\};", source)
-    assert literal is not None
-    keys = set(re.findall(r"(?:^|,)(\w+):", literal.group(1))) | set(re.findall(r"\bb\.(\w+)=", source))
-    assert keys == {"d", "n", "u", "r", "w", "p", "ra", "rc", "h", "i"}
+    literals = re.findall(r"\bb=\{(.*?)\};", source)
+    assert len(literals) == 2
+    keys = {k for lit in literals for k in re.findall(r"(?:^|,)(\w+):", lit)}
+    keys |= set(re.findall(r"\bb\.(\w+)=", source))
+    assert keys == {"d", "n", "u", "r", "w", "p", "ra", "rc", "h", "i", "sd", "e"}
 
 
 # -- pageviews and the endpoint ----------------------------------------------------------------------
