@@ -289,7 +289,7 @@ V2_QUERY: Final = {
             "total_rows": {"type": "boolean", "description": "meta.total_rows: rows before pagination."},
             "imports": {"type": "boolean", "description": "meta.imports_included (always false: mallard "
                                                           "holds no imported data)."},
-            "comparisons": {"type": "object", "required": ["mode"], "additionalProperties": False,
+            "comparisons": {"type": ["object", "null"], "required": ["mode"], "additionalProperties": False,
                             "description": "Adds a comparison (dimensions, metrics, change) to each row.",
                             "properties": {
                                 "mode": {"enum": ["previous_period", "year_over_year", "custom"]},

@@ -17,8 +17,8 @@ from mallard.http.api import ROUTES
 
 LOCAL = "127.0.0.1"
 SITE = "limits.example"
-# Bookkeeping methods of Queries that run no query (date arithmetic, cache generations).
-_NOT_QUERIES = frozenset({"today", "date_range", "invalidate", "generation"})
+# Bookkeeping methods of Queries that run no query (date arithmetic, cache generations, the goals store).
+_NOT_QUERIES = frozenset({"today", "date_range", "invalidate", "generation", "now", "first_day", "goals"})
 
 # One request per non-public route that gets past validation to the handler's real work.
 EXAMPLES: dict[tuple[str, str], tuple[str, str, dict[str, Any] | None]] = {
@@ -35,6 +35,20 @@ EXAMPLES: dict[tuple[str, str], tuple[str, str, dict[str, Any] | None]] = {
     ("GET", "/api/sites"): ("/api/sites", "", None),
     ("POST", "/api/v2/query"): ("/api/v2/query", "", {"site_id": SITE, "metrics": ["visitors"],
                                                        "date_range": "day"}),
+    ("GET", "/api/stats/realtime"): ("/api/stats/realtime", "", None),
+    ("GET", "/api/v1/stats/aggregate"): ("/api/v1/stats/aggregate", "period=day", None),
+    ("GET", "/api/v1/stats/timeseries"): ("/api/v1/stats/timeseries", "period=7d", None),
+    ("GET", "/api/v1/stats/breakdown"): ("/api/v1/stats/breakdown", "period=day&property=event:page", None),
+    ("GET", "/api/v1/stats/realtime/visitors"): ("/api/v1/stats/realtime/visitors", "", None),
+    ("PUT", "/api/v1/sites/goals"): ("/api/v1/sites/goals", "", {"site_id": SITE, "goal_type": "event",
+                                                                 "event_name": "Signup"}),
+    ("GET", "/api/v1/sites/goals"): ("/api/v1/sites/goals", "", None),
+    ("DELETE", "/api/v1/sites/goals/{goal_id}"): ("/api/v1/sites/goals/1", "", {"site_id": SITE}),
+    ("PUT", "/api/v1/sites/segments"): ("/api/v1/sites/segments", "", {
+        "site_id": SITE, "name": "Firefox",
+        "segment_data": {"filters": [["is", "visit:browser", ["Firefox"]]]}}),
+    ("GET", "/api/v1/sites/segments"): ("/api/v1/sites/segments", "", None),
+    ("DELETE", "/api/v1/sites/segments/{segment_id}"): ("/api/v1/sites/segments/1", "", {"site_id": SITE}),
     ("POST", "/api/keys"): ("/api/keys", "", {"name": "spare"}),
     ("GET", "/api/keys"): ("/api/keys", "", None),
     ("DELETE", "/api/keys/{key_hash}"): ("/api/keys/0000", "", None),
