@@ -753,6 +753,30 @@ def test_recovery_removes_the_half_written_commit_record_of_a_killed_writer(stor
         live.close()
 
 
+def test_recovery_removes_the_unborn_segment_of_a_writer_killed_while_opening_it(store: Store) -> None:
+    """A writer killed between creating its next segment under a hidden name and renaming it leaves
+    ``.<segment>.new`` (empty: nothing is appended before the rename); recovery deletes it, and a live
+    writer's segment, locked, is left alone. (CI found one left behind by a gunicorn worker killed with
+    SIGKILL.)"""
+    unborn = store.spool_dir / ".vm-4242-abcdef.3.new"
+    unborn.write_bytes(b"\0" * 4096)
+    live = Spool(store.spool_dir)  # another process, alive, whose segment is locked
+    try:
+        live.append(make_event())
+        held = store.spool_dir / ".vm-4343-fedcba.1.new"
+        held_fd = os.open(held, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(held_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a writer between lock and rename
+        other = Store(store.data_dir)
+        try:
+            other.recover()
+        finally:
+            other.close()
+        assert sorted(p.name for p in store.spool_dir.glob(".*")) == [held.name]
+        os.close(held_fd)
+    finally:
+        live.close()
+
+
 @given(st.lists(st.tuples(st.sampled_from(["a", "b", "c:d"]),
                           st.integers(min_value=-3, max_value=3),
                           st.sampled_from([-1, 0, 1, 86_400_000_000 - 1]))))

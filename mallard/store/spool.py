@@ -139,9 +139,12 @@ class Spool:
         fd = os.open(hidden, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             _lock(fd, block=True)
-            os.posix_fallocate(fd, 0, _SEGMENT_BYTES)  # ENOSPC now, never SIGBUS later
-            self._map = mmap.mmap(fd, _SEGMENT_BYTES, flags=_MAP_FLAGS)
-            os.rename(hidden, path)
+            # recovery took it for a dead writer's (unlocked) before we locked it: start another
+            unlinked = os.fstat(fd).st_nlink == 0
+            if not unlinked:
+                os.posix_fallocate(fd, 0, _SEGMENT_BYTES)  # ENOSPC now, never SIGBUS later
+                self._map = mmap.mmap(fd, _SEGMENT_BYTES, flags=_MAP_FLAGS)
+                os.rename(hidden, path)
         except OSError:
             if self._map is not None:
                 self._map.close()
@@ -149,6 +152,9 @@ class Spool:
             os.close(fd)
             hidden.unlink(missing_ok=True)
             raise
+        if unlinked:
+            os.close(fd)
+            return self._open_segment()
         self._owned[path] = fd
         self._fd = fd
         self._pos = 0
@@ -296,6 +302,7 @@ def finish_commits(directory: Path) -> int:
     the segments, whose events are then in the lake. Records of live processes (their segments are
     locked) are left alone. Returns the number of records completed."""
     _remove_unfinished_records(directory)
+    _remove_unborn_segments(directory)
     done = 0
     for record in sorted(directory.glob(".*.commit")):
         try:
@@ -348,6 +355,22 @@ def _remove_unfinished_records(directory: Path) -> None:
         replay = tmp.name.endswith(".recovered.commit.tmp")
         if writer is None or replay or not _locked_by(directory, writer[1]):
             tmp.unlink(missing_ok=True)
+
+
+def _remove_unborn_segments(directory: Path) -> None:
+    """Delete the hidden ``.<segment>.new`` of writers killed before they renamed it: nobody holds its
+    lock. It holds no event (a segment is appended to only after the rename). A live writer that
+    created one but had not locked it yet finds it unlinked once it locks, and starts another."""
+    for hidden in directory.glob(".*.new"):
+        try:
+            fd = os.open(hidden, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue
+        try:
+            if _lock(fd):
+                hidden.unlink(missing_ok=True)
+        finally:
+            os.close(fd)
 
 
 def _locked_by(directory: Path, writer: str) -> bool:
