@@ -69,6 +69,8 @@ def build_sql(plan: Plan, *, source: Sql, sessions: Sql | None = None,
             ctes.append(("total", _conversion_total(plan, plan.conversion)))
             if plan.conversion.group is not None:
                 ctes.append(("group_total", _group_total(plan, plan.conversion)))
+        if part.name == "ev" and plan.share is not None:
+            ctes.append(("share_total", _conversion_total(plan, plan.share)))
     body = Sql("SELECT " + ", ".join(_output_columns(plan)) + ", count(*) OVER () AS total_rows FROM "
                + _join(plan) + _order(plan))
     if plan.limit is not None:
@@ -274,6 +276,8 @@ def _output_columns(plan: Plan) -> list[str]:
             value = f"coalesce({value} / nullif(total.n, 0), 0)"
         elif m == "group_conversion_rate":
             value = f"coalesce({value} / nullif(group_total.n, 0), 0)"
+        elif m == "percentage":
+            value = f"coalesce({value} / nullif(share_total.n, 0), 0)"
         elif METRICS[m].empty is not None:
             value = f"coalesce({value}, {METRICS[m].empty!r})"
         columns.append(f"{value} AS m_{m}")
@@ -295,6 +299,8 @@ def _join(plan: Plan) -> str:
             join += " LEFT JOIN group_total ON " + (" AND ".join(
                 f"{plan.parts[0].name}.d{i} IS NOT DISTINCT FROM group_total.d{i}"
                 for i in plan.conversion.group) or "true")
+    if plan.share is not None:
+        join += " CROSS JOIN share_total"
     return join
 
 

@@ -85,6 +85,9 @@ def build(site_id: object, date_range: DateRange, *, metrics: Sequence[str] = ("
         dims.append(name if name in TIME_DIMENSIONS else dimension(name).name)
     if len(set(dims)) != len(dims):
         raise InvalidQueryError("dimensions must not repeat.", code="invalid_dimension")
+    if "percentage" in metrics and not dims:
+        raise InvalidQueryError("The percentage metric needs a dimension: it is each row's share of "
+                                "the query's visitors.", code="invalid_metric")
     if sum(d in TIME_DIMENSIONS for d in dims) > 1:
         raise InvalidQueryError("At most one time dimension is allowed.", code="invalid_dimension")
     tree = filters if isinstance(filters, (_filters.Condition, _filters.Logic, _filters.Not,

@@ -129,6 +129,8 @@ class Plan:
     # has_done / has_not_done nodes of the filters (the same objects, in tree order): each is answered
     # from the sessions having an event in the range matching its filter
     behaviours: tuple[Behaviour, ...] = ()
+    #: the denominator of ``percentage``: the event part's visitors under all the query's filters
+    share: Conversion | None = None
 
 
 # -- small decisions ------------------------------------------------------------------------------
@@ -391,5 +393,7 @@ def plan_query(q: Query) -> Plan:
         join="full_outer_on_dimensions" if len(parts) > 1 else "none", dimensions=dims,
         bucket=bucket, filters=q.filters, metrics=q.metrics, conversion=conversion(q, ev),
         order=order_keys(q), limit=q.limit, offset=q.offset, zero_fill=is_zero_filled(q),
-        shared_scan=ev is not None and se is not None, behaviours=done)
+        shared_scan=ev is not None and se is not None, behaviours=done,
+        share=None if ev is None or "percentage" not in q.metrics
+        else Conversion(ev.reads, q.filters, ev.session_valued))
 

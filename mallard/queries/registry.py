@@ -57,6 +57,9 @@ METRICS: Final[Mapping[str, Metric]] = {m.name: m for m in (
     Metric("group_conversion_rate", "count(DISTINCT visitor_id)", "events",
            "Visitors of the row as a share of the visitors of the row's group (its dimensions other "
            "than event:goal), ignoring goal filters", "fraction", empty=0.0),
+    Metric("percentage", "count(DISTINCT visitor_id)", "events",
+           "Visitors of the row as a share of all the query's visitors (its filters applied; needs a "
+           "dimension)", "fraction", empty=0.0),
     Metric("visits", "count(*)", "sessions",
            "Sessions (runs of events split by an inactivity gap of session_window_minutes)", "count"),
     Metric("bounce_rate", "coalesce(avg((pageviews = 1)::INTEGER), 0)", "sessions",

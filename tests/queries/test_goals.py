@@ -136,3 +136,23 @@ def test_bad_goal_and_segment_queries_are_refused(lake_queries: Queries, kwargs:
 def test_a_site_without_goals_has_no_goal_rows(make_queries: Callable[..., Queries]) -> None:
     q = make_queries(dataset())
     assert q.query(SITE, metrics=["visitors"], dimensions=["event:goal"], **RANGE).rows == []
+
+
+@pytest.mark.parametrize("filters", [None, [["is", "event:page", ["/pricing", "/"]]]], ids=["all", "pages"])
+def test_percentage_is_each_rows_share_of_the_querys_visitors(lake_queries: Queries,
+                                                              filters: Any) -> None:
+    """Plausible's ``percentage``: a row's visitors over all the query's visitors, its filters applied
+    (percent in the v2 body, a fraction in Python); a query without a dimension is refused."""
+    where = "" if filters is None else "WHERE pathname IN ('/pricing', '/')"
+    (total,), = sql(lake_queries, f"SELECT count(DISTINCT visitor_id) FROM ev {where}")
+    expected = {page: visitors / total for page, visitors in sql(
+        lake_queries, f"SELECT pathname, count(DISTINCT visitor_id) FROM ev {where} GROUP BY 1")}
+    result = lake_queries.query(SITE, metrics=["visitors", "percentage"], dimensions=["event:page"],
+                                filters=filters, **RANGE)
+    assert {r["event:page"]: r["percentage"] for r in result.rows} == pytest.approx(expected)
+    assert sum(r["visitors"] for r in result.rows) > total  # shares of distinct visitors overlap
+    body = result.to_dict()
+    assert [r["metrics"][1] for r in body["results"]] == pytest.approx(
+        [100 * r["percentage"] for r in result.rows])
+    with pytest.raises(InvalidQueryError, match="needs a dimension"):
+        lake_queries.query(SITE, metrics=["percentage"], **RANGE)
