@@ -37,7 +37,7 @@ from .goals import resolve as resolve_goals
 from .include import with_comparisons
 from .model import Query, build, check_site, parse_query
 from .periods import DateRange, resolve
-from .planner import Plan, plan_query, rolled_dimension, unrolled
+from .planner import Plan, is_zero_filled, plan_query, rolled_dimension, unrolled
 from .registry import BREAKDOWNS, TIME_DIMENSIONS, dimension
 from .results import MainStats, QueryResult, Record, Report, Result, Table
 from .revenue import currency_of_rows
@@ -112,7 +112,7 @@ class Queries:
     # -- the query model --------------------------------------------------------------------------
     def run(self, query: Query) -> QueryResult:
         """Answer a validated :class:`Query` (rates as fractions 0-1)."""
-        series = query.time_dimension is not None and query.dimensions == (query.time_dimension,)
+        series = is_zero_filled(query)
         if series:  # zero-fill the whole range first, then page through it
             page = (query.offset, query.limit)
             query = replace(query, limit=None, offset=0)
@@ -169,7 +169,7 @@ class Queries:
             first = self._store.first_date(check_site(site))
         query = parse_query(body, today=self.today(tz), tz=tz, first_day=first, max_days=max_days,
                             now=self._clock())
-        return self.run(plausible_query(query))
+        return self.run(replace(plausible_query(query), empty_buckets=False))
 
     # -- presets (Mallard Metrics report shapes) --------------------------------------------------
     def main(self, site: str, *, period: str | None = None, start_date: str | date | None = None,

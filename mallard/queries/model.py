@@ -36,6 +36,9 @@ class Query:
     offset: int = 0
     include: Include = Include()  # the v2 body's include options
     vocabulary: Vocabulary = "mallard"  # the values dimensions report (vocabulary.py)
+    #: a time series reports every bucket of the range, empty ones too (Plausible's v2 leaves them out;
+    #: ``include.time_labels`` lists them)
+    empty_buckets: bool = True
     #: dimensions bound to site data (event:goal with the site's goals, queries/goals.py): they
     #: replace the registry's definition of the same name when the query is planned
     bound: tuple[Dimension, ...] = ()

@@ -268,11 +268,10 @@ def session_attributes(reads: Reads | None, se_metrics: Sequence[str], dims: Seq
     if reads == "events_with_session":
         out |= {d.column for d in used if d.column in ATTRIBUTION_COLUMNS}
     elif reads == "sessions":
-        out |= {d.column for d in used if d.column is not None}
+        out |= {c for d in used for c in d.lake_columns()}
     if se_metrics:
-        out |= {d.column for d in dims if d.column is not None}
-        out |= {c.dimension.column for c in conds
-                if c.dimension.level == "visit" and c.dimension.column is not None}
+        out |= {c for d in dims for c in d.lake_columns()}
+        out |= {c for cond in conds if cond.dimension.level == "visit" for c in cond.dimension.lake_columns()}
     return tuple(sorted(out))
 
 
@@ -304,7 +303,7 @@ def sessions_relation(reads: Reads | None, se_metrics: Sequence[str],
 def scan_columns(q: Query, used: Sequence[Dimension]) -> tuple[str, ...]:
     """The lake columns of the range's events the plan reads, sorted."""
     needed = set(BASE_COLUMNS)
-    needed |= {d.column for d in used if d.column is not None}
+    needed |= {c for d in used for c in d.lake_columns()}
     if any(d.prop_key is not None for d in used):
         needed.add("props")
     if REVENUE_METRICS & set(q.metrics):
@@ -343,8 +342,9 @@ def order_keys(q: Query) -> tuple[tuple[str, Literal["ASC", "DESC"]], ...]:
 
 
 def is_zero_filled(q: Query) -> bool:
-    """A time series (the time dimension alone) reports every bucket of the range, empty ones too."""
-    return q.time_dimension is not None and q.dimensions == (q.time_dimension,)
+    """A time series (the time dimension alone) reports every bucket of the range, empty ones too,
+    unless the query leaves them out (:attr:`Query.empty_buckets`)."""
+    return q.empty_buckets and q.time_dimension is not None and q.dimensions == (q.time_dimension,)
 
 
 # -- the plan -------------------------------------------------------------------------------------

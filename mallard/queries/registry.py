@@ -103,17 +103,24 @@ class Dimension:
         if self.column is None:
             raise InvalidQueryError(f"{self.name} is a property of visits, not of single events.",
                                     code="invalid_dimension")
-        return self._shown(Sql(self.column))
+        return self._shown(Sql(self.column), self.words.also if self.words else ())
 
     def visit_expr(self) -> Sql:
-        return self._shown(Sql(self.visit_column()))
+        return self._shown(Sql(self.visit_column()), tuple(f"s_{c}" for c in self.words.also)
+                           if self.words else ())
+
+    def lake_columns(self) -> tuple[str, ...]:
+        """The lake columns the dimension's value is computed from (its own, and those its words read)."""
+        if self.column is None:
+            return ()
+        return (self.column, *(self.words.also if self.words else ()))
 
     def visit_column(self) -> str:
         """The column of the sessions relation holding the stored value."""
         return self.session_column or f"s_{self.column}"
 
-    def _shown(self, stored: Sql) -> Sql:
-        return stored if self.words is None else self.words.label(stored)
+    def _shown(self, stored: Sql, also: tuple[str, ...] = ()) -> Sql:
+        return stored if self.words is None else self.words.label(stored, also)
 
 
 def _json_path(key: str) -> str:

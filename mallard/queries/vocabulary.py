@@ -20,8 +20,9 @@ icon tables) and Matomo's names:
 * ``visit:source``: a named source or the referrer's host; none ``Direct / None``. ``visit:referrer``: the
   referrer without scheme, ``www.``, query and trailing ``/``; none ``Direct / None``.
 * ``visit:utm_*``: the raw value; none ``(not set)``. ``event:props:<key>``: none ``(none)``.
-* ``visit:region`` filter values are ISO 3166-2 codes (``DE-BE``), matched to the stored English names
-  (:func:`region_codes`); the dimension still reports the stored names: mallard does not store codes.
+* ``visit:region``: ISO 3166-2 codes (``DE-BE``). Mallard stores the GeoIP database's English name; the
+  code is looked up from it and the country code (:func:`region_words`), and ``is``/``is_not`` filter
+  values that are codes become conditions on the stored names (:func:`region_codes`, no lookup a row).
 * ``visit:country_name``, ``visit:region_name``, ``visit:city_name`` (in every vocabulary): names; none
   ``""``. The country name is the ISO 3166-1 common name, else the name (Debian's iso-codes through
   pycountry, the data Plausible's location library reads), ``Kosovo`` for ``XK``.
@@ -62,18 +63,38 @@ class Words:
     names: tuple[tuple[str, str | None], ...] = ()
     empty: str = NOT_SET
     shape: str = "{}"
+    #: SQL of the key ``names`` are looked up by: ``{}`` the shaped value, ``{0}``… the columns ``also``
+    key: str = "{}"
+    #: lake columns of the same row the key reads besides the dimension's own (e.g. the country code)
+    also: tuple[str, ...] = ()
 
-    def label(self, expr: Sql) -> Sql:
-        """SQL of the shown value of ``expr`` (never NULL)."""
-        before, after = self.shape.split("{}")
-        value = before + expr + after
+    def label(self, expr: Sql, also: tuple[str, ...] = ()) -> Sql:
+        """SQL of the shown value of ``expr`` (never NULL); ``also``: the expressions of the columns
+        :attr:`also` in the relation ``expr`` is read from."""
+        value = _fill(self.shape, expr)
         named: Sql = "nullif(" + value + ", '')"
-        if self.names:
+        key = _fill(self.key.replace("{}", "\0").format(*also).replace("\0", "{}"), value)
+        if len(self.names) > _INLINE:  # a lookup table: a long CASE costs ~1 µs a row per 200 names
+            assert all(shown is not None for _stored, shown in self.names)
+            rows = Sql(", ".join(["(?, ?)"] * len(self.names)),
+                       tuple(v for pair in self.names for v in pair))
+            named = ("coalesce((SELECT w.shown FROM (VALUES " + rows + ") AS w(stored, shown) "
+                     "WHERE w.stored = " + key + "), " + named + ")")
+        elif self.names:
             whens = Sql.join([Sql("WHEN ? THEN " + ("NULL" if shown is None else "?"),
                                   (stored,) if shown is None else (stored, shown))
                               for stored, shown in self.names], " ")
-            named = "CASE " + value + " " + whens + " ELSE " + named + " END"
+            named = "CASE " + key + " " + whens + " ELSE " + named + " END"
         return "coalesce(" + named + Sql(", ?)", (self.empty,))
+
+
+#: Names beyond which :meth:`Words.label` looks values up in a table instead of a CASE.
+_INLINE: Final = 32
+
+
+def _fill(template: str, expr: Sql) -> Sql:
+    before, after = template.split("{}")
+    return before + expr + after
 
 
 # ua-parser's families as mallard stores them (mallard.enrich.useragent) → Matomo's names as Plausible
@@ -122,11 +143,26 @@ def country_words() -> Words:
 PLACE: Final = Words(empty="")
 
 
+@cache
+def region_words() -> Words:
+    """A stored region (the GeoIP database's English name, with the row's country code) → its ISO 3166-2
+    code, as Plausible reports ``visit:region``: by the ISO name or its English translation, the names
+    MaxMind and DB-IP give; a name that is neither is reported as stored; none ``""``."""
+    import pycountry
+
+    codes: dict[str, str] = {}
+    for sub in pycountry.subdivisions:
+        for name in sorted({sub.name, _english().gettext(sub.name)}):
+            codes.setdefault(f"{sub.country_code}|{name}", sub.code)
+    return Words(tuple(sorted(codes.items())), empty="", key="{0} || '|' || {}", also=("country_code",))
+
+
 def worded(dim: Dimension, vocabulary: Vocabulary) -> Dimension:
     """``dim`` as it is named in ``vocabulary`` (itself when the vocabulary does not rename it)."""
     if vocabulary != "plausible" or dim.words is not None:
         return dim
-    words = _PROPERTY if dim.prop_key is not None else PLAUSIBLE.get(dim.name)
+    words = (_PROPERTY if dim.prop_key is not None else region_words() if dim.name == "visit:region"
+             else PLAUSIBLE.get(dim.name))
     return dim if words is None else replace(dim, words=words)
 
 
@@ -171,16 +207,16 @@ def region_codes(cond: Condition) -> Filter:
         return cond
     places = [(value, region_names(value)) for value in cond.values]
     coded = [found for _value, found in places if found is not None]
-    if not coded:
+    if not coded and cond.dimension.words is None:
         return cond
-    country = dimension("visit:country")
+    country, stored = dimension("visit:country"), dimension("visit:region")
     alternatives: list[Filter] = [
         Logic("and", (Condition("is", country, (code,)),
-                      Condition("is", cond.dimension, names, cond.case_sensitive)))
+                      Condition("is", stored, names, cond.case_sensitive)))
         for code, names in coded]
     others = tuple(value for value, found in places if found is None)
     if others:
-        alternatives.append(Condition("is", cond.dimension, others, cond.case_sensitive))
+        alternatives.append(Condition("is", stored, others, cond.case_sensitive))
     if cond.op == "is_not":
         return Written("and", (Not(Logic("or", tuple(alternatives))),), cond)
     return Written("or", tuple(alternatives), cond)

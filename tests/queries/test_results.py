@@ -120,10 +120,23 @@ def test_sql_with_its_own_cte(queries: Queries) -> None:
     assert table.to_pylist() == [{"n": 15}]
 
 
-def test_query_json_time_series_is_zero_filled(queries: Queries) -> None:
-    result = queries.query_json({"site_id": SITE, "metrics": ["visitors"], "dimensions": ["time:day"],
-                                 "date_range": ["2024-04-29", DAY2]})
-    assert result.rows == [{"time:day": "2024-04-29", "visitors": 0},
+def test_query_json_time_series_leaves_empty_buckets_out(queries: Queries) -> None:
+    """Plausible's v2 reports only buckets with data (``include.time_labels`` lists them all); the Python
+    query API zero-fills the series."""
+    body = {"site_id": SITE, "metrics": ["visitors"], "dimensions": ["time:day"],
+            "date_range": ["2024-04-28", DAY2]}
+    result = queries.query_json(body)
+    assert result.rows == [{"time:day": "2024-04-30", "visitors": 1},
+                           {"time:day": DAY1, "visitors": 4}, {"time:day": DAY2, "visitors": 2}]
+    assert result.meta["total_rows"] == 3
+    labelled = queries.query_json({**body, "include": {"time_labels": True}}).to_dict()
+    assert labelled["meta"]["time_labels"] == ["2024-04-28", "2024-04-29", "2024-04-30", DAY1, DAY2]
+    paged = queries.query_json({**body, "pagination": {"limit": 1, "offset": 1}})
+    assert paged.rows == [{"time:day": DAY1, "visitors": 4}] and paged.meta["total_rows"] == 3
+    python = queries.query(SITE, metrics=["visitors"], dimensions=["time:day"], start_date="2024-04-28",
+                           end_date=DAY2)
+    assert python.rows == [{"time:day": "2024-04-28", "visitors": 0},
+                           {"time:day": "2024-04-29", "visitors": 0},
                            {"time:day": "2024-04-30", "visitors": 1},
                            {"time:day": DAY1, "visitors": 4}, {"time:day": DAY2, "visitors": 2}]
 

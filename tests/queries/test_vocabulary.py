@@ -118,6 +118,26 @@ def test_region_filter_takes_iso_codes(queries: Queries) -> None:
     assert body["query"]["filters"] == [["and", written]]  # echoed as written
 
 
+def test_regions_are_reported_as_iso_codes(queries: Queries) -> None:
+    """Plausible reports ``visit:region`` as ISO 3166-2 codes and ``visit:region_name`` as names; mallard
+    looks the code up from the stored English name and the country (Harjumaa is EE-37, Berlin DE-BE)."""
+    assert v2(queries, ["visitors"], ["visit:region"]) == {
+        (code,): [n] for code, n in Counter(v.region for v in VISITORS).items()}
+    by_pair = v2(queries, ["visitors"], ["visit:region", "visit:region_name"])
+    assert by_pair[("EE-37", "Harjumaa")] == [sum(v.region == "EE-37" for v in VISITORS)]
+    assert v2(queries, ["visitors"], ["visit:region"],
+              filters=[["contains", "visit:region", ["DE-"]]]) == {
+        (code,): [n] for code, n in Counter(v.region for v in VISITORS).items() if code.startswith("DE-")}
+    sessions = v2(queries, ["visits", "bounce_rate", "visit_duration"], ["visit:region"],
+                  filters=[["contains", "visit:region", ["E"]]])  # read from the sessions
+    assert {k: v[0] for k, v in sessions.items()} == {
+        (code,): sum(v.region == code for v in VISITORS)
+        for code in {v.region for v in VISITORS} if "E" in code}
+    python = queries.query(SITE, metrics=["visitors"], dimensions=["visit:region"], start_date=RANGE[0],
+                           end_date=RANGE[1]).rows  # mallard's own vocabulary: the stored names
+    assert "Harjumaa" in {r["visit:region"] for r in python}
+
+
 def test_region_codes_name_iso_and_english_names() -> None:
     from mallard.queries.vocabulary import region_names
 
