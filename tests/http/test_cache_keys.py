@@ -151,6 +151,40 @@ def test_an_unreadable_goals_file_fails_goal_queries_and_caches_no_error(api: Ke
     assert state == "miss" and [r["value"] for r in rows] == ["Signup"]
 
 
+class GoalDuringQuery(Keyed):
+    """Adds a goal (really, in state/) once the cache key is made and before the query reads the goals,
+    as another worker might at that moment."""
+
+    pending = True
+
+    def _run(self, route: Any, request: Request, params: dict[str, str]) -> Any:
+        if self.pending and route.pattern == GOALS.replace("event:goal", "{dimension}"):
+            self.pending = False
+            self.mallard.goals.add(SITE, event_name="Signup")
+        return super()._run(route, request, params)
+
+
+def test_an_answer_computed_while_the_goals_changed_is_not_kept(tmp_path: Path) -> None:
+    """The answer already holds the new goal but its key the old goals: it is not stored, so once the
+    goal is deleted again (the goals as the key says) the answer is computed, not the goal served."""
+    m = mallard.Mallard(data_dir=tmp_path / "data")
+    api = GoalDuringQuery(m)
+    try:
+        m.auth.set_password(PASSWORD)
+        api.key = m.auth.create_key("test", "Admin")[0]
+        m.track("Signup", site=SITE, url=f"https://{SITE}/", ip="192.0.2.1", user_agent=UA)
+        m.flush()
+        query = f"site_id={SITE}&period=day"
+        state, rows = get(api, GOALS, query)
+        assert state == "miss" and [r["value"] for r in rows] == ["Signup"]
+        (goal,) = m.goals.list(SITE)
+        assert m.goals.remove(goal.id)
+        assert get(api, GOALS, query) == ("miss", [])
+    finally:
+        api.close()
+        m.close()
+
+
 # -- Stats API v1 --------------------------------------------------------------------------------------
 def test_v1_answers_are_cached_and_a_flush_or_goal_change_is_a_miss(api: Keyed) -> None:
     """A repeated v1 request is a hit (header and Prometheus counter); a flush of a new event is a miss
