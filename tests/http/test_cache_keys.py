@@ -5,6 +5,7 @@ the realtime routes are never cached."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -37,12 +38,12 @@ class Keyed(Api):
     key = ""
 
 
-@pytest.fixture
-def api(tmp_path: Path) -> Iterator[Keyed]:
-    """An Api with the cache on (the default 60 s), an Admin key, and one visitor who signed up and one
-    who only viewed a page, flushed."""
-    m = mallard.Mallard(data_dir=tmp_path / "data")
-    served = Keyed(m)
+@contextlib.contextmanager
+def keyed(kind: type[Keyed], data_dir: Path) -> Iterator[Keyed]:
+    """An Api of ``kind`` with the cache on (the default 60 s), an Admin key, and one visitor who signed
+    up and one who only viewed a page, flushed."""
+    m = mallard.Mallard(data_dir=data_dir)
+    served = kind(m)
     try:
         m.auth.set_password(PASSWORD)
         served.key = m.auth.create_key("test", "Admin")[0]
@@ -53,6 +54,12 @@ def api(tmp_path: Path) -> Iterator[Keyed]:
     finally:
         served.close()
         m.close()
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[Keyed]:
+    with keyed(Keyed, tmp_path / "data") as served:
+        yield served
 
 
 def call(api: Keyed, method: str, path: str, query: str = "",
@@ -167,22 +174,13 @@ class GoalDuringQuery(Keyed):
 def test_an_answer_computed_while_the_goals_changed_is_not_kept(tmp_path: Path) -> None:
     """The answer already holds the new goal but its key the old goals: it is not stored, so once the
     goal is deleted again (the goals as the key says) the answer is computed, not the goal served."""
-    m = mallard.Mallard(data_dir=tmp_path / "data")
-    api = GoalDuringQuery(m)
-    try:
-        m.auth.set_password(PASSWORD)
-        api.key = m.auth.create_key("test", "Admin")[0]
-        m.track("Signup", site=SITE, url=f"https://{SITE}/", ip="192.0.2.1", user_agent=UA)
-        m.flush()
+    with keyed(GoalDuringQuery, tmp_path / "data") as api:
         query = f"site_id={SITE}&period=day"
         state, rows = get(api, GOALS, query)
         assert state == "miss" and [r["value"] for r in rows] == ["Signup"]
-        (goal,) = m.goals.list(SITE)
-        assert m.goals.remove(goal.id)
+        (goal,) = api.mallard.goals.list(SITE)
+        assert api.mallard.goals.remove(goal.id)
         assert get(api, GOALS, query) == ("miss", [])
-    finally:
-        api.close()
-        m.close()
 
 
 # -- Stats API v1 --------------------------------------------------------------------------------------
