@@ -29,10 +29,11 @@ Handler = Callable[["Api", Request, dict[str, str]], Response]
 
 class CacheScope(NamedTuple):
     """What a cached answer reads: the site, the first and last UTC partition dates of every range
-    it queries (a comparison's included), and the time zone its "today" is counted in."""
+    it queries (a comparison's included; ``first`` None: every partition up to ``last``), and the time
+    zone its "today" is counted in."""
 
     site: str
-    first: date
+    first: date | None
     last: date
     tz: str
 

@@ -21,7 +21,7 @@ from ..queries.periods import MAX_API_DAYS, PLAUSIBLE_PERIODS, DateRange
 from ..queries.registry import ALIASES, BREAKDOWNS, DIMENSIONS, METRICS
 from ..queries.retention import MAX_WEEKS
 from .messages import HTTPError, Request, Response, json_response
-from .routing import JSON, Body, CacheScope, Param, Route
+from .routing import JSON, Body, CacheScope, Param, Route, Scoper
 from .schemas import SITE_ID, date_param, period_param, site_param
 
 if TYPE_CHECKING:
@@ -106,6 +106,12 @@ def cache_scope(api: Api, request: Request) -> CacheScope:
     if previous is not None:
         first = min(first, previous.partition_dates()[0])
     return CacheScope(site, first, last, rng.tz)
+
+
+def history_scope(api: Api, request: Request) -> CacheScope:
+    """What retention reads: every partition up to the range's end (a first visit is the earliest
+    event of all history, so a file flushed into any earlier day can change the cohorts)."""
+    return cache_scope(api, request)._replace(first=None)
 
 
 def _main(api: Api, request: Request) -> dict[str, Any]:
@@ -270,9 +276,9 @@ _STEPS: Final = {"type": "string", "minLength": 1, "examples": ["page:/,event:Si
 
 def _route(pattern: str, handler: Callable[[Api, Request, dict[str, str]], Response], summary: str, *,
            heavy: bool = False, cached: bool = True, extra: tuple[Param, ...] = (),
-           replies: dict[int, tuple[str, ...]] | None = None) -> Route:
+           replies: dict[int, tuple[str, ...]] | None = None, scope: Scoper = cache_scope) -> Route:
     return Route("GET", pattern, handler, summary, access="read", heavy=heavy,
-                 cache_scope=cache_scope if cached else None,
+                 cache_scope=scope if cached else None,
                  params=(*_COMMON, *extra), tag="stats", replies=replies or {200: (JSON,)},
                  errors=(400, 503))
 
@@ -361,7 +367,8 @@ ROUTES: Final = (
            heavy=True, extra=(Param("steps", _STEPS, "page:/path,event:Name (at least 2).",
                                     required=True),)),
     _route("/api/stats/retention", retention, "Weekly cohorts by first visit.",
-           heavy=True, extra=(Param("weeks", _int(1, MAX_WEEKS, 4), "Weeks after the cohort week."),)),
+           heavy=True, scope=history_scope,
+           extra=(Param("weeks", _int(1, MAX_WEEKS, 4), "Weeks after the cohort week."),)),
     _route("/api/stats/flow", flow, "Next page after a page.", heavy=True,
            extra=(Param("page", {"type": "string", "minLength": 1}, "The page path.", required=True),
                   Param("limit", _int(1, MAX_FLOW_LIMIT, 10), "Next pages listed."))),

@@ -263,6 +263,25 @@ def test_a_file_flushed_into_the_compared_period_is_a_miss(api: Keyed, path: str
     assert state == "miss" and after != before
 
 
+def test_a_file_flushed_into_history_before_the_range_is_a_miss_for_retention(api: Keyed) -> None:
+    """Retention's first visit is the earliest event of all history: a late event of a member, ten days
+    before the range, makes that member an old visitor, so the cached cohort (read from the range's files
+    only, before) must not be answered."""
+    api.mallard.track("pageview", site=SITE, url=f"https://{SITE}/", ip="192.0.2.5", user_agent=UA,
+                      user_id="member-1")
+    api.mallard.flush()
+    query = f"site_id={SITE}&period=day&weeks=1"
+    state, before = get(api, "/api/stats/retention", query)
+    assert state == "miss" and get(api, "/api/stats/retention", query)[0] == "hit"
+    api.mallard.track("pageview", site=SITE, url=f"https://{SITE}/", ip="192.0.2.5", user_agent=UA,
+                      user_id="member-1", timestamp=datetime.now(UTC) - timedelta(days=10))
+    api.mallard.flush()
+    state, after = get(api, "/api/stats/retention", query)
+    assert state == "miss"
+    sizes = [[c["visitors"] for c in body["cohorts"]] for body in (before, after)]
+    assert sizes == [[3], [2]]
+
+
 # -- several workers -------------------------------------------------------------------------------------
 def cli(data_dir: Path, *args: str, stdin: str | None = None) -> str:
     out = subprocess.run([sys.executable, "-m", "mallard", *args, "--data-dir", str(data_dir)],
