@@ -16,6 +16,7 @@ No SQL here: :mod:`mallard.queries.goals` turns goals into conditions.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -135,6 +136,29 @@ class Goals:
         self._check_filters = check_filters
         self._file = JsonStateFile(Path(state_dir) / "goals.json", Path(state_dir) / "goals.lock",
                                    parse=self._parse, dump=self._dump, empty=_Document)
+        self._versions: tuple[_Document, dict[str, str]] | None = None
+
+    def version(self, site_id: str) -> str:
+        """A digest of everything of ``site_id`` kept here (goals, segments, reporting currency): it
+        changes whenever any process changes one of them, and only then, so answers that depend on them
+        can be cached under it (the HTTP query cache does). ``"unreadable"`` while the file cannot be
+        read (answers that need goals then fail and are not cached)."""
+        try:
+            doc = self._file.read()
+        except StorageError:
+            return "unreadable"
+        memo = self._versions
+        if memo is None or memo[0] is not doc:  # the document is replaced, never mutated
+            memo = self._versions = (doc, {})
+        found = memo[1].get(site_id)
+        if found is None:
+            mine = {"goals": [asdict(g) for g in doc.goals if g.site_id == site_id],
+                    "segments": [[s.id, s.name, list(s.filters)] for s in doc.segments
+                                 if s.site_id == site_id],
+                    "currency": doc.currencies.get(site_id)}
+            digest = hashlib.blake2b(json.dumps(mine, sort_keys=True).encode(), digest_size=16)
+            found = memo[1][site_id] = digest.hexdigest()
+        return found
 
     # -- goals ------------------------------------------------------------------------------------
     def list(self, site_id: str) -> GoalList:

@@ -28,7 +28,7 @@ from . import admin, ingest, ops, sites, stats, v1
 from .cache import QueryCache
 from .limits import ConcurrencyLimit, RateLimiter
 from .messages import HTTPError, Request, Response, error_response
-from .routing import Route, Router
+from .routing import CacheScope, Route, Router
 from .security import (
     apply_security_headers,
     cors_headers,
@@ -243,8 +243,10 @@ class Api:
 
     def _dispatch(self, route: Route, request: Request, params: dict[str, str]) -> Response:
         self._authorize(route, request)
-        if route.cached and request.method == "GET":
-            return self._cached(route, request, params)
+        if route.cache_scope is not None and request.method == "GET" and self.cache.enabled:
+            scope = route.cache_scope(self, request)
+            if scope is not None:
+                return self._cached(route, request, params, scope)
         return self._run(route, request, params)
 
     def _run(self, route: Route, request: Request, params: dict[str, str]) -> Response:
@@ -259,50 +261,57 @@ class Api:
         finally:
             self.heavy.leave()
 
-    def _cached(self, route: Route, request: Request, params: dict[str, str]) -> Response:
+    def _cached(self, route: Route, request: Request, params: dict[str, str],
+                scope: CacheScope) -> Response:
         """Answer from the query cache (``X-Mallard-Cache: hit``), from an expired entry while one
         background refresh recomputes it (``stale``), or by running the query (``miss``)."""
-        if not self.cache.enabled:
-            return self._run(route, request, params)
-        site = stats.site_of(request)
-        rng = stats.range_of(self, request, site)
-        first, last = rng.partition_dates()
+        site = scope.site
         store = self.mallard.store
         # Erasures recorded by any process are part of the key: one that deleted no lake file (the
         # events were still in a worker's buffer) must not leave that worker's answers reachable.
         erasures = tuple(t.at for t in store.tombstones.all() if t.site_id == site)
+        # So are the site's goals and segments, as stored in state/ (a change by any process, or by
+        # `mallard goals`, is a miss in every worker at once): they decide event:goal, conversion
+        # rates, revenue and segment filters.
+        goals = self.queries.goals.version(site)
         key = (route.pattern, tuple(sorted(params.items())),
                tuple(sorted((k, tuple(v)) for k, v in request.query.items())),
-               store.fingerprint(site, first, last), erasures, self.queries.today(rng.tz))
+               store.fingerprint(site, scope.first, scope.last), erasures, goals,
+               self.queries.today(scope.tz))
         state, hit = self.cache.lookup(key)
         if hit is not None:
             self.count("mallard_cache_stale_total" if state == "stale" else "mallard_cache_hits_total")
             if state == "stale":
-                self.cache.refresh(key, site, lambda: self._refresh(route, request, params))
+                self.cache.refresh(key, site, lambda: self._refresh(route, request, params, site, goals))
             status, headers, body = hit
             return Response(status, [*headers, ("X-Mallard-Cache", state)], body)
         self.count("mallard_cache_misses_total")
         epoch = self.cache.epoch(site)
-        response, entry = self._compute(route, request, params)
+        response, entry = self._compute(route, request, params, site, goals)
         if entry is not None:
             self.cache.put(key, site, entry, epoch=epoch)
         response.headers.append(("X-Mallard-Cache", "miss"))
         return response
 
-    def _compute(self, route: Route, request: Request,
-                 params: dict[str, str]) -> tuple[Response, tuple[Any, ...] | None]:
-        """Run the route, and the cache entry of its answer (None when it must not be kept)."""
+    def _compute(self, route: Route, request: Request, params: dict[str, str], site: str,
+                 goals: str) -> tuple[Response, tuple[Any, ...] | None]:
+        """Run the route, and the cache entry of its answer (None when it must not be kept).
+        ``goals`` is the version of the site's goals that the entry's key holds."""
         excluded = self.mallard.store.excluded()
         response = self._run(route, request, params)
         # An answer that left out unreadable files is not kept: the files it skipped may still be
-        # being written (same names, so the same fingerprint once complete).
-        if response.status != 200 or self.mallard.store.excluded() != excluded:
+        # being written (same names, so the same fingerprint once complete). Nor one computed while
+        # the goals changed: it may hold the new ones, and the key the old ones, which come back when
+        # the change is undone.
+        if response.status != 200 or self.mallard.store.excluded() != excluded \
+                or self.queries.goals.version(site) != goals:
             return response, None
         return response, (response.status, tuple(response.headers), response.body)
 
-    def _refresh(self, route: Route, request: Request, params: dict[str, str]) -> tuple[Any, ...] | None:
+    def _refresh(self, route: Route, request: Request, params: dict[str, str], site: str,
+                 goals: str) -> tuple[Any, ...] | None:
         try:
-            return self._compute(route, request, params)[1]
+            return self._compute(route, request, params, site, goals)[1]
         except Exception:
             self.count("mallard_cache_refresh_failures_total")
             raise

@@ -12,8 +12,9 @@ answer computed from before the erasure (a refresh or a miss running meanwhile) 
 (each site has an epoch, taken before computing and checked when storing). After :meth:`QueryCache.close`
 no refresh starts and none still running stores its answer.
 
-The cache is per process; the callers key it by a fingerprint of the lake files a query reads, so a
-flush by any worker makes every worker's entries for that site unreachable (a miss, never stale). A child
+The cache is per process; the callers key it by a fingerprint of the lake files a query reads and by
+the site's goals and segments as stored in ``state/``, so a flush or a goal change by any worker makes
+every worker's entries for that site unreachable (a miss, never stale). A child
 process made by ``fork()`` keeps the entries but none of the parent's refreshes (their threads did not
 follow): it starts its own.
 """

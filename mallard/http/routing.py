@@ -13,17 +13,33 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, Literal
+from datetime import date
+from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple
 
 from .messages import HTTPError, Request, Response
 
 if TYPE_CHECKING:
     from .api import Api
 
-__all__ = ["Access", "Body", "Handler", "Param", "Route", "Router"]
+__all__ = ["Access", "Body", "CacheScope", "Handler", "Param", "Route", "Router", "Scoper"]
 
 Access = Literal["public", "read", "admin"]
 Handler = Callable[["Api", Request, dict[str, str]], Response]
+
+
+class CacheScope(NamedTuple):
+    """What a cached answer reads: the site, the first and last UTC partition dates of every range
+    it queries (a comparison's included; ``first`` None: every partition up to ``last``), and the time
+    zone its "today" is counted in."""
+
+    site: str
+    first: date | None
+    last: date
+    tz: str
+
+
+#: A cached route's scope of one request, or None to answer that request uncached (relative to now).
+Scoper = Callable[["Api", Request], CacheScope | None]
 
 
 Schema = Mapping[str, Any]  # a JSON Schema (OpenAPI 3.1 dialect)
@@ -67,7 +83,8 @@ class Route:
             exists), ``admin`` (a login or an Admin key; closed until a password exists).
         ingestion: the ingestion endpoints: open CORS, never cached, never blocking.
         heavy: counted against ``max_concurrent_queries`` (429 when exceeded).
-        cached: GET responses cached per (path, query, lake fingerprint).
+        cache_scope: for a cached route, what a GET request reads: its answers are cached per (path,
+            query, lake fingerprint of that scope, erasures, the site's goals and segments, today).
         params: the query and path parameters (every ``{name}`` of the pattern has a path Param).
         body: the request body, or None for a route that reads none.
         replies: the answers that are not errors: status → media types (``()``: no body).
@@ -81,7 +98,7 @@ class Route:
     access: Access = "public"
     ingestion: bool = False
     heavy: bool = False
-    cached: bool = False
+    cache_scope: Scoper | None = None
     params: tuple[Param, ...] = ()
     tag: str = "ops"
     body: Body | None = None

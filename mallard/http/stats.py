@@ -21,13 +21,13 @@ from ..queries.periods import MAX_API_DAYS, PLAUSIBLE_PERIODS, DateRange
 from ..queries.registry import ALIASES, BREAKDOWNS, DIMENSIONS, METRICS
 from ..queries.retention import MAX_WEEKS
 from .messages import HTTPError, Request, Response, json_response
-from .routing import JSON, Body, Param, Route
+from .routing import JSON, Body, CacheScope, Param, Route, Scoper
 from .schemas import SITE_ID, date_param, period_param, site_param
 
 if TYPE_CHECKING:
     from .api import Api
 
-__all__ = ["ROUTES", "V2_QUERY"]
+__all__ = ["ROUTES", "V2_QUERY", "cache_scope"]
 
 MAX_LIMIT: Final = 1000
 
@@ -87,18 +87,43 @@ def _dates(rng: DateRange) -> dict[str, Any]:
     return {"start_date": rng.start, "end_date": rng.end, "timezone": rng.tz}
 
 
+def _compared(rng: DateRange, compare: str) -> DateRange | None:
+    """The range a ``compare`` mode compares ``rng`` with (None for an unknown mode)."""
+    shift = {"previous_period": rng.days, "previous-period": rng.days,
+             "year_over_year": 365, "year-over-year": 365}.get(compare)
+    return None if shift is None else rng.shifted(shift)
+
+
+def cache_scope(api: Api, request: Request) -> CacheScope:
+    """What a cached stats route reads: the range, and the compared range before it (``compare``)."""
+    site = site_of(request)
+    rng = range_of(api, request, site)
+    first, last = rng.partition_dates()
+    try:
+        previous = _compared(rng, request.arg("compare") or "")
+    except InvalidQueryError:  # the route that reads it says so
+        previous = None
+    if previous is not None:
+        first = min(first, previous.partition_dates()[0])
+    return CacheScope(site, first, last, rng.tz)
+
+
+def history_scope(api: Api, request: Request) -> CacheScope:
+    """What retention reads: every partition up to the range's end (a first visit is the earliest
+    event of all history, so a file flushed into any earlier day can change the cohorts)."""
+    return cache_scope(api, request)._replace(first=None)
+
+
 def _main(api: Api, request: Request) -> dict[str, Any]:
     site, rng, filters = _scope(api, request)
     q = api.queries
     out: dict[str, Any] = q.main(site, start_date=rng.start, end_date=rng.end, filters=filters).to_dict()
     compare = request.arg("compare")
     if compare:
-        shift = {"previous_period": rng.days, "previous-period": rng.days,
-                 "year_over_year": 365, "year-over-year": 365}.get(compare)
-        if shift is None:
+        previous = _compared(rng, compare)
+        if previous is None:
             raise HTTPError(400, f"Invalid compare: {compare!r}. Use 'previous_period' or "
                                  "'year_over_year'.")
-        previous = rng.shifted(shift)
         start, end = previous.start, previous.end
         baseline = q.main(site, start_date=start, end_date=end, filters=filters).to_dict()
         out["comparison"] = {"mode": compare.replace("-", "_"), "start_date": start.isoformat(),
@@ -251,8 +276,9 @@ _STEPS: Final = {"type": "string", "minLength": 1, "examples": ["page:/,event:Si
 
 def _route(pattern: str, handler: Callable[[Api, Request, dict[str, str]], Response], summary: str, *,
            heavy: bool = False, cached: bool = True, extra: tuple[Param, ...] = (),
-           replies: dict[int, tuple[str, ...]] | None = None) -> Route:
-    return Route("GET", pattern, handler, summary, access="read", heavy=heavy, cached=cached,
+           replies: dict[int, tuple[str, ...]] | None = None, scope: Scoper = cache_scope) -> Route:
+    return Route("GET", pattern, handler, summary, access="read", heavy=heavy,
+                 cache_scope=scope if cached else None,
                  params=(*_COMMON, *extra), tag="stats", replies=replies or {200: (JSON,)},
                  errors=(400, 503))
 
@@ -341,7 +367,8 @@ ROUTES: Final = (
            heavy=True, extra=(Param("steps", _STEPS, "page:/path,event:Name (at least 2).",
                                     required=True),)),
     _route("/api/stats/retention", retention, "Weekly cohorts by first visit.",
-           heavy=True, extra=(Param("weeks", _int(1, MAX_WEEKS, 4), "Weeks after the cohort week."),)),
+           heavy=True, scope=history_scope,
+           extra=(Param("weeks", _int(1, MAX_WEEKS, 4), "Weeks after the cohort week."),)),
     _route("/api/stats/flow", flow, "Next page after a page.", heavy=True,
            extra=(Param("page", {"type": "string", "minLength": 1}, "The page path.", required=True),
                   Param("limit", _int(1, MAX_FLOW_LIMIT, 10), "Next pages listed."))),

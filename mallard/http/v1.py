@@ -28,14 +28,14 @@ from ..queries.periods import MAX_API_DAYS, DateRange, v1_period
 from ..queries.registry import METRICS, TIME_DIMENSIONS, dimension
 from ..queries.vocabulary import NOT_SET, plausible_query
 from .messages import HTTPError, Request, Response, json_response
-from .routing import Param, Route
+from .routing import CacheScope, Param, Route
 from .schemas import site_param
 from .stats import site_of
 
 if TYPE_CHECKING:
     from .api import Api
 
-__all__ = ["ROUTES", "parse_filters"]
+__all__ = ["ROUTES", "cache_scope", "parse_filters"]
 
 # -- periods: THE single place where v1 period names become dates ------------------------------------
 #: v1's period names (the OpenAPI enum); :func:`mallard.queries.periods.v1_period` counts them.
@@ -188,6 +188,18 @@ def _scope(api: Api, request: Request) -> Scope:
     return Scope(site, rng, parse_filters(request.arg("filters")), period, today)
 
 
+def cache_scope(api: Api, request: Request) -> CacheScope | None:
+    """What a v1 request reads (the period, and the previous one for ``compare``), or None for the
+    periods counted back from this instant (``realtime``, ``30m``): those are not cached."""
+    site, rng, _, _, today = _scope(api, request)
+    if rng.instants is not None:
+        return None
+    first, last = rng.partition_dates()
+    if request.arg("compare") == "previous_period":
+        first = min(first, _previous(rng, today).partition_dates()[0])
+    return CacheScope(site, first, last, rng.tz)
+
+
 # -- aggregate -------------------------------------------------------------------------------------
 def _change(metric: str, old: Any, new: Any) -> Any:
     """Plausible's change: percentage points for bounce_rate, else the rounded percent change."""
@@ -334,11 +346,11 @@ _COMMON: Final = (
 
 
 def _route(pattern: str, handler: Any, summary: str, extra: tuple[Param, ...] = (),
-           common: tuple[Param, ...] = _COMMON) -> Route:
-    # Not cached: the query cache keys answers by the date range of the mallard routes' parameters
-    # (stats.range_of), which v1's period/date do not follow; realtime answers change by the second.
-    return Route("GET", pattern, handler, summary, access="read", heavy=True, cached=False,
-                 params=(*common, *extra), tag="stats", errors=(400, 503))
+           common: tuple[Param, ...] = _COMMON, cached: bool = True) -> Route:
+    # The realtime routes are never cached: their answers change by the second.
+    return Route("GET", pattern, handler, summary, access="read", heavy=True,
+                 cache_scope=cache_scope if cached else None, params=(*common, *extra), tag="stats",
+                 errors=(400, 503))
 
 
 ROUTES: Final = (
@@ -355,8 +367,8 @@ ROUTES: Final = (
                Param("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}, "Rows."),
                Param("page", {"type": "integer", "minimum": 1, "default": 1}, "Page, from 1."))),
     _route("/api/v1/stats/realtime/visitors", realtime_visitors, "Plausible Stats API v1: visitors in "
-           "the last 5 minutes (a bare number).", common=(_SITE,)),
+           "the last 5 minutes (a bare number).", common=(_SITE,), cached=False),
     _route("/api/stats/realtime", realtime, "Visitors in the last 5 minutes, their pages and sources.",
            (Param("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 10},
-                  "Pages and sources listed."),), common=(_SITE,)),
+                  "Pages and sources listed."),), common=(_SITE,), cached=False),
 )

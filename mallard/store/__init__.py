@@ -325,9 +325,9 @@ class Store:
         finally:
             timer.cancel()
 
-    def fingerprint(self, site_id: str, first: date, last: date) -> int:
-        """A number that changes whenever a file of the site's partitions in [first, last] is added,
-        merged or deleted, by any process (file names are unique per write)."""
+    def fingerprint(self, site_id: str, first: date | None, last: date) -> int:
+        """A number that changes whenever a file of the site's partitions in [first, last] (first None:
+        up to last) is added, merged or deleted, by any process (file names are unique per write)."""
         return hash(tuple(self.lake.files(site_id, first, last)))
 
     def first_date(self, site_id: str | None) -> date | None:
