@@ -62,7 +62,7 @@ E=o.endpoint||A('api');if(!E){u=new URL(s.src);E=u.origin+u.pathname.replace(/(\
 h=F('hash')||!!o.hashBasedRouting;T=F('tagged-events')||Im;Ob=F('outbound-links','outbound')||o.outboundLinks;
 Fd=F('file-downloads','downloads')||q;Lc=F('local','include-local')||o.captureOnLocalhost;Cp=o.customProperties;
 Tr=typeof o.transformRequest=='function'&&o.transformRequest;if(q&&Array.isArray(q.fileExtensions))X=q.fileExtensions;
-M=w.mallard=w.plausible=(n,o)=>{try{S(n,o)}catch(e){}};M.init=Go;
+M=w.mallard=w.plausible=(n,o)=>{try{S(n,o)}catch(e){}};M.init=Go;M.l=1;
 if(!F('manual')&&o.autoCapturePageviews!==false){['pushState','replaceState'].forEach(m=>{var f=H[m];H[m]=function(){var r=f.apply(this,arguments);P();return r}});
 w.addEventListener('popstate',P);
 if(h)w.addEventListener('hashchange',P);
@@ -73,5 +73,5 @@ d.addEventListener('click',C,true);d.addEventListener('auxclick',C,true);
 if(T)d.addEventListener('submit',e=>{try{var g=K(e.target);g&&S(g.n,g)}catch(x){}},true);
 if(o.formSubmissions)d.addEventListener('submit',e=>{try{var f=e.target;(f.hasAttribute('novalidate')||f.checkValidity())&&!K(f)&&M('Form: Submission')}catch(x){}},true);
 Q.forEach(a=>M(...a))}catch(e){}};
-if(Im){Y0=w.plausible=Y0||function(){(Y0.q=Y0.q||[]).push(arguments)};Y0.o?Go(Y0.o):Y0.init=Go}else Go()
+if(Im){Y0&&Y0.l?Y0.init():(Y0=w.plausible=Y0||function(){(Y0.q=Y0.q||[]).push(arguments)},Y0.o?Go(Y0.o):Y0.init=Go)}else Go()
 }catch(e){}})(window,document);

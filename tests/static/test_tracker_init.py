@@ -86,6 +86,13 @@ def test_second_init_is_ignored_with_a_warning() -> None:
     assert (names(legacy), legacy["warnings"]) == ([("pageview", PAGE)], [WARNING])
 
 
+def test_script_loaded_twice_starts_once() -> None:
+    """The pa- script included a second time warns as a second init() does and tracks nothing twice."""
+    result = snippet(steps=[["load"], ["push", "/x"]])
+    assert [raw.url for raw in events(result)] == [PAGE, "https://shop.example/x"]
+    assert result["warnings"] == [WARNING]
+
+
 @pytest.mark.parametrize(("props", "sent"), [
     ("{author: 'Ann', plan: 'free'}", ['{"author":"Ann","plan":"free"}', '{"author":"Ann","plan":"pro"}']),
     ("(n) => ({event: n})", ['{"event":"pageview"}', '{"event":"Signup","plan":"pro"}']),

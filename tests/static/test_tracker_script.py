@@ -125,6 +125,7 @@ for (const [op, arg, extra] of cfg.steps || []) {
   else if (op === 'event') call(window.mallard, arg, opts(extra));
   else if (op === 'plausible') call(window.plausible, arg, opts(extra));
   else if (op === 'init') run('plausible.init(' + arg + ')');  // arg: JavaScript source of the options
+  else if (op === 'load') run(fs.readFileSync(cfg.script, 'utf8'));  // the script included once more
   else if (op === 'tagged') {
     call(fire, 'document', 'click', {type: 'click', button: 0, target: element(arg, extra)});
   } else if (op === 'submit') call(fire, 'document', 'submit', {type: 'submit', target: element(arg)});
