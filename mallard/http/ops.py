@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import logging
 import mimetypes
+import re
 from collections.abc import Callable
 from functools import lru_cache
 from importlib import resources
@@ -153,11 +154,19 @@ VARIANT_EXTENSIONS: Final = frozenset({
     "pageview-props", "revenue", "tagged-events"})
 
 
+#: The id in Plausible's per-site script name (``js/pa-<id>.js``): a nanoid, 21 URL-safe characters.
+SCRIPT_ID: Final = re.compile(r"[A-Za-z0-9_-]{21}")
+
+
 def tracker_script(api: Api, request: Request, params: dict[str, str]) -> Response:
     variant = params.get("variant")
     if variant is not None and not set(variant.split(".")) <= VARIANT_EXTENSIONS:
         raise HTTPError(404, f"No script variant {variant!r}; the extensions are "
                         f"{', '.join(sorted(VARIANT_EXTENSIONS))}.")
+    script_id = params.get("id")
+    if script_id is not None and not SCRIPT_ID.fullmatch(script_id):
+        raise HTTPError(404, "No such script: a Plausible site script is js/pa-<id>.js, the id 21 letters, "
+                        "digits, '_' or '-'.")
     return asset(request, "mallard.js", extra=(("Access-Control-Allow-Origin", "*"),))
 
 
@@ -180,6 +189,9 @@ _FILE: Final = Param("file", {"type": "string", "minLength": 1}, "A file name.",
 _VARIANT: Final = Param("variant", {"type": "string", "minLength": 1}, "Extensions separated by dots, "
                         f"each one of {', '.join(sorted(VARIANT_EXTENSIONS))}.", required=True,
                         where="path")
+_SCRIPT_ID: Final = Param("id", {"type": "string", "pattern": f"^{SCRIPT_ID.pattern}$"}, "The id of "
+                          "Plausible's site script; every id serves the same script.", required=True,
+                          where="path")
 _SCRIPT: Final = {200: ("text/javascript",), 304: ()}
 
 ROUTES: Final = (
@@ -205,6 +217,9 @@ ROUTES: Final = (
           replies=_SCRIPT, errors=(404,)),
     Route("GET", "/js/plausible.{variant}.js", tracker_script, "The tracking script under a Plausible "
           "legacy variant name; the features follow the name.", tag="ingestion", params=(_VARIANT,),
+          replies=_SCRIPT, errors=(404,)),
+    Route("GET", "/js/pa-{id}.js", tracker_script, "The tracking script under the name of Plausible's "
+          "per-site snippet; the features follow `plausible.init()`.", tag="ingestion", params=(_SCRIPT_ID,),
           replies=_SCRIPT, errors=(404,)),
     Route("GET", "/", dashboard_index, "The dashboard.", tag="dashboard",
           replies={200: ("text/html",), 304: ()}),

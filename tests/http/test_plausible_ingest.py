@@ -102,10 +102,11 @@ def test_past_a_plausible_limit_is_an_invalid_event_with_its_code(body: dict[str
 @pytest.mark.parametrize("path", [
     "/js/script.js", "/js/plausible.js", "/js/script.hash.js", "/js/plausible.hash.outbound-links.js",
     "/js/script.file-downloads.hash.local.manual.outbound-links.pageview-props.revenue.tagged-events.js",
-    "/js/script.compat.exclusions.js",
+    "/js/script.compat.exclusions.js", "/js/pa-AqBGVqlDgFry_9WZW3j-D.js", "/js/pa-C4b1d4tXm7xemtcbC7WZk.js",
 ])
 def test_plausible_script_variant_urls_serve_the_tracker(serve: Live, path: str) -> None:
-    """Every Plausible variant name serves mallard.js itself (which reads its features from the name)."""
+    """Every Plausible variant name, and the per-site ``pa-<id>.js`` of Plausible's newer snippet, serves
+    mallard.js itself (which reads its features from the name, or from ``plausible.init()``)."""
     with serve.client() as c:
         script = c.get("/mallard.js")
         variant = c.get(path)
@@ -121,3 +122,16 @@ def test_unknown_script_variant_is_a_404_naming_the_extensions(serve: Live, path
         response = c.get(path)
     assert response.status_code == 404
     assert "outbound-links" in response.json()["error"]
+
+
+@pytest.mark.parametrize("path", ["/js/pa-short.js", "/js/pa-AqBGVqlDgFry_9WZW3j-DX.js",
+                                  "/js/pa-AqBGVqlDgFry.9WZW3j-D.js", "/js/pa-AqBGVqlDgFry%209WZW3j-D.js"])
+def test_junk_site_script_id_is_a_404(serve: Live, path: str) -> None:
+    """An id that is not Plausible's (21 letters, digits, ``_`` or ``-``) is a JSON 404 saying so (an
+    empty one is an unknown path: a JSON 404 too)."""
+    with serve.client() as c:
+        response = c.get(path)
+        empty = c.get("/js/pa-.js")
+    assert response.status_code == 404
+    assert "pa-<id>.js" in response.json()["error"]
+    assert empty.status_code == 404 and empty.json()["error"]
