@@ -165,12 +165,11 @@ def dashboard_index(api: Api, request: Request, params: dict[str, str]) -> Respo
     return asset(request, "dashboard/index.html")
 
 
-def dashboard_file(api: Api, request: Request, params: dict[str, str]) -> Response:
-    return asset(request, "dashboard/" + params["file"])
-
-
-def dashboard_vendor(api: Api, request: Request, params: dict[str, str]) -> Response:
-    return asset(request, "dashboard/vendor/" + params["file"])
+def _dashboard_files(folder: str) -> Callable[[Api, Request, dict[str, str]], Response]:
+    """The handler serving the files of one folder of the dashboard."""
+    def handler(api: Api, request: Request, params: dict[str, str]) -> Response:
+        return asset(request, folder + params["file"])
+    return handler
 
 
 _TEXT: Final = {200: ("text/plain",)}
@@ -208,8 +207,10 @@ ROUTES: Final = (
           replies=_SCRIPT, errors=(404,)),
     Route("GET", "/", dashboard_index, "The dashboard.", tag="dashboard",
           replies={200: ("text/html",), 304: ()}),
-    Route("GET", "/{file}", dashboard_file, "A dashboard asset.", tag="dashboard", params=(_FILE,),
-          replies=_ASSET, errors=(404,)),
-    Route("GET", "/vendor/{file}", dashboard_vendor, "A vendored dashboard module.", tag="dashboard",
+    Route("GET", "/{file}", _dashboard_files("dashboard/"), "A dashboard asset.", tag="dashboard",
           params=(_FILE,), replies=_ASSET, errors=(404,)),
+    Route("GET", "/ui/{file}", _dashboard_files("dashboard/ui/"), "A module of the dashboard.",
+          tag="dashboard", params=(_FILE,), replies=_ASSET, errors=(404,)),
+    Route("GET", "/vendor/{file}", _dashboard_files("dashboard/vendor/"), "A vendored dashboard module.",
+          tag="dashboard", params=(_FILE,), replies=_ASSET, errors=(404,)),
 )

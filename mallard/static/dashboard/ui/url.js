@@ -1,0 +1,42 @@
+// Page state (site, period, range, filters) held in the query string, and the stats parameters it gives.
+
+export const PERIODS = [
+  ['day', 'Today'], ['7d', 'Last 7 days'], ['30d', 'Last 30 days'], ['90d', 'Last 90 days'],
+  ['12mo', 'Last 12 months'], ['month', 'This month'], ['year', 'This year'], ['all', 'All time'],
+  ['custom', 'Custom range…'],
+];
+export const DATE_RE = /^\d{4}-\d{2}-\d{2}$/;
+export const FILTER_RE = /^([a-z][a-z-]*)(==|!=)(.+)$/;
+
+export const parseFilters = (s) => s.split(';').map((x) => FILTER_RE.exec(x.trim())).filter(Boolean)
+  .map((m) => ({ dim: m[1], op: m[2], value: m[3] }));
+export const filterString = (fs) => fs.map((f) => f.dim + f.op + f.value).join(';');
+
+export function readUrl() {
+  const q = new URLSearchParams(window.location.search);
+  let period = q.get('period') || '30d';
+  if (!PERIODS.some(([p]) => p === period)) period = '30d';
+  const from = q.get('from') || '';
+  const to = q.get('to') || '';
+  if (period === 'custom' && !(DATE_RE.test(from) && DATE_RE.test(to) && from <= to)) period = '30d';
+  return {
+    site: q.get('site') || '', period,
+    from: period === 'custom' ? from : '', to: period === 'custom' ? to : '',
+    filters: parseFilters(q.get('filters') || ''),
+  };
+}
+
+export function urlSearch(st) {
+  const q = new URLSearchParams();
+  if (st.site) q.set('site', st.site);
+  q.set('period', st.period);
+  if (st.period === 'custom') { q.set('from', st.from); q.set('to', st.to); }
+  if (st.filters.length) q.set('filters', filterString(st.filters));
+  return `?${q}`;
+}
+
+export const statParams = (st) => ({
+  site_id: st.site,
+  ...(st.period === 'custom' ? { start_date: st.from, end_date: st.to } : { period: st.period }),
+  filters: filterString(st.filters) || undefined,
+});
