@@ -1,25 +1,22 @@
 """Operational routes and static assets: health probes, ``/metrics``, robots.txt, security.txt, the OpenAPI
-document, the tracking script and the dashboard files (with ETags and ``If-None-Match``).
+document, the tracking script and the dashboard files (served by :mod:`.assets`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
-import mimetypes
 from collections.abc import Callable
-from functools import lru_cache
-from importlib import resources
 from typing import TYPE_CHECKING, Any, Final
 
+from .assets import asset
 from .messages import HTTPError, Request, Response, json_response, text_response
 from .routing import Param, Route
 
 if TYPE_CHECKING:
     from .api import Api
 
-__all__ = ["READINESS", "ROUTES", "asset"]
+__all__ = ["READINESS", "ROUTES"]
 
 log = logging.getLogger("mallard.http")
 
@@ -113,37 +110,6 @@ def security_txt(api: Api, request: Request, params: dict[str, str]) -> Response
 
 def openapi(api: Api, request: Request, params: dict[str, str]) -> Response:
     return json_response(api.openapi())
-
-
-@lru_cache(maxsize=256)
-def _load(path: str) -> tuple[bytes, str, str] | None:
-    """(bytes, content type, ETag) of a packaged static file, or None."""
-    if ".." in path.split("/") or path.startswith("/") or "\\" in path or "\0" in path:
-        return None
-    node = resources.files("mallard").joinpath("static", *path.split("/"))
-    try:
-        if not node.is_file():
-            return None
-        data = node.read_bytes()
-    except OSError:  # e.g. a name longer than the filesystem allows (ENAMETOOLONG): not one of ours
-        return None
-    ctype = mimetypes.guess_type(path)[0] or "application/octet-stream"
-    if ctype.startswith("text/") or ctype in ("application/javascript", "image/svg+xml"):
-        ctype += "; charset=utf-8"
-    if path.endswith(".js"):
-        ctype = "text/javascript; charset=utf-8"
-    return data, ctype, '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
-
-
-def asset(request: Request, path: str, *, extra: tuple[tuple[str, str], ...] = ()) -> Response:
-    found = _load(path)
-    if found is None:
-        raise HTTPError(404, "Not found.")
-    data, ctype, etag = found
-    headers = [("Content-Type", ctype), ("ETag", etag), ("Cache-Control", "no-cache"), *extra]
-    if etag in {t.strip() for t in request.headers.get("if-none-match", "").split(",")}:
-        return Response(304, headers)
-    return Response(200, headers, data)
 
 
 #: The extensions of Plausible's script variant names (``script.hash.outbound-links.js``): one
