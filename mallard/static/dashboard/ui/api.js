@@ -57,18 +57,22 @@ let onUnauthorized = () => {};
 export const setUnauthorized = (fn) => { onUnauthorized = fn; };
 export const Reload = createContext(0);
 
-export function useApi(path, params) {
-  const key = path ? apiUrl(path, params).href : null;
+// The answer to GET `path` (or POST `body` as JSON, when given) as { loading, data, error }, asked again
+// when the URL, the body, the Reload context or `again` changes; the last data stays while loading.
+export function useApi(path, params, { body, again = 0 } = {}) {
+  const url = path ? apiUrl(path, params).href : null;
+  const sent = body === undefined ? undefined : JSON.stringify(body);
   const tick = useContext(Reload);
-  const [state, setState] = useState({ loading: !!key, data: null, error: null });
+  const [state, setState] = useState({ loading: !!url, data: null, error: null });
   useEffect(() => {
-    if (!key) {
+    if (!url) {
       setState({ loading: false, data: null, error: null });
       return undefined;
     }
     const ctl = new AbortController();
     setState((s) => ({ loading: true, data: s.data, error: null }));
-    request(key, { signal: ctl.signal }).then(
+    const init = sent === undefined ? { signal: ctl.signal } : { signal: ctl.signal, method: 'POST', body };
+    request(url, init).then(
       (data) => setState({ loading: false, data, error: null }),
       (error) => {
         if (error.name === 'AbortError') return;
@@ -77,8 +81,19 @@ export function useApi(path, params) {
       },
     );
     return () => ctl.abort();
-  }, [key, tick]);
+  }, [url, sent, tick, again]);
   return state;
+}
+
+// A counter that goes up every `ms` milliseconds while `on`: pass it as useApi's `again` to poll.
+export function useEvery(ms, on = true) {
+  const [n, setN] = useState(0);
+  useEffect(() => {
+    if (!on) return undefined;
+    const id = setInterval(() => setN((x) => x + 1), ms);
+    return () => clearInterval(id);
+  }, [ms, on]);
+  return n;
 }
 
 // True once the element has come near the viewport (and from then on): panels below the fold ask for

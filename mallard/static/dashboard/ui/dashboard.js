@@ -1,7 +1,7 @@
 // The dashboard page: header, cards, chart, breakdowns and behaviour panels for the URL's state.
 import { html, useState, useEffect, useRef } from './html.js';
 import { request, useApi, Reload } from './api.js';
-import { readUrl, urlSearch, statParams } from './url.js';
+import { readUrl, urlSearch, statParams, PERIODS, filterString } from './url.js';
 import { GROUPS } from './labels.js';
 import { Guard } from './widgets.js';
 import { SetupBanner } from './auth.js';
@@ -13,10 +13,13 @@ import { Sessions } from './sessions.js';
 import { Funnel } from './funnel.js';
 import { Retention } from './retention.js';
 import { Flow } from './flow.js';
+import { CurrentVisitors, RealtimeView } from './realtime.js';
+import { useShortcuts } from './keys.js';
 
 export function Dashboard({ auth, recheck }) {
   const [st, setSt] = useState(readUrl);
   const [tick, setTick] = useState(0);
+  const [openCustom, setOpenCustom] = useState(0);
   const replace = useRef(true);
   const sites = useApi('api/sites');
 
@@ -47,18 +50,28 @@ export function Dashboard({ auth, recheck }) {
     try { await request('api/auth/logout', { method: 'POST' }); } catch { /* status decides */ }
     recheck();
   };
-  const params = statParams(st);
-  // The first screen in one request: main, timeseries, sessions and each panel's first tab.
-  const view = useApi(st.site ? 'api/stats/view' : null, {
-    ...params, limit: 10, breakdowns: GROUPS.map((g) => g.tabs[0][0]).join(','),
+  const period = (p) => update({ period: p, from: '', to: '' });
+  useShortcuts({
+    ...Object.fromEntries(PERIODS.filter(([p]) => p !== 'custom').map(([p, , key]) => [key, () => period(p)])),
+    c: () => setOpenCustom((n) => n + 1),
+    Escape: () => { if (st.filters.length) setFilters([]); },
   });
+  const params = statParams(st);
+  const live = st.period === 'realtime';
+  // The first screen in one request: main (with the previous period), timeseries, sessions and each
+  // panel's first tab.
+  const view = useApi(st.site && !live ? 'api/stats/view' : null, {
+    ...params, limit: 10, breakdowns: GROUPS.map((g) => g.tabs[0][0]).join(','), compare: 'previous_period',
+  });
+  const tz = view.data && view.data.range && view.data.range.timezone;
   const noSites = sites.data && Array.isArray(sites.data.sites) && !sites.data.sites.length;
 
   return html`<${Reload.Provider} value=${tick}>
     <header class="top">
       <div class="brand"><img src="favicon.svg" alt="" width="22" height="22" /><span>mallard</span></div>
       <${SitePicker} sites=${sites} site=${st.site} onPick=${(site) => update({ site })} />
-      <${PeriodPicker} st=${st} update=${update} />
+      <${PeriodPicker} st=${st} update=${update} openCustom=${openCustom} />
+      <${CurrentVisitors} site=${st.site} onOpen=${() => period('realtime')} />
       <span class="spacer"></span>
       <button class="ghost" title="Reload every panel" aria-label="Reload" onClick=${() => setTick((t) => t + 1)}>↻</button>
       ${!auth.setup_required && html`<button class="ghost" onClick=${logout}>Sign out</button>`}
@@ -67,10 +80,11 @@ export function Dashboard({ auth, recheck }) {
     <main>
       ${!st.site ? html`<p class="notice">${noSites
         ? 'No site has sent events yet. Add the tracker to a page, or type a site id above.'
-        : 'Choose a site above.'}</p>` : html`
+        : 'Choose a site above.'}</p>` : live ? html`<${Guard}><${RealtimeView} site=${st.site} /><//>` : html`
         <${Chips} filters=${st.filters} setFilters=${setFilters} />
-        <${Guard}><${Cards} view=${view} /><//>
-        <${Guard}><${Chart} params=${params} view=${view} /><//>
+        <${Guard}><${Cards} view=${view} metric=${st.metric} setMetric=${(metric) => update({ metric })} /><//>
+        <${Guard}><${Chart} params=${params} view=${view} metric=${st.metric} site=${st.site}
+          filters=${filterString(st.filters)} /><//>
         <div class="grid">
           ${GROUPS.map((g) => html`<${Guard} key=${g.title}><${Breakdown} group=${g} params=${params} view=${view} addFilter=${addFilter} /><//>`)}
         </div>
@@ -82,6 +96,6 @@ export function Dashboard({ auth, recheck }) {
           <${Guard}><${Retention} params=${params} ready=${!view.loading} /><//>
         </div>`}
     </main>
-    <footer>mallard · cookieless analytics · times are UTC</footer>
+    <footer>mallard · cookieless analytics${tz ? html` · times are in <span class="tz">${tz}</span>` : ''}</footer>
   <//>`;
 }

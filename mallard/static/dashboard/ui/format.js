@@ -23,3 +23,10 @@ export function dateLabel(d, n) {
   if (!day) return `${MONTHS[+m - 1] || m} ${y.slice(2)}`; // "2024-03"
   return n > 400 ? `${MONTHS[+m - 1] || m} ${y.slice(2)}` : `${MONTHS[+m - 1] || m} ${+day}`;
 }
+
+// A change against the comparison period: "↑ 12%", "↓ 3%", "0%"; in points (bounce rate) "↑ 4.5 pts".
+export function changeText(c, points) {
+  if (!isNum(c)) return '—';
+  const size = points ? `${Math.abs(c).toFixed(1)} pts` : `${Math.abs(c)}%`;
+  return `${c > 0 ? '↑ ' : c < 0 ? '↓ ' : ''}${size}`;
+}

@@ -24,7 +24,11 @@ export function SitePicker({ sites, site, onPick }) {
   </form>`;
 }
 
-export function PeriodPicker({ st, update }) {
+const KEYS_HINT = `Keyboard: ${PERIODS.map(([, label, key]) => `${key.toUpperCase()} ${label.replace('…', '')}`)
+  .join(', ')}; Esc clears the filters`;
+
+// `openCustom` goes up when the custom range should open (the C shortcut).
+export function PeriodPicker({ st, update, openCustom = 0 }) {
   const [mode, setMode] = useState(st.period);
   const [from, setFrom] = useState(st.from || isoDay(-30));
   const [to, setTo] = useState(st.to || isoDay(0));
@@ -34,6 +38,7 @@ export function PeriodPicker({ st, update }) {
     if (st.from) setFrom(st.from);
     if (st.to) setTo(st.to);
   }, [st.period, st.from, st.to]);
+  useEffect(() => { if (openCustom) setMode('custom'); }, [openCustom]);
   const choose = (e) => {
     const v = e.currentTarget.value;
     setMode(v);
@@ -47,7 +52,8 @@ export function PeriodPicker({ st, update }) {
     else { setErr(''); update({ period: 'custom', from, to }); }
   };
   return html`<div class="period">
-    <select aria-label="Period" value=${mode} onChange=${choose}>
+    <select aria-label="Period" value=${mode} onChange=${choose} title=${KEYS_HINT}
+      aria-keyshortcuts=${PERIODS.map((p) => p[2]).join(' ')}>
       ${PERIODS.map(([v, label]) => html`<option value=${v}>${label}</option>`)}
     </select>
     ${mode === 'custom' && html`<form class="range" onSubmit=${apply}>

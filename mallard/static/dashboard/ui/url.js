@@ -1,10 +1,16 @@
-// Page state (site, period, range, filters) held in the query string, and the stats parameters it gives.
+// Page state (site, period, range, filters, chart metric) held in the query string, and the stats
+// parameters it gives.
 
+// [period, label, keyboard shortcut] (the keys are Plausible's; 'realtime' is the realtime view).
 export const PERIODS = [
-  ['day', 'Today'], ['7d', 'Last 7 days'], ['30d', 'Last 30 days'], ['90d', 'Last 90 days'],
-  ['12mo', 'Last 12 months'], ['month', 'This month'], ['year', 'This year'], ['all', 'All time'],
-  ['custom', 'Custom range…'],
+  ['day', 'Today', 'd'], ['realtime', 'Realtime', 'r'], ['7d', 'Last 7 days', 'w'],
+  ['30d', 'Last 30 days', 't'], ['90d', 'Last 90 days', 'n'], ['12mo', 'Last 12 months', 'l'],
+  ['month', 'This month', 'm'], ['year', 'This year', 'y'], ['all', 'All time', 'a'],
+  ['custom', 'Custom range…', 'c'],
 ];
+// The chart's metrics (the v2 API's names); the first is the default.
+export const CHART_METRICS = ['visitors', 'pageviews', 'visits', 'bounce_rate', 'visit_duration',
+  'views_per_visit'];
 export const DATE_RE = /^\d{4}-\d{2}-\d{2}$/;
 export const FILTER_RE = /^([a-z][a-z-]*)(==|!=)(.+)$/;
 
@@ -19,10 +25,12 @@ export function readUrl() {
   const from = q.get('from') || '';
   const to = q.get('to') || '';
   if (period === 'custom' && !(DATE_RE.test(from) && DATE_RE.test(to) && from <= to)) period = '30d';
+  const metric = q.get('metric');
   return {
     site: q.get('site') || '', period,
     from: period === 'custom' ? from : '', to: period === 'custom' ? to : '',
     filters: parseFilters(q.get('filters') || ''),
+    metric: CHART_METRICS.includes(metric) ? metric : CHART_METRICS[0],
   };
 }
 
@@ -32,6 +40,7 @@ export function urlSearch(st) {
   q.set('period', st.period);
   if (st.period === 'custom') { q.set('from', st.from); q.set('to', st.to); }
   if (st.filters.length) q.set('filters', filterString(st.filters));
+  if (st.metric && st.metric !== CHART_METRICS[0]) q.set('metric', st.metric);
   return `?${q}`;
 }
 

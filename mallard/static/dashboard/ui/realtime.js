@@ -1,0 +1,47 @@
+// Realtime: the "N current visitors" figure of the header, and the realtime view it opens (visitors of
+// the last 5 minutes, the pages they are on and where they came from), refreshed while shown.
+import { html } from './html.js';
+import { useApi, useEvery } from './api.js';
+import { num } from './format.js';
+import { Bar, Panel } from './widgets.js';
+
+const FIGURE_MS = 30000;
+const VIEW_MS = 10000;
+
+export function CurrentVisitors({ site, onOpen }) {
+  const again = useEvery(FIGURE_MS, !!site);
+  const s = useApi(site ? 'api/stats/realtime' : null, { site_id: site, limit: 10 }, { again });
+  if (!site || !s.data) return null;
+  const n = s.data.visitors;
+  return html`<button type="button" class="ghost live" onClick=${onOpen} aria-keyshortcuts="r"
+    title="Visitors in the last 5 minutes: open the realtime view (R)">
+    <i class="dot" aria-hidden="true"></i><span class="live-n">${num(n)}</span> current visitor${n === 1 ? '' : 's'}
+  </button>`;
+}
+
+function Rows({ head, rows }) {
+  if (!Array.isArray(rows) || !rows.length) return html`<p class="muted">Nobody right now.</p>`;
+  const max = Math.max(1, ...rows.map((r) => r.visitors || 0));
+  return html`<table class="bars">
+    <thead><tr><th>${head}</th><th class="n">Visitors</th></tr></thead>
+    <tbody>${rows.map((r) => html`<tr key=${String(r.value)}>
+      <td class="label"><${Bar} frac=${(r.visitors || 0) / max} /><span class="row-text">${String(r.value)}</span></td>
+      <td class="n">${num(r.visitors)}</td></tr>`)}</tbody>
+  </table>`;
+}
+
+export function RealtimeView({ site }) {
+  const again = useEvery(VIEW_MS);
+  const s = useApi('api/stats/realtime', { site_id: site, limit: 10 }, { again });
+  const time = (iso) => (iso ? new Date(iso).toLocaleTimeString() : '');
+  return html`<section class="realtime" aria-label="Realtime">
+    <${Panel} title="Realtime" wide state=${s} body=${(d) => html`<div class="rt-head">
+      <p class="rt-figure"><span class="rt-n">${num(d.visitors)}</span> visitor${d.visitors === 1 ? '' : 's'} in the last ${d.minutes || 5} minutes</p>
+      <p class="small muted">Refreshed every ${VIEW_MS / 1000} s · last at ${time(d.to)}</p>
+      ${d.warning && html`<p class="caveat">${String(d.warning)}</p>`}</div>`} />
+    <div class="grid">
+      <${Panel} title="Current pages" state=${s} body=${(d) => html`<${Rows} head="Page" rows=${d.pages} />`} />
+      <${Panel} title="Sources" state=${s} body=${(d) => html`<${Rows} head="Source" rows=${d.sources} />`} />
+    </div>
+  </section>`;
+}
