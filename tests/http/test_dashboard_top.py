@@ -195,6 +195,8 @@ def test_a_card_click_puts_its_metric_on_the_chart(server: Live, page: Page) -> 
     assert _chart_rows(page) == expected
     page.reload()  # the metric is part of the URL
     page.get_by_role("heading", name="Visits", exact=True).wait_for(timeout=20_000)
+    page.wait_for_function("n => document.querySelectorAll('svg.chart rect.hit title').length === n",
+                           arg=len(expected))
 
 
 def test_count_axes_have_whole_ticks(server: Live, page: Page) -> None:
@@ -207,8 +209,7 @@ def test_count_axes_have_whole_ticks(server: Live, page: Page) -> None:
 
 def test_the_footer_names_the_time_zone_the_api_answered_in(server: Live, page: Page) -> None:
     """Regression: the footer said "times are UTC" whatever the server's time zone."""
-    open_chart(page, server, f"site={SITE}&period=7d")
-    page.locator("footer .tz").wait_for(timeout=20_000)
+    open_chart(page, server, f"site={SITE}&period=7d")  # the footer comes with the view's answer
     footer = page.locator("footer").inner_text()
     assert TZ in footer and "UTC" not in footer, footer
     assert api(server, "/api/stats/view", site_id=SITE, period="7d", breakdowns="pages")["range"][
@@ -240,6 +241,9 @@ def test_realtime_figure_and_view_equal_the_api(server: Live, page: Page) -> Non
     # Refreshed while open: a new visitor shows up without a reload (the view asks every 10 s).
     _visit(server, "/live-c", 9)
     page.locator("section.realtime").get_by_text("/live-c", exact=True).wait_for(timeout=40_000)
+    # The header's figure comes from the same answer as the view's.
+    assert figure.locator(".live-n").inner_text() == view.locator(".rt-n").inner_text()
+    assert "(Europe/Berlin)" in view.inner_text()  # the site's time zone, as the view answer named it
 
 
 def test_keyboard_shortcuts_change_the_period_and_the_url(server: Live, page: Page) -> None:

@@ -13,7 +13,7 @@ import { Sessions } from './sessions.js';
 import { Funnel } from './funnel.js';
 import { Retention } from './retention.js';
 import { Flow } from './flow.js';
-import { CurrentVisitors, RealtimeView } from './realtime.js';
+import { CurrentVisitors, RealtimeView, useRealtime } from './realtime.js';
 import { useShortcuts } from './keys.js';
 
 export function Dashboard({ auth, recheck }) {
@@ -63,7 +63,12 @@ export function Dashboard({ auth, recheck }) {
   const view = useApi(st.site && !live ? 'api/stats/view' : null, {
     ...params, limit: 10, breakdowns: GROUPS.map((g) => g.tabs[0][0]).join(','), compare: 'previous_period',
   });
-  const tz = view.data && view.data.range && view.data.range.timezone;
+  const realtime = useRealtime(st.site, live);
+  // The time zone the stats are counted in, as the last view answer said (kept for the realtime view).
+  const [tz, setTz] = useState(null);
+  useEffect(() => {
+    if (view.data && view.data.range && view.data.range.timezone) setTz(view.data.range.timezone);
+  }, [view.data]);
   const noSites = sites.data && Array.isArray(sites.data.sites) && !sites.data.sites.length;
 
   return html`<${Reload.Provider} value=${tick}>
@@ -71,7 +76,7 @@ export function Dashboard({ auth, recheck }) {
       <div class="brand"><img src="favicon.svg" alt="" width="22" height="22" /><span>mallard</span></div>
       <${SitePicker} sites=${sites} site=${st.site} onPick=${(site) => update({ site })} />
       <${PeriodPicker} st=${st} update=${update} openCustom=${openCustom} />
-      <${CurrentVisitors} site=${st.site} onOpen=${() => period('realtime')} />
+      <${CurrentVisitors} live=${realtime} onOpen=${() => period('realtime')} />
       <span class="spacer"></span>
       <button class="ghost" title="Reload every panel" aria-label="Reload" onClick=${() => setTick((t) => t + 1)}>↻</button>
       ${!auth.setup_required && html`<button class="ghost" onClick=${logout}>Sign out</button>`}
@@ -80,7 +85,7 @@ export function Dashboard({ auth, recheck }) {
     <main>
       ${!st.site ? html`<p class="notice">${noSites
         ? 'No site has sent events yet. Add the tracker to a page, or type a site id above.'
-        : 'Choose a site above.'}</p>` : live ? html`<${Guard}><${RealtimeView} site=${st.site} /><//>` : html`
+        : 'Choose a site above.'}</p>` : live ? html`<${Guard}><${RealtimeView} live=${realtime} tz=${tz} /><//>` : html`
         <${Chips} filters=${st.filters} setFilters=${setFilters} />
         <${Guard}><${Cards} view=${view} metric=${st.metric} setMetric=${(metric) => update({ metric })} /><//>
         <${Guard}><${Chart} params=${params} view=${view} metric=${st.metric} site=${st.site}
