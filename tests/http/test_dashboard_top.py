@@ -281,7 +281,7 @@ def test_first_load_is_under_100_kb_compressed(server: Live, page: Page) -> None
                  for u, r in files.items()}
     assert all(encodings[u] in ("gzip", "br") for u in files if u.endswith((".js", ".css", "/"))), encodings
     total = sum(sizes.values())
-    print(f"first load: {len(files)} files, {total} bytes on the wire")
+    print(f"first load: {len(files)} files, {total} bytes on the wire, codings {set(encodings.values())}")
     assert total <= FIRST_LOAD_BUDGET, sizes
 
 

@@ -1,12 +1,13 @@
-// mallard dashboard: Preact + HTM, vendored as files under ./vendor/, no build step, no CDN.
+// mallard dashboard: Preact + HTM, vendored as files under ./vendor/, no build step, no CDN. This file
+// starts the app (login or dashboard); the views and panels are the small modules under ./ui/.
 //
-// Rules this file keeps so it works under any mount prefix and under the dashboard's CSP
+// Rules every module keeps so it works under any mount prefix and under the dashboard's CSP
 // (script-src 'self'; style-src 'self'; connect-src 'self'; base-uri 'none'):
 // * every URL is relative and resolved against document.baseURI (never a leading slash);
 // * no inline scripts, no eval, no raw-HTML injection: every value from the API is rendered as text;
 // * no style attributes in markup: bar widths and positions go through the CSSOM (Preact's
 //   object `style` prop sets el.style.width = ...), everything else is a class in style.css;
-// * page state (site, period, range, filters) lives in the query string, not in storage.
+// * page state (site, period, range, filters, chart metric) lives in the query string, not in storage.
 import { html, render, useState, useEffect, useRef } from './ui/html.js';
 import { request, setUnauthorized } from './ui/api.js';
 import { Login, SetupForm } from './ui/auth.js';
