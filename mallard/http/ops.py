@@ -1,26 +1,23 @@
 """Operational routes and static assets: health probes, ``/metrics``, robots.txt, security.txt, the OpenAPI
-document, the tracking script and the dashboard files (with ETags and ``If-None-Match``).
+document, the tracking script and the dashboard files (served by :mod:`.assets`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
-import mimetypes
 import re
 from collections.abc import Callable
-from functools import lru_cache
-from importlib import resources
 from typing import TYPE_CHECKING, Any, Final
 
+from .assets import asset
 from .messages import HTTPError, Request, Response, json_response, text_response
 from .routing import Param, Route
 
 if TYPE_CHECKING:
     from .api import Api
 
-__all__ = ["READINESS", "ROUTES", "asset"]
+__all__ = ["READINESS", "ROUTES"]
 
 log = logging.getLogger("mallard.http")
 
@@ -116,37 +113,6 @@ def openapi(api: Api, request: Request, params: dict[str, str]) -> Response:
     return json_response(api.openapi())
 
 
-@lru_cache(maxsize=256)
-def _load(path: str) -> tuple[bytes, str, str] | None:
-    """(bytes, content type, ETag) of a packaged static file, or None."""
-    if ".." in path.split("/") or path.startswith("/") or "\\" in path or "\0" in path:
-        return None
-    node = resources.files("mallard").joinpath("static", *path.split("/"))
-    try:
-        if not node.is_file():
-            return None
-        data = node.read_bytes()
-    except OSError:  # e.g. a name longer than the filesystem allows (ENAMETOOLONG): not one of ours
-        return None
-    ctype = mimetypes.guess_type(path)[0] or "application/octet-stream"
-    if ctype.startswith("text/") or ctype in ("application/javascript", "image/svg+xml"):
-        ctype += "; charset=utf-8"
-    if path.endswith(".js"):
-        ctype = "text/javascript; charset=utf-8"
-    return data, ctype, '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
-
-
-def asset(request: Request, path: str, *, extra: tuple[tuple[str, str], ...] = ()) -> Response:
-    found = _load(path)
-    if found is None:
-        raise HTTPError(404, "Not found.")
-    data, ctype, etag = found
-    headers = [("Content-Type", ctype), ("ETag", etag), ("Cache-Control", "no-cache"), *extra]
-    if etag in {t.strip() for t in request.headers.get("if-none-match", "").split(",")}:
-        return Response(304, headers)
-    return Response(200, headers, data)
-
-
 #: The extensions of Plausible's script variant names (``script.hash.outbound-links.js``): one
 #: mallard.js serves them all and reads its features from its own file name.
 VARIANT_EXTENSIONS: Final = frozenset({
@@ -174,12 +140,11 @@ def dashboard_index(api: Api, request: Request, params: dict[str, str]) -> Respo
     return asset(request, "dashboard/index.html")
 
 
-def dashboard_file(api: Api, request: Request, params: dict[str, str]) -> Response:
-    return asset(request, "dashboard/" + params["file"])
-
-
-def dashboard_vendor(api: Api, request: Request, params: dict[str, str]) -> Response:
-    return asset(request, "dashboard/vendor/" + params["file"])
+def _dashboard_files(folder: str) -> Callable[[Api, Request, dict[str, str]], Response]:
+    """The handler serving the files of one folder of the dashboard."""
+    def handler(api: Api, request: Request, params: dict[str, str]) -> Response:
+        return asset(request, folder + params["file"])
+    return handler
 
 
 _TEXT: Final = {200: ("text/plain",)}
@@ -223,8 +188,10 @@ ROUTES: Final = (
           replies=_SCRIPT, errors=(404,)),
     Route("GET", "/", dashboard_index, "The dashboard.", tag="dashboard",
           replies={200: ("text/html",), 304: ()}),
-    Route("GET", "/{file}", dashboard_file, "A dashboard asset.", tag="dashboard", params=(_FILE,),
-          replies=_ASSET, errors=(404,)),
-    Route("GET", "/vendor/{file}", dashboard_vendor, "A vendored dashboard module.", tag="dashboard",
+    Route("GET", "/{file}", _dashboard_files("dashboard/"), "A dashboard asset.", tag="dashboard",
           params=(_FILE,), replies=_ASSET, errors=(404,)),
+    Route("GET", "/ui/{file}", _dashboard_files("dashboard/ui/"), "A module of the dashboard.",
+          tag="dashboard", params=(_FILE,), replies=_ASSET, errors=(404,)),
+    Route("GET", "/vendor/{file}", _dashboard_files("dashboard/vendor/"), "A vendored dashboard module.",
+          tag="dashboard", params=(_FILE,), replies=_ASSET, errors=(404,)),
 )

@@ -9,12 +9,14 @@ happens here, never in :mod:`mallard.queries`.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 from typing import TYPE_CHECKING, Any, Final
 
 from ..errors import InvalidQueryError
 from ..exporting import to_csv, to_json
 from ..queries.flow import MAX_FLOW_LIMIT
 from ..queries.funnels import MAX_STEPS
+from ..queries.include import change
 from ..queries.model import MAX_LIMIT as MAX_QUERY_LIMIT
 from ..queries.model import check_site
 from ..queries.periods import MAX_API_DAYS, PLAUSIBLE_PERIODS, DateRange
@@ -127,12 +129,29 @@ def _main(api: Api, request: Request) -> dict[str, Any]:
         start, end = previous.start, previous.end
         baseline = q.main(site, start_date=start, end_date=end, filters=filters).to_dict()
         out["comparison"] = {"mode": compare.replace("-", "_"), "start_date": start.isoformat(),
-                             "end_date": end.isoformat(), **baseline}
+                             "end_date": end.isoformat(), **baseline,
+                             "change": {key: change(metric, _wire(key, baseline[key]), _wire(key, out[key]))
+                                        for key, metric in CHANGES.items()}}
     return out
 
 
-def _timeseries(api: Api, request: Request) -> Any:
+#: The figures of /api/stats/main whose change against a comparison is given, each with the Stats API
+#: v2 metric whose rule it follows (percent change; bounce rate: the difference in points).
+CHANGES: Final = {"unique_visitors": "visitors", "total_pageviews": "pageviews", "total_sessions": "visits",
+                  "bounce_rate": "bounce_rate", "avg_visit_duration_secs": "visit_duration",
+                  "views_per_visit": "views_per_visit"}
+
+
+def _wire(key: str, value: Any) -> Any:
+    """A main figure as the v2 API states it (the bounce rate in percent)."""
+    return value * 100 if key == "bounce_rate" and value is not None else value
+
+
+def _timeseries(api: Api, request: Request, shift: int = 0) -> Any:
+    """The series of the request's range, or of the range ``shift`` days earlier."""
     site, rng, filters = _scope(api, request)
+    if shift:
+        rng = rng.shifted(shift)
     interval = request.arg("interval")
     if request.arg("period") in ("day", "today") and interval is None:
         interval = "hour"
@@ -181,9 +200,17 @@ def view(api: Api, request: Request, params: dict[str, str]) -> Response:
                                if s.strip())) or list(VIEW_BREAKDOWNS)
     if len(slugs) > MAX_VIEW_BREAKDOWNS:
         raise HTTPError(400, f"breakdowns lists at most {MAX_VIEW_BREAKDOWNS} dimensions.")
-    return json_response({"main": _main(api, request), "timeseries": _timeseries(api, request),
-                          "sessions": _sessions(api, request),
-                          "breakdowns": {s: _breakdown(api, request, s) for s in slugs}})
+    rng = _scope(api, request)[1]
+    out = {"main": _main(api, request), "timeseries": _timeseries(api, request),
+           "sessions": _sessions(api, request),
+           "breakdowns": {s: _breakdown(api, request, s) for s in slugs},
+           "range": {"start_date": rng.start.isoformat(), "end_date": rng.end.isoformat(),
+                     "timezone": rng.tz}}
+    comparison = out["main"].get("comparison")
+    if comparison is not None:  # the series of the compared range, drawn behind the current one
+        days = (rng.start - date.fromisoformat(comparison["start_date"])).days
+        out["previous_timeseries"] = _timeseries(api, request, days)
+    return json_response(out)
 
 
 def export(api: Api, request: Request, params: dict[str, str]) -> Response:

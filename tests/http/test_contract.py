@@ -346,7 +346,8 @@ def test_view_parts_equal_the_routes_bodies(live: Live) -> None:
             assert r.headers["x-mallard-cache"] == "miss"
             view = r.json()
             slugs = params.get("breakdowns", "pages,sources,countries,browsers,events").split(",")
-            assert set(view) == {"main", "timeseries", "sessions", "breakdowns"}
+            compared = {"previous_timeseries"} if "compare" in params else set()
+            assert set(view) == {"main", "timeseries", "sessions", "breakdowns", "range", *compared}
             assert list(view["breakdowns"]) == slugs
             one = {k: v for k, v in params.items() if k != "breakdowns"}
             for part, path in (("main", "main"), ("timeseries", "timeseries"), ("sessions", "sessions")):

@@ -18,6 +18,7 @@ import pytest
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "mallard" / "static" / "dashboard"
 VENDOR = DASHBOARD / "vendor"
+UI = DASHBOARD / "ui"
 BUDGET = 60 * 1024  # gzipped bytes, licence files excluded
 NODE = shutil.which("node")
 
@@ -55,7 +56,12 @@ def _html() -> _Refs:
 
 
 def _js_files() -> list[Path]:
-    return sorted([DASHBOARD / "app.js", *VENDOR.glob("*.js")])
+    return sorted([DASHBOARD / "app.js", *UI.glob("*.js"), *VENDOR.glob("*.js")])
+
+
+def _own_files() -> list[Path]:
+    """index.html and the dashboard's own modules (the vendored ones excluded)."""
+    return [DASHBOARD / "index.html", DASHBOARD / "app.js", *sorted(UI.glob("*.js"))]
 
 
 def _imports(path: Path) -> list[str]:
@@ -109,7 +115,15 @@ def test_every_import_is_relative_and_resolves() -> None:
             assert target.is_file() and _inside(target), f"{path.name}: import {spec!r} does not exist"
             todo.append(target)
     names = {p.relative_to(DASHBOARD.resolve()).as_posix() for p in (q.resolve() for q in seen)}
-    assert names == {"app.js", "vendor/preact.module.js", "vendor/hooks.module.js", "vendor/htm.module.js"}
+    modules = {f"ui/{p.name}" for p in UI.glob("*.js")}
+    assert names == {"app.js", *modules, "vendor/preact.module.js", "vendor/hooks.module.js",
+                     "vendor/htm.module.js"}, "every module under ui/ is reached from app.js"
+
+
+def test_index_html_preloads_every_module() -> None:
+    """The modules are fetched in parallel, not one import level after another."""
+    preloaded = {a.get("href") for t, a in _html().tags if t == "link" and a.get("rel") == "modulepreload"}
+    assert {f"ui/{p.name}" for p in UI.glob("*.js")} <= preloaded
 
 
 def test_patched_hooks_import_is_documented() -> None:
@@ -129,29 +143,30 @@ def test_node_check_passes(path: Path, tmp_path: Path) -> None:
 
 def test_no_absolute_url_paths() -> None:
     bad = re.compile(r"""fetch\(\s*['"`]/|href\s*=\s*["']/|src\s*=\s*["']/|new URL\(\s*['"`]/|['"`]/api/""")
-    for name in ("index.html", "app.js"):
-        text = (DASHBOARD / name).read_text("utf-8")
+    for path in _own_files():
+        text = path.read_text("utf-8")
         hits = [m.group(0) for m in bad.finditer(text)]
-        assert not hits, f"{name} uses absolute paths (breaks mounting under a prefix): {hits}"
-    app = (DASHBOARD / "app.js").read_text("utf-8")
-    assert "document.baseURI" in app
+        assert not hits, f"{path.name} uses absolute paths (breaks mounting under a prefix): {hits}"
+    assert "document.baseURI" in (UI / "api.js").read_text("utf-8")
 
 
 def test_no_external_resources() -> None:
     """No CDN, no web fonts, no third-party URLs (SVG namespace URIs excepted)."""
-    for name in ("index.html", "app.js", "style.css", "favicon.svg"):
-        text = (DASHBOARD / name).read_text("utf-8")
+    for path in [*_own_files(), DASHBOARD / "style.css", DASHBOARD / "favicon.svg"]:
+        text = path.read_text("utf-8")
         urls = [u for u in re.findall(r"https?://[^\s\"')]+", text) if not u.startswith("http://www.w3.org/")]
-        assert not urls, f"{name}: external URLs {urls}"
+        assert not urls, f"{path.name}: external URLs {urls}"
     css = (DASHBOARD / "style.css").read_text("utf-8")
     assert "@import" not in css and "@font-face" not in css and "url(" not in css
 
 
 def test_app_js_keeps_to_the_csp() -> None:
-    app = (DASHBOARD / "app.js").read_text("utf-8")
-    for forbidden in ("eval(", "new Function", "innerHTML", "dangerouslySetInnerHTML", 'style="',
-                      "alert(", "localStorage", "sessionStorage", "document.cookie", "setAttribute('style'"):
-        assert forbidden not in app, forbidden
+    for path in _own_files()[1:]:
+        app = path.read_text("utf-8")
+        for forbidden in ("eval(", "new Function", "innerHTML", "dangerouslySetInnerHTML", 'style="',
+                          "alert(", "localStorage", "sessionStorage", "document.cookie",
+                          "setAttribute('style'"):
+            assert forbidden not in app, f"{path.name}: {forbidden}"
     for path in VENDOR.glob("*.js"):
         text = path.read_text("utf-8")
         assert "eval(" not in text and "new Function" not in text, path.name

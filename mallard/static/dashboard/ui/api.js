@@ -1,0 +1,126 @@
+// HTTP: every URL relative to document.baseURI (the dashboard is mounted under any prefix).
+import { createContext, useState, useEffect, useContext } from './html.js';
+
+export const apiUrl = (path, params) => {
+  const url = new URL(path, document.baseURI);
+  for (const [k, v] of Object.entries(params || {})) {
+    if (v !== undefined && v !== null && v !== '') url.searchParams.set(k, String(v));
+  }
+  return url;
+};
+
+export class ApiError extends Error {
+  constructor(message, status, retryAfter) {
+    super(message);
+    this.status = status;
+    this.retryAfter = retryAfter;
+  }
+}
+
+// Answers meaning "this endpoint is not implemented / not enabled here" (behavioural panels).
+export const UNAVAILABLE = new Set([404, 405, 501, 503]);
+
+export async function request(path, { params, method = 'GET', body, signal } = {}) {
+  const init = { method, signal, credentials: 'same-origin', headers: { Accept: 'application/json' } };
+  if (body !== undefined) {
+    init.headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  let res;
+  try {
+    res = await fetch(apiUrl(path, params), init);
+  } catch (e) {
+    if (e.name === 'AbortError') throw e;
+    throw new ApiError('Network error: the server could not be reached.', 0, null);
+  }
+  const text = await res.text();
+  let data = null;
+  if (text) {
+    try { data = JSON.parse(text); } catch { data = null; }
+  }
+  if (!res.ok) {
+    const msg = (data && typeof data.error === 'string' && data.error) || `HTTP ${res.status}`;
+    throw new ApiError(msg, res.status, res.headers.get('Retry-After'));
+  }
+  return data;
+}
+
+export function retrySeconds(err) {
+  const raw = err.retryAfter;
+  if (raw && /^\d+$/.test(raw.trim())) return Number(raw);
+  const when = raw ? Date.parse(raw) : NaN;
+  return Number.isNaN(when) ? 60 : Math.max(1, Math.ceil((when - Date.now()) / 1000));
+}
+
+// A 401 anywhere means "log in again": the App re-reads api/auth/status.
+let onUnauthorized = () => {};
+export const setUnauthorized = (fn) => { onUnauthorized = fn; };
+export const Reload = createContext(0);
+
+// The answer to GET `path` (or POST `body` as JSON, when given) as { loading, data, error }, asked again
+// when the URL, the body, the Reload context or `again` changes; the last data stays while loading.
+export function useApi(path, params, { body, again = 0 } = {}) {
+  const url = path ? apiUrl(path, params).href : null;
+  const sent = body === undefined ? undefined : JSON.stringify(body);
+  const tick = useContext(Reload);
+  const [state, setState] = useState({ loading: !!url, data: null, error: null });
+  useEffect(() => {
+    if (!url) {
+      setState({ loading: false, data: null, error: null });
+      return undefined;
+    }
+    const ctl = new AbortController();
+    setState((s) => ({ loading: true, data: s.data, error: null }));
+    const init = sent === undefined ? { signal: ctl.signal } : { signal: ctl.signal, method: 'POST', body };
+    request(url, init).then(
+      (data) => setState({ loading: false, data, error: null }),
+      (error) => {
+        if (error.name === 'AbortError') return;
+        if (error.status === 401) onUnauthorized();
+        setState({ loading: false, data: null, error });
+      },
+    );
+    return () => ctl.abort();
+  }, [url, sent, tick, again]);
+  return state;
+}
+
+// A counter that goes up every `ms` milliseconds while `on`: pass it as useApi's `again` to poll.
+export function useEvery(ms, on = true) {
+  const [n, setN] = useState(0);
+  useEffect(() => {
+    if (!on) return undefined;
+    const id = setInterval(() => setN((x) => x + 1), ms);
+    return () => clearInterval(id);
+  }, [ms, on]);
+  return n;
+}
+
+// True once the element has come near the viewport (and from then on): panels below the fold ask for
+// their data only when shown. Watching starts when `ready` (the first screen has its data, so the page
+// has its real height). Without IntersectionObserver, at once.
+export function useShown(ref, ready) {
+  const [shown, setShown] = useState(!window.IntersectionObserver);
+  useEffect(() => {
+    const el = ref.current;
+    if (shown || !ready || !el) return undefined;
+    const io = new IntersectionObserver((entries) => {
+      if (entries.some((e) => e.isIntersecting)) { setShown(true); io.disconnect(); }
+    }, { rootMargin: '100px' });
+    io.observe(el);
+    return () => io.disconnect();
+  }, [shown, ready]);
+  return shown;
+}
+
+// A panel that fetches `path` only once shown; until then it reads as loading.
+export function useLazyApi(ref, ready, path, params) {
+  const shown = useShown(ref, ready);
+  const s = useApi(shown ? path : null, params);
+  return shown ? s : { loading: true, data: null, error: null };
+}
+
+// One part of the view's answer (api/stats/view), as a useApi state.
+export const partOf = (view, pick) => ({
+  loading: view.loading, error: view.error, data: view.data ? pick(view.data) ?? null : null,
+});

@@ -1,0 +1,106 @@
+// The dashboard page: header, cards, chart, breakdowns and behaviour panels for the URL's state.
+import { html, useState, useEffect, useRef } from './html.js';
+import { request, useApi, Reload } from './api.js';
+import { readUrl, urlSearch, statParams, PERIODS, filterString } from './url.js';
+import { GROUPS } from './labels.js';
+import { Guard } from './widgets.js';
+import { SetupBanner } from './auth.js';
+import { SitePicker, PeriodPicker, Chips } from './header.js';
+import { Cards } from './cards.js';
+import { Chart } from './chart.js';
+import { Breakdown } from './breakdown.js';
+import { Sessions } from './sessions.js';
+import { Funnel } from './funnel.js';
+import { Retention } from './retention.js';
+import { Flow } from './flow.js';
+import { CurrentVisitors, RealtimeView, useRealtime } from './realtime.js';
+import { useShortcuts } from './keys.js';
+
+export function Dashboard({ auth, recheck }) {
+  const [st, setSt] = useState(readUrl);
+  const [tick, setTick] = useState(0);
+  const [openCustom, setOpenCustom] = useState(0);
+  const replace = useRef(true);
+  const sites = useApi('api/sites');
+
+  useEffect(() => {
+    const onPop = () => { replace.current = true; setSt(readUrl()); };
+    window.addEventListener('popstate', onPop);
+    return () => window.removeEventListener('popstate', onPop);
+  }, []);
+  useEffect(() => {
+    const next = urlSearch(st);
+    if (next !== window.location.search) {
+      if (replace.current) window.history.replaceState(null, '', next);
+      else window.history.pushState(null, '', next);
+    }
+    replace.current = false;
+  }, [st]);
+  useEffect(() => {
+    const list = sites.data && Array.isArray(sites.data.sites) ? sites.data.sites : [];
+    if (!st.site && list.length) { replace.current = true; setSt((s) => ({ ...s, site: String(list[0]) })); }
+  }, [sites.data]);
+
+  const update = (patch) => setSt((s) => ({ ...s, ...patch }));
+  const setFilters = (filters) => update({ filters });
+  const addFilter = (dim, value) => setSt((s) => ({
+    ...s, filters: [...s.filters.filter((f) => f.dim !== dim), { dim, op: '==', value }],
+  }));
+  const logout = async () => {
+    try { await request('api/auth/logout', { method: 'POST' }); } catch { /* status decides */ }
+    recheck();
+  };
+  const period = (p) => update({ period: p, from: '', to: '' });
+  useShortcuts({
+    ...Object.fromEntries(PERIODS.filter(([p]) => p !== 'custom').map(([p, , key]) => [key, () => period(p)])),
+    c: () => setOpenCustom((n) => n + 1),
+    Escape: () => { if (st.filters.length) setFilters([]); },
+  });
+  const params = statParams(st);
+  const live = st.period === 'realtime';
+  // The first screen in one request: main (with the previous period), timeseries, sessions and each
+  // panel's first tab.
+  const view = useApi(st.site && !live ? 'api/stats/view' : null, {
+    ...params, limit: 10, breakdowns: GROUPS.map((g) => g.tabs[0][0]).join(','), compare: 'previous_period',
+  });
+  const realtime = useRealtime(st.site, live);
+  // The time zone the stats are counted in, as the last view answer said (kept for the realtime view).
+  const [tz, setTz] = useState(null);
+  useEffect(() => {
+    if (view.data && view.data.range && view.data.range.timezone) setTz(view.data.range.timezone);
+  }, [view.data]);
+  const noSites = sites.data && Array.isArray(sites.data.sites) && !sites.data.sites.length;
+
+  return html`<${Reload.Provider} value=${tick}>
+    <header class="top">
+      <div class="brand"><img src="favicon.svg" alt="" width="22" height="22" /><span>mallard</span></div>
+      <${SitePicker} sites=${sites} site=${st.site} onPick=${(site) => update({ site })} />
+      <${PeriodPicker} st=${st} update=${update} openCustom=${openCustom} />
+      <${CurrentVisitors} live=${realtime} onOpen=${() => period('realtime')} />
+      <span class="spacer"></span>
+      <button class="ghost" title="Reload every panel" aria-label="Reload" onClick=${() => setTick((t) => t + 1)}>↻</button>
+      ${!auth.setup_required && html`<button class="ghost" onClick=${logout}>Sign out</button>`}
+    </header>
+    ${auth.setup_required && html`<${SetupBanner} auth=${auth} onDone=${recheck} />`}
+    <main>
+      ${!st.site ? html`<p class="notice">${noSites
+        ? 'No site has sent events yet. Add the tracker to a page, or type a site id above.'
+        : 'Choose a site above.'}</p>` : live ? html`<${Guard}><${RealtimeView} live=${realtime} tz=${tz} /><//>` : html`
+        <${Chips} filters=${st.filters} setFilters=${setFilters} />
+        <${Guard}><${Cards} view=${view} metric=${st.metric} setMetric=${(metric) => update({ metric })} /><//>
+        <${Guard}><${Chart} params=${params} view=${view} metric=${st.metric} site=${st.site}
+          filters=${filterString(st.filters)} /><//>
+        <div class="grid">
+          ${GROUPS.map((g) => html`<${Guard} key=${g.title}><${Breakdown} group=${g} params=${params} view=${view} addFilter=${addFilter} /><//>`)}
+        </div>
+        <h2 class="section">Behaviour</h2>
+        <div class="grid">
+          <${Guard}><${Sessions} view=${view} /><//>
+          <${Guard}><${Flow} params=${params} ready=${!view.loading} /><//>
+          <${Guard}><${Funnel} params=${params} ready=${!view.loading} /><//>
+          <${Guard}><${Retention} params=${params} ready=${!view.loading} /><//>
+        </div>`}
+    </main>
+    <footer>mallard · cookieless analytics${tz ? html` · times are in <span class="tz">${tz}</span>` : ''}</footer>
+  <//>`;
+}

@@ -1,0 +1,45 @@
+"""Real headless Chromium (Debian's, driven by Playwright) for the browser tests.
+
+Chromium and Playwright are required when ``CI=true`` (the tests fail without them); elsewhere they skip.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+# Headless Chromium says "HeadlessChrome" in its User-Agent, which mallard drops as a bot (rightly).
+UA = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 "
+      "Safari/537.36")
+
+
+def chromium() -> Iterator[Browser]:
+    """A launched browser for a fixture to yield from, closed afterwards; skips (fails under CI=true)
+    when Chromium or Playwright is missing."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        playwright_missing = True
+    else:
+        playwright_missing = False
+    if playwright_missing or not Path(CHROMIUM).exists():
+        message = "Chromium (/usr/bin/chromium) and playwright are needed for the browser tests"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message + " (required when CI=true)")
+        pytest.skip(message)
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()
