@@ -101,7 +101,8 @@ class Mallard:
                            duckdb_memory_limit=settings.duckdb_memory_limit,
                            quarantine_grace_secs=settings.quarantine_grace_secs)
         self.store.quarantine.on_moved = self._count_quarantined
-        self._geo = GeoLookup(settings.geoip_db_path, settings.geoip_precision)  # fails fast
+        self._geo = GeoLookup(settings.geoip_db_path, settings.geoip_precision,  # fails fast
+                              builtin_countries=settings.geoip_builtin_countries)
         self._lock = threading.RLock()
         self._running = False  # started in this process and not closed (reset after fork)
         self._tracker: Tracker | None = None
@@ -168,7 +169,14 @@ class Mallard:
 
     @property
     def geoip_loaded(self) -> bool:
+        """A MaxMind database is open (countries, regions and cities)."""
         return bool(self._geo.loaded)
+
+    @property
+    def geoip_source(self) -> str | None:
+        """Where locations come from: the database's type (``"GeoLite2-City"``), ``"iptocc"`` (the
+        built-in countries only), or None (no geolocation)."""
+        return self._geo.database_type
 
     def http_api(self) -> Api:
         """The framework-neutral HTTP API over this instance (one per instance, shared by adapters)."""

@@ -91,6 +91,8 @@ class Settings:
     geoip_db_path: Path | None = _opt(None, "MaxMind .mmdb (City or Country) for geolocation.",
                                       env=("MALLARD_GEOIP_DB",))
     geoip_precision: GeoPrecision = _opt("city", "Finest location stored: city|region|country|none.")
+    geoip_builtin_countries: bool = _opt(True, "Without geoip_db_path, take the country (only) from the "
+                                         "registries' allocation data built into iptocc.")
     trust_proxy_headers: bool = _opt(False, "Take the client IP from X-Forwarded-For / X-Real-IP "
                                      "(from trusted_proxies only, or any peer if that is empty).")
     trusted_proxies: tuple[str, ...] = _opt((), "Proxy addresses/CIDRs whose forwarding headers "

@@ -285,7 +285,7 @@ class Tracker:
         width = None if self.settings.suppress_screen_size else raw.screen_width
         v["device_type"] = device_type(agent, width, d.ctx.ch_mobile)
         v["screen_size"] = str(raw.screen_width) if raw.screen_width else None
-        loc: Location = self._geo.lookup(d.ctx.ip) if self._geo.loaded else NO_LOCATION
+        loc: Location = self._geo.lookup(d.ctx.ip) if self._geo.locates else NO_LOCATION
         v["country_code"], v["region"], v["city"] = loc.country_code, loc.region, loc.city
         v["props"] = self._props(d)
         v["revenue_amount"], v["revenue_currency"] = self._revenue(d)

@@ -1,9 +1,15 @@
-"""IP → coarse location lookup against a local MaxMind DB (``.mmdb``) file.
+"""IP → coarse location lookup against a local MaxMind DB (``.mmdb``) file, else the built-in countries.
 
 :class:`GeoLookup` opens the database named by the ``geoip_db_path`` setting once, through the
 ``maxminddb`` C extension (``MODE_AUTO``: memory-mapped, thread-safe for concurrent reads), and
 turns an IP address into a :class:`Location` of country code, region and city, cut down to the
 ``geoip_precision`` setting.
+
+Without a database (and with ``geoip_builtin_countries``), the country alone comes from ``iptocc``: the
+country each Regional Internet Registry (AFRINIC, APNIC, ARIN, LACNIC, RIPE NCC) assigned the address
+block to, from their public delegation statistics, embedded in the wheel (no file, no download; about
+0.15 µs a lookup). The assigned country is where the block is registered, which agrees with MaxMind
+for about 95% of IPv4 addresses; a newer wheel brings newer data.
 
 Supported databases:
 
@@ -34,7 +40,7 @@ import maxminddb
 
 from mallard.errors import ConfigurationError
 
-__all__ = ["NO_LOCATION", "GeoLookup", "GeoPrecision", "Location"]
+__all__ = ["BUILTIN", "NO_LOCATION", "GeoLookup", "GeoPrecision", "Location"]
 
 GeoPrecision = Literal["city", "region", "country", "none"]
 
@@ -66,6 +72,12 @@ class Location:
 
 
 NO_LOCATION: Final = Location(None, None, None)
+#: :attr:`GeoLookup.database_type` of the built-in countries (no database).
+BUILTIN: Final = "iptocc"
+
+
+def _country_record(code: str | None) -> Mapping[str, str] | None:
+    return None if code is None else {"country_code": code}
 
 
 class GeoLookup:
@@ -74,11 +86,13 @@ class GeoLookup:
     __slots__ = ("_database_type", "_get", "_level", "_reader")
 
     def __init__(
-        self, path: str | os.PathLike[str] | None, precision: GeoPrecision = "city"
+        self, path: str | os.PathLike[str] | None, precision: GeoPrecision = "city", *,
+        builtin_countries: bool = False,
     ) -> None:
         """Open the .mmdb once (maxminddb C extension, MODE_AUTO).
 
-        ``path`` None disables geolocation: every lookup returns :data:`NO_LOCATION`.
+        ``path`` None: with ``builtin_countries`` the country alone comes from the registries' data
+        (``iptocc``, see the module); without, every lookup returns :data:`NO_LOCATION`.
 
         Raises:
             ConfigurationError: ``precision`` is not one of the accepted values (names
@@ -97,6 +111,11 @@ class GeoLookup:
         self._get: Callable[[str], Any] | None = None
         self._database_type: str | None = None
         if path is None:
+            if builtin_countries and level:
+                from iptocc import country_code
+
+                self._get = lambda ip: _country_record(country_code(ip))
+                self._database_type = BUILTIN
             return
         reader, database_type = _open(os.fspath(path))
         self._reader = reader
@@ -110,8 +129,14 @@ class GeoLookup:
         return self._reader is not None
 
     @property
+    def locates(self) -> bool:
+        """True while lookups can find a location (a database, or the built-in countries)."""
+        return self._get is not None
+
+    @property
     def database_type(self) -> str | None:
-        """The database's ``database_type`` (e.g. ``"GeoLite2-City"``); None if not loaded."""
+        """The database's ``database_type`` (e.g. ``"GeoLite2-City"``), :data:`BUILTIN` for the built-in
+        countries; None if neither."""
         return self._database_type
 
     def lookup(self, ip: str | None) -> Location:

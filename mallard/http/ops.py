@@ -71,6 +71,7 @@ def detailed(api: Api, request: Request, params: dict[str, str]) -> Response:
         "dropped_events": stats.buffer.dropped_full,
         "auth_configured": api.auth.password_configured(),
         "geoip_loaded": api.mallard.geoip_loaded,
+        "geoip_source": api.mallard.geoip_source,
         "behavioral_extension_loaded": False,
         "behavioral_available": True,  # funnels, sequences, retention, flow: plain SQL, no extension
         "filter_bots": s.filter_bots, "cache_entries": len(api.cache), "cache_empty": len(api.cache) == 0,

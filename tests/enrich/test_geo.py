@@ -504,3 +504,69 @@ def test_bad_precision(tmp_path: Path, city_db: Path, precision: Any) -> None:
 def test_bad_precision_is_reported_before_the_path(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="geoip_precision"):
         GeoLookup(_missing(tmp_path), "street")  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------- built-in countries (no database)
+# Addresses whose registry allocation is long-standing (Google's 8.8.8.8 and 2001:4860::/32 by ARIN to
+# the US; 81.2.69.142 by RIPE NCC to GB; 1.0.16.1 by APNIC to JP).
+BUILTIN_CASES = [("8.8.8.8", "US"), ("2001:4860:4860::8888", "US"), (LONDON_IP, "GB"), ("1.0.16.1", "JP"),
+                 ("::ffff:8.8.8.8", "US"), (LONDON_IP_HEX_MAPPED, "GB")]
+
+
+@pytest.mark.parametrize(("ip", "country"), BUILTIN_CASES)
+@pytest.mark.parametrize("precision", ["city", "region", "country"])
+def test_builtin_countries_without_a_database(ip: str, country: str, precision: GeoPrecision) -> None:
+    """Without a database the country (only: the registries know no regions or cities) comes from
+    iptocc's embedded allocation data, IPv4, IPv6 and IPv4-mapped IPv6 alike."""
+    lookup = GeoLookup(None, precision, builtin_countries=True)
+    assert lookup.locates and not lookup.loaded
+    assert lookup.database_type == "iptocc"
+    assert lookup.lookup(ip) == Location(country, None, None)
+
+
+@pytest.mark.parametrize("ip", [None, "", "unknown", "garbage", "127.0.0.1", "10.1.2.3", "192.168.0.1",
+                                "::1", "fe80::1", "999.1.1.1", "8.8.8.8\x00", "x" * 1000])
+def test_builtin_countries_know_no_private_or_bad_address(ip: str | None) -> None:
+    assert GeoLookup(None, builtin_countries=True).lookup(ip) is NO_LOCATION
+
+
+def test_builtin_countries_follow_precision_none_and_close() -> None:
+    assert not GeoLookup(None, "none", builtin_countries=True).locates
+    assert GeoLookup(None, "none", builtin_countries=True).lookup("8.8.8.8") is NO_LOCATION
+    lookup = GeoLookup(None, builtin_countries=True)
+    lookup.close()
+    assert not lookup.locates and lookup.lookup("8.8.8.8") is NO_LOCATION
+
+
+def test_a_database_wins_over_the_builtin_countries(city_db: Path) -> None:
+    lookup = GeoLookup(city_db, builtin_countries=True)
+    assert lookup.lookup(LONDON_IP) == Location("GB", "England", "London")
+    assert lookup.lookup("8.8.8.8") is NO_LOCATION  # not in the database: no guess from the registries
+    lookup.close()
+
+
+CHROME = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+          "Chrome/124.0.0.0 Safari/537.36")
+
+
+@pytest.mark.parametrize("builtin", [True, False])
+def test_a_default_mallard_stores_countries(tmp_path: Path, builtin: bool) -> None:
+    """``Mallard()`` with no GeoIP setting stores the country of a public address (and no IP), unless
+    ``geoip_builtin_countries`` is off."""
+    import pyarrow.parquet as pq
+
+    import mallard
+
+    data = tmp_path / "data"
+    with mallard.Mallard(data_dir=data, **({} if builtin else {"geoip_builtin_countries": False})) as m:
+        assert m.geoip_source == ("iptocc" if builtin else None)
+        for ip in ("8.8.8.8", LONDON_IP, "10.0.0.7"):
+            m.track("pageview", site="example.com", url="https://example.com/", ip=ip, user_agent=CHROME)
+        assert m.flush() == 3
+    rows = [r for f in sorted((data / "events").rglob("*.parquet"))
+            for r in pq.read_table(f, columns=["country_code", "region"]).to_pylist()]
+    assert sorted((r["country_code"] for r in rows), key=str) == (
+        ["GB", None, "US"] if builtin else [None, None, None])
+    assert {r["region"] for r in rows} == {None}
+    stored = b"".join(p.read_bytes() for p in (data / "events").rglob("*.parquet"))
+    assert b"8.8.8.8" not in stored and LONDON_IP.encode() not in stored
