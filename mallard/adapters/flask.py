@@ -9,9 +9,10 @@ instance lives in
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
-from flask import Flask, g
+from flask import Flask, current_app, g, has_app_context
 from flask import request as flask_request
 
 from ..analytics import Mallard
@@ -26,42 +27,54 @@ _METHODS = ["GET", "HEAD", "POST", "DELETE", "OPTIONS", "PUT", "PATCH"]
 
 
 class MallardFlask:
-    """Mount mallard in a Flask app.
+    """Mount mallard in a Flask app, or in several (one extension, ``init_app`` per app).
 
     Args:
-        app: the app (or call :meth:`init_app` later).
-        mallard: an existing instance; by default one is built from the app's ``MALLARD_*`` config.
+        app: the app (or call :meth:`init_app` later, once per app).
+        mallard: an existing instance, used by every app this extension is registered on; by default
+            each app gets one built from its own ``MALLARD_*`` config.
         url_prefix: where the API, script and dashboard are mounted.
     """
 
     def __init__(self, app: Flask | None = None, *, mallard: Mallard | None = None,
                  url_prefix: str = "/_m") -> None:
-        self._mallard = mallard
+        self._given = mallard
+        self._apps: weakref.WeakKeyDictionary[Flask, Mallard] = weakref.WeakKeyDictionary()
         self.url_prefix = url_prefix
         if app is not None:
             self.init_app(app)
 
     @property
     def mallard(self) -> Mallard:
-        if self._mallard is None:
+        """The current app's instance (in an app or request context), else the only app's."""
+        if has_app_context():
+            found = self._apps.get(current_app._get_current_object())  # type: ignore[attr-defined]
+            if found is not None:
+                return found
+        if self._given is not None:
+            return self._given
+        instances = list(self._apps.values())
+        if len(instances) == 1:
+            return instances[0]
+        if not instances:
             raise RuntimeError("MallardFlask.init_app(app) has not been called yet.")
-        return self._mallard
+        raise RuntimeError("This MallardFlask is registered on several apps: use it inside an app "
+                           "context (with app.app_context()) or read app.extensions['mallard'].")
 
     def init_app(self, app: Flask, *, url_prefix: str | None = None) -> None:
         if "mallard" in app.extensions:
             raise RuntimeError("A MallardFlask instance is already registered on this app. "
                                "Reuse app.extensions['mallard'] instead of registering a second one.")
-        if self._mallard is None:
-            # MALLARD_* environment variables (and MALLARD_CONFIG), overridden by app.config.
-            self._mallard = Mallard(Settings.from_mapping(app.config, base=Settings.load()))
-        m = self._mallard
+        # MALLARD_* environment variables (and MALLARD_CONFIG), overridden by this app's config.
+        m = self._given or Mallard(Settings.from_mapping(app.config, base=Settings.load()))
+        self._apps[app] = m
         api = m.http_api()
         prefix = (url_prefix if url_prefix is not None else self.url_prefix).rstrip("/")
         app.extensions["mallard"] = m
 
         def view(path: str = "") -> Any:
-            data = flask_request.get_data(cache=False)
-            if len(data) > api.max_body_bytes:
+            data = _body(api.max_body_bytes)
+            if data is None:
                 response = api.refuse(413, f"Request body exceeds {api.max_body_bytes} bytes.")
             else:
                 env = flask_request.environ
@@ -93,3 +106,13 @@ class MallardFlask:
 
         app.before_request(before)
         app.teardown_request(after)
+
+
+def _body(limit: int) -> bytes | None:
+    """The request body, or None when it is over ``limit`` bytes: a declared ``Content-Length`` over it
+    is refused unread, and a body without one is read no further than ``limit + 1`` bytes."""
+    declared = flask_request.content_length
+    if declared is not None and declared > limit:
+        return None
+    data = flask_request.stream.read(limit + 1)
+    return None if len(data) > limit else data

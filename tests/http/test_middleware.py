@@ -79,6 +79,68 @@ def test_wsgi_middleware_counts_html_pages_only(m: mallard.Mallard) -> None:
     assert pages(m) == {"/": 1, "/docs": 1}
 
 
+def test_one_flask_extension_init_app_on_two_apps(tmp_path: Path) -> None:
+    """The Flask-SQLAlchemy way: one extension object, ``init_app`` per app; each app gets a mallard of
+    its own config (app b never gets app a's data dir), and ``ext.mallard`` is the current app's."""
+    a, b = Flask("a"), Flask("b")
+    a.config["MALLARD_DATA_DIR"] = str(tmp_path / "a")
+    b.config["MALLARD_DATA_DIR"] = str(tmp_path / "b")
+    ext = MallardFlask()
+    ext.init_app(a)
+    ext.init_app(b, url_prefix="/stats")
+    try:
+        assert a.extensions["mallard"] is not b.extensions["mallard"]
+        assert a.extensions["mallard"].settings.data_dir == tmp_path / "a"
+        assert b.extensions["mallard"].settings.data_dir == tmp_path / "b"
+        with a.app_context():
+            assert ext.mallard is a.extensions["mallard"]
+        with b.app_context():
+            assert ext.mallard is b.extensions["mallard"]
+        with pytest.raises(RuntimeError, match="app context"):
+            _ = ext.mallard  # two apps and none current: which one is ambiguous
+        assert b.test_client().get("/stats/health").data == b"ok"
+        assert b.test_client().get("/_m/health").status_code == 404
+        assert a.test_client().get("/_m/health").data == b"ok"
+    finally:
+        a.extensions["mallard"].close()
+        b.extensions["mallard"].close()
+
+
+def test_flask_body_limit_before_the_body_is_read(tmp_path: Path) -> None:
+    """A declared Content-Length over the limit is refused without reading the body; a chunked body is
+    read no further than the limit."""
+    app = Flask("limits")
+    app.config["MALLARD_DATA_DIR"] = str(tmp_path / "d")
+    ext = MallardFlask(app)
+    limit = ext.mallard.http_api().max_body_bytes
+    read: list[int] = []
+
+    class Body:
+        def __init__(self, size: int) -> None:
+            self.left = size
+
+        def read(self, n: int = -1) -> bytes:
+            n = self.left if n < 0 else min(n, self.left)
+            self.left -= n
+            read.append(n)
+            return b"x" * n
+
+    try:
+        environ = {"CONTENT_LENGTH": str(limit * 50), "CONTENT_TYPE": "text/plain",
+                   "wsgi.input": Body(limit * 50)}
+        response = app.test_client().post("/_m/api/event", environ_overrides=environ)
+        assert response.status_code == 413 and "error" in response.get_json()
+        assert sum(read) == 0
+        read.clear()
+        chunked = {"HTTP_TRANSFER_ENCODING": "chunked", "CONTENT_TYPE": "text/plain",
+                   "wsgi.input": Body(limit * 50), "wsgi.input_terminated": True}
+        response = app.test_client().post("/_m/api/event", environ_overrides=chunked)
+        assert response.status_code == 413
+        assert sum(read) <= limit + 1
+    finally:
+        ext.mallard.close()
+
+
 def test_flask_extension_once_per_app_and_two_apps(tmp_path: Path) -> None:
     """A second MallardFlask on one app raises with guidance; two apps in one process each get their own."""
     a, b = Flask("a"), Flask("b")
