@@ -157,8 +157,6 @@ class Mallard:
                 metrics.set_gauge_source("mallard_buffered_events", buffer_pending)
                 metrics.set_gauge_source("mallard_geoip_loaded", lambda: int(self.geoip_loaded))
                 metrics.set_gauge_source("mallard_filter_bots", lambda: int(self.settings.filter_bots))
-                # No DuckDB extension is ever loaded; the SQL behavioural analytics are not built yet.
-                metrics.set_gauge_source("mallard_behavioral_extension", lambda: 0)
                 metrics.set_gauge_source("mallard_auth_configured",
                                          lambda: int(self.auth.password_configured()))
                 self._metrics = metrics

@@ -125,6 +125,7 @@ def cmd_erase(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from .adapters.logs import banner, log_config
     from .adapters.serve import uvicorn_options
     from .settings import Settings, export_to_environ
 
@@ -141,14 +142,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 env[name] = max(1, rate // workers)
     export_to_environ(env)
     base = f"http://{settings.host}:{settings.port}"
-    print(f"mallard {_version()} serving {settings.data_dir} on {base}/ ({workers} worker(s))\n"
-          f"  dashboard: {base}/\n"
-          f'  tracker:   <script defer data-domain="example.com" src="{base}/mallard.js"></script>',
-          file=sys.stderr, flush=True)
+    print(banner(settings, f"mallard {_version()} serving {settings.data_dir} on {base}/ "
+                           f"({workers} worker(s))\n  dashboard: {base}/\n"
+                           f'  tracker:   <script defer data-domain="example.com" src="{base}/mallard.js">'
+                           "</script>"), file=sys.stderr, flush=True)
+    options: dict[str, Any] = uvicorn_options(settings)
+    logging = log_config(settings, args.log_level)
+    if logging is not None:
+        options["log_config"] = logging
     uvicorn.run("mallard.adapters.asgi:create_app", factory=True, host=settings.host, port=settings.port,
                 workers=workers, proxy_headers=False, server_header=False, access_log=args.access_log,
                 log_level=args.log_level, timeout_graceful_shutdown=int(settings.shutdown_timeout_secs),
-                **uvicorn_options(settings))
+                **options)
     return 0
 
 

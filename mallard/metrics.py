@@ -116,7 +116,8 @@ METRICS: Final[Mapping[str, MetricDef]] = {
     "mallard_auth_configured": MetricDef("gauge", "1 if an admin password is set, else 0.", merge="max"),
     "mallard_geoip_loaded": MetricDef("gauge", "1 if a GeoIP database is loaded, else 0.", merge="max"),
     "mallard_behavioral_extension": MetricDef(
-        "gauge", "Always 1: sessions, funnels, retention and flows are computed in plain SQL.", merge="max"),
+        "gauge", "Always 0: no DuckDB extension is loaded (Mallard Metrics' behavioral extension); "
+        "sessions, funnels, retention and flows are plain SQL, always available.", merge="max"),
     "mallard_filter_bots": MetricDef("gauge", "1 if bot traffic is filtered out, else 0.", merge="max"),
     "mallard_active_sessions": MetricDef("gauge", "Dashboard login sessions currently valid.", merge="max"),
     "mallard_worker_processes": MetricDef("gauge", "Live processes writing metrics to this data directory."),
@@ -251,7 +252,7 @@ class Metrics:
 
     def __init__(self, state_dir: Path | str) -> None:
         self._dir = Path(state_dir) / "metrics"
-        self._sources: dict[str, Callable[[], float]] = {"mallard_behavioral_extension": lambda: 1}
+        self._sources: dict[str, Callable[[], float]] = {"mallard_behavioral_extension": lambda: 0}
         self._closed = False
         self._lock_fd: int | None = None
         self._reset()

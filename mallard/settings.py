@@ -125,7 +125,8 @@ class Settings:
     timezone: str = _opt("UTC", "IANA time zone for day boundaries and time buckets.")
     session_window_minutes: int = _opt(30, "Inactivity gap (minutes) that starts a new session.",
                                        minimum=1)
-    realtime_window_minutes: int = _opt(5, "Window of the realtime report.", minimum=1)
+    realtime_window_minutes: int = _opt(5, "Minutes back the realtime figures count (current "
+                                           "visitors, their pages and sources).", minimum=1)
     cache_ttl_secs: int = _opt(60, "Seconds a query result is cached (0 disables).",
                                env=("MALLARD_CACHE_TTL",), minimum=0)
     cache_max_entries: int = _opt(10_000, "Cached query results kept (LRU).", minimum=0)
@@ -148,10 +149,10 @@ class Settings:
                                    env=("MALLARD_LOGIN_LOCKOUT",), minimum=1)
     max_tracked_keys: int = _opt(10_000, "Rate-limit and lockout entries kept in memory.",
                                  minimum=1)
-    max_sessions: int = _opt(10_000, "Dashboard login sessions kept.", minimum=1)
     shutdown_timeout_secs: float = _opt(30.0, "Seconds allowed for the final flush on close.",
                                         env=("MALLARD_SHUTDOWN_TIMEOUT",), minimum=0)
-    log_format: LogFormat = _opt("text", "Log format of `mallard serve`: text|json.")
+    log_format: LogFormat = _opt("text", "Log lines of `mallard serve`: text (uvicorn's) or json (one "
+                                 "object a line: time, level, logger, message).")
 
     def __post_init__(self) -> None:
         hints = _hints()

@@ -44,11 +44,7 @@ from mallard.store import lake  # noqa: E402
 
 #: Settings that nothing reads yet, and the part of mallard that will read them. tests/test_docs.py fails
 #: when one of them starts being read in mallard/, so this list (and settings.md) cannot go stale.
-RESERVED: dict[str, str] = {
-    "log_format": "`mallard serve`'s own log formatter",
-    "realtime_window_minutes": "the realtime report",
-    "max_sessions": "a server-side session table (logins are signed tokens, so none is kept)",
-}
+RESERVED: dict[str, str] = {}
 
 #: The first columns of the lake are Mallard Metrics' schema; later ones were appended by mallard.
 REFERENCE_COLUMNS = 25

@@ -127,7 +127,7 @@ def test_exposition_parses_with_help_and_type_for_every_metric(metrics: Metrics)
         family = families[name.removesuffix("_total")]
         assert family.type == spec.kind and family.documentation, name
         assert f"# HELP {name} ".encode() in body and f"# TYPE {name} {spec.kind}\n".encode() in body
-    assert total(metrics, "mallard_behavioral_extension") == 1
+    assert total(metrics, "mallard_behavioral_extension") == 0  # as /health/detailed says
     assert total(metrics, "mallard_worker_processes") == 1
 
 

@@ -157,7 +157,6 @@ ENV_NAMES: list[tuple[str, str, str, object]] = [
     ("MALLARD_READ_CONNECTIONS", "2", "read_connections", 2),
     ("MALLARD_MAX_BUFFERED_EVENTS", "10", "max_buffered_events", 10),
     ("MALLARD_MAX_TRACKED_KEYS", "10", "max_tracked_keys", 10),
-    ("MALLARD_MAX_SESSIONS", "10", "max_sessions", 10),
     ("MALLARD_SESSION_WINDOW_MINUTES", "45", "session_window_minutes", 45),
     ("MALLARD_REALTIME_WINDOW_MINUTES", "10", "realtime_window_minutes", 10),
     ("MALLARD_COMPACT_AFTER_FILES", "0", "compact_after_files", 0),

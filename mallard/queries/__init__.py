@@ -311,19 +311,22 @@ class Queries:
         return flow(self.access, check_site(site), rng, page, limit, filters)
 
     def current_visitors(self, site: str) -> int:
-        """Visitors with an event (not ``engagement``) in the last 5 minutes, as Plausible counts them;
-        this process's unflushed events included (see :mod:`mallard.queries.realtime`)."""
+        """Visitors with an event (not ``engagement``) in the last ``realtime_window_minutes`` (5), as
+        Plausible counts them; this process's unflushed events included (see
+        :mod:`mallard.queries.realtime`)."""
         from .realtime import current_visitors
 
-        return current_visitors(self, check_site(site), self._clock())
+        return current_visitors(self, check_site(site), self._clock(),
+                                self._settings.realtime_window_minutes)
 
     def realtime(self, site: str, *, limit: int = 10) -> Report:
         """Current visitors (``result["visitors"]``), the ``pages`` they are on and their ``sources``."""
         from .realtime import realtime
 
-        warning = ("round_timestamps is on: stored times are floored to the hour, so the last 5 minutes "
-                   "hold no event or the whole hour's.") if self._settings.round_timestamps else None
-        return realtime(self, check_site(site), self._clock(), limit, warning)
+        minutes = self._settings.realtime_window_minutes
+        warning = (f"round_timestamps is on: stored times are floored to the hour, so the last {minutes} "
+                   "minutes hold no event or the whole hour's.") if self._settings.round_timestamps else None
+        return realtime(self, check_site(site), self._clock(), limit, warning, minutes)
 
     # -- raw access -------------------------------------------------------------------------------
     def sql(self, text: str, params: Sequence[object] = (), *, site: str | None = None) -> pa.Table:

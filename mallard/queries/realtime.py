@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 
 __all__ = ["MINUTES", "current_visitors", "query", "realtime", "window"]
 
-#: The realtime window, in minutes (Plausible's current visitors).
+#: The realtime window, in minutes, by default (Plausible's current visitors; the setting
+#: ``realtime_window_minutes``).
 MINUTES: Final = 5
 #: How far past now the window reaches (events stamped by a clock slightly ahead).
 AHEAD: Final = timedelta(seconds=5)
@@ -45,32 +46,32 @@ def window(now: datetime, minutes: int = MINUTES) -> tuple[datetime, datetime]:
 
 
 def query(site: str, now: datetime, *, metrics: Sequence[str] = ("visitors",),
-          dimensions: Sequence[str] = (), limit: int | None = None) -> Query:
+          dimensions: Sequence[str] = (), limit: int | None = None, minutes: int = MINUTES) -> Query:
     """A :class:`Query` over the realtime window of ``now`` (rows ordered by visitors, then value)."""
-    lower, upper = window(now)
+    lower, upper = window(now, minutes)
     span = DateRange(lower.date(), upper.date(), "UTC", instants=(lower, upper))
     order = [["visitors", "desc"]] if dimensions else None
     return build(site, span, metrics=metrics, dimensions=dimensions, order_by=order,
                  limit=limit)
 
 
-def current_visitors(queries: Queries, site: str, now: datetime) -> int:
-    """Visitors of the last :data:`MINUTES` minutes."""
-    rows = queries.run(query(site, now)).rows
+def current_visitors(queries: Queries, site: str, now: datetime, minutes: int = MINUTES) -> int:
+    """Visitors of the last ``minutes`` minutes."""
+    rows = queries.run(query(site, now, minutes=minutes)).rows
     return int(rows[0]["visitors"]) if rows else 0
 
 
 def realtime(queries: Queries, site: str, now: datetime, limit: int,
-             warning: str | None = None) -> Report:
+             warning: str | None = None, minutes: int = MINUTES) -> Report:
     """Current visitors with the pages they are on and the sources they came from (``pages`` and
     ``sources``: ``{value, visitors}``, most visitors first, at most ``limit`` each)."""
-    lower, upper = window(now)
+    lower, upper = window(now, minutes)
     lists = {}
     for key, dim in (("pages", "event:page"), ("sources", "visit:source")):
-        rows = queries.run(query(site, now, dimensions=[dim], limit=limit)).rows
+        rows = queries.run(query(site, now, dimensions=[dim], limit=limit, minutes=minutes)).rows
         lists[key] = [{"value": r[dim], "visitors": r["visitors"]} for r in rows]
     meta: dict[str, object] = {
-        "site_id": site, "visitors": current_visitors(queries, site, now), "minutes": MINUTES,
+        "site_id": site, "visitors": current_visitors(queries, site, now, minutes), "minutes": minutes,
         "from": lower.isoformat() + "Z", "to": upper.isoformat() + "Z", "sources": lists["sources"]}
     if warning is not None:
         meta["warning"] = warning

@@ -22,3 +22,22 @@ def test_serve_site_option_sets_the_allow_list(tmp_path: Path) -> None:
     finally:
         stop(live)
     assert "Traceback" not in live.logs()
+
+
+def test_serve_json_log_format(tmp_path: Path) -> None:
+    """``log_format = "json"``: every line ``mallard serve`` writes (its banner, uvicorn's and mallard's
+    records, worker processes' too) is one JSON object with time, level, logger and message."""
+    import json
+
+    live = start("serve", tmp_path / "data", env={"MALLARD_LOG_FORMAT": "json"},
+                 args=("--log-level", "info", "--workers", "2"))
+    try:
+        with live.client() as c:
+            assert post(c, event("a.example")).status_code == 202
+    finally:
+        stop(live)
+    lines = [line for line in live.logs().splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]  # fails on any line that is not JSON
+    assert all(set(r) >= {"time", "level", "logger", "message"} and r["time"].endswith("Z") for r in records)
+    assert records[0]["logger"] == "mallard.serve" and "dashboard:" in records[0]["message"]
+    assert any(r["logger"].startswith("uvicorn") and "startup complete" in r["message"] for r in records)

@@ -349,6 +349,22 @@ def test_realtime_window_edges(clocked: tuple[mallard.Mallard, FrozenClock]) -> 
     assert m.queries.current_visitors("rt.example") == 0
 
 
+def test_realtime_window_follows_the_setting(tmp_path: Path) -> None:
+    """``realtime_window_minutes`` sets how far back the realtime figures count."""
+    clock = FrozenClock()
+    m = mallard.Mallard(data_dir=tmp_path / "data", clock=clock, realtime_window_minutes=30)
+    try:
+        now = clock()
+        _visit(m, "192.0.2.1", now - timedelta(minutes=29))
+        _visit(m, "192.0.2.2", now - timedelta(minutes=31))
+        assert m.queries.current_visitors("rt.example") == 1
+        status, body = _get(m, "/api/stats/realtime", "site_id=rt.example")
+        assert status == 200 and body["visitors"] == 1 and body["minutes"] == 30
+        assert body["from"] == "2024-05-01T11:30:00Z"
+    finally:
+        m.close()
+
+
 def test_realtime_window_across_midnight(clocked: tuple[mallard.Mallard, FrozenClock]) -> None:
     """At 00:02 the window reaches into yesterday's partition."""
     m, clock = clocked
