@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from .messages import HTTPError, Request, Response, json_response, text_response
 from .routing import Param, Route
+from .shares import embed_headers
 
 if TYPE_CHECKING:
     from .api import Api
@@ -162,11 +163,12 @@ def tracker_script(api: Api, request: Request, params: dict[str, str]) -> Respon
 
 
 def dashboard_index(api: Api, request: Request, params: dict[str, str]) -> Response:
-    return asset(request, "dashboard/index.html")
+    return asset(request, "dashboard/index.html", extra=embed_headers(api, request))
 
 
 def dashboard_file(api: Api, request: Request, params: dict[str, str]) -> Response:
-    return asset(request, "dashboard/" + params["file"])
+    extra = embed_headers(api, request) if params["file"].endswith(".html") else ()
+    return asset(request, "dashboard/" + params["file"], extra=extra)
 
 
 def dashboard_vendor(api: Api, request: Request, params: dict[str, str]) -> Response:
