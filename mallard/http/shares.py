@@ -6,7 +6,8 @@ dashboard page and, copied from it, every API call) or as the header ``X-Mallard
 a login or an API key is authorised by those, never by a link.
 
 A live link may use the ``read`` routes (the stats routes, the v1/v2 APIs, realtime, saved funnels)
-for its own site only: another site is 403, an ``admin`` route 403. A revoked link is 401 in every
+for its own site only: another site is 403. An ``admin`` route is 403 to any secret, without looking
+it up. A revoked link is 401 in every
 process at its next request. An unknown secret is 401 and counts as a failed login of the client
 (the login lockout then answers 429 with ``Retry-After``), so secrets cannot be guessed faster than
 passwords; a revoked one does not count (its holder is no guesser).
@@ -58,6 +59,8 @@ def _requested_site(request: Request) -> object:
 
 def authorize(api: Api, route: RouteType, request: Request, secret: str) -> None:
     """Let the request through under a shared link's rules (see the module docstring), or raise."""
+    if route.access != "read":  # whatever the secret: no answer here tells a guesser anything
+        raise HTTPError(403, "A shared link only reads the stats of its site.")
     ip = client_ip(request, api.settings) or "unknown"
     check_lockout(api, ip)
     link = api.mallard.shared_links.find(secret)
@@ -67,8 +70,6 @@ def authorize(api: Api, route: RouteType, request: Request, secret: str) -> None
         raise HTTPError(401, "Unknown shared link: ask the site's owner for a new one.")
     if link.revoked:
         raise HTTPError(401, "This shared link was revoked: ask the site's owner for a new one.")
-    if route.access != "read":
-        raise HTTPError(403, "A shared link only reads the stats of its site.")
     if route.pattern == "/api/sites":  # answers the link's site only (stats.sites)
         return
     site = _requested_site(request)

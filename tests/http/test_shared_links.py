@@ -223,9 +223,11 @@ def worker_4xx(live: Live) -> list[float]:
     return counts
 
 
+@pytest.mark.slow
 def test_revocation_reaches_every_worker_and_guessing_is_locked_out(two_workers: Live) -> None:
     """With 2 workers: a link read by both is refused by both right after one of them revokes it;
-    revoked-secret requests do not lock the client out, unknown secrets do (401, 401, 401, then 429)."""
+    revoked secrets, and any secret on an admin route, do not lock the client out; unknown secrets on
+    read routes do (401, 401, 401, then 429)."""
     keys = make_keys(two_workers.data_dir)
     secret = create_link(two_workers, keys["Admin"])["secret"]
     params = {"site_id": SITE, "period": "day", "auth": secret}
@@ -244,6 +246,9 @@ def test_revocation_reaches_every_worker_and_guessing_is_locked_out(two_workers:
     assert {r.status_code for r in answers} == {401}, [r.text for r in answers]
     # Both workers gave those 401s (no other 4xx happened before): each one saw the revocation.
     eventually(lambda: len([n for n in worker_4xx(two_workers) if n > 0]) == 2, timeout=30)
+    with client(two_workers) as c:  # admin routes refuse any secret unread: no guess is counted
+        assert {c.get("/api/keys", params={"auth": "sl_" + f"{i:048x}"}).status_code
+                for i in range(5)} == {403}
     guesses = [fresh({**params, "auth": "sl_" + f"{i:048x}"}).status_code for i in range(4)]
     assert guesses == [401, 401, 401, 429]
     locked = fresh({**params, "auth": "sl_" + "f" * 48})
