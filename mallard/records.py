@@ -61,14 +61,16 @@ class SiteRecords(Generic[R]):
         path: the document (``state/<name>.json``); its lock file is ``<name>.lock`` beside it.
         load: a stored item (a JSON object) → a record (raises ``KeyError``/``TypeError``/``ValueError``
             for a bad one).
-        max_per_site: records a site may hold.
+        max_per_site: records a site may hold (those ``counted``).
         what: how errors name the records (``"saved funnels"``).
+        counted: which records count toward ``max_per_site`` (all by default).
     """
 
     def __init__(self, path: Path, *, load: Callable[[Mapping[str, Any]], R], max_per_site: int,
-                 what: str) -> None:
+                 what: str, counted: Callable[[R], bool] = lambda record: True) -> None:
         self._load = load
         self._max = max_per_site
+        self._counted = counted
         self._what = what
         self._file: JsonStateFile[_Document[R]] = JsonStateFile(
             path, path.with_suffix(".lock"), parse=self._parse, dump=self._dump, empty=_Document)
@@ -88,7 +90,7 @@ class SiteRecords(Generic[R]):
         with self._file.locked():
             doc = self._file.read(force=True)
             mine = [r for r in doc.items if r.site_id == site_id]
-            if len(mine) >= self._max:
+            if sum(map(self._counted, mine)) >= self._max:
                 raise RecordError(f"A site may have at most {self._max} {self._what}; delete some "
                                   "first.", code="too_many")
             record = make(doc.next_id, mine)

@@ -24,7 +24,7 @@ from .records import SiteRecords, check_name
 
 __all__ = ["MAX_SHARED_LINKS", "SharedLink", "SharedLinks"]
 
-MAX_SHARED_LINKS: Final = 100  # per site, revoked ones included
+MAX_SHARED_LINKS: Final = 100  # live links per site (revoked ones are kept, and not counted)
 SECRET_PREFIX: Final = "sl_"
 _SECRET: Final = re.compile(r"sl_[0-9a-f]{48}")
 
@@ -72,13 +72,14 @@ class SharedLinks:
     def __init__(self, state_dir: Path, *, clock: Callable[[], datetime] = _utcnow) -> None:
         self._clock = clock
         self._records = SiteRecords(Path(state_dir) / "shared_links.json", load=_load,
-                                    max_per_site=MAX_SHARED_LINKS, what="shared links")
+                                    max_per_site=MAX_SHARED_LINKS, what="live shared links",
+                                    counted=lambda link: not link.revoked)
 
     def create(self, site_id: str, name: str) -> tuple[str, SharedLink]:
         """A new link: ``(secret, record)``; the secret (``sl_`` + 48 hex digits) is not kept.
 
         Raises:
-            RecordError: a bad name, or too many links for the site.
+            RecordError: a bad name, or 100 live links for the site already.
         """
         check_name(name, "The link name")
         secret = SECRET_PREFIX + secrets.token_hex(24)

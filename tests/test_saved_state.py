@@ -11,6 +11,7 @@ import pytest
 
 from mallard import InvalidQueryError, SavedFunnels, SharedLinks, StorageError
 from mallard.records import RecordError
+from mallard.shares import MAX_SHARED_LINKS
 
 SITE = "a.example"
 
@@ -73,6 +74,17 @@ def test_shared_link_secret_is_shown_once_and_never_stored(tmp_path: Path) -> No
     assert found is not None and found.revoked
     assert [lk.revoked for lk in links.list(SITE)] == [True]
     assert not links.revoke(999)
+
+
+def test_live_shared_links_are_capped_revoked_ones_are_not(tmp_path: Path) -> None:
+    """A site holds at most MAX_SHARED_LINKS live links; revoking one makes room for another."""
+    links = SharedLinks(tmp_path)
+    made = [links.create(SITE, f"link {i}")[1] for i in range(MAX_SHARED_LINKS)]
+    with pytest.raises(RecordError, match="at most 100 live shared links"):
+        links.create(SITE, "one more")
+    assert links.create("b.example", "elsewhere")[1].site_id == "b.example"
+    assert links.revoke(made[0].id)
+    assert links.create(SITE, "one more")[1].name == "one more"
 
 
 def test_damaged_state_file_is_a_storage_error(tmp_path: Path) -> None:
