@@ -23,6 +23,8 @@ from .errors import MallardError as MallardError
 from .errors import QueryTimeoutError as QueryTimeoutError
 from .errors import StorageError as StorageError
 from .events import Event as Event
+from .funnels import SavedFunnel as SavedFunnel
+from .funnels import SavedFunnels as SavedFunnels
 from .goals import Goal as Goal
 from .goals import Goals as Goals
 from .queries import Queries as Queries
@@ -37,6 +39,8 @@ from .queries.results import Result as Result
 from .queries.results import Table as Table
 from .queries.revenue import Revenue as Revenue
 from .settings import Settings as Settings
+from .shares import SharedLink as SharedLink
+from .shares import SharedLinks as SharedLinks
 from .store import Store as Store
 from .tracker import Outcome as Outcome
 from .tracker import Tracker as Tracker
@@ -79,7 +83,11 @@ __all__ = [
     "Report",
     "Result",
     "Revenue",
+    "SavedFunnel",
+    "SavedFunnels",
     "Settings",
+    "SharedLink",
+    "SharedLinks",
     "Stats",
     "StorageError",
     "Store",

@@ -26,10 +26,12 @@ from .enrich.geo import GeoLookup
 from .enrich.useragent import AgentParser
 from .errors import InvalidEventError, StorageError
 from .events import Row, validate_site_id
+from .funnels import SavedFunnels
 from .payload import RawEvent
 from .privacy import Salts, load_secret
 from .queries import Queries
 from .settings import Settings
+from .shares import SharedLinks
 from .store import ErasureResult, Store
 from .store.tombstones import Tombstone
 from .tracker import ClientContext, Outcome, Tracker, utcnow
@@ -122,6 +124,8 @@ class Mallard:
         self._recovery_error: str | None = None
         self.queries = Queries(self.store, settings, buffer=self._current_buffer, clock=clock)
         self._auth: Any = None
+        self._funnels: SavedFunnels | None = None
+        self._shared_links: SharedLinks | None = None
         self._metrics: Any = None
         self._api: Any = None
         _live.add(self)
@@ -144,6 +148,24 @@ class Mallard:
         """Goals, saved segments and reporting currencies of every site, shared by all processes
         (``state/goals.json``): ``m.goals.add("example.com", event_name="Signup")``."""
         return self.queries.goals
+
+    @property
+    def funnels(self) -> SavedFunnels:
+        """Saved funnels of every site, shared by all processes (``state/funnels.json``):
+        ``m.funnels.add("example.com", "Signup", ["page:/pricing", "event:Signup"])``."""
+        with self._lock:
+            if self._funnels is None:
+                self._funnels = SavedFunnels(self.store.state_dir)
+            return self._funnels
+
+    @property
+    def shared_links(self) -> SharedLinks:
+        """Read-only shared links of every site (``state/shared_links.json``): ``secret, link =
+        m.shared_links.create("example.com", "Investors")``; the secret is not stored."""
+        with self._lock:
+            if self._shared_links is None:
+                self._shared_links = SharedLinks(self.store.state_dir, clock=self._clock)
+            return self._shared_links
 
     @property
     def metrics(self) -> Metrics:

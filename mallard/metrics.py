@@ -100,6 +100,8 @@ METRICS: Final[Mapping[str, MetricDef]] = {
         "concurrency_limit (503, `mallard serve` past limit_concurrency).", ("reason",),
         frozenset({"body_timeout", "concurrency_limit"})),
     "mallard_login_failures_total": MetricDef("counter", "Failed dashboard logins and setup attempts."),
+    "mallard_shared_link_failures_total": MetricDef("counter", "Requests with an unknown shared-link "
+                                                    "secret (counted toward the login lockout)."),
     "mallard_cache_hits_total": MetricDef("counter", "Query cache lookups answered from the cache."),
     "mallard_cache_misses_total": MetricDef("counter", "Query cache lookups that ran the query."),
     "mallard_cache_evictions_total": MetricDef("counter", "Query cache entries evicted (LRU)."),

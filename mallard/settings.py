@@ -141,6 +141,8 @@ class Settings:
                                       secret=True)
     metrics_token: str | None = _opt(None, "Bearer token required by /metrics.", secret=True)
     dashboard_origin: str | None = _opt(None, "Origin of a dashboard served elsewhere (CORS, CSRF).")
+    embed_origins: tuple[str, ...] = _opt((), "Origins allowed to frame the dashboard opened with a "
+                                          "shared link (CSP frame-ancestors); empty: no framing.")
     secure_cookies: bool = _opt(False, "Mark session cookies Secure.")
     session_ttl_secs: int = _opt(86_400, "Lifetime of a dashboard login.",
                                  env=("MALLARD_SESSION_TTL",), minimum=1)
@@ -189,6 +191,8 @@ class Settings:
             ) from None
         if self.dashboard_origin is not None:
             _check_origin(self.dashboard_origin)
+        for origin in self.embed_origins:
+            _check_origin(origin, "embed_origins")
         if self.redact_extra_params or self.redact_extra_patterns:
             from .enrich.redact import Redactor
 
@@ -422,7 +426,7 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
     raise ConfigurationError(f"{name}: unsupported value {value!r}.")  # pragma: no cover
 
 
-def _check_origin(origin: str) -> None:
+def _check_origin(origin: str, name: str = "dashboard_origin") -> None:
     from urllib.parse import urlsplit
 
     try:
@@ -434,6 +438,6 @@ def _check_origin(origin: str) -> None:
         parts.path not in ("", "/") or parts.query or parts.fragment or "@" in parts.netloc
     ):
         raise ConfigurationError(
-            f"dashboard_origin must be a scheme and host such as 'https://stats.example.com'; "
+            f"{name} must be a scheme and host such as 'https://stats.example.com'; "
             f"got {origin!r}."
         )

@@ -27,7 +27,7 @@ from .security import client_ip, open_mode_allowed
 if TYPE_CHECKING:
     from .api import Api
 
-__all__ = ["COOKIE", "OPEN_MODE_REFUSED", "ROUTES"]
+__all__ = ["COOKIE", "OPEN_MODE_REFUSED", "ROUTES", "check_lockout"]
 
 COOKIE: Final = "mm_session"
 OPEN_MODE_REFUSED: Final = (
@@ -53,7 +53,8 @@ def _password(request: Request) -> str:
     return password
 
 
-def _locked(api: Api, ip: str) -> None:
+def check_lockout(api: Api, ip: str) -> None:
+    """429 with ``Retry-After`` while the client is locked out (failed logins or shared-link guesses)."""
     remaining = api.auth.lockout_remaining(ip)
     if remaining > 0:
         raise HTTPError(429, "Too many failed attempts. Try again later.",
@@ -66,9 +67,13 @@ def _logged_in(api: Api, request: Request) -> Response:
 
 
 def status(api: Api, request: Request, params: dict[str, str]) -> Response:
+    from .shares import live_link  # shares uses check_lockout from here
+
     configured = api.auth.password_configured()
     local = open_mode_allowed(request)
+    link = live_link(api, request)
     return json_response({
+        "shared_link": None if link is None else {"site_id": link.site_id, "name": link.name},
         "setup_required": not configured,
         "authenticated": api.principal(request) is not None or (not configured and local),
         "loopback_only": not configured,
@@ -81,7 +86,7 @@ def status(api: Api, request: Request, params: dict[str, str]) -> Response:
 
 def setup(api: Api, request: Request, params: dict[str, str]) -> Response:
     ip = client_ip(request, api.settings) or "unknown"
-    _locked(api, ip)
+    check_lockout(api, ip)
     if not open_mode_allowed(request):
         raise HTTPError(403, "The first password can only be set from this machine, by a same-origin "
                              "request to a loopback address (Host 127.0.0.1, ::1 or localhost), or with "
@@ -101,7 +106,7 @@ def setup(api: Api, request: Request, params: dict[str, str]) -> Response:
 
 def login(api: Api, request: Request, params: dict[str, str]) -> Response:
     ip = client_ip(request, api.settings) or "unknown"
-    _locked(api, ip)
+    check_lockout(api, ip)
     password = _password(request)
     if not api.auth.password_configured():
         raise HTTPError(400, "No admin password configured. Use /api/auth/setup first.")

@@ -24,7 +24,7 @@ from ..errors import (
     QueryTimeoutError,
     StorageError,
 )
-from . import admin, ingest, ops, sites, stats, v1
+from . import admin, funnels, info, ingest, ops, shares, sites, stats, v1
 from .cache import QueryCache
 from .limits import ConcurrencyLimit, RateLimiter
 from .messages import HTTPError, Request, Response, error_response
@@ -48,8 +48,8 @@ __all__ = ["Api"]
 
 log = logging.getLogger("mallard.http")
 
-ROUTES: tuple[Route, ...] = (*ingest.ROUTES, *stats.ROUTES, *v1.ROUTES, *admin.ROUTES, *sites.ROUTES,
-                             *ops.ROUTES)
+ROUTES: tuple[Route, ...] = (*ingest.ROUTES, *stats.ROUTES, *info.ROUTES, *v1.ROUTES, *admin.ROUTES,
+                             *sites.ROUTES, *funnels.ROUTES, *shares.ROUTES, *ops.ROUTES)
 
 
 class Api:
@@ -134,6 +134,12 @@ class Api:
             return
         configured = self.auth.password_configured()
         who = self.principal(request) if configured else None
+        if who is None and not (route.access == "read" and not configured
+                                and open_mode_allowed(request)):
+            secret = shares.secret_of(request)
+            if secret is not None:
+                shares.authorize(self, route, request, secret)
+                return
         if route.access == "read":
             if not configured:
                 if open_mode_allowed(request):
@@ -275,7 +281,8 @@ class Api:
         # rates, revenue and segment filters.
         goals = self.queries.goals.version(site)
         key = (route.pattern, tuple(sorted(params.items())),
-               tuple(sorted((k, tuple(v)) for k, v in request.query.items())),
+               tuple(sorted((k, tuple(v)) for k, v in request.query.items() if k != shares.PARAM)),
+               route.cache_key(self, request) if route.cache_key is not None else None,
                store.fingerprint(site, scope.first, scope.last), erasures, goals,
                self.queries.today(scope.tz))
         state, hit = self.cache.lookup(key)

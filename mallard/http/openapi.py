@@ -3,7 +3,9 @@
 Everything route-specific comes from :class:`~mallard.http.routing.Route` (parameters, body, answers, the
 handler's own error statuses). What follows from a route's flags is added here, once:
 
-* ``access`` ``read`` → 401; ``admin`` → 401 and 403 (a read-only key, a cross-site cookie request);
+* ``access`` ``read`` → 401, 403 (open mode from another origin, a shared link asking about another
+  site) and 429 (a client locked out for guessing shared-link secrets); ``admin`` → 401 and 403 (a
+  read-only key, a cross-site cookie request, a shared link);
 * ``heavy`` → 429 (too many concurrent queries) and 503 (query timeout, storage unavailable);
 * a request body → 400 (not JSON) and 413 (over ``max_body_bytes``); query parameters → 400.
 
@@ -24,7 +26,8 @@ __all__ = ["document", "error_statuses"]
 
 _ERROR_REF: Final = {"$ref": "#/components/responses/Error"}
 _ACCESS: Final = {
-    "read": "Needs a dashboard login or an API key; before an admin password exists, a loopback client.",
+    "read": "Needs a dashboard login, an API key or a shared link of the site; before an admin "
+            "password exists, a loopback client.",
     "admin": "Needs a dashboard login or an Admin API key; closed until an admin password exists.",
 }
 SECURITY_SCHEMES: Final = {
@@ -32,7 +35,13 @@ SECURITY_SCHEMES: Final = {
                 "description": "The dashboard session, set by POST /api/auth/login."},
     "bearer": {"type": "http", "scheme": "bearer", "description": "An API key (POST /api/keys)."},
     "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key", "description": "An API key."},
+    "sharedLink": {"type": "apiKey", "in": "header", "name": "X-Mallard-Share",
+                   "description": "A shared link's secret (POST /api/v1/sites/shared-links): read "
+                                  "routes of its own site only."},
+    "sharedLinkQuery": {"type": "apiKey", "in": "query", "name": "auth",
+                        "description": "A shared link's secret as the auth query parameter."},
 }
+_SHARED: Final = ("sharedLink", "sharedLinkQuery")
 
 
 def error_statuses(route: Route) -> set[int]:
@@ -42,6 +51,8 @@ def error_statuses(route: Route) -> set[int]:
         found.add(401)
     if route.access == "admin":
         found.add(403)
+    if route.access == "read":  # open mode from another origin; a shared link: another site, lockout
+        found.update((403, 429))
     if route.heavy:
         found.update((429, 503))
     if route.body is not None:
@@ -65,7 +76,8 @@ def _operation(route: Route) -> dict[str, Any]:
                           "operationId": f"{route.method.lower()}_{slug}", "responses": responses}
     if route.access in _ACCESS:
         op["description"] = _ACCESS[route.access]
-        op["security"] = [{name: []} for name in SECURITY_SCHEMES]
+        op["security"] = [{name: []} for name in SECURITY_SCHEMES
+                          if route.access == "read" or name not in _SHARED]
     if route.params:
         op["parameters"] = [
             {"name": p.name, "in": p.where, "required": p.required or p.where == "path",

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Final
 from .assets import asset
 from .messages import HTTPError, Request, Response, json_response, text_response
 from .routing import Param, Route
+from .shares import embed_headers
 
 if TYPE_CHECKING:
     from .api import Api
@@ -138,13 +139,15 @@ def tracker_script(api: Api, request: Request, params: dict[str, str]) -> Respon
 
 
 def dashboard_index(api: Api, request: Request, params: dict[str, str]) -> Response:
-    return asset(request, "dashboard/index.html")
+    return asset(request, "dashboard/index.html", extra=embed_headers(api, request))
 
 
 def _dashboard_files(folder: str) -> Callable[[Api, Request, dict[str, str]], Response]:
-    """The handler serving the files of one folder of the dashboard."""
+    """The handler serving the files of one folder of the dashboard (an HTML page opened with a shared
+    link's secret may be framed by the origins of ``embed_origins``)."""
     def handler(api: Api, request: Request, params: dict[str, str]) -> Response:
-        return asset(request, folder + params["file"])
+        extra = embed_headers(api, request) if params["file"].endswith(".html") else ()
+        return asset(request, folder + params["file"], extra=extra)
     return handler
 
 

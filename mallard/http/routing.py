@@ -89,6 +89,8 @@ class Route:
         body: the request body, or None for a route that reads none.
         replies: the answers that are not errors: status → media types (``()``: no body).
         errors: the ``{"error": ...}`` statuses the handler itself can give.
+        cache_key: for a cached route, what else its answer depends on (e.g. the saved funnel an id
+            names: deleted or not, by any process); it may raise an :class:`HTTPError`.
     """
 
     method: str
@@ -104,6 +106,7 @@ class Route:
     body: Body | None = None
     replies: Mapping[int, tuple[str, ...]] = field(default_factory=lambda: {200: (JSON,)})
     errors: tuple[int, ...] = ()
+    cache_key: Callable[[Api, Request], object] | None = None
 
     @property
     def regex(self) -> re.Pattern[str]:

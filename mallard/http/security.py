@@ -27,11 +27,30 @@ from ..settings import Settings
 from ..tracker import ClientContext
 from .messages import Request, Response
 
-__all__ = ["CSP", "apply_security_headers", "client_context", "client_ip", "cors_headers", "csrf_ok",
-           "open_mode_allowed", "request_id"]
+__all__ = [
+    "CSP",
+    "apply_security_headers",
+    "client_context",
+    "client_ip",
+    "cors_headers",
+    "csp",
+    "csrf_ok",
+    "open_mode_allowed",
+    "request_id",
+]
 
-CSP: Final = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-              "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+_CSP: Final = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+               "connect-src 'self'; frame-ancestors {}; base-uri 'none'; form-action 'self'")
+
+
+def csp(*, frame_ancestors: Sequence[str] = ()) -> str:
+    """The dashboard's Content-Security-Policy; ``frame_ancestors`` are origins allowed to frame it
+    (none by default)."""
+    allowed = " ".join(o.rstrip("/") for o in frame_ancestors) or "'none'"
+    return _CSP.format(allowed)
+
+
+CSP: Final = csp()
 _BASE_HEADERS: Final = (
     ("X-Content-Type-Options", "nosniff"),
     ("X-Frame-Options", "DENY"),
@@ -182,6 +201,11 @@ def apply_security_headers(response: Response, rid: str, *, https: bool = False)
         if lower == "content-type":
             content_type = value.lower()
     base = (*_BASE_HEADERS, _HSTS) if https else _BASE_HEADERS
+    if "content-security-policy" in present and \
+            "frame-ancestors 'none'" not in (response.header("Content-Security-Policy") or ""):
+        # A page that may be framed (a shared link's, embed_origins): X-Frame-Options cannot name
+        # origins, and DENY would forbid what frame-ancestors allows.
+        present.add("x-frame-options")
     if present.isdisjoint(_BASE_NAMES):
         headers.extend(base)
     else:
@@ -202,7 +226,8 @@ _INGESTION_PREFLIGHT: Final = (*_ANY_ORIGIN, ("Access-Control-Allow-Methods", "G
                                ("Access-Control-Allow-Headers", "content-type"),
                                ("Access-Control-Max-Age", "86400"))
 _STATS_PREFLIGHT: Final = (("Access-Control-Allow-Methods", "GET, POST, DELETE"),
-                           ("Access-Control-Allow-Headers", "content-type, authorization, x-api-key"))
+                           ("Access-Control-Allow-Headers",
+                            "content-type, authorization, x-api-key, x-mallard-share"))
 
 
 def cors_headers(request: Request, settings: Settings, *, ingestion: bool,

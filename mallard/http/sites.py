@@ -19,13 +19,14 @@ from .schemas import SITE_ID, site_param
 if TYPE_CHECKING:
     from .api import Api
 
-__all__ = ["ROUTES"]
+__all__ = ["DELETE_BODY", "PAGING", "ROUTES", "item_id", "page", "request_body", "site_of_body",
+           "site_of_delete"]
 
 DEFAULT_LIMIT: Final = 100
 MAX_LIMIT: Final = 1000
 
 
-def _body(request: Request) -> dict[str, Any]:
+def request_body(request: Request) -> dict[str, Any]:
     body = request.json()
     if not isinstance(body, dict):
         raise HTTPError(400, 'The body must be a JSON object with at least "site_id".')
@@ -38,6 +39,11 @@ def _site(value: object) -> str:
     return check_site(value)
 
 
+def site_of_body(body: dict[str, Any]) -> str:
+    """The ``site_id`` of a request body, checked."""
+    return _site(body.get("site_id"))
+
+
 def _optional_text(body: dict[str, Any], key: str) -> str | None:
     value = body.get(key)
     if value is not None and not isinstance(value, str):
@@ -46,7 +52,7 @@ def _optional_text(body: dict[str, Any], key: str) -> str | None:
 
 
 def put_goal(api: Api, request: Request, params: dict[str, str]) -> Response:
-    body = _body(request)
+    body = request_body(request)
     site = _site(body.get("site_id"))
     kind = body.get("goal_type")
     if kind not in ("event", "page"):
@@ -67,7 +73,7 @@ def put_goal(api: Api, request: Request, params: dict[str, str]) -> Response:
     return json_response(goal.to_json())
 
 
-def _page(request: Request, items: list[Any]) -> tuple[list[Any], dict[str, Any]]:
+def page(request: Request, items: list[Any]) -> tuple[list[Any], dict[str, Any]]:
     """Cursor pagination over items ordered by id: ``after``/``before`` are ids."""
     try:
         limit = int(request.arg("limit") or DEFAULT_LIMIT)
@@ -93,7 +99,7 @@ def _page(request: Request, items: list[Any]) -> tuple[list[Any], dict[str, Any]
 
 def list_goals(api: Api, request: Request, params: dict[str, str]) -> Response:
     site = _site(request.arg("site_id"))
-    goals, meta = _page(request, api.mallard.goals.list(site))
+    goals, meta = page(request, api.mallard.goals.list(site))
     return json_response({"goals": [_listed(g) for g in goals], "meta": meta})
 
 
@@ -103,13 +109,14 @@ def _listed(goal: Goal) -> dict[str, Any]:
     return data
 
 
-def _id(text: str) -> int:
-    if not text.isdigit() or len(text) > 18:
-        raise HTTPError(404, "Not found.")
+def item_id(text: str, missing: str = "Not found.") -> int:
+    """A record id from a path or parameter; 404 (``missing``) for anything but 1-18 digits."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+        raise HTTPError(404, missing)
     return int(text)
 
 
-def _site_of_delete(request: Request) -> str | None:
+def site_of_delete(request: Request) -> str | None:
     body = request.json() if request.body else None
     site = body.get("site_id") if isinstance(body, dict) else None
     site = site if site is not None else request.arg("site_id")
@@ -117,13 +124,13 @@ def _site_of_delete(request: Request) -> str | None:
 
 
 def delete_goal(api: Api, request: Request, params: dict[str, str]) -> Response:
-    if not api.mallard.goals.remove(_id(params["goal_id"]), _site_of_delete(request)):
+    if not api.mallard.goals.remove(item_id(params["goal_id"]), site_of_delete(request)):
         raise HTTPError(404, "Goal could not be found")
     return json_response({"deleted": "true"})
 
 
 def put_segment(api: Api, request: Request, params: dict[str, str]) -> Response:
-    body = _body(request)
+    body = request_body(request)
     site = _site(body.get("site_id"))
     data = body.get("segment_data")
     filters = data.get("filters") if isinstance(data, dict) else None
@@ -136,24 +143,24 @@ def put_segment(api: Api, request: Request, params: dict[str, str]) -> Response:
 
 def list_segments(api: Api, request: Request, params: dict[str, str]) -> Response:
     site = _site(request.arg("site_id"))
-    segments, meta = _page(request, api.mallard.goals.segments(site))
+    segments, meta = page(request, api.mallard.goals.segments(site))
     return json_response({"segments": [s.to_json() for s in segments], "meta": meta})
 
 
 def delete_segment(api: Api, request: Request, params: dict[str, str]) -> Response:
-    if not api.mallard.goals.remove_segment(_id(params["segment_id"]), _site_of_delete(request)):
+    if not api.mallard.goals.remove_segment(item_id(params["segment_id"]), site_of_delete(request)):
         raise HTTPError(404, "Segment could not be found")
     return json_response({"deleted": "true"})
 
 
-_PAGING: Final = (
+PAGING: Final = (
     Param("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
           "Page size."),
     Param("after", {"type": "string"}, "Cursor: the page after this one (from meta.after)."),
     Param("before", {"type": "string"}, "Cursor: the page before this one (from meta.before)."),
 )
 _ID: Final = {"type": "string", "pattern": "^[0-9]{1,18}$"}
-_DELETE_BODY: Final = Body({"type": "object", "properties": {"site_id": SITE_ID}}, required=False)
+DELETE_BODY: Final = Body({"type": "object", "properties": {"site_id": SITE_ID}}, required=False)
 
 ROUTES: Final = (
     Route("PUT", "/api/v1/sites/goals", put_goal, "Find or create a goal (Plausible's Sites API).",
@@ -165,9 +172,9 @@ ROUTES: Final = (
                   "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
                   "custom_props": {"type": "object", "maxProperties": 0}}})),
     Route("GET", "/api/v1/sites/goals", list_goals, "List a site's goals.", access="admin",
-          tag="sites", errors=(400,), params=(site_param(), *_PAGING)),
+          tag="sites", errors=(400,), params=(site_param(), *PAGING)),
     Route("DELETE", "/api/v1/sites/goals/{goal_id}", delete_goal, "Delete a goal.", access="admin",
-          tag="sites", errors=(400, 404), body=_DELETE_BODY,
+          tag="sites", errors=(400, 404), body=DELETE_BODY,
           params=(Param("goal_id", _ID, "The goal's id.", required=True, where="path"),)),
     Route("PUT", "/api/v1/sites/segments", put_segment, "Save a segment (a named list of filters).",
           access="admin", tag="sites", errors=(400,), body=Body({
@@ -176,9 +183,9 @@ ROUTES: Final = (
                   "segment_data": {"type": "object", "required": ["filters"],
                                    "properties": {"filters": {"type": "array"}}}}})),
     Route("GET", "/api/v1/sites/segments", list_segments, "List a site's segments.", access="admin",
-          tag="sites", errors=(400,), params=(site_param(), *_PAGING)),
+          tag="sites", errors=(400,), params=(site_param(), *PAGING)),
     Route("DELETE", "/api/v1/sites/segments/{segment_id}", delete_segment, "Delete a segment.",
-          access="admin", tag="sites", errors=(400, 404), body=_DELETE_BODY,
+          access="admin", tag="sites", errors=(400, 404), body=DELETE_BODY,
           params=(Param("segment_id", _ID, "The segment's id.", required=True, where="path"),)),
 )
 

@@ -9,6 +9,7 @@ happens here, never in :mod:`mallard.queries`.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date
 from typing import TYPE_CHECKING, Any, Final
 
@@ -22,11 +23,15 @@ from ..queries.model import check_site
 from ..queries.periods import MAX_API_DAYS, PLAUSIBLE_PERIODS, DateRange
 from ..queries.registry import ALIASES, BREAKDOWNS, DIMENSIONS, METRICS
 from ..queries.retention import MAX_WEEKS
+from ..queries.suggest import MAX_SEARCH, MAX_SUGGESTIONS
+from .funnels import saved_funnel
 from .messages import HTTPError, Request, Response, json_response
 from .routing import JSON, Body, CacheScope, Param, Route, Scoper
 from .schemas import SITE_ID, date_param, period_param, site_param
+from .shares import live_link
 
 if TYPE_CHECKING:
+    from ..funnels import SavedFunnel
     from .api import Api
 
 __all__ = ["ROUTES", "V2_QUERY", "cache_scope"]
@@ -235,6 +240,9 @@ def export(api: Api, request: Request, params: dict[str, str]) -> Response:
 
 
 def sites(api: Api, request: Request, params: dict[str, str]) -> Response:
+    link = live_link(api, request)
+    if link is not None:  # a shared link sees its own site only
+        return json_response({"sites": [link.site_id]})
     return json_response({"sites": sorted(set(api.queries.sites()) | set(api.settings.site_ids))})
 
 
@@ -245,12 +253,24 @@ def v2_query(api: Api, request: Request, params: dict[str, str]) -> Response:
     return json_response(api.queries.query_json(body, max_days=MAX_API_DAYS).to_json())
 
 
+def _saved(api: Api, request: Request) -> SavedFunnel | None:
+    """The saved funnel ``funnel=<id>`` names (404 when the site has none with that id), or None."""
+    text = request.arg("funnel")
+    if text is None:
+        return None
+    if request.arg("steps") is not None or request.arg("window") is not None:
+        raise HTTPError(400, "Give either funnel (a saved funnel's id) or steps and window, not both.")
+    return saved_funnel(api, site_of(request), text)
+
+
 def funnel(api: Api, request: Request, params: dict[str, str]) -> Response:
-    """``steps=page:/a,event:B`` and ``window`` (default ``1 day``); answers the step rows."""
+    """``steps=page:/a,event:B`` and ``window`` (default ``1 day``), or ``funnel=<saved id>``; answers
+    the step rows."""
     site, rng, filters = _scope(api, request)
-    result = api.queries.funnel(site, _param(request, "steps"),
-                                window=_param(request, "window", required=False) or "1 day",
-                                filters=filters, **_dates(rng))
+    saved = _saved(api, request)
+    steps = list(saved.steps) if saved else _param(request, "steps")
+    window = saved.window if saved else _param(request, "window", required=False) or "1 day"
+    result = api.queries.funnel(site, steps, window=window, filters=filters, **_dates(rng))
     return json_response(result.to_json())
 
 
@@ -274,6 +294,15 @@ def flow(api: Api, request: Request, params: dict[str, str]) -> Response:
     site, rng, filters = _scope(api, request)
     result = api.queries.flow(site, _param(request, "page"), limit=_int_param(request, "limit", 10),
                               filters=filters, **_dates(rng))
+    return json_response(result.to_json())
+
+
+def prop_keys(api: Api, request: Request, params: dict[str, str]) -> Response:
+    """``q`` (a substring of the key, any case) and ``limit`` (1-100, default 20)."""
+    site, rng, filters = _scope(api, request)
+    result = api.queries.prop_keys(site, contains=_param(request, "q", required=False),
+                                   limit=_int_param(request, "limit", 20), filters=filters,
+                                   **_dates(rng))
     return json_response(result.to_json())
 
 
@@ -385,17 +414,27 @@ ROUTES: Final = (
           heavy=True, tag="stats", errors=(503,)),
     Route("POST", "/api/v2/query", v2_query, "A Plausible Stats API v2 query.", access="read",
           heavy=True, tag="stats", body=Body(V2_QUERY), errors=(400,)),
-    _route("/api/stats/funnel", funnel, "Cumulative funnel (windowFunnel strict_once).",
-           heavy=True, extra=(
-               Param("steps", _STEPS, f"page:/path,event:Name (1-{MAX_STEPS} steps).", required=True),
-               Param("window", {"type": "string", "default": "1 day"},
-                     "'N seconds|minutes|hours|days|weeks' or seconds (at most 366 days)."))),
+    replace(_route("/api/stats/funnel", funnel, "Cumulative funnel (windowFunnel strict_once).",
+                   heavy=True, extra=(
+                       Param("steps", _STEPS, f"page:/path,event:Name (1-{MAX_STEPS} steps); "
+                             "required unless funnel is given."),
+                       Param("window", {"type": "string", "default": "1 day"},
+                             "'N seconds|minutes|hours|days|weeks' or seconds (at most 366 days)."),
+                       Param("funnel", {"type": "string", "pattern": "^[0-9]{1,18}$"},
+                             "A saved funnel's id (GET /api/v1/sites/funnels), instead of steps and "
+                             "window."))),
+            errors=(400, 404, 503), cache_key=_saved),
     _route("/api/stats/sequences", sequences, "Visitors who did every step in order.",
            heavy=True, extra=(Param("steps", _STEPS, "page:/path,event:Name (at least 2).",
                                     required=True),)),
     _route("/api/stats/retention", retention, "Weekly cohorts by first visit.",
            heavy=True, scope=history_scope,
            extra=(Param("weeks", _int(1, MAX_WEEKS, 4), "Weeks after the cohort week."),)),
+    _route("/api/stats/prop-keys", prop_keys, "Custom property keys used in the range, most used "
+           "first (suggestions; other suggestions are v2 queries with a contains filter).",
+           heavy=True, extra=(Param("q", {"type": "string", "maxLength": MAX_SEARCH},
+                                    "A part of the key (any case)."),
+                              Param("limit", _int(1, MAX_SUGGESTIONS, 20), "Keys listed."))),
     _route("/api/stats/flow", flow, "Next page after a page.", heavy=True,
            extra=(Param("page", {"type": "string", "minLength": 1}, "The page path.", required=True),
                   Param("limit", _int(1, MAX_FLOW_LIMIT, 10), "Next pages listed."))),

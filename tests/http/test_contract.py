@@ -464,3 +464,70 @@ def test_retention_and_flow_routes(live: Live) -> None:
         for page in ("", "pricing", "/" + "x" * 3000):
             r = c.get("/api/stats/flow", params={"site_id": d, "page": page})
             assert r.status_code == 400 and "error" in r.json(), (page[:20], r.text)
+
+
+# -- what the dashboard calls (issue 11) ------------------------------------------------------------
+def test_server_info_for_the_dashboard(live: Live) -> None:
+    """/api/stats/info: the time zone answers are in, GeoIP not configured here, the longest range the
+    stats routes take (one day more is a 400), realtime available, open-mode access; site_id checked."""
+    d = site()
+    with live.client() as c:
+        r = c.get("/api/stats/info", params={"site_id": d})
+        assert r.status_code == 200, r.text
+        assert r.json() == {"site_id": d, "timezone": "UTC",
+                            "geoip": {"configured": False, "source": "iptocc", "levels": ["country"],
+                                      "precision": "city"}, "max_range_days": 366,
+                            "realtime": {"available": True, "window_minutes": 5}, "access": "open",
+                            "shared_link": None}
+        longest = {"site_id": d, "start_date": "2025-01-01", "end_date": "2026-01-02"}  # 366 days apart
+        assert c.get("/api/stats/main", params=longest).status_code == 200
+        r = c.get("/api/stats/main", params={**longest, "end_date": "2026-01-03"})
+        assert r.status_code == 400 and "366" in r.json()["error"]
+        for bad in ({}, {"site_id": "not a site"}):
+            r = c.get("/api/stats/info", params=bad)
+            assert r.status_code == 400 and "error" in r.json(), r.text
+
+
+def test_saved_funnel_routes_answer_json_errors(live: Live) -> None:
+    """A site without saved funnels lists none; an unknown saved funnel id is a 404 JSON error; saving
+    needs an admin (no password here: 401)."""
+    d = site()
+    with live.client() as c:
+        listed = c.get("/api/v1/sites/funnels", params={"site_id": d}).json()
+        assert listed == {"funnels": [], "meta": {"after": None, "before": None, "limit": 100}}
+        r = c.get("/api/stats/funnel", params={"site_id": d, "funnel": "12"})
+        assert r.status_code == 404 and r.json() == {"error": "Funnel could not be found"}
+        r = c.post("/api/v1/sites/funnels", content=orjson.dumps(
+            {"site_id": d, "name": "F", "steps": ["page:/"]}), headers=JSON)
+        assert r.status_code == 401 and "error" in r.json()
+
+
+def test_suggestions_are_v2_queries_and_prop_keys(live: Live) -> None:
+    """The filter menu's and funnel builder's suggestions: a v2 query with a case-insensitive contains
+    filter and a limit answers the matching values most visitors first; property keys come from
+    /api/stats/prop-keys."""
+    d = site()
+    with live.client() as c:
+        sent = [("/Pricing", '{"plan":"pro"}'), ("/pricing/team", '{"plan":"free"}'),
+                ("/pricing/team", '{"Planet":"x"}'), ("/docs", '{"author":"a"}')]
+        for i, (path, props) in enumerate(sent):
+            post(c, event(d, path, p=props), **{"User-Agent": UA.replace("120.0", f"12{i}.0")})
+        query = {"site_id": d, "metrics": ["visitors"], "date_range": "day", "dimensions": ["event:page"],
+                 "filters": [["contains", "event:page", ["PRIC"], {"case_sensitive": False}]],
+                 "pagination": {"limit": 5}}
+        r = c.post("/api/v2/query", content=orjson.dumps(query), headers=JSON)
+        assert r.status_code == 200, r.text
+        assert [(row["dimensions"][0], row["metrics"][0]) for row in r.json()["results"]] == [
+            ("/pricing/team", 2), ("/Pricing", 1)]
+        values = {**query, "dimensions": ["event:props:plan"],
+                  "filters": [["contains", "event:props:plan", ["r"]]], "pagination": {"limit": 1}}
+        r = c.post("/api/v2/query", content=orjson.dumps(values), headers=JSON)
+        assert [row["dimensions"] for row in r.json()["results"]] == [["free"]]
+        keys = c.get("/api/stats/prop-keys", params={"site_id": d, "period": "day", "q": "PL"}).json()
+        assert keys == {"search": "PL", "prop_keys": [{"key": "Planet", "events": 1},
+                                                      {"key": "plan", "events": 2}][::-1]}
+        limited = c.get("/api/stats/prop-keys", params={"site_id": d, "period": "day", "limit": "1"}).json()
+        assert limited["prop_keys"] == [{"key": "plan", "events": 2}]
+        for bad in ({"limit": "0"}, {"limit": "101"}, {"q": "x" * 129}):
+            r = c.get("/api/stats/prop-keys", params={"site_id": d, **bad})
+            assert r.status_code == 400 and "error" in r.json(), (bad, r.text)

@@ -55,7 +55,8 @@ def test_every_route_is_documented_with_schemas(route: Any) -> None:
     assert not any(s.startswith("5") and s != "503" for s in op["responses"]), "5xx other than 503"
     assert "default" not in op["responses"]
     if route.access != "public":
-        assert op["security"] == [{"session": []}, {"bearer": []}, {"apiKey": []}]
+        shared = [{"sharedLink": []}, {"sharedLinkQuery": []}] if route.access == "read" else []
+        assert op["security"] == [{"session": []}, {"bearer": []}, {"apiKey": []}, *shared]
         assert "401" in op["responses"]
 
 
@@ -71,7 +72,27 @@ def test_parameters_are_typed() -> None:
     assert erase["start_date"]["required"] and erase["end_date"]["schema"]["format"] == "date"
     keys = _op("POST", "/api/keys")["requestBody"]["content"]["application/json"]["schema"]
     assert keys["properties"]["scope"]["enum"] == ["ReadOnly", "Admin"]
-    assert set(DOC["components"]["securitySchemes"]) == {"session", "bearer", "apiKey"}
+    assert set(DOC["components"]["securitySchemes"]) == {"session", "bearer", "apiKey", "sharedLink",
+                                                         "sharedLinkQuery"}
+
+
+def test_dashboard_routes_of_issue_11_are_documented() -> None:
+    """Shared links, saved funnels, the server facts and property-key suggestions are in the document
+    with their parameters, bodies and error answers."""
+    paths = DOC["paths"]
+    assert set(paths["/api/v1/sites/shared-links"]) == {"post", "get"}
+    create = paths["/api/v1/sites/shared-links"]["post"]
+    assert create["responses"]["201"] and create["responses"]["403"]
+    assert create["requestBody"]["content"]["application/json"]["schema"]["required"] == ["site_id", "name"]
+    assert "404" in paths["/api/v1/sites/shared-links/{link_id}"]["delete"]["responses"]
+    assert set(paths["/api/v1/sites/funnels"]) == {"post", "get"}
+    assert "404" in paths["/api/v1/sites/funnels/{funnel_id}"]["delete"]["responses"]
+    funnel = {p["name"]: p for p in _op("GET", "/api/stats/funnel")["parameters"]}
+    assert funnel["funnel"]["schema"]["pattern"] == "^[0-9]{1,18}$" and not funnel["steps"]["required"]
+    assert "404" in _op("GET", "/api/stats/funnel")["responses"]
+    assert {p["name"] for p in _op("GET", "/api/stats/info")["parameters"]} == {"site_id"}
+    keys = {p["name"]: p for p in _op("GET", "/api/stats/prop-keys")["parameters"]}
+    assert keys["limit"]["schema"]["maximum"] == 100 and keys["q"]["schema"]["maxLength"] == 128
 
 
 def test_served_document_is_the_generated_one(tmp_path: Any) -> None:

@@ -32,6 +32,16 @@ EXAMPLES: dict[tuple[str, str], tuple[str, str, dict[str, Any] | None]] = {
     ("GET", "/api/stats/sequences"): ("/api/stats/sequences", "period=day&steps=page:/,page:/b", None),
     ("GET", "/api/stats/retention"): ("/api/stats/retention", "period=30d", None),
     ("GET", "/api/stats/flow"): ("/api/stats/flow", "period=day&page=/", None),
+    ("GET", "/api/stats/prop-keys"): ("/api/stats/prop-keys", "period=day&q=p", None),
+    ("GET", "/api/stats/info"): ("/api/stats/info", "", None),
+    ("POST", "/api/v1/sites/funnels"): ("/api/v1/sites/funnels", "", {"site_id": SITE, "name": "F",
+                                                                      "steps": ["page:/"]}),
+    ("GET", "/api/v1/sites/funnels"): ("/api/v1/sites/funnels", "", None),
+    ("DELETE", "/api/v1/sites/funnels/{funnel_id}"): ("/api/v1/sites/funnels/1", "", {"site_id": SITE}),
+    ("POST", "/api/v1/sites/shared-links"): ("/api/v1/sites/shared-links", "", {"site_id": SITE,
+                                                                                "name": "L"}),
+    ("GET", "/api/v1/sites/shared-links"): ("/api/v1/sites/shared-links", "", None),
+    ("DELETE", "/api/v1/sites/shared-links/{link_id}"): ("/api/v1/sites/shared-links/1", "", None),
     ("GET", "/api/sites"): ("/api/sites", "", None),
     ("POST", "/api/v2/query"): ("/api/v2/query", "", {"site_id": SITE, "metrics": ["visitors"],
                                                        "date_range": "day"}),
@@ -107,10 +117,19 @@ def test_every_route_that_runs_a_query_is_heavy(admin: tuple[Api, str]) -> None:
     assert not unbounded, f"routes that query without the heavy-query limit: {unbounded}"
 
 
-@pytest.mark.parametrize("pattern", [r.pattern for r in ROUTES if r.access == "read"])
+# The read routes that run no query (the server facts, the saved funnels list) are not heavy: the test
+# above fails for any route that queries without being heavy.
+LIGHT_READS = frozenset({"/api/stats/info", "/api/v1/sites/funnels"})
+
+
+def test_only_the_light_read_routes_are_not_heavy() -> None:
+    assert {r.pattern for r in ROUTES if r.access == "read" and not r.heavy} == LIGHT_READS
+
+
+@pytest.mark.parametrize("pattern", [r.pattern for r in ROUTES if r.access == "read" and r.heavy])
 def test_heavy_routes_answer_429_when_every_slot_is_taken(admin: tuple[Api, str], pattern: str) -> None:
-    """With every heavy-query slot held, each read route (all of them query; timeseries included)
-    answers 429 with Retry-After; once the slot is free it answers 200."""
+    """With every heavy-query slot held, each read route that queries (timeseries included) answers
+    429 with Retry-After; once the slot is free it answers 200."""
     api, key = admin
     method = next(r.method for r in ROUTES if r.pattern == pattern)
     assert api.heavy.try_enter()  # another request holds the only slot
