@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
+from . import drops
 from .buffer import BufferStats, EventBuffer
 from .context import current_client
 from .enrich.geo import GeoLookup
@@ -241,6 +242,10 @@ class Mallard:
                                        flush_interval=s.flush_interval_secs,
                                        min_flush_gap=s.min_flush_gap_secs)
             self._buffer.start()
+            dropping = drops.rules(s)
+            if dropping:
+                log.info("mallard: accepted but not stored (answered 202 with X-Mallard-Dropped): %s",
+                         "; ".join(dropping))
             self._stop.clear()
             self._maintenance = threading.Thread(target=self._maintain, name="mallard-maintenance",
                                                  daemon=True)

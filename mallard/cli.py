@@ -125,6 +125,7 @@ def cmd_erase(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from . import drops
     from .adapters.logs import banner, log_config
     from .adapters.serve import uvicorn_options
     from .settings import Settings, export_to_environ
@@ -145,7 +146,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(banner(settings, f"mallard {_version()} serving {settings.data_dir} on {base}/ "
                            f"({workers} worker(s))\n  dashboard: {base}/\n"
                            f'  tracker:   <script defer data-domain="example.com" src="{base}/mallard.js">'
-                           "</script>"), file=sys.stderr, flush=True)
+                           "</script>"
+                           + "".join(f"\n  not stored: {rule}" for rule in drops.rules(settings))),
+          file=sys.stderr, flush=True)
     options: dict[str, Any] = uvicorn_options(settings)
     logging = log_config(settings, args.log_level)
     if logging is not None:

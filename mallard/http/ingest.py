@@ -11,10 +11,11 @@ from __future__ import annotations
 import base64
 from typing import TYPE_CHECKING, Any, Final
 
+from .. import drops
 from ..errors import InvalidEventError
 from ..payload import MAX_BATCH, RawEvent, from_query, parse_request
 from ..tracker import ClientContext, Outcome
-from .messages import HTTPError, Request, Response
+from .messages import HTTPError, Request, Response, json_response
 from .routing import Body, Param, Route
 from .security import client_context
 
@@ -66,12 +67,15 @@ _UNAVAILABLE: Final = {
 
 
 def _store(api: Api, raws: list[RawEvent], ctx: ClientContext,
-           origins: list[int] | None = None) -> Response:
-    """Ingest the events; ``origins`` maps each to its index in the array the client sent (a batch)."""
+           origins: list[int] | None = None, *, debug: bool = False) -> Response:
+    """Ingest the events; ``origins`` maps each to its index in the array the client sent (a batch).
+    The answer names the reasons of dropped events (``X-Mallard-Dropped``; with ``debug``, a JSON body
+    explaining each: mallard/drops.py)."""
     outcomes = api.mallard.ingest(raws, ctx, all_or_nothing=True)
     accepted = 0
     refused: str | None = None
     invalid: tuple[int, Outcome] | None = None
+    dropped: list[tuple[int, str]] = []
     for index, outcome in enumerate(outcomes):  # one pass: counts, the first invalid event
         if outcome.accepted:
             accepted += 1
@@ -83,6 +87,7 @@ def _store(api: Api, raws: list[RawEvent], ctx: ClientContext,
             invalid = (index, outcome)
         if reason not in (None, "invalid", "not_stored"):
             api.count("mallard_events_dropped_total", reason=reason)
+            dropped.append((index if origins is None else origins[index], reason))
     if accepted:
         api.metrics.inc("mallard_events_ingested_total", accepted)
     if refused is not None:
@@ -95,7 +100,14 @@ def _store(api: Api, raws: list[RawEvent], ctx: ClientContext,
         several = origins is not None or len(outcomes) > 1
         raise HTTPError(400, f"{where}{outcome.error.message}"
                         + (" (no event of the batch was stored)" if several else ""))
-    return Response(202, [("X-Mallard-Accepted", str(accepted))] if len(outcomes) > 1 else [])
+    headers = [("X-Mallard-Accepted", str(accepted))] if len(outcomes) > 1 else []
+    if dropped:
+        headers.append(("X-Mallard-Dropped", ", ".join(sorted({reason for _, reason in dropped}))))
+    if not debug:
+        return Response(202, headers)
+    body = {"accepted": accepted, "dropped": [{"event": i, "reason": r, "why": drops.explain(r)}
+                                              for i, r in dropped]}
+    return json_response(body, 202, headers=headers)
 
 
 def post_event(api: Api, request: Request, params: dict[str, str]) -> Response:
@@ -110,7 +122,7 @@ def post_event(api: Api, request: Request, params: dict[str, str]) -> Response:
         raise HTTPError(status, exc.message) from None
     ctx = client_context(request, api.settings)
     _admit(api, request, raws, ctx)
-    return _store(api, raws, ctx, origins)
+    return _store(api, raws, ctx, origins, debug=request.arg("debug") == "1")
 
 
 # Requests refused for the work they would cause (counted in /metrics).
@@ -180,8 +192,11 @@ BATCH: Final = {"type": "array", "items": EVENT, "minItems": 1, "maxItems": MAX_
                 "description": f"Up to {MAX_BATCH} events, stored all or nothing."}
 
 ROUTES: Final = (
-    Route("POST", "/api/event", post_event, "Record one event, or a JSON array of up to 1000 events.",
-          ingestion=True, tag="ingestion", body=Body({"oneOf": [EVENT, BATCH]}),
+    Route("POST", "/api/event", post_event, "Record one event, or a JSON array of up to 1000 events. "
+          "Dropped events (a bot, a site not allowed, an opt-out) are answered 202 too, with their reasons "
+          "in X-Mallard-Dropped.", ingestion=True, tag="ingestion", body=Body({"oneOf": [EVENT, BATCH]}),
+          params=(Param("debug", {"type": "string", "enum": ["0", "1"]},
+                        "1: answer a JSON body {accepted, dropped: [{event, reason, why}]}."),),
           replies={202: ()}, errors=(400, 403, 422, 429, 503)),
     Route("GET", "/api/event", pixel, "Record a pageview from a 1x1 GIF pixel.", ingestion=True,
           params=(Param("d", _TEXT, "Site id.", required=True),

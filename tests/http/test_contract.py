@@ -172,6 +172,27 @@ def test_bots_are_accepted_and_dropped(live: Live) -> None:
         assert main(c, d)["total_events"] == 0
 
 
+def test_dropped_events_say_why(live: Live) -> None:
+    """An event accepted but not stored (curl's User-Agent is a bot's) names its reason in
+    X-Mallard-Dropped; ?debug=1 explains each event; a stored event carries no such header."""
+    d = site()
+    with live.client() as c:
+        r = post(c, event(d), **{"User-Agent": "curl/8.5.0"})
+        assert r.status_code == 202 and r.headers["x-mallard-dropped"] == "bot" and not r.content
+        r = c.post("/api/event", params={"debug": "1"}, content=orjson.dumps([event(d), event(d)]),
+                   headers={**JSON, "User-Agent": "curl/8.5.0"})
+        assert r.status_code == 202 and r.headers["x-mallard-accepted"] == "0"
+        body = r.json()
+        assert body["accepted"] == 0 and [x["event"] for x in body["dropped"]] == [0, 1]
+        assert {x["reason"] for x in body["dropped"]} == {"bot"}
+        assert "filter_bots" in body["dropped"][0]["why"]
+        r = post(c, event(d))
+        assert r.status_code == 202 and "x-mallard-dropped" not in r.headers
+        r = c.post("/api/event", params={"debug": "1"}, content=orjson.dumps(event(d)), headers=JSON)
+        assert r.status_code == 202 and r.json() == {"accepted": 1, "dropped": []}
+        assert main(c, d)["total_events"] == 2
+
+
 @pytest.mark.parametrize(("body", "status", "needle"), [
     (b"{}", 422, "Missing required field"),
     (orjson.dumps({"d": "", "n": "pageview", "u": "/"}), 400, "site_id must not be empty"),
