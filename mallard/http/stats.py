@@ -20,6 +20,7 @@ from ..queries.include import change
 from ..queries.model import MAX_LIMIT as MAX_QUERY_LIMIT
 from ..queries.model import check_site
 from ..queries.periods import MAX_API_DAYS, PLAUSIBLE_PERIODS, DateRange
+from ..queries.properties import MAX_PROPERTIES_LIMIT
 from ..queries.registry import ALIASES, BREAKDOWNS, DIMENSIONS, METRICS
 from ..queries.retention import MAX_WEEKS
 from .messages import HTTPError, Request, Response, json_response
@@ -277,6 +278,14 @@ def flow(api: Api, request: Request, params: dict[str, str]) -> Response:
     return json_response(result.to_json())
 
 
+def properties(api: Api, request: Request, params: dict[str, str]) -> Response:
+    """``limit`` (1-100, default 50)."""
+    site, rng, filters = _scope(api, request)
+    result = api.queries.properties(site, limit=_int_param(request, "limit", 50), filters=filters,
+                                    **_dates(rng))
+    return json_response(result.to_json())
+
+
 def _dimension_names() -> list[str]:
     slugs = [*BREAKDOWNS, *ALIASES]
     return sorted({*slugs, *(s.replace("-", "_") for s in slugs), *DIMENSIONS})
@@ -370,6 +379,9 @@ ROUTES: Final = (
            heavy=True, extra=(_INTERVAL,)),
     _route("/api/stats/breakdown/{dimension}", breakdown, "Top values of a dimension.",
            heavy=True, extra=(_DIMENSION, _LIMIT)),
+    _route("/api/stats/properties", properties, "Custom property keys of the range's events, most "
+           "visitors first.", heavy=True,
+           extra=(Param("limit", _int(1, MAX_PROPERTIES_LIMIT, 50), "Keys listed."),)),
     _route("/api/stats/sessions", sessions, "Sessions, their duration, pages per session and bounce.",
            heavy=True),
     _route("/api/stats/view", view, "A dashboard view in one answer: main, timeseries, sessions and "

@@ -310,6 +310,16 @@ class Queries:
         rng = self.date_range(site, period, start_date, end_date, timezone=timezone)
         return flow(self.access, check_site(site), rng, page, limit, filters)
 
+    def properties(self, site: str, *, limit: int = 50, period: str | None = None,
+                   start_date: str | date | None = None, end_date: str | date | None = None,
+                   filters: object = None, timezone: str | None = None) -> Report:
+        """The custom property keys of the range's events (``key``, ``visitors``, ``events``), most
+        visitors first: what ``event:props:<key>`` can be asked for."""
+        from .properties import properties
+
+        rng = self.date_range(site, period, start_date, end_date, timezone=timezone)
+        return properties(self.access, check_site(site), rng, limit, filters)
+
     def current_visitors(self, site: str) -> int:
         """Visitors with an event (not ``engagement``) in the last 5 minutes, as Plausible counts them;
         this process's unflushed events included (see :mod:`mallard.queries.realtime`)."""

@@ -464,3 +464,25 @@ def test_retention_and_flow_routes(live: Live) -> None:
         for page in ("", "pricing", "/" + "x" * 3000):
             r = c.get("/api/stats/flow", params={"site_id": d, "page": page})
             assert r.status_code == 400 and "error" in r.json(), (page[:20], r.text)
+
+
+def test_properties_route(live: Live) -> None:
+    """/api/stats/properties lists the custom property keys of the range, most visitors first, with
+    their visitors and events; filters narrow the events; a bad limit or filter answers 400."""
+    d = site()
+    with live.client() as c:
+        post(c, [event(d, "/", props={"plan": "pro", "color": "red"}), event(d, "/a", props={"plan": "free"}),
+                 event(d, "/b", name="Signup", props={"plan": "pro"})])
+        post(c, event(d, "/", props={"color": "blue"}), **{"User-Agent": UA.replace("120.0", "121.0")})
+        post(c, event(d, "/"), **{"User-Agent": UA.replace("120.0", "122.0")})
+        r = c.get("/api/stats/properties", params={"site_id": d, "period": "day"})
+        assert r.status_code == 200, r.text
+        assert r.json() == {"site_id": d, "properties": [{"key": "color", "visitors": 2, "events": 2},
+                                                         {"key": "plan", "visitors": 1, "events": 3}]}
+        signups = c.get("/api/stats/properties", params={"site_id": d, "filters": "event==Signup"}).json()
+        assert signups["properties"] == [{"key": "plan", "visitors": 1, "events": 1}]
+        one = c.get("/api/stats/properties", params={"site_id": d, "limit": "1"}).json()
+        assert [p["key"] for p in one["properties"]] == ["color"]
+        for params in ({"limit": "0"}, {"limit": "101"}, {"limit": "x"}, {"filters": "entry_page==/"}):
+            r = c.get("/api/stats/properties", params={"site_id": d, **params})
+            assert r.status_code == 400 and "error" in r.json(), (params, r.text)

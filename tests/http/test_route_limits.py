@@ -32,6 +32,7 @@ EXAMPLES: dict[tuple[str, str], tuple[str, str, dict[str, Any] | None]] = {
     ("GET", "/api/stats/sequences"): ("/api/stats/sequences", "period=day&steps=page:/,page:/b", None),
     ("GET", "/api/stats/retention"): ("/api/stats/retention", "period=30d", None),
     ("GET", "/api/stats/flow"): ("/api/stats/flow", "period=day&page=/", None),
+    ("GET", "/api/stats/properties"): ("/api/stats/properties", "period=day", None),
     ("GET", "/api/sites"): ("/api/sites", "", None),
     ("POST", "/api/v2/query"): ("/api/v2/query", "", {"site_id": SITE, "metrics": ["visitors"],
                                                        "date_range": "day"}),
