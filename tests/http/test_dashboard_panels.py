@@ -22,7 +22,7 @@ import pytest
 import mallard
 from tests.mmdb import write_city_db
 
-from .chromium import chromium
+from .chromium import UA, chromium
 from .conftest import Live, serving
 from .dashpage import ARTIFACTS, api, open_dashboard, screened_page, v2, watched_page
 
@@ -82,6 +82,10 @@ def _fill(data_dir: Path, now: datetime) -> None:
         m.goals.add(SITE, event_name="Purchase", currency="EUR")
         m.goals.add(SITE, event_name="Donate", currency="USD")
         m.goals.add(SITE, page_path="/signup")
+        m.goals.add(SITE, event_name="Tip")  # paid in two currencies: no single revenue figure
+        for n, currency in enumerate(("EUR", "USD")):
+            m.track("Tip", site=SITE, url=f"https://{SITE}/tip", ip=f"10.1.99.{n}", user_agent=UA,
+                    revenue="2", currency=currency, timestamp=now - timedelta(hours=2))
         gen = random.Random(7)
         _visits(m, gen, now, 21)
         _visits(m, gen, now - timedelta(days=365), 21)  # a year before: the year-over-year baseline
@@ -233,18 +237,22 @@ def test_goal_conversions_equal_the_v2_answer(server: Live, page: Page) -> None:
     section.scroll_into_view_if_needed()
     shown = rows_of(section)
 
-    def money(r: dict[str, Any] | None) -> str:
-        return "—" if r is None else r["short"]
+    def money(total: dict[str, Any] | None, average: dict[str, Any]) -> str:
+        return "—" if total is None else f"{total['short']} avg {average['short']}"
     want = [f"{r['dimensions'][0]} {r['metrics'][0]:,} {r['metrics'][1]:,} {r['metrics'][2]:.1f}% "
-            f"{money(r['metrics'][3])} {money(r['metrics'][4])}" for r in body["results"]]
+            f"{money(r['metrics'][3], r['metrics'][4])}" for r in body["results"]]
     assert shown == want
     goals = {r["dimensions"][0]: r for r in body["results"]}
-    assert set(goals) == {"Purchase", "Donate", "Visit /signup"}
+    assert set(goals) == {"Purchase", "Donate", "Visit /signup", "Tip"}
     # Each goal's revenue in its own currency, never added up.
     assert goals["Purchase"]["metrics"][3]["currency"] == "EUR"
     assert goals["Donate"]["metrics"][3]["currency"] == "USD"
     assert goals["Visit /signup"]["metrics"][3] is None
     assert "€" in shown[[r["dimensions"][0] for r in body["results"]].index("Purchase")]
+    assert section.evaluate("e => e.scrollWidth <= e.clientWidth")  # six columns fit a third of the page
+    assert goals["Tip"]["metrics"][3] is None  # EUR and USD: no sum
+    warning = body["meta"]["metric_warnings"]["total_revenue"]["warning"]
+    assert warning in section.locator(".revenue-note").inner_text()
 
 
 def test_properties_panel_lists_keys_and_their_values(server: Live, page: Page) -> None:
