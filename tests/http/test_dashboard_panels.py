@@ -271,6 +271,13 @@ def test_properties_panel_lists_keys_and_their_values(server: Live, page: Page) 
                      filters=f"event:props:{key}!=(unknown)")
         assert rows_of(section) == expected(values, second="events"), key
         assert sum(r["visitors"] for r in values) >= next(k["visitors"] for k in keys if k["key"] == key)
+    # A value's click filters every panel by it (the filter is in the URL).
+    section.get_by_role("button", name="red", exact=True).click()
+    page.wait_for_function("() => new URLSearchParams(location.search).get('filters') === "
+                           "'event:props:color==red'")
+    main = api(server, "/api/stats/main", **PERIOD, filters="event:props:color==red")
+    page.wait_for_function("n => document.querySelector(\"button.card[data-metric='visitors'] .card-value\")"
+                           "?.textContent === n", arg=f"{main['unique_visitors']:,}")
 
 
 def _chart_titles(page: Page) -> list[str]:

@@ -100,7 +100,7 @@ export function Dashboard({ auth, recheck }) {
         <div class="grid">
           ${GROUPS.map((g) => html`<${Guard} key=${g.title}><${Breakdown} group=${g} params=${params} view=${view} addFilter=${addFilter} /><//>`)}
           <${Guard}><${Goals} range=${view.data && view.data.range} site=${st.site} filters=${filterString(st.filters)} ready=${!view.loading} /><//>
-          <${Guard}><${Properties} params=${params} ready=${!view.loading} /><//>
+          <${Guard}><${Properties} params=${params} ready=${!view.loading} addFilter=${addFilter} /><//>
         </div>
         <h2 class="section">Behaviour</h2>
         <div class="grid">

@@ -1,13 +1,14 @@
 // Custom properties: the keys the range's events carry (api/stats/properties, most visitors first),
 // a picker for one of them, and its values with visitors and events (`event:props:<key>`). Shown when
-// some event of the range has a property. Values are counted over the events that carry the key.
+// some event of the range has a property. Values are counted over the events that carry the key; a
+// value's click filters every panel by it.
 import { html, useRef, useState, useEffect } from './html.js';
 import { useLazyApi, useApi } from './api.js';
 import { num } from './format.js';
 import { Bar, Panel } from './widgets.js';
 import { Value } from './values.js';
 
-export function Properties({ params, ready }) {
+export function Properties({ params, ready, addFilter }) {
   const box = useRef(null);
   const keys = useLazyApi(box, ready, 'api/stats/properties', params);
   const list = keys.data && Array.isArray(keys.data.properties) ? keys.data.properties.map((p) => p.key) : null;
@@ -31,7 +32,9 @@ export function Properties({ params, ready }) {
     return html`<table class="bars props">
       <thead><tr><th>${on}</th><th class="n">Visitors</th><th class="n">Events</th></tr></thead>
       <tbody>${rows.map((r) => html`<tr key=${String(r.value)}>
-        <td class="label"><${Bar} frac=${(r.visitors || 0) / max} /><span class="row-text"><${Value} value=${r.value} /></span></td>
+        <td class="label"><${Bar} frac=${(r.visitors || 0) / max} />
+          <button class="row-btn" title=${`Filter: event:props:${on}==${r.value}`}
+            onClick=${() => addFilter(`event:props:${on}`, String(r.value))}><${Value} value=${r.value} /></button></td>
         <td class="n">${num(r.visitors)}</td><td class="n">${num(r.events)}</td>
       </tr>`)}</tbody>
     </table>`;

@@ -12,7 +12,8 @@ export const PERIODS = [
 export const CHART_METRICS = ['visitors', 'pageviews', 'visits', 'bounce_rate', 'visit_duration',
   'views_per_visit'];
 export const DATE_RE = /^\d{4}-\d{2}-\d{2}$/;
-export const FILTER_RE = /^([a-z][a-z_:-]*)(==|!=)(.+)$/; // visit:channel too
+// dim: a slug or a dimension name (visit:channel, event:props:<key>); the server checks it.
+export const FILTER_RE = /^([a-z][^=!;]*?)(==|!=)(.+)$/;
 
 export const parseFilters = (s) => s.split(';').map((x) => FILTER_RE.exec(x.trim())).filter(Boolean)
   .map((m) => ({ dim: m[1], op: m[2], value: m[3] }));
