@@ -21,9 +21,9 @@ from ..queries.include import change
 from ..queries.model import MAX_LIMIT as MAX_QUERY_LIMIT
 from ..queries.model import check_site
 from ..queries.periods import MAX_API_DAYS, PLAUSIBLE_PERIODS, DateRange
+from ..queries.properties import MAX_PROPERTIES_LIMIT, MAX_SEARCH
 from ..queries.registry import ALIASES, BREAKDOWNS, DIMENSIONS, METRICS
 from ..queries.retention import MAX_WEEKS
-from ..queries.suggest import MAX_SEARCH, MAX_SUGGESTIONS
 from .funnels import saved_funnel
 from .messages import HTTPError, Request, Response, json_response
 from .routing import JSON, Body, CacheScope, Param, Route, Scoper
@@ -297,12 +297,11 @@ def flow(api: Api, request: Request, params: dict[str, str]) -> Response:
     return json_response(result.to_json())
 
 
-def prop_keys(api: Api, request: Request, params: dict[str, str]) -> Response:
-    """``q`` (a substring of the key, any case) and ``limit`` (1-100, default 20)."""
+def properties(api: Api, request: Request, params: dict[str, str]) -> Response:
+    """``q`` (a part of the key, any case) and ``limit`` (1-100, default 50)."""
     site, rng, filters = _scope(api, request)
-    result = api.queries.prop_keys(site, contains=_param(request, "q", required=False),
-                                   limit=_int_param(request, "limit", 20), filters=filters,
-                                   **_dates(rng))
+    result = api.queries.properties(site, limit=_int_param(request, "limit", 50), filters=filters,
+                                    contains=_param(request, "q", required=False), **_dates(rng))
     return json_response(result.to_json())
 
 
@@ -399,6 +398,11 @@ ROUTES: Final = (
            heavy=True, extra=(_INTERVAL,)),
     _route("/api/stats/breakdown/{dimension}", breakdown, "Top values of a dimension.",
            heavy=True, extra=(_DIMENSION, _LIMIT)),
+    _route("/api/stats/properties", properties, "Custom property keys of the range's events, most "
+           "visitors first (suggestions: other suggestions are v2 queries with a contains filter).",
+           heavy=True, extra=(Param("q", {"type": "string", "maxLength": MAX_SEARCH},
+                                    "A part of the key (any case)."),
+                              Param("limit", _int(1, MAX_PROPERTIES_LIMIT, 50), "Keys listed."))),
     _route("/api/stats/sessions", sessions, "Sessions, their duration, pages per session and bounce.",
            heavy=True),
     _route("/api/stats/view", view, "A dashboard view in one answer: main, timeseries, sessions and "
@@ -430,11 +434,6 @@ ROUTES: Final = (
     _route("/api/stats/retention", retention, "Weekly cohorts by first visit.",
            heavy=True, scope=history_scope,
            extra=(Param("weeks", _int(1, MAX_WEEKS, 4), "Weeks after the cohort week."),)),
-    _route("/api/stats/prop-keys", prop_keys, "Custom property keys used in the range, most used "
-           "first (suggestions; other suggestions are v2 queries with a contains filter).",
-           heavy=True, extra=(Param("q", {"type": "string", "maxLength": MAX_SEARCH},
-                                    "A part of the key (any case)."),
-                              Param("limit", _int(1, MAX_SUGGESTIONS, 20), "Keys listed."))),
     _route("/api/stats/flow", flow, "Next page after a page.", heavy=True,
            extra=(Param("page", {"type": "string", "minLength": 1}, "The page path.", required=True),
                   Param("limit", _int(1, MAX_FLOW_LIMIT, 10), "Next pages listed."))),

@@ -310,6 +310,17 @@ class Queries:
         rng = self.date_range(site, period, start_date, end_date, timezone=timezone)
         return flow(self.access, check_site(site), rng, page, limit, filters)
 
+    def properties(self, site: str, *, limit: int = 50, contains: str = "", period: str | None = None,
+                   start_date: str | date | None = None, end_date: str | date | None = None,
+                   filters: object = None, timezone: str | None = None) -> Report:
+        """The custom property keys of the range's events (``key``, ``visitors``, ``events``), most
+        visitors first: what ``event:props:<key>`` can be asked for; ``contains``: keys holding it, in
+        any case (suggestions for a filter menu)."""
+        from .properties import properties
+
+        rng = self.date_range(site, period, start_date, end_date, timezone=timezone)
+        return properties(self.access, check_site(site), rng, limit, filters, contains)
+
     def current_visitors(self, site: str) -> int:
         """Visitors with an event (not ``engagement``) in the last ``realtime_window_minutes`` (5), as
         Plausible counts them; this process's unflushed events included (see
@@ -318,19 +329,6 @@ class Queries:
 
         return current_visitors(self, check_site(site), self._clock(),
                                 self._settings.realtime_window_minutes)
-
-    def prop_keys(self, site: str, *, contains: str = "", limit: int = 20, period: str | None = None,
-                  start_date: str | date | None = None, end_date: str | date | None = None,
-                  filters: object = None, timezone: str | None = None) -> Report:
-        """Custom property keys used in the range whose name contains ``contains`` (any case), most
-        used first: rows ``{"key", "events"}`` (suggestions for filter menus).
-
-        **Usage**: ``q.prop_keys("example.com", contains="pl", period="30d")["prop_keys"]``.
-        """
-        from .suggest import prop_keys
-
-        rng = self.date_range(site, period, start_date, end_date, timezone=timezone)
-        return prop_keys(self.access, check_site(site), rng, contains, limit, filters)
 
     def realtime(self, site: str, *, limit: int = 10) -> Report:
         """Current visitors (``result["visitors"]``), the ``pages`` they are on and their ``sources``."""

@@ -526,7 +526,7 @@ def test_saved_funnel_routes_answer_json_errors(live: Live) -> None:
 def test_suggestions_are_v2_queries_and_prop_keys(live: Live) -> None:
     """The filter menu's and funnel builder's suggestions: a v2 query with a case-insensitive contains
     filter and a limit answers the matching values most visitors first; property keys come from
-    /api/stats/prop-keys."""
+    /api/stats/properties with q."""
     d = site()
     with live.client() as c:
         sent = [("/Pricing", '{"plan":"pro"}'), ("/pricing/team", '{"plan":"free"}'),
@@ -544,11 +544,33 @@ def test_suggestions_are_v2_queries_and_prop_keys(live: Live) -> None:
                   "filters": [["contains", "event:props:plan", ["r"]]], "pagination": {"limit": 1}}
         r = c.post("/api/v2/query", content=orjson.dumps(values), headers=JSON)
         assert [row["dimensions"] for row in r.json()["results"]] == [["free"]]
-        keys = c.get("/api/stats/prop-keys", params={"site_id": d, "period": "day", "q": "PL"}).json()
-        assert keys == {"search": "PL", "prop_keys": [{"key": "Planet", "events": 1},
-                                                      {"key": "plan", "events": 2}][::-1]}
-        limited = c.get("/api/stats/prop-keys", params={"site_id": d, "period": "day", "limit": "1"}).json()
-        assert limited["prop_keys"] == [{"key": "plan", "events": 2}]
+        keys = c.get("/api/stats/properties", params={"site_id": d, "period": "day", "q": "PL"}).json()
+        assert keys == {"site_id": d, "search": "PL", "properties": [
+            {"key": "plan", "visitors": 2, "events": 2}, {"key": "Planet", "visitors": 1, "events": 1}]}
+        limited = c.get("/api/stats/properties", params={"site_id": d, "period": "day", "limit": "1"}).json()
+        assert limited["properties"] == [{"key": "plan", "visitors": 2, "events": 2}]
         for bad in ({"limit": "0"}, {"limit": "101"}, {"q": "x" * 129}):
-            r = c.get("/api/stats/prop-keys", params={"site_id": d, **bad})
+            r = c.get("/api/stats/properties", params={"site_id": d, **bad})
             assert r.status_code == 400 and "error" in r.json(), (bad, r.text)
+
+
+def test_properties_route(live: Live) -> None:
+    """/api/stats/properties lists the custom property keys of the range, most visitors first, with
+    their visitors and events; filters narrow the events; a bad limit or filter answers 400."""
+    d = site()
+    with live.client() as c:
+        post(c, [event(d, "/", props={"plan": "pro", "color": "red"}), event(d, "/a", props={"plan": "free"}),
+                 event(d, "/b", name="Signup", props={"plan": "pro"})])
+        post(c, event(d, "/", props={"color": "blue"}), **{"User-Agent": UA.replace("120.0", "121.0")})
+        post(c, event(d, "/"), **{"User-Agent": UA.replace("120.0", "122.0")})
+        r = c.get("/api/stats/properties", params={"site_id": d, "period": "day"})
+        assert r.status_code == 200, r.text
+        assert r.json() == {"site_id": d, "properties": [{"key": "color", "visitors": 2, "events": 2},
+                                                         {"key": "plan", "visitors": 1, "events": 3}]}
+        signups = c.get("/api/stats/properties", params={"site_id": d, "filters": "event==Signup"}).json()
+        assert signups["properties"] == [{"key": "plan", "visitors": 1, "events": 1}]
+        one = c.get("/api/stats/properties", params={"site_id": d, "limit": "1"}).json()
+        assert [p["key"] for p in one["properties"]] == ["color"]
+        for params in ({"limit": "0"}, {"limit": "101"}, {"limit": "x"}, {"filters": "entry_page==/"}):
+            r = c.get("/api/stats/properties", params={"site_id": d, **params})
+            assert r.status_code == 400 and "error" in r.json(), (params, r.text)

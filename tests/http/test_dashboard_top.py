@@ -23,7 +23,8 @@ import pytest
 import mallard
 
 from .chromium import UA, chromium
-from .conftest import ROOT, Live, eventually, start, stop
+from .conftest import Live, eventually, start, stop
+from .dashpage import ARTIFACTS, api, open_dashboard, screened_page, v2
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -33,7 +34,6 @@ pytestmark = pytest.mark.slow
 SITE = "top.example"
 SMALL = "small.example"  # three visitors today: a chart whose peak is under 5
 TZ = "Europe/Berlin"
-ARTIFACTS = ROOT / "test-artifacts" / "dashboard"
 FIRST_LOAD_BUDGET = 100 * 1024
 PAGES = ["/", "/pricing", "/docs", "/blog/a", "/blog/b", "/signup"]
 REFERRERS = ["", "", "https://www.google.com/", "https://news.ycombinator.com/", "https://duck.com/"]
@@ -84,37 +84,7 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture
 def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
     """A page at 1280×800; every console error or page error fails the test; a screenshot is saved."""
-    context = browser.new_context(user_agent=UA, viewport={"width": 1280, "height": 800})
-    p = context.new_page()
-    errors: list[str] = []
-    p.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    p.on("pageerror", lambda e: errors.append(str(e)))
-    try:
-        yield p
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        p.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
-        assert not errors, errors
-    finally:
-        context.close()
-
-
-def api(live: Live, path: str, **params: str) -> Any:
-    r = httpx.get(live.base + path, params=params, timeout=30)
-    assert r.status_code == 200, r.text
-    return r.json()
-
-
-def v2(live: Live, body: dict[str, Any]) -> Any:
-    r = httpx.post(live.base + "/api/v2/query", json=body, timeout=30)
-    assert r.status_code == 200, r.text
-    return r.json()
-
-
-def open_dashboard(page: Page, live: Live, query: str) -> None:
-    page.goto(f"{live.base}/?{query}")
-    page.locator(".card-change").first.wait_for(timeout=20_000)
-    page.wait_for_function("() => document.querySelector('svg.chart') && !document.querySelector("
-                           "'section.cards.is-loading, section[aria-label=Chart].is-loading')")
+    yield from screened_page(browser, request.node.name)
 
 
 def open_chart(page: Page, live: Live, query: str) -> None:

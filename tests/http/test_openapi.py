@@ -91,7 +91,7 @@ def test_dashboard_routes_of_issue_11_are_documented() -> None:
     assert funnel["funnel"]["schema"]["pattern"] == "^[0-9]{1,18}$" and not funnel["steps"]["required"]
     assert "404" in _op("GET", "/api/stats/funnel")["responses"]
     assert {p["name"] for p in _op("GET", "/api/stats/info")["parameters"]} == {"site_id"}
-    keys = {p["name"]: p for p in _op("GET", "/api/stats/prop-keys")["parameters"]}
+    keys = {p["name"]: p for p in _op("GET", "/api/stats/properties")["parameters"]}
     assert keys["limit"]["schema"]["maximum"] == 100 and keys["q"]["schema"]["maxLength"] == 128
 
 

@@ -64,7 +64,7 @@ def read_routes(site: str) -> list[tuple[str, str, dict[str, str], object]]:
     return [("GET", "/api/stats/main", q, None), ("GET", "/api/stats/timeseries", q, None),
             ("GET", "/api/stats/breakdown/pages", q, None), ("GET", "/api/stats/view", q, None),
             ("GET", "/api/stats/funnel", {**q, "steps": "page:/,event:Signup"}, None),
-            ("GET", "/api/stats/retention", q, None), ("GET", "/api/stats/prop-keys", q, None),
+            ("GET", "/api/stats/retention", q, None), ("GET", "/api/stats/properties", q, None),
             ("GET", "/api/stats/info", {"site_id": site}, None),
             ("GET", "/api/stats/realtime", {"site_id": site}, None),
             ("GET", "/api/v1/stats/aggregate", {"site_id": site}, None),

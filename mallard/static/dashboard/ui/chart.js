@@ -1,9 +1,11 @@
-// The chart of one metric over time (SVG), the previous period drawn behind it. Visitors and pageviews
-// come with the view's answer; another metric is asked of the v2 query API with its comparison.
+// The chart of one metric over time (SVG), the compared period (the previous one, or a year before)
+// drawn behind it, bucketed by `interval`. Visitors and pageviews come with the view's answer; another
+// metric is asked of the v2 query API with its comparison.
 import { html, useState, useEffect, useRef } from './html.js';
 import { apiUrl, partOf, useApi } from './api.js';
 import { dateLabel } from './format.js';
 import { metricOf } from './cards.js';
+import { comparedLabel } from './compare.js';
 
 const IN_VIEW = ['visitors', 'pageviews'];
 
@@ -20,14 +22,12 @@ export function axisTicks(peak, count) {
 }
 
 // Rows { date, value, prevDate, prev } for `metric`, from the view or from the v2 answer.
-function useSeries(view, metric, range, filters) {
+function useSeries(view, metric, range, filters, interval, mode) {
   const own = !IN_VIEW.includes(metric) && view.data && range;
-  const hourly = view.data && Array.isArray(view.data.timeseries)
-    && String((view.data.timeseries[0] || {}).date || '').length > 10;
   const body = own ? {
     site_id: range.site, metrics: [metric], date_range: [range.start_date, range.end_date],
-    dimensions: [hourly ? 'time:hour' : 'time:day'], filters: filters || undefined,
-    include: { comparisons: { mode: 'previous_period' } },
+    dimensions: [`time:${interval}`], filters: filters || undefined,
+    include: { comparisons: { mode } },
   } : undefined;
   const q = useApi(own ? 'api/v2/query' : null, null, { body });
   if (!own) {
@@ -45,10 +45,11 @@ function useSeries(view, metric, range, filters) {
   };
 }
 
-export function Chart({ params, view, metric, site, filters }) {
+export function Chart({ params, view, metric, site, filters, interval = 'day', mode = 'previous_period', actions }) {
   const m = metricOf(metric);
   const range = view.data && view.data.range ? { ...view.data.range, site } : null;
-  const s = useSeries(view, m.metric, range, filters);
+  const s = useSeries(view, m.metric, range, filters, interval, mode);
+  const cmpName = comparedLabel(mode);
   const box = useRef(null);
   const [w, setW] = useState(800);
   const [hover, setHover] = useState(null);
@@ -80,7 +81,7 @@ export function Chart({ params, view, metric, site, filters }) {
   const tipW = 190;
   const tipX = hv ? (x(hover) + tipW + 8 > w - R ? x(hover) - tipW - 8 : x(hover) + 8) : 0;
   const describe = (r) => `${r.date}: ${m.chartFmt(r.value)} ${m.label.toLowerCase()}`
-    + (r.prevDate ? `; ${r.prevDate}: ${m.chartFmt(r.prev)} (previous period)` : '');
+    + (r.prevDate ? `; ${r.prevDate}: ${m.chartFmt(r.prev)} (${cmpName.toLowerCase()})` : '');
 
   let content;
   if (s.error) content = html`<p class="error" role="alert">${s.error.message}</p>`;
@@ -92,7 +93,7 @@ export function Chart({ params, view, metric, site, filters }) {
       ${ticks.map((t) => html`<g class="tick"><line x1=${L} x2=${w - R} y1=${y(t)} y2=${y(t)} />
           <text x=${L - 6} y=${y(t) + 4} text-anchor="end">${m.chartFmt(t)}</text></g>`)}
       ${rows.map((r, i) => (i % every === 0) && html`<text class="xlabel" x=${x(i)} y=${H - 8}
-        text-anchor=${n < 2 ? 'middle' : i === 0 ? 'start' : i === n - 1 ? 'end' : 'middle'}>${dateLabel(r.date, n)}</text>`)}
+        text-anchor=${n < 2 ? 'middle' : i === 0 ? 'start' : i === n - 1 ? 'end' : 'middle'}>${dateLabel(r.date, n, interval)}</text>`)}
       ${hasPrev && html`<polyline class="line prev" points=${line('prev')} />`}
       <polyline class="line cur" points=${line('value')} />
       ${hv && html`<g class="hover">
@@ -114,7 +115,8 @@ export function Chart({ params, view, metric, site, filters }) {
   }
   return html`<section class=${`panel wide${s.loading ? ' is-loading' : ''}`} aria-label="Chart">
     <header class="panel-head"><h2>${m.label}</h2>
-      <span class="legend"><i class="sw cur"></i>This period${hasPrev && html` <i class="sw prev"></i>Previous period`}</span>
+      ${actions}
+      <span class="legend"><i class="sw cur"></i>This period${hasPrev && html` <i class="sw prev"></i>${cmpName}`}</span>
       <span class="export">Export <a href=${exp('csv')} download="mallard-export.csv">CSV</a>
         <a href=${exp('json')} download="mallard-export.json">JSON</a></span>
     </header>

@@ -13,6 +13,10 @@ import { Sessions } from './sessions.js';
 import { Funnel } from './funnel.js';
 import { Retention } from './retention.js';
 import { Flow } from './flow.js';
+import { Goals } from './goals.js';
+import { Properties } from './props.js';
+import { IntervalPicker, intervalOf } from './interval.js';
+import { CompareToggle, comparisonOf } from './compare.js';
 import { CurrentVisitors, RealtimeView, useRealtime } from './realtime.js';
 import { useShortcuts } from './keys.js';
 
@@ -61,7 +65,8 @@ export function Dashboard({ auth, recheck }) {
   // The first screen in one request: main (with the previous period), timeseries, sessions and each
   // panel's first tab.
   const view = useApi(st.site && !live ? 'api/stats/view' : null, {
-    ...params, limit: 10, breakdowns: GROUPS.map((g) => g.tabs[0][0]).join(','), compare: 'previous_period',
+    ...params, limit: 10, breakdowns: GROUPS.map((g) => g.tabs[0][0]).join(','), compare: comparisonOf(st),
+    interval: intervalOf(st),
   });
   const realtime = useRealtime(st.site, live);
   // The time zone the stats are counted in, as the last view answer said (kept for the realtime view).
@@ -87,11 +92,15 @@ export function Dashboard({ auth, recheck }) {
         ? 'No site has sent events yet. Add the tracker to a page, or type a site id above.'
         : 'Choose a site above.'}</p>` : live ? html`<${Guard}><${RealtimeView} live=${realtime} tz=${tz} /><//>` : html`
         <${Chips} filters=${st.filters} setFilters=${setFilters} />
+        <${CompareToggle} st=${st} update=${update} />
         <${Guard}><${Cards} view=${view} metric=${st.metric} setMetric=${(metric) => update({ metric })} /><//>
         <${Guard}><${Chart} params=${params} view=${view} metric=${st.metric} site=${st.site}
-          filters=${filterString(st.filters)} /><//>
+          filters=${filterString(st.filters)} interval=${intervalOf(st)} mode=${comparisonOf(st)}
+          actions=${html`<${IntervalPicker} st=${st} update=${update} />`} /><//>
         <div class="grid">
           ${GROUPS.map((g) => html`<${Guard} key=${g.title}><${Breakdown} group=${g} params=${params} view=${view} addFilter=${addFilter} /><//>`)}
+          <${Guard}><${Goals} range=${view.data && view.data.range} site=${st.site} filters=${filterString(st.filters)} ready=${!view.loading} /><//>
+          <${Guard}><${Properties} params=${params} ready=${!view.loading} addFilter=${addFilter} /><//>
         </div>
         <h2 class="section">Behaviour</h2>
         <div class="grid">

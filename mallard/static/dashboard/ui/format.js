@@ -16,8 +16,9 @@ export const range = (n) => Array.from({ length: n }, (_, i) => i);
 export const isoDay = (offsetDays) => new Date(Date.now() + offsetDays * 86400000).toISOString().slice(0, 10);
 
 export const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
-export function dateLabel(d, n) {
+export function dateLabel(d, n, interval) {
   const s = String(d);
+  if (interval === 'month') return `${MONTHS[+s.slice(5, 7) - 1] || s} ${s.slice(2, 4)}`; // "Mar 24"
   if (s.length > 10) return s.slice(11, 16); // "2024-03-01 13:00" -> "13:00"
   const [y, m, day] = s.split('-');
   if (!day) return `${MONTHS[+m - 1] || m} ${y.slice(2)}`; // "2024-03"

@@ -4,16 +4,24 @@ export const GROUPS = [
   { title: 'Pages', head: 'Page', tabs: [['pages', 'Top pages'], ['entry-pages', 'Entry pages'], ['exit-pages', 'Exit pages']] },
   {
     title: 'Sources', head: 'Source',
-    tabs: [['sources', 'Sources'], ['referrers', 'Referrers'], ['utm-sources', 'UTM source'],
-      ['utm-mediums', 'UTM medium'], ['utm-campaigns', 'UTM campaign']],
+    tabs: [['sources', 'Sources'], ['visit:channel', 'Channels'], ['referrers', 'Referrers'],
+      ['utm-sources', 'UTM source'], ['utm-mediums', 'UTM medium'], ['utm-campaigns', 'UTM campaign'],
+      ['utm-contents', 'UTM content'], ['utm-terms', 'UTM term']],
   },
   { title: 'Locations', head: 'Location', tabs: [['countries', 'Countries'], ['regions', 'Regions'], ['cities', 'Cities']] },
-  { title: 'Devices', head: 'Device', tabs: [['browsers', 'Browsers'], ['os', 'OS'], ['devices', 'Devices']] },
+  {
+    title: 'Devices', head: 'Device',
+    tabs: [['browsers', 'Browsers'], ['os', 'OS'], ['devices', 'Devices'], ['screen-sizes', 'Screen sizes']],
+  },
   { title: 'Events', head: 'Event', tabs: [['events', 'Events']] },
 ];
+// A tab whose rows drill down: [the breakdown of one row's versions, the filter naming the row].
+export const DRILL = { browsers: ['browser-versions', 'browser'], os: ['os-versions', 'os'] };
 export const DIM_LABEL = {
   pages: 'Page', 'entry-pages': 'Entry page', 'exit-pages': 'Exit page', sources: 'Source',
   referrers: 'Referrer', 'utm-sources': 'UTM source', 'utm-mediums': 'UTM medium',
-  'utm-campaigns': 'UTM campaign', countries: 'Country', regions: 'Region', cities: 'City',
-  browsers: 'Browser', os: 'OS', devices: 'Device', events: 'Event',
+  'utm-campaigns': 'UTM campaign', 'utm-contents': 'UTM content', 'utm-terms': 'UTM term',
+  'visit:channel': 'Channel', countries: 'Country', regions: 'Region', cities: 'City',
+  browsers: 'Browser', 'browser-versions': 'Browser version', os: 'OS', 'os-versions': 'OS version',
+  devices: 'Device', 'screen-sizes': 'Screen width', events: 'Event',
 };

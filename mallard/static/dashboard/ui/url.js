@@ -1,4 +1,4 @@
-// Page state (site, period, range, filters, chart metric) held in the query string, and the stats
+// Page state (site, period, range, filters, chart metric, interval, comparison) held in the query string, and the stats
 // parameters it gives.
 
 // [period, label, keyboard shortcut] (the keys are Plausible's; 'realtime' is the realtime view).
@@ -12,7 +12,8 @@ export const PERIODS = [
 export const CHART_METRICS = ['visitors', 'pageviews', 'visits', 'bounce_rate', 'visit_duration',
   'views_per_visit'];
 export const DATE_RE = /^\d{4}-\d{2}-\d{2}$/;
-export const FILTER_RE = /^([a-z][a-z-]*)(==|!=)(.+)$/;
+// dim: a slug or a dimension name (visit:channel, event:props:<key>); the server checks it.
+export const FILTER_RE = /^([a-z][^=!;]*?)(==|!=)(.+)$/;
 
 export const parseFilters = (s) => s.split(';').map((x) => FILTER_RE.exec(x.trim())).filter(Boolean)
   .map((m) => ({ dim: m[1], op: m[2], value: m[3] }));
@@ -31,6 +32,7 @@ export function readUrl() {
     from: period === 'custom' ? from : '', to: period === 'custom' ? to : '',
     filters: parseFilters(q.get('filters') || ''),
     metric: CHART_METRICS.includes(metric) ? metric : CHART_METRICS[0],
+    interval: q.get('interval') || '', comparison: q.get('comparison') || '', // checked by interval.js, compare.js
   };
 }
 
@@ -41,6 +43,8 @@ export function urlSearch(st) {
   if (st.period === 'custom') { q.set('from', st.from); q.set('to', st.to); }
   if (st.filters.length) q.set('filters', filterString(st.filters));
   if (st.metric && st.metric !== CHART_METRICS[0]) q.set('metric', st.metric);
+  if (st.interval) q.set('interval', st.interval);
+  if (st.comparison && st.comparison !== 'previous_period') q.set('comparison', st.comparison);
   return `?${q}`;
 }
 

@@ -1,0 +1,17 @@
+// What the cards and the chart compare with: the previous period (the default) or the same dates a
+// year before. Kept in the URL as `comparison=year_over_year`.
+import { html } from './html.js';
+
+export const COMPARISONS = [['previous_period', 'Previous period'], ['year_over_year', 'Year over year']];
+export const comparisonOf = (st) => (COMPARISONS.some(([v]) => v === st.comparison) ? st.comparison : COMPARISONS[0][0]);
+// The chart legend's name for the compared series.
+export const comparedLabel = (mode) => (mode === 'year_over_year' ? 'A year before' : 'Previous period');
+
+export function CompareToggle({ st, update }) {
+  const mode = comparisonOf(st);
+  return html`<div class="compare" role="group" aria-label="Compare with">
+    <span class="muted small">Compare with</span>
+    ${COMPARISONS.map(([v, label]) => html`<button type="button" key=${v} aria-pressed=${v === mode ? 'true' : 'false'}
+      class=${v === mode ? 'seg on' : 'seg'} onClick=${() => update({ comparison: v })}>${label}</button>`)}
+  </div>`;
+}
