@@ -10,7 +10,9 @@ Rules:
   pageview (any time later in scope, no session limit; it may be the page itself). An identity whose
   first pageview of the page is its last pageview is an exit.
 * ``next_pages`` are ordered by visitors (descending), then next page (ascending, byte order).
-* Filters restrict the events that exist for the computation.
+* Filters select identities (selection.py): those with an event in scope in a session matching the filter
+  (visit dimensions, entry and exit page included, read on the whole session); the flow then uses all of
+  their pageviews in scope.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ from typing import TYPE_CHECKING, Final
 
 from ..errors import InvalidQueryError
 from .acquisition import with_computed
+from .model import build
 from .periods import DateRange
 from .results import Report
-from .retention import ACTOR_COLUMNS, event_filter
+from .retention import ACTOR_COLUMNS
+from .selection import actor_selection, run_selected
 from .sql import Sql, with_ctes
 
 if TYPE_CHECKING:
@@ -50,11 +54,15 @@ def check_limit(limit: object) -> int:
 
 
 def compile_flow(source: Sql, site: str, lower: object, upper: object, page: str, limit: int,
-                 where: Sql) -> Sql:
-    """SQL: a totals row ``(0, NULL, visitors_at_page, exits)``, then ``(1, next_page, visitors, 0)``."""
+                 filters: object = None, sessions: Sql | None = None) -> Sql:
+    """SQL: a totals row ``(0, NULL, visitors_at_page, exits)``, then ``(1, next_page, visitors, 0)``.
+
+    ``sessions``: the session rows starting in the range or reaching into it, needed with ``filters``.
+    """
+    selection, keep = actor_selection("flow", filters, sessions, site, lower, upper)
     pageviews = Sql("SELECT " + ACTOR_COLUMNS + ", timestamp, pathname FROM events "
                     "WHERE site_id = ? AND timestamp >= ? AND timestamp < ? AND event_name = 'pageview'",
-                    (site, lower, upper)) + where
+                    (site, lower, upper)) + keep
     # :TRICKY: the order (timestamp, pathname) is total up to identical rows, which are interchangeable:
     # the first pageview of the page and the pathname following it do not depend on storage order.
     sequence = Sql("SELECT kind, actor, pathname, row_number() OVER w AS rk, "
@@ -68,8 +76,8 @@ def compile_flow(source: Sql, site: str, lower: object, upper: object, page: str
                "FROM firsts WHERE next_page IS NOT NULL GROUP BY next_page "
                "ORDER BY visitors DESC, next_page ASC LIMIT ?) ORDER BY part, visitors DESC, next_page ASC",
                (limit,))
-    return with_ctes([("events", source), ("pageviews", pageviews), ("sequence", sequence),
-                      ("firsts", firsts)], body, inline=("events",))
+    return with_ctes([("events", source), *selection, ("pageviews", pageviews), ("sequence", sequence),
+                      ("firsts", firsts)], body, inline=("events", "inrange"))
 
 
 def flow(access: Access, site: str, rng: DateRange, page: str, limit: int = 10,
@@ -82,16 +90,19 @@ def flow(access: Access, site: str, rng: DateRange, page: str, limit: int = 10,
 
     Raises:
         InvalidQueryError: bad site, page, limit (1..100) or filter.
+
+    Filters select identities (see the module docstring).
     """
     page = check_page(page)
     n = check_limit(limit)
-    where = event_filter(site, rng, filters)  # validates the site too
+    query = build(site, rng, filters=filters)  # validates the site and parses the filters
     lower, upper = rng.bounds()
     first, last = rng.partition_dates()
-    with access.reading(site, first, last) as reader:
+    with access.reading(query.site_id, first, last) as reader:
         src, src_params = reader.source()
-        sql = compile_flow(with_computed(Sql(src, tuple(src_params))), site, lower, upper, page, n, where)
-        rows = reader.execute(sql.text, sql.params).to_pylist()
+        source = with_computed(Sql(src, tuple(src_params)))
+        rows = run_selected(access, reader, query.site_id, rng, query.filters, lambda sessions: compile_flow(
+            source, query.site_id, lower, upper, page, n, query.filters, sessions)).to_pylist()
     totals, rest = rows[0], rows[1:]
     at_page = int(totals["visitors"])
     next_pages = [{"next_page": r["next_page"], "visitors": int(r["visitors"]),

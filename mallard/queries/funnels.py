@@ -30,15 +30,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-import duckdb
-
-from ..errors import InvalidQueryError, StorageError
+from ..errors import InvalidQueryError
 from . import sessions as _sessions
 from .acquisition import with_computed
-from .filters import Condition, compile_condition, compile_tree, conditions
 from .model import build
 from .periods import DateRange
 from .results import Record, Report
+from .selection import keep_ctes, needs, run_selected
 from .sql import Sql, with_ctes
 
 if TYPE_CHECKING:
@@ -157,15 +155,8 @@ def compile_funnel(site: str, rng: DateRange, steps: Sequence[Step], window_us: 
     """
     classes: dict[Step, int] = {}
     cls = [classes.setdefault(s, len(classes)) for s in steps]
-    needed = set(_BASE_COLUMNS)
-    conds = list(conditions(filters))
-    for c in conds:
-        if c.dimension.column is not None:
-            needed.add(c.dimension.column)
-        if c.dimension.prop_key is not None:
-            needed.add("props")
     lower, upper = rng.bounds()
-    scoped = Sql("SELECT " + ", ".join(f'"{c}"' for c in sorted(needed)) + " FROM events "
+    scoped = Sql("SELECT " + needs(_BASE_COLUMNS, filters) + " FROM events "
                  "WHERE site_id = ? AND timestamp >= ? AND timestamp < ?", (site, lower, upper))
     ctes: list[tuple[str, Sql]] = [("events", source), ("scoped", scoped)]
     keep = Sql("")
@@ -173,7 +164,7 @@ def compile_funnel(site: str, rng: DateRange, steps: Sequence[Step], window_us: 
     if filters is not None:
         if sessions is None:
             raise ValueError("a filtered funnel reads sessions: pass their relation")
-        ctes += _keep(filters, conds, sessions, lower, upper)
+        ctes += keep_ctes(filters, sessions, lower, upper, events="actors", ident=_ident_keys())
         keep = Sql(" WHERE ik IN (SELECT ik FROM keep)")
     case = Sql.join([Sql("WHEN ") + step.condition() + f" THEN {i}" for step, i in classes.items()], " ")
     ctes.append(("ev", "SELECT * FROM (SELECT " + _ident_keys() + ", epoch_us(timestamp) AS ts_us, "
@@ -211,56 +202,16 @@ def compile_funnel(site: str, rng: DateRange, steps: Sequence[Step], window_us: 
     return with_ctes(ctes, body, inline=inline, materialize=("ev",))
 
 
-def _keep(filters: Any, conds: Sequence[Condition], sessions: Sql, lower: object,
-          upper: object) -> list[tuple[str, Sql]]:
-    """CTEs ending in ``keep``: the identities with an event in scope that belongs to a session (of
-    ``sessions``, matched on a visitor key and the session's time span) satisfying ``filters``."""
-    flags = [c for c in conds if c.dimension.level != "visit"]
-    flag_names = {id(c): f"f_{i}" for i, c in enumerate(flags)}
-    # the session columns the visit conditions read, by the name their expression uses (s_<column>,
-    # entry_page, exit_page)
-    visit = dict(sorted({c.dimension.visit_column(): c.dimension.session_column or c.dimension.column
-                         for c in conds if c.dimension.level == "visit"}.items()))
-
-    def leaf(c: Condition) -> Sql:
-        if c.dimension.level == "visit":
-            return compile_condition(c, c.dimension.visit_expr())
-        return Sql(f"bool_or({flag_names[id(c)]})")
-
-    columns = "".join(f", {column} AS {name}" for name, column in visit.items())
-    picked = Sql.join([Sql("e.ik")] + [compile_condition(c, c.dimension.event_expr()) + f" AS f_{i}"
-                                       for i, c in enumerate(flags)])
-    joined = ("SELECT " + picked + "".join(f", s.{v}" for v in visit)
-              + " , s.vid0, s.start_time FROM (SELECT *, " + _ident_keys() + " FROM actors) e JOIN ("
-              + Sql(f"SELECT visitor_keys[1] AS vid0, unnest(visitor_keys) AS vid, start_time, end_time"
-                    f"{columns} FROM (") + _sessions.with_end_time(sessions)
-              + Sql(") WHERE end_time >= ? AND start_time < ?", (lower, upper))
-              + f") s ON {_sessions.BELONGS}")
-    group = ", ".join(["vid0", "start_time", *visit])
-    matched = "SELECT vid0, start_time FROM joined GROUP BY " + group + " HAVING " + compile_tree(
-        filters, leaf)
-    return [("joined", joined), ("matched", matched),
-            ("keep", Sql("SELECT DISTINCT ik FROM joined JOIN matched USING (vid0, start_time)"))]
-
-
 def _levels(access: Access, site: str, rng: DateRange, steps: Sequence[Step], window_us: int | None,
             filters: Any) -> tuple[int, int, list[int]]:
     query = build(site, rng, filters=filters)  # validates the site and parses the filters
     first, last = rng.partition_dates()
     with access.reading(query.site_id, first, last) as reader:
         src, src_params = reader.source()
-        for stored in (True, False):
-            rows = None if query.filters is None else access.sessions(reader, query.site_id, rng, stored)
-            source = with_computed(Sql(src, tuple(src_params)))
-            sql = compile_funnel(query.site_id, rng, steps, window_us, source=source,
-                                 filters=query.filters, gap_seconds=access.gap_seconds,
-                                 sessions=None if rows is None else rows.relation())
-            try:
-                row = reader.execute(sql.text, sql.params).to_pylist()[0]
-                break
-            except (duckdb.Error, StorageError):  # an unreadable stored sessions file: from events
-                if not stored or rows is None or not access.discard(rows.files):
-                    raise
+        source = with_computed(Sql(src, tuple(src_params)))
+        row = run_selected(access, reader, query.site_id, rng, query.filters, lambda sessions: compile_funnel(
+            query.site_id, rng, steps, window_us, source=source, filters=query.filters,
+            gap_seconds=access.gap_seconds, sessions=sessions)).to_pylist()[0]
     return int(row["total"]), int(row["by_user"]), [int(row[f"v{i}"]) for i in range(1, len(steps) + 1)]
 
 

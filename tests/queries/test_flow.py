@@ -163,16 +163,19 @@ def test_flow_rejects_bad_limits(q: Queries, limit: Any) -> None:
         flow(q.access, SITE, RANGE, "/", limit=limit)
 
 
-def test_flow_filters_restrict_events(make_queries: MakeQueries) -> None:
-    """A filter removes the events it does not match before the flow is computed."""
+def test_flow_filters_select_visitors(make_queries: MakeQueries) -> None:
+    """A filter keeps the visitors with a matching session; their flow uses all their pageviews (a
+    visit attribute is the session's first event's)."""
     q = make_queries([event("a", "2024-04-01 10:00:00", path="/", browser="Firefox"),
                       event("a", "2024-04-01 10:01:00", path="/x", browser="Chrome"),
-                      event("a", "2024-04-01 10:02:00", path="/y", browser="Firefox")])
-    assert rows(flow(q.access, SITE, RANGE, "/")) == [("/x", 1)]
+                      event("a", "2024-04-01 10:02:00", path="/y", browser="Firefox"),
+                      event("b", "2024-04-01 10:00:00", path="/", browser="Chrome"),
+                      event("b", "2024-04-01 10:01:00", path="/z", browser="Chrome")])
+    assert rows(flow(q.access, SITE, RANGE, "/")) == [("/x", 1), ("/z", 1)]
     firefox = [["is", "visit:browser", ["Firefox"]]]
-    assert rows(flow(q.access, SITE, RANGE, "/", filters=firefox)) == [("/y", 1)]
-    with pytest.raises(InvalidQueryError, match="entry_page"):
-        flow(q.access, SITE, RANGE, "/", filters=[["is", "visit:entry_page", ["/"]]])
+    assert rows(flow(q.access, SITE, RANGE, "/", filters=firefox)) == [("/x", 1)]
+    entry = flow(q.access, SITE, RANGE, "/", filters=[["is", "visit:exit_page", ["/z"]]])
+    assert rows(entry) == [("/z", 1)]
     with pytest.raises(InvalidQueryError):
         flow(q.access, "bad site!", RANGE, "/")
 
