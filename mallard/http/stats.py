@@ -262,10 +262,10 @@ def sequences(api: Api, request: Request, params: dict[str, str]) -> Response:
 
 
 def retention(api: Api, request: Request, params: dict[str, str]) -> Response:
-    """``weeks`` (1-52, default 4)."""
+    """``weeks`` (1-52, default 4), ``identity`` (``all`` or ``user_id``: identified users only)."""
     site, rng, filters = _scope(api, request)
     result = api.queries.retention(site, weeks=_int_param(request, "weeks", 4), filters=filters,
-                                   **_dates(rng))
+                                   identity=_param(request, "identity", required=False), **_dates(rng))
     return json_response(result.to_json())
 
 
@@ -395,7 +395,9 @@ ROUTES: Final = (
                                     required=True),)),
     _route("/api/stats/retention", retention, "Weekly cohorts by first visit.",
            heavy=True, scope=history_scope,
-           extra=(Param("weeks", _int(1, MAX_WEEKS, 4), "Weeks after the cohort week."),)),
+           extra=(Param("weeks", _int(1, MAX_WEEKS, 4), "Weeks after the cohort week."),
+                  Param("identity", {"type": "string", "enum": ["all", "user_id"]},
+                        "user_id: identified users only (default all)."))),
     _route("/api/stats/flow", flow, "Next page after a page.", heavy=True,
            extra=(Param("page", {"type": "string", "minLength": 1}, "The page path.", required=True),
                   Param("limit", _int(1, MAX_FLOW_LIMIT, 10), "Next pages listed."))),

@@ -55,6 +55,16 @@ def check_weeks(weeks: object) -> int:
     return weeks
 
 
+def check_identity(identity: object) -> bool:
+    """Whether only user ids count: ``identity`` is ``"all"`` (or empty) or ``"user_id"``, else raise."""
+    if identity in ("", "all"):
+        return False
+    if identity == "user_id":
+        return True
+    raise InvalidQueryError(f"identity must be 'all' or 'user_id', not {str(identity)[:40]!r}.",
+                            code="invalid_identity")
+
+
 def first_unreachable_week(rotation_days: int) -> int:
     """The first week offset k >= 1 that an anonymous id can never reach (``rotation_days < 7k - 5``)."""
     return max(1, (rotation_days + 5) // 7 + 1)
@@ -107,17 +117,21 @@ def _ended(cohort: date, weeks: int, horizon: datetime) -> bool:
 
 
 def retention(access: Access, site: str, rng: DateRange, weeks: int,
-              filters: object = None) -> Report:
+              filters: object = None, identity: str = "all") -> Report:
     """Weekly retention cohorts of ``site`` over ``rng`` (identities first seen in the range).
 
     Returns a :class:`Report` whose rows are the cohorts ``{"cohort_date", "visitors", "retained",
     "rates", "complete"}``; ``to_dict()`` (the HTTP body) is ``{"cohorts": rows, "weeks",
     "identity": "user_id" | "visitor_id" | "mixed", "caveat": str | None}``.
 
+    ``identity="user_id"`` counts only the identities with a user id (the anonymous ones, whose later
+    weeks are structurally 0, are left out of every cohort).
+
     Raises:
-        InvalidQueryError: bad site, weeks not an integer 1..52, or a bad filter.
+        InvalidQueryError: bad site, weeks not an integer 1..52, a bad filter or identity.
     """
     n = check_weeks(weeks)
+    users_only = check_identity(identity)
     query = build(site, rng, filters=filters)  # validates the site and parses the filters
     lower, upper = rng.bounds()
     _, last = rng.partition_dates()
@@ -136,8 +150,10 @@ def retention(access: Access, site: str, rng: DateRange, weeks: int,
     cohorts: list[dict[str, Any]] = []
     identified_members = anonymous_members = 0
     for cohort in sorted(by_cohort):
-        counts = by_cohort[cohort]
+        counts = [(i, 0) for i, _ in by_cohort[cohort]] if users_only else by_cohort[cohort]
         size = counts[0][0] + counts[0][1]
+        if size == 0:
+            continue
         identified_members += counts[0][0]
         anonymous_members += counts[0][1]
         retained = [a + b for a, b in counts]

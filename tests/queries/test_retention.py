@@ -148,6 +148,17 @@ def test_retention_filters_select_identities(q: Queries) -> None:
         ("2024-04-01", [2, 1, 2, 0]), ("2024-04-08", [2, 1, 0, 0])]
 
 
+def test_retention_of_identified_users_only(q: Queries) -> None:
+    """identity="user_id" leaves the anonymous identities out of every cohort (and needs no caveat)."""
+    result = retention(q.access, SITE, APRIL, 4, identity="user_id")
+    assert [(c["cohort_date"], c["visitors"], c["retained"]) for c in result["cohorts"]] == [
+        ("2024-04-01", 2, [2, 1, 2, 0]), ("2024-04-08", 1, [1, 1, 0, 0])]
+    assert (result["identity"], result["caveat"]) == ("user_id", None)
+    with pytest.raises(InvalidQueryError, match="identity must be") as info:
+        retention(q.access, SITE, APRIL, 4, identity="users")
+    assert info.value.code == "invalid_identity"
+
+
 @pytest.mark.parametrize("weeks", [0, 53, -1, "x", "4", True, 2.5, None])
 def test_retention_rejects_bad_weeks(q: Queries, weeks: Any) -> None:
     """weeks must be an integer 1..52."""
