@@ -270,10 +270,11 @@ def retention(api: Api, request: Request, params: dict[str, str]) -> Response:
 
 
 def flow(api: Api, request: Request, params: dict[str, str]) -> Response:
-    """``page`` (required) and ``limit`` (1-100, default 10)."""
+    """``page`` (required), ``limit`` (1-100, default 10), ``direction`` (``next`` or ``previous``)."""
     site, rng, filters = _scope(api, request)
     result = api.queries.flow(site, _param(request, "page"), limit=_int_param(request, "limit", 10),
-                              filters=filters, **_dates(rng))
+                              filters=filters, direction=_param(request, "direction", required=False),
+                              **_dates(rng))
     return json_response(result.to_json())
 
 
@@ -400,5 +401,7 @@ ROUTES: Final = (
                         "user_id: identified users only (default all)."))),
     _route("/api/stats/flow", flow, "Next page after a page.", heavy=True,
            extra=(Param("page", {"type": "string", "minLength": 1}, "The page path.", required=True),
-                  Param("limit", _int(1, MAX_FLOW_LIMIT, 10), "Next pages listed."))),
+                  Param("limit", _int(1, MAX_FLOW_LIMIT, 10), "Next pages listed."),
+                  Param("direction", {"type": "string", "enum": ["next", "previous"]},
+                        "previous: the pages viewed just before (default next)."))),
 )

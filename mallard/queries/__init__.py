@@ -304,12 +304,13 @@ class Queries:
 
     def flow(self, site: str, page: str, *, limit: int = 10, period: str | None = None,
              start_date: str | date | None = None, end_date: str | date | None = None,
-             filters: object = None, timezone: str | None = None) -> Report:
-        """The pages viewed next after each visitor's first pageview of ``page``, and the exits."""
+             filters: object = None, timezone: str | None = None, direction: str = "next") -> Report:
+        """The pages viewed next after each visitor's first pageview of ``page``, and the exits
+        (``direction="previous"``: the pages viewed just before it, and the entrances)."""
         from .flow import flow
 
         rng = self.date_range(site, period, start_date, end_date, timezone=timezone)
-        return flow(self.access, check_site(site), rng, page, limit, filters)
+        return flow(self.access, check_site(site), rng, page, limit, filters, direction)
 
     def current_visitors(self, site: str) -> int:
         """Visitors with an event (not ``engagement``) in the last 5 minutes, as Plausible counts them;

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ..errors import InvalidQueryError
 from .acquisition import with_computed
-from .model import build
+from .model import build, check_option
 from .periods import DateRange
 from .results import Report
 from .selection import actor_selection, run_selected
@@ -53,16 +53,6 @@ def check_weeks(weeks: object) -> int:
         raise InvalidQueryError(f"weeks must be an integer between 1 and {MAX_WEEKS}, not {weeks!r}.",
                                 code="invalid_weeks")
     return weeks
-
-
-def check_identity(identity: object) -> bool:
-    """Whether only user ids count: ``identity`` is ``"all"`` (or empty) or ``"user_id"``, else raise."""
-    if identity in ("", "all"):
-        return False
-    if identity == "user_id":
-        return True
-    raise InvalidQueryError(f"identity must be 'all' or 'user_id', not {str(identity)[:40]!r}.",
-                            code="invalid_identity")
 
 
 def first_unreachable_week(rotation_days: int) -> int:
@@ -131,7 +121,7 @@ def retention(access: Access, site: str, rng: DateRange, weeks: int,
         InvalidQueryError: bad site, weeks not an integer 1..52, a bad filter or identity.
     """
     n = check_weeks(weeks)
-    users_only = check_identity(identity)
+    users_only = check_option(identity, "identity", ("all", "user_id")) == "user_id"
     query = build(site, rng, filters=filters)  # validates the site and parses the filters
     lower, upper = rng.bounds()
     _, last = rng.partition_dates()

@@ -75,11 +75,11 @@ def definition(lake: Path, session_cond: str) -> str:
     """
 
 
-def sql_flow(lake: Path, session_cond: str, page: str) -> dict[str, Any]:
-    """§5.5 over the pageviews in range of the kept identities."""
+def sql_flow(lake: Path, session_cond: str, page: str, step: str = "lead") -> dict[str, Any]:
+    """§5.5 over the pageviews in range of the kept identities (``step="lag"``: the previous page)."""
     rows = duckdb.sql(definition(lake, session_cond) + f"""
         , seq AS (SELECT kind, actor, pathname, timestamp,
-                         lead(pathname) OVER (PARTITION BY kind, actor ORDER BY timestamp, pathname) AS nxt
+                         {step}(pathname) OVER (PARTITION BY kind, actor ORDER BY timestamp, pathname) AS nxt
                   FROM inr JOIN kept USING (kind, actor) WHERE event_name = 'pageview')
         SELECT nxt, count(*) AS n FROM (
             SELECT nxt FROM seq WHERE pathname = '{page}'
@@ -137,6 +137,16 @@ def test_flow_under_a_visit_filter_counts_what_those_visitors_did(q: Queries, la
     assert want["visitors_at_page"] > 0 and want["next_pages"]
     assert {"visitors_at_page": got["visitors_at_page"], "exits": got["exits"],
             "next_pages": [(r["next_page"], r["visitors"]) for r in got["next_pages"]]} == want
+
+
+@pytest.mark.parametrize(("filters", "cond"), [(None, "true"), *CASES], ids=["none", *IDS])
+def test_previous_pages_under_a_visit_filter(q: Queries, lake: Path, filters: Any, cond: str) -> None:
+    """The pages viewed just before the first pageview of /pricing, and the entrances there."""
+    got = flow(q.access, SITE, RANGE, "/pricing", limit=100, filters=filters, direction="previous").to_dict()
+    want = sql_flow(lake, cond, "/pricing", step="lag")
+    assert want["next_pages"]
+    assert {"visitors_at_page": got["visitors_at_page"], "exits": got["entrances"],
+            "next_pages": [(r["previous_page"], r["visitors"]) for r in got["previous_pages"]]} == want
 
 
 @pytest.mark.parametrize(("filters", "cond"), CASES, ids=IDS)

@@ -108,6 +108,22 @@ def test_flow_after_home_page(q: Queries) -> None:
     assert result["page"] == "/"
 
 
+def test_previous_pages(q: Queries) -> None:
+    """direction="previous": the page viewed just before each identity's first pageview of the page
+    (same order and ties as the next pages); none is an entrance."""
+    before_a = flow(q.access, SITE, RANGE, "/a", direction="previous").to_dict()
+    assert before_a == {"page": "/a", "visitors_at_page": 3, "entrances": 0,  # v2 v3 v10
+                        "previous_pages": [{"previous_page": "/", "visitors": 3, "share": 1.0}]}
+    checkout = flow(q.access, SITE, RANGE, "/checkout", direction="previous")
+    assert (checkout["visitors_at_page"], checkout["entrances"]) == (2, 1)  # u6 after /, e2 entered there
+    assert [(r["previous_page"], r["visitors"]) for r in checkout["previous_pages"]] == [("/", 1)]
+    home = flow(q.access, SITE, RANGE, "/", direction="previous")
+    assert (home["visitors_at_page"], home["entrances"], home["previous_pages"]) == (9, 9, [])
+    with pytest.raises(InvalidQueryError, match="direction must be") as info:
+        flow(q.access, SITE, RANGE, "/", direction="back")
+    assert info.value.code == "invalid_direction"
+
+
 def test_flow_limit_keeps_totals(q: Queries) -> None:
     """The limit cuts the rows (visitors desc, then page) but not visitors_at_page or exits."""
     result = flow(q.access, SITE, RANGE, "/", limit=2)
