@@ -98,6 +98,17 @@ def eventually(check: Callable[[], bool], timeout: float = 20) -> None:
         time.sleep(0.1)
 
 
+def served(data_dir: Path, env: dict[str, str] | None = None) -> Iterator[Live]:
+    """``mallard serve`` on ``data_dir`` for a fixture to yield from; stopped afterwards, and its log
+    must hold no traceback."""
+    live = start("serve", data_dir, env=env)
+    try:
+        yield live
+    finally:
+        stop(live)
+        assert "Traceback" not in live.logs(), live.logs()
+
+
 def stop(live: Live) -> None:
     if live.proc.poll() is None:
         os.killpg(live.proc.pid, signal.SIGTERM)

@@ -22,8 +22,8 @@ import pytest
 
 import mallard
 
-from .chromium import UA, chromium
-from .conftest import ROOT, Live, eventually, start, stop
+from .chromium import UA, checked_page, chromium
+from .conftest import ROOT, Live, eventually, served
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -68,12 +68,7 @@ def _fill(data_dir: Path, now: datetime) -> None:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     data_dir = tmp_path_factory.mktemp("dashtop") / "data"
     _fill(data_dir, datetime.now(UTC))
-    live = start("serve", data_dir, env={"MALLARD_TIMEZONE": TZ})
-    try:
-        yield live
-    finally:
-        stop(live)
-        assert "Traceback" not in live.logs(), live.logs()
+    yield from served(data_dir, env={"MALLARD_TIMEZONE": TZ})
 
 
 @pytest.fixture(scope="module")
@@ -84,18 +79,8 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture
 def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
     """A page at 1280×800; every console error or page error fails the test; a screenshot is saved."""
-    context = browser.new_context(user_agent=UA, viewport={"width": 1280, "height": 800})
-    p = context.new_page()
-    errors: list[str] = []
-    p.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    p.on("pageerror", lambda e: errors.append(str(e)))
-    try:
-        yield p
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        p.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
-        assert not errors, errors
-    finally:
-        context.close()
+    yield from checked_page(browser, ARTIFACTS / f"{request.node.name}.png",
+                            viewport={"width": 1280, "height": 800})
 
 
 def api(live: Live, path: str, **params: str) -> Any:

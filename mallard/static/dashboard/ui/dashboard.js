@@ -11,6 +11,7 @@ import { Chart } from './chart.js';
 import { Breakdown } from './breakdown.js';
 import { Sessions } from './sessions.js';
 import { Funnel } from './funnel.js';
+import { Sequences } from './sequences.js';
 import { Retention } from './retention.js';
 import { Flow } from './flow.js';
 import { CurrentVisitors, RealtimeView, useRealtime } from './realtime.js';
@@ -97,7 +98,8 @@ export function Dashboard({ auth, recheck }) {
         <div class="grid">
           <${Guard}><${Sessions} view=${view} /><//>
           <${Guard}><${Flow} params=${params} ready=${!view.loading} /><//>
-          <${Guard}><${Funnel} params=${params} ready=${!view.loading} /><//>
+          <${Guard}><${Funnel} params=${params} ready=${!view.loading} steps=${st.funnel} win=${st.funnel_window} update=${update} /><//>
+          <${Guard}><${Sequences} params=${params} ready=${!view.loading} steps=${st.funnel} /><//>
           <${Guard}><${Retention} params=${params} ready=${!view.loading} /><//>
         </div>`}
     </main>

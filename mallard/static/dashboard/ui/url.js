@@ -1,5 +1,5 @@
-// Page state (site, period, range, filters, chart metric) held in the query string, and the stats
-// parameters it gives.
+// Page state (site, period, range, filters, chart metric, funnel steps and window) held in the query
+// string, and the stats parameters it gives.
 
 // [period, label, keyboard shortcut] (the keys are Plausible's; 'realtime' is the realtime view).
 export const PERIODS = [
@@ -31,6 +31,7 @@ export function readUrl() {
     from: period === 'custom' ? from : '', to: period === 'custom' ? to : '',
     filters: parseFilters(q.get('filters') || ''),
     metric: CHART_METRICS.includes(metric) ? metric : CHART_METRICS[0],
+    funnel: q.get('funnel') || '', funnel_window: q.get('funnel_window') || '',
   };
 }
 
@@ -41,6 +42,7 @@ export function urlSearch(st) {
   if (st.period === 'custom') { q.set('from', st.from); q.set('to', st.to); }
   if (st.filters.length) q.set('filters', filterString(st.filters));
   if (st.metric && st.metric !== CHART_METRICS[0]) q.set('metric', st.metric);
+  for (const k of ['funnel', 'funnel_window']) if (st[k]) q.set(k, st[k]);
   return `?${q}`;
 }
 
