@@ -1,7 +1,7 @@
 """The behaviour views of the dashboard in real headless Chromium against a real ``mallard serve`` whose
 lake holds five weeks of generated traffic (some visitors send a user id, some sign up): the funnel
 builder (steps added, removed, reordered, kept in the URL, suggested from the data) draws the funnel
-route's counts, drop-offs and times to convert; the retention triangle leaves future weeks blank, fits
+route's counts, drop-offs and median times to convert; the retention triangle leaves future weeks blank, fits
 its colours to the visible cells, has an "identified users only" toggle and is readable in dark mode;
 the sequences view shows the sequences route's answer; the flow is a path diagram of the flow route's
 previous and next pages. Nothing overflows a 390 px phone; no console error happens.
@@ -156,6 +156,9 @@ def test_funnel_draws_the_routes_counts_and_drop_offs(server: Live, page: Page) 
         lost = rows[i - 1]["visitors"] - rows[i]["visitors"]
         shown = box.locator(f"li.f-step[data-step='{i + 1}'] .f-lost").inner_text()
         assert shown == f"↓ {lost:,} dropped off ({pct(lost / rows[i - 1]['visitors'])})"
+        seconds = math.floor(rows[i]["median_seconds"] + 0.5)  # Math.round
+        took = box.locator(f"li.f-step[data-step='{i + 1}'] .f-time").inner_text()
+        assert took == f"median {seconds // 60}:{seconds % 60:02d} to convert"
     snap(box, "funnel")
 
 
