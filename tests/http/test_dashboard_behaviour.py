@@ -107,10 +107,10 @@ def query_of(page: Page) -> dict[str, list[str]]:
 def show(page: Page, title: str) -> Locator:
     """The panel titled ``title``, scrolled into view (panels ask for data when shown), once loaded."""
     box = page.locator("section.panel", has=page.get_by_role("heading", name=title, exact=True))
-    box.scroll_into_view_if_needed(timeout=20_000)
-    page.wait_for_function("(t) => [...document.querySelectorAll('section.panel')].some((s) => "
-                           "s.querySelector('h2')?.textContent === t && s.getAttribute('aria-busy') === "
-                           "'false')", arg=title, timeout=20_000)
+    # Scrolled again at each poll: the first screen's answer can move the panel after a first scroll.
+    page.wait_for_function("(t) => { const s = [...document.querySelectorAll('section.panel')].find((x) => "
+                           "x.querySelector('h2')?.textContent === t); s?.scrollIntoView(); "
+                           "return s?.getAttribute('aria-busy') === 'false'; }", arg=title, timeout=30_000)
     return box
 
 
@@ -320,6 +320,20 @@ def test_flow_is_a_path_diagram_of_the_routes_pages(server: Live, page: Page) ->
     show(page, "Flow")
     centre = box.locator("svg.flow-diagram .flow-node.centre text").text_content() or ""
     assert centre.endswith(f"{follow['visitors_at_page']:,}")
+
+
+def test_flow_and_retention_follow_an_entry_page_filter(server: Live, page: Page) -> None:
+    """Under an entry-page filter (a 400 for both routes before) the panels show the routes' answers."""
+    entry = "entry-pages==/pricing"
+    open_dashboard(page, server, f"site={SITE}&period=30d&filters={entry}")
+    flow_box = show(page, "Flow")
+    want = api(server, "/api/stats/flow", site_id=SITE, period="30d", page="/", filters=entry)
+    assert want["visitors_at_page"] > 0
+    assert flow_box.locator(".flow-summary").inner_text().startswith(
+        f"{want['visitors_at_page']:,} visitors reached /;")
+    retention_box = show(page, "Retention")
+    assert retention_cells(retention_box) == retention_expected(server, filters=entry)
+    assert page.locator("section.panel .error").count() == 0
 
 
 def test_behaviour_views_fit_a_phone(server: Live, phone: Page) -> None:
