@@ -146,7 +146,7 @@ def funnel_expected(live: Live, steps: str, window: str = "1 day") -> list[tuple
 
 
 def test_funnel_draws_the_routes_counts_and_drop_offs(server: Live, page: Page) -> None:
-    open_dashboard(page, server, f"site={SITE}&period=30d&funnel={STEPS}")
+    open_dashboard(page, server, f"site={SITE}&period=30d&steps={STEPS}")
     box = show(page, "Funnel")
     box.locator("li.f-step").first.wait_for(timeout=20_000)
     assert funnel_shown(box) == funnel_expected(server, STEPS)
@@ -163,18 +163,18 @@ def test_funnel_draws_the_routes_counts_and_drop_offs(server: Live, page: Page) 
 
 
 def test_funnel_builder_adds_removes_and_reorders_steps_in_the_url(server: Live, page: Page) -> None:
-    open_dashboard(page, server, f"site={SITE}&period=30d&funnel=page:/,page:/pricing")
+    open_dashboard(page, server, f"site={SITE}&period=30d&steps=page:/,page:/pricing")
     box = show(page, "Funnel")
     box.get_by_role("button", name="+ Add step").click()
     box.get_by_label("Step 3 kind").select_option("event")
     box.get_by_label("Step 3 event name").fill("signup")
     box.get_by_role("button", name="Show").click()
-    page.wait_for_function("() => new URLSearchParams(location.search).get('funnel') === "
+    page.wait_for_function("() => new URLSearchParams(location.search).get('steps') === "
                            "'page:/,page:/pricing,event:signup'")
     box.get_by_role("button", name="Move step 2 up").click()
     box.get_by_role("button", name="Remove step 3").click()
     box.get_by_role("button", name="Show").click()
-    page.wait_for_function("() => new URLSearchParams(location.search).get('funnel') === "
+    page.wait_for_function("() => new URLSearchParams(location.search).get('steps') === "
                            "'page:/pricing,page:/'")
     show(page, "Funnel")
     page.wait_for_function("() => document.querySelector('li.f-step .f-label')?.textContent === "
@@ -188,7 +188,7 @@ def test_funnel_builder_adds_removes_and_reorders_steps_in_the_url(server: Live,
 
 def test_funnel_steps_are_suggested_from_the_data(server: Live, page: Page) -> None:
     """A step's suggestions are the v2 query's pages (or custom events) containing the typed text."""
-    open_dashboard(page, server, f"site={SITE}&period=30d&funnel={STEPS}")
+    open_dashboard(page, server, f"site={SITE}&period=30d&steps={STEPS}")
     box = show(page, "Funnel")
     field = box.get_by_label("Step 2 page path")
     field.fill("/b")
@@ -207,7 +207,7 @@ def test_funnel_steps_are_suggested_from_the_data(server: Live, page: Page) -> N
 
 def test_funnel_fits_a_phone(server: Live, phone: Page) -> None:
     """The funnel with long step labels, its counts and the step editor stay inside a 390 px screen."""
-    open_dashboard(phone, server, f"site={SITE}&period=30d&funnel={LONG_STEPS}")
+    open_dashboard(phone, server, f"site={SITE}&period=30d&steps={LONG_STEPS}")
     box = show(phone, "Funnel")
     box.locator(".funnel li").first.wait_for(timeout=20_000)
     no_overflow(phone)
@@ -215,7 +215,7 @@ def test_funnel_fits_a_phone(server: Live, phone: Page) -> None:
 
 
 def test_sequences_view_shows_the_routes_answer(server: Live, page: Page) -> None:
-    open_dashboard(page, server, f"site={SITE}&period=30d&funnel={STEPS}")
+    open_dashboard(page, server, f"site={SITE}&period=30d&steps={STEPS}")
     box = show(page, "Sequences")
     want = api(server, "/api/stats/sequences", site_id=SITE, period="30d", steps=STEPS)
     assert want["converting_visitors"] > 0
@@ -337,7 +337,7 @@ def test_flow_and_retention_follow_an_entry_page_filter(server: Live, page: Page
 
 
 def test_behaviour_views_fit_a_phone(server: Live, phone: Page) -> None:
-    open_dashboard(phone, server, f"site={SITE}&period=30d&funnel={LONG_STEPS}")
+    open_dashboard(phone, server, f"site={SITE}&period=30d&steps={LONG_STEPS}")
     for title in ("Flow", "Funnel", "Sequences", "Retention"):
         show(phone, title)
     no_overflow(phone)

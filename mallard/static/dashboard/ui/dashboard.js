@@ -98,8 +98,8 @@ export function Dashboard({ auth, recheck }) {
         <div class="grid">
           <${Guard}><${Sessions} view=${view} /><//>
           <${Guard}><${Flow} params=${params} ready=${!view.loading} /><//>
-          <${Guard}><${Funnel} params=${params} ready=${!view.loading} steps=${st.funnel} win=${st.funnel_window} update=${update} /><//>
-          <${Guard}><${Sequences} params=${params} ready=${!view.loading} steps=${st.funnel} /><//>
+          <${Guard}><${Funnel} params=${params} ready=${!view.loading} steps=${st.steps} win=${st.window} update=${update} /><//>
+          <${Guard}><${Sequences} params=${params} ready=${!view.loading} steps=${st.steps} /><//>
           <${Guard}><${Retention} params=${params} ready=${!view.loading} /><//>
         </div>`}
     </main>

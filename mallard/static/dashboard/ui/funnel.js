@@ -1,6 +1,6 @@
-// The Funnel panel: a step builder (steps and window kept in the URL: funnel=, funnel_window=) and the
-// funnel route's answer drawn as steps with their counts, the drop-off between them and the time to
-// convert.
+// The Funnel panel: a step builder (steps and window kept in the page URL as the funnel route's own
+// steps= and window=) and the funnel route's answer drawn as steps with their counts, the drop-off
+// between them and the median time to convert.
 import { html, useState, useRef } from './html.js';
 import { useLazyApi } from './api.js';
 import { isNum, num, pct, dur } from './format.js';
@@ -29,14 +29,15 @@ function Steps({ rows }) {
   })}</ol>`;
 }
 
-// Saved funnels per site: the routes come with another branch (dashapi). A picker of them goes in this
-// panel's `actions` and calls `onRun(steps)` / `update({ funnel, funnel_window })` like the editor.
+// Saved funnels per site: the routes come with another branch (dashapi; the funnel route also takes
+// `funnel=<saved id>`). A picker of them goes in this panel's `actions` and calls
+// `update({ steps, window })` like the editor.
 export function Funnel({ params, ready, steps, win, update }) {
   const current = steps || DEFAULT_STEPS;
   const [draftWin, setDraftWin] = useState(win || DEFAULT_WINDOW);
   const box = useRef(null);
   const s = useLazyApi(box, ready, 'api/stats/funnel', { ...params, steps: current, window: win || DEFAULT_WINDOW });
-  const run = (text) => update({ funnel: text, funnel_window: draftWin.trim() === DEFAULT_WINDOW ? '' : draftWin.trim() });
+  const run = (text) => update({ steps: text, window: draftWin.trim() === DEFAULT_WINDOW ? '' : draftWin.trim() });
   const top = html`<${StepsEditor} name="funnel" value=${current} params=${params} onRun=${run} min=${1}>
     <label class="f-window">Within <input class="short" aria-label="Window" value=${draftWin} placeholder=${DEFAULT_WINDOW}
       onInput=${(e) => setDraftWin(e.currentTarget.value)} /></label>

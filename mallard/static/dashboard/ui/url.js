@@ -31,7 +31,7 @@ export function readUrl() {
     from: period === 'custom' ? from : '', to: period === 'custom' ? to : '',
     filters: parseFilters(q.get('filters') || ''),
     metric: CHART_METRICS.includes(metric) ? metric : CHART_METRICS[0],
-    funnel: q.get('funnel') || '', funnel_window: q.get('funnel_window') || '',
+    steps: q.get('steps') || '', window: q.get('window') || '',
   };
 }
 
@@ -42,7 +42,7 @@ export function urlSearch(st) {
   if (st.period === 'custom') { q.set('from', st.from); q.set('to', st.to); }
   if (st.filters.length) q.set('filters', filterString(st.filters));
   if (st.metric && st.metric !== CHART_METRICS[0]) q.set('metric', st.metric);
-  for (const k of ['funnel', 'funnel_window']) if (st[k]) q.set(k, st[k]);
+  for (const k of ['steps', 'window']) if (st[k]) q.set(k, st[k]);
   return `?${q}`;
 }
 
