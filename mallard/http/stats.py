@@ -282,18 +282,19 @@ def sequences(api: Api, request: Request, params: dict[str, str]) -> Response:
 
 
 def retention(api: Api, request: Request, params: dict[str, str]) -> Response:
-    """``weeks`` (1-52, default 4)."""
+    """``weeks`` (1-52, default 4), ``identity`` (``all`` or ``user_id``: identified users only)."""
     site, rng, filters = _scope(api, request)
     result = api.queries.retention(site, weeks=_int_param(request, "weeks", 4), filters=filters,
-                                   **_dates(rng))
+                                   identity=_param(request, "identity", required=False), **_dates(rng))
     return json_response(result.to_json())
 
 
 def flow(api: Api, request: Request, params: dict[str, str]) -> Response:
-    """``page`` (required) and ``limit`` (1-100, default 10)."""
+    """``page`` (required), ``limit`` (1-100, default 10), ``direction`` (``next`` or ``previous``)."""
     site, rng, filters = _scope(api, request)
     result = api.queries.flow(site, _param(request, "page"), limit=_int_param(request, "limit", 10),
-                              filters=filters, **_dates(rng))
+                              filters=filters, direction=_param(request, "direction", required=False),
+                              **_dates(rng))
     return json_response(result.to_json())
 
 
@@ -433,8 +434,12 @@ ROUTES: Final = (
                                     required=True),)),
     _route("/api/stats/retention", retention, "Weekly cohorts by first visit.",
            heavy=True, scope=history_scope,
-           extra=(Param("weeks", _int(1, MAX_WEEKS, 4), "Weeks after the cohort week."),)),
+           extra=(Param("weeks", _int(1, MAX_WEEKS, 4), "Weeks after the cohort week."),
+                  Param("identity", {"type": "string", "enum": ["all", "user_id"]},
+                        "user_id: identified users only (default all)."))),
     _route("/api/stats/flow", flow, "Next page after a page.", heavy=True,
            extra=(Param("page", {"type": "string", "minLength": 1}, "The page path.", required=True),
-                  Param("limit", _int(1, MAX_FLOW_LIMIT, 10), "Next pages listed."))),
+                  Param("limit", _int(1, MAX_FLOW_LIMIT, 10), "Next pages listed."),
+                  Param("direction", {"type": "string", "enum": ["next", "previous"]},
+                        "previous: the pages viewed just before (default next)."))),
 )

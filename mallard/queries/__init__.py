@@ -293,22 +293,24 @@ class Queries:
 
     def retention(self, site: str, *, weeks: int = 4, period: str | None = None,
                   start_date: str | date | None = None, end_date: str | date | None = None,
-                  filters: object = None, timezone: str | None = None) -> Report:
+                  filters: object = None, timezone: str | None = None, identity: str = "all") -> Report:
         """Weekly cohorts by the ISO week of each identity's first visit in the range, with counts and
-        rates per week offset, and a caveat when daily anonymous ids make later weeks structurally 0."""
+        rates per week offset, and a caveat when daily anonymous ids make later weeks structurally 0;
+        ``identity="user_id"``: identified users only."""
         from .retention import retention
 
         rng = self.date_range(site, period, start_date, end_date, timezone=timezone)
-        return retention(self.access, check_site(site), rng, weeks, filters)
+        return retention(self.access, check_site(site), rng, weeks, filters, identity)
 
     def flow(self, site: str, page: str, *, limit: int = 10, period: str | None = None,
              start_date: str | date | None = None, end_date: str | date | None = None,
-             filters: object = None, timezone: str | None = None) -> Report:
-        """The pages viewed next after each visitor's first pageview of ``page``, and the exits."""
+             filters: object = None, timezone: str | None = None, direction: str = "next") -> Report:
+        """The pages viewed next after each visitor's first pageview of ``page``, and the exits
+        (``direction="previous"``: the pages viewed just before it, and the entrances)."""
         from .flow import flow
 
         rng = self.date_range(site, period, start_date, end_date, timezone=timezone)
-        return flow(self.access, check_site(site), rng, page, limit, filters)
+        return flow(self.access, check_site(site), rng, page, limit, filters, direction)
 
     def properties(self, site: str, *, limit: int = 50, contains: str = "", period: str | None = None,
                    start_date: str | date | None = None, end_date: str | date | None = None,

@@ -7,7 +7,7 @@ from ..errors import InvalidQueryError
 from ..events import COLUMN_NAMES
 from .access import ReaderFactory
 from .acquisition import with_computed
-from .filters import compile_condition, compile_tree, conditions
+from .filters import event_rows
 from .model import build
 from .periods import DateRange
 from .results import Table
@@ -30,12 +30,7 @@ def raw_export(reading: ReaderFactory, site: str, rng: DateRange, limit: int, fi
     lower, upper = rng.bounds()
     where = Sql(" WHERE site_id = ? AND timestamp >= ? AND timestamp < ?", (site, lower, upper))
     if query.filters is not None:
-        for cond in conditions(query.filters):
-            if cond.dimension.column is None and cond.dimension.prop_key is None:
-                raise InvalidQueryError("Raw export cannot filter on entry or exit pages.",
-                                        code="invalid_filter")
-        where = where + " AND " + compile_tree(
-            query.filters, lambda c: compile_condition(c, c.dimension.event_expr()))
+        where = where + " AND " + event_rows(query.filters, "Raw export")
     first, last = rng.partition_dates()
     with reading(site, first, last) as reader:
         src, src_params = reader.source()

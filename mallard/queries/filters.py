@@ -308,3 +308,15 @@ def compile_condition(cond: Condition, expr: Sql) -> Sql:
 def _negated(positive: Sql, negate: bool) -> Sql:
     body = "coalesce(" + (positive.wrap() if positive.text else Sql("false")) + ", false)"
     return ("(NOT " + body + ")") if negate else body
+
+
+def event_rows(node: Filter | None, what: str) -> Sql:
+    """Boolean SQL over single event rows for ``node`` (``TRUE`` for none): conditions on the entry or
+    exit page, properties of visits rather than of events, are refused, naming ``what`` refuses them."""
+    if node is None:
+        return Sql("TRUE")
+    for cond in conditions(node):
+        if cond.dimension.column is None and cond.dimension.prop_key is None:
+            raise InvalidQueryError(f"{what} cannot filter on {cond.dimension.name}: it is a property of "
+                                    "visits, not of single events.", code="invalid_filter")
+    return compile_tree(node, lambda c: compile_condition(c, c.dimension.event_expr()))

@@ -30,15 +30,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-import duckdb
-
-from ..errors import InvalidQueryError, StorageError
+from ..errors import InvalidQueryError
 from . import sessions as _sessions
 from .acquisition import with_computed
-from .filters import Condition, compile_condition, compile_tree, conditions
 from .model import build
 from .periods import DateRange
 from .results import Record, Report
+from .selection import keep_ctes, needs, run_selected
 from .sql import Sql, with_ctes
 
 if TYPE_CHECKING:
@@ -48,7 +46,8 @@ __all__ = ["FUNNEL_COLUMNS", "MAX_STEPS", "MAX_WINDOW_SECONDS", "Step", "compile
            "parse_steps", "parse_window", "sequences"]
 
 MAX_STEPS: Final = 32
-FUNNEL_COLUMNS: Final = ("step", "label", "visitors", "conversion_rate", "step_conversion_rate")
+FUNNEL_COLUMNS: Final = ("step", "label", "visitors", "conversion_rate", "step_conversion_rate",
+                          "median_seconds")
 MAX_STEP_VALUE: Final = 2048
 MAX_WINDOW_SECONDS: Final = 366 * 86_400
 _UNITS: Final = {"second": 1, "minute": 60, "hour": 3600, "day": 86_400, "week": 7 * 86_400}
@@ -157,15 +156,8 @@ def compile_funnel(site: str, rng: DateRange, steps: Sequence[Step], window_us: 
     """
     classes: dict[Step, int] = {}
     cls = [classes.setdefault(s, len(classes)) for s in steps]
-    needed = set(_BASE_COLUMNS)
-    conds = list(conditions(filters))
-    for c in conds:
-        if c.dimension.column is not None:
-            needed.add(c.dimension.column)
-        if c.dimension.prop_key is not None:
-            needed.add("props")
     lower, upper = rng.bounds()
-    scoped = Sql("SELECT " + ", ".join(f'"{c}"' for c in sorted(needed)) + " FROM events "
+    scoped = Sql("SELECT " + needs(_BASE_COLUMNS, filters) + " FROM events "
                  "WHERE site_id = ? AND timestamp >= ? AND timestamp < ?", (site, lower, upper))
     ctes: list[tuple[str, Sql]] = [("events", source), ("scoped", scoped)]
     keep = Sql("")
@@ -173,7 +165,7 @@ def compile_funnel(site: str, rng: DateRange, steps: Sequence[Step], window_us: 
     if filters is not None:
         if sessions is None:
             raise ValueError("a filtered funnel reads sessions: pass their relation")
-        ctes += _keep(filters, conds, sessions, lower, upper)
+        ctes += keep_ctes(filters, sessions, lower, upper, events="actors", ident=_ident_keys())
         keep = Sql(" WHERE ik IN (SELECT ik FROM keep)")
     case = Sql.join([Sql("WHEN ") + step.condition() + f" THEN {i}" for step, i in classes.items()], " ")
     ctes.append(("ev", "SELECT * FROM (SELECT " + _ident_keys() + ", epoch_us(timestamp) AS ts_us, "
@@ -203,6 +195,12 @@ def compile_funnel(site: str, rng: DateRange, steps: Sequence[Step], window_us: 
                    + limit.format(i=i), () if window_us is None else (window_us,))
         ctes.append((f"s{i}", body))
     counts = ", ".join(f"(SELECT count(DISTINCT ik) FROM s{i}) AS v{i}" for i in range(1, len(steps) + 1))
+    if window_us is not None:
+        # Time to convert: per identity, the shortest p_i - p1 over its entries. The greedy chain from an
+        # entry places every step at its earliest possible timestamp, so this is the shortest time from a
+        # step-1 event to step i over every valid chain; t_i is its median over the identities.
+        counts += "".join(f", (SELECT median(d::DOUBLE) FROM (SELECT min(p{i} - p1) AS d FROM s{i} "
+                          f"GROUP BY ik)) AS t{i}" for i in range(2, len(steps) + 1))
     body = Sql("SELECT count(*) AS total, count(*) FILTER (WHERE by_user) AS by_user, " + counts
                + " FROM (SELECT DISTINCT ik, by_user FROM ev)")
     # ev (fixed-width columns) is read twice, by g and by the total: buffer it rather than the wide
@@ -211,57 +209,19 @@ def compile_funnel(site: str, rng: DateRange, steps: Sequence[Step], window_us: 
     return with_ctes(ctes, body, inline=inline, materialize=("ev",))
 
 
-def _keep(filters: Any, conds: Sequence[Condition], sessions: Sql, lower: object,
-          upper: object) -> list[tuple[str, Sql]]:
-    """CTEs ending in ``keep``: the identities with an event in scope that belongs to a session (of
-    ``sessions``, matched on a visitor key and the session's time span) satisfying ``filters``."""
-    flags = [c for c in conds if c.dimension.level != "visit"]
-    flag_names = {id(c): f"f_{i}" for i, c in enumerate(flags)}
-    # the session columns the visit conditions read, by the name their expression uses (s_<column>,
-    # entry_page, exit_page)
-    visit = dict(sorted({c.dimension.visit_column(): c.dimension.session_column or c.dimension.column
-                         for c in conds if c.dimension.level == "visit"}.items()))
-
-    def leaf(c: Condition) -> Sql:
-        if c.dimension.level == "visit":
-            return compile_condition(c, c.dimension.visit_expr())
-        return Sql(f"bool_or({flag_names[id(c)]})")
-
-    columns = "".join(f", {column} AS {name}" for name, column in visit.items())
-    picked = Sql.join([Sql("e.ik")] + [compile_condition(c, c.dimension.event_expr()) + f" AS f_{i}"
-                                       for i, c in enumerate(flags)])
-    joined = ("SELECT " + picked + "".join(f", s.{v}" for v in visit)
-              + " , s.vid0, s.start_time FROM (SELECT *, " + _ident_keys() + " FROM actors) e JOIN ("
-              + Sql(f"SELECT visitor_keys[1] AS vid0, unnest(visitor_keys) AS vid, start_time, end_time"
-                    f"{columns} FROM (") + _sessions.with_end_time(sessions)
-              + Sql(") WHERE end_time >= ? AND start_time < ?", (lower, upper))
-              + f") s ON {_sessions.BELONGS}")
-    group = ", ".join(["vid0", "start_time", *visit])
-    matched = "SELECT vid0, start_time FROM joined GROUP BY " + group + " HAVING " + compile_tree(
-        filters, leaf)
-    return [("joined", joined), ("matched", matched),
-            ("keep", Sql("SELECT DISTINCT ik FROM joined JOIN matched USING (vid0, start_time)"))]
-
-
 def _levels(access: Access, site: str, rng: DateRange, steps: Sequence[Step], window_us: int | None,
-            filters: Any) -> tuple[int, int, list[int]]:
+            filters: Any) -> tuple[int, int, list[int], list[float | None]]:
     query = build(site, rng, filters=filters)  # validates the site and parses the filters
     first, last = rng.partition_dates()
     with access.reading(query.site_id, first, last) as reader:
         src, src_params = reader.source()
-        for stored in (True, False):
-            rows = None if query.filters is None else access.sessions(reader, query.site_id, rng, stored)
-            source = with_computed(Sql(src, tuple(src_params)))
-            sql = compile_funnel(query.site_id, rng, steps, window_us, source=source,
-                                 filters=query.filters, gap_seconds=access.gap_seconds,
-                                 sessions=None if rows is None else rows.relation())
-            try:
-                row = reader.execute(sql.text, sql.params).to_pylist()[0]
-                break
-            except (duckdb.Error, StorageError):  # an unreadable stored sessions file: from events
-                if not stored or rows is None or not access.discard(rows.files):
-                    raise
-    return int(row["total"]), int(row["by_user"]), [int(row[f"v{i}"]) for i in range(1, len(steps) + 1)]
+        source = with_computed(Sql(src, tuple(src_params)))
+        row = run_selected(access, reader, query.site_id, rng, query.filters, lambda sessions: compile_funnel(
+            query.site_id, rng, steps, window_us, source=source, filters=query.filters,
+            gap_seconds=access.gap_seconds, sessions=sessions)).to_pylist()[0]
+    medians = [None if row.get(f"t{i}") is None else row[f"t{i}"] / 1e6 for i in range(1, len(steps) + 1)]
+    return (int(row["total"]), int(row["by_user"]), [int(row[f"v{i}"]) for i in range(1, len(steps) + 1)],
+            medians)
 
 
 def _identity(total: int, by_user: int) -> str:
@@ -288,22 +248,26 @@ def funnel(access: Access, site: str, rng: DateRange, steps: Sequence[str] | str
 
     Returns:
         A :class:`Report` whose rows are the steps ``{"step", "label", "visitors", "conversion_rate",
-        "step_conversion_rate"}`` (its HTTP body) and ``to_dict()`` is ``{"steps": rows,
+        "step_conversion_rate", "median_seconds"}`` (its HTTP body) and ``to_dict()`` is ``{"steps": rows,
         "total_visitors", "level_counts": [{"level", "visitors"}, …] (0 = never did step 1),
         "window_seconds", "identity": "user_id" | "visitor_id" | "mixed", "start_date", "end_date",
         "timezone"}``. ``conversion_rate`` is relative to step 1, ``step_conversion_rate`` to the previous
-        step (1.0 for step 1 when anybody reached it); both 0.0 when the base is 0.
+        step (1.0 for step 1 when anybody reached it); both 0.0 when the base is 0. ``median_seconds`` is
+        the time to convert: over the identities that reached the step, the median of each one's
+        shortest time from a step-1 event to the step in a chain within the window (None for step 1
+        and for a step nobody reached).
 
     Raises:
         InvalidQueryError: bad steps, window, site or filters.
     """
     parsed = parse_steps(steps)
     window = check_window(window_seconds)
-    total, by_user, reached = _levels(access, site, rng, parsed, window * 1_000_000, filters)
+    total, by_user, reached, medians = _levels(access, site, rng, parsed, window * 1_000_000, filters)
     rows = [{"step": i, "label": step.label, "visitors": n,
              "conversion_rate": _rate(n, reached[0]),
-             "step_conversion_rate": _rate(n, reached[i - 2] if i > 1 else reached[0])}
-            for i, (step, n) in enumerate(zip(parsed, reached, strict=True), start=1)]
+             "step_conversion_rate": _rate(n, reached[i - 2] if i > 1 else reached[0]),
+             "median_seconds": median}
+            for i, (step, n, median) in enumerate(zip(parsed, reached, medians, strict=True), start=1)]
     levels = [total - reached[0]] + [n - m for n, m in zip(reached, [*reached[1:], 0], strict=True)]
     meta = {"total_visitors": total,
             "level_counts": [{"level": k, "visitors": n} for k, n in enumerate(levels)],
@@ -325,7 +289,7 @@ def sequences(access: Access, site: str, rng: DateRange, steps: Sequence[str] | 
         InvalidQueryError: fewer than 2 or more than 32 steps, bad steps, site or filters.
     """
     parsed = parse_steps(steps, min_steps=2)
-    total, by_user, reached = _levels(access, site, rng, parsed, None, filters)
+    total, by_user, reached, _ = _levels(access, site, rng, parsed, None, filters)
     return Record({"converting_visitors": reached[-1], "total_visitors": total,
                    "conversion_rate": _rate(reached[-1], total), "step1_visitors": reached[0],
                    "step1_conversion_rate": _rate(reached[-1], reached[0]),

@@ -61,6 +61,17 @@ class Query:
         }
 
 
+def check_option(value: object, name: str, choices: tuple[str, ...]) -> str:
+    """``value`` if it is one of ``choices`` (``""`` or None: the first, the default), else raise
+    InvalidQueryError ``invalid_<name>``."""
+    if value in ("", None):
+        return choices[0]
+    if isinstance(value, str) and value in choices:
+        return value
+    allowed = " or ".join(repr(c) for c in choices)
+    raise InvalidQueryError(f"{name} must be {allowed}, not {str(value)[:40]!r}.", code=f"invalid_{name}")
+
+
 def check_site(site_id: object) -> str:
     try:
         return validate_site_id(site_id)

@@ -20,9 +20,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 from ..errors import InvalidQueryError
+from .filters import event_rows
+from .model import build
 from .periods import DateRange
 from .results import Report
-from .retention import event_filter
 from .sql import Sql, with_ctes
 
 if TYPE_CHECKING:
@@ -63,7 +64,8 @@ def properties(access: Access, site: str, rng: DateRange, limit: int = 50,
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PROPERTIES_LIMIT:
         raise InvalidQueryError(f"limit must be an integer between 1 and {MAX_PROPERTIES_LIMIT}, not "
                                 f"{limit!r}.", code="invalid_limit")
-    where = event_filter(site, rng, filters)  # validates the site too
+    where = " AND " + event_rows(build(site, rng, filters=filters).filters,  # validates the site too
+                                 "The property list")
     lower, upper = rng.bounds()
     first, last = rng.partition_dates()
     with access.reading(site, first, last) as reader:

@@ -12,7 +12,9 @@ Rules:
   ``retained[0]`` is the cohort size.
 * ``complete[k]``: week k ended on or before both the range's end and today (UTC); incomplete weeks are
   lower bounds.
-* Filters restrict the events that exist for the computation, first_seen included.
+* Filters select identities (selection.py): those with an event in the range in a session matching the
+  filter (visit dimensions, entry and exit page included, read on the whole session); their cohorts and
+  weeks then use all of their events.
 
 Anonymous ids live for one salt period (``visitor_salt_rotation_days``, aligned to UTC days), so an
 anonymous member can only be seen in week k if ``rotation_days >= 7k - 5`` (first seen on a Sunday, id
@@ -26,10 +28,10 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ..errors import InvalidQueryError
 from .acquisition import with_computed
-from .filters import compile_condition, compile_tree
-from .model import build
+from .model import build, check_option
 from .periods import DateRange
 from .results import Report
+from .selection import actor_selection, run_selected
 from .sql import Sql, with_ctes
 
 if TYPE_CHECKING:
@@ -53,31 +55,20 @@ def check_weeks(weeks: object) -> int:
     return weeks
 
 
-def event_filter(site: str, rng: DateRange, filters: object) -> Sql:
-    """`` AND <filter>`` for event rows (or nothing); conditions on entry/exit pages are rejected."""
-    query = build(site, rng, filters=filters)
-    if query.filters is None:
-        return Sql("")
-
-    def leaf(cond: Any) -> Sql:
-        if cond.dimension.column is None and cond.dimension.prop_key is None:
-            raise InvalidQueryError(f"Cannot filter on {cond.dimension.name} here: it is a property of "
-                                    "visits, not of single events.", code="invalid_filter")
-        return compile_condition(cond, cond.dimension.event_expr())
-
-    return " AND " + compile_tree(query.filters, leaf)
-
-
 def first_unreachable_week(rotation_days: int) -> int:
     """The first week offset k >= 1 that an anonymous id can never reach (``rotation_days < 7k - 5``)."""
     return max(1, (rotation_days + 5) // 7 + 1)
 
 
 def compile_retention(source: Sql, site: str, lower: object, upper: object, weeks: int,
-                      where: Sql) -> Sql:
-    """SQL: rows ``(cohort DATE, k, identified, anonymous)`` = members per kind active in week k."""
+                      filters: object = None, sessions: Sql | None = None) -> Sql:
+    """SQL: rows ``(cohort DATE, k, identified, anonymous)`` = members per kind active in week k.
+
+    ``sessions``: the session rows starting in the range or reaching into it, needed with ``filters``.
+    """
+    selection, keep = actor_selection("retention", filters, sessions, site, lower, upper)
     scoped = Sql("SELECT " + ACTOR_COLUMNS + ", timestamp FROM events "
-                 "WHERE site_id = ? AND timestamp < ?", (site, upper)) + where
+                 "WHERE site_id = ? AND timestamp < ?", (site, upper)) + keep
     first_seen = Sql("SELECT kind, actor, CAST(date_trunc('week', min(timestamp)) AS DATE) AS cohort "
                      "FROM scoped GROUP BY kind, actor HAVING min(timestamp) >= ?", (lower,))
     # :TRICKY: the week offset counts whole UTC days from the cohort's Monday, as ClickHouse's
@@ -88,8 +79,8 @@ def compile_retention(source: Sql, site: str, lower: object, upper: object, week
     body = Sql("SELECT cohort, k, count(*) FILTER (WHERE kind = 'u') AS identified, "
                "count(*) FILTER (WHERE kind = 'v') AS anonymous FROM activity WHERE k < ? "
                "GROUP BY cohort, k ORDER BY cohort, k", (weeks,))
-    return with_ctes([("events", source), ("scoped", scoped), ("first_seen", first_seen),
-                      ("activity", activity)], body, inline=("events",))
+    return with_ctes([("events", source), *selection, ("scoped", scoped), ("first_seen", first_seen),
+                      ("activity", activity)], body, inline=("events", "inrange"))
 
 
 def caveat_text(weeks: int, rotation_days: int) -> str | None:
@@ -116,24 +107,30 @@ def _ended(cohort: date, weeks: int, horizon: datetime) -> bool:
 
 
 def retention(access: Access, site: str, rng: DateRange, weeks: int,
-              filters: object = None) -> Report:
+              filters: object = None, identity: str = "all") -> Report:
     """Weekly retention cohorts of ``site`` over ``rng`` (identities first seen in the range).
 
     Returns a :class:`Report` whose rows are the cohorts ``{"cohort_date", "visitors", "retained",
     "rates", "complete"}``; ``to_dict()`` (the HTTP body) is ``{"cohorts": rows, "weeks",
     "identity": "user_id" | "visitor_id" | "mixed", "caveat": str | None}``.
 
+    ``identity="user_id"`` counts only the identities with a user id (the anonymous ones, whose later
+    weeks are structurally 0, are left out of every cohort).
+
     Raises:
-        InvalidQueryError: bad site, weeks not an integer 1..52, or a bad filter.
+        InvalidQueryError: bad site, weeks not an integer 1..52, a bad filter or identity.
     """
     n = check_weeks(weeks)
-    where = event_filter(site, rng, filters)  # validates the site too
+    users_only = check_option(identity, "identity", ("all", "user_id")) == "user_id"
+    query = build(site, rng, filters=filters)  # validates the site and parses the filters
     lower, upper = rng.bounds()
     _, last = rng.partition_dates()
-    with access.reading(site, None, last) as reader:  # first_seen looks at all history before the end
+    # first_seen looks at all history before the end
+    with access.reading(query.site_id, None, last) as reader:
         src, src_params = reader.source()
-        sql = compile_retention(with_computed(Sql(src, tuple(src_params))), site, lower, upper, n, where)
-        table = reader.execute(sql.text, sql.params)
+        source = with_computed(Sql(src, tuple(src_params)))
+        table = run_selected(access, reader, query.site_id, rng, query.filters, lambda sessions: (
+            compile_retention(source, query.site_id, lower, upper, n, query.filters, sessions)))
     by_cohort: dict[date, list[tuple[int, int]]] = {}
     for cohort, k, identified, anonymous in zip(*(table.column(i).to_pylist() for i in range(4)),
                                                 strict=True):
@@ -143,8 +140,10 @@ def retention(access: Access, site: str, rng: DateRange, weeks: int,
     cohorts: list[dict[str, Any]] = []
     identified_members = anonymous_members = 0
     for cohort in sorted(by_cohort):
-        counts = by_cohort[cohort]
+        counts = [(i, 0) for i, _ in by_cohort[cohort]] if users_only else by_cohort[cohort]
         size = counts[0][0] + counts[0][1]
+        if size == 0:
+            continue
         identified_members += counts[0][0]
         anonymous_members += counts[0][1]
         retained = [a + b for a, b in counts]

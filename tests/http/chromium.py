@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser
+    from playwright.sync_api import Browser, BrowserContext, Page
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -43,3 +43,27 @@ def chromium() -> Iterator[Browser]:
             yield b
         finally:
             b.close()
+
+
+def watched(browser: Browser, **options: object) -> tuple[BrowserContext, Page, list[str]]:
+    """A new context (``options``: viewport, color_scheme, …) and page; console errors and page errors
+    are collected in the list."""
+    context = browser.new_context(user_agent=UA, **options)  # type: ignore[arg-type]
+    p = context.new_page()
+    errors: list[str] = []
+    p.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    p.on("pageerror", lambda e: errors.append(str(e)))
+    return context, p, errors
+
+
+def checked_page(browser: Browser, shot: Path, **options: object) -> Iterator[Page]:
+    """A page of a new context (``options``: viewport, color_scheme, …) for a fixture to yield from:
+    every console or page error fails the test, and a full-page screenshot goes to ``shot``."""
+    context, p, errors = watched(browser, **options)
+    try:
+        yield p
+        shot.parent.mkdir(parents=True, exist_ok=True)
+        p.screenshot(path=str(shot), full_page=True)
+        assert not errors, errors
+    finally:
+        context.close()

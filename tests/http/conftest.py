@@ -98,6 +98,17 @@ def eventually(check: Callable[[], bool], timeout: float = 20) -> None:
         time.sleep(0.1)
 
 
+def served(data_dir: Path, env: dict[str, str] | None = None, kind: str = "serve") -> Iterator[Live]:
+    """A server of ``kind`` (``mallard serve`` by default) on ``data_dir`` for a fixture to yield from;
+    stopped afterwards, and its log must hold no traceback."""
+    live = start(kind, data_dir, env=env)
+    try:
+        yield live
+    finally:
+        stop(live)
+        assert "Traceback" not in live.logs(), live.logs()
+
+
 def stop(live: Live) -> None:
     if live.proc.poll() is None:
         os.killpg(live.proc.pid, signal.SIGTERM)
@@ -153,13 +164,7 @@ def serving(kind: str, tmp_path_factory: pytest.TempPathFactory, label: str,
     data_dir = tmp_path_factory.mktemp(f"{label}-{kind}") / "data"
     if fill is not None:
         fill(data_dir)
-    server = start(kind, data_dir, env=env)
-    try:
-        yield server
-    finally:
-        stop(server)
-        text = server.logs()
-        assert "Traceback" not in text, text
+    yield from served(data_dir, env, kind)
 
 
 @pytest.fixture(scope="module", params=KINDS)

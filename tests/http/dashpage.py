@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from .chromium import UA
+from .chromium import checked_page, watched
 from .conftest import ROOT, Live
 
 if TYPE_CHECKING:
@@ -20,25 +20,13 @@ ARTIFACTS = ROOT / "test-artifacts" / "dashboard"
 
 def watched_page(browser: Browser, width: int, height: int) -> tuple[BrowserContext, Page, list[str]]:
     """A new context and page at ``width``×``height``; console errors and page errors are collected."""
-    context = browser.new_context(user_agent=UA, viewport={"width": width, "height": height})
-    p = context.new_page()
-    errors: list[str] = []
-    p.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    p.on("pageerror", lambda e: errors.append(str(e)))
-    return context, p, errors
+    return watched(browser, viewport={"width": width, "height": height})
 
 
 def screened_page(browser: Browser, name: str, width: int = 1280, height: int = 800) -> Iterator[Page]:
     """For a fixture to yield from: a watched page; afterwards its full-page screenshot is saved as
     ``test-artifacts/dashboard/<name>.png`` and any console error fails the test."""
-    context, p, errors = watched_page(browser, width, height)
-    try:
-        yield p
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        p.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-        assert not errors, errors
-    finally:
-        context.close()
+    yield from checked_page(browser, ARTIFACTS / f"{name}.png", viewport={"width": width, "height": height})
 
 
 def api(live: Live, path: str, **params: str) -> Any:

@@ -311,4 +311,5 @@ def test_detailed_health_says_the_behavioural_analyses_are_available(api: Api) -
     assert health["behavioral_available"] is True
     status, _, body = get(api, "/api/stats/funnel", "site_id=example.com&period=7d&steps=page:/")
     assert status == 200 and orjson.loads(body) == [
-        {"step": 1, "label": "page:/", "visitors": 0, "conversion_rate": 0.0, "step_conversion_rate": 0.0}]
+        {"step": 1, "label": "page:/", "visitors": 0, "conversion_rate": 0.0, "step_conversion_rate": 0.0,
+         "median_seconds": None}]

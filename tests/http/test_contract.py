@@ -479,7 +479,12 @@ def test_retention_and_flow_routes(live: Live) -> None:
         assert (flow["visitors_at_page"], flow["exits"]) == (3, 1)
         rows = [(r["next_page"], r["visitors"]) for r in flow["next_pages"]]
         assert rows == [("/docs", 1), ("/pricing", 1)]
-        for params in ({"weeks": "0"}, {"weeks": "53"}, {"weeks": "x"}):
+        users = c.get("/api/stats/retention", params={"site_id": d, "period": "7d", "identity": "user_id"})
+        assert users.json()["cohorts"] == [] and users.json()["caveat"] is None
+        entered = c.get("/api/stats/flow", params={"site_id": d, "period": "day", "page": "/",
+                                                   "filters": "exit_page==/docs"}).json()
+        assert [(r["next_page"], r["visitors"]) for r in entered["next_pages"]] == [("/docs", 1)]
+        for params in ({"weeks": "0"}, {"weeks": "53"}, {"weeks": "x"}, {"identity": "users"}):
             r = c.get("/api/stats/retention", params={"site_id": d, **params})
             assert r.status_code == 400 and "error" in r.json(), r.text
         for page in ("", "pricing", "/" + "x" * 3000):

@@ -18,7 +18,7 @@ import pytest
 
 from tests.queries.plausible_traffic import SITE, write_traffic
 
-from .conftest import Live, start, stop
+from .conftest import Live, served
 
 COUNTRY_NAMES = {"DE": "Germany", "US": "United States", "EE": "Estonia"}  # Plausible's names
 EXAMPLES: dict[str, dict[str, Any]] = {
@@ -75,12 +75,7 @@ first AS (SELECT visitor_id, arg_min(utm_campaign, timestamp) AS campaign, count
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     data_dir = tmp_path_factory.mktemp("plausible-examples") / "data"
     write_traffic(data_dir, datetime.now(UTC))
-    live = start("serve", data_dir)
-    try:
-        yield live
-    finally:
-        stop(live)
-        assert "Traceback" not in live.logs(), live.logs()
+    yield from served(data_dir)
 
 
 def ask(live: Live, name: str) -> tuple[dict[str, Any], list[Any]]:

@@ -108,6 +108,22 @@ def test_flow_after_home_page(q: Queries) -> None:
     assert result["page"] == "/"
 
 
+def test_previous_pages(q: Queries) -> None:
+    """direction="previous": the page viewed just before each identity's first pageview of the page
+    (same order and ties as the next pages); none is an entrance."""
+    before_a = flow(q.access, SITE, RANGE, "/a", direction="previous").to_dict()
+    assert before_a == {"page": "/a", "visitors_at_page": 3, "entrances": 0,  # v2 v3 v10
+                        "previous_pages": [{"previous_page": "/", "visitors": 3, "share": 1.0}]}
+    checkout = flow(q.access, SITE, RANGE, "/checkout", direction="previous")
+    assert (checkout["visitors_at_page"], checkout["entrances"]) == (2, 1)  # u6 after /, e2 entered there
+    assert [(r["previous_page"], r["visitors"]) for r in checkout["previous_pages"]] == [("/", 1)]
+    home = flow(q.access, SITE, RANGE, "/", direction="previous")
+    assert (home["visitors_at_page"], home["entrances"], home["previous_pages"]) == (9, 9, [])
+    with pytest.raises(InvalidQueryError, match="direction must be") as info:
+        flow(q.access, SITE, RANGE, "/", direction="back")
+    assert info.value.code == "invalid_direction"
+
+
 def test_flow_limit_keeps_totals(q: Queries) -> None:
     """The limit cuts the rows (visitors desc, then page) but not visitors_at_page or exits."""
     result = flow(q.access, SITE, RANGE, "/", limit=2)
@@ -163,16 +179,19 @@ def test_flow_rejects_bad_limits(q: Queries, limit: Any) -> None:
         flow(q.access, SITE, RANGE, "/", limit=limit)
 
 
-def test_flow_filters_restrict_events(make_queries: MakeQueries) -> None:
-    """A filter removes the events it does not match before the flow is computed."""
+def test_flow_filters_select_visitors(make_queries: MakeQueries) -> None:
+    """A filter keeps the visitors with a matching session; their flow uses all their pageviews (a
+    visit attribute is the session's first event's)."""
     q = make_queries([event("a", "2024-04-01 10:00:00", path="/", browser="Firefox"),
                       event("a", "2024-04-01 10:01:00", path="/x", browser="Chrome"),
-                      event("a", "2024-04-01 10:02:00", path="/y", browser="Firefox")])
-    assert rows(flow(q.access, SITE, RANGE, "/")) == [("/x", 1)]
+                      event("a", "2024-04-01 10:02:00", path="/y", browser="Firefox"),
+                      event("b", "2024-04-01 10:00:00", path="/", browser="Chrome"),
+                      event("b", "2024-04-01 10:01:00", path="/z", browser="Chrome")])
+    assert rows(flow(q.access, SITE, RANGE, "/")) == [("/x", 1), ("/z", 1)]
     firefox = [["is", "visit:browser", ["Firefox"]]]
-    assert rows(flow(q.access, SITE, RANGE, "/", filters=firefox)) == [("/y", 1)]
-    with pytest.raises(InvalidQueryError, match="entry_page"):
-        flow(q.access, SITE, RANGE, "/", filters=[["is", "visit:entry_page", ["/"]]])
+    assert rows(flow(q.access, SITE, RANGE, "/", filters=firefox)) == [("/x", 1)]
+    entry = flow(q.access, SITE, RANGE, "/", filters=[["is", "visit:exit_page", ["/z"]]])
+    assert rows(entry) == [("/z", 1)]
     with pytest.raises(InvalidQueryError):
         flow(q.access, "bad site!", RANGE, "/")
 

@@ -4,6 +4,7 @@ differential test against ClickHouse's ``windowFunnel(window, 'strict_once')`` r
 from __future__ import annotations
 
 import random
+import statistics
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -60,11 +61,12 @@ def test_cumulative_counts_and_rates(make_queries: MakeQueries) -> None:
     ])
     r = funnel(q.access, SITE, DAY, ["page:/", "page:/pricing", "event:signup"], 10)
     assert r["steps"] == [
-        {"step": 1, "label": "page:/", "visitors": 3, "conversion_rate": 1.0, "step_conversion_rate": 1.0},
+        {"step": 1, "label": "page:/", "visitors": 3, "conversion_rate": 1.0, "step_conversion_rate": 1.0,
+         "median_seconds": None},
         {"step": 2, "label": "page:/pricing", "visitors": 2, "conversion_rate": 2 / 3,
-         "step_conversion_rate": 2 / 3},
+         "step_conversion_rate": 2 / 3, "median_seconds": 2.5},  # v1 5 s, v2 0 s
         {"step": 3, "label": "event:signup", "visitors": 2, "conversion_rate": 2 / 3,
-         "step_conversion_rate": 1.0},
+         "step_conversion_rate": 1.0, "median_seconds": 5.0},  # v1 10 s, v2 0 s
     ]
     assert r["total_visitors"] == 3
     assert r["level_counts"] == [{"level": 0, "visitors": 0}, {"level": 1, "visitors": 1},
@@ -430,3 +432,72 @@ def test_matches_clickhouse_window_funnel(tmp_path_factory: pytest.TempPathFacto
         s = sequences(q.access, SITE, TWO_DAYS, steps)
         assert s["converting_visitors"] == sum(1 for lv in whole.values() if lv == len(steps))
         assert s["total_visitors"] == len(whole)
+
+
+def test_time_to_convert_is_the_median_of_each_identitys_shortest_time(make_queries: MakeQueries) -> None:
+    """median_seconds of step i: over the identities that reached it, the median of each one's shortest
+    time from a step-1 event to step i (b's later entry at 100 s gives it 30 s, not 130 s)."""
+    q = make_queries([event("a", at(0), path="/a"), event("a", at(60), path="/b"),
+                      event("a", at(200), "buy"), event("b", at(0), path="/a"),
+                      event("b", at(100), path="/a"), event("b", at(130), path="/b"),
+                      event("c", at(0), path="/a")])
+    r = funnel(q.access, SITE, TWO_DAYS, ["page:/a", "page:/b", "event:buy", "event:never"], 3600)
+    assert [s["median_seconds"] for s in r["steps"]] == [None, 45.0, 200.0, None]
+
+
+def _shortest_times(events: list[Event], steps: list[str],
+                    window_us: int) -> dict[tuple[str, str], list[int]]:
+    """By brute force: per identity (user id, else the first visitor id of its chain), the shortest
+    time in µs from a step-1 event to step i over every chain of distinct events within the window."""
+    lower, upper = TWO_DAYS.bounds()
+    mine: dict[tuple[str, str], list[Event]] = {}
+    for e in events:
+        if e.site_id == SITE and lower <= e.timestamp < upper:
+            key = ("u", e.user_id) if e.user_id else ("v", e.visitor_id_prev or e.visitor_id)
+            mine.setdefault(key, []).append(e)
+
+    def fits(e: Event, step: str) -> bool:
+        kind, _, value = step.partition(":")
+        if kind == "page":
+            return e.event_name == "pageview" and e.pathname == value
+        return e.event_name == value
+
+    out: dict[tuple[str, str], list[int]] = {}
+    for key, evs in mine.items():
+        best: dict[int, int] = {}
+
+        def extend(i: int, t1: datetime, prev: datetime, used: frozenset[int], evs: list[Event] = evs,
+                   best: dict[int, int] = best) -> None:
+            best[i] = min(best.get(i, 2**62), (prev - t1) // timedelta(microseconds=1))
+            if i == len(steps):
+                return
+            for j, e in enumerate(evs):
+                if j not in used and fits(e, steps[i]) and e.timestamp >= prev and (
+                        (e.timestamp - t1) // timedelta(microseconds=1) <= window_us):
+                    extend(i + 1, t1, e.timestamp, used | {j})
+
+        for j, e in enumerate(evs):
+            if fits(e, steps[0]):
+                extend(1, e.timestamp, e.timestamp, frozenset({j}))
+        out[key] = [best[i] for i in sorted(best)]
+    return out
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@example(data=(EDGES, 2), steps=["page:/a", "page:/b", "event:buy"], seed=0)
+@given(data=clickstreams(), steps=st.lists(st.sampled_from(STEPS), min_size=2, max_size=3),
+       seed=st.integers(0, 2**32))
+def test_time_to_convert_matches_brute_force(tmp_path_factory: pytest.TempPathFactory,
+                                             open_queries: QueriesFactory,
+                                             data: tuple[list[Event], int], steps: list[str],
+                                             seed: int) -> None:
+    """median_seconds equals the median of the brute-force shortest times on generated clickstreams."""
+    events, window = data
+    q = open_queries(write_shuffled(tmp_path_factory.mktemp("ttc"), events, seed))
+    got = [s["median_seconds"] for s in funnel(q.access, SITE, TWO_DAYS, steps, window)["steps"]]
+    times = _shortest_times(events, steps, window * 1_000_000)
+    want: list[float | None] = [None]
+    for i in range(1, len(steps)):
+        reached_i = [t[i] for t in times.values() if len(t) > i]
+        want.append(statistics.median(reached_i) / 1e6 if reached_i else None)
+    assert got == pytest.approx(want)

@@ -335,5 +335,5 @@ def test_export_raw_limit_bounds(queries: Queries, limit: Any) -> None:
 def test_export_refusals(queries: Queries) -> None:
     with pytest.raises(InvalidQueryError, match="Invalid kind: 'weekly'"):
         queries.export(SITE, kind="weekly")
-    with pytest.raises(InvalidQueryError, match="cannot filter on entry or exit pages"):
+    with pytest.raises(InvalidQueryError, match="Raw export cannot filter on visit:entry_page"):
         queries.export(SITE, kind="raw", filters="entry_page==/")

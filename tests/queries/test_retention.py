@@ -138,12 +138,25 @@ def test_retention_other_site(q: Queries) -> None:
     assert [(c["cohort_date"], c["visitors"]) for c in result["cohorts"]] == [("2024-02-26", 1)]
 
 
-def test_retention_filters_restrict_events(q: Queries) -> None:
-    """A filter removes the events it does not match, first_seen included."""
+def test_retention_filters_select_identities(q: Queries) -> None:
+    """A filter keeps the identities with a matching session in the range; their cohorts and weeks use
+    all their events (u1 signed up in week 1, and is counted from its first visit)."""
     result = retention(q.access, SITE, APRIL, 4, filters=[["is", "event:name", ["signup"]]])
-    assert [(c["cohort_date"], c["retained"]) for c in result["cohorts"]] == [("2024-04-08", [1, 0, 0, 0])]
-    with pytest.raises(InvalidQueryError, match="exit_page"):
-        retention(q.access, SITE, APRIL, 4, filters=[["is", "visit:exit_page", ["/"]]])
+    assert [(c["cohort_date"], c["retained"]) for c in result["cohorts"]] == [("2024-04-01", [1, 1, 1, 0])]
+    entry = retention(q.access, SITE, APRIL, 4, filters=[["is", "visit:entry_page", ["/"]]])
+    assert [(c["cohort_date"], c["retained"]) for c in entry["cohorts"]] == [
+        ("2024-04-01", [2, 1, 2, 0]), ("2024-04-08", [2, 1, 0, 0])]
+
+
+def test_retention_of_identified_users_only(q: Queries) -> None:
+    """identity="user_id" leaves the anonymous identities out of every cohort (and needs no caveat)."""
+    result = retention(q.access, SITE, APRIL, 4, identity="user_id")
+    assert [(c["cohort_date"], c["visitors"], c["retained"]) for c in result["cohorts"]] == [
+        ("2024-04-01", 2, [2, 1, 2, 0]), ("2024-04-08", 1, [1, 1, 0, 0])]
+    assert (result["identity"], result["caveat"]) == ("user_id", None)
+    with pytest.raises(InvalidQueryError, match="identity must be") as info:
+        retention(q.access, SITE, APRIL, 4, identity="users")
+    assert info.value.code == "invalid_identity"
 
 
 @pytest.mark.parametrize("weeks", [0, 53, -1, "x", "4", True, 2.5, None])

@@ -11,6 +11,7 @@ import { Chart } from './chart.js';
 import { Breakdown } from './breakdown.js';
 import { Sessions } from './sessions.js';
 import { Funnel } from './funnel.js';
+import { Sequences } from './sequences.js';
 import { Retention } from './retention.js';
 import { Flow } from './flow.js';
 import { Goals } from './goals.js';
@@ -106,7 +107,8 @@ export function Dashboard({ auth, recheck }) {
         <div class="grid">
           <${Guard}><${Sessions} view=${view} /><//>
           <${Guard}><${Flow} params=${params} ready=${!view.loading} /><//>
-          <${Guard}><${Funnel} params=${params} ready=${!view.loading} /><//>
+          <${Guard}><${Funnel} params=${params} ready=${!view.loading} steps=${st.steps} win=${st.window} update=${update} /><//>
+          <${Guard}><${Sequences} params=${params} ready=${!view.loading} steps=${st.steps} /><//>
           <${Guard}><${Retention} params=${params} ready=${!view.loading} /><//>
         </div>`}
     </main>

@@ -1,47 +1,47 @@
-// The Funnel panel.
+// The Funnel panel: a step builder (steps and window kept in the page URL as the funnel route's own
+// steps= and window=) and the funnel route's answer drawn as steps with their counts, the drop-off
+// between them and the median time to convert.
 import { html, useState, useRef } from './html.js';
 import { useLazyApi } from './api.js';
-import { isNum, num, pct } from './format.js';
-import { Bar, Panel, FormError } from './widgets.js';
+import { isNum, num, pct, dur } from './format.js';
+import { Bar, Panel } from './widgets.js';
+import { StepsEditor, DEFAULT_STEPS } from './steps.js';
 
-export const DEFAULT_STEPS = 'page:/,page:/pricing,event:signup';
+export { DEFAULT_STEPS };
+export const DEFAULT_WINDOW = '1 day';
 
-export function Funnel({ params, ready }) {
-  const [steps, setSteps] = useState(DEFAULT_STEPS);
-  const [win, setWin] = useState('1 day');
-  const [q, setQ] = useState({ steps: DEFAULT_STEPS, window: '1 day' });
-  const [err, setErr] = useState('');
+function Steps({ rows }) {
+  if (!Array.isArray(rows) || !rows.length) return html`<p class="muted">No data.</p>`;
+  const first = rows[0].visitors || 0;
+  return html`<ol class="funnel">${rows.map((r, i) => {
+    const rate = isNum(r.conversion_rate) ? r.conversion_rate : (first ? (r.visitors || 0) / first : 0);
+    const prev = i > 0 ? rows[i - 1].visitors || 0 : 0;
+    const lost = Math.max(0, prev - (r.visitors || 0));
+    return html`<li key=${i} class="f-step" data-step=${i + 1}>
+      ${i > 0 && html`<div class="f-drop small muted">
+        <span class="f-lost">↓ ${num(lost)} dropped off (${pct(prev ? lost / prev : 0)})</span>
+        ${isNum(r.median_seconds) && html`<span class="f-time">median ${dur(r.median_seconds)} to convert</span>`}
+      </div>`}
+      <div class="f-head"><span class="f-label">${r.label || `Step ${r.step ?? i + 1}`}</span>
+        <span class="f-count"><b class="f-visitors">${num(r.visitors)}</b> · <span class="f-rate">${pct(rate)}</span></span></div>
+      <div class="track"><${Bar} frac=${rate} /></div>
+    </li>`;
+  })}</ol>`;
+}
+
+// Saved funnels per site: the routes come with another branch (dashapi; the funnel route also takes
+// `funnel=<saved id>`). A picker of them goes in this panel's `actions` and calls
+// `update({ steps, window })` like the editor.
+export function Funnel({ params, ready, steps, win, update }) {
+  const current = steps || DEFAULT_STEPS;
+  const [draftWin, setDraftWin] = useState(win || DEFAULT_WINDOW);
   const box = useRef(null);
-  const s = useLazyApi(box, ready, 'api/stats/funnel', { ...params, ...q });
-  const run = (e) => {
-    e.preventDefault();
-    const list = steps.split(',').map((x) => x.trim()).filter(Boolean);
-    if (list.length < 2) { setErr('Give at least two steps, separated by commas.'); return; }
-    setErr('');
-    setQ({ steps: list.join(','), window: win.trim() || '1 day' });
-  };
-  const top = html`<form class="inline" onSubmit=${run}>
-    <label class="grow">Steps <input value=${steps} placeholder=${DEFAULT_STEPS}
-      onInput=${(e) => setSteps(e.currentTarget.value)} /></label>
-    <label>Window <input class="short" value=${win} placeholder="1 day"
-      onInput=${(e) => setWin(e.currentTarget.value)} /></label>
-    <button type="submit">Run</button>
-    <${FormError} text=${err} />
-    <p class="hint">Steps: <code>page:/path</code> or <code>event:name</code>. Window: e.g. <code>30 minutes</code>, <code>2 hours</code>, <code>7 days</code>.</p>
-  </form>`;
-  const body = (rows) => {
-    if (!Array.isArray(rows) || !rows.length) return html`<p class="muted">No data.</p>`;
-    const first = rows[0].visitors || 0;
-    return html`<ol class="funnel">${rows.map((r, i) => {
-      const rate = isNum(r.conversion_rate) ? r.conversion_rate : (first ? (r.visitors || 0) / first : 0);
-      return html`<li key=${i}>
-        <div class="f-head"><span class="f-label">${r.label || `Step ${r.step ?? i + 1}`}</span>
-          <span class="n">${num(r.visitors)} · ${pct(rate)}</span></div>
-        <div class="track"><${Bar} frac=${rate} /></div>
-        ${i > 0 && html`<div class="small muted">${pct(r.step_conversion_rate)} of the previous step ·
-          ${num(Math.max(0, (rows[i - 1].visitors || 0) - (r.visitors || 0)))} dropped off</div>`}
-      </li>`;
-    })}</ol>`;
-  };
+  const s = useLazyApi(box, ready, 'api/stats/funnel', { ...params, steps: current, window: win || DEFAULT_WINDOW });
+  const run = (text) => update({ steps: text, window: draftWin.trim() === DEFAULT_WINDOW ? '' : draftWin.trim() });
+  const top = html`<${StepsEditor} name="funnel" value=${current} params=${params} onRun=${run} min=${1}>
+    <label class="f-window">Within <input class="short" aria-label="Window" value=${draftWin} placeholder=${DEFAULT_WINDOW}
+      onInput=${(e) => setDraftWin(e.currentTarget.value)} /></label>
+  <//>`;
+  const body = (rows) => html`<${Steps} rows=${rows} />`;
   return html`<${Panel} title="Funnel" state=${s} quiet top=${top} body=${body} boxRef=${box} />`;
 }

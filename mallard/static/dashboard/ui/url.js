@@ -1,5 +1,5 @@
-// Page state (site, period, range, filters, chart metric, interval, comparison) held in the query string, and the stats
-// parameters it gives.
+// Page state (site, period, range, filters, chart metric, interval, comparison, funnel steps and
+// window) held in the query string, and the stats parameters it gives.
 
 // [period, label, keyboard shortcut] (the keys are Plausible's; 'realtime' is the realtime view).
 export const PERIODS = [
@@ -33,6 +33,7 @@ export function readUrl() {
     filters: parseFilters(q.get('filters') || ''),
     metric: CHART_METRICS.includes(metric) ? metric : CHART_METRICS[0],
     interval: q.get('interval') || '', comparison: q.get('comparison') || '', // checked by interval.js, compare.js
+    steps: q.get('steps') || '', window: q.get('window') || '',
   };
 }
 
@@ -45,6 +46,7 @@ export function urlSearch(st) {
   if (st.metric && st.metric !== CHART_METRICS[0]) q.set('metric', st.metric);
   if (st.interval) q.set('interval', st.interval);
   if (st.comparison && st.comparison !== 'previous_period') q.set('comparison', st.comparison);
+  for (const k of ['steps', 'window']) if (st[k]) q.set(k, st[k]);
   return `?${q}`;
 }
 
