@@ -31,7 +31,8 @@ def raw_export(reading: ReaderFactory, site: str, rng: DateRange, limit: int, fi
     where = Sql(" WHERE site_id = ? AND timestamp >= ? AND timestamp < ?", (site, lower, upper))
     if query.filters is not None:
         for cond in conditions(query.filters):
-            if cond.dimension.column is None and cond.dimension.prop_key is None:
+            dim = cond.dimension
+            if dim.goals is None and dim.column is None and dim.prop_key is None:
                 raise InvalidQueryError("Raw export cannot filter on entry or exit pages.",
                                         code="invalid_filter")
         where = where + " AND " + compile_tree(

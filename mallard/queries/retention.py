@@ -60,7 +60,8 @@ def event_filter(site: str, rng: DateRange, filters: object) -> Sql:
         return Sql("")
 
     def leaf(cond: Any) -> Sql:
-        if cond.dimension.column is None and cond.dimension.prop_key is None:
+        dim = cond.dimension
+        if dim.goals is None and dim.column is None and dim.prop_key is None:
             raise InvalidQueryError(f"Cannot filter on {cond.dimension.name} here: it is a property of "
                                     "visits, not of single events.", code="invalid_filter")
         return compile_condition(cond, cond.dimension.event_expr())
