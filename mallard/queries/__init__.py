@@ -282,7 +282,7 @@ class Queries:
 
         rng = self.date_range(site, period, start_date, end_date, timezone=timezone)
         return funnel(self.access, check_site(site), rng, steps, parse_window(window),
-                      self._analysis_filters(site, rng, filters, per_session=True))
+                      self._analysis_filters(site, rng, filters))
 
     def sequences(self, site: str, steps: Sequence[str] | str, *, period: str | None = None,
                   start_date: str | date | None = None, end_date: str | date | None = None,
@@ -292,7 +292,7 @@ class Queries:
 
         rng = self.date_range(site, period, start_date, end_date, timezone=timezone)
         return sequences(self.access, check_site(site), rng, steps,
-                         self._analysis_filters(site, rng, filters, per_session=True))
+                         self._analysis_filters(site, rng, filters))
 
     def retention(self, site: str, *, weeks: int = 4, period: str | None = None,
                   start_date: str | date | None = None, end_date: str | date | None = None,
@@ -315,12 +315,11 @@ class Queries:
         return flow(self.access, check_site(site), rng, page, limit,
                     self._analysis_filters(site, rng, filters))
 
-    def _analysis_filters(self, site: str, rng: DateRange, filters: object, *,
-                          per_session: bool = False) -> object:
+    def _analysis_filters(self, site: str, rng: DateRange, filters: object) -> object:
         """``filters`` with segments and goals resolved, for analyses that compile filters themselves."""
         query = build(site, rng, filters=filters)
         return for_analysis(query, lambda: self.goals.list(query.site_id),
-                            lambda i: self.goals.segment(query.site_id, i), per_session=per_session)
+                            lambda i: self.goals.segment(query.site_id, i))
 
     def current_visitors(self, site: str) -> int:
         """Visitors with an event (not ``engagement``) in the last 5 minutes, as Plausible counts them;

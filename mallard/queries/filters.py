@@ -142,27 +142,22 @@ def _mapped(node: Filter, leaf: Callable[[Condition], Filter]) -> Filter:
     return Logic(node.op, children)
 
 
-def as_conditions(node: Filter | None, *, per_session: bool) -> Filter | None:
-    """The tree for an analysis with no has_done of its own: ``has_done(X)`` reads as ``X``, and, when
-    the analysis keeps whole sessions having a matching event (``per_session``: funnels, sequences),
-    ``has_not_done(X)`` as ``not X``, which there mean the same. Over single events (flow, retention,
-    raw export) ``has_not_done`` has no such reading and is refused."""
-    return None if node is None else _as_conditions(node, per_session)
+def as_conditions(node: Filter | None) -> Filter | None:
+    """The tree for an analysis with no has_done of its own: ``has_done(X)`` reads as ``X`` and
+    ``has_not_done(X)`` as ``not X``. Funnels and sequences keep whole sessions having a matching event,
+    so there this is exact; flow, retention and raw export read single events: the events matching X
+    (or not matching it)."""
+    return None if node is None else _as_conditions(node)
 
 
-def _as_conditions(node: Filter, per_session: bool) -> Filter:
+def _as_conditions(node: Filter) -> Filter:
     if isinstance(node, Condition):
         return node
     if isinstance(node, Behaviour):
-        if node.op == "has_done":
-            return node.child
-        if not per_session:
-            raise InvalidQueryError("has_not_done filters are not available here (this analysis reads "
-                                    "single events).", code="invalid_filter")
-        return Not(node.child)
+        return node.child if node.op == "has_done" else Not(node.child)
     if isinstance(node, Not):
-        return Not(_as_conditions(node.child, per_session))
-    children = tuple(_as_conditions(c, per_session) for c in node.children)
+        return Not(_as_conditions(node.child))
+    children = tuple(_as_conditions(c) for c in node.children)
     if isinstance(node, Written):
         return Written(node.op, children, node.written)
     return Logic(node.op, children)

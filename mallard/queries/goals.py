@@ -85,11 +85,10 @@ def resolve(query: Query, goals: Callable[[], Sequence[Goal]],
 
 
 def for_analysis(query: Query, goals: Callable[[], Sequence[Goal]],
-                 segment: Callable[[int], Segment | None], *, per_session: bool) -> Filter | None:
-    """The filters of ``query`` for funnels and sequences (``per_session``), flow, retention and raw
-    export: segments and goals resolved, has_done nodes read as conditions
-    (:func:`mallard.queries.filters.as_conditions`)."""
-    return as_conditions(resolve(query, goals, segment).filters, per_session=per_session)
+                 segment: Callable[[int], Segment | None]) -> Filter | None:
+    """The filters of ``query`` for funnels, sequences, flow, retention and raw export: segments and
+    goals resolved, has_done nodes read as conditions (:func:`mallard.queries.filters.as_conditions`)."""
+    return as_conditions(resolve(query, goals, segment).filters)
 
 
 def _all_conditions(node: Filter | None) -> Iterator[Condition]:
