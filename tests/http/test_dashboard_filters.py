@@ -138,6 +138,11 @@ def url_filters(page: Page) -> tuple[list[str], list[str]]:
     return q.get("filters", []), q.get("segment", [])
 
 
+def shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
 def expect_url(page: Page, filters: list[str], segment: list[str]) -> None:
     """Wait until the page's URL holds ``filters`` and ``segment`` (it is written after a render)."""
     page.wait_for_function("""([f, s]) => { const q = new URLSearchParams(location.search);
@@ -220,7 +225,19 @@ KINDS = [
 
 def test_the_menu_adds_each_kind_of_filter(server: Live, cookies: dict[str, str], page: Page) -> None:
     """Each kind in turn on one page: added through the menu, checked against the API, removed."""
-    page.goto(f"{server.base}/?site={SITE}&period=30d")
+    page.goto(f"{server.base}/?site={SITE}&period=30d&filters=browsers==Firefox")
+    settled(page)
+    page.get_by_role("button", name="+ Filter").click()
+    menu = page.get_by_role("dialog", name="Add a filter")
+    assert page.evaluate("() => document.activeElement.getAttribute('aria-label')") == "Dimension"
+    menu.get_by_label("Value", exact=True).fill("/")
+    menu.locator("button.suggestion").first.wait_for()
+    shot(page, "filters-menu-open")
+    menu.get_by_label("Value", exact=True).press("Escape")  # closes the menu, keeps the filters
+    menu.wait_for(state="detached")
+    assert page.locator(".filter-chip").count() == 1
+    page.locator(".filter-chip .chip-x").click()
+    expect_url(page, [], [])
     settled(page)
     for dim, op, values, suggested, key, form, v2 in KINDS:
         _add(page, dim, op, values, suggested=suggested, key=key)
@@ -285,6 +302,7 @@ def test_a_segment_is_saved_applied_and_deleted(server: Live, cookies: dict[str,
     settled(page)
     assert_matches_api(page, server, cookies, [["is", "segment", [int(seg)]]])
     page.get_by_role("button", name="Segments").click()
+    shot(page, "filters-segments-menu")
     page.get_by_role("button", name="Delete segment Googlers who signed up").click()
     page.get_by_role("dialog", name="Segments").get_by_text("No saved segment yet.").wait_for()
     assert api(server, cookies, "/api/v1/sites/segments")["segments"] == []
