@@ -81,7 +81,8 @@ export function Dashboard({ auth, recheck }) {
       <span class="spacer"></span>
       <button class="ghost" title="Reload every panel" aria-label="Reload" onClick=${() => setTick((t) => t + 1)}>↻</button>
       ${!auth.setup_required && html`<button class="ghost" onClick=${logout}>Sign out</button>`}
-      ${st.site && !live && html`<${FilterBar} st=${st} update=${update} range=${view.data && view.data.range} />`}
+      ${st.site && !live && html`<${FilterBar} st=${st} update=${update} range=${view.data && view.data.range}
+        admin=${!auth.setup_required} />`}
     </header>
     ${auth.setup_required && html`<${SetupBanner} auth=${auth} onDone=${recheck} />`}
     <main>

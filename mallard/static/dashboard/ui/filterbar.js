@@ -7,11 +7,12 @@ import { SegmentMenu, useSegments } from './segments.js';
 
 const chipText = (f) => `${dimLabel(f.dim)} ${opLabel(f.op)} ${f.values.join(' or ')}`;
 
-export function FilterBar({ st, update, range }) {
+// `admin`: the Sites API is open to this page (a password is set and we are logged in).
+export function FilterBar({ st, update, range, admin }) {
   // open: null (closed), -1 (a new filter) or the index of the filter being edited
   const [open, setOpen] = useState(null);
   const [segOpen, setSegOpen] = useState(false);
-  const segments = useSegments(st.site);
+  const segments = useSegments(st.site, admin);
   useEffect(() => { setOpen(null); setSegOpen(false); }, [st.site]);
   const filters = st.filters;
   const setFilters = (fs) => update({ filters: fs });

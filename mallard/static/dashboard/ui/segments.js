@@ -7,18 +7,22 @@ import { FormError } from './widgets.js';
 
 // { list, error, reload } for `site`; asked with request() (not useApi) so that a 401 here, an API that
 // needs an admin login, does not send the whole page back to the login form.
-export function useSegments(site) {
+// Without `admin` (open mode: no password yet) the API would answer 401: it is not asked.
+export function useSegments(site, admin) {
   const [state, setState] = useState({ list: null, error: null });
   const [n, setN] = useState(0);
   useEffect(() => {
-    if (!site) return undefined;
+    if (!site || !admin) {
+      setState({ list: null, error: admin ? null : { status: 401, message: 'Admin login needed.' } });
+      return undefined;
+    }
     const ctl = new AbortController();
     request('api/v1/sites/segments', { params: { site_id: site, limit: 100 }, signal: ctl.signal }).then(
       (d) => setState({ list: d && Array.isArray(d.segments) ? d.segments : [], error: null }),
       (e) => { if (e.name !== 'AbortError') setState({ list: null, error: e }); },
     );
     return () => ctl.abort();
-  }, [site, n]);
+  }, [site, admin, n]);
   return { ...state, reload: () => setN((x) => x + 1) };
 }
 
