@@ -8,10 +8,11 @@ Query-string parsing happens here, never in :mod:`mallard.queries`.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import date
 from typing import TYPE_CHECKING, Any, Final
+
+import orjson
 
 from ..errors import InvalidQueryError
 from ..exporting import to_csv, to_json
@@ -70,8 +71,8 @@ def filters_of(request: Request) -> object:
     if text is None or not text.lstrip().startswith("["):
         return text
     try:
-        return json.loads(text)
-    except ValueError:
+        return orjson.loads(text)  # nesting deeper than 1024 is a decode error, not a RecursionError
+    except orjson.JSONDecodeError:
         raise HTTPError(400, "filters starting with '[' must be JSON: a list of Stats API v2 filters "
                              "such as [[\"is\", \"visit:source\", [\"Google\"]]].") from None
 

@@ -123,9 +123,10 @@ def test_behavioural_routes_read_did_x_as_the_sessions_with_x(server: tuple[Live
 
 @pytest.mark.parametrize(("path", "filters", "words"), [
     ("/api/stats/main", "[[\"is\", \"visit:source\"", "must be JSON"),
+    ("/api/stats/main", "[" * 5000, "must be JSON"),
     ("/api/stats/main", [["is", "segment", [999]]], "does not exist"),
     ("/api/stats/flow", [["has_done", ["is", "visit:source", ["Google"]]]], "event dimensions"),
-], ids=["broken-json", "unknown-segment", "has-done-on-a-visit-dimension"])
+], ids=["broken-json", "nested-5000-deep", "unknown-segment", "has-done-on-a-visit-dimension"])
 def test_bad_filters_are_a_400_with_a_message(server: tuple[Live, dict[str, int]], path: str,
                                               filters: object, words: str) -> None:
     r = get(server[0], path, filters, page="/p0")
