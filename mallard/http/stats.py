@@ -1,9 +1,9 @@
 """Stats routes: thin presets over :class:`mallard.Queries` (no SQL here).
 
 Every route takes ``site_id``, ``period`` or ``start_date``/``end_date`` (inclusive, at most 366 days) and
-``filters`` (``dim==value;dim!=value;dim~=text``); answers are the JSON shapes of Mallard Metrics v0.2,
-each the ``to_json()`` of the typed result of the matching ``Queries`` method. Query-string parsing
-happens here, never in :mod:`mallard.queries`.
+``filters`` (``dim==value;dim!=value;dim~=text``, or v2 filters as JSON); answers are the JSON shapes
+of Mallard Metrics v0.2, each the ``to_json()`` of the typed result of the matching ``Queries`` method.
+Query-string parsing happens here, never in :mod:`mallard.queries`.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import date
 from typing import TYPE_CHECKING, Any, Final
+
+import orjson
 
 from ..errors import InvalidQueryError
 from ..exporting import to_csv, to_json
@@ -67,9 +69,22 @@ def limit_of(request: Request, default: int = 10, maximum: int = MAX_LIMIT) -> i
     return value
 
 
-def _scope(api: Api, request: Request) -> tuple[str, DateRange, str | None]:
+def filters_of(request: Request) -> object:
+    """``filters``: Mallard Metrics' string (``dim==value;…``), or, when it starts with ``[``, Plausible's
+    v2 filters as JSON (several values, ``has_done``, ``["is", "segment", [id]]``)."""
+    text = request.arg("filters") or None
+    if text is None or not text.lstrip().startswith("["):
+        return text
+    try:
+        return orjson.loads(text)  # nesting deeper than 1024 is a decode error, not a RecursionError
+    except orjson.JSONDecodeError:
+        raise HTTPError(400, "filters starting with '[' must be JSON: a list of Stats API v2 filters "
+                             "such as [[\"is\", \"visit:source\", [\"Google\"]]].") from None
+
+
+def _scope(api: Api, request: Request) -> tuple[str, DateRange, object]:
     site = site_of(request)
-    return site, range_of(api, request, site), request.arg("filters") or None
+    return site, range_of(api, request, site), filters_of(request)
 
 
 def _param(request: Request, name: str, *, required: bool = True) -> str:
@@ -320,7 +335,8 @@ _COMMON: Final = (
     site_param(), period_param(),
     date_param("start_date", "First day (YYYY-MM-DD), with end_date; at most 366 days apart."),
     date_param("end_date", "Last day, inclusive (YYYY-MM-DD), with start_date."),
-    Param("filters", {"type": "string"}, "dim==value;dim!=value;dim~=text (clauses joined by ';')."),
+    Param("filters", {"type": "string"}, "dim==value;dim!=value;dim~=text (clauses joined by ';'), or "
+          "Stats API v2 filters as JSON ([[\"has_done\", [\"is\", \"event:name\", [\"Signup\"]]]])."),
 )
 _DIMENSION: Final = Param("dimension", {"anyOf": [
     {"type": "string", "enum": _dimension_names()},

@@ -32,7 +32,7 @@ from .acquisition import with_computed
 from .buckets import bucket_labels
 from .builder import build_sql
 from .export import raw_export
-from .goals import check_segment_filters
+from .goals import check_segment_filters, for_analysis
 from .goals import resolve as resolve_goals
 from .include import with_comparisons
 from .model import Query, build, check_site, parse_query
@@ -234,7 +234,8 @@ class Queries:
         """
         rng = self.date_range(site, period, start_date, end_date, timezone=timezone)
         if kind == "raw":
-            return raw_export(self._reader, site, rng, limit, filters)
+            return raw_export(self._reader, site, rng, limit,
+                              self._analysis_filters(site, rng, filters))
         if kind != "daily":
             raise InvalidQueryError(f"Invalid kind: {kind!r}. Use 'daily' or 'raw'.",
                                     code="invalid_kind")
@@ -280,7 +281,8 @@ class Queries:
         from .funnels import funnel, parse_window
 
         rng = self.date_range(site, period, start_date, end_date, timezone=timezone)
-        return funnel(self.access, check_site(site), rng, steps, parse_window(window), filters)
+        return funnel(self.access, check_site(site), rng, steps, parse_window(window),
+                      self._analysis_filters(site, rng, filters))
 
     def sequences(self, site: str, steps: Sequence[str] | str, *, period: str | None = None,
                   start_date: str | date | None = None, end_date: str | date | None = None,
@@ -289,7 +291,8 @@ class Queries:
         from .funnels import sequences
 
         rng = self.date_range(site, period, start_date, end_date, timezone=timezone)
-        return sequences(self.access, check_site(site), rng, steps, filters)
+        return sequences(self.access, check_site(site), rng, steps,
+                         self._analysis_filters(site, rng, filters))
 
     def retention(self, site: str, *, weeks: int = 4, period: str | None = None,
                   start_date: str | date | None = None, end_date: str | date | None = None,
@@ -300,7 +303,8 @@ class Queries:
         from .retention import retention
 
         rng = self.date_range(site, period, start_date, end_date, timezone=timezone)
-        return retention(self.access, check_site(site), rng, weeks, filters, identity)
+        return retention(self.access, check_site(site), rng, weeks,
+                         self._analysis_filters(site, rng, filters), identity)
 
     def flow(self, site: str, page: str, *, limit: int = 10, period: str | None = None,
              start_date: str | date | None = None, end_date: str | date | None = None,
@@ -310,7 +314,14 @@ class Queries:
         from .flow import flow
 
         rng = self.date_range(site, period, start_date, end_date, timezone=timezone)
-        return flow(self.access, check_site(site), rng, page, limit, filters, direction)
+        return flow(self.access, check_site(site), rng, page, limit,
+                    self._analysis_filters(site, rng, filters), direction)
+
+    def _analysis_filters(self, site: str, rng: DateRange, filters: object) -> object:
+        """``filters`` with segments and goals resolved, for analyses that compile filters themselves."""
+        query = build(site, rng, filters=filters)
+        return for_analysis(query, lambda: self.goals.list(query.site_id),
+                            lambda i: self.goals.segment(query.site_id, i))
 
     def properties(self, site: str, *, limit: int = 50, contains: str = "", period: str | None = None,
                    start_date: str | date | None = None, end_date: str | date | None = None,

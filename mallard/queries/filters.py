@@ -142,6 +142,27 @@ def _mapped(node: Filter, leaf: Callable[[Condition], Filter]) -> Filter:
     return Logic(node.op, children)
 
 
+def as_conditions(node: Filter | None) -> Filter | None:
+    """The tree for an analysis with no has_done of its own: ``has_done(X)`` reads as ``X`` and
+    ``has_not_done(X)`` as ``not X``. Funnels and sequences keep whole sessions having a matching event,
+    so there this is exact; flow, retention and raw export read single events: the events matching X
+    (or not matching it)."""
+    return None if node is None else _as_conditions(node)
+
+
+def _as_conditions(node: Filter) -> Filter:
+    if isinstance(node, Condition):
+        return node
+    if isinstance(node, Behaviour):
+        return node.child if node.op == "has_done" else Not(node.child)
+    if isinstance(node, Not):
+        return Not(_as_conditions(node.child))
+    children = tuple(_as_conditions(c) for c in node.children)
+    if isinstance(node, Written):
+        return Written(node.op, children, node.written)
+    return Logic(node.op, children)
+
+
 # -- parsing ------------------------------------------------------------------------------------
 def parse(obj: object) -> Filter | None:
     """A filter tree from Plausible's v2 JSON shape: a list of filters (all must hold) or one filter."""
@@ -316,7 +337,8 @@ def event_rows(node: Filter | None, what: str) -> Sql:
     if node is None:
         return Sql("TRUE")
     for cond in conditions(node):
-        if cond.dimension.column is None and cond.dimension.prop_key is None:
+        dim = cond.dimension
+        if dim.goals is None and dim.column is None and dim.prop_key is None:
             raise InvalidQueryError(f"{what} cannot filter on {cond.dimension.name}: it is a property of "
                                     "visits, not of single events.", code="invalid_filter")
     return compile_tree(node, lambda c: compile_condition(c, c.dimension.event_expr()))

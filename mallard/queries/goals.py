@@ -25,12 +25,12 @@ import re2
 
 from ..errors import InvalidQueryError
 from ..goals import Goal, Segment, page_regex
-from .filters import Condition, Filter, Logic, behaviours, conditions, parse, transform
+from .filters import Condition, Filter, Logic, as_conditions, behaviours, conditions, parse, transform
 from .model import Query
 from .registry import DIMENSIONS, SEGMENT, Dimension
 from .sql import Sql
 
-__all__ = ["check_segment_filters", "predicate", "resolve"]
+__all__ = ["check_segment_filters", "for_analysis", "predicate", "resolve"]
 
 GOAL: Final = "event:goal"
 
@@ -82,6 +82,13 @@ def resolve(query: Query, goals: Callable[[], Sequence[Goal]],
         bound = (replace(DIMENSIONS[GOAL], goals=tuple((g.display_name, predicate(g))
                                                        for g in chosen)),)
     return replace(query, filters=tree, bound=bound)
+
+
+def for_analysis(query: Query, goals: Callable[[], Sequence[Goal]],
+                 segment: Callable[[int], Segment | None]) -> Filter | None:
+    """The filters of ``query`` for funnels, sequences, flow, retention and raw export: segments and
+    goals resolved, has_done nodes read as conditions (:func:`mallard.queries.filters.as_conditions`)."""
+    return as_conditions(resolve(query, goals, segment).filters)
 
 
 def _all_conditions(node: Filter | None) -> Iterator[Condition]:

@@ -188,6 +188,7 @@ BREAKDOWNS: Final[Mapping[str, str]] = {
     "browsers": "visit:browser", "browser-versions": "visit:browser_version", "os": "visit:os",
     "os-versions": "visit:os_version", "devices": "visit:device", "screen-sizes": "visit:screen",
     "countries": "visit:country", "regions": "visit:region", "cities": "visit:city",
+    "channels": "visit:channel",
 }
 
 # Singular short names, as used in Mallard-style filter strings (``page==/a;browser!=Chrome``).

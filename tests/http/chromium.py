@@ -45,15 +45,23 @@ def chromium() -> Iterator[Browser]:
             b.close()
 
 
+def watch(page: Page, *, responses: bool = True) -> list[str]:
+    """The console errors and page errors of ``page`` from now on, and with ``responses`` its 4xx/5xx
+    answers too (a test asserts the list is empty)."""
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    if responses:
+        page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    return errors
+
+
 def watched(browser: Browser, **options: object) -> tuple[BrowserContext, Page, list[str]]:
     """A new context (``options``: viewport, color_scheme, …) and page; console errors and page errors
     are collected in the list."""
     context = browser.new_context(user_agent=UA, **options)  # type: ignore[arg-type]
     p = context.new_page()
-    errors: list[str] = []
-    p.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    p.on("pageerror", lambda e: errors.append(str(e)))
-    return context, p, errors
+    return context, p, watch(p, responses=False)
 
 
 def checked_page(browser: Browser, shot: Path, **options: object) -> Iterator[Page]:

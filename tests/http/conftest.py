@@ -158,9 +158,10 @@ def kill_all(live: Live, timeout: float = 30) -> None:
 
 
 def serving(kind: str, tmp_path_factory: pytest.TempPathFactory, label: str,
-            env: dict[str, str] | None = None, fill: Callable[[Path], None] | None = None) -> Iterator[Live]:
-    """A server of ``kind`` for the duration of a fixture, on a data directory ``fill`` (if given) has
-    written first; its log must show no traceback."""
+            env: dict[str, str] | None = None,
+            fill: Callable[[Path], object] | None = None) -> Iterator[Live]:
+    """A server of ``kind`` for the duration of a fixture, on a data directory that ``fill`` (when
+    given) writes first; its log must show no traceback."""
     data_dir = tmp_path_factory.mktemp(f"{label}-{kind}") / "data"
     if fill is not None:
         fill(data_dir)

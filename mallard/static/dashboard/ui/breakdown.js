@@ -7,6 +7,7 @@ import { DIM_LABEL, DRILL } from './labels.js';
 import { Bar, Panel } from './widgets.js';
 import { Tabs } from './tabs.js';
 import { Value, isUnknown } from './values.js';
+import { withFilter } from './filters.js';
 
 export function Breakdown({ group, params, view, addFilter }) {
   const first = group.tabs[0][0];
@@ -14,7 +15,7 @@ export function Breakdown({ group, params, view, addFilter }) {
   const [drill, setDrill] = useState(null); // { dim, filter, value }: the versions of one row
   const pick = (slug) => { setTab(slug); setDrill(null); };
   const dim = drill ? drill.dim : tab;
-  const filters = drill ? [params.filters, `${drill.filter}==${drill.value}`].filter(Boolean).join(';') : params.filters;
+  const filters = drill ? withFilter(params.filters, ['is', drill.filter, [drill.value]]) : params.filters;
   // The first tab comes with the view; another (or a drill-down) is asked for when shown.
   const own = useApi(dim === first ? null : `api/stats/breakdown/${dim}`, { ...params, filters, limit: 10 });
   const s = dim === first ? partOf(view, (d) => d.breakdowns && d.breakdowns[first]) : own;

@@ -1,11 +1,13 @@
 // The dashboard page: header, cards, chart, breakdowns and behaviour panels for the URL's state.
 import { html, useState, useEffect, useRef } from './html.js';
 import { request, useApi, Reload } from './api.js';
-import { readUrl, urlSearch, statParams, PERIODS, filterString } from './url.js';
+import { readUrl, urlSearch, statParams, PERIODS } from './url.js';
+import { apiFilters } from './filters.js';
+import { FilterBar } from './filterbar.js';
 import { GROUPS } from './labels.js';
 import { Guard } from './widgets.js';
 import { SetupBanner } from './auth.js';
-import { SitePicker, PeriodPicker, Chips } from './header.js';
+import { SitePicker, PeriodPicker } from './header.js';
 import { Cards } from './cards.js';
 import { Chart } from './chart.js';
 import { Breakdown } from './breakdown.js';
@@ -47,9 +49,8 @@ export function Dashboard({ auth, recheck }) {
   }, [sites.data]);
 
   const update = (patch) => setSt((s) => ({ ...s, ...patch }));
-  const setFilters = (filters) => update({ filters });
   const addFilter = (dim, value) => setSt((s) => ({
-    ...s, filters: [...s.filters.filter((f) => f.dim !== dim), { dim, op: '==', value }],
+    ...s, filters: [...s.filters.filter((f) => f.dim !== dim), { dim, op: '==', values: [value] }],
   }));
   const logout = async () => {
     try { await request('api/auth/logout', { method: 'POST' }); } catch { /* status decides */ }
@@ -59,7 +60,7 @@ export function Dashboard({ auth, recheck }) {
   useShortcuts({
     ...Object.fromEntries(PERIODS.filter(([p]) => p !== 'custom').map(([p, , key]) => [key, () => period(p)])),
     c: () => setOpenCustom((n) => n + 1),
-    Escape: () => { if (st.filters.length) setFilters([]); },
+    Escape: () => { if (st.filters.length || st.segment) update({ filters: [], segment: '' }); },
   });
   const params = statParams(st);
   const live = st.period === 'realtime';
@@ -86,21 +87,22 @@ export function Dashboard({ auth, recheck }) {
       <span class="spacer"></span>
       <button class="ghost" title="Reload every panel" aria-label="Reload" onClick=${() => setTick((t) => t + 1)}>↻</button>
       ${!auth.setup_required && html`<button class="ghost" onClick=${logout}>Sign out</button>`}
+      ${st.site && !live && html`<${FilterBar} st=${st} update=${update} range=${view.data && view.data.range}
+        admin=${!auth.setup_required} />`}
     </header>
     ${auth.setup_required && html`<${SetupBanner} auth=${auth} onDone=${recheck} />`}
     <main>
       ${!st.site ? html`<p class="notice">${noSites
         ? 'No site has sent events yet. Add the tracker to a page, or type a site id above.'
         : 'Choose a site above.'}</p>` : live ? html`<${Guard}><${RealtimeView} live=${realtime} tz=${tz} /><//>` : html`
-        <${Chips} filters=${st.filters} setFilters=${setFilters} />
         <${CompareToggle} st=${st} update=${update} />
         <${Guard}><${Cards} view=${view} metric=${st.metric} setMetric=${(metric) => update({ metric })} /><//>
         <${Guard}><${Chart} params=${params} view=${view} metric=${st.metric} site=${st.site}
-          filters=${filterString(st.filters)} interval=${intervalOf(st)} mode=${comparisonOf(st)}
+          filters=${apiFilters(st)} interval=${intervalOf(st)} mode=${comparisonOf(st)}
           actions=${html`<${IntervalPicker} st=${st} update=${update} />`} /><//>
         <div class="grid">
           ${GROUPS.map((g) => html`<${Guard} key=${g.title}><${Breakdown} group=${g} params=${params} view=${view} addFilter=${addFilter} /><//>`)}
-          <${Guard}><${Goals} range=${view.data && view.data.range} site=${st.site} filters=${filterString(st.filters)} ready=${!view.loading} /><//>
+          <${Guard}><${Goals} range=${view.data && view.data.range} site=${st.site} filters=${apiFilters(st)} ready=${!view.loading} /><//>
           <${Guard}><${Properties} params=${params} ready=${!view.loading} addFilter=${addFilter} /><//>
         </div>
         <h2 class="section">Behaviour</h2>

@@ -1,8 +1,7 @@
-// The header's site and period pickers, and the filter chips.
+// The header's site and period pickers (the filter bar: filterbar.js).
 import { html, useState, useEffect } from './html.js';
 import { isoDay } from './format.js';
 import { PERIODS, DATE_RE } from './url.js';
-import { DIM_LABEL } from './labels.js';
 
 export function SitePicker({ sites, site, onPick }) {
   const [text, setText] = useState(site);
@@ -65,20 +64,5 @@ export function PeriodPicker({ st, update, openCustom = 0 }) {
       <button type="submit">Apply</button>
     </form>`}
     ${err && html`<span class="error">${err}</span>`}
-  </div>`;
-}
-
-export function Chips({ filters, setFilters }) {
-  if (!filters.length) return null;
-  const toggle = (i) => setFilters(filters.map((f, j) => (j === i ? { ...f, op: f.op === '==' ? '!=' : '==' } : f)));
-  return html`<div class="chips" aria-label="Active filters">
-    <span class="muted">Filtered by</span>
-    ${filters.map((f, i) => html`<span class="chip" key=${f.dim + f.op + f.value}>
-      <button class="chip-main" title=${`${f.dim}${f.op}${f.value} (click to toggle is / is not)`}
-        onClick=${() => toggle(i)}>${DIM_LABEL[f.dim] || f.dim} ${f.op === '==' ? 'is' : 'is not'} <b>${f.value}</b></button>
-      <button class="chip-x" aria-label=${`Remove filter ${f.dim}${f.op}${f.value}`}
-        onClick=${() => setFilters(filters.filter((_, j) => j !== i))}>×</button>
-    </span>`)}
-    ${filters.length > 1 && html`<button class="link" onClick=${() => setFilters([])}>Clear all</button>`}
   </div>`;
 }

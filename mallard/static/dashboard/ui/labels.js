@@ -4,7 +4,7 @@ export const GROUPS = [
   { title: 'Pages', head: 'Page', tabs: [['pages', 'Top pages'], ['entry-pages', 'Entry pages'], ['exit-pages', 'Exit pages']] },
   {
     title: 'Sources', head: 'Source',
-    tabs: [['sources', 'Sources'], ['visit:channel', 'Channels'], ['referrers', 'Referrers'],
+    tabs: [['sources', 'Sources'], ['channels', 'Channels'], ['referrers', 'Referrers'],
       ['utm-sources', 'UTM source'], ['utm-mediums', 'UTM medium'], ['utm-campaigns', 'UTM campaign'],
       ['utm-contents', 'UTM content'], ['utm-terms', 'UTM term']],
   },
@@ -16,12 +16,12 @@ export const GROUPS = [
   { title: 'Events', head: 'Event', tabs: [['events', 'Events']] },
 ];
 // A tab whose rows drill down: [the breakdown of one row's versions, the filter naming the row].
-export const DRILL = { browsers: ['browser-versions', 'browser'], os: ['os-versions', 'os'] };
+export const DRILL = { browsers: ['browser-versions', 'visit:browser'], os: ['os-versions', 'visit:os'] };
 export const DIM_LABEL = {
   pages: 'Page', 'entry-pages': 'Entry page', 'exit-pages': 'Exit page', sources: 'Source',
   referrers: 'Referrer', 'utm-sources': 'UTM source', 'utm-mediums': 'UTM medium',
   'utm-campaigns': 'UTM campaign', 'utm-contents': 'UTM content', 'utm-terms': 'UTM term',
-  'visit:channel': 'Channel', countries: 'Country', regions: 'Region', cities: 'City',
+  channels: 'Channel', countries: 'Country', regions: 'Region', cities: 'City',
   browsers: 'Browser', 'browser-versions': 'Browser version', os: 'OS', 'os-versions': 'OS version',
   devices: 'Device', 'screen-sizes': 'Screen width', events: 'Event',
 };

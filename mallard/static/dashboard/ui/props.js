@@ -7,6 +7,7 @@ import { useLazyApi, useApi } from './api.js';
 import { num } from './format.js';
 import { Bar, Panel } from './widgets.js';
 import { Value } from './values.js';
+import { withFilter } from './filters.js';
 
 export function Properties({ params, ready, addFilter }) {
   const box = useRef(null);
@@ -18,7 +19,7 @@ export function Properties({ params, ready, addFilter }) {
   }, [keys.data]);
   const on = list && list.includes(key) ? key : '';
   // Only the events that carry the key: the others would be one large "(unknown)" row.
-  const filters = on ? [params.filters, `event:props:${on}!=(unknown)`].filter(Boolean).join(';') : undefined;
+  const filters = on ? withFilter(params.filters, ['is_not', `event:props:${on}`, ['(unknown)']]) : undefined;
   const values = useApi(on ? `api/stats/breakdown/event:props:${on}` : null, { ...params, filters, limit: 10 });
   if (list && !list.length && !keys.loading) return html`<span ref=${box} hidden></span>`;
   const picker = list && list.length > 0 && html`<label class="prop-pick small muted">Property
@@ -34,7 +35,7 @@ export function Properties({ params, ready, addFilter }) {
       <tbody>${rows.map((r) => html`<tr key=${String(r.value)}>
         <td class="label"><${Bar} frac=${(r.visitors || 0) / max} />
           <button class="row-btn" title=${`Filter: event:props:${on}==${r.value}`}
-            onClick=${() => addFilter(`event:props:${on}`, String(r.value))}><${Value} value=${r.value} /></button></td>
+            onClick=${() => addFilter(`prop:${on}`, String(r.value))}><${Value} value=${r.value} /></button></td>
         <td class="n">${num(r.visitors)}</td><td class="n">${num(r.events)}</td>
       </tr>`)}</tbody>
     </table>`;

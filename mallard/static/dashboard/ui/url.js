@@ -1,5 +1,6 @@
-// Page state (site, period, range, filters, chart metric, interval, comparison, funnel steps and
-// window) held in the query string, and the stats parameters it gives.
+// Page state (site, period, range, filters, segment, chart metric, interval, comparison, funnel steps
+// and window) held in the query string, and the stats parameters it gives.
+import { parseFilters, filterString, filterParam } from './filters.js';
 
 // [period, label, keyboard shortcut] (the keys are Plausible's; 'realtime' is the realtime view).
 export const PERIODS = [
@@ -12,12 +13,8 @@ export const PERIODS = [
 export const CHART_METRICS = ['visitors', 'pageviews', 'visits', 'bounce_rate', 'visit_duration',
   'views_per_visit'];
 export const DATE_RE = /^\d{4}-\d{2}-\d{2}$/;
-// dim: a slug or a dimension name (visit:channel, event:props:<key>); the server checks it.
-export const FILTER_RE = /^([a-z][^=!;]*?)(==|!=)(.+)$/;
-
-export const parseFilters = (s) => s.split(';').map((x) => FILTER_RE.exec(x.trim())).filter(Boolean)
-  .map((m) => ({ dim: m[1], op: m[2], value: m[3] }));
-export const filterString = (fs) => fs.map((f) => f.dim + f.op + f.value).join(';');
+// The filters' own form and meaning: filters.js.
+export { parseFilters, filterString } from './filters.js';
 
 export function readUrl() {
   const q = new URLSearchParams(window.location.search);
@@ -31,6 +28,7 @@ export function readUrl() {
     site: q.get('site') || '', period,
     from: period === 'custom' ? from : '', to: period === 'custom' ? to : '',
     filters: parseFilters(q.get('filters') || ''),
+    segment: /^\d{1,18}$/.test(q.get('segment') || '') ? q.get('segment') : '',
     metric: CHART_METRICS.includes(metric) ? metric : CHART_METRICS[0],
     interval: q.get('interval') || '', comparison: q.get('comparison') || '', // checked by interval.js, compare.js
     steps: q.get('steps') || '', window: q.get('window') || '',
@@ -43,6 +41,7 @@ export function urlSearch(st) {
   q.set('period', st.period);
   if (st.period === 'custom') { q.set('from', st.from); q.set('to', st.to); }
   if (st.filters.length) q.set('filters', filterString(st.filters));
+  if (st.segment) q.set('segment', st.segment);
   if (st.metric && st.metric !== CHART_METRICS[0]) q.set('metric', st.metric);
   if (st.interval) q.set('interval', st.interval);
   if (st.comparison && st.comparison !== 'previous_period') q.set('comparison', st.comparison);
@@ -53,5 +52,5 @@ export function urlSearch(st) {
 export const statParams = (st) => ({
   site_id: st.site,
   ...(st.period === 'custom' ? { start_date: st.from, end_date: st.to } : { period: st.period }),
-  filters: filterString(st.filters) || undefined,
+  filters: filterParam(st),
 });
