@@ -19,6 +19,8 @@ from .conftest import Live, eventually, start, stop
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
+
+pytestmark = pytest.mark.slow  # headless Chromium and a real server
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]

@@ -15,6 +15,8 @@ import pytest
 from tests.http import conftest
 from tests.static.quiet import QuietHandler
 
+pytestmark = pytest.mark.slow  # a real mallard serve
+
 
 class Healthy(QuietHandler):
     """Another process's server on the port: answers every GET with 200."""
@@ -37,7 +39,6 @@ def squatter() -> Iterator[int]:
         thread.join(10)
 
 
-@pytest.mark.slow
 def test_start_replaces_a_port_another_server_took(squatter: int, tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     ports = iter([squatter])
