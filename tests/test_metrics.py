@@ -286,6 +286,7 @@ def test_snapshot_already_in_the_archive_is_not_counted_again(tmp_path: Path) ->
 
 
 # -- real processes ------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_totals_across_processes_survive_kill_and_exit(tmp_path: Path,
                                                        spawn: Callable[[Path, int], list[Worker]]) -> None:
     """Workers' counts add up, survive SIGKILL and clean exit, are archived once under racing

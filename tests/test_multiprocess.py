@@ -11,8 +11,12 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 import mallard
 from tests.ledger import stored_paths
+
+pytestmark = pytest.mark.slow  # several processes
 
 ROOT = Path(__file__).resolve().parents[1]
 UA = "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0"

@@ -216,6 +216,7 @@ def test_compaction_leaves_a_fresh_bad_file_in_place(lake: tuple[Mallard, dict[d
 
 
 # -- several processes -----------------------------------------------------------------------------
+@pytest.mark.slow
 def test_two_processes_meeting_the_same_bad_file_both_answer_and_it_is_quarantined_once(
         lake: tuple[Mallard, dict[date, Path]]) -> None:
     """Both processes read the damaged file at once (each holds the lake lock shared before either

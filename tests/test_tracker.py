@@ -641,6 +641,7 @@ def odd_trackers(make_tracker: MakeTracker) -> tuple[Tracker, ...]:
                                         filter_bots=False, site_ids=["example.com"])
 
 
+@pytest.mark.slow
 @settings(max_examples=400, derandomize=True, database=None, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(raw_event=raw_events(), ctx=client_contexts())

@@ -60,11 +60,26 @@ def command(kind: str, port: int, data_dir: Path, workers: int = 1, args: Sequen
             "--log-level", "warning", "--graceful-timeout", "10", app]
 
 
+#: What uvicorn and gunicorn log when the port went to another process between free_port() and their bind
+#: (tests run in parallel, each worker picking ports): start() then picks another port.
+PORT_TAKEN = ("address already in use", "connection in use")
+
+
 def start(kind: str, data_dir: Path, *, workers: int = 1, env: dict[str, str] | None = None,
           args: Sequence[str] = (), label: str = "") -> Live:
     """Start a server of ``kind`` on ``data_dir``; ``args`` go to ``mallard serve``'s command line; its
-    output goes to ``<data_dir>-<kind><label>.log``."""
-    port = free_port()
+    output goes to ``<data_dir>-<kind><label>.log``. A port taken meanwhile is replaced (three tries)."""
+    tries = 3
+    for _ in range(tries):
+        live = launch(kind, data_dir, free_port(), workers=workers, env=env, args=args, label=label)
+        if live is not None:
+            return live
+    raise AssertionError(f"{kind} server found its port taken {tries} times")
+
+
+def launch(kind: str, data_dir: Path, port: int, *, workers: int, env: dict[str, str] | None,
+           args: Sequence[str], label: str) -> Live | None:
+    """Start a server of ``kind`` on ``port`` and wait for its /health; None if the port was taken."""
     log = data_dir.parent / f"{data_dir.name}-{kind}{label}.log"
     environment = {k: v for k, v in os.environ.items() if not k.startswith("MALLARD_")}
     environment.update({"MALLARD_DATA_DIR": str(data_dir), "MALLARD_FLUSH_INTERVAL": "0.2",
@@ -76,10 +91,13 @@ def start(kind: str, data_dir: Path, *, workers: int = 1, env: dict[str, str] | 
     live = Live(kind, host, host if kind == "serve" else host + "/_m", data_dir, proc, log)
     deadline = time.monotonic() + 40
     while True:
+        if any(text in live.logs().lower() for text in PORT_TAKEN):
+            stop(live)
+            return None
         if proc.poll() is not None:
             raise AssertionError(f"{kind} server exited ({proc.returncode}):\n{live.logs()}")
-        try:
-            if httpx.get(live.base + "/health", timeout=2).status_code == 200:
+        try:  # the answer must come from this server, not from another that took the port first
+            if httpx.get(live.base + "/health", timeout=2).status_code == 200 and listens(live, port):
                 return live
         except httpx.HTTPError:
             pass
@@ -87,6 +105,21 @@ def start(kind: str, data_dir: Path, *, workers: int = 1, env: dict[str, str] | 
             stop(live)
             raise AssertionError(f"{kind} server did not answer /health within 40 s:\n{live.logs()}")
         time.sleep(0.1)
+
+
+def listens(live: Live, port: int) -> bool:
+    """Whether a process of the server's group holds the listening socket of ``port`` on 127.0.0.1."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1] == f"0100007F:{port:04X}" and fields[3] == "0A":  # 127.0.0.1:port, LISTEN
+            inodes.add(f"socket:[{fields[9]}]")
+    for pid in group(live.proc.pid):
+        with contextlib.suppress(OSError):  # exited meanwhile
+            fds = os.listdir(f"/proc/{pid}/fd")
+            if any(os.readlink(f"/proc/{pid}/fd/{fd}") in inodes for fd in fds):
+                return True
+    return False
 
 
 def eventually(check: Callable[[], bool], timeout: float = 20) -> None:

@@ -13,6 +13,8 @@ import pytest
 
 from .conftest import Live, eventually, serving
 
+pytestmark = pytest.mark.slow  # a real mallard serve
+
 SITE = "acq.example"
 UA = "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/{}.0"
 JSON = {"Content-Type": "application/json"}

@@ -13,6 +13,8 @@ import pytest
 from .conftest import KINDS, Live, serving
 from .test_contract import JSON, event, post, site
 
+pytestmark = pytest.mark.slow  # real servers of every kind
+
 PASSWORD = "correct horse battery staple"
 
 

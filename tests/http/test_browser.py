@@ -18,6 +18,8 @@ from .conftest import Live, eventually, start, stop
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
+
+pytestmark = pytest.mark.slow  # headless Chromium and a real server
 SITE = "host.example"
 
 

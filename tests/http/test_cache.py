@@ -264,6 +264,7 @@ def test_closing_mallard_stops_refreshes(tmp_path: Path) -> None:
 
 
 # -- through a real server ---------------------------------------------------------------------------
+@pytest.mark.slow
 def test_real_server_marks_hits_stale_answers_and_refreshes(tmp_path: Path) -> None:
     """`mallard serve` with a 1 s TTL: miss, hit, then (once a second has passed) stale, then, after the
     background refresh, hit again, with the same figures throughout."""

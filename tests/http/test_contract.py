@@ -22,6 +22,8 @@ from tests.static.test_tracker_script import BUDGET
 
 from .conftest import Live, eventually, start, stop
 
+pytestmark = pytest.mark.slow  # real servers of every kind
+
 UA = "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0"
 JSON = {"Content-Type": "application/json", "User-Agent": UA}
 _sites = itertools.count()

@@ -15,6 +15,8 @@ from .conftest import Live, serving
 from .test_contract import stored
 from .test_plausible_ingest import post
 
+pytestmark = pytest.mark.slow  # a real mallard serve
+
 SITE = "engage-http.example"
 
 

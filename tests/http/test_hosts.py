@@ -10,6 +10,8 @@ import pytest
 from .conftest import Live, serving
 from .test_contract import UA
 
+pytestmark = pytest.mark.slow  # real host servers
+
 
 @pytest.fixture(scope="module", params=("starlette", "flask", "wsgi"))
 def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:

@@ -20,6 +20,8 @@ from tests.queries.plausible_traffic import SITE, write_traffic
 
 from .conftest import Live, served
 
+pytestmark = pytest.mark.slow  # a real mallard serve
+
 COUNTRY_NAMES = {"DE": "Germany", "US": "United States", "EE": "Estonia"}  # Plausible's names
 EXAMPLES: dict[str, dict[str, Any]] = {
     "country-and-city": {

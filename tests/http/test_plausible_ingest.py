@@ -18,6 +18,8 @@ from mallard.tracker import Tracker
 from .conftest import Live, serving
 from .test_contract import stored
 
+pytestmark = pytest.mark.slow  # a real mallard serve
+
 UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36"
 SITE = "limits.example"
 

@@ -16,6 +16,8 @@ from mallard.http import Request
 from ..lake_damage import SITE, age, build_lake, garble, truncate
 from .conftest import start, stop
 
+pytestmark = pytest.mark.slow  # a real mallard serve
+
 
 @pytest.mark.parametrize("damage", [truncate, garble], ids=["truncated", "garbled"])
 def test_stats_answer_from_the_other_files_and_the_file_is_reported(tmp_path: Path, damage: object) -> None:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from .conftest import start, stop
 from .test_contract import event, post
+
+pytestmark = pytest.mark.slow  # a real mallard serve
 
 
 def test_serve_site_option_sets_the_allow_list(tmp_path: Path) -> None:

@@ -18,6 +18,8 @@ import pytest
 
 from .conftest import KINDS, Live, eventually, serving
 
+pytestmark = pytest.mark.slow  # real servers of every kind
+
 UA = "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0"
 PASSWORD = "a long enough test password"
 SITE = "goals.example"

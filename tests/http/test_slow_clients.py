@@ -19,6 +19,8 @@ import pytest
 
 from .conftest import Live, eventually, serving
 
+pytestmark = pytest.mark.slow  # real servers and slow sockets
+
 BODY_TIMEOUT = 2.0
 HEADER_TIMEOUT = 1.0
 MARGIN = 20.0

@@ -22,6 +22,8 @@ import mallard
 
 from .conftest import Live, serving
 
+pytestmark = pytest.mark.slow  # a real mallard serve
+
 SITE = "filters.example"
 DID_SIGNUP: list[Any] = [["has_done", ["is", "event:name", ["signup"]]]]
 PLAIN_SIGNUP: list[Any] = [["is", "event:name", ["signup"]]]

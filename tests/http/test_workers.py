@@ -12,6 +12,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from .conftest import Live, eventually, start, stop
 
+pytestmark = pytest.mark.slow  # a real two-worker server
+
 UA = "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0"
 SITE = "workers.example"
 EVENTS = 200

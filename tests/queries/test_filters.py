@@ -298,6 +298,7 @@ def _check_sql_text(node: Any, metrics: list[str]) -> None:
 HYPOTHESIS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
+@pytest.mark.slow
 @HYPOTHESIS
 @given(rows_and_filter())
 def test_event_filters_match_the_reference(duck: duckdb.DuckDBPyConnection,
@@ -309,6 +310,7 @@ def test_event_filters_match_the_reference(duck: duckdb.DuckDBPyConnection,
     assert _run(duck, rows, [filters], metrics) == [expected[m] for m in metrics]
 
 
+@pytest.mark.slow
 @HYPOTHESIS
 @given(rows_and_filter())
 def test_session_filters_match_the_reference(duck: duckdb.DuckDBPyConnection,

@@ -232,6 +232,7 @@ def compare(q: Queries, glob: str, site: str, rng: DateRange, *, timestamps: boo
             theirs.visitors_at_page, theirs.exits, theirs.next_pages[:100]), page
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None)
 @given(events=clickstreams(max_days=12), site=st.sampled_from(SITES), seed=st.integers(0, 2**16),
        start=st.sampled_from(RANGE_STARTS[:2]), end=st.sampled_from(RANGE_ENDS[:1]))
@@ -241,6 +242,7 @@ def test_flow_matches_clickhouse(events: list[Event], site: str, seed: int, star
         compare(q, glob, site, DateRange(start, end), timestamps=False)
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None)
 @given(events=clickstreams(max_days=12, whole_seconds=True), site=st.sampled_from(SITES),
        seed=st.integers(0, 2**16))

@@ -408,6 +408,7 @@ EDGES = _edge([("e", 0, "pageview", "/a"), ("e", 2_000_000, "pageview", "/b"),
                ("g", 5, "buy", "/"), ("g", 5, "pageview", "/b"), ("g", 5, "pageview", "/a")])
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @example(data=(EDGES, 2), steps=["page:/a", "page:/b", "event:buy"], seed=0)
 @example(data=(EDGES, 2), steps=["page:/a", "page:/a"], seed=1)

@@ -192,6 +192,7 @@ def reference_identity(events: list[Event], site: str, lower: datetime, upper: d
     return {kind for (kind, _), fs in first.items() if fs >= lower}
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None)
 @given(events=clickstreams(), site=st.sampled_from(SITES), seed=st.integers(0, 2**16),
        start=st.sampled_from(RANGE_STARTS), end=st.sampled_from(RANGE_ENDS), weeks=st.integers(1, 6),

@@ -20,6 +20,8 @@ from .conftest import QueriesFactory
 from .data import OTHER_SITE, SITE
 from .test_funnels import MakeQueries, write_shuffled
 
+pytestmark = pytest.mark.slow  # ClickHouse (chdb) as the oracle
+
 GAP = 1800 * 1_000_000  # the default session window, in µs
 MIDNIGHT = datetime(2024, 5, 2)
 PATHS = ("/", "/a", "/b", "/B", "/é", "/z/🦆", "/it's")

@@ -231,6 +231,7 @@ def _fixed_traffic(minutes: tuple[int, ...], n: int) -> list[Event]:
             for i, t in enumerate(starts) for j in range(n)]
 
 
+@pytest.mark.slow
 def test_every_visit_dimension(workdir: Path) -> None:
     """All visit dimensions at once, on fixed traffic: stored and raw answers agree."""
     events = _fixed_traffic((-20, -5, 10, 50, 600, 1430), 4)

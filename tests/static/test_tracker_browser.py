@@ -21,6 +21,8 @@ from .quiet import QuietHandler
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
+
+pytestmark = pytest.mark.slow  # headless Chromium
 SCRIPT = Path(__file__).resolve().parents[2] / "mallard" / "static" / "mallard.js"
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
