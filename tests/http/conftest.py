@@ -147,9 +147,14 @@ def kill_all(live: Live, timeout: float = 30) -> None:
 
 
 def serving(kind: str, tmp_path_factory: pytest.TempPathFactory, label: str,
-            env: dict[str, str] | None = None) -> Iterator[Live]:
-    """A server of ``kind`` for the duration of a fixture; its log must show no traceback."""
-    server = start(kind, tmp_path_factory.mktemp(f"{label}-{kind}") / "data", env=env)
+            env: dict[str, str] | None = None,
+            fill: Callable[[Path], None] | None = None) -> Iterator[Live]:
+    """A server of ``kind`` for the duration of a fixture; its log must show no traceback. ``fill`` writes
+    the data directory before the server starts."""
+    data_dir = tmp_path_factory.mktemp(f"{label}-{kind}") / "data"
+    if fill is not None:
+        fill(data_dir)
+    server = start(kind, data_dir, env=env)
     try:
         yield server
     finally:

@@ -5,11 +5,13 @@ import { num } from './format.js';
 import { DIM_LABEL } from './labels.js';
 import { Bar, Panel } from './widgets.js';
 
-export function Breakdown({ group, params, view, addFilter }) {
+// `hint(tab)`: a note shown instead of a tab's rows (GeoIP not configured), or null.
+export function Breakdown({ group, params, view, addFilter, hint = () => null }) {
   const first = group.tabs[0][0];
   const [tab, setTab] = useState(first);
   // The first tab comes with the view; another is asked for when clicked.
-  const own = useApi(tab === first ? null : `api/stats/breakdown/${tab}`, { ...params, limit: 10 });
+  const note = hint(tab);
+  const own = useApi(tab === first || note ? null : `api/stats/breakdown/${tab}`, { ...params, limit: 10 });
   const s = tab === first ? partOf(view, (d) => d.breakdowns && d.breakdowns[first]) : own;
   const tabs = group.tabs.length > 1 && html`<div class="tabs" role="tablist">
     ${group.tabs.map(([slug, label]) => html`<button role="tab" aria-selected=${slug === tab ? 'true' : 'false'}
@@ -28,5 +30,6 @@ export function Breakdown({ group, params, view, addFilter }) {
       </tr>`)}</tbody>
     </table>`;
   };
+  if (note) return html`<${Panel} title=${group.title} state=${{ data: true }} actions=${tabs} body=${() => note} />`;
   return html`<${Panel} title=${group.title} state=${s} actions=${tabs} body=${body} />`;
 }

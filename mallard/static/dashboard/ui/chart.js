@@ -4,6 +4,7 @@ import { html, useState, useEffect, useRef } from './html.js';
 import { apiUrl, partOf, useApi } from './api.js';
 import { dateLabel } from './format.js';
 import { metricOf } from './cards.js';
+import { shareParams } from './share.js';
 
 const IN_VIEW = ['visitors', 'pageviews'];
 
@@ -61,7 +62,7 @@ export function Chart({ params, view, metric, site, filters }) {
   }, []);
   useEffect(() => setHover(null), [s.data]);
 
-  const exp = (format) => apiUrl('api/stats/export', { ...params, format }).href;
+  const exp = (format) => apiUrl('api/stats/export', { ...params, ...shareParams(), format }).href;
   const rows = Array.isArray(s.data) ? s.data : [];
   const n = rows.length;
   const hasPrev = rows.some((r) => r.prev != null);
