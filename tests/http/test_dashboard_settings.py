@@ -347,6 +347,16 @@ def test_settings_fit_a_phone(server: Live, watched: Any, tab: str) -> None:
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
 
 
+def test_a_shared_link_fits_a_phone(server: Live, admin: httpx.Client, watched: Any) -> None:
+    r = admin.post("/api/v1/sites/shared-links", json={"site_id": SITE, "name": "Phone"},
+                   headers={"Origin": server.base})
+    assert r.status_code == 201, r.text
+    page = watched(width=390).page
+    page.goto(server.base + r.json()["url"] + "&period=7d")
+    page.locator(".card-change").first.wait_for(timeout=20_000)
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+
+
 def test_first_run_fits_a_phone(mounted: Live, watched: Any) -> None:
     page = watched(width=390).page
     page.goto(f"{mounted.base}/?site=never.example")
