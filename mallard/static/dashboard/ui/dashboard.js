@@ -78,7 +78,7 @@ export function Dashboard({ auth, recheck }) {
   const admin = !shared && isAdmin(info);
   const settings = admin && st.view === 'settings';
   const [arrived, setArrived] = useState('');
-  const firstRun = useNoEventsYet(st.site, view) && arrived !== st.site && !live && !settings;
+  const firstRun = useNoEventsYet(st.site, view) && arrived !== st.site && !live && !settings && !shared;
   const noSites = sites.data && Array.isArray(sites.data.sites) && !sites.data.sites.length;
 
   return html`<${Reload.Provider} value=${tick}>
