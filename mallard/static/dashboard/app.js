@@ -12,6 +12,7 @@ import { html, render, useState, useEffect, useRef } from './ui/html.js';
 import { request, setUnauthorized } from './ui/api.js';
 import { Login, SetupForm } from './ui/auth.js';
 import { Dashboard } from './ui/dashboard.js';
+import { SECRET, SharedGone } from './ui/share.js';
 
 function App() {
   const [auth, setAuth] = useState(null);
@@ -36,6 +37,8 @@ function App() {
       <button onClick=${check}>Retry</button></div></main>`;
   }
   if (!auth) return html`<main class="center"><p class="muted">Loading…</p></main>`;
+  if (SECRET && !auth.authenticated && !auth.shared_link) return html`<${SharedGone} />`;
+  if (!auth.authenticated && auth.shared_link) return html`<${Dashboard} auth=${auth} recheck=${check} />`;
   if (!auth.authenticated && !auth.setup_required) return html`<${Login} onDone=${check} />`;
   if (!auth.authenticated) {
     return html`<main class="center"><div class="card auth">

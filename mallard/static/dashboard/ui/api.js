@@ -1,5 +1,6 @@
 // HTTP: every URL relative to document.baseURI (the dashboard is mounted under any prefix).
 import { createContext, useState, useEffect, useContext } from './html.js';
+import { shareHeaders } from './share.js';
 
 export const apiUrl = (path, params) => {
   const url = new URL(path, document.baseURI);
@@ -21,7 +22,7 @@ export class ApiError extends Error {
 export const UNAVAILABLE = new Set([404, 405, 501, 503]);
 
 export async function request(path, { params, method = 'GET', body, signal } = {}) {
-  const init = { method, signal, credentials: 'same-origin', headers: { Accept: 'application/json' } };
+  const init = { method, signal, credentials: 'same-origin', headers: { Accept: 'application/json', ...shareHeaders() } };
   if (body !== undefined) {
     init.headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);

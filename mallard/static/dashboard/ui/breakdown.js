@@ -9,15 +9,17 @@ import { Tabs } from './tabs.js';
 import { Value, isUnknown } from './values.js';
 import { withFilter } from './filters.js';
 
-export function Breakdown({ group, params, view, addFilter }) {
+// `hint(tab)`: a note shown instead of a tab's rows (GeoIP not configured), or null.
+export function Breakdown({ group, params, view, addFilter, hint = () => null }) {
   const first = group.tabs[0][0];
   const [tab, setTab] = useState(first);
   const [drill, setDrill] = useState(null); // { dim, filter, value }: the versions of one row
   const pick = (slug) => { setTab(slug); setDrill(null); };
   const dim = drill ? drill.dim : tab;
+  const note = hint(tab); // "GeoIP not configured" for a location level the server does not fill
   const filters = drill ? withFilter(params.filters, ['is', drill.filter, [drill.value]]) : params.filters;
   // The first tab comes with the view; another (or a drill-down) is asked for when shown.
-  const own = useApi(dim === first ? null : `api/stats/breakdown/${dim}`, { ...params, filters, limit: 10 });
+  const own = useApi(dim === first || note ? null : `api/stats/breakdown/${dim}`, { ...params, filters, limit: 10 });
   const s = dim === first ? partOf(view, (d) => d.breakdowns && d.breakdowns[first]) : own;
   const tabs = group.tabs.length > 1 && html`<${Tabs} tabs=${group.tabs} value=${tab} onPick=${pick}
     label=${`${group.title} breakdowns`} />`;
@@ -43,5 +45,6 @@ export function Breakdown({ group, params, view, addFilter }) {
       </tr>`)}</tbody>
     </table>`;
   };
+  if (note) return html`<${Panel} title=${group.title} state=${{ data: true }} actions=${tabs} body=${() => note} />`;
   return html`<${Panel} title=${group.title} state=${s} actions=${tabs} top=${top} body=${body} />`;
 }

@@ -6,6 +6,7 @@ import { apiUrl, partOf, useApi } from './api.js';
 import { dateLabel } from './format.js';
 import { metricOf } from './cards.js';
 import { comparedLabel } from './compare.js';
+import { shareParams } from './share.js';
 
 const IN_VIEW = ['visitors', 'pageviews'];
 
@@ -62,7 +63,7 @@ export function Chart({ params, view, metric, site, filters, interval = 'day', m
   }, []);
   useEffect(() => setHover(null), [s.data]);
 
-  const exp = (format) => apiUrl('api/stats/export', { ...params, format }).href;
+  const exp = (format) => apiUrl('api/stats/export', { ...params, ...shareParams(), format }).href;
   const rows = Array.isArray(s.data) ? s.data : [];
   const n = rows.length;
   const hasPrev = rows.some((r) => r.prev != null);

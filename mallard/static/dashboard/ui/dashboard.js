@@ -22,9 +22,14 @@ import { IntervalPicker, intervalOf } from './interval.js';
 import { CompareToggle, comparisonOf } from './compare.js';
 import { CurrentVisitors, RealtimeView, useRealtime } from './realtime.js';
 import { useShortcuts } from './keys.js';
+import { useInfo, isAdmin, geoHint } from './info.js';
+import { SettingsView } from './settings.js';
+import { FirstRun, useNoEventsYet } from './onboarding.js';
+import { SharedBadge } from './share.js';
 
 export function Dashboard({ auth, recheck }) {
-  const [st, setSt] = useState(readUrl);
+  const shared = auth.authenticated ? null : auth.shared_link; // a shared link: its site, read-only
+  const [st, setSt] = useState(() => (shared ? { ...readUrl(), site: shared.site_id, view: '' } : readUrl()));
   const [tick, setTick] = useState(0);
   const [openCustom, setOpenCustom] = useState(0);
   const replace = useRef(true);
@@ -76,23 +81,33 @@ export function Dashboard({ auth, recheck }) {
   useEffect(() => {
     if (view.data && view.data.range && view.data.range.timezone) setTz(view.data.range.timezone);
   }, [view.data]);
+  const info = useInfo(st.site);
+  const admin = !shared && isAdmin(info);
+  const settings = admin && st.view === 'settings';
+  const [arrived, setArrived] = useState('');
+  const firstRun = useNoEventsYet(st.site, view) && arrived !== st.site && !live && !settings && !shared;
   const noSites = sites.data && Array.isArray(sites.data.sites) && !sites.data.sites.length;
 
   return html`<${Reload.Provider} value=${tick}>
     <header class="top">
       <div class="brand"><img src="favicon.svg" alt="" width="22" height="22" /><span>mallard</span></div>
-      <${SitePicker} sites=${sites} site=${st.site} onPick=${(site) => update({ site })} />
-      <${PeriodPicker} st=${st} update=${update} openCustom=${openCustom} />
+      ${shared ? html`<${SharedBadge} link=${shared} />`
+        : html`<${SitePicker} sites=${sites} site=${st.site} onPick=${(site) => update({ site })} />`}
+      <${PeriodPicker} st=${st} update=${update} openCustom=${openCustom} maxDays=${info.data && info.data.max_range_days} />
       <${CurrentVisitors} live=${realtime} onOpen=${() => period('realtime')} />
       <span class="spacer"></span>
       <button class="ghost" title="Reload every panel" aria-label="Reload" onClick=${() => setTick((t) => t + 1)}>↻</button>
-      ${!auth.setup_required && html`<button class="ghost" onClick=${logout}>Sign out</button>`}
-      ${st.site && !live && html`<${FilterBar} st=${st} update=${update} range=${view.data && view.data.range}
-        admin=${!auth.setup_required} />`}
+      ${admin && html`<button class="ghost" aria-pressed=${settings ? 'true' : 'false'}
+        onClick=${() => update({ view: settings ? '' : 'settings' })}>Settings</button>`}
+      ${!auth.setup_required && !shared && html`<button class="ghost" onClick=${logout}>Sign out</button>`}
+      ${st.site && !live && !settings && html`<${FilterBar} st=${st} update=${update} range=${view.data && view.data.range}
+        admin=${admin} />`}
     </header>
     ${auth.setup_required && html`<${SetupBanner} auth=${auth} onDone=${recheck} />`}
     <main>
-      ${!st.site ? html`<p class="notice">${noSites
+      ${settings ? html`<${SettingsView} site=${st.site} onClose=${() => update({ view: '' })} />`
+        : firstRun ? html`<${FirstRun} site=${st.site} onEvent=${() => { setArrived(st.site); setTick((t) => t + 1); }} />`
+        : !st.site ? html`<p class="notice">${noSites
         ? 'No site has sent events yet. Add the tracker to a page, or type a site id above.'
         : 'Choose a site above.'}</p>` : live ? html`<${Guard}><${RealtimeView} live=${realtime} tz=${tz} /><//>` : html`
         <${CompareToggle} st=${st} update=${update} />
@@ -101,7 +116,7 @@ export function Dashboard({ auth, recheck }) {
           filters=${apiFilters(st)} interval=${intervalOf(st)} mode=${comparisonOf(st)}
           actions=${html`<${IntervalPicker} st=${st} update=${update} />`} /><//>
         <div class="grid">
-          ${GROUPS.map((g) => html`<${Guard} key=${g.title}><${Breakdown} group=${g} params=${params} view=${view} addFilter=${addFilter} /><//>`)}
+          ${GROUPS.map((g) => html`<${Guard} key=${g.title}><${Breakdown} group=${g} params=${params} view=${view} addFilter=${addFilter} hint=${geoHint(info)} /><//>`)}
           <${Guard}><${Goals} range=${view.data && view.data.range} site=${st.site} filters=${apiFilters(st)} ready=${!view.loading} /><//>
           <${Guard}><${Properties} params=${params} ready=${!view.loading} addFilter=${addFilter} /><//>
         </div>

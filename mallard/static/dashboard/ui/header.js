@@ -2,6 +2,7 @@
 import { html, useState, useEffect } from './html.js';
 import { isoDay } from './format.js';
 import { PERIODS, DATE_RE } from './url.js';
+import { rangeError } from './info.js';
 
 export function SitePicker({ sites, site, onPick }) {
   const [text, setText] = useState(site);
@@ -26,8 +27,9 @@ export function SitePicker({ sites, site, onPick }) {
 const KEYS_HINT = `Keyboard: ${PERIODS.map(([, label, key]) => `${key.toUpperCase()} ${label.replace('…', '')}`)
   .join(', ')}; Esc clears the filters`;
 
-// `openCustom` goes up when the custom range should open (the C shortcut).
-export function PeriodPicker({ st, update, openCustom = 0 }) {
+// `openCustom` goes up when the custom range should open (the C shortcut); `maxDays`: the longest range
+// the server answers (api/stats/info), refused here rather than sent for a 400.
+export function PeriodPicker({ st, update, openCustom = 0, maxDays }) {
   const [mode, setMode] = useState(st.period);
   const [from, setFrom] = useState(st.from || isoDay(-30));
   const [to, setTo] = useState(st.to || isoDay(0));
@@ -48,6 +50,7 @@ export function PeriodPicker({ st, update, openCustom = 0 }) {
     e.preventDefault();
     if (!DATE_RE.test(from) || !DATE_RE.test(to)) setErr('Pick both dates.');
     else if (from > to) setErr('The start date must be on or before the end date.');
+    else if (rangeError(from, to, maxDays)) setErr(rangeError(from, to, maxDays));
     else { setErr(''); update({ period: 'custom', from, to }); }
   };
   return html`<div class="period">
@@ -63,6 +66,6 @@ export function PeriodPicker({ st, update, openCustom = 0 }) {
         onInput=${(e) => setTo(e.currentTarget.value)} required />
       <button type="submit">Apply</button>
     </form>`}
-    ${err && html`<span class="error">${err}</span>`}
+    ${err && html`<span class="error" role="alert">${err}</span>`}
   </div>`;
 }

@@ -25,7 +25,7 @@ export function readUrl() {
   if (period === 'custom' && !(DATE_RE.test(from) && DATE_RE.test(to) && from <= to)) period = '30d';
   const metric = q.get('metric');
   return {
-    site: q.get('site') || '', period,
+    site: q.get('site') || '', period, auth: q.get('auth') || '', view: q.get('view') === 'settings' ? 'settings' : '',
     from: period === 'custom' ? from : '', to: period === 'custom' ? to : '',
     filters: parseFilters(q.get('filters') || ''),
     segment: /^\d{1,18}$/.test(q.get('segment') || '') ? q.get('segment') : '',
@@ -38,6 +38,8 @@ export function readUrl() {
 export function urlSearch(st) {
   const q = new URLSearchParams();
   if (st.site) q.set('site', st.site);
+  if (st.auth) q.set('auth', st.auth); // a shared link's secret stays, so a reload still works
+  if (st.view) q.set('view', st.view);
   q.set('period', st.period);
   if (st.period === 'custom') { q.set('from', st.from); q.set('to', st.to); }
   if (st.filters.length) q.set('filters', filterString(st.filters));
