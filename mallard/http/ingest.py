@@ -111,6 +111,9 @@ def _store(api: Api, raws: list[RawEvent], ctx: ClientContext,
 
 
 def post_event(api: Api, request: Request, params: dict[str, str]) -> Response:
+    debug = request.arg("debug")
+    if debug not in (None, "0", "1"):
+        raise HTTPError(400, "debug must be 0 or 1.")
     try:
         raws, origins = parse_request(request.body)
     except InvalidEventError as exc:
@@ -122,7 +125,7 @@ def post_event(api: Api, request: Request, params: dict[str, str]) -> Response:
         raise HTTPError(status, exc.message) from None
     ctx = client_context(request, api.settings)
     _admit(api, request, raws, ctx)
-    return _store(api, raws, ctx, origins, debug=request.arg("debug") == "1")
+    return _store(api, raws, ctx, origins, debug=debug == "1")
 
 
 # Requests refused for the work they would cause (counted in /metrics).

@@ -332,7 +332,8 @@ class Queries:
         from .properties import properties
 
         rng = self.date_range(site, period, start_date, end_date, timezone=timezone)
-        return properties(self.access, check_site(site), rng, limit, filters, contains)
+        return properties(self.access, check_site(site), rng, limit,
+                          self._analysis_filters(site, rng, filters), contains)
 
     def current_visitors(self, site: str) -> int:
         """Visitors with an event (not ``engagement``) in the last ``realtime_window_minutes`` (5), as

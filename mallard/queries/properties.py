@@ -8,11 +8,12 @@ Rules:
   ``events`` the events carrying the key.
 * Keys are ordered by visitors, then events (descending), then key (ascending, byte order); at most
   ``limit`` of them (1..:data:`MAX_PROPERTIES_LIMIT`).
-* Filters restrict the events counted (event-level filters only, as in flow and retention);
+* Filters select visitors as flow and retention do (selection.py): the keys are those of every event
+  of the visitors with a session matching the filters (entry and exit pages, sources included);
   ``contains`` keeps the keys holding it, in any case (suggestions for a filter menu). Engagement
   reports (mallard/engagement.py) are no events and are not counted.
 
-Only the ``props`` column (and the filter columns) is read, so the cost is one scan of one column.
+Without filters only the ``props`` column is read, so the cost is one scan of one column.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 from ..errors import InvalidQueryError
-from .filters import event_rows
+from .acquisition import with_computed
 from .model import build
 from .periods import DateRange
 from .results import Report
+from .selection import actor_selection, run_selected
 from .sql import Sql, with_ctes
 
 if TYPE_CHECKING:
@@ -37,17 +39,18 @@ PROPERTY_COLUMNS: Final = ("key", "visitors", "events")
 
 
 def compile_properties(source: Sql, site: str, lower: object, upper: object, limit: int,
-                       where: Sql, contains: str = "") -> Sql:
+                       filters: object, sessions: Sql | None, contains: str = "") -> Sql:
     """SQL: rows ``(key, visitors, events)``, most visitors first."""
+    selection, keep = actor_selection("property list", filters, sessions, site, lower, upper)
     # json_keys is [] for a JSON value that is not an object; text that is not JSON (a file written by
     # another tool) is skipped rather than failing the query.
     keyed = Sql("SELECT visitor_id, unnest(CASE WHEN json_valid(props) THEN json_keys(props) END) AS key "
                 "FROM events WHERE site_id = ? AND timestamp >= ? AND timestamp < ? AND props IS NOT NULL "
-                "AND event_name <> 'engagement'", (site, lower, upper)) + where
+                "AND event_name <> 'engagement'", (site, lower, upper)) + keep
     body = Sql("SELECT key, count(DISTINCT visitor_id) AS visitors, count(*) AS events FROM keyed "
                "WHERE contains(lower(key), lower(?)) GROUP BY key "
                "ORDER BY visitors DESC, events DESC, key ASC LIMIT ?", (contains, limit))
-    return with_ctes([("events", source), ("keyed", keyed)], body, inline=("events",))
+    return with_ctes([("events", source), *selection, ("keyed", keyed)], body, inline=("events",))
 
 
 def properties(access: Access, site: str, rng: DateRange, limit: int = 50,
@@ -64,14 +67,15 @@ def properties(access: Access, site: str, rng: DateRange, limit: int = 50,
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PROPERTIES_LIMIT:
         raise InvalidQueryError(f"limit must be an integer between 1 and {MAX_PROPERTIES_LIMIT}, not "
                                 f"{limit!r}.", code="invalid_limit")
-    where = " AND " + event_rows(build(site, rng, filters=filters).filters,  # validates the site too
-                                 "The property list")
+    query = build(site, rng, filters=filters)  # validates the site and parses the filters
     lower, upper = rng.bounds()
     first, last = rng.partition_dates()
-    with access.reading(site, first, last) as reader:
+    with access.reading(query.site_id, first, last) as reader:
         src, src_params = reader.source()
-        sql = compile_properties(Sql(src, tuple(src_params)), site, lower, upper, limit, where, contains)
-        rows = reader.execute(sql.text, sql.params).to_pylist()
+        source = with_computed(Sql(src, tuple(src_params)))
+        rows = run_selected(access, reader, query.site_id, rng, query.filters, lambda sessions: (
+            compile_properties(source, query.site_id, lower, upper, limit, query.filters, sessions,
+                               contains))).to_pylist()
     found = [{"key": r["key"], "visitors": int(r["visitors"]), "events": int(r["events"])} for r in rows]
     return Report("properties", PROPERTY_COLUMNS, found,
                   {"site_id": site, **({"search": contains} if contains else {})})

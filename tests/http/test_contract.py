@@ -192,6 +192,8 @@ def test_dropped_events_say_why(live: Live) -> None:
         assert r.status_code == 202 and "x-mallard-dropped" not in r.headers
         r = c.post("/api/event", params={"debug": "1"}, content=orjson.dumps(event(d)), headers=JSON)
         assert r.status_code == 202 and r.json() == {"accepted": 1, "dropped": []}
+        r = c.post("/api/event", params={"debug": "yes"}, content=orjson.dumps(event(d)), headers=JSON)
+        assert r.status_code == 400 and "debug" in r.json()["error"]
         assert main(c, d)["total_events"] == 2
 
 
@@ -563,7 +565,8 @@ def test_suggestions_are_v2_queries_and_prop_keys(live: Live) -> None:
 
 def test_properties_route(live: Live) -> None:
     """/api/stats/properties lists the custom property keys of the range, most visitors first, with
-    their visitors and events; filters narrow the events; a bad limit or filter answers 400."""
+    their visitors and events; filters select visitors (as flow's do: every event of those with a matching
+    session); a bad limit or filter answers 400."""
     d = site()
     with live.client() as c:
         post(c, [event(d, "/", props={"plan": "pro", "color": "red"}), event(d, "/a", props={"plan": "free"}),
@@ -575,9 +578,14 @@ def test_properties_route(live: Live) -> None:
         assert r.json() == {"site_id": d, "properties": [{"key": "color", "visitors": 2, "events": 2},
                                                          {"key": "plan", "visitors": 1, "events": 3}]}
         signups = c.get("/api/stats/properties", params={"site_id": d, "filters": "event==Signup"}).json()
-        assert signups["properties"] == [{"key": "plan", "visitors": 1, "events": 1}]
+        assert signups["properties"] == [{"key": "plan", "visitors": 1, "events": 3},
+                                         {"key": "color", "visitors": 1, "events": 1}]
+        entered = c.get("/api/stats/properties", params={"site_id": d, "filters": "entry_page==/"}).json()
+        assert entered["properties"] == r.json()["properties"]  # every visit entered on /
+        assert c.get("/api/stats/properties",
+                     params={"site_id": d, "filters": "entry_page==/a"}).json()["properties"] == []
         one = c.get("/api/stats/properties", params={"site_id": d, "limit": "1"}).json()
         assert [p["key"] for p in one["properties"]] == ["color"]
-        for params in ({"limit": "0"}, {"limit": "101"}, {"limit": "x"}, {"filters": "entry_page==/"}):
+        for params in ({"limit": "0"}, {"limit": "101"}, {"limit": "x"}, {"filters": "nope==/"}):
             r = c.get("/api/stats/properties", params={"site_id": d, **params})
             assert r.status_code == 400 and "error" in r.json(), (params, r.text)

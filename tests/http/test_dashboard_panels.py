@@ -159,7 +159,7 @@ def test_pages_and_sources_tabs_equal_the_api(server: Live, page: Page) -> None:
     """Entry and exit pages, the channel and all five UTM fields, each tab as its breakdown answers."""
     open_dashboard(page, server, f"site={SITE}&period=30d")
     for title, tabs in (("Pages", {"Entry pages": "entry-pages", "Exit pages": "exit-pages"}),
-                        ("Sources", {"Channels": "visit:channel", "UTM source": "utm-sources",
+                        ("Sources", {"Channels": "channels", "UTM source": "utm-sources",
                                      "UTM medium": "utm-mediums", "UTM campaign": "utm-campaigns",
                                      "UTM content": "utm-contents", "UTM term": "utm-terms"})):
         section = panel(page, title)
@@ -274,7 +274,7 @@ def test_properties_panel_lists_keys_and_their_values(server: Live, page: Page) 
     # A value's click filters every panel by it (the filter is in the URL).
     section.get_by_role("button", name="red", exact=True).click()
     page.wait_for_function("() => new URLSearchParams(location.search).get('filters') === "
-                           "'event:props:color==red'")
+                           "'prop:color==red'")
     main = api(server, "/api/stats/main", **PERIOD, filters="event:props:color==red")
     page.wait_for_function("n => document.querySelector(\"button.card[data-metric='visitors'] .card-value\")"
                            "?.textContent === n", arg=f"{main['unique_visitors']:,}")
@@ -355,10 +355,9 @@ def test_no_horizontal_overflow_on_a_phone(server: Live, browser: Browser) -> No
     try:
         p.goto(f"{server.base}/?site={SITE}&period=30d")
         p.locator(".card-change").first.wait_for(timeout=20_000)
-        p.evaluate("() => window.scrollTo(0, document.body.scrollHeight)")
-        panel(p, "Goal conversions").locator("tbody tr").first.wait_for(timeout=20_000)
-        p.evaluate("() => window.scrollTo(0, document.body.scrollHeight)")
-        panel(p, "Properties").locator("tbody tr").first.wait_for(timeout=20_000)
+        for title in ("Goal conversions", "Properties"):  # panels load when scrolled into view
+            panel(p, title).scroll_into_view_if_needed()
+            panel(p, title).locator("tbody tr").first.wait_for(timeout=20_000)
         sources = panel(p, "Sources")
         sources.get_by_role("tab", name="UTM content").click()
         panel(p, "Devices").get_by_role("button", name="Firefox versions").click()

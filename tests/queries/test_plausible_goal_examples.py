@@ -170,10 +170,14 @@ def test_bad_behavioural_filters_are_refused(q: Queries, filters: Any, message: 
         q.query(SITE, metrics=["visitors"], period="all", filters=filters)
 
 
-def test_behavioural_filters_are_refused_where_only_the_query_model_has_them(q: Queries) -> None:
-    with pytest.raises(InvalidQueryError, match="only available in queries"):
-        q.funnel(SITE, ["page:/", "event:Signup"], period="all",
-                 filters=[["has_done", ["is", "event:page", ["/pricing"]]]])
+def test_behavioural_analyses_read_has_done_as_its_condition(q: Queries) -> None:
+    """A funnel keeps the visitors with a session matching its filters, so ``has_done(X)`` there is
+    ``X`` itself (docs/queries.md), not a refusal."""
+    did = q.funnel(SITE, ["page:/", "event:Signup"], period="all",
+                   filters=[["has_done", ["is", "event:page", ["/pricing"]]]])
+    plain = q.funnel(SITE, ["page:/", "event:Signup"], period="all",
+                     filters=[["is", "event:page", ["/pricing"]]])
+    assert did.rows == plain.rows
 
 
 @pytest.mark.parametrize(("currencies", "known", "expected"), [

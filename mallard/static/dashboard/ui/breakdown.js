@@ -16,10 +16,12 @@ export function Breakdown({ group, params, view, addFilter, hint = () => null })
   const [drill, setDrill] = useState(null); // { dim, filter, value }: the versions of one row
   const pick = (slug) => { setTab(slug); setDrill(null); };
   const dim = drill ? drill.dim : tab;
-  const note = hint(tab); // "GeoIP not configured" for a location level the server does not fill
+  // "GeoIP not configured" for a location level the server does not fill, shown when nothing stored
+  // has it (a lake written elsewhere may hold regions all the same)
+  const note = hint(tab);
   const filters = drill ? withFilter(params.filters, ['is', drill.filter, [drill.value]]) : params.filters;
   // The first tab comes with the view; another (or a drill-down) is asked for when shown.
-  const own = useApi(dim === first || note ? null : `api/stats/breakdown/${dim}`, { ...params, filters, limit: 10 });
+  const own = useApi(dim === first ? null : `api/stats/breakdown/${dim}`, { ...params, filters, limit: 10 });
   const s = dim === first ? partOf(view, (d) => d.breakdowns && d.breakdowns[first]) : own;
   const tabs = group.tabs.length > 1 && html`<${Tabs} tabs=${group.tabs} value=${tab} onPick=${pick}
     label=${`${group.title} breakdowns`} />`;
@@ -27,7 +29,9 @@ export function Breakdown({ group, params, view, addFilter, hint = () => null })
   const top = drill && html`<p class="drill"><button type="button" class="link" onClick=${() => setDrill(null)}>
     ← ${group.tabs.find((t) => t[0] === tab)[1]}</button> <span>${drill.value} versions</span></p>`;
   const body = (rows) => {
-    if (!Array.isArray(rows) || !rows.length) return html`<p class="muted">No data.</p>`;
+    const none = !Array.isArray(rows) || !rows.length;
+    if (note && (none || rows.every((r) => isUnknown(r.value)))) return note;
+    if (none) return html`<p class="muted">No data.</p>`;
     if (rows.every((r) => isUnknown(r.value))) {
       return html`<p class="muted unknown-only">${DIM_LABEL[dim] || group.head} not known for these visitors (${num(rows[0].visitors)}).</p>`;
     }
@@ -45,6 +49,5 @@ export function Breakdown({ group, params, view, addFilter, hint = () => null })
       </tr>`)}</tbody>
     </table>`;
   };
-  if (note) return html`<${Panel} title=${group.title} state=${{ data: true }} actions=${tabs} body=${() => note} />`;
   return html`<${Panel} title=${group.title} state=${s} actions=${tabs} top=${top} body=${body} />`;
 }
