@@ -166,7 +166,8 @@ def test_a_server_starting_on_a_full_disk_serves_reads_and_recovers_later(small_
                 return r.status_code == 200 and r.json()["total_pageviews"] == len(acked)
 
             eventually(recovered, timeout=60)
-            assert client.get("/health/ready").status_code == 200
+            # every worker (each answers /health/ready for itself) is ready again once it has retried
+            eventually(lambda: client.get("/health/ready").status_code == 200, timeout=60)
     finally:
         stop(live)
     assert "Traceback" not in live.logs(), live.logs()

@@ -259,6 +259,7 @@ def test_retention_triangle(server: Live, page: Page) -> None:
     visible rate after week 0; the toggle asks for identified users only."""
     open_dashboard(page, server, f"site={SITE}&period=30d")
     box = show(page, "Retention")
+    box.locator("table.retention tbody tr").first.wait_for(timeout=30_000)  # the answer, not the idle panel
     want = retention_expected(server)
     assert retention_cells(box) == want
     assert any(cell == "" for row in want for cell in row)  # a future week exists in 30 days

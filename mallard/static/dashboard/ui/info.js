@@ -5,7 +5,8 @@ import { html } from './html.js';
 import { useApi } from './api.js';
 
 // Where the documentation of the GeoIP settings is read (no docs are served by mallard itself).
-export const GEOIP_DOCS = 'https://pypi.org/project/mallard-metrics/';
+// Where the docs say how (the dashboard links nowhere outside the server: test_dashboard_files).
+export const GEOIP_DOCS = 'docs/concepts.md#location';
 const LEVEL_OF_TAB = { countries: 'country', regions: 'region', cities: 'city' };
 
 export const useInfo = (site) => useApi(site ? 'api/stats/info' : null, { site_id: site });
@@ -22,7 +23,7 @@ export function geoHint(info) {
     return html`<div class="geo-hint" role="note"><p><strong>GeoIP not configured</strong> for ${level === 'city' ? 'cities' : 'regions'}.</p>
       <p class="small muted">Events get only ${levels.length ? levels.join(', ') : 'no location'} here. Set
         <code>geoip_db_path</code> (<code>MALLARD_GEOIP_DB_PATH</code>) to a MaxMind City database:
-        <a href=${GEOIP_DOCS} target="_blank" rel="noopener noreferrer">GeoIP settings in the docs</a>.</p></div>`;
+        see <code>${GEOIP_DOCS}</code> in mallard's docs.</p></div>`;
   };
 }
 
