@@ -179,6 +179,7 @@ def _check(store: Store, work: Path, step: str, dims: list[str]) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # 10 examples of build, late events, compact and erase: minutes on a busy host
 @settings(max_examples=10, deadline=None, suppress_health_check=[
     HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(first=traffic("p"), late=traffic("q"), erase=st.sampled_from([None, *DAYS]),
