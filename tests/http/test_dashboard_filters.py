@@ -229,7 +229,9 @@ def test_the_menu_adds_each_kind_of_filter(server: Live, cookies: dict[str, str]
     settled(page)
     page.get_by_role("button", name="+ Filter").click()
     menu = page.get_by_role("dialog", name="Add a filter")
-    assert page.evaluate("() => document.activeElement.getAttribute('aria-label')") == "Dimension"
+    # focus moves to the Dimension select once the menu has rendered (polled: the click returns first)
+    page.wait_for_function("() => document.activeElement?.getAttribute('aria-label') === 'Dimension'",
+                           timeout=10_000)
     menu.get_by_label("Value", exact=True).fill("/")
     menu.locator("button.suggestion").first.wait_for()
     shot(page, "filters-menu-open")
