@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from .chromium import checked_page, watched
+from ..chromium import checked_page, watched
 from .conftest import ROOT, Live
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from .chromium import UA, chromium
+from ..chromium import UA, chromium, close
 from .conftest import Live, eventually, start, stop
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ def page(browser: Browser) -> Iterator[Page]:
     try:
         yield p
     finally:
-        context.close()
+        close(context)
 
 
 def rows(live: Live, slug: str) -> list[dict[str, Any]]:

@@ -24,7 +24,7 @@ import pytest
 
 import mallard
 
-from .chromium import checked_page, chromium
+from ..chromium import checked_page, chromium
 from .conftest import ROOT, Live, served
 
 if TYPE_CHECKING:

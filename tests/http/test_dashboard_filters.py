@@ -29,7 +29,7 @@ import pytest
 
 import mallard
 
-from .chromium import UA, chromium, watch
+from ..chromium import UA, chromium, close, watch
 from .conftest import ROOT, Live, serving
 
 if TYPE_CHECKING:
@@ -106,7 +106,7 @@ def page(browser: Browser, server: Live, cookies: dict[str, str],
         p.screenshot(path=str(ARTIFACTS / f"filters-{request.node.name}.png"), full_page=True)
         assert not errors, errors
     finally:
-        context.close()
+        close(context)
 
 
 def api(server: Live, cookies: dict[str, str], path: str, filters: object = None, **params: str) -> Any:
@@ -328,4 +328,4 @@ def test_no_horizontal_overflow_on_a_phone_with_the_menu_open(server: Live, cook
         assert wide <= 390, wide
         assert not errors, errors
     finally:
-        context.close()
+        close(context)

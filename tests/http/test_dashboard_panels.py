@@ -22,7 +22,7 @@ import pytest
 import mallard
 from tests.mmdb import write_city_db
 
-from .chromium import UA, chromium
+from ..chromium import UA, chromium, close
 from .conftest import Live, serving
 from .dashpage import ARTIFACTS, api, open_dashboard, screened_page, v2, watched_page
 
@@ -374,4 +374,4 @@ def test_no_horizontal_overflow_on_a_phone(server: Live, browser: Browser) -> No
             assert right <= 390 and inner <= outer, (box, right, inner, outer)
         assert not errors, errors
     finally:
-        context.close()
+        close(context)

@@ -27,7 +27,7 @@ import pytest
 
 import mallard
 
-from .chromium import UA, chromium
+from ..chromium import UA, chromium, close
 from .conftest import ROOT, Live, eventually, serving
 
 if TYPE_CHECKING:
@@ -126,7 +126,7 @@ def watched(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Any]:
                 w.finish(f"{request.node.name}-{i}" if i else request.node.name,
                          allowed=getattr(request.node, "allowed_console", ()))
             finally:
-                w.context.close()
+                close(w.context)
 
 
 def open_settings(page: Page, live: Live, tab: str) -> None:

@@ -22,7 +22,7 @@ import pytest
 
 import mallard
 
-from .chromium import UA, chromium
+from ..chromium import UA, chromium, close
 from .conftest import Live, eventually, start, stop
 from .dashpage import ARTIFACTS, api, open_dashboard, screened_page, v2
 
@@ -270,4 +270,4 @@ def test_no_horizontal_overflow_on_a_phone(server: Live, browser: Browser, perio
         assert wide <= 390, wide
         assert not errors, errors
     finally:
-        context.close()
+        close(context)

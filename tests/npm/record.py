@@ -12,8 +12,8 @@ import time
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 
+from tests.chromium import ARGS, CHROMIUM, close
 from tests.static.quiet import QuietHandler
-from tests.static.test_tracker_browser import ARGS, CHROMIUM
 
 from .pages import Site, drive_v3, drive_v4, drive_v4_hash, v3_page, v4_page
 
@@ -62,7 +62,7 @@ def main() -> None:
             with Site({name: page_of(recorder)}) as site:
                 context = browser.new_context(viewport={"width": 1280, "height": 700}, user_agent=UA)
                 drive(context.new_page(), site, recorder.arrived)
-                context.close()
+                close(context)
             recorder.httpd.shutdown()
             recorded[name] = recorder.bodies
         browser.close()

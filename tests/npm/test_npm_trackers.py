@@ -17,6 +17,7 @@ import duckdb
 import httpx
 import pytest
 
+from tests.chromium import close
 from tests.http.conftest import Live, start, stop
 from tests.static.test_tracker_browser import browser
 
@@ -102,7 +103,7 @@ def run(browser: Browser, serve: Live, tracker: str, html: str,
         try:
             drive(context.new_page(), site, waiter(serve.data_dir, SITES[tracker]))
         finally:
-            context.close()
+            close(context)
     return site, stored(serve.data_dir, SITES[tracker])
 
 

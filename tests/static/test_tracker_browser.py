@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator
@@ -16,6 +15,7 @@ import pytest
 
 from mallard.payload import RawEvent, parse_body
 
+from ..chromium import chromium, close
 from .quiet import QuietHandler
 
 if TYPE_CHECKING:
@@ -24,9 +24,6 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.slow  # headless Chromium
 SCRIPT = Path(__file__).resolve().parents[2] / "mallard" / "static" / "mallard.js"
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 STUB = ("<script>window.mallard=window.mallard||function(){(window.mallard.q=window.mallard.q||[])"
         ".push(arguments)};mallard('Queued',{props:{n:1}});mallard('Queued 2')</script>")
 PLAUSIBLE_STUB = ("<script>window.plausible=window.plausible||function(){(window.plausible.q="
@@ -120,20 +117,7 @@ def _named(name: str) -> Callable[[list[RawEvent]], bool]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    missing = [] if Path(CHROMIUM).exists() else [CHROMIUM]
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        missing.append("playwright")
-    if missing:
-        message = f"browser tests need {' and '.join(missing)}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message + " (required when CI=true)")
-        pytest.skip(message)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield chromium
-        chromium.close()
+    yield from chromium()
 
 
 @pytest.fixture
@@ -149,8 +133,10 @@ def server() -> Generator[Server]:
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1024, "height": 700})
-    yield context.new_page()
-    context.close()
+    try:
+        yield context.new_page()
+    finally:
+        close(context)
 
 
 def test_pageview_on_load(server: Server, page: Page) -> None:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.chromium import close
 from tests.http.conftest import Live, serving
 from tests.npm.pages import Site
 from tests.npm.test_npm_trackers import UA, stored, waiter
@@ -49,7 +50,7 @@ def page(browser: Browser) -> Iterator[Page]:
     try:
         yield context.new_page()
     finally:
-        context.close()
+        close(context)
 
 
 def events(serve: Live, site: str, column: str) -> list[tuple[object, ...]]:
