@@ -23,12 +23,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 from ..errors import InvalidQueryError
-from .acquisition import with_computed
-from .model import build, check_option
+from .model import check_option
 from .periods import DateRange
 from .results import Report
 from .retention import ACTOR_COLUMNS
-from .selection import actor_selection, run_selected
+from .selection import actor_selection, read_selected
 from .sql import Sql, with_ctes
 
 if TYPE_CHECKING:
@@ -102,14 +101,9 @@ def flow(access: Access, site: str, rng: DateRange, page: str, limit: int = 10,
     page = check_page(page)
     n = check_limit(limit)
     backwards = check_option(direction, "direction", ("next", "previous")) == "previous"
-    query = build(site, rng, filters=filters)  # validates the site and parses the filters
     lower, upper = rng.bounds()
-    first, last = rng.partition_dates()
-    with access.reading(query.site_id, first, last) as reader:
-        src, src_params = reader.source()
-        source = with_computed(Sql(src, tuple(src_params)))
-        rows = run_selected(access, reader, query.site_id, rng, query.filters, lambda sessions: compile_flow(
-            source, query.site_id, lower, upper, page, n, query.filters, sessions, backwards)).to_pylist()
+    rows = read_selected(access, site, rng, filters, lambda query, source, sessions: compile_flow(
+        source, query.site_id, lower, upper, page, n, query.filters, sessions, backwards)).to_pylist()
     totals, rest = rows[0], rows[1:]
     at_page = int(totals["visitors"])
     side = "previous" if backwards else "next"

@@ -32,11 +32,9 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from ..errors import InvalidQueryError
 from . import sessions as _sessions
-from .acquisition import with_computed
-from .model import build
 from .periods import DateRange
 from .results import Record, Report
-from .selection import keep_ctes, needs, run_selected
+from .selection import keep_ctes, needs, read_selected
 from .sql import Sql, with_ctes
 
 if TYPE_CHECKING:
@@ -211,14 +209,9 @@ def compile_funnel(site: str, rng: DateRange, steps: Sequence[Step], window_us: 
 
 def _levels(access: Access, site: str, rng: DateRange, steps: Sequence[Step], window_us: int | None,
             filters: Any) -> tuple[int, int, list[int], list[float | None]]:
-    query = build(site, rng, filters=filters)  # validates the site and parses the filters
-    first, last = rng.partition_dates()
-    with access.reading(query.site_id, first, last) as reader:
-        src, src_params = reader.source()
-        source = with_computed(Sql(src, tuple(src_params)))
-        row = run_selected(access, reader, query.site_id, rng, query.filters, lambda sessions: compile_funnel(
-            query.site_id, rng, steps, window_us, source=source, filters=query.filters,
-            gap_seconds=access.gap_seconds, sessions=sessions)).to_pylist()[0]
+    row = read_selected(access, site, rng, filters, lambda query, source, sessions: compile_funnel(
+        query.site_id, rng, steps, window_us, source=source, filters=query.filters,
+        gap_seconds=access.gap_seconds, sessions=sessions)).to_pylist()[0]
     medians = [None if row.get(f"t{i}") is None else row[f"t{i}"] / 1e6 for i in range(1, len(steps) + 1)]
     return (int(row["total"]), int(row["by_user"]), [int(row[f"v{i}"]) for i in range(1, len(steps) + 1)],
             medians)

@@ -21,11 +21,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 from ..errors import InvalidQueryError
-from .acquisition import with_computed
-from .model import build
 from .periods import DateRange
 from .results import Report
-from .selection import actor_selection, run_selected
+from .selection import actor_selection, read_selected
 from .sql import Sql, with_ctes
 
 if TYPE_CHECKING:
@@ -67,15 +65,9 @@ def properties(access: Access, site: str, rng: DateRange, limit: int = 50,
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PROPERTIES_LIMIT:
         raise InvalidQueryError(f"limit must be an integer between 1 and {MAX_PROPERTIES_LIMIT}, not "
                                 f"{limit!r}.", code="invalid_limit")
-    query = build(site, rng, filters=filters)  # validates the site and parses the filters
     lower, upper = rng.bounds()
-    first, last = rng.partition_dates()
-    with access.reading(query.site_id, first, last) as reader:
-        src, src_params = reader.source()
-        source = with_computed(Sql(src, tuple(src_params)))
-        rows = run_selected(access, reader, query.site_id, rng, query.filters, lambda sessions: (
-            compile_properties(source, query.site_id, lower, upper, limit, query.filters, sessions,
-                               contains))).to_pylist()
+    rows = read_selected(access, site, rng, filters, lambda query, source, sessions: compile_properties(
+        source, query.site_id, lower, upper, limit, query.filters, sessions, contains)).to_pylist()
     found = [{"key": r["key"], "visitors": int(r["visitors"]), "events": int(r["events"])} for r in rows]
     return Report("properties", PROPERTY_COLUMNS, found,
                   {"site_id": site, **({"search": contains} if contains else {})})

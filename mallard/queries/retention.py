@@ -27,11 +27,10 @@ from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
 from ..errors import InvalidQueryError
-from .acquisition import with_computed
-from .model import build, check_option
+from .model import check_option
 from .periods import DateRange
 from .results import Report
-from .selection import actor_selection, run_selected
+from .selection import actor_selection, read_selected
 from .sql import Sql, with_ctes
 
 if TYPE_CHECKING:
@@ -122,15 +121,10 @@ def retention(access: Access, site: str, rng: DateRange, weeks: int,
     """
     n = check_weeks(weeks)
     users_only = check_option(identity, "identity", ("all", "user_id")) == "user_id"
-    query = build(site, rng, filters=filters)  # validates the site and parses the filters
     lower, upper = rng.bounds()
-    _, last = rng.partition_dates()
     # first_seen looks at all history before the end
-    with access.reading(query.site_id, None, last) as reader:
-        src, src_params = reader.source()
-        source = with_computed(Sql(src, tuple(src_params)))
-        table = run_selected(access, reader, query.site_id, rng, query.filters, lambda sessions: (
-            compile_retention(source, query.site_id, lower, upper, n, query.filters, sessions)))
+    table = read_selected(access, site, rng, filters, lambda query, source, sessions: compile_retention(
+        source, query.site_id, lower, upper, n, query.filters, sessions), history=True)
     by_cohort: dict[date, list[tuple[int, int]]] = {}
     for cohort, k, identified, anonymous in zip(*(table.column(i).to_pylist() for i in range(4)),
                                                 strict=True):

@@ -20,15 +20,19 @@ import pyarrow as pa
 
 from ..errors import StorageError
 from . import sessions as _sessions
+from .acquisition import with_computed
 from .filters import Condition, compile_condition, compile_tree, conditions
+from .model import build
 from .sql import Sql
 
 if TYPE_CHECKING:
     from ..store.reader import Reader
     from .access import Access
+    from .model import Query
     from .periods import DateRange
 
-__all__ = ["ACTOR_KEY", "actor_selection", "filter_columns", "keep_ctes", "needs", "run_selected"]
+__all__ = ["ACTOR_KEY", "actor_selection", "filter_columns", "keep_ctes", "needs", "read_selected",
+           "run_selected"]
 
 #: The 64-bit key of retention's and flow's identity (user id where present, else the daily visitor id;
 #: the two name spaces kept apart).
@@ -98,6 +102,21 @@ def actor_selection(what: str, filters: Any, sessions: Sql | None, site: str, lo
     ctes = [("inrange", inrange),
             *keep_ctes(filters, sessions, lower, upper, events="inrange", ident=key + " AS ik")]
     return ctes, Sql(f" AND {key} IN (SELECT ik FROM keep)")
+
+
+def read_selected(access: Access, site: str, rng: DateRange, filters: Any,
+                  compile_sql: Callable[[Query, Sql, Sql | None], Sql], *, history: bool = False) -> pa.Table:
+    """The rows of a behavioural analysis: build the query (validating ``site`` and parsing ``filters``),
+    read the range's partitions (with ``history``, every partition up to the range's end) and run
+    ``compile_sql(query, events, sessions)`` there, ``events`` being the read events with their computed
+    columns and ``sessions`` as :func:`run_selected` passes it."""
+    query = build(site, rng, filters=filters)
+    first, last = rng.partition_dates()
+    with access.reading(query.site_id, None if history else first, last) as reader:
+        src, src_params = reader.source()
+        source = with_computed(Sql(src, tuple(src_params)))
+        return run_selected(access, reader, query.site_id, rng, query.filters,
+                            lambda sessions: compile_sql(query, source, sessions))
 
 
 def run_selected(access: Access, reader: Reader, site: str, rng: DateRange, filters: Any,
