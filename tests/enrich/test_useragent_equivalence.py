@@ -15,6 +15,8 @@ import importlib.util
 import json
 import os
 import random
+import subprocess
+import sys
 from importlib import resources
 from pathlib import Path
 from types import ModuleType
@@ -115,24 +117,37 @@ def test_cached_answers_are_the_same(user_agents: list[str]) -> None:
     assert parser.hits >= len(user_agents)
 
 
-def test_parsers_of_a_process_share_the_extractors_and_a_fork_child_rebuilds_them() -> None:
-    from mallard.enrich import useragent
+# Run in a fresh interpreter: forking the test worker itself copies whatever lock another of its threads
+# (a server or refresh thread left by an earlier test) held at that moment, and the child can hang on it.
+_FORK_CHECK = """
+import os, sys
+from mallard.enrich import useragent
+from mallard.enrich.useragent import AgentParser
+ua = sys.argv[1]
+first, second = AgentParser(0), AgentParser(0)
+assert first._extractors is second._extractors, "built (and warmed up) once per process"
+expected = first.parse(ua)
+read, write = os.pipe()
+pid = os.fork()
+if pid == 0:  # the child: report and leave without running the parent's atexit handlers
+    try:
+        ok = useragent._shared is None and AgentParser(0).parse(ua) == expected
+        os.write(write, b"1" if ok else b"0")
+    finally:
+        os._exit(0)
+os.close(write)
+with os.fdopen(read, "rb") as pipe:
+    answer = pipe.read()
+os.waitpid(pid, 0)
+assert answer == b"1", f"the fork child answered {answer!r}"
+assert useragent._shared is first._extractors, "the parent keeps its extractors"
+print("ok")
+"""
 
-    first, second = AgentParser(0), AgentParser(0)
-    assert first._extractors is second._extractors  # built (and warmed up) once per process
-    ua = SAMPLE_USER_AGENTS[0]
-    expected = first.parse(ua)
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: report and leave without running the parent's atexit handlers
-        try:
-            ok = useragent._shared is None and AgentParser(0).parse(ua) == expected
-            os.write(write, b"1" if ok else b"0")
-        finally:
-            os._exit(0)
-    os.close(write)
-    with os.fdopen(read, "rb") as pipe:
-        answer = pipe.read()
-    os.waitpid(pid, 0)
-    assert answer == b"1"
-    assert useragent._shared is first._extractors
+
+def test_parsers_of_a_process_share_the_extractors_and_a_fork_child_rebuilds_them() -> None:
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, "-c", _FORK_CHECK, SAMPLE_USER_AGENTS[0]], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert (done.returncode, done.stdout.strip()) == (0, "ok"), done.stderr
