@@ -41,6 +41,19 @@ def v2(live: Live, body: dict[str, Any]) -> Any:
     return r.json()
 
 
+def login_cookies(live: Live, password: str) -> dict[str, str]:
+    """The session cookies of the admin logged in with ``password`` (for browser contexts to carry)."""
+    r = httpx.post(live.base + "/api/auth/login", json={"password": password},
+                   headers={"Origin": live.base}, timeout=30)
+    assert r.status_code == 200, r.text
+    return dict(r.cookies)
+
+
+def log_in(context: BrowserContext, live: Live, cookies: dict[str, str]) -> None:
+    """Give ``context`` the session ``cookies`` of :func:`login_cookies`."""
+    context.add_cookies([{"name": k, "value": v, "url": live.base} for k, v in cookies.items()])
+
+
 def open_dashboard(page: Page, live: Live, query: str) -> None:
     """Open the dashboard at ``?query`` and wait until the cards (with their changes) and the chart are in."""
     page.goto(f"{live.base}/?{query}")

@@ -31,6 +31,7 @@ import mallard
 
 from ..chromium import UA, chromium, close, watch
 from .conftest import ROOT, Live, serving
+from .dashpage import log_in, login_cookies
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -76,10 +77,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
 
 @pytest.fixture(scope="module")
 def cookies(server: Live) -> dict[str, str]:
-    r = httpx.post(server.base + "/api/auth/login", json={"password": PASSWORD},
-                   headers={"Origin": server.base}, timeout=30)
-    assert r.status_code == 200, r.text
-    return dict(r.cookies)
+    return login_cookies(server, PASSWORD)
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +87,7 @@ def browser() -> Iterator[Browser]:
 
 def _context(browser: Browser, server: Live, cookies: dict[str, str], width: int) -> Any:
     context = browser.new_context(user_agent=UA, viewport={"width": width, "height": 800})
-    context.add_cookies([{"name": k, "value": v, "url": server.base} for k, v in cookies.items()])
+    log_in(context, server, cookies)
     return context
 
 

@@ -306,8 +306,8 @@ def test_the_interval_switcher_rebuckets_the_chart_and_stays_in_the_url(server: 
                        "include": {"comparisons": {"mode": "previous_period"}}})
     want = [f"{r['dimensions'][0]}: {r['metrics'][0]:,} visits; {r['comparison']['dimensions'][0]}: "
             f"{r['comparison']['metrics'][0]:,} (previous period)" for r in body["results"]]
-    page.wait_for_function("() => document.querySelector('svg.chart')?.getAttribute('aria-label') === "
-                           "'Visits over time'")
+    page.wait_for_function("() => document.querySelector('svg.chart')?.getAttribute('aria-label')"
+                           "?.startsWith('Visits per week, ')")
     _wait_chart(page, len(want))
     assert _chart_titles(page) == want
     page.reload()

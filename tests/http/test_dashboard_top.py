@@ -152,8 +152,8 @@ def test_a_card_click_puts_its_metric_on_the_chart(server: Live, page: Page) -> 
     assert query_of(page)["metric"] == ["visits"]
     assert page.locator("button.card[data-metric='visits']").get_attribute("aria-pressed") == "true"
     page.get_by_role("heading", name="Visits", exact=True).wait_for(timeout=20_000)
-    page.wait_for_function("() => document.querySelector('svg.chart')?.getAttribute('aria-label') === "
-                           "'Visits over time'")
+    page.wait_for_function("() => document.querySelector('svg.chart')?.getAttribute('aria-label')"
+                           "?.startsWith('Visits per day, ')")
     view = api(server, "/api/stats/view", site_id=SITE, period="7d", breakdowns="pages")
     body = v2(server, {"site_id": SITE, "metrics": ["visits"], "dimensions": ["time:day"],
                        "date_range": [view["range"]["start_date"], view["range"]["end_date"]],

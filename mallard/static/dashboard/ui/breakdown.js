@@ -5,7 +5,7 @@ import { useApi, partOf } from './api.js';
 import { num } from './format.js';
 import { DIM_LABEL, DRILL } from './labels.js';
 import { Bar, Panel } from './widgets.js';
-import { Tabs } from './tabs.js';
+import { Tabs, tabId } from './tabs.js';
 import { Value, isUnknown } from './values.js';
 import { withFilter } from './filters.js';
 
@@ -23,8 +23,10 @@ export function Breakdown({ group, params, view, addFilter, hint = () => null })
   // The first tab comes with the view; another (or a drill-down) is asked for when shown.
   const own = useApi(dim === first ? null : `api/stats/breakdown/${dim}`, { ...params, filters, limit: 10 });
   const s = dim === first ? partOf(view, (d) => d.breakdowns && d.breakdowns[first]) : own;
-  const tabs = group.tabs.length > 1 && html`<${Tabs} tabs=${group.tabs} value=${tab} onPick=${pick}
-    label=${`${group.title} breakdowns`} />`;
+  const many = group.tabs.length > 1;
+  const ids = { prefix: `tab-${first}`, panel: `tabpanel-${first}` };
+  const tabs = many && html`<${Tabs} tabs=${group.tabs} value=${tab} onPick=${pick}
+    label=${`${group.title} breakdowns`} prefix=${ids.prefix} controls=${ids.panel} />`;
   const down = DRILL[tab];
   const top = drill && html`<p class="drill"><button type="button" class="link" onClick=${() => setDrill(null)}>
     ← ${group.tabs.find((t) => t[0] === tab)[1]}</button> <span>${drill.value} versions</span></p>`;
@@ -49,5 +51,6 @@ export function Breakdown({ group, params, view, addFilter, hint = () => null })
       </tr>`)}</tbody>
     </table>`;
   };
-  return html`<${Panel} title=${group.title} state=${s} actions=${tabs} top=${top} body=${body} />`;
+  return html`<${Panel} title=${group.title} state=${s} actions=${tabs} top=${top} body=${body}
+    tabpanel=${many && { id: ids.panel, labelledby: tabId(ids.prefix, tab) }} />`;
 }

@@ -1,6 +1,9 @@
 // The chart of one metric over time (SVG), the compared period (the previous one, or a year before)
 // drawn behind it, bucketed by `interval`. Visitors and pageviews come with the view's answer; another
 // metric is asked of the v2 query API with its comparison.
+// Accessible: the SVG is an image named by a summary (metric, interval, dates, lowest and highest) and
+// is in the Tab order; ArrowLeft/ArrowRight, Home and End move the tooltip between the points, and a
+// polite live region says the focused point's figures (the same text as the mouse's <title>s).
 import { html, useState, useEffect, useRef } from './html.js';
 import { apiUrl, partOf, useApi } from './api.js';
 import { dateLabel } from './format.js';
@@ -22,7 +25,8 @@ export function axisTicks(peak, count) {
   return Array.from({ length: n + 1 }, (_, i) => i * step);
 }
 
-// Rows { date, value, prevDate, prev } for `metric`, from the view or from the v2 answer.
+// Rows { date, value, prevDate, prev } for `metric`, from the view or from the v2 answer; `src`: the
+// answer they were read from (the rows are a new array at each render, the answer only when it changes).
 function useSeries(view, metric, range, filters, interval, mode) {
   const own = !IN_VIEW.includes(metric) && view.data && range;
   const body = own ? {
@@ -32,13 +36,13 @@ function useSeries(view, metric, range, filters, interval, mode) {
   } : undefined;
   const q = useApi(own ? 'api/v2/query' : null, null, { body });
   if (!own) {
-    return partOf(view, (d) => (Array.isArray(d.timeseries) ? d.timeseries.map((r, i) => {
+    return { ...partOf(view, (d) => (Array.isArray(d.timeseries) ? d.timeseries.map((r, i) => {
       const p = Array.isArray(d.previous_timeseries) ? d.previous_timeseries[i] : undefined;
       return { date: r.date, value: r[metric], prevDate: p && p.date, prev: p && p[metric] };
-    }) : null));
+    }) : null)), src: view.data };
   }
   return {
-    loading: q.loading, error: q.error,
+    loading: q.loading, error: q.error, src: q.data,
     data: q.data && Array.isArray(q.data.results) ? q.data.results.map((r) => ({
       date: r.dimensions[0], value: r.metrics[0],
       prevDate: r.comparison && r.comparison.dimensions[0], prev: r.comparison && r.comparison.metrics[0],
@@ -54,6 +58,7 @@ export function Chart({ params, view, metric, site, filters, interval = 'day', m
   const box = useRef(null);
   const [w, setW] = useState(800);
   const [hover, setHover] = useState(null);
+  const [said, setSaid] = useState('');
   useEffect(() => {
     const el = box.current;
     if (!el || !window.ResizeObserver) return undefined;
@@ -61,7 +66,7 @@ export function Chart({ params, view, metric, site, filters, interval = 'day', m
     ro.observe(el);
     return () => ro.disconnect();
   }, []);
-  useEffect(() => setHover(null), [s.data]);
+  useEffect(() => { setHover(null); setSaid(''); }, [s.src, metric]);
 
   const exp = (format) => apiUrl('api/stats/export', { ...params, ...shareParams(), format }).href;
   const rows = Array.isArray(s.data) ? s.data : [];
@@ -83,6 +88,24 @@ export function Chart({ params, view, metric, site, filters, interval = 'day', m
   const tipX = hv ? (x(hover) + tipW + 8 > w - R ? x(hover) - tipW - 8 : x(hover) + 8) : 0;
   const describe = (r) => `${r.date}: ${m.chartFmt(r.value)} ${m.label.toLowerCase()}`
     + (r.prevDate ? `; ${r.prevDate}: ${m.chartFmt(r.prev)} (${cmpName.toLowerCase()})` : '');
+  const values = rows.map((r) => r.value || 0);
+  const summary = n ? `${m.label} per ${interval}, ${rows[0].date} to ${rows[n - 1].date}: lowest `
+    + `${m.chartFmt(Math.min(...values))}, highest ${m.chartFmt(Math.max(...values))}`
+    + `${hasPrev ? `, ${cmpName.toLowerCase()} drawn behind` : ''}. Arrow keys, Home and End read each point.` : '';
+  // The keyboard moves the shown point (the first arrow press from none picks an end) and says it.
+  const show = (i) => { setHover(i); setSaid(describe(rows[i])); };
+  const onKey = (e) => {
+    const last = n - 1;
+    const to = {
+      ArrowRight: hover == null ? 0 : Math.min(last, hover + 1),
+      ArrowLeft: hover == null ? last : Math.max(0, hover - 1),
+      Home: 0, End: last,
+    }[e.key];
+    if (to === undefined || !n) return;
+    e.preventDefault();
+    show(to);
+  };
+  const leave = () => { setHover(null); setSaid(''); };
 
   let content;
   if (s.error) content = html`<p class="error" role="alert">${s.error.message}</p>`;
@@ -90,7 +113,8 @@ export function Chart({ params, view, metric, site, filters, interval = 'day', m
   else if (!n) content = html`<p class="muted">No data for this period.</p>`;
   else {
     content = html`<svg class="chart" width=${w} height=${H} viewBox=${`0 0 ${w} ${H}`} role="img"
-      aria-label=${`${m.label} over time`} onMouseLeave=${() => setHover(null)}>
+      aria-label=${summary} tabindex="0" aria-keyshortcuts="ArrowLeft ArrowRight Home End"
+      onKeyDown=${onKey} onBlur=${leave} onMouseLeave=${() => setHover(null)}>
       ${ticks.map((t) => html`<g class="tick"><line x1=${L} x2=${w - R} y1=${y(t)} y2=${y(t)} />
           <text x=${L - 6} y=${y(t) + 4} text-anchor="end">${m.chartFmt(t)}</text></g>`)}
       ${rows.map((r, i) => (i % every === 0) && html`<text class="xlabel" x=${x(i)} y=${H - 8}
@@ -121,6 +145,7 @@ export function Chart({ params, view, metric, site, filters, interval = 'day', m
       <span class="export">Export <a href=${exp('csv')} download="mallard-export.csv">CSV</a>
         <a href=${exp('json')} download="mallard-export.json">JSON</a></span>
     </header>
-    <div class="chart-box" ref=${box}>${content}</div>
+    <div class="chart-box" id="chart-box" ref=${box}>${content}</div>
+    <p class="chart-said sr-only" aria-live="polite">${said}</p>
   </section>`;
 }

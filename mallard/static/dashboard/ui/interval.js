@@ -32,5 +32,5 @@ export function IntervalPicker({ st, update }) {
   const ok = intervalsFor(st);
   if (ok.length < 2) return null;
   return html`<${Tabs} tabs=${INTERVALS.filter(([v]) => ok.includes(v))} value=${intervalOf(st)}
-    onPick=${(interval) => update({ interval })} label="Chart interval" />`;
+    onPick=${(interval) => update({ interval })} label="Chart interval" controls="chart-box" />`;
 }

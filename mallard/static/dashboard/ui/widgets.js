@@ -16,7 +16,8 @@ export class Guard extends Component {
 // width through the CSSOM (Preact sets el.style.width), which the CSP allows; no style attribute.
 export const Bar = ({ frac }) => html`<span class="bar" style=${{ width: `${(Math.max(0, Math.min(1, frac || 0)) * 100).toFixed(1)}%` }}></span>`;
 
-export function Panel({ title, state, quiet, actions, top, body, wide, boxRef }) {
+// `tabpanel` ({ id, labelledby }): the panel's content is the tab panel of tabs in `actions`.
+export function Panel({ title, state, quiet, actions, top, body, wide, boxRef, tabpanel }) {
   let content;
   if (state.error) {
     content = quiet && UNAVAILABLE.has(state.error.status)
@@ -30,7 +31,8 @@ export function Panel({ title, state, quiet, actions, top, body, wide, boxRef })
   const cls = `panel${wide ? ' wide' : ''}${state.loading ? ' is-loading' : ''}`;
   return html`<section class=${cls} ref=${boxRef} aria-busy=${state.loading ? 'true' : 'false'}>
     <header class="panel-head"><h2>${title}</h2>${actions}</header>
-    ${top}${content}
+    ${tabpanel ? html`<div role="tabpanel" id=${tabpanel.id} aria-labelledby=${tabpanel.labelledby}>${top}${content}</div>`
+      : html`${top}${content}`}
   </section>`;
 }
 
