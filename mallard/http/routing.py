@@ -1,6 +1,8 @@
 """The route table: method + path pattern → handler, with the route's access level and cost class.
 
-Patterns are literal paths with ``{name}`` segments (``/api/stats/breakdown/{dimension}``). The table is
+Patterns are literal paths with ``{name}`` segments (``/api/stats/breakdown/{dimension}``); a path
+that is some route's literal path never matches a pattern (``/api/v1/sites/goals`` is not the site
+``goals`` of ``/api/v1/sites/{site_id}``). The table is
 also the only source of the OpenAPI document (:mod:`mallard.http.openapi`): every route carries a one-line
 summary, its typed parameters (:class:`Param`, JSON Schema), its request body (:class:`Body`), the
 non-error answers it gives and the error statuses of its own handler. Statuses that follow from the
@@ -147,7 +149,7 @@ class Router:
         if route is not None:
             return route, {}
         allowed = {m for (m, p) in self._exact if p == path}
-        for route in self._patterns:
+        for route in () if path in self._paths else self._patterns:  # a literal path is no parameter
             found = route.regex.match(path)
             if found is None:
                 continue
@@ -163,5 +165,6 @@ class Router:
 
     def methods(self, path: str) -> set[str]:
         found = {m for (m, p) in self._exact if p == path}
-        found.update(r.method for r in self._patterns if r.regex.match(path))
+        if path not in self._paths:
+            found.update(r.method for r in self._patterns if r.regex.match(path))
         return found

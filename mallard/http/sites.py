@@ -1,9 +1,15 @@
-"""Plausible's Sites API for goals and segments: ``/api/v1/sites/goals`` and ``/api/v1/sites/segments``.
+"""Plausible's Sites API for goals and segments: ``/api/v1/sites/goals`` and ``/api/v1/sites/segments``,
+and one site's settings: ``/api/v1/sites/{site_id}``.
 
 Admin access (a login or an Admin API key). Shapes follow Plausible's Sites API: ``PUT`` finds or
 creates a goal and answers it; ``GET`` lists a site's goals with cursor pagination
 (``{"goals": [...], "meta": {"after", "before", "limit"}}``); ``DELETE …/:goal_id`` answers
 ``{"deleted": "true"}``. Segments (not in Plausible's Sites API) use the same shapes.
+
+``GET /api/v1/sites/{site_id}`` answers Plausible's ``{"domain", "timezone"}`` with the site's
+reporting ``currency`` and the UTC date of its first stored events; ``PUT`` changes the currency only
+(the time zone is one setting of the server). A site is known when it has events or is configured
+(``site_ids``); the literal paths beside it (``goals``, ``segments``, ...) are never a site id here.
 """
 
 from __future__ import annotations
@@ -21,6 +27,9 @@ if TYPE_CHECKING:
 
 __all__ = ["DELETE_BODY", "PAGING", "ROUTES", "item_id", "page", "request_body", "site_of_body",
            "site_of_delete"]
+
+#: What ``PUT /api/v1/sites/{site_id}`` changes.
+SITE_SETTINGS: Final = ("currency",)
 
 DEFAULT_LIMIT: Final = 100
 MAX_LIMIT: Final = 1000
@@ -153,6 +162,39 @@ def delete_segment(api: Api, request: Request, params: dict[str, str]) -> Respon
     return json_response({"deleted": "true"})
 
 
+def _known_site(api: Api, params: dict[str, str]) -> str:
+    site = check_site(params["site_id"])
+    if site not in api.settings.site_ids and site not in api.queries.sites():
+        raise HTTPError(404, "Site could not be found")
+    return site
+
+
+def _site_json(api: Api, site: str) -> dict[str, Any]:
+    first = api.queries.first_day(site)
+    return {"domain": site, "timezone": api.settings.timezone, "currency": api.mallard.goals.currency(site),
+            "first_event_date": None if first is None else first.isoformat()}
+
+
+def get_site(api: Api, request: Request, params: dict[str, str]) -> Response:
+    return json_response(_site_json(api, _known_site(api, params)))
+
+
+def put_site(api: Api, request: Request, params: dict[str, str]) -> Response:
+    site = _known_site(api, params)
+    body = request.json()
+    if not isinstance(body, dict) or not body:
+        raise HTTPError(400, 'The body is {"currency": "EUR"} (or null to clear it).')
+    other = sorted(k for k in body if k not in SITE_SETTINGS)
+    if other:
+        raise HTTPError(400, f"Only currency can be changed here; {', '.join(map(repr, other))[:200]} "
+                             "cannot (the time zone is the server's timezone setting).")
+    currency = body["currency"]
+    if currency is not None and not isinstance(currency, str):
+        raise HTTPError(400, "currency must be an ISO 4217 code such as 'EUR', or null to clear it.")
+    api.mallard.goals.set_currency(site, currency)
+    return json_response(_site_json(api, site))
+
+
 PAGING: Final = (
     Param("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
           "Page size."),
@@ -160,6 +202,7 @@ PAGING: Final = (
     Param("before", {"type": "string"}, "Cursor: the page before this one (from meta.before)."),
 )
 _ID: Final = {"type": "string", "pattern": "^[0-9]{1,18}$"}
+_SITE_PATH: Final = Param("site_id", SITE_ID, "The site id.", required=True, where="path")
 DELETE_BODY: Final = Body({"type": "object", "properties": {"site_id": SITE_ID}}, required=False)
 
 ROUTES: Final = (
@@ -187,5 +230,13 @@ ROUTES: Final = (
     Route("DELETE", "/api/v1/sites/segments/{segment_id}", delete_segment, "Delete a segment.",
           access="admin", tag="sites", errors=(400, 404), body=DELETE_BODY,
           params=(Param("segment_id", _ID, "The segment's id.", required=True, where="path"),)),
+    Route("GET", "/api/v1/sites/{site_id}", get_site, "A site's time zone and reporting currency "
+          "(Plausible's Sites API), and the UTC date of its first stored events.", access="admin",
+          heavy=True, tag="sites", errors=(400, 404), params=(_SITE_PATH,)),
+    Route("PUT", "/api/v1/sites/{site_id}", put_site, "Set or clear a site's reporting currency.",
+          access="admin", heavy=True, tag="sites", errors=(400, 404), params=(_SITE_PATH,), body=Body({
+              "type": "object", "required": ["currency"], "additionalProperties": False,
+              "properties": {"currency": {"type": ["string", "null"], "pattern": "^[A-Z]{3}$",
+                                          "examples": ["EUR"]}}})),
 )
 

@@ -532,6 +532,20 @@ def test_saved_funnel_routes_answer_json_errors(live: Live) -> None:
         assert r.status_code == 401 and "error" in r.json()
 
 
+def test_site_settings_route_is_admin_only(live: Live) -> None:
+    """``/api/v1/sites/{site_id}`` is an Admin route: 401 JSON without a password; the literal paths
+    beside it keep their own answers (a missing site_id, a wrong method)."""
+    d = site()
+    with live.client() as c:
+        assert post(c, event(d)).status_code == 202
+        for r in (c.get(f"/api/v1/sites/{d}"),
+                  c.put(f"/api/v1/sites/{d}", content=orjson.dumps({"currency": "EUR"}), headers=JSON)):
+            assert r.status_code == 401 and "error" in r.json(), r.text
+        assert c.get("/api/v1/sites/funnels").status_code == 400
+        r = c.put("/api/v1/sites/funnels", content=orjson.dumps({"currency": "EUR"}), headers=JSON)
+        assert r.status_code == 405 and "PUT" not in r.headers["allow"], r.headers
+
+
 def test_suggestions_are_v2_queries_and_prop_keys(live: Live) -> None:
     """The filter menu's and funnel builder's suggestions: a v2 query with a case-insensitive contains
     filter and a limit answers the matching values most visitors first; property keys come from

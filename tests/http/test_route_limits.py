@@ -59,6 +59,8 @@ EXAMPLES: dict[tuple[str, str], tuple[str, str, dict[str, Any] | None]] = {
         "segment_data": {"filters": [["is", "visit:browser", ["Firefox"]]]}}),
     ("GET", "/api/v1/sites/segments"): ("/api/v1/sites/segments", "", None),
     ("DELETE", "/api/v1/sites/segments/{segment_id}"): ("/api/v1/sites/segments/1", "", {"site_id": SITE}),
+    ("GET", "/api/v1/sites/{site_id}"): (f"/api/v1/sites/{SITE}", "", None),
+    ("PUT", "/api/v1/sites/{site_id}"): (f"/api/v1/sites/{SITE}", "", {"currency": "EUR"}),
     ("POST", "/api/keys"): ("/api/keys", "", {"name": "spare"}),
     ("GET", "/api/keys"): ("/api/keys", "", None),
     ("DELETE", "/api/keys/{key_hash}"): ("/api/keys/0000", "", None),

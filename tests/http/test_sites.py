@@ -151,3 +151,49 @@ def _stored(data_dir: Path, site: str) -> int:
     with duckdb.connect() as con:
         row = con.execute("SELECT count(*) FROM read_parquet(?)", [files]).fetchone()
     return 0 if row is None else int(row[0])
+
+
+def test_a_sites_settings_are_read_and_its_currency_set(live: Live, keys: dict[str, str]) -> None:
+    """``GET /api/v1/sites/{site_id}``: Plausible's domain and time zone, the reporting currency and the
+    first stored day, for a site with events; ``PUT`` sets or clears the currency only (the command
+    sees it), with a 400 for anything else; Admin only; unknown sites 404; the literal paths beside it
+    are not sites."""
+    site = "settings-route.example"
+    path = f"/api/v1/sites/{site}"
+    with client(live, keys["Admin"]) as c:
+        assert c.get(path).status_code == 404 and c.get(path).json() == {"error": "Site could not be found"}
+        assert put(c, path, {"currency": "EUR"}).status_code == 404
+        r = c.post("/api/event", content=orjson.dumps({"d": site, "n": "pageview", "u": f"https://{site}/"}))
+        assert r.status_code == 202, r.text
+        eventually(lambda: _stored(live.data_dir, site) == 1)
+        day = next((live.data_dir / "events" / f"site_id={site}").iterdir()).name.removeprefix("date=")
+        assert c.get(path).json() == {"domain": site, "timezone": "UTC", "currency": None,
+                                      "first_event_date": day}
+        r = put(c, path, {"currency": "EUR"})
+        assert r.status_code == 200, r.text
+        assert r.json() == {"domain": site, "timezone": "UTC", "currency": "EUR", "first_event_date": day}
+        assert c.get(path).json()["currency"] == "EUR"
+        shown = json.loads(cli(live.data_dir, "goals", "currency", site).stdout)
+        assert shown == {"site_id": site, "currency": "EUR"}
+        cli(live.data_dir, "goals", "currency", site, "USD")  # another process: seen at once
+        assert c.get(path).json()["currency"] == "USD"
+        assert put(c, path, {"currency": None}).json()["currency"] is None
+        assert c.get(path).json()["currency"] is None
+        for bad, needle in [({"currency": "eur"}, "ISO 4217"), ({"currency": "EURO"}, "ISO 4217"),
+                            ({"currency": 978}, "ISO 4217"), ({"timezone": "Europe/Berlin"}, "timezone"),
+                            ({"currency": "EUR", "domain": "x.example"}, "domain"), ({}, "currency"),
+                            (["EUR"], "currency")]:
+            r = put(c, path, bad)
+            assert r.status_code == 400 and needle in r.json()["error"], (bad, r.text)
+        assert c.put(path, content=b"{not json").status_code == 400
+        assert c.get(path).json()["currency"] is None  # nothing refused was kept
+        assert c.get("/api/v1/sites/not%20a%20site").status_code == 400
+        assert c.get("/api/v1/sites/never-seen.example").status_code == 404
+        # /api/v1/sites/goals and the others stay themselves: no site "goals", "funnels", ...
+        assert put(c, "/api/v1/sites/funnels", {"currency": "EUR"}).status_code == 405
+        assert c.get("/api/v1/sites/shared-links").status_code == 400  # its own site_id is missing
+        assert c.delete(path).status_code == 405
+    with client(live, keys["ReadOnly"]) as ro:
+        assert ro.get(path).status_code == 403 and put(ro, path, {"currency": "EUR"}).status_code == 403
+    with client(live, None) as anon:
+        assert anon.get(path).status_code == 401 and put(anon, path, {"currency": "EUR"}).status_code == 401

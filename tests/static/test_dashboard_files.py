@@ -19,7 +19,9 @@ import pytest
 DASHBOARD = Path(__file__).resolve().parents[2] / "mallard" / "static" / "dashboard"
 VENDOR = DASHBOARD / "vendor"
 UI = DASHBOARD / "ui"
-BUDGET = 60 * 1024  # gzipped bytes, licence files excluded
+# gzipped bytes of every file, licence files excluded (the first load is less: the bar for it
+# is 100 KB). 60 KB until saved funnels and Settings → Sites came (5 KB gzipped).
+BUDGET = 68 * 1024
 NODE = shutil.which("node")
 
 # Statements `import x from './a.js'`, `import './a.js'`, `export * from './a.js'` (also minified:

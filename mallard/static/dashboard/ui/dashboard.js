@@ -105,7 +105,8 @@ export function Dashboard({ auth, recheck }) {
     </header>
     ${auth.setup_required && html`<${SetupBanner} auth=${auth} onDone=${recheck} />`}
     <main>
-      ${settings ? html`<${SettingsView} site=${st.site} onClose=${() => update({ view: '' })} />`
+      ${settings ? html`<${SettingsView} site=${st.site} onClose=${() => update({ view: '' })}
+          onSite=${(site) => update({ site })} />`
         : firstRun ? html`<${FirstRun} site=${st.site} onEvent=${() => { setArrived(st.site); setTick((t) => t + 1); }} />`
         : !st.site ? html`<p class="notice">${noSites
         ? 'No site has sent events yet. Add the tracker to a page, or type a site id above.'
@@ -124,7 +125,8 @@ export function Dashboard({ auth, recheck }) {
         <div class="grid">
           <${Guard}><${Sessions} view=${view} /><//>
           <${Guard}><${Flow} params=${params} ready=${!view.loading} /><//>
-          <${Guard}><${Funnel} params=${params} ready=${!view.loading} steps=${st.steps} win=${st.window} update=${update} /><//>
+          <${Guard}><${Funnel} params=${params} ready=${!view.loading} steps=${st.steps} win=${st.window} update=${update}
+            admin=${admin} /><//>
           <${Guard}><${Sequences} params=${params} ready=${!view.loading} steps=${st.steps} /><//>
           <${Guard}><${Retention} params=${params} ready=${!view.loading} /><//>
         </div>`}

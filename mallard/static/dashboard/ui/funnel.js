@@ -1,11 +1,12 @@
 // The Funnel panel: a step builder (steps and window kept in the page URL as the funnel route's own
 // steps= and window=) and the funnel route's answer drawn as steps with their counts, the drop-off
 // between them and the median time to convert.
-import { html, useState, useRef } from './html.js';
-import { useLazyApi } from './api.js';
+import { html, useState, useEffect, useRef } from './html.js';
+import { useLazyApi, useShown } from './api.js';
 import { isNum, num, pct, dur } from './format.js';
 import { Bar, Panel } from './widgets.js';
 import { StepsEditor, DEFAULT_STEPS } from './steps.js';
+import { SavedFunnels } from './savedfunnels.js';
 
 export { DEFAULT_STEPS };
 export const DEFAULT_WINDOW = '1 day';
@@ -29,16 +30,18 @@ function Steps({ rows }) {
   })}</ol>`;
 }
 
-// Saved funnels per site: the routes come with another branch (dashapi; the funnel route also takes
-// `funnel=<saved id>`). A picker of them goes in this panel's `actions` and calls
-// `update({ steps, window })` like the editor.
-export function Funnel({ params, ready, steps, win, update }) {
+// `admin`: the caller may save and delete saved funnels (the picker lists them for every viewer).
+export function Funnel({ params, ready, steps, win, update, admin }) {
   const current = steps || DEFAULT_STEPS;
   const [draftWin, setDraftWin] = useState(win || DEFAULT_WINDOW);
+  useEffect(() => setDraftWin(win || DEFAULT_WINDOW), [win]); // a saved funnel picked, the URL changed
   const box = useRef(null);
   const s = useLazyApi(box, ready, 'api/stats/funnel', { ...params, steps: current, window: win || DEFAULT_WINDOW });
   const run = (text) => update({ steps: text, window: draftWin.trim() === DEFAULT_WINDOW ? '' : draftWin.trim() });
-  const top = html`<${StepsEditor} name="funnel" value=${current} params=${params} onRun=${run} min=${1}>
+  const shown = useShown(box, ready); // the saved funnels too are asked for once the panel is shown
+  const top = html`<${SavedFunnels} on=${shown} site=${params.site_id} key=${params.site_id} steps=${current} win=${win}
+    admin=${admin} update=${update} />
+  <${StepsEditor} name="funnel" value=${current} params=${params} onRun=${run} min=${1}>
     <label class="f-window">Within <input class="short" aria-label="Window" value=${draftWin} placeholder=${DEFAULT_WINDOW}
       onInput=${(e) => setDraftWin(e.currentTarget.value)} /></label>
   <//>`;

@@ -1,14 +1,16 @@
 // The Settings view for Admins (reached from the header, never shown to read-only or shared access):
-// goals, API keys and shared links, as tabs (arrow keys move between them).
+// goals, API keys, shared links and sites, as tabs (arrow keys move between them).
 import { html, useState, useRef } from './html.js';
 import { Guard } from './widgets.js';
 import { GoalsSettings } from './goalsettings.js';
 import { KeysSettings } from './apikeys.js';
 import { LinksSettings } from './links.js';
+import { SitesSettings } from './sitesettings.js';
 
-const TABS = [['goals', 'Goals'], ['keys', 'API keys'], ['links', 'Shared links']];
+const TABS = [['goals', 'Goals'], ['keys', 'API keys'], ['links', 'Shared links'], ['sites', 'Sites']];
 
-export function SettingsView({ site, onClose }) {
+// `onSite(site)`: make `site` the page's site (Settings → Sites, "Manage").
+export function SettingsView({ site, onClose, onSite }) {
   const [tab, setTab] = useState(TABS[0][0]);
   const list = useRef(null);
   const onKey = (e) => {
@@ -30,6 +32,7 @@ export function SettingsView({ site, onClose }) {
     </div>
     <div id="settings-panel" role="tabpanel" aria-labelledby=${`tab-${tab}`}>
       <${Guard}>${tab === 'keys' ? html`<${KeysSettings} />`
+        : tab === 'sites' ? html`<${SitesSettings} site=${site} onPick=${onSite} />`
         : !site ? html`<p class="notice">Choose a site above first.</p>`
           : tab === 'goals' ? html`<${GoalsSettings} site=${site} key=${site} />` : html`<${LinksSettings} site=${site} key=${site} />`}<//>
     </div>
