@@ -149,12 +149,15 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def serving(data: Path) -> Iterator[str]:
+def serving(data: Path, query_timeout: float | None = None) -> Iterator[str]:
     """A fresh ``mallard serve`` of ``data`` on a free loopback port (this checkout's mallard), ready;
-    its base URL. Stopped (SIGTERM, then SIGKILL after 30 s) on exit."""
+    its base URL. ``query_timeout`` sets ``query_timeout_secs`` (mallard's default when None). Stopped
+    (SIGTERM, then SIGKILL after 30 s) on exit."""
     port = _free_port()
     env = {**os.environ,
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    if query_timeout is not None:
+        env["MALLARD_QUERY_TIMEOUT_SECS"] = str(query_timeout)
     log = tempfile.TemporaryFile()  # noqa: SIM115  (closed in the finally below)
     proc = subprocess.Popen([sys.executable, "-m", "mallard", "serve", "--data-dir", str(data), "--host",
                              "127.0.0.1", "--port", str(port), "--log-level", "warning"],
@@ -413,6 +416,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="runs (the first ones) that time ClickHouse too; 0 leaves it out (it takes minutes "
                          "at 5M: every query sessionises the site's whole history)")
     ap.add_argument("--data", type=Path, default=DATA, help="where lakes are generated and cached")
+    ap.add_argument("--query-timeout", type=float, default=None,
+                    help="the servers' query_timeout_secs (mallard's default, 30, when not given): a view "
+                         "slower than that answers 503 and the dashboard shows the error")
     args = ap.parse_args(argv)
 
     from playwright.sync_api import sync_playwright
@@ -440,10 +446,15 @@ def main(argv: list[str] | None = None) -> int:
                       f"Parquet (ready in {built:.1f} s); {note}", flush=True)
                 gap_us = mallard.Settings().session_window_minutes * 60 * 1_000_000
                 captured: dict[str, tuple[list[Req], list[tuple[str, bool, date, date]], str]] = {}
+                printed, chdb_done = False, 0
                 for run in range(args.runs):
-                    with serving(path) as base:
+                    with serving(path, args.query_timeout) as base:
                         for mode in ("cold", "warm"):
-                            got = browse(browser, base, site)
+                            try:
+                                got = browse(browser, base, site)
+                            except RuntimeError as exc:  # an error page has no Sources rows to click
+                                print(f"  run {run + 1} browser {mode} FAILED: {exc}", flush=True)
+                                continue
                             for name, m in got.items():
                                 key = (label, name, f"browser {mode}")
                                 results.setdefault(key, []).append(m.seconds)
@@ -453,18 +464,21 @@ def main(argv: list[str] | None = None) -> int:
                                     slowest.setdefault(key, []).append((s.path, s.server_ms, s.cache))
                                 print(f"  run {run + 1} browser {mode} {name:6s} {_describe(m)}"
                                       + (f"  ERRORS {m.errors}" if m.errors else ""), flush=True)
-                                if name not in captured and mode == "cold":
+                                if name not in captured and mode == "cold" and not m.errors:
                                     queries, source = view_queries(m.requests)
                                     captured[name] = (m.requests, queries, source)
-                            if run == 0 and mode == "cold":
+                            if mode == "cold" and not printed and len(captured) == len(INTERACTIONS):
+                                printed = True
                                 for name in INTERACTIONS:
                                     reqs, queries, source = captured[name]
                                     print(f"    {name} requests: " + ", ".join(
                                         f"{r.method} {r.path}" for r in reqs) + f"; chdb: {len(queries)} "
                                         "queries" + (f" filtered by source {source!r}" if source else ""),
                                           flush=True)
+                    if len(captured) < len(INTERACTIONS):
+                        continue  # no clean browser run yet: nothing to replay
                     for order in ("seq", "conc"):
-                        with serving(path) as base:
+                        with serving(path, args.query_timeout) as base:
                             for mode in ("cold", "warm"):
                                 for name in INTERACTIONS:
                                     reqs = captured[name][0]
@@ -477,7 +491,8 @@ def main(argv: list[str] | None = None) -> int:
                         f"{results[(label, name, 'httpx conc cold')][-1]:.3f}/"
                         f"{results[(label, name, 'httpx conc warm')][-1]:.3f}" for name in INTERACTIONS)
                           + " (cold/warm)", flush=True)
-                    if run < args.chdb_runs:
+                    if chdb_done < args.chdb_runs:
+                        chdb_done += 1
                         for name in INTERACTIONS:
                             _, queries, source = captured[name]
                             secs = chdb_view(path, site, gap_us, queries, source)
