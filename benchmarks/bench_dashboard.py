@@ -226,7 +226,31 @@ def lake_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in (path / "events").rglob("*.parquet"))
 
 
-def _load() -> str:
+def prepare(path: Path, label: str, *, seed: int = 42, raw: bool = False,
+            end_date: str | None = None) -> tuple[dict[str, Any], float, str]:
+    """The ``dashboard-<size>`` lake at ``path`` (one site over ``DAYS`` days ending ``end_date``,
+    generate.py's default when None), generated or reused, with its sessions and rollups stored
+    (``Mallard.build_sessions()``, as a server's maintenance does) or, with ``raw``, removed. Returns
+    the manifest, the seconds the lake took to be ready and a line saying what is stored."""
+    t = time.perf_counter()
+    events = generate.parse_count(label)
+    manifest = (generate.generate(path, events=events, days=DAYS, sites=1, seed=seed) if end_date is None
+                else generate.generate(path, events=events, days=DAYS, sites=1, seed=seed, end_date=end_date))
+    built = time.perf_counter() - t
+    if raw:
+        shutil.rmtree(path / "sessions", ignore_errors=True)
+        shutil.rmtree(path / "rollups", ignore_errors=True)
+        return manifest, built, "sessions and rollups not stored (--raw)"
+    t = time.perf_counter()
+    m = mallard.Mallard(data_dir=path)  # not started: no buffer, no maintenance thread
+    try:
+        days = m.build_sessions(budget_secs=math.inf)
+    finally:
+        m.close()
+    return manifest, built, f"sessions and rollups of {days} day(s) stored in {time.perf_counter() - t:.1f} s"
+
+
+def load_average() -> str:
     return "/".join(f"{x:.2f}" for x in os.getloadavg())
 
 
@@ -254,26 +278,9 @@ def main(argv: list[str] | None = None) -> int:
     sizes: dict[str, tuple[int, int]] = {}
     wall = time.perf_counter()
     for label in [s.strip().lower() for s in args.sizes.split(",") if s.strip()]:
-        print(f"\nload average before {label}: {_load()}", flush=True)
+        print(f"\nload average before {label}: {load_average()}", flush=True)
         path = args.data / f"dashboard-{label}"
-        t = time.perf_counter()
-        manifest = generate.generate(path, events=generate.parse_count(label), days=DAYS, sites=1,
-                                     seed=args.seed)
-        built = time.perf_counter() - t
-        sessions_dir, rollups_dir = path / "sessions", path / "rollups"
-        if args.raw:
-            shutil.rmtree(sessions_dir, ignore_errors=True)
-            shutil.rmtree(rollups_dir, ignore_errors=True)
-            stored_note = "sessions and rollups not stored (--raw)"
-        else:
-            t = time.perf_counter()
-            m = mallard.Mallard(data_dir=path)  # not started: no buffer, no maintenance thread
-            try:
-                days = m.build_sessions(budget_secs=math.inf)
-            finally:
-                m.close()
-            stored_note = (f"sessions and rollups of {days} day(s) stored in "
-                           f"{time.perf_counter() - t:.1f} s")
+        manifest, built, stored_note = prepare(path, label, seed=args.seed, raw=args.raw)
         site, end = manifest["dominant_site"], date.fromisoformat(manifest["end_date"])
         start = end - timedelta(days=VIEW_DAYS - 1)
         rng = {"start_date": start.isoformat(), "end_date": end.isoformat()}
@@ -285,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
               f"({manifest['files']} files, {size:,} bytes of Parquet; lake ready in {built:.1f} s); "
               f"view {start}..{end}: {in_view:,} events", flush=True)
         if not args.raw:
-            for name, directory in (("sessions", sessions_dir), ("rollups", rollups_dir)):
+            for name, directory in (("sessions", path / "sessions"), ("rollups", path / "rollups")):
                 stored_bytes = sum(f.stat().st_size for f in directory.rglob("*.parquet"))
                 stored_note += (f"; {name} {stored_bytes:,} bytes ({100 * stored_bytes / size:.1f}% of "
                                 "the events' bytes)")
@@ -344,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     for label, filtered, name, ok, detail in checks:
         print(f"  {label:>4} {'source' if filtered else '-':>6}  {name:14s} {'agree' if ok else 'DISAGREE'}: "
               f"{detail}")
-    print(f"\ntotal wall time {time.perf_counter() - wall:.0f} s; load average now {_load()}")
+    print(f"\ntotal wall time {time.perf_counter() - wall:.0f} s; load average now {load_average()}")
     return 0
 
 

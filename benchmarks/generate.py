@@ -292,6 +292,10 @@ def partition_table(vocab: Vocabulary, rng: np.random.Generator, site: str, day:
         "user_id": pa.nulls(n, pa.string()),
         "visitor_id_prev": _take(prev_ids, vis_of_ev, early),
         "click_id": pa.nulls(n, pa.string()),
+        # no engagement events, and every custom event interactive: the tracker stores NULLs then
+        "scroll_depth": pa.nulls(n, pa.int16()),
+        "engagement_ms": pa.nulls(n, pa.int64()),
+        "interactive": pa.nulls(n, pa.bool_()),
     }
     # as the tracker stores it (cached per distinct combination: few)
     tags = [columns[c].to_pylist() for c in ("referrer_source", "utm_medium", "utm_campaign", "utm_source")]
