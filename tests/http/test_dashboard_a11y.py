@@ -255,7 +255,9 @@ def test_the_settings_view(server: Live, audit: Callable[..., Audit]) -> None:
         page.get_by_role("tab", name=name, exact=True).click()
         ready = "section.panel:not(.is-loading) table.admin, section.panel:not(.is-loading) p.muted"
         page.get_by_role("tabpanel").locator(ready).first.wait_for(timeout=20_000)
-        page.wait_for_function("() => document.getAnimations().length === 0", timeout=10_000)
+        # every panel of the tab (Sites has a second one, the chosen site's details) has its answer
+        page.wait_for_function("() => !document.querySelector('[role=tabpanel] .is-loading') && "
+                               "document.getAnimations().length === 0", timeout=20_000)
         a.check(f"settings-{name.lower().replace(' ', '-')}")
 
 
