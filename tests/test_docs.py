@@ -246,7 +246,7 @@ def test_storage_examples_run(lake_dir: Path, index: int) -> None:
 
 # -- links -----------------------------------------------------------------------------------------
 def test_links_between_pages_resolve() -> None:
-    """Every relative link from one docs page to another (and its #anchor) exists."""
+    """Every relative link from one docs page to another (and its #anchor), or to a file, exists."""
     broken = []
     pages = {p.name: p.read_text(encoding="utf-8") for p in DOCS.glob("*.md")}
     anchors = {name: {_slug(h) for h in _headings(text)} for name, text in pages.items()}
@@ -256,6 +256,10 @@ def test_links_between_pages_resolve() -> None:
                 continue
             page, _, anchor = target.partition("#")
             page = page or name
+            if not page.endswith(".md"):  # an image or other file next to the pages
+                if not (DOCS / page).is_file():
+                    broken.append(f"{name}: {target} (no such file)")
+                continue
             if page not in pages:
                 broken.append(f"{name}: {target} (no such page)")
             elif anchor and anchor not in anchors[page]:
