@@ -4,7 +4,8 @@ The browser tests save a screenshot of every view under ``test-artifacts/dashboa
 against a real ``mallard serve`` filled with generated traffic). Run them first, then this script::
 
     python -m pytest -q tests/http/test_dashboard_a11y.py tests/http/test_dashboard_behaviour.py \
-        tests/http/test_dashboard_filters.py tests/http/test_dashboard_top.py tests/http/test_dashboard_sites.py
+        tests/http/test_dashboard_filters.py tests/http/test_dashboard_top.py \
+        tests/http/test_dashboard_sites.py
     python scripts/doc_screenshots.py
 
 It exits 1 and names the artefacts that are missing.
