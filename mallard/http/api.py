@@ -249,7 +249,9 @@ class Api:
 
     def _dispatch(self, route: Route, request: Request, params: dict[str, str]) -> Response:
         self._authorize(route, request)
-        if route.cache_scope is not None and request.method == "GET" and self.cache.enabled:
+        # A cached route's answer depends only on what its scope and key name (POST /api/v2/query
+        # keys on its body); HEAD is answered uncached, as before.
+        if route.cache_scope is not None and request.method == route.method and self.cache.enabled:
             scope = route.cache_scope(self, request)
             if scope is not None:
                 return self._cached(route, request, params, scope)

@@ -85,8 +85,9 @@ class Route:
             exists), ``admin`` (a login or an Admin key; closed until a password exists).
         ingestion: the ingestion endpoints: open CORS, never cached, never blocking.
         heavy: counted against ``max_concurrent_queries`` (429 when exceeded).
-        cache_scope: for a cached route, what a GET request reads: its answers are cached per (path,
-            query, lake fingerprint of that scope, erasures, the site's goals and segments, today).
+        cache_scope: for a cached route, what a request reads: its answers are cached per (path,
+            query, lake fingerprint of that scope, erasures, the site's goals and segments, today);
+            None from it: this request is not cached.
         params: the query and path parameters (every ``{name}`` of the pattern has a path Param).
         body: the request body, or None for a route that reads none.
         replies: the answers that are not errors: status → media types (``()``: no body).

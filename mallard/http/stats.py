@@ -261,6 +261,27 @@ def sites(api: Api, request: Request, params: dict[str, str]) -> Response:
     return json_response({"sites": sorted(set(api.queries.sites()) | set(api.settings.site_ids))})
 
 
+def v2_scope(api: Api, request: Request) -> CacheScope | None:
+    """What a v2 query reads, or None (not cached) for a body that is not a valid query (the route
+    answers its error), a range counted back from this instant (``24h``, ``realtime``…) or a custom
+    comparison range (which may lie anywhere)."""
+    try:
+        query = api.queries.parse_json(request.json(), max_days=MAX_API_DAYS)
+    except (HTTPError, InvalidQueryError):
+        return None
+    rng, compared = query.date_range, query.include.comparisons
+    if rng.instants is not None or (compared is not None and compared.mode == "custom"):
+        return None
+    first, last = rng.partition_dates()
+    # previous_period and year_over_year read earlier dates: every partition up to the range's end
+    return CacheScope(query.site_id, None if compared is not None else first, last, rng.tz)
+
+
+def _v2_body(api: Api, request: Request) -> bytes:
+    """The cache key's part for a v2 query: its body, keys sorted (the same query, the same key)."""
+    return orjson.dumps(request.json(), option=orjson.OPT_SORT_KEYS)
+
+
 def v2_query(api: Api, request: Request, params: dict[str, str]) -> Response:
     body = request.json()
     if not isinstance(body, dict):
@@ -434,7 +455,8 @@ ROUTES: Final = (
     Route("GET", "/api/sites", sites, "Site ids with stored events or configured.", access="read",
           heavy=True, tag="stats", errors=(503,)),
     Route("POST", "/api/v2/query", v2_query, "A Plausible Stats API v2 query.", access="read",
-          heavy=True, tag="stats", body=Body(V2_QUERY), errors=(400,)),
+          heavy=True, tag="stats", body=Body(V2_QUERY), errors=(400,), cache_scope=v2_scope,
+          cache_key=_v2_body),
     replace(_route("/api/stats/funnel", funnel, "Cumulative funnel (windowFunnel strict_once).",
                    heavy=True, extra=(
                        Param("steps", _STEPS, f"page:/path,event:Name (1-{MAX_STEPS} steps); "

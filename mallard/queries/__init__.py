@@ -162,14 +162,22 @@ class Queries:
 
     def query_json(self, body: object, *, max_days: int | None = None) -> QueryResult:
         """Answer a Plausible-Stats-API-v2-shaped request body."""
+        return self.run(replace(plausible_query(self.parse_json(body, max_days=max_days)),
+                                empty_buckets=False))
+
+    def parse_json(self, body: object, *, max_days: int | None = None) -> Query:
+        """The query a Plausible-Stats-API-v2-shaped request body asks (see :meth:`query_json`).
+
+        Raises:
+            InvalidQueryError: the body is not a valid query.
+        """
         tz = self._settings.timezone
         site = body.get("site_id") if isinstance(body, dict) else None
         first = None
         if isinstance(body, dict) and body.get("date_range") == "all" and isinstance(site, str):
             first = self._store.first_date(check_site(site))
-        query = parse_query(body, today=self.today(tz), tz=tz, first_day=first, max_days=max_days,
-                            now=self._clock())
-        return self.run(replace(plausible_query(query), empty_buckets=False))
+        return parse_query(body, today=self.today(tz), tz=tz, first_day=first, max_days=max_days,
+                           now=self._clock())
 
     # -- presets (Mallard Metrics report shapes) --------------------------------------------------
     def main(self, site: str, *, period: str | None = None, start_date: str | date | None = None,

@@ -1,6 +1,7 @@
 """What the query cache keys an answer by, besides the request: the lake files of every range it reads
 (a comparison's too), erasures, the site's goals and segments, and today. A change to any of them, by
-any process, makes the cached answer unreachable; Stats API v1 answers are cached under the same rules;
+any process, makes the cached answer unreachable; Stats API v1 and v2 answers are cached under the same
+rules (v2 keyed by its body);
 the realtime routes are never cached."""
 
 from __future__ import annotations
@@ -242,6 +243,66 @@ def test_realtime_routes_are_never_cached(api: Keyed) -> None:
     api.mallard.track("pageview", site=SITE, url=f"https://{SITE}/c", ip="192.0.2.4", user_agent=UA)
     assert get(api, "/api/v1/stats/realtime/visitors", f"site_id={SITE}") == (None, 3)
     assert get(api, "/api/stats/realtime", f"site_id={SITE}")[1]["visitors"] == 3
+
+
+# -- Stats API v2 --------------------------------------------------------------------------------------
+V2 = "/api/v2/query"
+
+
+def v2(api: Keyed, body: object) -> tuple[str | None, Any]:
+    status, answer, state = call(api, "POST", V2, body=body)
+    assert status == 200, answer
+    return state, answer
+
+
+def test_v2_answers_are_cached_by_body_and_a_flush_or_goal_change_is_a_miss(api: Keyed) -> None:
+    """A repeated v2 body is a hit, whatever the order of its keys; another body is a miss; a flush of
+    a new event and a goal added are misses with the new figures (the dashboard's goal panel asks this
+    route on every view)."""
+    body = {"site_id": SITE, "metrics": ["visitors", "events"], "date_range": "day"}
+    state, first = v2(api, body)
+    assert state == "miss" and first["results"] == [{"metrics": [2, 2], "dimensions": []}]
+    assert v2(api, dict(reversed(body.items()))) == ("hit", first)
+    assert v2(api, {**body, "metrics": ["visitors"]})[0] == "miss"
+    api.mallard.track("pageview", site=SITE, url=f"https://{SITE}/b", ip="192.0.2.3", user_agent=UA)
+    api.mallard.flush()
+    state, after = v2(api, body)
+    assert state == "miss" and after["results"][0]["metrics"] == [3, 3]
+    goals = {"site_id": SITE, "metrics": ["visitors"], "date_range": "day", "dimensions": ["event:goal"]}
+    state, none = v2(api, goals)
+    assert state == "miss" and none["results"] == []
+    assert v2(api, goals) == ("hit", none)
+    api.mallard.goals.add(SITE, event_name="Signup")
+    state, answer = v2(api, goals)
+    assert state == "miss" and answer["results"] == [{"metrics": [1], "dimensions": ["Signup"]}]
+
+
+def test_a_file_flushed_into_the_compared_period_is_a_v2_miss(api: Keyed) -> None:
+    """include.comparisons reads earlier dates: a file flushed into yesterday is a miss."""
+    body = {"site_id": SITE, "metrics": ["visitors"], "date_range": "day",
+            "include": {"comparisons": {"mode": "previous_period"}}}
+    state, before = v2(api, body)
+    assert state == "miss" and v2(api, body)[0] == "hit"
+    yesterday = datetime.now(UTC) - timedelta(days=1)
+    api.mallard.track("pageview", site=SITE, url=f"https://{SITE}/old", ip="192.0.2.9", user_agent=UA,
+                      timestamp=yesterday)
+    api.mallard.flush()
+    state, after = v2(api, body)
+    assert state == "miss" and after != before
+
+
+@pytest.mark.parametrize("date_range", ["24h", "realtime"])
+def test_v2_ranges_counted_from_now_are_not_cached(api: Keyed, date_range: str) -> None:
+    body = {"site_id": SITE, "metrics": ["visitors"], "date_range": date_range}
+    for _ in range(2):
+        assert v2(api, body)[0] is None
+
+
+def test_a_bad_v2_query_is_a_400_and_not_cached(api: Keyed) -> None:
+    for body in ({"site_id": SITE, "metrics": ["nope"], "date_range": "day"}, [1, 2]):
+        for _ in range(2):
+            status, answer, state = call(api, "POST", V2, body=body)
+            assert status == 400 and "error" in answer and state is None
 
 
 # -- comparisons ---------------------------------------------------------------------------------------
