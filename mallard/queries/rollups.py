@@ -130,11 +130,10 @@ def for_query(store: Store, reading: Reading, reader: Reader, site: str, lower: 
     if live:  # only the rows this query reads
         bounds = (lower, upper) if live & ends else None
         key = ("rollups", site, frozenset(live), dimension, bounds)
-        done = cache.get(key, store, VERSION, held) if cache is not None else None
-        if done is None:
-            done = compute(store, reading, site, live, (dimension,), bounds=bounds)
-            if cache is not None:
-                cache.put(key, done, held)
+        def run() -> Computed:
+            return compute(store, reading, site, live, (dimension,), bounds=bounds)
+
+        done = run() if cache is None else cache.computed(key, store, VERSION, held, run)
         table = done.table
         source = None if held & live else (tuple(files), key, done.fingerprint)
     got = RollupRows(tuple(files), table, frozenset(live), source)

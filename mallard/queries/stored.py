@@ -122,12 +122,11 @@ def gather(store: Store, reading: Reading, site: str, first: date, last: date, g
     if live:
         reach = _midnight(first) if overlap else None
         cache_key = (site, frozenset(live), reach, frozenset(wanted - live), gap_seconds)
-        done = cache.get(cache_key, store, version, held) if cache is not None else None
-        if done is None:
-            done = compute(store, reading, site, live, gap_seconds, held=held, reach=reach,
+        def run() -> Computed:
+            return compute(store, reading, site, live, gap_seconds, held=held, reach=reach,
                            exclude=frozenset(wanted - live))
-            if cache is not None:
-                cache.put(cache_key, done, held)
+
+        done = run() if cache is None else cache.computed(cache_key, store, version, held, run)
         table = done.table
     return SessionRows(tuple(files), table, frozenset(live))
 
@@ -192,7 +191,38 @@ class LiveCache:
         self._entries = entries
         self._items: OrderedDict[Hashable, Computed] = OrderedDict()
         self._facts: OrderedDict[Hashable, bool] = OrderedDict()
+        self._running: dict[Hashable, threading.Event] = {}
         self._lock = threading.Lock()
+
+    def computed(self, key: Hashable, store: Store, version: int | str, held: set[date],
+                 compute: Callable[[], Computed]) -> Computed:
+        """The fresh entry of ``key`` (:meth:`get`), else ``compute()``'s, kept (:meth:`put`). Requests
+        that miss the same key at once compute it once: the others wait for that computation (the
+        dashboard's first screen sends several that need the same open days) and compute it
+        themselves only if it kept nothing (it failed, or read buffered events)."""
+        while True:
+            done = self.get(key, store, version, held)
+            if done is not None:
+                return done
+            with self._lock:
+                running = self._running.get(key)
+                if running is None:
+                    mine = self._running[key] = threading.Event()
+            if running is None:
+                break
+            running.wait()
+            with self._lock:
+                again = key in self._items
+            if not again:  # nothing kept: compute here rather than queue behind the next one
+                return compute()
+        try:
+            done = compute()
+            self.put(key, done, held)
+            return done
+        finally:
+            with self._lock:
+                del self._running[key]
+            mine.set()
 
     def fact(self, key: Hashable, establish: Callable[[], bool]) -> bool:
         """The remembered value of ``key``, else ``establish()``'s, remembered (the last 64)."""

@@ -356,3 +356,49 @@ def test_sessions_stored_in_the_previous_format_are_rebuilt(workdir: Path) -> No
                 pq.read_schema(part.path).names)
     finally:
         store.close()
+
+
+def test_requests_that_miss_the_same_open_days_at_once_compute_them_once(workdir: Path) -> None:
+    """Four threads ask the live cache for the same unstored days at the same moment: one computes,
+    the others wait for it and get the very same rows; a later change of the lake's files is a new
+    computation. A computation that fails is not waited on forever: the next caller computes."""
+    import threading
+
+    store = Store(workdir / "data")
+    try:
+        store.write_batch(_fixed_traffic((-20, 10, 600), 3))()
+        cache = stored.LiveCache()
+        version = stored._sessions.version(GAP_S)
+        days = {DAYS[1]}
+        calls: list[int] = []
+        go = threading.Barrier(4)
+
+        def run() -> stored.Computed:
+            calls.append(1)
+            time.sleep(0.3)  # long enough for the other three to arrive while it runs
+            return stored.compute(store, store.reading, SITE, days, GAP_S)
+
+        got: list[stored.Computed] = []
+
+        def ask() -> None:
+            go.wait(timeout=30)
+            got.append(cache.computed("k", store, version, set(), run))
+
+        threads = [threading.Thread(target=ask) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert len(calls) == 1 and len(got) == 4 and all(g is got[0] for g in got)
+        assert got[0].table.num_rows > 0
+        store.write_batch(_fixed_traffic((15,), 2))()  # a new file on those days: stale
+        assert cache.computed("k", store, version, set(), run) is not got[0] and len(calls) == 2
+
+        def fail() -> stored.Computed:
+            raise RuntimeError("the query was interrupted")
+
+        with pytest.raises(RuntimeError):
+            cache.computed("other", store, version, set(), fail)
+        assert cache.computed("other", store, version, set(), run).table.num_rows > 0
+    finally:
+        store.close()

@@ -12,6 +12,6 @@ export function CompareToggle({ st, update }) {
   return html`<div class="compare" role="group" aria-label="Compare with">
     <span class="muted small">Compare with</span>
     ${COMPARISONS.map(([v, label]) => html`<button type="button" key=${v} aria-pressed=${v === mode ? 'true' : 'false'}
-      class=${v === mode ? 'seg on' : 'seg'} onClick=${() => update({ comparison: v })}>${label}</button>`)}
+      class=${v === mode ? 'cmp on' : 'cmp'} onClick=${() => update({ comparison: v })}>${label}</button>`)}
   </div>`;
 }
