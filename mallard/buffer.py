@@ -298,15 +298,3 @@ class EventBuffer:
         if self._journal is not None and ok:
             self._journal.close()
         return ok
-
-    def reset_after_fork(self, journal: Journal | None) -> None:
-        """In a forked child: forget the parent's events (the parent stores them) and threads."""
-        self._lock = threading.Lock()
-        self._flush_lock = threading.Lock()
-        self.view_lock = threading.RLock()
-        self._wake = threading.Event()
-        self._urgent = threading.Event()
-        self._stop = threading.Event()
-        self._thread = None
-        self._pending, self._inflight, self._tokens = [], [], []
-        self._journal = journal

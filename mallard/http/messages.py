@@ -92,11 +92,6 @@ class Response:
         lower = name.lower()
         return next((v for k, v in self.headers if k.lower() == lower), None)
 
-    def set_header(self, name: str, value: str) -> None:
-        lower = name.lower()
-        self.headers = [(k, v) for k, v in self.headers if k.lower() != lower]
-        self.headers.append((name, value))
-
     @property
     def reason(self) -> str:
         try:

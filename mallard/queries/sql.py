@@ -59,6 +59,3 @@ def with_ctes(ctes: Sequence[tuple[str, Sql]], body: Sql, *, inline: Collection[
     return "WITH " + Sql.join([f"{name} AS {keyword(name)}(" + sql + ")" for name, sql in ctes],
                               ",\n") + "\n" + body
 
-
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
