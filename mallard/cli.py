@@ -28,9 +28,20 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"mallard: {message} (see `{self.prog} --help`)\n")
 
 
-def _settings_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-dir", help="data directory (default: $MALLARD_DATA_DIR or ./mallard-data)")
+def _settings_args(p: argparse.ArgumentParser,
+                   data_dir: str = "default: $MALLARD_DATA_DIR or ./mallard-data") -> None:
+    p.add_argument("--data-dir", help=f"data directory ({data_dir})")
     p.add_argument("--config", help="TOML settings file (default: $MALLARD_CONFIG)")
+
+
+def _serve_args(p: argparse.ArgumentParser, **data_dir: str) -> None:
+    _settings_args(p, **data_dir)
+    p.add_argument("--host", help="address to bind (default: host setting, 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default: port setting, 8000)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
+    p.add_argument("--access-log", action="store_true", help="log every request (IPs included: off "
+                                                             "by default for privacy)")
 
 
 def _mallard(args: argparse.Namespace) -> Any:
@@ -158,6 +169,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 log_level=args.log_level, timeout_graceful_shutdown=int(settings.shutdown_timeout_secs),
                 **options)
     return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from .demo import fill
+
+    args.data_dir = args.data_dir or tempfile.mkdtemp(prefix="mallard-demo-")
+    with _mallard(args) as m:
+        done = fill(m, visitors=args.visitors, days=args.days)
+    print(f"mallard demo: {done.events} events of {done.visitors} visitors of {done.site}, "
+          f"{done.first:%Y-%m-%d} to {done.last:%Y-%m-%d}, in {args.data_dir} (delete it when done)",
+          file=sys.stderr, flush=True)
+    if args.no_serve:
+        return 0
+    args.site = None
+    return cmd_serve(args)
 
 
 def _version() -> str:
@@ -306,16 +334,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="mallard", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("serve", help="run the HTTP API, tracking script and dashboard (uvicorn)")
-    _settings_args(p)
-    p.add_argument("--host", help="address to bind (default: host setting, 127.0.0.1)")
-    p.add_argument("--port", type=int, help="port (default: port setting, 8000)")
-    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    _serve_args(p)
     p.add_argument("--site", action="append", metavar="SITE",
                    help="accept events for this site id only (repeatable; sets site_ids)")
-    p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
-    p.add_argument("--access-log", action="store_true", help="log every request (IPs included: off "
-                                                             "by default for privacy)")
     p.set_defaults(func=cmd_serve)
+    p = sub.add_parser("demo", help="fill a throw-away data directory with generated traffic of "
+                                    "demo.example and serve it (dashboard included)")
+    _serve_args(p, data_dir="default: a new temporary directory")
+    p.add_argument("--visitors", type=int, default=1500, help="generated visitors (default 1500)")
+    p.add_argument("--days", type=int, default=30, help="days of traffic up to now (default 30)")
+    p.add_argument("--no-serve", action="store_true", help="fill the directory and exit")
+    p.set_defaults(func=cmd_demo)
     p = sub.add_parser("password", help="set the admin password (logs every session out)")
     _settings_args(p)
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
