@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +27,14 @@ pytestmark = pytest.mark.slow  # a real mallard serve
 SITE = "filters.example"
 DID_SIGNUP: list[Any] = [["has_done", ["is", "event:name", ["signup"]]]]
 PLAIN_SIGNUP: list[Any] = [["is", "event:name", ["signup"]]]
+#: The day of the traffic, and the fixed range every request reads (a relative period read on both sides
+#: of midnight UTC gave two requests of one comparison two different ranges).
+DAY = datetime.now(UTC).date() - timedelta(days=1)
+RANGE = {"start_date": (DAY - timedelta(days=5)).isoformat(), "end_date": DAY.isoformat()}
 
 
 def _fill(data_dir: Path, ids: dict[str, int]) -> None:
-    at = datetime.now(UTC).replace(hour=10, minute=0, second=0, microsecond=0) - timedelta(days=1)
+    at = datetime.combine(DAY, time(10), tzinfo=UTC)
     m = mallard.Mallard(data_dir=data_dir)
     try:
         for v in range(6):
@@ -58,7 +62,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Live, dic
 
 def get(live: Live, path: str, filters: object, **params: str) -> httpx.Response:
     text = filters if isinstance(filters, str) else json.dumps(filters)
-    return httpx.get(live.base + path, params={"site_id": SITE, "period": "7d", "filters": text, **params},
+    return httpx.get(live.base + path, params={"site_id": SITE, **RANGE, "filters": text, **params},
                      timeout=30)
 
 
