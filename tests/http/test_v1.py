@@ -183,10 +183,13 @@ def test_timeseries_buckets_and_intervals(keyed: tuple[Live, str]) -> None:
         assert body["results"][-1] == {"date": str(today()), "visitors": 3, "pageviews": 4, "events": 5}
         assert all(r["visitors"] == 0 for r in body["results"][:-1])
         hours = v1(c, key, "timeseries", site_id=d, period="day")["results"]
-        assert len(hours) == 24 and hours[0] == {"date": f"{today()} 00:00:00", "visitors": 0}
+        assert len(hours) == 24 and hours[0]["date"] == f"{today()} 00:00:00"
         [(hour, visitors)] = lake(live.data_dir, d, "SELECT strftime(date_trunc('hour', timestamp), "
                                   "'%Y-%m-%d %H:%M:%S'), count(DISTINCT visitor_id) FROM events GROUP BY 1")
-        assert {r["date"]: r["visitors"] for r in hours}[hour] == visitors == 3
+        # the events' hour holds the 3 visitors and every other hour none (whichever hour the test runs in)
+        assert visitors == 3
+        assert {r["date"]: r["visitors"] for r in hours} == {r["date"]: 3 if r["date"] == hour else 0
+                                                             for r in hours}
         months = v1(c, key, "timeseries", site_id=d, period="12mo")["results"]
         assert len(months) == 12 and months[-1] == {"date": str(today().replace(day=1)), "visitors": 3}
         by_day = v1(c, key, "timeseries", site_id=d, period="month", interval="date",
