@@ -5,11 +5,10 @@ import { html, useState, useEffect, useRef } from './html.js';
 import { useLazyApi, useShown } from './api.js';
 import { isNum, num, pct, dur } from './format.js';
 import { Bar, Panel } from './widgets.js';
-import { StepsEditor, DEFAULT_STEPS } from './steps.js';
+import { StepsEditor, DEFAULT_STEPS, DEFAULT_WINDOW } from './steps.js';
 import { SavedFunnels } from './savedfunnels.js';
 
-export { DEFAULT_STEPS };
-export const DEFAULT_WINDOW = '1 day';
+export { DEFAULT_STEPS, DEFAULT_WINDOW };
 
 function Steps({ rows }) {
   if (!Array.isArray(rows) || !rows.length) return html`<p class="muted">No data.</p>`;

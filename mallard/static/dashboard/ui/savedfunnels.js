@@ -6,8 +6,8 @@ import { html, useState } from './html.js';
 import { request } from './api.js';
 import { FormError } from './widgets.js';
 import { useList, act, del } from './admin.js';
+import { DEFAULT_WINDOW } from './steps.js';
 
-const DEFAULT_WINDOW = '1 day';
 const stepsOf = (f) => f.steps.join(',');
 // The saved funnel drawn now: `chosen` while it still matches the URL's steps and window, else the
 // first that does (a reload, or steps typed by hand that equal a saved funnel), else none.

@@ -5,6 +5,8 @@ import { useApi } from './api.js';
 import { FormError } from './widgets.js';
 
 export const DEFAULT_STEPS = 'page:/,page:/pricing,event:signup';
+// The funnel route's default window (a URL without window= reads this).
+export const DEFAULT_WINDOW = '1 day';
 const KINDS = [['page', 'Page'], ['event', 'Event']];
 const DIMENSION = { page: 'event:page', event: 'event:name' };
 
