@@ -3,9 +3,12 @@
 For each size (``--sizes``, default 1m,5m) the lake of ``bench_dashboard.py`` (one site over 42 days,
 sessions and rollups stored with ``Mallard.build_sessions()``) is generated or reused, here ending
 TODAY (UTC) so that the dashboard's relative periods ("Last 30 days") cover it: it is cached under
-``benchmarks/.data/dashboard-<size>-today`` and regenerated when the day changes. The days of the last
-48 hours are not settled, so every view also computes them from raw events (the open tail), as on a
-live site.
+``benchmarks/.data/dashboard-<size>-today`` and regenerated when the day changes. The generator spreads
+today's events over the whole day, so ``live_tail`` first drops those later than now (the lake then ends
+now, as a live site's does, and today holds as many events as the time of day says: print the time with
+the figures) and builds what a running server's maintenance keeps stored: the settled days, and the
+open days' provisional sessions (queries/provisional.py) up to a minute ago. No event arrives during
+the runs (a live site would add a few minutes of events after the horizon).
 
 Each run starts a fresh ``mallard serve`` (127.0.0.1, a free port, open mode: no password, loopback) so
 no query cache or in-memory state of an earlier run helps (the OS page cache does: the Parquet files
@@ -407,6 +410,44 @@ def _describe(m: Measured) -> str:
     return f"{m.seconds:6.3f} s, {len(m.requests)} request(s), {slow}"
 
 
+def live_tail(path: Path) -> str:
+    """Make the lake end now, as a live site's does: drop today's events later than now (the generator
+    spreads them over the whole day), then build what maintenance keeps stored on a running server (the
+    settled days, and the open days' provisional sessions up to a minute ago). Returns what it did."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    import mallard
+
+    now = datetime.now(UTC).replace(tzinfo=None)
+    dropped = 0
+    for f in sorted((path / "events").glob(f"site_id=*/date={now.date().isoformat()}/*.parquet")):
+        table = pq.read_table(f)
+        kept = table.filter(pc.less_equal(table.column("timestamp"), pa_timestamp(now)))
+        if kept.num_rows == table.num_rows:
+            continue
+        dropped += table.num_rows - kept.num_rows
+        # under a new name (file names are never reused: stored sessions name the files they read)
+        tmp = f.with_name(f".{f.name}.tmp")
+        pq.write_table(kept.replace_schema_metadata(table.schema.metadata), tmp, compression="zstd")
+        os.replace(tmp, f.with_name(f"cut{now:%H%M%S}-{f.name}"))
+        f.unlink()
+    t = time.perf_counter()
+    m = mallard.Mallard(data_dir=path)  # not started: no buffer, no maintenance thread
+    try:
+        days = m.build_sessions()
+    finally:
+        m.close()
+    return (f"today's {dropped:,} events after {now:%H:%M} UTC dropped; {days} day(s) of sessions built "
+            f"in {time.perf_counter() - t:.1f} s")
+
+
+def pa_timestamp(when: datetime) -> Any:
+    import pyarrow as pa
+
+    return pa.scalar(when, pa.timestamp("us"))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="1m,5m", help="comma-separated event counts (1m, 5m…)")
@@ -440,6 +481,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"\nload average before {label}: {load_average()}", flush=True)
                 path = args.data / f"dashboard-{label}-today"
                 manifest, built, note = prepare(path, label, seed=args.seed, end_date=today)
+                note += "; " + live_tail(path)
                 site = manifest["dominant_site"]
                 print(f"== {label}: {manifest['sites'][site]['events']:,} events of {site}, "
                       f"{manifest['start_date']}..{manifest['end_date']}, {lake_bytes(path):,} bytes of "

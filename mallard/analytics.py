@@ -523,22 +523,31 @@ class Mallard:
 
     def build_sessions(self, *, budget_secs: float = 600.0) -> int:
         """Store the sessions and the rollups of every settled day (two days old, UTC) whose events
-        changed since they were stored, oldest first, for at most ``budget_secs`` (see
-        docs/storage.md). Returns the number of days built. Maintenance runs it after compaction;
-        queries compute the days not stored yet from events, so this only makes them faster."""
+        changed since they were stored, oldest first, then the provisional sessions of the open days
+        (yesterday and today, up to a minute ago), for at most ``budget_secs`` (see docs/storage.md).
+        Returns the number of days built. Maintenance runs it after compaction; queries compute the
+        days not stored yet from events, so this only makes them faster."""
+        from .queries.provisional import build_open
         from .queries.stored import build_settled
 
-        return build_settled(self.store, self.settings.session_window_minutes * 60,
-                             today=self._clock().astimezone(UTC).date(), budget_secs=budget_secs).built
+        deadline = time.monotonic() + budget_secs
+        now = self._clock().astimezone(UTC)
+        gap = self.settings.session_window_minutes * 60
+        built = build_settled(self.store, gap, today=now.date(), budget_secs=budget_secs).built
+        return built + build_open(self.store, gap, now.replace(tzinfo=None),
+                                  budget_secs=max(0.0, deadline - time.monotonic()))
 
     def _maintain_sessions(self, budget_secs: float) -> None:
         """Maintenance's pass over the stored sessions: every day once per UTC day (a new day settles;
-        other processes' changes), else only the days near partitions this process wrote since."""
+        other processes' changes), else only the days near partitions this process wrote since; then
+        the open days' provisional partitions that are missing, stale or old."""
+        from .queries.provisional import build_open
         from .queries.stored import build_settled
 
         today = self._clock().astimezone(UTC).date()
         full = self._sessions_checked != today
         near, self._sessions_near = self._sessions_near, set()
+        deadline = time.monotonic() + budget_secs
         done = build_settled(self.store, self.settings.session_window_minutes * 60, today=today,
                              budget_secs=budget_secs, near=None if full else near)
         if done.complete:
@@ -546,6 +555,9 @@ class Mallard:
                 self._sessions_checked = today
         else:
             self._sessions_near |= near  # try them again next time
+        build_open(self.store, self.settings.session_window_minutes * 60,
+                   self._clock().astimezone(UTC).replace(tzinfo=None),
+                   budget_secs=max(0.0, deadline - time.monotonic()))
 
     def apply_retention(self) -> int:
         """Delete partitions older than ``retention_days``. Returns partitions deleted."""

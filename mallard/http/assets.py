@@ -30,8 +30,15 @@ def _brotli() -> Callable[[bytes], bytes] | None:
         module = importlib.import_module("brotli")  # untyped: looked up, not imported by name
     except ImportError:
         return None
-    compress: Callable[[bytes], bytes] = module.compress
-    return compress
+    compress: Callable[..., bytes] = module.compress
+
+    # Quality 5, not brotli's default 11: a fresh process compresses each file at its first request,
+    # on the first page load's path. The dashboard's 48 files (164 KB) took 0.47 s at 11 and 0.007 s
+    # at 5, for 57.7 KB against 62.8 KB (gzip -9: 67.4 KB).
+    def fast(data: bytes) -> bytes:
+        return compress(data, quality=5)
+
+    return fast
 
 
 def _gzip(data: bytes) -> bytes:

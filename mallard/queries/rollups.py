@@ -135,7 +135,8 @@ def for_query(store: Store, reading: Reading, reader: Reader, site: str, lower: 
 
         done = run() if cache is None else cache.computed(key, store, VERSION, held, run)
         table = done.table
-        source = None if held & live else (tuple(files), key, done.fingerprint)
+        # the check reads the total rows only, the same whichever dimension's rows came with them
+        source = None if held & live else (tuple(files), frozenset(live), bounds, done.fingerprint)
     got = RollupRows(tuple(files), table, frozenset(live), source)
     if got.live is not None:
         reader.register(got.view, got.live)

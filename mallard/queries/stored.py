@@ -31,8 +31,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..store.derived import fingerprint
+from . import provisional
 from . import sessions as _sessions
 from .acquisition import with_computed
+from .provisional import Partial
 from .sql import Sql, with_ctes
 
 if TYPE_CHECKING:
@@ -100,14 +102,15 @@ def _days(first: date, last: date) -> list[date]:
 
 
 def gather(store: Store, reading: Reading, site: str, first: date, last: date, gap_seconds: int, *,
-           buffered: Iterable[date] = (), overlap: bool = False,
-           cache: LiveCache | None = None, stored: bool = True) -> SessionRows:
+           buffered: Iterable[date] = (), overlap: bool = False, cache: LiveCache | None = None,
+           stored: bool = True, held_since: datetime | None = None) -> SessionRows:
     """The sessions starting on the UTC days ``[first, last]`` (with ``overlap``, also those starting
     earlier that reach into ``first``), stored where fresh (unless ``stored`` is False), else computed
-    (or taken from ``cache``).
+    (or taken from ``cache``). A fresh provisional partition (provisional.py) serves an open day's
+    closed sessions; its open ones are computed.
 
     ``buffered``: the days of events the query sees that are not in the lake yet (they make every
-    partition whose window holds them stale).
+    partition whose window holds them stale); ``held_since``: the earliest of those events.
     """
     held = set(buffered)
     listing = store.session_files.listing(site) if stored else {}
@@ -118,7 +121,19 @@ def gather(store: Store, reading: Reading, site: str, first: date, last: date, g
         wanted |= {d for d, p in listing.items() if d < first and p.last >= first}
     version = _sessions.version(gap_seconds)
     files, live = split(store, site, listing, wanted, version, held)
-    table = None
+    partly: dict[date, tuple[DerivedPartition, pa.Array]] = {}
+    for day in sorted(live & listing.keys()):
+        part = listing[day]
+        if part.horizon is None or not provisional.fresh(store, site, part, gap_seconds, held_since):
+            continue
+        keys = provisional.open_keys(part.path)
+        if keys is None:
+            discard_unreadable(store, [part.path])
+            continue
+        partly[day] = (part, keys)
+    files += [p.path for p, _ in partly.values()]
+    live -= set(partly)
+    tables = []
     if live:
         reach = _midnight(first) if overlap else None
         cache_key = (site, frozenset(live), reach, frozenset(wanted - live), gap_seconds)
@@ -126,20 +141,29 @@ def gather(store: Store, reading: Reading, site: str, first: date, last: date, g
             return compute(store, reading, site, live, gap_seconds, held=held, reach=reach,
                            exclude=frozenset(wanted - live))
 
-        done = run() if cache is None else cache.computed(cache_key, store, version, held, run)
-        table = done.table
-    return SessionRows(tuple(files), table, frozenset(live))
+        tables.append((run() if cache is None else cache.computed(cache_key, store, version, held,
+                                                                  run)).table)
+    rest = provisional.partial(partly)
+    if rest is not None:
+        open_key = ("open", site, tuple(sorted((d, p.path) for d, p in rest.parts.items())), gap_seconds)
+        def run_open() -> Computed:
+            return compute(store, reading, site, set(rest.parts), gap_seconds, held=held, partial=rest)
+
+        tables.append((run_open() if cache is None else cache.computed(open_key, store, version, held,
+                                                                       run_open)).table)
+    table = None if not tables else tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+    return SessionRows(tuple(files), table, frozenset(live | set(partly)))
 
 
 def split(store: Store, site: str, listing: Mapping[date, DerivedPartition], wanted: Iterable[date],
           version: int | str, held: Iterable[date]) -> tuple[list[str], set[date]]:
     """The ``wanted`` days' stored files that are fresh (in ``listing``, :func:`unchanged`), and the
-    days to compute instead."""
+    days to compute instead (provisional partitions among them, which :func:`gather` may complete)."""
     files: list[str] = []
     live: set[date] = set()
     for day in sorted(wanted):
         part = listing.get(day)
-        if part is not None and unchanged(store, site, part, version, held):
+        if part is not None and part.horizon is None and unchanged(store, site, part, version, held):
             files.append(part.path)
         else:
             live.add(day)
@@ -152,7 +176,8 @@ def for_query(store: Store, reading: Reading, reader: Reader, site: str, lower: 
     """:func:`gather` for a query over the naive UTC bounds ``[lower, upper)`` read by ``reader``
     (whose buffered rows count), the computed part registered on ``reader``."""
     rows = gather(store, reading, site, lower.date(), (upper - _MICROSECOND).date(), gap_seconds,
-                  buffered=reader.buffered_dates(), overlap=overlap, cache=cache, stored=stored)
+                  buffered=reader.buffered_dates(), overlap=overlap, cache=cache, stored=stored,
+                  held_since=reader.buffered_since())
     if rows.live is not None:
         reader.register(rows.view, rows.live)
     return rows
@@ -296,20 +321,23 @@ def _holds(first: date, last: date, held: Iterable[date]) -> bool:
 
 def compute(store: Store, reading: Reading, site: str, days: set[date], gap_seconds: int, *,
             reach: datetime | None = None, exclude: frozenset[date] = frozenset(),
-            held: Iterable[date] = ()) -> Computed:
+            held: Iterable[date] = (), partial: Partial | None = None) -> Computed:
     """Session rows starting on ``days`` (UTC), computed from the events ``reading`` gives; with
     ``reach``, also the sessions starting before ``min(days)`` that last until ``reach`` or later,
     except those starting on a day of ``exclude``. ``held``: days of events not in the lake yet.
+    With ``partial`` (days with provisional partitions, provisional.py), only the sessions of ``days``
+    open at their horizons, from the events it names.
     """
     gap = timedelta(seconds=gap_seconds)
     present = set(store.lake.dates(site)) | set(held)
     # an event this close before a day may continue into it (the calendar's ends clamp the window)
-    start = max(_midnight(min(days)) - gap, datetime.min)
+    start = partial.since if partial is not None else max(_midnight(min(days)) - gap, datetime.min)
     end = _midnight(max(days) + 2 * _DAY) if max(days) < date.max - 2 * _DAY else datetime.max
     wanted = sorted(days)
     while True:
         after = store.lake.files(site, end.date(), end.date())  # before the run: see below
-        table, files = _run(reading, site, start, end, wanted, reach, sorted(exclude), gap_seconds)
+        table, files = _run(reading, site, start, end, wanted, reach, sorted(exclude), gap_seconds,
+                            partial)
         ends = _last_end(table)
         starts = pc.min(table.column("start_time")).as_py() if table.num_rows else None
         later = any(d >= end.date() for d in present)
@@ -341,10 +369,11 @@ def _last_end(table: pa.Table) -> datetime | None:
 
 
 def _run(reading: Reading, site: str, start: datetime, end: datetime, days: list[date],
-         reach: datetime | None, exclude: list[date], gap_seconds: int
+         reach: datetime | None, exclude: list[date], gap_seconds: int, partial: Partial | None
          ) -> tuple[pa.Table, tuple[str, ...]]:
     with_ctes_, select = _sessions.rows(gap_seconds)
-    keep = Sql("list_contains(?, start_time::DATE)", (days,))
+    keep = Sql("list_contains(?, start_time::DATE)", (days,)) if partial is None else partial.keep(
+        gap_seconds)
     if reach is not None:
         keep = keep + Sql(" OR (start_time < ? AND start_time + to_microseconds(duration_us) >= ? "
                           "AND NOT list_contains(?, "
@@ -353,6 +382,10 @@ def _run(reading: Reading, site: str, start: datetime, end: datetime, days: list
         src, params = reader.source()
         scoped = ("SELECT * FROM (" + with_computed(Sql(src, tuple(params)))
                   + Sql(") WHERE site_id = ? AND timestamp >= ? AND timestamp < ?", (site, start, end)))
+        if partial is not None:
+            keys = f"__mallard_open_keys_{id(partial)}"
+            reader.register(keys, partial.keys)
+            scoped = scoped + " AND " + partial.scope(keys)
         body = Sql("SELECT * FROM (") + select + ") WHERE " + keep + " ORDER BY start_time, visitor_keys"
         sql = with_ctes([("scoped", scoped), *with_ctes_], body, inline=())
         return reader.execute(sql.text, sql.params), reader.files
@@ -365,7 +398,7 @@ def build(store: Store, site: str, day: date, gap_seconds: int) -> None:
     done = compute(store, store.reading, site, {day}, gap_seconds)
     # The fingerprint hashes the files the computation saw: a file written since makes the partition
     # stale at once (rebuilt at the next pass), never served without its events.
-    store.session_files.publish(site, day, _storage_order(done.table), done.files, done.first,
+    store.session_files.publish(site, day, storage_order(done.table), done.files, done.first,
                                 done.last, _sessions.version(gap_seconds))
 
 
@@ -376,7 +409,8 @@ _STORAGE_ORDER: Final = ("country_code", "region", "city", "device_type", "os", 
                          "browser", "browser_version", "screen_size", "first_key", "start_time")
 
 
-def _storage_order(table: pa.Table) -> pa.Table:
+def storage_order(table: pa.Table) -> pa.Table:
+    """``table`` (session rows) in the order they are stored in."""
     if table.num_rows < 2:
         return table
     keys = [("bounce", "descending"), *((c, "ascending") for c in _STORAGE_ORDER)]
@@ -430,7 +464,8 @@ def build_settled(store: Store, gap_seconds: int, *, today: date | None = None,
                 if candidates is not None and day not in candidates.get(s, ()):
                     continue
                 part, rollup = listing.get(day), rolled.get(day)
-                stale = part is None or not unchanged(store, s, part, _sessions.version(gap_seconds))
+                stale = part is None or part.horizon is not None or not unchanged(
+                    store, s, part, _sessions.version(gap_seconds))
                 unrolled = rollup is None or not unchanged(store, s, rollup, rollups.VERSION)
                 if not (stale or unrolled):
                     continue

@@ -20,7 +20,7 @@ import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -36,7 +36,9 @@ _DAY: Final = timedelta(days=1)
 #: Which rows of the event files every derivation reads, hashed into every fingerprint: a change makes
 #: every stored partition stale (rebuilt by maintenance). 2: Plausible's engagement reports left out.
 READS: Final = 2
-_NAME: Final = re.compile(r"^([0-9a-f]{32})\.(\d{4}-\d{2}-\d{2})\.(\d{4}-\d{2}-\d{2})\.parquet$")
+_NAME: Final = re.compile(r"^([0-9a-f]{32})\.(\d{4}-\d{2}-\d{2})\.(\d{4}-\d{2}-\d{2})"
+                          r"(?:\.(\d{8}T\d{6})\.(\d{8}T\d{6}))?\.parquet$")
+_INSTANT: Final = "%Y%m%dT%H%M%S"
 
 
 def _encoding(table: pa.Table, delta: tuple[str, ...]) -> dict[str, Any]:
@@ -68,7 +70,11 @@ def _relative(path: str) -> str:
 @dataclass(frozen=True, slots=True)
 class DerivedPartition:
     """One built partition: the sessions starting on ``day``, derived from the events of the days
-    ``[first, last]`` whose file names hashed to ``fingerprint``."""
+    ``[first, last]`` whose file names hashed to ``fingerprint``.
+
+    A *provisional* partition (of a day not settled yet, :mod:`mallard.queries.provisional`) has a
+    ``horizon``: it was derived from the events before that instant only (its fingerprint hashes the
+    files holding such events), and ``since`` bounds what a reader must compute to complete it."""
 
     site_id: str
     day: date
@@ -76,6 +82,8 @@ class DerivedPartition:
     fingerprint: str
     first: date
     last: date
+    horizon: datetime | None = None
+    since: datetime | None = None
 
 
 class DerivedFiles:
@@ -100,16 +108,21 @@ class DerivedFiles:
                 m = _NAME.match(name)
                 if m is None:
                     continue
+                horizon, since = (None, None) if m.group(4) is None else (
+                    datetime.strptime(m.group(4), _INSTANT), datetime.strptime(m.group(5), _INSTANT))
                 part = DerivedPartition(site_id, day, str(directory / name), m.group(1),
-                                        date.fromisoformat(m.group(2)), date.fromisoformat(m.group(3)))
+                                        date.fromisoformat(m.group(2)), date.fromisoformat(m.group(3)),
+                                        horizon, since)
                 if day not in out or os.path.getmtime(part.path) >= os.path.getmtime(out[day].path):
                     out[day] = part
         return out
 
     def publish(self, site_id: str, day: date, table: pa.Table, event_files: Iterable[str],
-                first: date, last: date, version: int | str) -> DerivedPartition | None:
+                first: date, last: date, version: int | str, *,
+                horizon: tuple[datetime, datetime] | None = None) -> DerivedPartition | None:
         """Write the rows of ``day`` derived from ``event_files`` (the files of days ``[first, last]``)
         with ``version`` (see :func:`fingerprint`), then delete the partition's older files.
+        ``horizon``: a provisional partition's (horizon, since), recorded in its name.
 
         Returns None, writing nothing, when one of ``event_files`` is gone (merged, expired, erased):
         the rows are stale, and if an erasure removed their events they must not reach the disk. The
@@ -119,7 +132,8 @@ class DerivedFiles:
         sources = list(event_files)
         directory = self.lake.partition(site_id, day)
         fp = fingerprint(sources, version)
-        name = f"{fp}.{first.isoformat()}.{last.isoformat()}.parquet"
+        instants = "" if horizon is None else "".join(f".{t.strftime(_INSTANT)}" for t in horizon)
+        name = f"{fp}.{first.isoformat()}.{last.isoformat()}{instants}.parquet"
         tmp = directory / f".{name}.{os.getpid()}.tmp"
         try:
             directory.mkdir(parents=True, exist_ok=True)
@@ -135,7 +149,8 @@ class DerivedFiles:
         except OSError as exc:
             tmp.unlink(missing_ok=True)
             raise StorageError(f"Cannot write derived rows under {directory}: {exc}") from exc
-        return DerivedPartition(site_id, day, str(directory / name), fp, first, last)
+        return DerivedPartition(site_id, day, str(directory / name), fp, first, last,
+                                *(horizon or (None, None)))
 
     def delete(self, site_id: str | None, first: date | None, last: date) -> int:
         """Delete the partitions of ``site_id`` (or every site) derived from events dated within

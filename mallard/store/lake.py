@@ -24,12 +24,13 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Final
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..errors import StorageError
@@ -54,6 +55,7 @@ _TIMESTAMP: Final = operator.itemgetter(TIMESTAMP)
 _DAY: Final = timedelta(days=1)
 _MIDNIGHT: Final = datetime.min.time()
 _CHUNK: Final = 4096
+_EARLIEST_KEPT: Final = 65536  # files whose earliest event Lake.earliest remembers
 
 
 def to_table(events: Sequence[Row]) -> pa.Table:
@@ -117,6 +119,8 @@ class Lake:
         self._gate_path = lock_path.with_name(lock_path.name + ".gate")
         self._local = threading.local()
         self._seq = 0
+        self._earliest: dict[str, datetime | None] = {}
+        self._earliest_lock = threading.Lock()
 
     # -- locking ----------------------------------------------------------------------------------
     @contextmanager
@@ -230,6 +234,38 @@ class Lake:
                           and e.is_file())
         except FileNotFoundError:
             return []
+
+    def earliest(self, path: str) -> datetime | None:
+        """The time (naive UTC) of the earliest event in the lake file ``path`` (None: no rows), from
+        its footer's statistics (the column itself when a writer left them out; ``datetime.min`` when
+        the time cannot be read). Remembered: files never change."""
+        with self._earliest_lock:
+            if path in self._earliest:
+                return self._earliest[path]
+        try:
+            meta = pq.read_metadata(path)
+        except FileNotFoundError:
+            raise
+        except (OSError, pa.ArrowException):  # damaged: the reader that reads it quarantines it
+            return datetime.min
+        names = meta.schema.names
+        column = names.index("timestamp") if "timestamp" in names else -1
+        found: datetime | None = None
+        stats = [meta.row_group(i).column(column).statistics for i in range(meta.num_row_groups)
+                 if column >= 0 and meta.row_group(i).num_rows]
+        if stats and all(s is not None and s.has_min_max for s in stats):
+            found = min(s.min for s in stats)
+        elif stats:  # no statistics: read the column
+            found = pc.min(pq.read_table(path, columns=["timestamp"]).column("timestamp")).as_py()
+        if isinstance(found, datetime) and found.tzinfo is not None:
+            found = found.astimezone(UTC).replace(tzinfo=None)
+        elif stats and not isinstance(found, datetime):
+            found = datetime.min  # rows, but no readable time: counts as the earliest possible
+        with self._earliest_lock:
+            if len(self._earliest) >= _EARLIEST_KEPT:
+                self._earliest.clear()
+            self._earliest[path] = found
+        return found
 
     # -- compaction -------------------------------------------------------------------------------
     def compaction_candidates(self, min_files: int, target_bytes: int,

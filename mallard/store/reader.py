@@ -17,7 +17,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime
 from typing import Final, Literal
 
 import duckdb
@@ -110,6 +110,13 @@ class Reader:
             return set()
         days = pc.unique(pc.cast(self._rows.column("timestamp"), pa.date32()))
         return set(days.to_pylist())
+
+    def buffered_since(self) -> datetime | None:
+        """The time of the earliest buffered row this reading reads (None: none)."""
+        if self._rows is None or not self._rows.num_rows:
+            return None
+        earliest: datetime | None = pc.min(self._rows.column("timestamp")).as_py()
+        return earliest
 
     def source(self, rows: Rows = "events") -> tuple[str, list[object]]:
         """SQL text (and its parameters) of a relation with the full, typed lake schema.

@@ -178,6 +178,19 @@ def _check(store: Store, work: Path, step: str, dims: list[str]) -> None:
         assert mine[key] == theirs[key], f"{step}: {key}"
 
 
+def compact_and_erase(store: Store, workdir: Path, dims: list[str], compact: bool,
+                      erase: date | None) -> None:
+    """Compact the lake, then erase a day (each when asked), checking every answer after each; an
+    erased day leaves no derived partition that read it."""
+    if compact:
+        store.compact(min_files=2, target_bytes=1 << 30)
+        _check(store, workdir, "compacted", dims)
+    if erase is not None:
+        store.erase(SITE, erase, erase)
+        _check(store, workdir, "erased", dims)
+        assert not any(p.first <= erase <= p.last for p in store.session_files.listing(SITE).values())
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(900)  # 10 examples of build, late events, compact and erase: minutes on a busy host
 @settings(max_examples=10, deadline=None, suppress_health_check=[
@@ -209,14 +222,7 @@ def test_stored_sessions_equal_the_raw_answer(workdir: Path, first: list[Event],
             live = _rows_gathered(store)[1].live_days
             assert stale & set(store.lake.dates(SITE)) <= live
             _check(store, workdir, "late", dims)
-        if compact:
-            store.compact(min_files=2, target_bytes=1 << 30)
-            _check(store, workdir, "compacted", dims)
-        if erase is not None:
-            store.erase(SITE, erase, erase)
-            _check(store, workdir, "erased", dims)
-            assert not any(p.first <= erase <= p.last
-                           for p in store.session_files.listing(SITE).values())
+        compact_and_erase(store, workdir, dims, compact, erase)
         stored.build_settled(store, GAP_S, today=TODAY, budget_secs=60)
         _check(store, workdir, "rebuilt", dims)
     finally:
