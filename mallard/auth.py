@@ -37,8 +37,9 @@ import argon2
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from .errors import MallardError, StorageError
-from .privacy import canonical_ip, write_file_atomic, write_file_once
+from .privacy import canonical_ip
 from .settings import Settings
+from .state import write_file_atomic, write_file_once
 from .statefile import (
     JsonStateFile,
     Signature,

@@ -12,11 +12,9 @@ Nothing here stores, logs or returns a raw IP address.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import ipaddress
-import os
 import secrets
 import socket
 import threading
@@ -25,7 +23,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Final
 
-from .errors import StorageError
+from .state import write_file_once
 
 _EPOCH: Final = date(1970, 1, 1)
 _V4_MAPPED: Final = b"\x00" * 10 + b"\xff\xff"
@@ -61,56 +59,6 @@ def redact_ip(ip: str | None) -> str:
         return ".".join(str(addr).split(".")[:3]) + ".x"
     groups = addr.exploded.split(":")[:3]
     return ":".join(g.lstrip("0") or "0" for g in groups) + "::x"
-
-
-def _private_temp(path: Path, data: bytes) -> Path:
-    """A complete, fsynced temporary file (mode 0600) beside ``path`` holding ``data``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    return tmp
-
-
-def _cannot_write(path: Path, exc: OSError) -> StorageError:
-    return StorageError(f"Cannot write {path}: {exc.strerror}. Check that the data directory "
-                        "is writable.")
-
-
-def write_file_once(path: Path, data: bytes) -> bytes:
-    """Create ``path`` with ``data`` (mode 0600) unless it exists; return the content that won.
-
-    Safe when several processes race: the file appears whole (link of a complete temporary file) and
-    only one content is ever visible.
-    """
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        pass
-    tmp = path.with_name(f".{path.name}.unused")
-    try:
-        tmp = _private_temp(path, data)
-        with contextlib.suppress(FileExistsError):
-            os.link(tmp, path)
-        return path.read_bytes()
-    except OSError as exc:
-        raise _cannot_write(path, exc) from None
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def write_file_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` by ``data`` (mode 0600): readers see the old or the new content, never a mix."""
-    tmp = path.with_name(f".{path.name}.unused")
-    try:
-        tmp = _private_temp(path, data)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise _cannot_write(path, exc) from None
 
 
 class Salts:

@@ -9,7 +9,6 @@ Used by :mod:`mallard.auth` (``api_keys.json``) and :mod:`mallard.goals` (``goal
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 from .errors import StorageError
-from .privacy import write_file_atomic
+from .state import StateDir, write_file_atomic
 
 __all__ = ["JsonStateFile", "Signature", "file_lock", "read_with_signature", "stat_signature"]
 
@@ -66,17 +65,8 @@ def ensure_dir(directory: Path) -> None:
 @contextlib.contextmanager
 def file_lock(lock_path: Path) -> Iterator[None]:
     """Exclusive across processes: an ``flock`` on ``lock_path`` (created, mode 0600)."""
-    ensure_dir(lock_path.parent)
-    try:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError as exc:
-        raise StorageError(f"Cannot open {lock_path}: {exc.strerror}. Check that the data "
-                           "directory is writable.") from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with StateDir(lock_path.parent).lock(lock_path.name):
         yield
-    finally:
-        os.close(fd)  # releases the lock
 
 
 class JsonStateFile(Generic[T]):

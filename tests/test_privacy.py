@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 
 from mallard.enrich.useragent import AgentParser
 from mallard.payload import RawEvent
-from mallard.privacy import Salts, canonical_ip, load_secret, pseudonymize_user, redact_ip, write_file_once
+from mallard.privacy import Salts, canonical_ip, load_secret, pseudonymize_user, redact_ip
 from mallard.settings import Settings
+from mallard.state import write_file_once
 from mallard.tracker import ClientContext, Outcome, Tracker
 from tests.conftest import FrozenClock
 from tests.strategies import ips

@@ -18,7 +18,6 @@ caller's not-yet-flushed events. The Store knows paths and the column schema, no
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import threading
@@ -32,6 +31,7 @@ import duckdb
 
 from ..errors import QueryTimeoutError, StorageError
 from ..events import SITE_ID, Row
+from ..state import StateDir
 from .derived import DerivedFiles
 from .lake import Lake, site_of, to_table
 from .quarantine import Bad, Quarantine, QuarantinedFile, is_file_error
@@ -103,6 +103,8 @@ class Store:
         self.events_dir = self.data_dir / "events"
         self.spool_dir = self.data_dir / "spool"
         self.state_dir = self.data_dir / "state"
+        #: The files every process shares (salts, credentials, locks…): :mod:`mallard.state`.
+        self.state = StateDir(self.state_dir)
         self.read_only = read_only
         self._fsync = spool_fsync
         self._duck_config: dict[str, str | bool | int | float | list[str]] = {}
@@ -133,7 +135,7 @@ class Store:
                                          delta=("visitor_keys.list.element",))
         #: Erasures, so that they also hold against events other processes still buffer or left in
         #: their spools (see :mod:`mallard.store.tombstones`).
-        self.tombstones = Tombstones(self.state_dir / "erasures.json")
+        self.tombstones = Tombstones(self.state)
         self._local = threading.local()
         self._compact_lock = threading.Lock()
         self._spool: Spool | None = None
@@ -190,11 +192,8 @@ class Store:
         """
         if self.read_only:
             return 0
-        fd = os.open(self.state_dir / "recover.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-            except BlockingIOError:
+        with self.state.lock("recover.lock", wait=wait) as mine:
+            if not mine:
                 return 0
             self.lake.recover_swaps()
             finish_commits(self.spool_dir)
@@ -218,8 +217,6 @@ class Store:
                     raise
             # After finish_commits: the temporaries of an interrupted publish are needed there.
             self.lake.remove_stale_temporaries()
-        finally:
-            os.close(fd)
         if replayed:
             log.info("recovered %d events from spools of stopped processes", replayed)
         return replayed
@@ -339,16 +336,8 @@ class Store:
     @contextmanager
     def exclusive(self, name: str) -> Iterator[bool]:
         """Hold ``state/<name>`` exclusively if no other process does: yields whether this one does."""
-        fd = os.open(self.state_dir / name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                yield False
-                return
-            yield True
-        finally:
-            os.close(fd)
+        with self.state.lock(name, wait=False) as mine:
+            yield mine
 
     def compact(self, *, min_files: int, target_bytes: int, site_id: str | None = None,
                 day: date | None = None) -> int:

@@ -12,19 +12,17 @@ erasure, or the event's timestamp is).
 
 from __future__ import annotations
 
-import fcntl
-import os
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Final
 
 import orjson
 
 from ..events import SITE_ID, TIMESTAMP, Row
+from ..state import StateDir
 
 KEEP_SECONDS: Final = 90 * 86_400
 
@@ -46,26 +44,20 @@ class Tombstone:
 class Tombstones:
     """The erasure log of a data directory (shared by all processes)."""
 
-    def __init__(self, path: Path) -> None:
-        self._path = path
+    def __init__(self, state: StateDir) -> None:
+        self._state = state
+        self._path = state.path("erasures.json")
         self._lock = threading.Lock()
         self._cache: tuple[float, list[Tombstone]] = (-1.0, [])
 
     def add(self, site_id: str, start: date, end: date, at: float | None = None) -> Tombstone:
         stone = Tombstone(site_id, start, end, time.time() if at is None else at)
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        lock_fd = os.open(self._path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        with self._state.lock("erasures.lock"):
             keep = [t for t in self._read() if stone.at - t.at < KEEP_SECONDS]
             keep.append(stone)
-            tmp = self._path.with_name(f".{self._path.name}.{os.getpid()}.tmp")
-            tmp.write_bytes(orjson.dumps([
+            self._state.write("erasures.json", orjson.dumps([
                 {"site_id": t.site_id, "start": t.start.isoformat(), "end": t.end.isoformat(),
                  "at": t.at} for t in keep]))
-            os.replace(tmp, self._path)
-        finally:
-            os.close(lock_fd)
         return stone
 
     def _read(self) -> list[Tombstone]:
