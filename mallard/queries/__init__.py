@@ -19,37 +19,28 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-import duckdb
 import pyarrow as pa
 
-from ..errors import InvalidQueryError, StorageError
+from ..errors import InvalidQueryError
 from ..events import SITE_ID
 from ..goals import Goals
 from ..settings import Settings
-from . import engagement, rollups
 from .access import Access
-from .acquisition import with_computed
 from .buckets import bucket_labels
-from .builder import build_sql
+from .engine import Engine
 from .export import raw_export
+from .freshness import LiveCache
 from .goals import check_segment_filters, for_analysis
-from .goals import resolve as resolve_goals
-from .include import with_comparisons
 from .model import Query, build, check_site, parse_query
 from .periods import DateRange, resolve
-from .planner import Plan, is_zero_filled, plan_query, rolled_dimension, unrolled
 from .registry import BREAKDOWNS, TIME_DIMENSIONS, dimension
 from .results import MainStats, QueryResult, Record, Report, Result, Table
-from .revenue import currency_of_rows
-from .revenue import finish as finish_revenue
-from .rollups import RollupRows
-from .sql import Sql
-from .stored import LiveCache, SessionRows, discard_unreadable, for_query
+from .stored import discard_unreadable
 from .vocabulary import plausible_query
 
 if TYPE_CHECKING:
     from ..buffer import EventBuffer
-    from ..store import Reader, Store
+    from ..store import Store
 
 __all__ = ["DateRange", "MainStats", "Queries", "Query", "QueryResult", "Record", "Report", "Result",
            "Table", "bucket_labels"]
@@ -74,13 +65,14 @@ class Queries:
         self._buffer = buffer or (lambda: None)
         self._clock = clock
         self._gap = settings.session_window_minutes * 60
+        self._live = LiveCache(entries=32)
+        self._engine = Engine(store, settings, self._reader, self._live)
         self._access = Access(self._reader, self._gap, settings.visitor_salt_rotation_days,
-                              lambda: self.today("UTC"), self._sessions_of,
+                              lambda: self.today("UTC"), self._engine.sessions_of,
                               lambda files: discard_unreadable(store, files))
         self._generation: dict[str, int] = {}
         #: The goals, saved segments and reporting currencies of every site (``state/goals.json``).
         self.goals = Goals(store.state_dir, check_filters=check_segment_filters)
-        self._live = LiveCache(entries=32)
         self._gen_lock = threading.Lock()
 
     @property
@@ -112,33 +104,7 @@ class Queries:
     # -- the query model --------------------------------------------------------------------------
     def run(self, query: Query) -> QueryResult:
         """Answer a validated :class:`Query` (rates as fractions 0-1)."""
-        series = is_zero_filled(query)
-        if series:  # zero-fill the whole range first, then page through it
-            page = (query.offset, query.limit)
-            query = replace(query, limit=None, offset=0)
-        resolved = resolve_goals(query, lambda: self.goals.list(query.site_id),
-                                 lambda i: self.goals.segment(query.site_id, i))
-        rows = self._execute(resolved)
-        names = [*query.dimensions, *query.metrics]
-        out = [dict(zip(names, r[:-1], strict=True)) for r in rows]
-        warnings = finish_revenue(out, query.metrics, currency_of_rows(query, self.goals))
-        total = rows[0][-1] if rows else 0
-        if not rows and query.offset:  # paged past the end: the row count is still the whole's
-            first = self._execute(replace(resolved, offset=0, limit=1))
-            total = first[0][-1] if first else 0
-        if series:
-            out = self._zero_fill(query, out)
-            total = len(out)
-            offset, limit = page
-            out = out[offset:None if limit is None else offset + limit]
-            query = replace(query, offset=offset, limit=limit)
-        meta: dict[str, Any] = {"total_rows": total}
-        if warnings:
-            meta["metric_warnings"] = warnings
-        result = QueryResult(query, tuple(names), out, meta)
-        if query.include.comparisons is None:
-            return result
-        return with_comparisons(result, self.run, self.today(query.date_range.tz))
+        return self._engine.run(query, self.goals, self.today)
 
     def query(self, site: str, *, metrics: Sequence[str] = ("visitors",),
               dimensions: Sequence[str] = (), filters: object = None, period: str | None = None,
@@ -370,18 +336,7 @@ class Queries:
 
         **Usage**: ``q.sql("SELECT pathname, count(*) FROM events GROUP BY ALL")``.
         """
-        if site is not None:
-            check_site(site)
-        with self._reader(site, None, None) as reader:
-            src, src_params = reader.source("all")
-            # The caller's statement runs as a subquery, so it may have its own WITH clause.
-            try:
-                return reader.execute(f"WITH events AS ({src}) SELECT * FROM ({text})",
-                                      [*src_params, *params])
-            except duckdb.Error as exc:
-                if isinstance(exc, (duckdb.IOException, duckdb.InterruptException)):
-                    raise
-                raise InvalidQueryError(f"SQL error: {exc}", code="invalid_sql") from None
+        return self._engine.sql(text, params, None if site is None else check_site(site))
 
     def close(self) -> None:
         """Close the calling thread's DuckDB connection (a new one opens on the next query).
@@ -421,70 +376,6 @@ class Queries:
             return self._store.reading(site, first, last)
         return self._store.reading(site, first, last, pending=buffer.snapshot,
                                    view_lock=buffer.view_lock)
-
-    def _execute(self, query: Query) -> list[tuple[Any, ...]]:
-        first, last = query.date_range.partition_dates()
-        with self._reader(query.site_id, first, last) as reader:
-            src, src_params = reader.source()
-            source = with_computed(Sql(src, tuple(src_params)))
-            for stored in (True, False):
-                plan, derived = plan_query(query), []
-                try:
-                    sessions, rolled = self._derived_rows(reader, plan, stored=stored)
-                    derived = [*(sessions.files if sessions else ()), *(rolled.files if rolled else ())]
-                    if rolled is not None and not rollups.day_local(reader, rolled, self._live):
-                        rolled = None  # a visitor id on two days: visitors do not add up
-                    if rolled is None:
-                        plan = unrolled(plan)
-                    compiled = build_sql(plan, source=source,
-                                         sessions=None if sessions is None else sessions.relation(),
-                                         rollups=None if rolled is None else rolled.relation(),
-                                         engagement=self._engagement_rows(reader, plan))
-                    table = reader.execute(compiled.sql.text, compiled.sql.params)
-                    break
-                except (duckdb.Error, StorageError):
-                    # A stored sessions or rollup file could not be read: answer again from events;
-                    # the file (derived data) is deleted for maintenance to build it again.
-                    if not stored or not derived or not discard_unreadable(self._store, derived):
-                        raise
-        columns = [table.column(i).to_pylist() for i in range(table.num_columns)]
-        return list(zip(*columns, strict=True)) if columns else []
-
-    def _derived_rows(self, reader: Reader, plan: Plan, *, stored: bool
-                      ) -> tuple[SessionRows | None, RollupRows | None]:
-        """The session and rollup rows ``plan`` reads (None: none; no rollups with ids living longer than
-        a day, which never add up across days), their computed parts registered on ``reader``."""
-        lower, upper = plan.bounds
-        sessions = rolled = None
-        if plan.sessions is not None:
-            sessions = for_query(self._store, self._reader, reader, plan.site_id, lower, upper, self._gap,
-                                 overlap=plan.sessions.overlap, cache=self._live, stored=stored)
-        if self._settings.visitor_salt_rotation_days == 1 and any(p.reads == "rollups" for p in plan.parts):
-            rolled = rollups.for_query(self._store, self._reader, reader, plan.site_id, lower, upper,
-                                       rolled_dimension(plan), cache=self._live, stored=stored)
-        return sessions, rolled
-
-    def _engagement_rows(self, reader: Reader, plan: Plan) -> Sql | None:
-        """The engagement reports ``plan`` reads, with their visits (None: it reads none)."""
-        if not any(p.reads == "engagement" for p in plan.parts):
-            return None
-        src, params = reader.source("engagement")
-        return engagement.rows(Sql(src, tuple(params)), plan.site_id, plan.bounds, self._gap)
-
-    def _sessions_of(self, reader: Reader, site: str, rng: DateRange, stored: bool) -> SessionRows:
-        lower, upper = rng.bounds()
-        return for_query(self._store, self._reader, reader, site, lower, upper, self._gap, overlap=True,
-                         cache=self._live, stored=stored)
-
-    def _zero_fill(self, query: Query, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        from .registry import METRICS
-
-        time_dim = query.time_dimension
-        assert time_dim is not None
-        labels = bucket_labels(query.date_range, time_dim)
-        by_label = {r[time_dim]: r for r in rows}
-        empty = {m: METRICS[m].empty for m in query.metrics}
-        return [by_label.get(label, {time_dim: label, **empty}) for label in labels]
 
 
 def breakdown_names() -> list[str]:

@@ -195,7 +195,8 @@ def build_open(store: Store, gap_seconds: int, now: datetime, *, budget_secs: fl
     rollups read its own events only). One process builds at a time
     (``state/sessions.lock``; the others return at once). Returns the number built."""
     from . import rollups
-    from .stored import SETTLED_DAYS, unchanged
+    from .freshness import unchanged
+    from .stored import SETTLED_DAYS
 
     horizon = horizon_at(now)
     deadline = time.monotonic() + budget_secs

@@ -29,12 +29,13 @@ from typing import TYPE_CHECKING, Final
 import pyarrow as pa
 
 from ..store.derived import fingerprint
+from .freshness import Computed, LiveCache
 from .registry import ATTRIBUTION_COLUMNS
 from .registry import DIMENSIONS as ALL_DIMENSIONS
 from .registry import METRICS as ALL_METRICS
 from .sessions import visitor_key
 from .sql import Sql, with_ctes
-from .stored import Computed, LiveCache, Reading, split, union
+from .stored import Reading, split, union
 
 if TYPE_CHECKING:
     from ..store import Store

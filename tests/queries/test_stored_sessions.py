@@ -31,7 +31,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mallard.events import Event
-from mallard.queries import Queries, stored
+from mallard.queries import Queries, freshness, stored
 from mallard.queries.registry import DIMENSIONS
 from mallard.queries.sessions import COLUMNS, relation
 from mallard.queries.sql import Sql
@@ -373,18 +373,18 @@ def test_requests_that_miss_the_same_open_days_at_once_compute_them_once(workdir
     store = Store(workdir / "data")
     try:
         store.write_batch(_fixed_traffic((-20, 10, 600), 3))()
-        cache = stored.LiveCache()
+        cache = freshness.LiveCache()
         version = stored._sessions.version(GAP_S)
         days = {DAYS[1]}
         calls: list[int] = []
         go = threading.Barrier(4)
 
-        def run() -> stored.Computed:
+        def run() -> freshness.Computed:
             calls.append(1)
             time.sleep(0.3)  # long enough for the other three to arrive while it runs
             return stored.compute(store, store.reading, SITE, days, GAP_S)
 
-        got: list[stored.Computed] = []
+        got: list[freshness.Computed] = []
 
         def ask() -> None:
             go.wait(timeout=30)
@@ -400,7 +400,7 @@ def test_requests_that_miss_the_same_open_days_at_once_compute_them_once(workdir
         store.write_batch(_fixed_traffic((15,), 2))()  # a new file on those days: stale
         assert cache.computed("k", store, version, set(), run) is not got[0] and len(calls) == 2
 
-        def fail() -> stored.Computed:
+        def fail() -> freshness.Computed:
             raise RuntimeError("the query was interrupted")
 
         with pytest.raises(RuntimeError):
