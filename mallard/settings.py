@@ -8,27 +8,22 @@ This is the only module that reads ``os.environ``.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import ipaddress
 import json
-import math
 import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal, get_args, get_type_hints
+from typing import Any, Literal, get_type_hints
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import ConfigurationError
+from .setting_values import check_origin, coerce
 
 GeoPrecision = Literal["city", "region", "country", "none"]
 LogFormat = Literal["text", "json"]
-
-_TRUE: Final = frozenset({"1", "true", "yes", "on"})
-_FALSE: Final = frozenset({"0", "false", "no", "off"})
-
 
 def _opt(default: Any, help: str, *, env: tuple[str, ...] = (), minimum: float | None = None,
          maximum: float | None = None, secret: bool = False) -> Any:
@@ -160,7 +155,7 @@ class Settings:
         hints = _hints()
         for f in dataclasses.fields(self):
             try:
-                value = _coerce(f.name, getattr(self, f.name), hints[f.name])
+                value = coerce(f.name, getattr(self, f.name), hints[f.name])
             except ConfigurationError:
                 if not f.metadata["secret"]:
                     raise
@@ -190,9 +185,9 @@ class Settings:
                 f"timezone: {self.timezone!r} is not an IANA time zone name (e.g. 'Europe/Berlin')."
             ) from None
         if self.dashboard_origin is not None:
-            _check_origin(self.dashboard_origin)
+            check_origin(self.dashboard_origin)
         for origin in self.embed_origins:
-            _check_origin(origin, "embed_origins")
+            check_origin(origin, "embed_origins")
         if self.redact_extra_params or self.redact_extra_patterns:
             from .enrich.redact import Redactor
 
@@ -356,88 +351,3 @@ def _hints() -> dict[str, Any]:
     if not _HINTS:
         _HINTS.update(get_type_hints(Settings))
     return _HINTS
-
-
-def _coerce(name: str, value: Any, hint: Any) -> Any:
-    """Turn a value from any source (string from the environment, TOML type, Python) into `hint`."""
-    args = get_args(hint)
-    if value is None:
-        if type(None) in args:
-            return None
-        raise ConfigurationError(f"{name} must not be empty.")
-    if type(None) in args:  # Optional[X]
-        inner = next(a for a in args if a is not type(None))
-        if isinstance(value, str) and value.strip() == "" and inner is not str:
-            return None
-        return _coerce(name, value, inner)
-    if getattr(hint, "__origin__", None) is Literal:
-        text = str(value).strip().lower()
-        if text not in args:
-            raise ConfigurationError(
-                f"{name} must be one of {', '.join(map(str, args))}; got {value!r}."
-            )
-        return text
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in _TRUE:
-            return True
-        if text in _FALSE:
-            return False
-        raise ConfigurationError(
-            f"{name} must be a boolean (1/true/yes/on or 0/false/no/off); got {value!r}."
-        )
-    if hint is int or hint is float:
-        if isinstance(value, bool):
-            raise ConfigurationError(f"{name} must be a number; got {value!r}.")
-        try:
-            number = hint(value.strip() if isinstance(value, str) else value)
-        except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf)
-            kind = "a whole number" if hint is int else "a number"
-            raise ConfigurationError(f"{name} must be {kind}; got {value!r}.") from None
-        if hint is float and not math.isfinite(number):
-            raise ConfigurationError(f"{name} must be a finite number; got {value!r}.")
-        if hint is int and isinstance(value, float) and not value.is_integer():
-            raise ConfigurationError(f"{name} must be a whole number; got {value!r}.")
-        return number
-    if hint is Path:
-        if not isinstance(value, (str, os.PathLike)):
-            raise ConfigurationError(f"{name} must be a path; got {value!r}.")
-        return Path(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigurationError(f"{name} must be a string; got {value!r}.")
-        return value
-    if getattr(hint, "__origin__", None) is tuple:
-        if isinstance(value, str) and value.lstrip().startswith("["):
-            # A JSON array of strings, for items that hold commas (regular expressions); anything
-            # else (such as the pattern "[0-9]{6}") is comma-separated text.
-            with contextlib.suppress(ValueError):
-                parsed = json.loads(value)
-                if isinstance(parsed, list) and all(isinstance(i, str) for i in parsed):
-                    value = parsed
-        items = value.split(",") if isinstance(value, str) else value
-        if not isinstance(items, (list, tuple)) or not all(isinstance(i, str) for i in items):
-            raise ConfigurationError(
-                f"{name} must be a list of strings (or a comma-separated string); got {value!r}."
-            )
-        return tuple(i.strip() for i in items if i.strip())
-    raise ConfigurationError(f"{name}: unsupported value {value!r}.")  # pragma: no cover
-
-
-def _check_origin(origin: str, name: str = "dashboard_origin") -> None:
-    from urllib.parse import urlsplit
-
-    try:
-        parts = urlsplit(origin)
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
-        parts = None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or (
-        parts.path not in ("", "/") or parts.query or parts.fragment or "@" in parts.netloc
-    ):
-        raise ConfigurationError(
-            f"{name} must be a scheme and host such as 'https://stats.example.com'; "
-            f"got {origin!r}."
-        )
