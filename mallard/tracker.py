@@ -27,7 +27,6 @@ from typing import Any, Final, NamedTuple
 
 import orjson
 
-from . import engagement
 from .enrich.channels import channel, landing
 from .enrich.geo import NO_LOCATION, GeoLookup, Location
 from .enrich.redact import Redactor
@@ -36,24 +35,17 @@ from .enrich.referrers import visit_source as _visit_source
 from .enrich.urls import parse_page_url, sanitize, strip_query
 from .enrich.useragent import UNKNOWN_AGENT, Agent, AgentParser, device_type
 from .errors import InvalidEventError
-from .events import MAX_SITE_ID, Event, validate_site_id
+from .events import Event
+from .intake import MAX_NAME, MAX_PROPS, MAX_URL, check_len, validate
 from .payload import RawEvent, check_props
 from .privacy import Salts, canonical_ip, pseudonymize_user, visitor_id
 from .settings import Settings
 
 # Referrers and site ids repeat across events: cache the pure functions (bounded).
 visit_source = lru_cache(maxsize=16_384)(_visit_source)
-_valid_site_id = lru_cache(maxsize=4096)(validate_site_id)
 
-MAX_NAME: Final = 120  # characters, Plausible's limit
-MAX_PAGE_URL: Final = 2000  # UTF-8 bytes, Plausible's limit
-MAX_URL: Final = 2048  # the referrer's, in UTF-8 bytes
-MAX_PROPS: Final = 4096
-MAX_USER_ID: Final = 512
 MAX_REVENUE: Final = Decimal("9999999999.99")
 _CENT: Final = Decimal("0.01")
-_FUTURE_SLACK: Final = timedelta(minutes=5)
-_MAX_WIDTH: Final = 2**32 - 1
 
 
 _combine: Final = datetime.combine
@@ -131,19 +123,6 @@ class _Draft:
         self.warnings.append(message)
 
 
-def _ascii(value: object) -> bool:
-    """True for None and ASCII text (the common case: nothing to check for lone surrogates)."""
-    return value is None or (isinstance(value, str) and value.isascii())
-
-
-def _check_len(value: str | None, limit: int, what: str) -> None:
-    # Limits are in UTF-8 bytes; only text longer than limit/4 characters can exceed one.
-    if value is not None and len(value) * 4 > limit and (
-        len(value) > limit or len(value.encode("utf-8", "surrogatepass")) > limit
-    ):
-        raise InvalidEventError(f"{what} must be at most {limit} bytes", code="too_long")
-
-
 class Tracker:
     """Validates and enriches events. Thread-safe; one per :class:`mallard.Mallard`."""
 
@@ -201,54 +180,8 @@ class Tracker:
 
     # -- steps ------------------------------------------------------------------------------------
     def _validate(self, d: _Draft) -> None:
-        raw = d.raw
-        for value, what in ((raw.site, "site_id"), (raw.name, "event name"), (raw.url, "url")):
-            if not isinstance(value, str):
-                raise InvalidEventError(f"{what} must be a string", code="invalid_type")
-        props = raw.props if isinstance(raw.props, str) else None
-        if not (raw.name.isascii() and raw.url.isascii() and _ascii(raw.referrer)
-                and _ascii(raw.user_id) and _ascii(props)):
-            for text, what in ((raw.name, "event name"), (raw.url, "url"),
-                               (raw.referrer, "referrer"), (raw.user_id, "user_id"), (props, "props")):
-                try:
-                    if isinstance(text, str):
-                        text.encode()
-                except UnicodeEncodeError:  # a lone surrogate cannot be stored or journaled
-                    raise InvalidEventError(f"{what} is not valid Unicode text",
-                                            code="invalid_field") from None
-        if not raw.name or (not raw.name.isprintable() and not sanitize(raw.name, MAX_NAME)):
-            raise InvalidEventError("event name must not be empty", code="missing_field")
-        if not raw.url:
-            raise InvalidEventError("url must not be empty", code="missing_field")
-        _check_len(raw.site, MAX_SITE_ID, "site_id")
-        if len(raw.name) > MAX_NAME:
-            raise InvalidEventError(f"event name must be at most {MAX_NAME} characters",
-                                    code="too_long")
-        _check_len(raw.url, MAX_PAGE_URL, "url")
-        _check_len(raw.referrer, MAX_URL, "referrer")
-        if isinstance(raw.props, str):
-            _check_len(raw.props, MAX_PROPS, "props")
-        if raw.user_id is not None and (not raw.user_id or len(raw.user_id) > MAX_USER_ID):
-            raise InvalidEventError(f"user_id must be 1 to {MAX_USER_ID} characters",
-                                    code="invalid_field")
-        width = raw.screen_width  # track() callers bypass the payload's check
-        if width is not None and (isinstance(width, bool) or not isinstance(width, int)
-                                  or not 0 <= width <= _MAX_WIDTH):
-            raise InvalidEventError(f"screen_width must be a whole number from 0 to {_MAX_WIDTH}",
-                                    code="invalid_field")
-        d.site = _valid_site_id(raw.site)
-        d.values["scroll_depth"], d.values["engagement_ms"], d.values["interactive"] = engagement.values(raw)
-        ts = raw.timestamp
-        if ts is None:
-            ts = d.now
-        elif ts.tzinfo is None:
-            ts = ts.replace(tzinfo=UTC)  # naive timestamps are taken as UTC
-        try:
-            if ts > d.now + _FUTURE_SLACK:
-                raise InvalidEventError("timestamp must not be in the future", code="invalid_field")
-            d.timestamp = ts.astimezone(UTC)
-        except OverflowError:  # e.g. 0001-01-01 at +05:00 is before the first representable UTC time
-            raise InvalidEventError("timestamp is out of range", code="invalid_field") from None
+        d.site, d.timestamp, engaged = validate(d.raw, d.now)
+        d.values["scroll_depth"], d.values["engagement_ms"], d.values["interactive"] = engaged
 
     def _allow_site(self, d: _Draft) -> None:
         if self._allowed and d.site not in self._allowed:
@@ -382,7 +315,7 @@ class Tracker:
         except TypeError:
             d.warn("props holds values that are not JSON; dropped")
             return None
-        _check_len(text, MAX_PROPS, "props")
+        check_len(text, MAX_PROPS, "props")
         return text  # orjson escapes control characters, so the text has none
 
     def _revenue(self, d: _Draft) -> tuple[Decimal | None, str | None]:

@@ -173,7 +173,7 @@ def test_reserved_settings_are_not_read_yet() -> None:
 
 def test_numbers_quoted_in_prose_are_current() -> None:
     """Defaults and limits the hand-written pages quote still hold (update the prose when they change)."""
-    from mallard import events, payload, tracker
+    from mallard import events, intake, payload
     from mallard.queries import model
 
     defaults = mallard.Settings()
@@ -187,8 +187,8 @@ def test_numbers_quoted_in_prose_are_current() -> None:
     assert (filters.MAX_VALUES, filters.MAX_VALUE_LEN, filters.MAX_CONDITIONS, filters.MAX_DEPTH) == (
         100, 2048, 50, 8)  # queries.md
     assert model.MAX_LIMIT == 10_000  # queries.md
-    assert (tracker.MAX_NAME, tracker.MAX_PAGE_URL, tracker.MAX_URL, tracker.MAX_PROPS,
-            tracker.MAX_USER_ID) == (120, 2000, 2048, 4096, 512)  # concepts.md
+    assert (intake.MAX_NAME, intake.MAX_PAGE_URL, intake.MAX_URL, intake.MAX_PROPS,
+            intake.MAX_USER_ID) == (120, 2000, 2048, 4096, 512)  # concepts.md
     assert (payload.MAX_PROP_KEYS, payload.MAX_PROP_KEY_BYTES, payload.MAX_PROP_VALUE_BYTES) == (
         30, 300, 2000)  # concepts.md
     assert events.MAX_SITE_ID == 247  # concepts.md
