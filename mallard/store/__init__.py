@@ -36,7 +36,8 @@ from .derived import DerivedFiles
 from .lake import Lake, site_of, to_table
 from .quarantine import Bad, Quarantine, QuarantinedFile, is_file_error
 from .reader import BUFFER, PROJECTION, READ_PARQUET, TEMPLATE, TEMPLATE_DDL, Reader
-from .spool import Spool, finish_commits, orphans, write_commit
+from .recovery import finish_commits, orphans
+from .spool import Spool, write_commit
 from .tombstones import Tombstone, Tombstones
 
 __all__ = ["ErasureResult", "PendingBatch", "QuarantinedFile", "Reader", "Store"]
