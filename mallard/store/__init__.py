@@ -32,10 +32,11 @@ import duckdb
 from ..errors import QueryTimeoutError, StorageError
 from ..events import SITE_ID, Row
 from ..state import StateDir
+from .compaction import merge
 from .derived import DerivedFiles
 from .lake import Lake, site_of, to_table
-from .quarantine import Bad, Quarantine, QuarantinedFile, is_file_error
-from .reader import BUFFER, PROJECTION, READ_PARQUET, TEMPLATE, TEMPLATE_DDL, Reader
+from .quarantine import Bad, Quarantine, QuarantinedFile
+from .reader import BUFFER, TEMPLATE_DDL, Reader
 from .recovery import finish_commits, orphans
 from .spool import Spool, write_commit
 from .tombstones import Tombstone, Tombstones
@@ -357,38 +358,8 @@ class Store:
                 return 0
             done = 0
             for sources in self.lake.compaction_candidates(min_files, target_bytes, partitions):
-                done += self._merge(sources)
+                done += merge(self.connection(), self.lake, self.quarantine, sources)
             return done
-
-    def _merge(self, sources: list[str]) -> bool:
-        """Merge ``sources`` (one partition's files) into one; False when one of them is unreadable."""
-        directory = Path(sources[0]).parent
-        tmp = directory / f".merge-{os.getpid()}-{threading.get_ident()}.parquet.tmp"
-        con = self.connection()
-        try:
-            con.execute(
-                f"COPY (SELECT {PROJECTION} FROM (SELECT * FROM {TEMPLATE} UNION ALL BY NAME "
-                f"SELECT * FROM {READ_PARQUET}) "
-                f"ORDER BY timestamp) TO '{_sql_literal(str(tmp))}' "
-                f"(FORMAT parquet, COMPRESSION zstd)",
-                [sources],
-            ).fetchall()
-            fd = os.open(tmp, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        except duckdb.Error as exc:
-            tmp.unlink(missing_ok=True)
-            bad = self.quarantine.diagnose(con, sources, exc) if is_file_error(exc) else []
-            if not bad:
-                raise StorageError(f"Compaction of {directory} failed: {exc}") from exc
-            self.quarantine.move([b for b in bad if self.quarantine.skip_or_move(b)])
-            log.warning("compaction skipped %s: %d unreadable file(s)", directory.relative_to(
-                self.events_dir).as_posix(), len(bad))
-            return False
-        self.lake.swap(tmp, sources)
-        return True
 
     def apply_retention(self, retention_days: int, today: date) -> int:
         """Delete partitions older than ``retention_days`` (keeps today and the N days before)."""
@@ -424,8 +395,3 @@ class Store:
         if con is not None:
             con.close()
             self._local.con = None
-
-
-def _sql_literal(text: str) -> str:
-    return text.replace("'", "''")
-
