@@ -18,7 +18,7 @@ import weakref
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from . import drops
 from .buffer import BufferStats, EventBuffer
@@ -40,7 +40,6 @@ from .tracker import ClientContext, Outcome, Tracker, utcnow
 if TYPE_CHECKING:
     from .auth import Auth
     from .goals import Goals
-    from .http.api import Api
     from .metrics import Metrics
 
 log = logging.getLogger("mallard")
@@ -63,6 +62,15 @@ def _reset_all_after_fork() -> None:
 
 atexit.register(_close_all_at_exit)
 os.register_at_fork(after_in_child=_reset_all_after_fork)
+
+
+class Extension(Protocol):
+    """What :meth:`Mallard.extension` keeps: an object closed with the instance."""
+
+    def close(self) -> object: ...
+
+
+E = TypeVar("E", bound=Extension)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,11 +132,11 @@ class Mallard:
         self._start_error: str | None = None
         self._recovery_error: str | None = None
         self.queries = Queries(self.store, settings, buffer=self._current_buffer, clock=clock)
-        self._auth: Any = None
+        self._auth: Auth | None = None
         self._funnels: SavedFunnels | None = None
         self._shared_links: SharedLinks | None = None
-        self._metrics: Any = None
-        self._api: Any = None
+        self._metrics: Metrics | None = None
+        self._extensions: dict[type, Extension] = {}
         _live.add(self)
 
     # -- HTTP-facing state (created on first use) -------------------------------------------------
@@ -142,7 +150,7 @@ class Mallard:
                 self._auth = Auth(self.store.state_dir, self.settings,
                                   secret=load_secret(self.store.state_dir, self.settings.secret),
                                   clock=self._clock)
-            return self._auth  # type: ignore[no-any-return]
+            return self._auth
 
     @property
     def goals(self) -> Goals:
@@ -183,7 +191,7 @@ class Mallard:
                 metrics.set_gauge_source("mallard_auth_configured",
                                          lambda: int(self.auth.password_configured()))
                 self._metrics = metrics
-            return self._metrics  # type: ignore[no-any-return]
+            return self._metrics
 
     def _count_quarantined(self, files: int) -> None:
         self.metrics.inc("mallard_quarantined_files_total", files)
@@ -199,14 +207,20 @@ class Mallard:
         built-in countries only), or None (no geolocation)."""
         return self._geo.database_type
 
-    def http_api(self) -> Api:
-        """The framework-neutral HTTP API over this instance (one per instance, shared by adapters)."""
-        with self._lock:
-            if self._api is None:
-                from .http.api import Api
+    def extension(self, kind: type[E], build: Callable[[Mallard], E]) -> E:
+        """The one ``kind`` attached to this instance: built by ``build(self)`` on the first call
+        (once, whichever thread asks first), then the same object; :meth:`close` closes it.
 
-                self._api = Api(self)
-            return self._api  # type: ignore[no-any-return]
+        The edges keep their per-instance state here without the core knowing them: the HTTP layer's
+        ``Api.for_mallard(m)`` is ``m.extension(Api, Api)``, so every adapter over one instance shares
+        one query cache and one set of limits.
+        """
+        with self._lock:
+            found = self._extensions.get(kind)
+            if found is None:
+                found = self._extensions[kind] = build(self)
+            assert isinstance(found, kind)
+            return found
 
     # -- lifecycle --------------------------------------------------------------------------------
     @property
@@ -316,8 +330,9 @@ class Mallard:
         the spool and are recovered by the next start.
         """
         with self._lock:
-            if self._api is not None:  # no background refresh of cached answers runs after this
-                self._api.close()
+            # The HTTP layer's Api, for one: no background refresh of cached answers runs after this.
+            for extension in self._extensions.values():
+                extension.close()
             if not self.started:
                 return True
             self._running = False

@@ -1,20 +1,37 @@
 """Import rules and the size budget of STYLE.md 3.2, checked on the source (AST), not at run time.
 
-Imports under ``if TYPE_CHECKING:`` are ignored: they never execute. Imports inside functions count.
+Imports inside functions count. Imports under ``if TYPE_CHECKING:`` never execute, so the rules about
+dependencies (DuckDB, web frameworks) ignore them; the rules about layers (which way imports point,
+cycles) count them too, as a type named from a higher layer ties the lower one to it all the same.
 """
 
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "mallard"
 MAX_LINES = 800
+
+#: The edges: the framework-neutral HTTP layer, and the adapters that mount it in a host. The core
+#: (every other module) imports neither; the HTTP layer does not import the adapters.
+HTTP = "mallard.http"
+ADAPTERS = "mallard.adapters"
+#: The command line runs the server (``mallard serve``: uvicorn and the ASGI adapter), so it sits above
+#: the adapters; nothing but ``python -m mallard`` imports it.
+ENTRY_POINTS = ("mallard.cli", "mallard.__main__")
+#: Standard modules that read or list files; the HTTP layer reaches files only through the core
+#: (the Store for the lake and state/, mallard.packaged for the static files).
+FILE_IO_MODULES = frozenset({"pathlib", "glob", "shutil", "fcntl", "sqlite3", "tempfile",
+                             "importlib.resources", "importlib.abc"})
+FILE_IO_OS_NAMES = frozenset({"open", "listdir", "scandir", "walk", "stat", "path", "remove", "unlink",
+                              "rename", "replace", "makedirs", "mkdir"})
 
 #: Core modules that must not reach DuckDB, directly or through other mallard modules.
 DUCKDB_FREE = ("tracker", "buffer", "payload", "privacy", "events", "settings", "enrich")
@@ -52,34 +69,56 @@ def _is_type_checking(test: ast.expr) -> bool:
         isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
 
 
-def _nodes(node: ast.AST) -> Iterator[ast.AST]:
-    """Every node below ``node``, skipping the bodies of ``if TYPE_CHECKING:``."""
+def _nodes(node: ast.AST, *, typing: bool = False) -> Iterator[ast.AST]:
+    """Every node below ``node``, skipping the bodies of ``if TYPE_CHECKING:`` unless ``typing``."""
     for child in ast.iter_child_nodes(node):
-        if isinstance(child, ast.If) and _is_type_checking(child.test):
+        if not typing and isinstance(child, ast.If) and _is_type_checking(child.test):
             for orelse in child.orelse:
                 yield orelse
                 yield from _nodes(orelse)
             continue
         yield child
-        yield from _nodes(child)
+        yield from _nodes(child, typing=typing)
 
 
-def imports(module: Module) -> set[str]:
-    """Absolute dotted names imported by ``module`` (``from x import y`` gives ``x`` and ``x.y``)."""
+def _from_base(module: Module, node: ast.ImportFrom) -> str:
+    """The absolute module of ``from <base> import ...``."""
+    if not node.level:
+        return node.module or ""
     package = module.name if module.path.name == "__init__.py" else module.name.rpartition(".")[0]
+    base_parts = package.split(".")
+    base_parts = base_parts[: len(base_parts) - (node.level - 1)]
+    return ".".join(base_parts + ([node.module] if node.module else []))
+
+
+def imports(module: Module, *, typing: bool = False) -> set[str]:
+    """Absolute dotted names imported by ``module`` (``from x import y`` gives ``x`` and ``x.y``);
+    with ``typing``, those under ``if TYPE_CHECKING:`` too."""
     found: set[str] = set()
-    for node in _nodes(module.tree):
+    for node in _nodes(module.tree, typing=typing):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base_parts = package.split(".")
-                base_parts = base_parts[: len(base_parts) - (node.level - 1)]
-                base = ".".join(base_parts + ([node.module] if node.module else []))
-            else:
-                base = node.module or ""
+            base = _from_base(module, node)
             found.add(base)
             found.update(f"{base}.{alias.name}" for alias in node.names)
+    return found
+
+
+def internal_imports(module: Module) -> set[str]:
+    """The mallard modules ``module`` depends on, ``if TYPE_CHECKING:`` included: ``from . import x``
+    is module ``x`` when there is one (not the package), ``from .m import name`` is ``m``."""
+    found: set[str] = set()
+    for node in _nodes(module.tree, typing=True):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = _from_base(module, node)
+            names = [f"{base}.{a.name}" if f"{base}.{a.name}" in BY_NAME else base for a in node.names]
+        else:
+            continue
+        found.update(target for name in names if (target := _internal(name)) is not None)
+    found.discard(module.name)
     return found
 
 
@@ -112,8 +151,76 @@ def reachable(start: str) -> set[str]:
     return seen
 
 
+def _in_name(name: str, package: str) -> bool:
+    return name == package or name.startswith(package + ".")
+
+
 def _in(module: Module, *packages: str) -> bool:
-    return any(module.name == p or module.name.startswith(p + ".") for p in packages)
+    return any(_in_name(module.name, p) for p in packages)
+
+
+def _unit(name: str) -> str:
+    """The top-level module or package of a mallard module (``mallard.http.api`` → ``mallard.http``);
+    the package itself is ``mallard``."""
+    return ".".join(name.split(".")[:2])
+
+
+def unit_graph(modules: list[Module]) -> dict[str, dict[str, set[str]]]:
+    """Imports between mallard's top-level modules and packages: ``graph[a][b]`` is the set of modules
+    of ``a`` that import something of ``b``."""
+    graph: dict[str, dict[str, set[str]]] = {}
+    for module in modules:
+        source = _unit(module.name)
+        for target in internal_imports(module):
+            if _unit(target) != source:
+                graph.setdefault(source, {}).setdefault(_unit(target), set()).add(module.name)
+    return graph
+
+
+def cycles(graph: dict[str, dict[str, set[str]]]) -> list[list[str]]:
+    """The strongly connected components of more than one node (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in graph.get(node, {}):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                top = stack.pop()
+                component.append(top)
+                if top == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return sorted(found)
+
+
+def _file_io(module: Module) -> list[str]:
+    """What ``module`` uses to reach files itself: modules that read or list files, ``open()``, and
+    ``os`` functions on paths (``os.register_at_fork`` and the like are fine)."""
+    used = [f"imports {name}" for name in sorted(imports(module, typing=False))
+            if name in FILE_IO_MODULES or _top(name) in FILE_IO_MODULES]
+    for node in _nodes(module.tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "open":
+            used.append(f"open() at line {node.lineno}")
+        elif (isinstance(node, ast.Attribute) and node.attr in FILE_IO_OS_NAMES
+              and isinstance(node.value, ast.Name) and node.value.id == "os"):
+            used.append(f"os.{node.attr} at line {node.lineno}")
+    return used
 
 
 def _duckdb_free_modules() -> list[str]:
@@ -154,8 +261,51 @@ def test_package_init_does_not_import_adapters() -> None:
     assert not any(_in_name(i, "mallard.adapters") for i in imports(BY_NAME["mallard"]))
 
 
-def _in_name(name: str, package: str) -> bool:
-    return name == package or name.startswith(package + ".")
+def test_edges_and_entry_points_exist() -> None:
+    """The layer names below are real modules (a rename must update this file)."""
+    for name in (HTTP, ADAPTERS, *ENTRY_POINTS):
+        assert name in BY_NAME, name
+
+
+def test_core_never_imports_the_http_layer_or_the_adapters() -> None:
+    """Layers point one way: the adapters build the HTTP ``Api`` from a ``Mallard``; no core module
+    imports ``mallard.http`` or ``mallard.adapters``, not inside a function, not for a type."""
+    offenders = sorted(f"{m.rel} imports {name}" for m in MODULES
+                       if not _in(m, HTTP, ADAPTERS, *ENTRY_POINTS)
+                       for name in sorted(imports(m, typing=True))
+                       if _in_name(name, HTTP) or _in_name(name, ADAPTERS))
+    assert not offenders, offenders
+
+
+def test_http_layer_never_imports_the_adapters() -> None:
+    offenders = sorted(f"{m.rel} imports {name}" for m in MODULES if _in(m, HTTP)
+                       for name in sorted(imports(m, typing=True))
+                       if _in_name(name, ADAPTERS) or any(_in_name(name, e) for e in ENTRY_POINTS))
+    assert not offenders, offenders
+
+
+def test_only_the_entry_point_imports_the_command_line() -> None:
+    offenders = sorted(f"{m.rel} imports {name}" for m in MODULES if m.name != "mallard.__main__"
+                       for name in sorted(imports(m, typing=True)) if _in_name(name, "mallard.cli"))
+    assert not offenders, offenders
+
+
+def test_no_import_cycles_between_top_level_modules() -> None:
+    """mallard's top-level modules and packages (``mallard.analytics``, ``mallard.store``,
+    ``mallard.http``, ...) import each other without a cycle, counting imports inside functions and
+    under ``if TYPE_CHECKING:``: each one can be read, and tested, with only those below it."""
+    graph = unit_graph(MODULES)
+    found = {" <-> ".join(c): sorted(f"{a} -> {b} ({', '.join(sorted(graph[a][b]))})"
+                                     for a in c for b in graph.get(a, {}) if b in c)
+             for c in cycles(graph)}
+    assert not found, found
+
+
+def test_http_layer_reaches_files_through_the_core() -> None:
+    """``mallard.http`` neither opens nor lists files: static files come from ``mallard.packaged``,
+    the lake's fingerprints and everything under the data directory from the Store."""
+    offenders = {m.rel: used for m in MODULES if _in(m, HTTP) and (used := _file_io(m))}
+    assert not offenders, offenders
 
 
 def _environ_reads(module: Module) -> list[int]:
@@ -198,14 +348,44 @@ def _fake(source: str, name: str = "mallard.fake") -> Module:
     return Module(name, PACKAGE / "fake.py", ast.parse(source))
 
 
-@pytest.mark.parametrize("source", [
-    "import os\nos.environ['X']",
-    "import os as _os\n_os.getenv('X')",
-    "from os import environ",
-    "def f():\n    import os\n    return os.environb",
-], ids=["environ", "aliased-getenv", "from-import", "in-function"])
-def test_environment_scan_catches(source: str) -> None:
-    assert _environ_reads(_fake(source))
+@pytest.mark.parametrize(("scan", "source"), [
+    (_environ_reads, "import os\nos.environ['X']"),
+    (_environ_reads, "import os as _os\n_os.getenv('X')"),
+    (_environ_reads, "from os import environ"),
+    (_environ_reads, "def f():\n    import os\n    return os.environb"),
+    (_file_io, "from importlib import resources"),
+    (_file_io, "from pathlib import Path"),
+    (_file_io, "def f(p):\n    with open(p) as f:\n        return f.read()"),
+    (_file_io, "import os\nos.listdir('.')"),
+], ids=["environ", "aliased-getenv", "from-import", "in-function",
+        "io-resources", "io-pathlib", "io-open", "io-os-listdir"])
+def test_scan_catches(scan: Callable[[Module], list[Any]], source: str) -> None:
+    assert scan(_fake(source))
+
+
+def test_import_scan_counts_type_checking_when_asked() -> None:
+    module = _fake("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .http.api import Api\n")
+    assert "mallard.http.api" not in imports(module)
+    assert "mallard.http.api" in imports(module, typing=True)
+    assert internal_imports(module) == {"mallard.http.api"}
+
+
+def test_internal_imports_resolve_from_package_imports_to_modules() -> None:
+    module = _fake("from . import drops, __version__\ndef f():\n    from .store import Store\n")
+    assert internal_imports(module) == {"mallard.drops", "mallard", "mallard.store"}
+
+
+def test_cycle_finder() -> None:
+    graph = {"a": {"b": {"a.x"}}, "b": {"c": {"b"}}, "c": {"a": {"c"}}, "d": {"a": {"d"}}}
+    assert cycles(graph) == [["a", "b", "c"]]
+    assert cycles({"a": {"b": {"a"}}, "b": {}}) == []
+    lazy = [_fake("def f():\n    from .http import api\n", name="mallard.analytics"),
+            _fake("if TYPE_CHECKING:\n    from ..analytics import M\n", name="mallard.http.api")]
+    assert cycles(unit_graph(lazy)) == [["mallard.analytics", "mallard.http"]]
+
+
+def test_file_io_scan_allows_fork_hooks() -> None:
+    assert not _file_io(_fake("import os\nos.register_at_fork(after_in_child=print)"))
 
 
 def test_import_scan_skips_type_checking_and_resolves_relative_imports() -> None:

@@ -129,7 +129,7 @@ def test_retention_days_cannot_reach_before_the_calendar(tmp_path: Path) -> None
 # -- the HTTP API ------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def api(m: mallard.Mallard) -> Api:
-    api = m.http_api()
+    api = Api.for_mallard(m)
     if not api.auth.password_configured():
         api.auth.set_password("correct horse battery staple")
     return api

@@ -365,9 +365,9 @@ def test_events_buffered_at_interpreter_exit_are_stored_without_errors(tmp_path:
     """A script that tracks and simply ends: the exit hook's final flush stores the event and logs nothing
     (pyarrow's lazy pandas import used to fail during interpreter shutdown)."""
     data = tmp_path / "data"
-    code = (f"import mallard\nm = mallard.Mallard(data_dir={str(data)!r})\n"
-            f"m.http_api()\nm.track('pageview', site={SITE!r}, url='https://{SITE}/exit', ip='192.0.2.1', "
-            f"user_agent={UA!r})\n")
+    code = (f"import mallard\nfrom mallard.http import Api\nm = mallard.Mallard(data_dir={str(data)!r})\n"
+            f"Api.for_mallard(m)\nm.track('pageview', site={SITE!r}, url='https://{SITE}/exit', "
+            f"ip='192.0.2.1', user_agent={UA!r})\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
     with mallard.open(data) as q:

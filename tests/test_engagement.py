@@ -19,7 +19,7 @@ import pytest
 
 import mallard
 from mallard.errors import InvalidEventError
-from mallard.http.api import Request
+from mallard.http.api import Api, Request
 from mallard.store import derived, spool
 
 from .conftest import FrozenClock
@@ -186,7 +186,7 @@ def test_engagement_metrics_need_a_page_and_no_attribution(m: mallard.Mallard, e
 
 def test_v1_time_on_page_reads_the_engagement_reports(engaged: mallard.Mallard) -> None:
     """Plausible's v1 aggregate and breakdown answer time_on_page by page (it was a 400)."""
-    api = engaged.http_api()
+    api = Api.for_mallard(engaged)
 
     def get(path: str, query: str) -> tuple[int, Any]:
         r = api.handle(Request("GET", f"/api/v1/stats/{path}", f"site_id={SITE}&period=day&date=2024-05-01&"

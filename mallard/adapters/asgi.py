@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ..analytics import Mallard
+from ..http.api import Api
 from ..http.messages import Request, Response
 
 __all__ = ["MallardASGI", "create_app"]
@@ -108,7 +109,7 @@ class MallardASGI:
 
     def __init__(self, mallard: Mallard | None = None, **options: Any) -> None:
         self.mallard = mallard if mallard is not None else Mallard(**options)
-        self.api = self.mallard.http_api()
+        self.api = Api.for_mallard(self.mallard)
         self._pool = ThreadPoolExecutor(max_workers=self.mallard.settings.read_connections,
                                         thread_name_prefix="mallard-http")
         self._owns_process = False  # set by create_app(): the whole process is this server

@@ -1,10 +1,9 @@
 """Flask extension: :class:`MallardFlask`.
 
 ``MallardFlask(app)`` or ``ext = MallardFlask(); ext.init_app(app, url_prefix="/_m")``. Settings come
-from ``app.config["MALLARD_*"]`` over the ``MALLARD_*`` environment (read once, at ``init_app``); the
-instance lives in
-``app.extensions["mallard"]``. Every request of the host app gets a request context, so
-``m.track("signup", ...)`` in a view picks up the client's IP and User-Agent.
+from ``app.config["MALLARD_*"]`` over the ``MALLARD_*`` environment (read once, at ``init_app``); each
+app's instance lives in its ``app.extensions["mallard"]``. Every request of the host app gets a request
+context, so ``m.track("signup", ...)`` in a view picks up the client's IP and User-Agent.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ from flask import request as flask_request
 
 from ..analytics import Mallard
 from ..context import reset_client, set_client
+from ..http.api import Api
 from ..http.messages import Request
 from ..http.security import client_context
 from ..settings import Settings
@@ -29,6 +29,10 @@ _METHODS = ["GET", "HEAD", "POST", "DELETE", "OPTIONS", "PUT", "PATCH"]
 class MallardFlask:
     """Mount mallard in a Flask app, or in several (one extension, ``init_app`` per app).
 
+    As with Flask-SQLAlchemy, the extension object keeps no per-app state: each app's instance lives in
+    its ``app.extensions["mallard"]``, built from that app's config, and :attr:`mallard` reads the
+    current app's.
+
     Args:
         app: the app (or call :meth:`init_app` later, once per app).
         mallard: an existing instance, used by every app this extension is registered on; by default
@@ -39,38 +43,42 @@ class MallardFlask:
     def __init__(self, app: Flask | None = None, *, mallard: Mallard | None = None,
                  url_prefix: str = "/_m") -> None:
         self._given = mallard
-        self._apps: weakref.WeakKeyDictionary[Flask, Mallard] = weakref.WeakKeyDictionary()
+        # Only so that `MallardFlask(app).mallard` works outside an app context, as it always has.
+        self._app: weakref.ref[Flask] | None = None
         self.url_prefix = url_prefix
         if app is not None:
+            self._app = weakref.ref(app)
             self.init_app(app)
 
     @property
     def mallard(self) -> Mallard:
-        """The current app's instance (in an app or request context), else the only app's."""
+        """The current app's instance (in an app or request context); outside one, the instance given
+        to the constructor, else that of the app given to it."""
         if has_app_context():
-            found = self._apps.get(current_app._get_current_object())  # type: ignore[attr-defined]
-            if found is not None:
-                return found
+            return _instance(current_app)
         if self._given is not None:
             return self._given
-        instances = list(self._apps.values())
-        if len(instances) == 1:
-            return instances[0]
-        if not instances:
-            raise RuntimeError("MallardFlask.init_app(app) has not been called yet.")
-        raise RuntimeError("This MallardFlask is registered on several apps: use it inside an app "
-                           "context (with app.app_context()) or read app.extensions['mallard'].")
+        app = self._app() if self._app is not None else None
+        if app is None:
+            raise RuntimeError("MallardFlask.mallard outside an app context: use it inside one "
+                               "(with app.app_context()) or read app.extensions['mallard'].")
+        return _instance(app)
 
     def init_app(self, app: Flask, *, url_prefix: str | None = None) -> None:
+        """Register on ``app``: its instance (built from its ``MALLARD_*`` config over the environment,
+        unless the extension was given one), its routes under ``url_prefix`` and its request context.
+
+        Raises:
+            RuntimeError: a MallardFlask is already registered on ``app``.
+        """
         if "mallard" in app.extensions:
             raise RuntimeError("A MallardFlask instance is already registered on this app. "
                                "Reuse app.extensions['mallard'] instead of registering a second one.")
         # MALLARD_* environment variables (and MALLARD_CONFIG), overridden by this app's config.
         m = self._given or Mallard(Settings.from_mapping(app.config, base=Settings.load()))
-        self._apps[app] = m
-        api = m.http_api()
-        prefix = (url_prefix if url_prefix is not None else self.url_prefix).rstrip("/")
         app.extensions["mallard"] = m
+        api = Api.for_mallard(m)
+        prefix = (url_prefix if url_prefix is not None else self.url_prefix).rstrip("/")
 
         def view(path: str = "") -> Any:
             data = _body(api.max_body_bytes)
@@ -106,6 +114,13 @@ class MallardFlask:
 
         app.before_request(before)
         app.teardown_request(after)
+
+
+def _instance(app: Flask) -> Mallard:
+    found = app.extensions.get("mallard")
+    if not isinstance(found, Mallard):
+        raise RuntimeError("MallardFlask is not registered on this app: call init_app(app) first.")
+    return found
 
 
 def _body(limit: int) -> bytes | None:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..analytics import Mallard
+from ..http.api import Api
 from ..http.messages import Request, Response
 
 __all__ = ["MallardWSGI", "environ_headers", "read_wsgi_body"]
@@ -72,7 +73,7 @@ class MallardWSGI:
 
     def __init__(self, mallard: Mallard | None = None, **options: Any) -> None:
         self.mallard = mallard if mallard is not None else Mallard(**options)
-        self.api = self.mallard.http_api()
+        self.api = Api.for_mallard(self.mallard)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         body = read_wsgi_body(environ, self.api.max_body_bytes)

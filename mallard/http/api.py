@@ -41,6 +41,7 @@ from .security import (
 
 if TYPE_CHECKING:
     from ..analytics import Mallard
+    from ..auth import Auth
     from ..queries import Queries
     from ..settings import Settings
 
@@ -55,10 +56,19 @@ ROUTES: tuple[Route, ...] = (*ingest.ROUTES, *stats.ROUTES, *info.ROUTES, *v1.RO
 class Api:
     """mallard's HTTP API over one :class:`mallard.Mallard`.
 
+    Adapters take the instance's own with :meth:`for_mallard`; building one directly gives a second
+    query cache and set of limits (tests do, to inject a clock).
+
     Args:
-        mallard: the instance to serve. Several adapters may share one Api (``mallard.http_api()``).
+        mallard: the instance to serve.
         clock: monotonic seconds for the query cache (injected by tests).
     """
+
+    @classmethod
+    def for_mallard(cls, mallard: Mallard) -> Api:
+        """The one Api over ``mallard``, built on first use and closed by ``mallard.close()``: every
+        adapter over one instance shares its query cache, rate limits and concurrency limit."""
+        return mallard.extension(cls, cls)
 
     def __init__(self, mallard: Mallard, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.mallard = mallard
@@ -84,7 +94,7 @@ class Api:
         return self.mallard.queries
 
     @property
-    def auth(self) -> Any:
+    def auth(self) -> Auth:
         return self.mallard.auth
 
     def count(self, name: str, amount: int = 1, **labels: str | None) -> None:

@@ -16,9 +16,9 @@ import mimetypes
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from importlib import resources
 from typing import Final
 
+from ..packaged import static_file
 from .messages import HTTPError, Request, Response
 
 __all__ = ["CODINGS", "Static", "asset", "load", "negotiate"]
@@ -76,15 +76,9 @@ class Static:
 
 @lru_cache(maxsize=256)
 def load(path: str) -> Static | None:
-    """A packaged static file under ``mallard/static/``, or None."""
-    if ".." in path.split("/") or path.startswith("/") or "\\" in path or "\0" in path:
-        return None
-    node = resources.files("mallard").joinpath("static", *path.split("/"))
-    try:
-        if not node.is_file():
-            return None
-        data = node.read_bytes()
-    except OSError:  # e.g. a name longer than the filesystem allows (ENAMETOOLONG): not one of ours
+    """A packaged static file under ``mallard/static/`` (read by the core), or None."""
+    data = static_file(path)
+    if data is None:
         return None
     ctype = mimetypes.guess_type(path)[0] or "application/octet-stream"
     if ctype.startswith("text/") or ctype in ("application/javascript", "image/svg+xml"):

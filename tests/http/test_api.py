@@ -21,9 +21,41 @@ HOST = "127.0.0.1:8000"  # what a browser on this machine sends to `mallard serv
 def api(tmp_path: Path) -> Iterator[Api]:
     m = mallard.Mallard(data_dir=tmp_path / "data", trust_proxy_headers=True)
     try:
-        yield m.http_api()
+        yield Api.for_mallard(m)
     finally:
         m.close()
+
+
+def test_one_api_per_mallard_shared_by_the_adapters(tmp_path: Path) -> None:
+    """``Api.for_mallard`` gives every adapter over one instance the same Api (one query cache, one set
+    of limits), and another instance its own."""
+    from mallard.adapters.asgi import MallardASGI
+    from mallard.adapters.wsgi import MallardWSGI
+
+    m, other = mallard.Mallard(data_dir=tmp_path / "a"), mallard.Mallard(data_dir=tmp_path / "b")
+    try:
+        api = Api.for_mallard(m)
+        assert Api.for_mallard(m) is api and MallardASGI(m).api is api and MallardWSGI(m).api is api
+        assert Api.for_mallard(other) is not api and Api.for_mallard(other).mallard is other
+    finally:
+        m.close()
+        other.close()
+
+
+def test_mallard_extension_is_built_once_and_closed_with_the_instance(tmp_path: Path) -> None:
+    """The core's hook that keeps the Api: one object per kind, built on first use, closed by close()."""
+    class Thing:
+        def __init__(self, owner: mallard.Mallard) -> None:
+            self.owner, self.closed = owner, 0
+
+        def close(self) -> None:
+            self.closed += 1
+
+    m = mallard.Mallard(data_dir=tmp_path / "data")
+    built = m.extension(Thing, Thing)
+    assert m.extension(Thing, Thing) is built and built.owner is m and built.closed == 0
+    m.close()
+    assert built.closed == 1
 
 
 def get(api: Api, path: str, query: str = "", client: str | None = LOCAL,
@@ -157,7 +189,7 @@ def test_heavy_query_limit_answers_429(tmp_path: Path) -> None:
     """With every heavy-query slot taken, a stats request answers 429 with Retry-After."""
     m = mallard.Mallard(data_dir=tmp_path / "data", max_concurrent_queries=1, cache_ttl_secs=0)
     try:
-        api = m.http_api()
+        api = Api.for_mallard(m)
         assert api.heavy.try_enter()  # another request holds the only slot
         status, headers, _ = get(api, "/api/stats/main", "site_id=a.example")
         assert status == 429 and headers["retry-after"] == "1"
@@ -185,7 +217,7 @@ def test_stats_cors_follows_dashboard_origin(tmp_path: Path) -> None:
     ``*`` (it let any web page read stats in open mode)."""
     m = mallard.Mallard(data_dir=tmp_path / "data", dashboard_origin="https://stats.example")
     try:
-        api = m.http_api()
+        api = Api.for_mallard(m)
         _, h, _ = get(api, "/api/stats/main", "site_id=a.example", origin="https://stats.example")
         assert h["access-control-allow-origin"] == "https://stats.example"
         assert h["access-control-allow-credentials"] == "true" and h["vary"] == "Origin"
@@ -200,7 +232,7 @@ def test_stats_cors_follows_dashboard_origin(tmp_path: Path) -> None:
         assert "authorization" in h["access-control-allow-headers"]
     finally:
         m.close()
-    open_api = mallard.Mallard(data_dir=tmp_path / "open").http_api()
+    open_api = Api.for_mallard(mallard.Mallard(data_dir=tmp_path / "open"))
     try:
         status, h, _ = get(open_api, "/api/stats/main", "site_id=a.example", origin="https://any.example")
         assert status == 403 and "access-control-allow-origin" not in h

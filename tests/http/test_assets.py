@@ -26,7 +26,7 @@ DASHBOARD = Path(mallard.__file__).parent / "static" / "dashboard"
 def api(tmp_path: Path) -> Iterator[Api]:
     m = mallard.Mallard(data_dir=tmp_path / "data")
     try:
-        yield m.http_api()
+        yield Api.for_mallard(m)
     finally:
         m.close()
 

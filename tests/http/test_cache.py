@@ -258,7 +258,7 @@ def test_closing_mallard_stops_refreshes(tmp_path: Path) -> None:
     """Mallard.close() closes its Api's cache, even for an instance that never ingested: a stale entry
     met afterwards starts no refresh."""
     m = mallard.Mallard(data_dir=tmp_path / "data")
-    served = m.http_api()
+    served = Api.for_mallard(m)
     m.close()
     assert served.cache.refresh("k", SITE, lambda: "new") is False
 
@@ -296,7 +296,7 @@ def test_cache_header_is_absent_when_the_cache_is_off(tmp_path: Path) -> None:
     """cache_ttl_secs = 0: no cache, no X-Mallard-Cache header."""
     m = mallard.Mallard(data_dir=tmp_path / "data", cache_ttl_secs=0)
     try:
-        api = m.http_api()
+        api = Api.for_mallard(m)
         assert get(api)[0] is None
     finally:
         m.close()

@@ -42,7 +42,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Api, str]]
     """An Api with a password, an Admin key and a few stored events; yields (api, admin key)."""
     m = mallard.Mallard(data_dir=Path(tmp_path_factory.mktemp("fuzz-api")) / "data")
     try:
-        api = m.http_api()
+        api = Api.for_mallard(m)
         api.auth.set_password("correct horse battery staple")
         key, _ = api.auth.create_key("fuzz", "Admin")
         for i, page in enumerate(("/", "/pricing", "/signup", "/")):

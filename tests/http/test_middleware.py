@@ -14,6 +14,7 @@ from flask import Flask
 import mallard
 from mallard.adapters.flask import MallardFlask
 from mallard.adapters.middleware import PageviewMiddleware, PageviewWSGIMiddleware
+from mallard.http import Api
 
 UA = "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0"
 SITE = "mw.example"
@@ -79,9 +80,17 @@ def test_wsgi_middleware_counts_html_pages_only(m: mallard.Mallard) -> None:
     assert pages(m) == {"/": 1, "/docs": 1}
 
 
+def visitors(client: Any, prefix: str) -> object:
+    """Today's unique visitors of SITE through a Flask app's stats route (open mode, local client)."""
+    r = client.get(f"{prefix}/api/stats/main", query_string={"site_id": SITE, "period": "day"})
+    assert r.status_code == 200, r.get_data(as_text=True)
+    return r.get_json()["unique_visitors"]
+
+
 def test_one_flask_extension_init_app_on_two_apps(tmp_path: Path) -> None:
     """The Flask-SQLAlchemy way: one extension object, ``init_app`` per app; each app gets a mallard of
-    its own config (app b never gets app a's data dir), and ``ext.mallard`` is the current app's."""
+    its own config in its ``app.extensions`` (app b never gets app a's data dir), events tracked in app a
+    are not in app b, and ``ext.mallard`` is the current app's."""
     a, b = Flask("a"), Flask("b")
     a.config["MALLARD_DATA_DIR"] = str(tmp_path / "a")
     b.config["MALLARD_DATA_DIR"] = str(tmp_path / "b")
@@ -101,9 +110,64 @@ def test_one_flask_extension_init_app_on_two_apps(tmp_path: Path) -> None:
         assert b.test_client().get("/stats/health").data == b"ok"
         assert b.test_client().get("/_m/health").status_code == 404
         assert a.test_client().get("/_m/health").data == b"ok"
+
+        body = {"d": SITE, "n": "pageview", "u": f"https://{SITE}/only-in-a"}
+        r = a.test_client().post("/_m/api/event", json=body, headers={"User-Agent": UA})
+        assert r.status_code == 202
+        assert visitors(a.test_client(), "/_m") == 1
+        assert visitors(b.test_client(), "/stats") == 0
+        assert a.extensions["mallard"].flush() == 1
+        assert b.extensions["mallard"].flush() == 0
+        assert list((tmp_path / "a" / "events").rglob("*.parquet"))
+        assert not (tmp_path / "b" / "events").exists() \
+            or not list((tmp_path / "b" / "events").rglob("*.parquet"))
+        assert pages(a.extensions["mallard"]) == {"/only-in-a": 1}
+        assert pages(b.extensions["mallard"]) == {}
     finally:
         a.extensions["mallard"].close()
         b.extensions["mallard"].close()
+
+
+def test_flask_body_limit_is_each_apps_own(tmp_path: Path) -> None:
+    """One extension, two apps with their own ``MALLARD_MAX_BODY_BYTES``: each app's limit is its own."""
+    a, b = Flask("a"), Flask("b")
+    a.config.update(MALLARD_DATA_DIR=str(tmp_path / "a"))
+    b.config.update(MALLARD_DATA_DIR=str(tmp_path / "b"), MALLARD_MAX_BODY_BYTES=1024)
+    ext = MallardFlask()
+    ext.init_app(a)
+    ext.init_app(b)
+    body = {"d": SITE, "n": "pageview", "u": f"https://{SITE}/", "p": {"pad": "x" * 2000}}
+    try:
+        assert a.test_client().post("/_m/api/event", json=body, headers={"User-Agent": UA}) \
+            .status_code == 202
+        refused = b.test_client().post("/_m/api/event", json=body, headers={"User-Agent": UA})
+        assert refused.status_code == 413
+        assert refused.get_json()["error"] == "Request body exceeds 1024 bytes."
+    finally:
+        a.extensions["mallard"].close()
+        b.extensions["mallard"].close()
+
+
+def test_flask_extension_outside_an_app_context(tmp_path: Path) -> None:
+    """Outside an app context ``ext.mallard`` is the app given to the constructor's; an extension only
+    registered with ``init_app`` needs an app context, and one registered nowhere says so."""
+    app = Flask("ctor")
+    app.config["MALLARD_DATA_DIR"] = str(tmp_path / "ctor")
+    other = Flask("other")
+    other.config["MALLARD_DATA_DIR"] = str(tmp_path / "other")
+    ext, factory = MallardFlask(app), MallardFlask()
+    factory.init_app(other)
+    try:
+        assert ext.mallard is app.extensions["mallard"]
+        with pytest.raises(RuntimeError, match="app context"):
+            _ = factory.mallard
+        with other.app_context():
+            assert factory.mallard is other.extensions["mallard"]
+        with Flask("bare").app_context(), pytest.raises(RuntimeError, match="init_app"):
+            _ = factory.mallard
+    finally:
+        app.extensions["mallard"].close()
+        other.extensions["mallard"].close()
 
 
 def test_flask_body_limit_before_the_body_is_read(tmp_path: Path) -> None:
@@ -112,7 +176,7 @@ def test_flask_body_limit_before_the_body_is_read(tmp_path: Path) -> None:
     app = Flask("limits")
     app.config["MALLARD_DATA_DIR"] = str(tmp_path / "d")
     ext = MallardFlask(app)
-    limit = ext.mallard.http_api().max_body_bytes
+    limit = Api.for_mallard(ext.mallard).max_body_bytes
     read: list[int] = []
 
     class Body:
@@ -135,7 +199,7 @@ def test_flask_body_limit_before_the_body_is_read(tmp_path: Path) -> None:
         chunked = {"HTTP_TRANSFER_ENCODING": "chunked", "CONTENT_TYPE": "text/plain",
                    "wsgi.input": Body(limit * 50), "wsgi.input_terminated": True}
         response = app.test_client().post("/_m/api/event", environ_overrides=chunked)
-        assert response.status_code == 413
+        assert response.status_code == 413 and "error" in response.get_json()
         assert sum(read) <= limit + 1
     finally:
         ext.mallard.close()

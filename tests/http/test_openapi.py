@@ -98,11 +98,11 @@ def test_dashboard_routes_of_issue_11_are_documented() -> None:
 def test_served_document_is_the_generated_one(tmp_path: Any) -> None:
     """GET /api/openapi.json answers exactly this document."""
     import mallard
-    from mallard.http import Request
+    from mallard.http import Api, Request
 
     m = mallard.Mallard(data_dir=tmp_path / "data")
     try:
-        r = m.http_api().handle(Request("GET", "/api/openapi.json", client="127.0.0.1"))
+        r = Api.for_mallard(m).handle(Request("GET", "/api/openapi.json", client="127.0.0.1"))
     finally:
         m.close()
     assert r.status == 200 and orjson.loads(r.body) == json.loads(orjson.dumps(DOC))

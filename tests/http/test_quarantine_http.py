@@ -11,7 +11,7 @@ import pytest
 
 import mallard
 from mallard import Store
-from mallard.http import Request
+from mallard.http import Api, Request
 
 from ..lake_damage import SITE, age, build_lake, garble, truncate
 from .conftest import start, stop
@@ -73,7 +73,7 @@ def test_not_ready_answers_503_with_the_reasons(tmp_path: Path) -> None:
     m = mallard.Mallard(data_dir=tmp_path)
     (tmp_path / "spool").rmdir()
     (tmp_path / "spool").write_text("not a directory")  # start() cannot open its spool
-    r = m.http_api().handle(Request("GET", "/health/ready"))
+    r = Api.for_mallard(m).handle(Request("GET", "/health/ready"))
     assert r.status == 503
     assert orjson.loads(r.body) == {
         "error": "not ready",

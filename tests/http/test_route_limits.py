@@ -85,7 +85,7 @@ class QueriesSpy:
 def admin(tmp_path: Path) -> Iterator[tuple[Api, str]]:
     m = mallard.Mallard(data_dir=tmp_path / "data", cache_ttl_secs=0, max_concurrent_queries=1)
     try:
-        api = m.http_api()
+        api = Api.for_mallard(m)
         api.auth.set_password("correct horse battery staple")
         key, _ = api.auth.create_key("ops", "Admin")
         yield api, key

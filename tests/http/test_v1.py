@@ -27,7 +27,7 @@ import pytest
 
 import mallard
 from mallard.errors import InvalidQueryError
-from mallard.http import Request
+from mallard.http import Api, Request
 from mallard.http.v1 import parse_filters
 from mallard.queries import Queries
 from mallard.queries.filters import Condition, Logic
@@ -327,7 +327,7 @@ def _visit(m: mallard.Mallard, ip: str, when: datetime, name: str = "pageview", 
 
 
 def _get(m: mallard.Mallard, path: str, query: str) -> tuple[int, Any]:
-    r = m.http_api().handle(Request("GET", path, query, {"host": "127.0.0.1:8000"}, client="127.0.0.1"))
+    r = Api.for_mallard(m).handle(Request("GET", path, query, {"host": "127.0.0.1:8000"}, client="127.0.0.1"))
     return r.status, orjson.loads(r.body)
 
 

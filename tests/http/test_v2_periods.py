@@ -63,7 +63,7 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def api(lake: Path) -> Iterator[Api]:
     with mallard.Mallard(data_dir=lake, cache_ttl_secs=0, clock=lambda: CLOCK[0]) as m:
-        api = m.http_api()
+        api = Api.for_mallard(m)
         api.auth.set_password("correct horse battery staple")
         yield api
 

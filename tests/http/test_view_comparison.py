@@ -33,7 +33,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
                            timestamp=at).accepted
     m.flush()
     try:
-        yield m.http_api()
+        yield Api.for_mallard(m)
     finally:
         m.close()
 

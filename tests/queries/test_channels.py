@@ -22,7 +22,7 @@ import pytest
 import mallard
 from mallard.enrich.channels import CHANNELS
 from mallard.events import COLUMNS
-from mallard.http import Request
+from mallard.http import Api, Request
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 DAY = "2024-05-01"
@@ -165,7 +165,7 @@ def test_channel_of_files_written_before_schema_version_3(tmp_path: Path) -> Non
 
 
 def _v2(m: mallard.Mallard, body: dict[str, Any]) -> dict[str, Any]:
-    api = m.http_api()
+    api = Api.for_mallard(m)
     r = api.handle(Request("POST", "/api/v2/query", "", {"host": "127.0.0.1:8000",
                                                           "content-type": "application/json"},
                            orjson.dumps(body), client="127.0.0.1"))
