@@ -136,9 +136,14 @@ class StateDir:
             os.close(fd)  # closing releases the lock
 
     def sqlite(self, name: str, *, timeout: float = 10.0) -> sqlite3.Connection:
-        """A new autocommit connection to the SQLite database ``name`` (WAL journal)."""
+        """A new autocommit connection to the SQLite database ``name`` (WAL journal, mode 0600)."""
         path = self.path(name)
         self.ensure()
+        try:
+            # create the file 0600 first: SQLite gives its -wal and -shm files the same permissions
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
+        except OSError as exc:
+            raise _cannot("open", path, exc) from None
         try:
             conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")

@@ -3,7 +3,8 @@
 One writer at a time (an ``flock`` on a lock file, plus a thread lock), atomic rewrites (readers see
 the old or the new document, never a mix), and a per-process cache that is read again whenever the
 file's stat signature (device, inode, size, mtime) changed, i.e. when another process rewrote it.
-Used by :mod:`mallard.auth` (``api_keys.json``) and :mod:`mallard.goals` (``goals.json``).
+Used by :mod:`mallard.auth.admin` (``admin.json``), :mod:`mallard.auth.apikeys` (``api_keys.json``)
+and :mod:`mallard.goals` (``goals.json``).
 """
 
 from __future__ import annotations

@@ -56,6 +56,8 @@ def test_sqlite_and_errors(tmp_path: Path) -> None:
     try:
         conn.execute("CREATE TABLE t (x)")
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        modes = {f.name: stat.S_IMODE(f.stat().st_mode) for f in state.root.glob("tokens.sqlite3*")}
+        assert modes and set(modes.values()) == {0o600}, modes  # the -wal and -shm files too
     finally:
         conn.close()
     blocked = tmp_path / "file"
