@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from .auth import Auth
     from .goals import Goals
     from .http.api import Api
-    from .metrics import Metrics
+    from .telemetry import ProcessCounters
 
 log = logging.getLogger("mallard")
 
@@ -169,13 +169,13 @@ class Mallard:
             return self._shared_links
 
     @property
-    def metrics(self) -> Metrics:
+    def metrics(self) -> ProcessCounters:
         """Prometheus metrics of this process, rendered with those of every other worker."""
         with self._lock:
             if self._metrics is None:
-                from .metrics import Metrics
+                from .telemetry import ProcessCounters
 
-                metrics = Metrics(self.store.state_dir)
+                metrics = ProcessCounters(self.store.state_dir)
                 buffer_pending = lambda: (b.stats().pending if (b := self._current_buffer()) else 0)  # noqa: E731
                 metrics.set_gauge_source("mallard_buffered_events", buffer_pending)
                 metrics.set_gauge_source("mallard_geoip_loaded", lambda: int(self.geoip_loaded))
