@@ -40,7 +40,7 @@ from .tracker import ClientContext, Outcome, Tracker, utcnow
 if TYPE_CHECKING:
     from .auth import Auth
     from .goals import Goals
-    from .metrics import Metrics
+    from .telemetry import ProcessCounters
 
 log = logging.getLogger("mallard")
 
@@ -135,7 +135,7 @@ class Mallard:
         self._auth: Auth | None = None
         self._funnels: SavedFunnels | None = None
         self._shared_links: SharedLinks | None = None
-        self._metrics: Metrics | None = None
+        self._metrics: ProcessCounters | None = None
         self._extensions: dict[type, Extension] = {}
         _live.add(self)
 
@@ -177,13 +177,13 @@ class Mallard:
             return self._shared_links
 
     @property
-    def metrics(self) -> Metrics:
+    def metrics(self) -> ProcessCounters:
         """Prometheus metrics of this process, rendered with those of every other worker."""
         with self._lock:
             if self._metrics is None:
-                from .metrics import Metrics
+                from .telemetry import ProcessCounters
 
-                metrics = Metrics(self.store.state_dir)
+                metrics = ProcessCounters(self.store.state_dir)
                 buffer_pending = lambda: (b.stats().pending if (b := self._current_buffer()) else 0)  # noqa: E731
                 metrics.set_gauge_source("mallard_buffered_events", buffer_pending)
                 metrics.set_gauge_source("mallard_geoip_loaded", lambda: int(self.geoip_loaded))

@@ -114,15 +114,21 @@ class StateDir:
         return write_file_once(self.path(name), data)
 
     @contextlib.contextmanager
-    def lock(self, name: str, *, shared: bool = False, wait: bool = True) -> Iterator[bool]:
+    def lock(self, name: str, *, shared: bool = False, wait: bool = True,
+             create: bool = True) -> Iterator[bool]:
         """Hold the lock ``name`` (a file here) across processes; yields whether it is held (always
         True when ``wait``). Each call opens the file anew, so threads of one process exclude each
-        other too."""
+        other too. ``create=False`` locks only a file that exists, opened read-only (so a directory
+        this process cannot write can still be locked), and raises :class:`FileNotFoundError`
+        when there is none."""
         path = self.path(name)
-        self.ensure(str(Path(name).parent) if Path(name).parent != Path(".") else "")
+        if create:
+            self.ensure(str(Path(name).parent) if Path(name).parent != Path(".") else "")
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fd = os.open(path, (os.O_RDWR | os.O_CREAT if create else os.O_RDONLY) | os.O_CLOEXEC, 0o600)
         except OSError as exc:
+            if not create and isinstance(exc, FileNotFoundError):
+                raise
             raise _cannot("open", path, exc) from None
         try:
             try:

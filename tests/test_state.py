@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -66,3 +68,30 @@ def test_sqlite_and_errors(tmp_path: Path) -> None:
         StateDir(blocked).write("x", b"y")
     with pytest.raises(StorageError, match="Cannot"), StateDir(blocked).lock("x.lock"):
         pass
+
+
+def test_lock_without_create_takes_an_existing_file_read_only(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """create=False locks a file that exists when nothing may be opened for writing (a read-only
+    directory; faked, since root ignores modes), creates nothing, and says FileNotFoundError for a
+    missing one."""
+    state = StateDir(tmp_path / "state")
+    with state.lock("metrics/archive.lock"):
+        pass
+    real_open = os.open
+
+    def read_only_open(path: Any, flags: int, *args: Any) -> int:
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+            raise PermissionError(13, "Permission denied", os.fsdecode(path))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", read_only_open)
+    with pytest.raises(StorageError), state.lock("metrics/archive.lock"):
+        pass
+    with state.lock("metrics/archive.lock", shared=True, create=False) as held:
+        assert held
+        with state.lock("metrics/archive.lock", wait=False, create=False) as other:
+            assert not other  # a shared lock is held: an exclusive one is refused
+    with pytest.raises(FileNotFoundError), state.lock("metrics/gone.lock", create=False):
+        pass
+    assert not state.path("metrics/gone.lock").exists()

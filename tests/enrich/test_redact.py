@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from mallard.enrich.redact import KINDS, MARKERS, Redactor, luhn_valid
 from mallard.errors import ConfigurationError
-from mallard.metrics import METRICS
 from mallard.settings import Settings, export_to_environ
+from mallard.telemetry import PROCESS_METRICS
 
 R = Redactor()
 
@@ -244,4 +244,4 @@ def test_patterns_with_commas_reach_server_workers(monkeypatch: pytest.MonkeyPat
 
 def test_every_kind_has_a_marker_and_a_metric_label() -> None:
     assert set(MARKERS) == set(KINDS)
-    assert METRICS["mallard_pii_redactions_total"].values == frozenset(KINDS)
+    assert PROCESS_METRICS["mallard_pii_redactions_total"].values == frozenset(KINDS)

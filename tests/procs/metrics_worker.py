@@ -1,13 +1,14 @@
-"""A host worker process with its own :class:`mallard.metrics.Metrics`, driven line by line on stdin.
+"""A host worker process with its own :class:`mallard.telemetry.ProcessCounters`, driven line by line
+on stdin.
 
 Usage: ``python -m tests.procs.metrics_worker STATE_DIR``. Prints ``ready <id>``, then answers each
 command on one line:
 
 - ``inc N``: add N to ``mallard_events_ingested_total`` → ``ok``
 - ``gauge V``: report V as ``mallard_buffered_events`` → ``ok``
-- ``snap``: :meth:`~Metrics.flush_snapshot` → ``ok <True|False>``
-- ``extra K N``: open K more Metrics on the same directory, add N to each and snapshot them → ``ok``
-  (they die with this process, leaving K more dead snapshots)
+- ``snap``: :meth:`~ProcessCounters.flush_snapshot` → ``ok <True|False>``
+- ``extra K N``: open K more ProcessCounters on the same directory, add N to each and snapshot them
+  → ``ok`` (they die with this process, leaving K more dead snapshots)
 - ``render``: → ``total <ingested> workers <live processes> buffered <buffered events>``
 - ``fork N``: fork a child that checks it starts at zero, adds N, closes and exits → ``forked <status>``
 - ``exit``: close and exit 0 → ``bye``
@@ -21,12 +22,12 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from mallard.metrics import Metrics
+from mallard.telemetry import ProcessCounters
 
 INGESTED = "mallard_events_ingested_total"
 
 
-def summary(metrics: Metrics) -> str:
+def summary(metrics: ProcessCounters) -> str:
     """The values the tests compare, read back from a real render."""
     body, _ = metrics.render()
     values = {s.name: s.value for f in text_string_to_metric_families(body.decode()) for s in f.samples}
@@ -34,7 +35,7 @@ def summary(metrics: Metrics) -> str:
             f"buffered {values['mallard_buffered_events']:g}")
 
 
-def fork(metrics: Metrics, amount: int) -> str:
+def fork(metrics: ProcessCounters, amount: int) -> str:
     pid = os.fork()
     if pid == 0:  # the child: never return into the command loop
         code = 0 if metrics.value(INGESTED) == 0 else 3
@@ -47,11 +48,11 @@ def fork(metrics: Metrics, amount: int) -> str:
 
 def main() -> None:
     state_dir = Path(sys.argv[1])
-    metrics = Metrics(state_dir)
-    extras: list[Metrics] = []
+    metrics = ProcessCounters(state_dir)
+    extras: list[ProcessCounters] = []
     gauge = 0.0
     metrics.set_gauge_source("mallard_buffered_events", lambda: gauge)
-    print(f"ready {metrics._id}", flush=True)
+    print(f"ready {metrics.id}", flush=True)
     for line in sys.stdin:
         cmd, *args = line.split()
         if cmd == "inc":
@@ -64,7 +65,7 @@ def main() -> None:
             reply = f"ok {metrics.flush_snapshot()}"
         elif cmd == "extra":
             for _ in range(int(args[0])):
-                extra = Metrics(state_dir)
+                extra = ProcessCounters(state_dir)
                 extra.inc(INGESTED, int(args[1]))
                 extra.flush_snapshot()
                 extras.append(extra)
