@@ -13,8 +13,8 @@
 
 import os
 
-from .analytics import Mallard as Mallard
-from .analytics import Stats as Stats
+from .app import Mallard as Mallard
+from .app import Stats as Stats
 from .buffer import EventBuffer as EventBuffer
 from .errors import ConfigurationError as ConfigurationError
 from .errors import InvalidEventError as InvalidEventError

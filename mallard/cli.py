@@ -45,7 +45,7 @@ def _serve_args(p: argparse.ArgumentParser, **data_dir: str) -> None:
 
 
 def _mallard(args: argparse.Namespace) -> Any:
-    from .analytics import Mallard
+    from .app import Mallard
     from .settings import Settings
 
     overrides = {"data_dir": args.data_dir} if args.data_dir else {}

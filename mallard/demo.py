@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
-    from .analytics import Mallard
+    from .app import Mallard
 
 __all__ = ["SITE", "Filled", "fill"]
 

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ..analytics import Mallard
+from ..app import Mallard
 from ..http.api import Api
 from ..http.messages import Request, Response
 

@@ -14,7 +14,7 @@ from typing import Any
 from flask import Flask, current_app, g, has_app_context
 from flask import request as flask_request
 
-from ..analytics import Mallard
+from ..app import Mallard
 from ..context import reset_client, set_client
 from ..http.api import Api
 from ..http.messages import Request

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
-from ..analytics import Mallard
+from ..app import Mallard
 from ..context import reset_client, set_client
 from ..http.messages import Request
 from ..http.security import client_context

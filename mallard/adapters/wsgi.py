@@ -10,7 +10,7 @@ import contextlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ..analytics import Mallard
+from ..app import Mallard
 from ..http.api import Api
 from ..http.messages import Request, Response
 

@@ -40,7 +40,7 @@ from .security import (
 )
 
 if TYPE_CHECKING:
-    from ..analytics import Mallard
+    from ..app import Mallard
     from ..auth import Auth
     from ..queries import Queries
     from ..settings import Settings

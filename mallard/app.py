@@ -17,7 +17,7 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from . import drops
@@ -28,6 +28,7 @@ from .enrich.useragent import AgentParser
 from .errors import InvalidEventError, StorageError
 from .events import Row, validate_site_id
 from .funnels import SavedFunnels
+from .maintenance import Maintenance
 from .payload import RawEvent
 from .privacy import Salts, load_secret
 from .queries import Queries
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mallard")
 
-_METRICS_EVERY = 2.0  # seconds between snapshots of this process's metrics for other workers
 
 _live: weakref.WeakSet[Mallard] = weakref.WeakSet()
 
@@ -118,10 +118,8 @@ class Mallard:
         self._running = False  # started in this process and not closed (reset after fork)
         self._tracker: Tracker | None = None
         self._buffer: EventBuffer | None = None
-        self._touched: set[tuple[str, date]] = set()
-        # Stored sessions: partitions written since the last pass, and the UTC day of the last full one.
-        self._sessions_near: set[tuple[str, date]] = set()
-        self._sessions_checked: date | None = None
+        #: The background passes (compaction, stored sessions, retention) and what they track.
+        self._upkeep = Maintenance(self.store, settings, clock)
         # Erasures whose events this process no longer buffers (see _sink); those made before it
         # started are applied by definition.
         self._erasures_applied: set[Tombstone] = set()
@@ -342,7 +340,7 @@ class Mallard:
                 if buffer is not None else True
             if self._maintenance is not None:
                 self._maintenance.join(5)
-            self._touched.clear()
+            self._upkeep.reset()
             if self._metrics is not None:
                 self._metrics.flush_snapshot()
             self.store.close()  # this thread's DuckDB connection
@@ -380,7 +378,7 @@ class Mallard:
         self._tracker = None
         self._maintenance = None
         self._stop = threading.Event()
-        self._touched = set()
+        self._upkeep.reset()
         self._running = False
 
     # -- ingestion --------------------------------------------------------------------------------
@@ -469,6 +467,7 @@ class Mallard:
         reason = buffer.refusal
         tracker.count(reason)
         return Outcome(False, reason)
+
     def _count_redactions(self, kind: str, amount: int) -> None:
         """Redactions made by the pipeline, for ``/metrics`` (from track() and HTTP alike)."""
         try:
@@ -491,50 +490,25 @@ class Mallard:
 
         def publish_and_note() -> None:
             publish()
-            self._touched.update(touched)
-            self._sessions_near.update(touched)
+            self._upkeep.written(touched)
             self.queries.invalidate({site for site, _ in touched})
 
         return publish_and_note
 
-    # -- maintenance ------------------------------------------------------------------------------
+    # -- maintenance (mallard/maintenance.py) ------------------------------------------------------
     def _maintain(self) -> None:
-        interval = max(10.0, self.settings.flush_interval_secs * 6)
-        last_retention: date | None = None
-        next_compaction = time.monotonic() + interval
-        while not self._stop.wait(_METRICS_EVERY):
-            try:
-                if self._metrics is not None:
-                    self._metrics.flush_snapshot()
-                if self._recovery_error is not None:
-                    self._recover()
-                self.store.retry_spool()  # after a full disk: ready again without waiting for an event
-                if time.monotonic() < next_compaction:
-                    continue
-                next_compaction = time.monotonic() + interval
-                # A worker that died after this one started left a spool: replay it now rather than at
-                # the next start of some process (gunicorn starts a replacement lazily).
-                self._recover(wait=False)
-                self.compact(only_touched=True)
-                self._maintain_sessions(budget_secs=interval / 2)
-                today = self._clock().astimezone(UTC).date()
-                if self.settings.retention_days and last_retention != today:
-                    self.apply_retention()
-                    last_retention = today
-            except Exception as exc:
-                log.error("maintenance failed: %s", exc)
+        self._upkeep.run(self._stop, self._chores, lambda: self._recover(wait=False))
+
+    def _chores(self) -> None:
+        if self._metrics is not None:
+            self._metrics.flush_snapshot()
+        if self._recovery_error is not None:
+            self._recover()
+        self.store.retry_spool()  # after a full disk: ready again without waiting for an event
 
     def compact(self, *, only_touched: bool = False) -> int:
         """Merge small Parquet files (see ``compact_after_files``). Returns partitions compacted."""
-        s = self.settings
-        if s.compact_after_files == 0 and only_touched:
-            return 0
-        min_files = s.compact_after_files or 2
-        if not only_touched:
-            return self.store.compact(min_files=min_files, target_bytes=s.compact_target_bytes)
-        touched, self._touched = self._touched, set()
-        return sum(self.store.compact(min_files=min_files, target_bytes=s.compact_target_bytes,
-                                      site_id=site, day=day) for site, day in touched)
+        return self._upkeep.compact(only_touched=only_touched)
 
     def build_sessions(self, *, budget_secs: float = 600.0) -> int:
         """Store the sessions and the rollups of every settled day (two days old, UTC) whose events
@@ -542,42 +516,11 @@ class Mallard:
         (yesterday and today, up to a minute ago), for at most ``budget_secs`` (see docs/storage.md).
         Returns the number of days built. Maintenance runs it after compaction; queries compute the
         days not stored yet from events, so this only makes them faster."""
-        from .queries.provisional import build_open
-        from .queries.stored import build_settled
-
-        deadline = time.monotonic() + budget_secs
-        now = self._clock().astimezone(UTC)
-        gap = self.settings.session_window_minutes * 60
-        built = build_settled(self.store, gap, today=now.date(), budget_secs=budget_secs).built
-        return built + build_open(self.store, gap, now.replace(tzinfo=None),
-                                  budget_secs=max(0.0, deadline - time.monotonic()))
-
-    def _maintain_sessions(self, budget_secs: float) -> None:
-        """Maintenance's pass over the stored sessions: every day once per UTC day (a new day settles;
-        other processes' changes), else only the days near partitions this process wrote since; then
-        the open days' provisional partitions that are missing, stale or old."""
-        from .queries.provisional import build_open
-        from .queries.stored import build_settled
-
-        today = self._clock().astimezone(UTC).date()
-        full = self._sessions_checked != today
-        near, self._sessions_near = self._sessions_near, set()
-        deadline = time.monotonic() + budget_secs
-        done = build_settled(self.store, self.settings.session_window_minutes * 60, today=today,
-                             budget_secs=budget_secs, near=None if full else near)
-        if done.complete:
-            if full:
-                self._sessions_checked = today
-        else:
-            self._sessions_near |= near  # try them again next time
-        build_open(self.store, self.settings.session_window_minutes * 60,
-                   self._clock().astimezone(UTC).replace(tzinfo=None),
-                   budget_secs=max(0.0, deadline - time.monotonic()))
+        return self._upkeep.build_sessions(budget_secs=budget_secs)
 
     def apply_retention(self) -> int:
         """Delete partitions older than ``retention_days``. Returns partitions deleted."""
-        return self.store.apply_retention(self.settings.retention_days,
-                                          self._clock().astimezone(UTC).date())
+        return self._upkeep.apply_retention()
 
     def erase(self, site: str, start_date: date, end_date: date) -> ErasureResult:
         """Delete every event of ``site`` dated ``start_date``..``end_date`` (inclusive, UTC dates),
@@ -594,7 +537,7 @@ class Mallard:
         # Records the erasure for every process: the next flush here (as in the others) also drops
         # the events of the range that arrive until then.
         partitions = self.store.erase(site, start_date, end_date)
-        self._sessions_checked = None  # the next maintenance pass rebuilds the sessions it deleted
+        self._upkeep.erased()  # the next maintenance pass rebuilds the sessions it deleted
         self.queries.invalidate({site})
         return ErasureResult(site, start_date, end_date, buffered, partitions)
 
