@@ -44,14 +44,15 @@ MAX_LIMIT: Final = 1000
 def site_of(request: Request) -> str:
     site = request.arg("site_id")
     if site is None:
-        raise HTTPError(400, "Missing required query parameter site_id.")
+        raise HTTPError(400, "Missing required query parameter site_id.", code="missing_param")
     return check_site(site)
 
 
 def range_of(api: Api, request: Request, site: str) -> DateRange:
     start, end = request.arg("start_date"), request.arg("end_date")
     if (start is None) != (end is None):
-        raise HTTPError(400, "Give both start_date and end_date (YYYY-MM-DD, inclusive), or a period.")
+        raise HTTPError(400, "Give both start_date and end_date (YYYY-MM-DD, inclusive), or a period.",
+                        code="invalid_range")
     return api.queries.date_range(site, request.arg("period"), start, end, max_days=MAX_API_DAYS)
 
 
@@ -60,12 +61,12 @@ def limit_of(request: Request, default: int = 10, maximum: int = MAX_LIMIT) -> i
     if text is None or text == "":
         return default
     if not (text.isascii() and text.isdigit()) or len(text) > 9:
-        raise HTTPError(400, "limit must be a whole number.")
+        raise HTTPError(400, "limit must be a whole number.", code="invalid_limit")
     value = int(text)
     if value < 1:
-        raise HTTPError(400, "limit must be at least 1")
+        raise HTTPError(400, "limit must be at least 1", code="invalid_limit")
     if value > maximum:
-        raise HTTPError(400, f"limit must not exceed {maximum}")
+        raise HTTPError(400, f"limit must not exceed {maximum}", code="invalid_limit")
     return value
 
 
@@ -79,7 +80,8 @@ def filters_of(request: Request) -> object:
         return orjson.loads(text)  # nesting deeper than 1024 is a decode error, not a RecursionError
     except orjson.JSONDecodeError:
         raise HTTPError(400, "filters starting with '[' must be JSON: a list of Stats API v2 filters "
-                             "such as [[\"is\", \"visit:source\", [\"Google\"]]].") from None
+                             "such as [[\"is\", \"visit:source\", [\"Google\"]]].",
+                        code="invalid_filter") from None
 
 
 def _scope(api: Api, request: Request) -> tuple[str, DateRange, object]:
@@ -145,7 +147,7 @@ def _main(api: Api, request: Request) -> dict[str, Any]:
         previous = _compared(rng, compare)
         if previous is None:
             raise HTTPError(400, f"Invalid compare: {compare!r}. Use 'previous_period' or "
-                                 "'year_over_year'.")
+                                 "'year_over_year'.", code="invalid_compare")
         start, end = previous.start, previous.end
         baseline = q.main(site, start_date=start, end_date=end, filters=filters).to_dict()
         out["comparison"] = {"mode": compare.replace("-", "_"), "start_date": start.isoformat(),
@@ -219,7 +221,8 @@ def view(api: Api, request: Request, params: dict[str, str]) -> Response:
     slugs = list(dict.fromkeys(s.strip() for s in (request.arg("breakdowns") or "").split(",")
                                if s.strip())) or list(VIEW_BREAKDOWNS)
     if len(slugs) > MAX_VIEW_BREAKDOWNS:
-        raise HTTPError(400, f"breakdowns lists at most {MAX_VIEW_BREAKDOWNS} dimensions.")
+        raise HTTPError(400, f"breakdowns lists at most {MAX_VIEW_BREAKDOWNS} dimensions.",
+                        code="invalid_dimension")
     rng = _scope(api, request)[1]
     out = {"main": _main(api, request), "timeseries": _timeseries(api, request),
            "sessions": _sessions(api, request),
@@ -237,10 +240,10 @@ def export(api: Api, request: Request, params: dict[str, str]) -> Response:
     site, rng, filters = _scope(api, request)
     fmt = request.arg("format", "csv")
     if fmt not in ("csv", "json"):
-        raise HTTPError(400, f"Invalid format: '{fmt}'. Use 'csv' or 'json'.")
+        raise HTTPError(400, f"Invalid format: '{fmt}'. Use 'csv' or 'json'.", code="invalid_format")
     kind = request.arg("kind", "daily") or "daily"
     if kind not in ("daily", "raw"):
-        raise HTTPError(400, f"Invalid kind: '{kind}'. Use 'daily' or 'raw'.")
+        raise HTTPError(400, f"Invalid kind: '{kind}'. Use 'daily' or 'raw'.", code="invalid_kind")
     limit = limit_of(request, 100_000, 1_000_000)  # checked for both kinds: a bad limit is an error
     if kind != "raw":
         limit = 100_000
@@ -285,7 +288,8 @@ def _v2_body(api: Api, request: Request) -> bytes:
 def v2_query(api: Api, request: Request, params: dict[str, str]) -> Response:
     body = request.json()
     if not isinstance(body, dict):
-        raise HTTPError(400, "The query must be a JSON object with site_id, metrics and date_range.")
+        raise HTTPError(400, "The query must be a JSON object with site_id, metrics and date_range.",
+                        code="invalid_query")
     return json_response(api.queries.query_json(body, max_days=MAX_API_DAYS).to_json())
 
 
@@ -295,7 +299,8 @@ def _saved(api: Api, request: Request) -> SavedFunnel | None:
     if text is None:
         return None
     if request.arg("steps") is not None or request.arg("window") is not None:
-        raise HTTPError(400, "Give either funnel (a saved funnel's id) or steps and window, not both.")
+        raise HTTPError(400, "Give either funnel (a saved funnel's id) or steps and window, not both.",
+                        code="invalid_steps")
     return saved_funnel(api, site_of(request), text)
 
 
