@@ -60,9 +60,9 @@ def validate(raw: RawEvent, now: datetime
                 raise InvalidEventError(f"{what} is not valid Unicode text",
                                         code="invalid_field") from None
     if not raw.name or (not raw.name.isprintable() and not sanitize(raw.name, MAX_NAME)):
-        raise InvalidEventError("event name must not be empty", code="missing_field")
+        raise InvalidEventError("event name must not be empty", code="empty_field")
     if not raw.url:
-        raise InvalidEventError("url must not be empty", code="missing_field")
+        raise InvalidEventError("url must not be empty", code="empty_field")
     check_len(raw.site, MAX_SITE_ID, "site_id")
     if len(raw.name) > MAX_NAME:
         raise InvalidEventError(f"event name must be at most {MAX_NAME} characters",

@@ -107,7 +107,7 @@ def _text(obj: Mapping[str, Any], field: str, *keys: str, required: bool = False
     if not isinstance(value, str):
         raise InvalidEventError(f"Field '{field}' must be a string.", code="invalid_type")
     if required and value == "":
-        raise InvalidEventError(f"{_NAMES[field]} must not be empty", code="missing_field")
+        raise InvalidEventError(f"{_NAMES[field]} must not be empty", code="empty_field")
     return value
 
 
@@ -232,6 +232,17 @@ def from_query(query: Mapping[str, Sequence[str]]) -> list[RawEvent]:
         width = flat["w"]
         # Plain ASCII digits only: int() would also take "1_000", " +12 " or "١٢".
         if not (isinstance(width, str) and width.isascii() and width.isdigit() and len(width) <= 10):
-            raise InvalidEventError("Field 'w' must be a non-negative integer.", code="invalid_type")
+            raise InvalidEventError("Field 'w' must be a non-negative integer.", code="invalid_param")
         flat["w"] = int(width)
-    return from_mapping(flat)
+    try:
+        return from_mapping(flat)
+    except InvalidEventError as exc:
+        code = _QUERY_CODES.get(exc.code)
+        if code is None:
+            raise
+        raise InvalidEventError(exc.message, code=code) from None
+
+
+#: A pixel's fields are query parameters: one left out or malformed is a bad parameter (HTTP 400), not
+#: a JSON body of the wrong shape (HTTP 422).
+_QUERY_CODES: Final = {"missing_field": "missing_param", "invalid_type": "invalid_param"}

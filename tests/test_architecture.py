@@ -20,7 +20,7 @@ PACKAGE = ROOT / "mallard"
 MAX_LINES = 400
 #: Modules still over MAX_LINES, each held to its current size until it is split by concept (the
 #: composition root still holds ingestion, lifecycle and the lazily built shared state).
-OVER_BUDGET = {"mallard/app.py": 553, "mallard/http/stats.py": 483}
+OVER_BUDGET = {"mallard/app.py": 553}
 
 #: The edges: the framework-neutral HTTP layer, and the adapters that mount it in a host. The core
 #: (every other module) imports neither; the HTTP layer does not import the adapters.

@@ -175,9 +175,9 @@ WRONG_FIELDS: list[tuple[dict[str, Any], str, str]] = [
     ({"d": None}, "missing_field", "d"),
     ({"n": None}, "missing_field", "n"),
     ({"u": None}, "missing_field", "u"),
-    ({"d": ""}, "missing_field", "site_id"),
-    ({"n": ""}, "missing_field", "event name"),
-    ({"u": ""}, "missing_field", "url"),
+    ({"d": ""}, "empty_field", "site_id"),
+    ({"n": ""}, "empty_field", "event name"),
+    ({"u": ""}, "empty_field", "url"),
     ({"d": 5}, "invalid_type", "d"),
     ({"n": ["pageview"]}, "invalid_type", "n"),
     ({"u": {"href": "/"}}, "invalid_type", "u"),
@@ -219,8 +219,8 @@ def test_parse_body_only_ever_raises_invalid_event_error(data: bytes) -> None:
     try:
         raws = parse_body(data)
     except InvalidEventError as exc:
-        assert exc.code in {"malformed_json", "invalid_type", "missing_field", "batch_too_large",
-                            "too_many_sites", "invalid_field"}
+        assert exc.code in {"malformed_json", "invalid_type", "missing_field", "empty_field",
+                            "batch_too_large", "too_many_sites", "invalid_field"}
         return
     assert raws
     for raw in raws:
@@ -252,7 +252,7 @@ def test_pixel_last_value_wins() -> None:
 def test_pixel_width_must_be_digits(width: str) -> None:
     with pytest.raises(InvalidEventError) as info:
         from_query({"d": ["example.com"], "u": ["/"], "w": [width]})
-    assert info.value.code == "invalid_type"
+    assert info.value.code == "invalid_param"
 
 
 @pytest.mark.parametrize("missing", ["d", "u"])
@@ -261,4 +261,4 @@ def test_pixel_required_fields(missing: str) -> None:
     del query[missing]
     with pytest.raises(InvalidEventError, match=f"'{missing}'") as info:
         from_query(query)
-    assert info.value.code == "missing_field"
+    assert info.value.code == "missing_param"

@@ -192,9 +192,9 @@ def test_invalid_site_ids(tracker: Tracker, site: str) -> None:
 @pytest.mark.parametrize(
     ("change", "code", "fragment"),
     [
-        ({"name": ""}, "missing_field", "event name"),
-        ({"name": "\x00\x1f\x7f"}, "missing_field", "event name"),  # empty once sanitised
-        ({"url": ""}, "missing_field", "url"),
+        ({"name": ""}, "empty_field", "event name"),
+        ({"name": "\x00\x1f\x7f"}, "empty_field", "event name"),  # empty once sanitised
+        ({"url": ""}, "empty_field", "url"),
         ({"user_id": ""}, "invalid_field", "user_id"),
         ({"user_id": "u" * 513}, "invalid_field", "user_id"),
         ({"screen_width": -1}, "invalid_field", "screen_width"),

@@ -10,13 +10,7 @@ from __future__ import annotations
 from datetime import date
 from typing import TYPE_CHECKING, Any, Final
 
-from ..auth import (
-    MAX_PASSWORD_LENGTH,
-    MIN_PASSWORD_LENGTH,
-    SCOPES,
-    AlreadyConfiguredError,
-    PasswordRejectedError,
-)
+from ..auth import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, SCOPES, PasswordRejectedError
 from ..queries.model import check_site
 from ..queries.periods import MAX_API_DAYS, parse_date
 from .messages import HTTPError, Request, Response, json_response
@@ -48,7 +42,7 @@ def _cookie(api: Api, request: Request, token: str, max_age: int) -> str:
 def _password(request: Request) -> str:
     body = request.json()
     if not isinstance(body, dict) or not isinstance(body.get("password"), str):
-        raise HTTPError(422, 'The body must be a JSON object {"password": "..."}.')
+        raise HTTPError(422, 'The body must be a JSON object {"password": "..."}.', code="invalid_body")
     password: str = body["password"]
     return password
 
@@ -57,7 +51,7 @@ def check_lockout(api: Api, ip: str) -> None:
     """429 with ``Retry-After`` while the client is locked out (failed logins or shared-link guesses)."""
     remaining = api.auth.lockout_remaining(ip)
     if remaining > 0:
-        raise HTTPError(429, "Too many failed attempts. Try again later.",
+        raise HTTPError(429, "Too many failed attempts. Try again later.", code="locked_out",
                         headers=[("Retry-After", str(max(1, int(remaining))))])
 
 
@@ -90,17 +84,13 @@ def setup(api: Api, request: Request, params: dict[str, str]) -> Response:
     if not open_mode_allowed(request):
         raise HTTPError(403, "The first password can only be set from this machine, by a same-origin "
                              "request to a loopback address (Host 127.0.0.1, ::1 or localhost), or with "
-                             "`mallard password`.")
+                             "`mallard password`.", code="open_mode_refused")
     password = _password(request)
-    if api.auth.password_configured():
-        raise HTTPError(409, "Admin password already configured")
     try:
-        api.auth.setup(password)
-    except AlreadyConfiguredError:
-        raise HTTPError(409, "Admin password already configured") from None
-    except PasswordRejectedError as exc:
+        api.auth.setup(password)  # AlreadyConfiguredError (409) before the password is looked at
+    except PasswordRejectedError:
         api.auth.record_failure(ip)
-        raise HTTPError(400, str(exc)) from None
+        raise
     return _logged_in(api, request)
 
 
@@ -109,11 +99,12 @@ def login(api: Api, request: Request, params: dict[str, str]) -> Response:
     check_lockout(api, ip)
     password = _password(request)
     if not api.auth.password_configured():
-        raise HTTPError(400, "No admin password configured. Use /api/auth/setup first.")
+        raise HTTPError(400, "No admin password configured. Use /api/auth/setup first.",
+                        code="not_configured")
     if not api.auth.verify(password):
         api.auth.record_failure(ip)
         api.count("mallard_login_failures_total")
-        raise HTTPError(401, "Invalid password")
+        raise HTTPError(401, "Invalid password", code="wrong_password")
     api.auth.record_success(ip)
     return _logged_in(api, request)
 
@@ -129,12 +120,13 @@ def logout(api: Api, request: Request, params: dict[str, str]) -> Response:
 def create_key(api: Api, request: Request, params: dict[str, str]) -> Response:
     body = request.json()
     if not isinstance(body, dict):
-        raise HTTPError(422, 'The body must be a JSON object {"name": "...", "scope": "ReadOnly"|"Admin"}.')
+        raise HTTPError(422, 'The body must be a JSON object {"name": "...", "scope": "ReadOnly"|"Admin"}.',
+                        code="invalid_body")
     name, scope = body.get("name"), body.get("scope", "ReadOnly")
     if not isinstance(name, str) or not 1 <= len(name) <= 128:
-        raise HTTPError(400, "Key name must be 1-128 characters")
+        raise HTTPError(400, "Key name must be 1-128 characters", code="invalid_key_name")
     if scope not in ("ReadOnly", "Admin"):
-        raise HTTPError(422, "scope must be 'ReadOnly' or 'Admin'.")
+        raise HTTPError(422, "scope must be 'ReadOnly' or 'Admin'.", code="invalid_scope")
     plaintext, record = api.auth.create_key(name, scope)
     return json_response({"key": plaintext, **_public(record)}, 201)
 
@@ -150,24 +142,25 @@ def list_keys(api: Api, request: Request, params: dict[str, str]) -> Response:
 
 def revoke_key(api: Api, request: Request, params: dict[str, str]) -> Response:
     if not api.auth.revoke_key(params["key_hash"]):
-        raise HTTPError(404, "Key not found")
+        raise HTTPError(404, "Key not found", code="unknown_key")
     return json_response({"status": "revoked"})
 
 
 def erase(api: Api, request: Request, params: dict[str, str]) -> Response:
     site_arg = request.arg("site_id")
     if site_arg is None:
-        raise HTTPError(400, "Missing required query parameter site_id.")
+        raise HTTPError(400, "Missing required query parameter site_id.", code="missing_param")
     site = check_site(site_arg)
     start_text, end_text = request.arg("start_date"), request.arg("end_date")
     if start_text is None or end_text is None:
-        raise HTTPError(400, "start_date and end_date (YYYY-MM-DD, inclusive) are required.")
+        raise HTTPError(400, "start_date and end_date (YYYY-MM-DD, inclusive) are required.",
+                        code="missing_param")
     start: date = parse_date(start_text, "start_date")
     end: date = parse_date(end_text, "end_date")
     if end < start:
-        raise HTTPError(400, "end_date must be on or after start_date")
+        raise HTTPError(400, "end_date must be on or after start_date", code="invalid_range")
     if (end - start).days > MAX_API_DAYS:
-        raise HTTPError(400, f"Date range must not exceed {MAX_API_DAYS} days.")
+        raise HTTPError(400, f"Date range must not exceed {MAX_API_DAYS} days.", code="range_too_long")
     result = api.mallard.erase(site, start, end)
     api.cache.invalidate_site(site)
     return json_response({"status": "erased", "site_id": site, "start_date": start.isoformat(),

@@ -4,30 +4,21 @@
 query cache, error mapping and security headers, in that order, for every adapter alike. It never
 imports a web framework and builds no SQL: handlers call the core.
 
-Error mapping (the only place where exceptions become status codes): :class:`HTTPError` → its status;
-``InvalidQueryError``/``InvalidEventError``/``ConfigurationError`` → 400; ``StorageError`` → 503; anything
-else → 500 ``{"error": "Internal server error"}`` (logged without request data).
+Every exception a route raises is answered by :func:`mallard.http.errors.answer`, whose table is the only
+place where exceptions become status codes: ``{"error": <message>, "code": <code>}``.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..errors import (
-    ConfigurationError,
-    InvalidEventError,
-    InvalidQueryError,
-    MallardError,
-    QueryTimeoutError,
-    StorageError,
-)
-from . import admin, funnels, info, ingest, ops, shares, sites, stats, v1
+from . import admin, behaviour, funnels, info, ingest, ops, shares, sites, stats, v1, v2
 from .cache import QueryCache
+from .errors import answer, refusal
 from .limits import ConcurrencyLimit, RateLimiter
-from .messages import HTTPError, Request, Response, error_response
+from .messages import HTTPError, Request, Response
 from .routing import CacheScope, Route, Router
 from .security import (
     apply_security_headers,
@@ -47,10 +38,10 @@ if TYPE_CHECKING:
 
 __all__ = ["Api"]
 
-log = logging.getLogger("mallard.http")
 
-ROUTES: tuple[Route, ...] = (*ingest.ROUTES, *stats.ROUTES, *info.ROUTES, *v1.ROUTES, *admin.ROUTES,
-                             *sites.ROUTES, *funnels.ROUTES, *shares.ROUTES, *ops.ROUTES)
+ROUTES: tuple[Route, ...] = (*ingest.ROUTES, *stats.ROUTES, *v2.ROUTES, *behaviour.ROUTES, *info.ROUTES,
+                             *v1.ROUTES, *admin.ROUTES, *sites.ROUTES, *funnels.ROUTES, *shares.ROUTES,
+                             *ops.ROUTES)
 
 
 class Api:
@@ -155,23 +146,26 @@ class Api:
                 if open_mode_allowed(request):
                     return
                 if from_this_machine(request):
-                    raise HTTPError(403, admin.OPEN_MODE_REFUSED)
+                    raise HTTPError(403, admin.OPEN_MODE_REFUSED, code="open_mode_refused")
                 raise HTTPError(401, "No admin password is set, so stats are readable only from this "
-                                     "machine. Set one with `mallard password`.")
+                                     "machine. Set one with `mallard password`.", code="not_configured")
             if who is None:
                 raise HTTPError(401, "Authentication required: log in or send an API key.")
             return
         if not configured:
-            raise HTTPError(401, "No admin password configured. Use /api/auth/setup first.")
+            raise HTTPError(401, "No admin password configured. Use /api/auth/setup first.",
+                            code="not_configured")
         if who is None:
             raise HTTPError(401, "Authentication required: log in or send an Admin API key.")
         kind, scope = who
         if scope != "Admin":
-            raise HTTPError(403, "This API key is read-only; an Admin key is required.")
+            raise HTTPError(403, "This API key is read-only; an Admin key is required.",
+                            code="admin_required")
         if kind == "session" and request.method not in ("GET", "HEAD"):
             allowed = [o for o in (self.settings.dashboard_origin, own_origin(request)) if o]
             if not csrf_ok(request, allowed):
-                raise HTTPError(403, "Cross-site request refused (Origin does not match).")
+                raise HTTPError(403, "Cross-site request refused (Origin does not match).",
+                                code="cross_site_refused")
 
     # -- handling ----------------------------------------------------------------------------------
     def handle(self, request: Request) -> Response:
@@ -185,22 +179,8 @@ class Api:
             else:
                 route, params = self.router.match(request.method, request.path)
                 response = self._dispatch(route, request, params)
-        except HTTPError as exc:
-            response = error_response(exc.status, exc.message, exc.headers)
-        except (InvalidQueryError, InvalidEventError, ConfigurationError) as exc:
-            response = error_response(400, exc.message)
-        except StorageError as exc:
-            log.error("storage error: %s", exc)
-            response = error_response(503, "Storage is unavailable; retry later.",
-                                      [("Retry-After", "5")])
-        except QueryTimeoutError as exc:
-            response = error_response(503, exc.message, [("Retry-After", "5")])
-        except MallardError as exc:  # e.g. an auth rule (bad key name): the caller's input
-            response = error_response(400, exc.message)
-        except Exception:
-            log.exception("unexpected error handling %s %s", request.method,
-                          route.pattern if route else "(unrouted)")
-            response = error_response(500, "Internal server error")
+        except Exception as exc:  # every route's errors, answered by the one table (errors.py)
+            response = answer(exc, f"{request.method} {route.pattern if route else '(unrouted)'}")
         if route is not None and route.ingestion and not response.headers and not response.body:
             # The ingestion 202 (most responses by far): its headers depend on nothing but these, so
             # they are worked out once by _finish and reused.
@@ -228,9 +208,11 @@ class Api:
             response.body = b""
         apply_security_headers(response, rid, https=request.scheme == "https")
 
-    def refuse(self, status: int, message: str, headers: Sequence[tuple[str, str]] = ()) -> Response:
-        """An error answered before a :class:`Request` could be built (a body over the limit)."""
-        response = error_response(status, message, headers)
+    def refuse(self, status: int, message: str, headers: Sequence[tuple[str, str]] = (), *,
+               code: str | None = None) -> Response:
+        """An error answered before a :class:`Request` could be built (a body over the limit); its
+        code is ``code`` or its status's (413: ``payload_too_large``)."""
+        response = refusal(status, message, headers, code=code)
         response.headers.append(("Content-Length", str(len(response.body))))
         apply_security_headers(response, request_id(Request("GET", "/")))
         self.metrics.record_request(status, 0.0)
@@ -241,13 +223,13 @@ class Api:
         is closed, so a stalled client holds nothing."""
         self.count("mallard_http_refusals_total", reason="body_timeout")
         return self.refuse(408, f"Request body not received within {self.settings.body_timeout_secs:g} s.",
-                           [("Connection", "close")])
+                           [("Connection", "close")], code="body_timeout")
 
     def refuse_busy(self) -> Response:
         """503 for a request past the server's connection limit (``limit_concurrency``)."""
         self.count("mallard_http_refusals_total", reason="concurrency_limit")
         return self.refuse(503, "Server busy: too many open connections. Retry in a moment.",
-                           [("Retry-After", "1"), ("Connection", "close")])
+                           [("Retry-After", "1"), ("Connection", "close")], code="server_busy")
 
     def _preflight(self, request: Request) -> Response:
         methods = self.router.methods(request.path)
@@ -272,7 +254,7 @@ class Api:
             return route.handler(self, request, params)
         if not self.heavy.try_enter():
             raise HTTPError(429, "Too many concurrent queries. Please retry in a moment.",
-                            headers=[("Retry-After", "1")])
+                            code="too_many_queries", headers=[("Retry-After", "1")])
         try:
             with self.mallard.store.time_limit(self.settings.query_timeout_secs):
                 return route.handler(self, request, params)

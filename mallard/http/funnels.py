@@ -22,9 +22,9 @@ __all__ = ["ROUTES", "saved_funnel"]
 
 def saved_funnel(api: Api, site: str, text: str) -> SavedFunnel:
     """The site's saved funnel with id ``text``; 404 when there is none (of that site)."""
-    found = api.mallard.funnels.get(site, item_id(text, "Funnel could not be found"))
+    found = api.mallard.funnels.get(site, item_id(text, "Funnel could not be found", "unknown_funnel"))
     if found is None:
-        raise HTTPError(404, "Funnel could not be found")
+        raise HTTPError(404, "Funnel could not be found", code="unknown_funnel")
     return found
 
 
@@ -35,7 +35,7 @@ def create(api: Api, request: Request, params: dict[str, str]) -> Response:
     if not isinstance(name, str) or not isinstance(steps, (list, str)) \
             or not isinstance(window, (str, int)) or isinstance(window, bool):
         raise HTTPError(400, 'The body is {"site_id", "name", "steps": ["page:/a", "event:B"], '
-                             '"window": "1 day"}.')
+                             '"window": "1 day"}.', code="invalid_body")
     funnel = api.mallard.funnels.add(site, name, steps, window=window)
     return json_response(funnel.to_json(), 201)
 
@@ -48,7 +48,7 @@ def list_funnels(api: Api, request: Request, params: dict[str, str]) -> Response
 
 def delete(api: Api, request: Request, params: dict[str, str]) -> Response:
     if not api.mallard.funnels.remove(item_id(params["funnel_id"]), site_of_delete(request)):
-        raise HTTPError(404, "Funnel could not be found")
+        raise HTTPError(404, "Funnel could not be found", code="unknown_funnel")
     return json_response({"deleted": "true"})
 
 

@@ -43,10 +43,11 @@ def _admit(api: Api, request: Request, raws: list[RawEvent], ctx: ClientContext)
     allowed = api.allowed_sites
     if allowed:
         if not origin_allowed(request.headers.get("origin"), allowed):
-            raise HTTPError(403, "Origin not allowed.")
+            raise HTTPError(403, "Origin not allowed.", code="origin_not_allowed")
         for raw in raws:
             if isinstance(raw.site, str) and raw.site not in allowed:
-                raise HTTPError(403, f"Site {raw.site!r} is not allowed (site_ids).")
+                raise HTTPError(403, f"Site {raw.site!r} is not allowed (site_ids).",
+                                code="site_not_allowed")
     site_limiter, ip_limiter = api.site_limiter, api.ip_limiter
     if site_limiter.rate <= 0 and ip_limiter.rate <= 0:
         return
@@ -55,10 +56,12 @@ def _admit(api: Api, request: Request, raws: list[RawEvent], ctx: ClientContext)
         ip_ok = ip_limiter.allow(ctx.ip or "unknown")
         if not (site_ok and ip_ok):
             api.count("mallard_rate_limit_rejections_total")
-            raise HTTPError(429, "Rate limit exceeded. Slow down.", headers=[("Retry-After", "1")])
+            raise HTTPError(429, "Rate limit exceeded. Slow down.", code="rate_limited",
+                            headers=[("Retry-After", "1")])
 
 
-#: Refusals that are the server's state, not the event's fault: 503 with Retry-After (seconds).
+#: Refusals that are the server's state, not the event's fault: 503 with Retry-After (seconds); the
+#: reason is the answer's code.
 _UNAVAILABLE: Final = {
     "buffer_full": ("The event buffer is full; retry later.", "1"),
     "storage_unavailable": ("Storage is unavailable (the spool cannot be written, e.g. the disk is "
@@ -92,14 +95,15 @@ def _store(api: Api, raws: list[RawEvent], ctx: ClientContext,
         api.metrics.inc("mallard_events_ingested_total", accepted)
     if refused is not None:
         message, retry = _UNAVAILABLE[refused]
-        raise HTTPError(503, message, headers=[("Retry-After", retry)])
+        raise HTTPError(503, message, code=refused, headers=[("Retry-After", retry)])
     if invalid is not None:
         index, outcome = invalid
         assert outcome.error is not None
         where = f"event {origins[index]}: " if origins is not None else ""
         several = origins is not None or len(outcomes) > 1
-        raise HTTPError(400, f"{where}{outcome.error.message}"
-                        + (" (no event of the batch was stored)" if several else ""))
+        raise InvalidEventError(f"{where}{outcome.error.message}"
+                                + (" (no event of the batch was stored)" if several else ""),
+                                code=outcome.error.code)
     headers = [("X-Mallard-Accepted", str(accepted))] if len(outcomes) > 1 else []
     if dropped:
         headers.append(("X-Mallard-Dropped", ", ".join(sorted({reason for _, reason in dropped}))))
@@ -113,16 +117,12 @@ def _store(api: Api, raws: list[RawEvent], ctx: ClientContext,
 def post_event(api: Api, request: Request, params: dict[str, str]) -> Response:
     debug = request.arg("debug")
     if debug not in (None, "0", "1"):
-        raise HTTPError(400, "debug must be 0 or 1.")
+        raise HTTPError(400, "debug must be 0 or 1.", code="invalid_param")
     try:
         raws, origins = parse_request(request.body)
-    except InvalidEventError as exc:
-        if exc.code in _REFUSALS:
-            api.count("mallard_ingest_refused_total", reason=exc.code)
-        # As the reference: a missing field or a wrong type is 422, an empty or malformed body 400.
-        missing = exc.code == "missing_field" and "Missing required field" in exc.message
-        status = 422 if missing or exc.code == "invalid_type" else 400
-        raise HTTPError(status, exc.message) from None
+    except InvalidEventError as exc:  # answered by its code (422 for a body of the wrong shape)
+        _count_refusal(api, exc)
+        raise
     ctx = client_context(request, api.settings)
     _admit(api, request, raws, ctx)
     return _store(api, raws, ctx, origins, debug=debug == "1")
@@ -132,19 +132,23 @@ def post_event(api: Api, request: Request, params: dict[str, str]) -> Response:
 _REFUSALS: Final = frozenset({"too_many_sites", "batch_too_large"})
 
 
+def _count_refusal(api: Api, exc: InvalidEventError) -> None:
+    if exc.code in _REFUSALS:
+        api.count("mallard_ingest_refused_total", reason=exc.code)
+
+
 def pixel(api: Api, request: Request, params: dict[str, str]) -> Response:
     """Always the GIF (rejections are silent, as in the reference), except for a missing d or u."""
     try:
         raws = from_query(request.query)
-    except InvalidEventError as exc:
-        if exc.code in _REFUSALS:
-            api.count("mallard_ingest_refused_total", reason=exc.code)
-        raise HTTPError(400, exc.message) from None
+    except InvalidEventError as exc:  # a query string: a missing d or u is missing_param (400)
+        _count_refusal(api, exc)
+        raise
     ctx = client_context(request, api.settings)
     try:
         _admit(api, request, raws, ctx)
         _store(api, raws, ctx)
-    except HTTPError:
+    except (HTTPError, InvalidEventError):
         pass
     return Response(200, [("Content-Type", "image/gif"),
                           ("Cache-Control", "no-store, no-cache, must-revalidate")], PIXEL)

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs
 
 import orjson
 
-__all__ = ["HTTPError", "Request", "Response", "error_response", "json_response", "text_response"]
+__all__ = ["HTTPError", "Request", "Response", "json_response", "text_response"]
 
 
 @dataclass(slots=True)
@@ -52,7 +52,7 @@ class Request:
                 self._query = parse_qs(self.query_string, keep_blank_values=True, strict_parsing=False,
                                        max_num_fields=200)
             except ValueError:
-                raise HTTPError(400, "Too many query parameters.") from None
+                raise HTTPError(400, "Too many query parameters.", code="too_many_params") from None
         return self._query
 
     def arg(self, name: str, default: str | None = None) -> str | None:
@@ -77,7 +77,7 @@ class Request:
         try:
             return orjson.loads(self.body) if self.body else None
         except orjson.JSONDecodeError:
-            raise HTTPError(400, "Request body is not valid JSON.") from None
+            raise HTTPError(400, "Request body is not valid JSON.", code="malformed_json") from None
 
 
 @dataclass(slots=True)
@@ -101,12 +101,16 @@ class Response:
 
 
 class HTTPError(Exception):
-    """A response that ends handling: ``{"error": message}`` with ``status`` (and extra headers)."""
+    """A response that ends handling: ``{"error": message, "code": code}`` with ``status`` (and extra
+    headers). Without a ``code``, the answer carries its status's (:data:`mallard.http.errors.STATUS_CODES`).
+    """
 
-    def __init__(self, status: int, message: str, *, headers: Sequence[tuple[str, str]] = ()) -> None:
+    def __init__(self, status: int, message: str, *, code: str | None = None,
+                 headers: Sequence[tuple[str, str]] = ()) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.code = code
         self.headers = list(headers)
 
 
@@ -118,7 +122,3 @@ def json_response(data: Any, status: int = 200, headers: Iterable[tuple[str, str
 def text_response(text: str, status: int = 200, content_type: str = "text/plain; charset=utf-8",
                   headers: Iterable[tuple[str, str]] = ()) -> Response:
     return Response(status, [("Content-Type", content_type), *headers], text.encode())
-
-
-def error_response(status: int, message: str, headers: Iterable[tuple[str, str]] = ()) -> Response:
-    return json_response({"error": message}, status, headers)

@@ -9,7 +9,7 @@ handler's own error statuses). What follows from a route's flags is added here, 
 * ``heavy`` → 429 (too many concurrent queries) and 503 (query timeout, storage unavailable);
 * a request body → 400 (not JSON) and 413 (over ``max_body_bytes``); query parameters → 400.
 
-Every error answer is ``{"error": "<message>"}`` (``#/components/schemas/Error``).
+Every error answer is ``{"error": "<message>", "code": "<code>"}`` (``#/components/schemas/Error``).
 """
 
 from __future__ import annotations
@@ -104,8 +104,9 @@ def document(routes: Sequence[Route]) -> dict[str, Any]:
         "paths": paths,
         "components": {
             "schemas": {"Error": ERROR},
-            "responses": {"Error": {"description": "An error: {\"error\": message}.", "content": {
-                "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}},
+            "responses": {"Error": {
+                "description": "An error: {\"error\": message, \"code\": code}.",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}},
             "securitySchemes": SECURITY_SCHEMES,
         },
     }

@@ -54,10 +54,10 @@ READINESS: Final[tuple[Callable[[Api], list[str]], ...]] = (_can_ingest, _can_qu
 
 
 def ready(api: Api, request: Request, params: dict[str, str]) -> Response:
-    """200 ``ready``, or 503 ``{"error": "not ready", "reasons": [...]}``."""
+    """200 ``ready``, or 503 ``{"error": "not ready", "code": "not_ready", "reasons": [...]}``."""
     reasons = [reason for check in READINESS for reason in check(api)]
     if reasons:
-        return json_response({"error": "not ready", "reasons": reasons}, 503)
+        return json_response({"error": "not ready", "code": "not_ready", "reasons": reasons}, 503)
     return text_response("ready")
 
 

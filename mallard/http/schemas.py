@@ -20,8 +20,13 @@ SITE_ID: Final[dict[str, Any]] = {
 DATE: Final[dict[str, Any]] = {"type": "string", "format": "date", "pattern": r"^\d{4}-\d{2}-\d{2}$",
                                "examples": ["2026-01-31"]}
 ERROR: Final[dict[str, Any]] = {
-    "type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"],
-    "description": "Every error answer: one key, a message saying what to do next.",
+    "type": "object", "required": ["error", "code"], "properties": {
+        "error": {"type": "string", "description": "What was wrong and what to do next (for people)."},
+        "code": {"type": "string", "pattern": "^[a-z][a-z0-9_]*$",
+                 "examples": ["invalid_query", "unknown_site", "rate_limited"],
+                 "description": "A stable machine-readable name of the error (snake_case): match this, "
+                                "never the message."}},
+    "description": "Every error answer: a message saying what to do next, and its code.",
 }
 
 

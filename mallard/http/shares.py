@@ -60,21 +60,24 @@ def _requested_site(request: Request) -> object:
 def authorize(api: Api, route: RouteType, request: Request, secret: str) -> None:
     """Let the request through under a shared link's rules (see the module docstring), or raise."""
     if route.access != "read":  # whatever the secret: no answer here tells a guesser anything
-        raise HTTPError(403, "A shared link only reads the stats of its site.")
+        raise HTTPError(403, "A shared link only reads the stats of its site.", code="shared_link_refused")
     ip = client_ip(request, api.settings) or "unknown"
     check_lockout(api, ip)
     link = api.mallard.shared_links.find(secret)
     if link is None:
         api.auth.record_failure(ip)
         api.count("mallard_shared_link_failures_total")
-        raise HTTPError(401, "Unknown shared link: ask the site's owner for a new one.")
+        raise HTTPError(401, "Unknown shared link: ask the site's owner for a new one.",
+                        code="unknown_shared_link")
     if link.revoked:
-        raise HTTPError(401, "This shared link was revoked: ask the site's owner for a new one.")
+        raise HTTPError(401, "This shared link was revoked: ask the site's owner for a new one.",
+                        code="shared_link_revoked")
     if route.pattern == "/api/sites":  # answers the link's site only (stats.sites)
         return
     site = _requested_site(request)
     if site is None or check_site(site) != link.site_id:
-        raise HTTPError(403, f"This shared link reads the stats of {link.site_id} only.")
+        raise HTTPError(403, f"This shared link reads the stats of {link.site_id} only.",
+                        code="shared_link_refused")
 
 
 def embed_headers(api: Api, request: Request) -> tuple[tuple[str, str], ...]:
@@ -104,7 +107,7 @@ def list_links(api: Api, request: Request, params: dict[str, str]) -> Response:
 
 def revoke(api: Api, request: Request, params: dict[str, str]) -> Response:
     if not api.mallard.shared_links.revoke(item_id(params["link_id"]), site_of_delete(request)):
-        raise HTTPError(404, "Shared link could not be found")
+        raise HTTPError(404, "Shared link could not be found", code="unknown_shared_link")
     return json_response({"revoked": "true"})
 
 

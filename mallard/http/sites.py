@@ -38,13 +38,14 @@ MAX_LIMIT: Final = 1000
 def request_body(request: Request) -> dict[str, Any]:
     body = request.json()
     if not isinstance(body, dict):
-        raise HTTPError(400, 'The body must be a JSON object with at least "site_id".')
+        raise HTTPError(400, 'The body must be a JSON object with at least "site_id".', code="invalid_body")
     return body
 
 
 def _site(value: object) -> str:
     if value is None:
-        raise HTTPError(400, "site_id is required (the site's domain, e.g. example.com).")
+        raise HTTPError(400, "site_id is required (the site's domain, e.g. example.com).",
+                        code="missing_field")
     return check_site(value)
 
 
@@ -56,7 +57,7 @@ def site_of_body(body: dict[str, Any]) -> str:
 def _optional_text(body: dict[str, Any], key: str) -> str | None:
     value = body.get(key)
     if value is not None and not isinstance(value, str):
-        raise HTTPError(400, f"{key} must be a string.")
+        raise HTTPError(400, f"{key} must be a string.", code="invalid_field")
     return value
 
 
@@ -65,16 +66,17 @@ def put_goal(api: Api, request: Request, params: dict[str, str]) -> Response:
     site = _site(body.get("site_id"))
     kind = body.get("goal_type")
     if kind not in ("event", "page"):
-        raise HTTPError(400, "goal_type must be 'event' or 'page'.")
+        raise HTTPError(400, "goal_type must be 'event' or 'page'.", code="invalid_field")
     props = body.get("custom_props")
     if props not in (None, {}):
-        raise HTTPError(400, "custom_props on goals are not supported by mallard; leave them out.")
+        raise HTTPError(400, "custom_props on goals are not supported by mallard; leave them out.",
+                        code="invalid_field")
     event_name = _optional_text(body, "event_name")
     page_path = _optional_text(body, "page_path")
     if kind == "event" and event_name is None:
-        raise HTTPError(400, "event_name is required when goal_type is 'event'.")
+        raise HTTPError(400, "event_name is required when goal_type is 'event'.", code="missing_field")
     if kind == "page" and page_path is None:
-        raise HTTPError(400, "page_path is required when goal_type is 'page'.")
+        raise HTTPError(400, "page_path is required when goal_type is 'page'.", code="missing_field")
     goal = api.mallard.goals.add(
         site, event_name=event_name if kind == "event" else None,
         page_path=page_path if kind == "page" else None,
@@ -91,9 +93,9 @@ def page(request: Request, items: list[Any]) -> tuple[list[Any], dict[str, Any]]
         after_id = None if after is None else int(after)
         before_id = None if before is None else int(before)
     except ValueError:
-        raise HTTPError(400, "limit, after and before must be integers.") from None
+        raise HTTPError(400, "limit, after and before must be integers.", code="invalid_param") from None
     if not 1 <= limit <= MAX_LIMIT:
-        raise HTTPError(400, f"limit must be between 1 and {MAX_LIMIT}.")
+        raise HTTPError(400, f"limit must be between 1 and {MAX_LIMIT}.", code="invalid_limit")
     if after_id is not None:
         chosen = [i for i in items if i.id > after_id][:limit]
     elif before_id is not None:
@@ -118,10 +120,10 @@ def _listed(goal: Goal) -> dict[str, Any]:
     return data
 
 
-def item_id(text: str, missing: str = "Not found.") -> int:
-    """A record id from a path or parameter; 404 (``missing``) for anything but 1-18 digits."""
+def item_id(text: str, missing: str = "Not found.", code: str = "not_found") -> int:
+    """A record id from a path or parameter; 404 (``missing``, ``code``) for anything but 1-18 digits."""
     if not (text.isascii() and text.isdigit()) or len(text) > 18:
-        raise HTTPError(404, missing)
+        raise HTTPError(404, missing, code=code)
     return int(text)
 
 
@@ -134,7 +136,7 @@ def site_of_delete(request: Request) -> str | None:
 
 def delete_goal(api: Api, request: Request, params: dict[str, str]) -> Response:
     if not api.mallard.goals.remove(item_id(params["goal_id"]), site_of_delete(request)):
-        raise HTTPError(404, "Goal could not be found")
+        raise HTTPError(404, "Goal could not be found", code="unknown_goal")
     return json_response({"deleted": "true"})
 
 
@@ -145,7 +147,8 @@ def put_segment(api: Api, request: Request, params: dict[str, str]) -> Response:
     filters = data.get("filters") if isinstance(data, dict) else None
     name = body.get("name")
     if not isinstance(name, str) or not isinstance(filters, list):
-        raise HTTPError(400, 'The body is {"site_id", "name", "segment_data": {"filters": [...]}}.')
+        raise HTTPError(400, 'The body is {"site_id", "name", "segment_data": {"filters": [...]}}.',
+                        code="invalid_body")
     segment: Segment = api.mallard.goals.add_segment(site, name, filters)
     return json_response(segment.to_json())
 
@@ -158,14 +161,14 @@ def list_segments(api: Api, request: Request, params: dict[str, str]) -> Respons
 
 def delete_segment(api: Api, request: Request, params: dict[str, str]) -> Response:
     if not api.mallard.goals.remove_segment(item_id(params["segment_id"]), site_of_delete(request)):
-        raise HTTPError(404, "Segment could not be found")
+        raise HTTPError(404, "Segment could not be found", code="unknown_segment")
     return json_response({"deleted": "true"})
 
 
 def _known_site(api: Api, params: dict[str, str]) -> str:
     site = check_site(params["site_id"])
     if site not in api.settings.site_ids and site not in api.queries.sites():
-        raise HTTPError(404, "Site could not be found")
+        raise HTTPError(404, "Site could not be found", code="unknown_site")
     return site
 
 
@@ -183,14 +186,16 @@ def put_site(api: Api, request: Request, params: dict[str, str]) -> Response:
     site = _known_site(api, params)
     body = request.json()
     if not isinstance(body, dict) or not body:
-        raise HTTPError(400, 'The body is {"currency": "EUR"} (or null to clear it).')
+        raise HTTPError(400, 'The body is {"currency": "EUR"} (or null to clear it).', code="invalid_body")
     other = sorted(k for k in body if k not in SITE_SETTINGS)
     if other:
         raise HTTPError(400, f"Only currency can be changed here; {', '.join(map(repr, other))[:200]} "
-                             "cannot (the time zone is the server's timezone setting).")
+                             "cannot (the time zone is the server's timezone setting).",
+                        code="invalid_field")
     currency = body["currency"]
     if currency is not None and not isinstance(currency, str):
-        raise HTTPError(400, "currency must be an ISO 4217 code such as 'EUR', or null to clear it.")
+        raise HTTPError(400, "currency must be an ISO 4217 code such as 'EUR', or null to clear it.",
+                        code="invalid_currency")
     api.mallard.goals.set_currency(site, currency)
     return json_response(_site_json(api, site))
 

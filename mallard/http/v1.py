@@ -325,7 +325,7 @@ def realtime_visitors(api: Api, request: Request, params: dict[str, str]) -> Res
 def realtime(api: Api, request: Request, params: dict[str, str]) -> Response:
     text = request.arg("limit") or "10"
     if not (text.isascii() and text.isdigit()) or len(text) > 6 or not 1 <= int(text) <= 100:
-        raise HTTPError(400, "limit is a whole number from 1 to 100.")
+        raise HTTPError(400, "limit is a whole number from 1 to 100.", code="invalid_limit")
     return json_response(api.queries.realtime(site_of(request), limit=int(text)).to_json())
 
 

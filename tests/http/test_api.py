@@ -285,7 +285,8 @@ def test_rate_limits_answer_429_with_retry_after_and_are_counted(api: Api, which
     assert [r.status for r in answers] == [202, 202, 429]
     refused = answers[2]
     assert dict(refused.headers)["Retry-After"] == "1"
-    assert orjson.loads(refused.body) == {"error": "Rate limit exceeded. Slow down."}
+    assert orjson.loads(refused.body) == {"error": "Rate limit exceeded. Slow down.",
+                                          "code": "rate_limited"}
     assert "mallard_rate_limit_rejections_total 1.0" in api.metrics.render()[0].decode()
     assert api.mallard.stats().buffer.pending == 2
 @pytest.mark.parametrize("site", ["a" * 248, "a:" * 83], ids=["248 characters", "83 colons (%3A)"])
@@ -322,7 +323,7 @@ def test_asset_name_too_long_for_the_filesystem_is_404(api: Api, path: str) -> N
     """Regression (hypothesis over the route table): a dashboard file name longer than the filesystem
     allows answered 500 (ENAMETOOLONG from the lookup); it is simply not found."""
     status, _, body = get(api, path)
-    assert status == 404 and orjson.loads(body) == {"error": "Not found."}
+    assert status == 404 and orjson.loads(body) == {"error": "Not found.", "code": "not_found"}
 
 
 def test_detailed_health_lists_quarantined_files_only_to_readers(api: Api) -> None:

@@ -526,7 +526,8 @@ def test_saved_funnel_routes_answer_json_errors(live: Live) -> None:
         listed = c.get("/api/v1/sites/funnels", params={"site_id": d}).json()
         assert listed == {"funnels": [], "meta": {"after": None, "before": None, "limit": 100}}
         r = c.get("/api/stats/funnel", params={"site_id": d, "funnel": "12"})
-        assert r.status_code == 404 and r.json() == {"error": "Funnel could not be found"}
+        assert r.status_code == 404 and r.json() == {"error": "Funnel could not be found",
+                                                  "code": "unknown_funnel"}
         r = c.post("/api/v1/sites/funnels", content=orjson.dumps(
             {"site_id": d, "name": "F", "steps": ["page:/"]}), headers=JSON)
         assert r.status_code == 401 and "error" in r.json()

@@ -2,9 +2,10 @@
 document, with an Admin API key (so the admin routes run too) and without credentials.
 
 Checks per response: no 5xx except a documented 503; the status is one the operation documents; the
-content type is a documented one; every error body is JSON ``{"error": "<string>"}``; a request the
-schema calls invalid is refused with a 4xx. Not checked: that schema-valid data is accepted, because
-some rules (an end date before the start date, a range over 366 days) are not in JSON Schema.
+content type is a documented one; every error body is JSON ``{"error": "<string>", "code": "<string>"}``;
+a request the schema calls invalid is refused with a 4xx. Not checked: that schema-valid data is
+accepted, because some rules (an end date before the start date, a range over 366 days) are not in
+JSON Schema.
 """
 
 from __future__ import annotations
@@ -40,13 +41,14 @@ DOCUMENT = document(ROUTES)
 
 
 def error_body_is_json(ctx: Any, response: schemathesis.Response, case: schemathesis.Case) -> None:
-    """Every 4xx/5xx (but the documented plain-text ones) is ``{"error": "<string>"}``."""
+    """Every 4xx/5xx (but the documented plain-text ones) is ``{"error": "<string>", "code": "<string>"}``."""
     if response.status_code < 400 or (case.method, case.path, response.status_code) in TEXT_ERRORS:
         return
     ctype = response.headers.get("content-type", [""])[0]
     assert ctype.startswith("application/json"), f"{response.status_code} with {ctype!r}"
     body = response.json()
     assert isinstance(body, dict) and isinstance(body.get("error"), str), body
+    assert isinstance(body.get("code"), str), body
 
 
 def no_undocumented_server_error(ctx: Any, response: schemathesis.Response,

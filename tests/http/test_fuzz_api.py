@@ -2,8 +2,8 @@
 strings, headers and bodies (invalid UTF-8, huge numbers, extreme dates, NaN, deeply nested JSON).
 
 Every answer must be below 500 (a 503 only with ``Retry-After``: storage or a query timeout) with a JSON
-``{"error": ...}`` body on errors, and must come back within a generous bound: each call runs in a
-thread joined with a timeout, so a hang fails the test instead of blocking it.
+``{"error": ..., "code": ...}`` body on errors, and must come back within a generous bound: each call
+runs in a thread joined with a timeout, so a hang fails the test instead of blocking it.
 """
 
 from __future__ import annotations
@@ -179,8 +179,10 @@ def test_no_route_answers_5xx_or_hangs(route: Route, setup: tuple[Api, str]) -> 
         assert status < 500 or (status == 503 and response.header("Retry-After")), (
             status, response.body[:300])
         if status >= 400 and (request.path, status) not in TEXT_ERRORS:
-            body = orjson.loads(response.body) if request.method != "HEAD" else {"error": ""}
+            body = (orjson.loads(response.body) if request.method != "HEAD"
+                    else {"error": "", "code": ""})
             assert isinstance(body, dict) and isinstance(body.get("error"), str), body
+            assert isinstance(body.get("code"), str), body
 
     check()
 

@@ -76,7 +76,7 @@ def test_not_ready_answers_503_with_the_reasons(tmp_path: Path) -> None:
     r = Api.for_mallard(m).handle(Request("GET", "/health/ready"))
     assert r.status == 503
     assert orjson.loads(r.body) == {
-        "error": "not ready",
+        "error": "not ready", "code": "not_ready",
         "reasons": [f"ingestion cannot start: Cannot use the spool directory {tmp_path / 'spool'}: "
                     "File exists."]}
     m.close()

@@ -186,7 +186,8 @@ def test_saved_funnels_over_http(live: Live, keys: dict[str, str]) -> None:
                       ).status_code == 400
         for unknown in ("999999", "abc"):
             r = ro.get("/api/stats/funnel", params={**q, "funnel": unknown})
-            assert r.status_code == 404 and r.json() == {"error": "Funnel could not be found"}
+            assert r.status_code == 404 and r.json() == {"error": "Funnel could not be found",
+                                                          "code": "unknown_funnel"}
         other = ro.get("/api/stats/funnel", params={"site_id": OTHER, "funnel": saved["id"]})
         assert other.status_code == 404
     with mallard.Mallard(data_dir=live.data_dir) as m:  # another process, as an operator's script

@@ -161,7 +161,9 @@ def test_a_sites_settings_are_read_and_its_currency_set(live: Live, keys: dict[s
     site = "settings-route.example"
     path = f"/api/v1/sites/{site}"
     with client(live, keys["Admin"]) as c:
-        assert c.get(path).status_code == 404 and c.get(path).json() == {"error": "Site could not be found"}
+        r = c.get(path)
+        assert r.status_code == 404
+        assert r.json() == {"error": "Site could not be found", "code": "unknown_site"}
         assert put(c, path, {"currency": "EUR"}).status_code == 404
         r = c.post("/api/event", content=orjson.dumps({"d": site, "n": "pageview", "u": f"https://{site}/"}))
         assert r.status_code == 202, r.text

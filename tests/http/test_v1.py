@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -295,7 +296,8 @@ BAD = [
 
 
 def test_bad_input_answers_400_json(keyed: tuple[Live, str]) -> None:
-    """Every malformed or unsupported v1 request answers 400 with Plausible's {"error": "..."}."""
+    """Every malformed or unsupported v1 request answers 400 with Plausible's {"error": "..."} (and
+    mallard's code)."""
     live, key = keyed
     auth = {"Authorization": f"Bearer {key}"}
     with live.client() as c:
@@ -304,7 +306,8 @@ def test_bad_input_answers_400_json(keyed: tuple[Live, str]) -> None:
             r = c.get(f"/api/v1/stats/{path}?{query}", headers=auth)
             assert r.status_code == 400, (path, query, r.text)
             body = r.json()
-            assert list(body) == ["error"] and isinstance(body["error"], str) and body["error"], body
+            assert list(body) == ["error", "code"] and isinstance(body["error"], str) and body["error"], body
+            assert re.fullmatch(r"[a-z][a-z0-9_]*", body["code"]), body
         r = c.get("/api/stats/realtime", params={"site_id": "a.example", "limit": "0"}, headers=auth)
         assert r.status_code == 400 and "error" in r.json()
 
