@@ -15,6 +15,8 @@ import os
 
 from .app import Mallard as Mallard
 from .app import Stats as Stats
+from .auth import Auth as Auth
+from .buffer import BufferStats as BufferStats
 from .buffer import EventBuffer as EventBuffer
 from .errors import ConfigurationError as ConfigurationError
 from .errors import InvalidEventError as InvalidEventError
@@ -27,8 +29,13 @@ from .funnels import SavedFunnel as SavedFunnel
 from .funnels import SavedFunnels as SavedFunnels
 from .goals import Goal as Goal
 from .goals import Goals as Goals
+from .goals import Segment as Segment
+from .payload import RawEvent as RawEvent
+from .privacy import Salts as Salts
 from .queries import Queries as Queries
+from .queries.access import Access as Access
 from .queries.filters import Condition as Condition
+from .queries.filters import FilterInput as FilterInput
 from .queries.model import Query as Query
 from .queries.periods import DateRange as DateRange
 from .queries.results import MainStats as MainStats
@@ -41,7 +48,11 @@ from .queries.revenue import Revenue as Revenue
 from .settings import Settings as Settings
 from .shares import SharedLink as SharedLink
 from .shares import SharedLinks as SharedLinks
+from .store import ErasureResult as ErasureResult
 from .store import Store as Store
+from .store.quarantine import QuarantinedFile as QuarantinedFile
+from .telemetry import ProcessCounters as ProcessCounters
+from .tracker import ClientContext as ClientContext
 from .tracker import Outcome as Outcome
 from .tracker import Tracker as Tracker
 
@@ -61,11 +72,17 @@ def open(data_dir: str | os.PathLike[str], **options: object) -> Queries:
 
 
 __all__ = [
+    "Access",
+    "Auth",
+    "BufferStats",
+    "ClientContext",
     "Condition",
     "ConfigurationError",
     "DateRange",
+    "ErasureResult",
     "Event",
     "EventBuffer",
+    "FilterInput",
     "Goal",
     "Goals",
     "InvalidEventError",
@@ -75,16 +92,21 @@ __all__ = [
     "MallardError",
     "open",
     "Outcome",
+    "ProcessCounters",
+    "QuarantinedFile",
     "Queries",
     "Query",
     "QueryResult",
     "QueryTimeoutError",
+    "RawEvent",
     "Record",
     "Report",
     "Result",
     "Revenue",
+    "Salts",
     "SavedFunnel",
     "SavedFunnels",
+    "Segment",
     "Settings",
     "SharedLink",
     "SharedLinks",

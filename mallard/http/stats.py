@@ -17,6 +17,7 @@ import orjson
 
 from ..errors import InvalidQueryError
 from ..exporting import to_csv, to_json
+from ..queries.filters import FilterInput
 from ..queries.include import change
 from ..queries.model import check_site
 from ..queries.periods import MAX_API_DAYS, DateRange
@@ -65,21 +66,22 @@ def limit_of(request: Request, default: int = 10, maximum: int = MAX_LIMIT) -> i
     return value
 
 
-def filters_of(request: Request) -> object:
+def filters_of(request: Request) -> FilterInput:
     """``filters``: Mallard Metrics' string (``dim==value;…``), or, when it starts with ``[``, Plausible's
     v2 filters as JSON (several values, ``has_done``, ``["is", "segment", [id]]``)."""
     text = request.arg("filters") or None
     if text is None or not text.lstrip().startswith("["):
         return text
     try:
-        return orjson.loads(text)  # nesting deeper than 1024 is a decode error, not a RecursionError
+        parsed: FilterInput = orjson.loads(text)  # nesting deeper than 1024: a decode error
+        return parsed
     except orjson.JSONDecodeError:
         raise HTTPError(400, "filters starting with '[' must be JSON: a list of Stats API v2 filters "
                              "such as [[\"is\", \"visit:source\", [\"Google\"]]].",
                         code="invalid_filter") from None
 
 
-def scope_of(api: Api, request: Request) -> tuple[str, DateRange, object]:
+def scope_of(api: Api, request: Request) -> tuple[str, DateRange, FilterInput]:
     """The site, date range and filters a stats request names."""
     site = site_of(request)
     return site, range_of(api, request, site), filters_of(request)

@@ -29,6 +29,7 @@ from .access import Access
 from .buckets import bucket_labels
 from .engine import Engine
 from .export import raw_export
+from .filters import Filter, FilterInput
 from .freshness import LiveCache
 from .goals import check_segment_filters, for_analysis
 from .model import Query, build, check_site, parse_query
@@ -107,7 +108,7 @@ class Queries:
         return self._engine.run(query, self.goals, self.today)
 
     def query(self, site: str, *, metrics: Sequence[str] = ("visitors",),
-              dimensions: Sequence[str] = (), filters: object = None, period: str | None = None,
+              dimensions: Sequence[str] = (), filters: FilterInput = None, period: str | None = None,
               start_date: str | date | None = None, end_date: str | date | None = None,
               order_by: Sequence[Sequence[str]] | None = None, limit: int | None = None,
               offset: int = 0, timezone: str | None = None) -> QueryResult:
@@ -147,7 +148,7 @@ class Queries:
 
     # -- presets (Mallard Metrics report shapes) --------------------------------------------------
     def main(self, site: str, *, period: str | None = None, start_date: str | date | None = None,
-             end_date: str | date | None = None, filters: object = None,
+             end_date: str | date | None = None, filters: FilterInput = None,
              timezone: str | None = None) -> MainStats:
         """Headline figures: visitors, pageviews, events, sessions, bounce rate (a fraction 0-1),
         visit duration; read them as attributes (``.unique_visitors``) or keys."""
@@ -169,7 +170,7 @@ class Queries:
     def timeseries(self, site: str, *, period: str | None = None,
                    start_date: str | date | None = None, end_date: str | date | None = None,
                    interval: str | None = None, metrics: Sequence[str] = ("visitors", "pageviews"),
-                   filters: object = None, timezone: str | None = None) -> Table:
+                   filters: FilterInput = None, timezone: str | None = None) -> Table:
         """Zero-filled series ``[{date, visitors, pageviews}]``; hourly for ranges of ≤ 2 days."""
         rng = self.date_range(site, period, start_date, end_date, timezone=timezone)
         if interval is None:
@@ -185,7 +186,7 @@ class Queries:
     def breakdown(self, site: str, dimension_name: str, *, period: str | None = None,
                   start_date: str | date | None = None, end_date: str | date | None = None,
                   metrics: Sequence[str] = ("visitors", "pageviews"), limit: int = 10,
-                  offset: int = 0, filters: object = None, timezone: str | None = None) -> Table:
+                  offset: int = 0, filters: FilterInput = None, timezone: str | None = None) -> Table:
         """Top values of a dimension: rows ``{value, visitors, pageviews}`` (``(unknown)`` for none).
 
         ``dimension_name`` is a Mallard Metrics slug (``pages``, ``sources``, ``browsers``, ``os``,
@@ -202,7 +203,7 @@ class Queries:
 
     def export(self, site: str, *, period: str | None = None, start_date: str | date | None = None,
                end_date: str | date | None = None, kind: str = "daily", limit: int = 100_000,
-               filters: object = None, timezone: str | None = None) -> Table:
+               filters: FilterInput = None, timezone: str | None = None) -> Table:
         """``kind="daily"``: per day visitors, pageviews, top page and source (zero-filled);
         ``kind="raw"``: one row per event, every column but ``site_id`` and ``visitor_id``.
         """
@@ -231,7 +232,7 @@ class Queries:
 
     # -- behavioural analyses (own modules; see docs/queries.md) ----------------------------------
     def sessions(self, site: str, *, period: str | None = None, start_date: str | date | None = None,
-                 end_date: str | date | None = None, filters: object = None,
+                 end_date: str | date | None = None, filters: FilterInput = None,
                  timezone: str | None = None) -> Record:
         """Sessions (a new one after a gap of more than ``session_window_minutes``): their number, mean
         duration, pageviews per session and bounce rate (0-1), from the same sessions as ``main``."""
@@ -245,7 +246,7 @@ class Queries:
 
     def funnel(self, site: str, steps: Sequence[str] | str, *, window: str | int = "1 day",
                period: str | None = None, start_date: str | date | None = None,
-               end_date: str | date | None = None, filters: object = None,
+               end_date: str | date | None = None, filters: FilterInput = None,
                timezone: str | None = None) -> Report:
         """Cumulative funnel: identities reaching at least each step within ``window`` of step 1
         (ClickHouse ``windowFunnel(window, 'strict_once')``).
@@ -260,7 +261,7 @@ class Queries:
 
     def sequences(self, site: str, steps: Sequence[str] | str, *, period: str | None = None,
                   start_date: str | date | None = None, end_date: str | date | None = None,
-                  filters: object = None, timezone: str | None = None) -> Record:
+                  filters: FilterInput = None, timezone: str | None = None) -> Record:
         """Identities that performed every step in order, without a time window (at least 2 steps)."""
         from .funnels import sequences
 
@@ -270,7 +271,7 @@ class Queries:
 
     def retention(self, site: str, *, weeks: int = 4, period: str | None = None,
                   start_date: str | date | None = None, end_date: str | date | None = None,
-                  filters: object = None, timezone: str | None = None, identity: str = "all") -> Report:
+                  filters: FilterInput = None, timezone: str | None = None, identity: str = "all") -> Report:
         """Weekly cohorts by the ISO week of each identity's first visit in the range, with counts and
         rates per week offset, and a caveat when daily anonymous ids make later weeks structurally 0;
         ``identity="user_id"``: identified users only."""
@@ -282,7 +283,7 @@ class Queries:
 
     def flow(self, site: str, page: str, *, limit: int = 10, period: str | None = None,
              start_date: str | date | None = None, end_date: str | date | None = None,
-             filters: object = None, timezone: str | None = None, direction: str = "next") -> Report:
+             filters: FilterInput = None, timezone: str | None = None, direction: str = "next") -> Report:
         """The pages viewed next after each visitor's first pageview of ``page``, and the exits
         (``direction="previous"``: the pages viewed just before it, and the entrances)."""
         from .flow import flow
@@ -291,7 +292,7 @@ class Queries:
         return flow(self.access, check_site(site), rng, page, limit,
                     self._analysis_filters(site, rng, filters), direction)
 
-    def _analysis_filters(self, site: str, rng: DateRange, filters: object) -> object:
+    def _analysis_filters(self, site: str, rng: DateRange, filters: FilterInput) -> Filter | None:
         """``filters`` with segments and goals resolved, for analyses that compile filters themselves."""
         query = build(site, rng, filters=filters)
         return for_analysis(query, lambda: self.goals.list(query.site_id),
@@ -299,7 +300,7 @@ class Queries:
 
     def properties(self, site: str, *, limit: int = 50, contains: str = "", period: str | None = None,
                    start_date: str | date | None = None, end_date: str | date | None = None,
-                   filters: object = None, timezone: str | None = None) -> Report:
+                   filters: FilterInput = None, timezone: str | None = None) -> Report:
         """The custom property keys of the range's events (``key``, ``visitors``, ``events``), most
         visitors first: what ``event:props:<key>`` can be asked for; ``contains``: keys holding it, in
         any case (suggestions for a filter menu)."""

@@ -7,7 +7,7 @@ from ..errors import InvalidQueryError
 from ..events import COLUMN_NAMES
 from .access import ReaderFactory
 from .acquisition import with_computed
-from .filters import event_rows
+from .filters import FilterInput, event_rows
 from .model import build
 from .periods import DateRange
 from .results import Table
@@ -21,7 +21,7 @@ EXPORTED_COLUMNS = tuple(c for c in COLUMN_NAMES if c not in (
     "site_id", "visitor_id", "visitor_id_prev", "user_id", "scroll_depth", "engagement_ms"))
 
 
-def raw_export(reading: ReaderFactory, site: str, rng: DateRange, limit: int, filters: object) -> Table:
+def raw_export(reading: ReaderFactory, site: str, rng: DateRange, limit: int, filters: FilterInput) -> Table:
     """The events of ``site`` in ``rng`` matching ``filters`` (event conditions only), in time order,
     at most ``limit`` (1 to 1,000,000) of them."""
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1_000_000:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import re2
 
@@ -82,6 +82,10 @@ class Behaviour:
 
 
 Filter = Condition | Logic | Not | Behaviour
+#: What every ``filters=`` argument accepts: a filter tree (:class:`Condition`, :class:`Logic`…),
+#: Mallard Metrics' filter string (``"event:page==/pricing;visit:country==DE"``), Plausible's v2 JSON
+#: shape (a list of ``[operator, dimension, [values]]`` filters, or one filter), or None (no filter).
+FilterInput = Filter | str | Sequence[Any] | None
 BEHAVIOURS: Final = ("has_done", "has_not_done")
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 from ..errors import InvalidQueryError
+from .filters import FilterInput
 from .model import check_option
 from .periods import DateRange
 from .results import Report
@@ -57,7 +58,7 @@ def check_limit(limit: object) -> int:
 
 
 def compile_flow(source: Sql, site: str, lower: object, upper: object, page: str, limit: int,
-                 filters: object = None, sessions: Sql | None = None, backwards: bool = False) -> Sql:
+                 filters: FilterInput = None, sessions: Sql | None = None, backwards: bool = False) -> Sql:
     """SQL: a totals row ``(0, NULL, visitors_at_page, exits)``, then ``(1, next_page, visitors, 0)``.
 
     ``sessions``: the session rows starting in the range or reaching into it, needed with ``filters``.
@@ -84,7 +85,7 @@ def compile_flow(source: Sql, site: str, lower: object, upper: object, page: str
 
 
 def flow(access: Access, site: str, rng: DateRange, page: str, limit: int = 10,
-         filters: object = None, direction: str = "next") -> Report:
+         filters: FilterInput = None, direction: str = "next") -> Report:
     """The pages visitors view next after their first pageview of ``page`` in ``rng``.
 
     Returns a :class:`Report` whose rows are the next pages ``{"next_page", "visitors", "share"}``

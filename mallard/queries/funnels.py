@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from ..errors import InvalidQueryError
 from . import sessions as _sessions
+from .filters import FilterInput
 from .periods import DateRange
 from .results import Record, Report
 from .selection import keep_ctes, needs, read_selected
@@ -228,7 +229,7 @@ def _rate(n: int, d: int) -> float:
 
 
 def funnel(access: Access, site: str, rng: DateRange, steps: Sequence[str] | str, window_seconds: int,
-           filters: object = None) -> Report:
+           filters: FilterInput = None) -> Report:
     """Cumulative funnel: for each step, the identities that reached at least that step (§5.2).
 
     Args:
@@ -269,7 +270,7 @@ def funnel(access: Access, site: str, rng: DateRange, steps: Sequence[str] | str
 
 
 def sequences(access: Access, site: str, rng: DateRange, steps: Sequence[str] | str,
-              filters: object = None) -> Record:
+              filters: FilterInput = None) -> Record:
     """Sequence conversion (§5.4): identities that did all steps in order, with no time limit.
 
     Returns:

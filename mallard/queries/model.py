@@ -80,7 +80,7 @@ def check_site(site_id: object) -> str:
 
 
 def build(site_id: object, date_range: DateRange, *, metrics: Sequence[str] = ("visitors",),
-          dimensions: Sequence[str] = (), filters: object = None,
+          dimensions: Sequence[str] = (), filters: _filters.FilterInput = None,
           order_by: Sequence[Sequence[str]] | None = None, limit: int | None = None,
           offset: int = 0) -> Query:
     """A validated :class:`Query` (names resolved, filters parsed, order checked)."""

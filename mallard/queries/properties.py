@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 from ..errors import InvalidQueryError
+from .filters import FilterInput
 from .periods import DateRange
 from .results import Report
 from .selection import actor_selection, read_selected
@@ -37,7 +38,7 @@ PROPERTY_COLUMNS: Final = ("key", "visitors", "events")
 
 
 def compile_properties(source: Sql, site: str, lower: object, upper: object, limit: int,
-                       filters: object, sessions: Sql | None, contains: str = "") -> Sql:
+                       filters: FilterInput, sessions: Sql | None, contains: str = "") -> Sql:
     """SQL: rows ``(key, visitors, events)``, most visitors first."""
     selection, keep = actor_selection("property list", filters, sessions, site, lower, upper)
     # json_keys is [] for a JSON value that is not an object; text that is not JSON (a file written by
@@ -52,7 +53,7 @@ def compile_properties(source: Sql, site: str, lower: object, upper: object, lim
 
 
 def properties(access: Access, site: str, rng: DateRange, limit: int = 50,
-               filters: object = None, contains: str = "") -> Report:
+               filters: FilterInput = None, contains: str = "") -> Report:
     """The custom property keys of ``site``'s events in ``rng`` (those holding ``contains``, in any
     case) with their visitors and events.
 

@@ -27,6 +27,7 @@ from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
 from ..errors import InvalidQueryError
+from .filters import FilterInput
 from .model import check_option
 from .periods import DateRange
 from .results import Report
@@ -60,7 +61,7 @@ def first_unreachable_week(rotation_days: int) -> int:
 
 
 def compile_retention(source: Sql, site: str, lower: object, upper: object, weeks: int,
-                      filters: object = None, sessions: Sql | None = None) -> Sql:
+                      filters: FilterInput = None, sessions: Sql | None = None) -> Sql:
     """SQL: rows ``(cohort DATE, k, identified, anonymous)`` = members per kind active in week k.
 
     ``sessions``: the session rows starting in the range or reaching into it, needed with ``filters``.
@@ -106,7 +107,7 @@ def _ended(cohort: date, weeks: int, horizon: datetime) -> bool:
 
 
 def retention(access: Access, site: str, rng: DateRange, weeks: int,
-              filters: object = None, identity: str = "all") -> Report:
+              filters: FilterInput = None, identity: str = "all") -> Report:
     """Weekly retention cohorts of ``site`` over ``rng`` (identities first seen in the range).
 
     Returns a :class:`Report` whose rows are the cohorts ``{"cohort_date", "visitors", "retained",
