@@ -9,6 +9,7 @@ returns, so an event offered while a view is taken is allowed either way.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,3 +49,20 @@ def check_view(ids: list[int], acked_before: int, offering_after: int, problems:
         problems.append(f"missing {sorted(missing)[:5]}")
     if any(i >= offering_after for i in ids):
         problems.append(f"saw an event never offered (offering {offering_after}, max {max(ids)})")
+
+
+def offer_while_running(threads: list[threading.Thread], stop: threading.Event, close: Callable[[], bool],
+                        offer: Callable[[int], None], progress: Progress, done: Callable[[], bool],
+                        problems: list[str]) -> None:
+    """Start ``threads``, :func:`offer_until` ``done()``, then stop them (``stop``), join them and
+    ``close()`` the buffer (which must store everything); no thread may have seen a problem."""
+    for t in threads:
+        t.start()
+    try:
+        offer_until(offer, progress, done, problems)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+        assert close()
+    assert problems == []

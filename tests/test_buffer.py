@@ -19,7 +19,7 @@ from mallard import Event, EventBuffer
 from mallard.store.recovery import read_segment
 from mallard.store.spool import Spool
 
-from .concurrency import Progress, check_view, offer_until
+from .concurrency import Progress, check_view, offer_while_running
 from .factories import make_event, make_events
 
 
@@ -296,16 +296,8 @@ def test_reader_never_sees_an_event_twice_or_misses_one() -> None:
         assert buf.offer(make_event(pathname=f"/p/{i}"))
 
     threads = [threading.Thread(target=reader) for _ in range(2)]
-    for t in threads:
-        t.start()
-    try:
-        offer_until(offer, progress, lambda: progress.reads > 50 and len(lake.batches) > 10, problems)
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(30)
-        assert buf.close(30)
-    assert problems == []
+    offer_while_running(threads, stop, lambda: buf.close(30), offer, progress,
+                        lambda: progress.reads > 50 and len(lake.batches) > 10, problems)
     assert sorted(int(e.pathname[3:]) for e in lake.published) == list(range(progress.acked))
 
 
