@@ -446,6 +446,7 @@ class BufferMachine(RuleBasedStateMachine):
 
 
 TestBufferMachine = BufferMachine.TestCase
+TestBufferMachine.pytestmark = [pytest.mark.slow]  # 100 runs of 30 steps: ~9 s
 TestBufferMachine.settings = settings(max_examples=100, stateful_step_count=30, deadline=None,
                                       suppress_health_check=[HealthCheck.too_slow])
 

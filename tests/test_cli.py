@@ -13,6 +13,9 @@ import pytest
 import mallard
 from mallard.exporting import csv_field, to_csv
 
+# real servers or processes (`pytest -m 'not slow'` leaves them out)
+pytestmark = pytest.mark.slow
+
 UA = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
       "Chrome/120.0.0.0 Safari/537.36")
 

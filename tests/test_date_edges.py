@@ -272,6 +272,7 @@ def test_python_api_refuses_the_calendar_ends(m: mallard.Mallard, day: str) -> N
             call()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["stats", "export"])
 def test_cli_refuses_the_calendar_ends(m: mallard.Mallard, command: str) -> None:
     """``mallard stats|export --start-date 9999-12-31``: exit status 2 and one line naming the dates, no

@@ -19,6 +19,9 @@ import mallard
 from tests import ledger
 from tests.ledger import assert_exactly_once
 
+# real servers or processes (`pytest -m 'not slow'` leaves them out)
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 SITE = "durable.example"
 UA = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "

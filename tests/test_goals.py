@@ -181,6 +181,7 @@ _PATTERNS = st.lists(st.one_of(_PATH_CHARS, st.just("*"), st.just("**")), max_si
 _PATHS = st.lists(_PATH_CHARS, max_size=10).map(lambda parts: "/" + "".join(parts))
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(pattern=_PATTERNS, paths=st.lists(_PATHS, min_size=1, max_size=5))
 def test_wildcard_page_goals_match_like_the_reference(con: duckdb.DuckDBPyConnection, pattern: str,

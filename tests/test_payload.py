@@ -213,6 +213,7 @@ def test_missing_field_is_named() -> None:
     assert str(rejected(body({"d": "example.com", "u": "/"}))) == "Missing required field 'n'."
 
 
+@pytest.mark.slow
 @settings(max_examples=300, derandomize=True, database=None, deadline=None)
 @given(request_bodies())
 def test_parse_body_only_ever_raises_invalid_event_error(data: bytes) -> None:

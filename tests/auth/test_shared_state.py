@@ -25,6 +25,9 @@ from tests.auth.conftest import (
     all_state_bytes,
 )
 
+# real servers or processes (`pytest -m 'not slow'` leaves them out)
+pytestmark = pytest.mark.slow
+
 
 def test_restart_keeps_password_keys_and_revocations(make_auth: MakeAuth) -> None:
     """A new Auth on the same directory sees the password, the keys, the logouts and the lockouts."""

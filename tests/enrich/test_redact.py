@@ -62,6 +62,7 @@ def _grouped(number: str, sep: str) -> str:
 
 
 # -- e-mail addresses ------------------------------------------------------------------------------------
+@pytest.mark.slow
 @settings(max_examples=300)
 @given(before=_FILLER, email=st.emails(), after=_FILLER)
 def test_any_email_in_any_text_is_redacted(before: str, email: str, after: str) -> None:

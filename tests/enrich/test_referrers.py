@@ -365,6 +365,7 @@ _urls = st.builds(
 )
 
 
+@pytest.mark.slow
 @settings(database=None, deadline=None, max_examples=500)
 @given(_urls, st.one_of(st.none(), _hosts))
 def test_never_raises_on_generated_urls(url: str, page_host: str | None) -> None:

@@ -84,6 +84,7 @@ def test_a_bad_q_value_refuses_that_coding(api: Api) -> None:
     assert get(api, "/app.js", accept_encoding="gzip;q=abc")[1].get("content-encoding") is None
 
 
+@pytest.mark.slow
 def test_compressed_through_every_host(live: Live) -> None:
     """The adapters pass the coded body and its headers through untouched; httpx decodes it."""
     raw = (DASHBOARD / "ui" / "api.js").read_bytes()

@@ -106,6 +106,7 @@ def test_a_goal_added_or_deleted_over_http_is_answered_at_once(api: Keyed) -> No
     assert get(api, GOALS, query) == ("hit", [])
 
 
+@pytest.mark.slow
 def test_a_goal_added_by_another_process_is_answered_at_once(api: Keyed) -> None:
     """`mallard goals add` (another process, on the same data directory) makes this process's cached
     answer unreachable: the key holds what is stored in state/, not an in-process notice."""

@@ -178,6 +178,7 @@ def coded(r: httpx.Response, status: int, code: str) -> dict[str, object]:
     ("wrong_password", 401, "wrong_password"),
     ("cross_site", 403, "cross_site_refused"),
 ])
+@pytest.mark.slow
 def test_auth_errors(admin: Admin, name: str, status: int, code: str) -> None:
     body = coded(admin.before[name], status, code)
     if name == "setup_again":
@@ -201,6 +202,7 @@ BAD_EVENTS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("body", "status", "code"), BAD_EVENTS,
                          ids=["empty-object", "batch-missing-url", "bad-width", "empty-batch", "empty-site",
                               "control-only-name", "long-url", "bad-site", "malformed"])
@@ -209,6 +211,7 @@ def test_ingestion_errors(live: Live, body: bytes, status: int, code: str) -> No
         coded(c.post("/api/event", content=body, headers=JSON), status, code)
 
 
+@pytest.mark.slow
 def test_ingestion_refusals(live: Live) -> None:
     """The pixel's parameters are query parameters (400, never 422); a body over the limit is 413."""
     with live.client() as c:
@@ -221,6 +224,7 @@ def test_ingestion_refusals(live: Live) -> None:
         assert post(c, event("e.example")).status_code == 202
 
 
+@pytest.mark.slow
 def test_routing_errors(live: Live) -> None:
     with live.client() as c:
         coded(c.get("/api/nope"), 404, "not_found")
@@ -228,6 +232,7 @@ def test_routing_errors(live: Live) -> None:
         assert body["error"] == "Method PUT not allowed."
 
 
+@pytest.mark.slow
 def test_query_errors(live: Live, admin: Admin) -> None:
     """InvalidQueryError answers its own code; the Stats API v1 and v2 keep Plausible's text."""
     with client(live, admin) as c:
@@ -245,6 +250,7 @@ def test_query_errors(live: Live, admin: Admin) -> None:
         coded(c.post("/api/v2/query", content=b"{", headers=JSON), 400, "malformed_json")
 
 
+@pytest.mark.slow
 def test_admin_route_errors(live: Live, admin: Admin) -> None:
     """The core's own rules (a goal's currency: GoalError, MallardError's row) and the 404s of records."""
     with client(live, admin) as c:
@@ -261,6 +267,7 @@ def test_admin_route_errors(live: Live, admin: Admin) -> None:
         coded(c.get("/api/stats/main", params={"site_id": "g.example"}), 401, "unauthorized")
 
 
+@pytest.mark.slow
 def test_storage_errors_are_503_without_the_file_name(live: Live, admin: Admin) -> None:
     """An API key list that cannot be read (StorageError) answers 503 storage_unavailable, naming no
     file; restored, the key works again."""

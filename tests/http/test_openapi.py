@@ -132,6 +132,7 @@ def test_bodies_the_server_refuses_break_the_schema(body: Any) -> None:
     assert not _BODY_VALIDATOR.is_valid(body)
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(st.one_of(raw_payloads(), request_bodies()))
 def test_event_schema_never_refuses_what_the_parser_accepts(value: Any) -> None:

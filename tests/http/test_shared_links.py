@@ -21,6 +21,9 @@ import mallard
 from .conftest import KINDS, Live, eventually, serving, start, stop
 from .test_sites import cli
 
+# real servers or processes (`pytest -m 'not slow'` leaves them out)
+pytestmark = pytest.mark.slow
+
 UA = "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0"
 PASSWORD = "a long enough test password"
 SITE, OTHER = "shared.example", "other.example"

@@ -129,6 +129,7 @@ def today() -> date:
 
 
 # -- through every adapter -------------------------------------------------------------------------
+@pytest.mark.slow
 def test_aggregate_matches_sql(keyed: tuple[Live, str]) -> None:
     """aggregate: each metric as {value}, with compare=previous_period {value, comparison_value,
     change}; the figures are those of SQL over the Parquet; without a key the answer is 401."""

@@ -484,6 +484,7 @@ def _shortest_times(events: list[Event], steps: list[str],
     return out
 
 
+@pytest.mark.slow
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @example(data=(EDGES, 2), steps=["page:/a", "page:/b", "event:buy"], seed=0)
 @given(data=clickstreams(), steps=st.lists(st.sampled_from(STEPS), min_size=2, max_size=3),

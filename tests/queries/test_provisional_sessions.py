@@ -103,6 +103,7 @@ def _person(name: str, start: datetime, minutes: list[int]) -> list[Event]:
     return [_event(name, start + timedelta(minutes=m), "pageview", "/", attrs, True) for m in minutes]
 
 
+@pytest.mark.slow
 def test_an_open_session_is_completed_and_a_closed_one_read_as_stored(workdir: Path) -> None:
     """At a horizon one visitor's session is closed and another's open (it started before midnight);
     events after the horizon extend the open one. The stored file holds the closed session only; the
@@ -145,6 +146,7 @@ def test_a_buffered_event_before_the_horizon_makes_it_stale(workdir: Path) -> No
         store.close()
 
 
+@pytest.mark.slow
 def test_maintenance_builds_the_open_days_and_settles_them_later(workdir: Path) -> None:
     """build_open stores yesterday and today (not settled days), leaves a fresh recent one alone,
     builds a stale or old one again; the settled build replaces a provisional partition for good."""
@@ -173,6 +175,7 @@ def test_maintenance_builds_the_open_days_and_settles_them_later(workdir: Path) 
         store.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("read_only", [False, True])
 def test_an_unreadable_provisional_file_is_not_fatal(workdir: Path, read_only: bool) -> None:
     """A damaged provisional file: the day is computed from events (the same rows as the definition),

@@ -176,6 +176,7 @@ def _steady(store: Store) -> None:
                        for d in DAYS for i in range(3)])()
 
 
+@pytest.mark.slow
 def test_a_stale_day_is_computed_and_an_id_on_two_days_turns_the_rollups_off(workdir: Path) -> None:
     store = Store(workdir / "data")
     try:

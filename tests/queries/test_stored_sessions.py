@@ -307,6 +307,7 @@ def test_a_pass_near_written_partitions_builds_only_their_neighbours(workdir: Pa
         store.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("read_only", [False, True])
 def test_an_unreadable_sessions_file_is_not_fatal(workdir: Path, read_only: bool) -> None:
     """A damaged stored sessions file: the answer is computed from events (the same as raw), and a
@@ -334,6 +335,7 @@ def test_an_unreadable_sessions_file_is_not_fatal(workdir: Path, read_only: bool
         reader.close()
 
 
+@pytest.mark.slow
 def test_sessions_stored_in_the_previous_format_are_rebuilt(workdir: Path) -> None:
     """Sessions files of the previous format (format 1: no ``channel``, ``entry_page_hostname``,
     ``exit_page_hostname``; a fingerprint of the files and the window alone, as the previous version
@@ -364,6 +366,7 @@ def test_sessions_stored_in_the_previous_format_are_rebuilt(workdir: Path) -> No
         store.close()
 
 
+@pytest.mark.slow
 def test_requests_that_miss_the_same_open_days_at_once_compute_them_once(workdir: Path) -> None:
     """Four threads ask the live cache for the same unstored days at the same moment: one computes,
     the others wait for it and get the very same rows; a later change of the lake's files is a new

@@ -118,6 +118,7 @@ def test_region_filter_takes_iso_codes(queries: Queries) -> None:
     assert body["query"]["filters"] == [["and", written]]  # echoed as written
 
 
+@pytest.mark.slow
 def test_regions_are_reported_as_iso_codes(queries: Queries) -> None:
     """Plausible reports ``visit:region`` as ISO 3166-2 codes and ``visit:region_name`` as names; mallard
     looks the code up from the stored English name and the country (Harjumaa is EE-37, Berlin DE-BE)."""

@@ -145,6 +145,7 @@ def test_nested_readers_do_not_deadlock_with_a_waiting_writer(store: Store) -> N
     assert writer_in.is_set() and not late.is_alive()
 
 
+@pytest.mark.slow
 def test_queries_print_no_progress_bar(tmp_path: Path) -> None:
     """DuckDB draws a progress bar on stdout for a query that runs over 2 s; a library inside a host app
     must not write to its stdout, so the store's connections have it off."""

@@ -128,6 +128,7 @@ def test_totals_across_processes_survive_kill_and_exit(tmp_path: Path,
     parent.close()
 
 
+@pytest.mark.slow
 def test_racing_scrapers_archive_each_dead_snapshot_once(tmp_path: Path,
                                                         spawn: Callable[[Path, int], list[Worker]]) -> None:
     """Scrapers in several processes and threads, started together over many dead snapshots, all
