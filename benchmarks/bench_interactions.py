@@ -414,6 +414,7 @@ def live_tail(path: Path) -> str:
     """Make the lake end now, as a live site's does: drop today's events later than now (the generator
     spreads them over the whole day), then build what maintenance keeps stored on a running server (the
     settled days, and the open days' provisional sessions up to a minute ago). Returns what it did."""
+    import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
@@ -423,7 +424,7 @@ def live_tail(path: Path) -> str:
     dropped = 0
     for f in sorted((path / "events").glob(f"site_id=*/date={now.date().isoformat()}/*.parquet")):
         table = pq.read_table(f)
-        kept = table.filter(pc.less_equal(table.column("timestamp"), pa_timestamp(now)))
+        kept = table.filter(pc.less_equal(table.column("timestamp"), pa.scalar(now, pa.timestamp("us"))))
         if kept.num_rows == table.num_rows:
             continue
         dropped += table.num_rows - kept.num_rows
@@ -440,12 +441,6 @@ def live_tail(path: Path) -> str:
         m.close()
     return (f"today's {dropped:,} events after {now:%H:%M} UTC dropped; {days} day(s) of sessions built "
             f"in {time.perf_counter() - t:.1f} s")
-
-
-def pa_timestamp(when: datetime) -> Any:
-    import pyarrow as pa
-
-    return pa.scalar(when, pa.timestamp("us"))
 
 
 def main(argv: list[str] | None = None) -> int:

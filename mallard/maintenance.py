@@ -13,12 +13,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from datetime import UTC, date, datetime
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from .settings import Settings
 from .store import Store
+
+if TYPE_CHECKING:
+    from .queries.stored import BuildPass
 
 __all__ = ["Maintenance"]
 
@@ -91,35 +94,36 @@ class Maintenance:
     def build_sessions(self, *, budget_secs: float = 600.0) -> int:
         """Store the sessions and rollups of every settled day that needs them, then the open days'
         provisional sessions, for at most ``budget_secs``. Returns the number of days built."""
-        from .queries.provisional import build_open
-        from .queries.stored import build_settled
-
-        deadline = time.monotonic() + budget_secs
-        now = self._clock().astimezone(UTC)
-        built = build_settled(self._store, self._gap, today=now.date(), budget_secs=budget_secs).built
-        return built + build_open(self._store, self._gap, now.replace(tzinfo=None),
-                                  budget_secs=max(0.0, deadline - time.monotonic()))
+        settled, opened = self._build(self._clock().astimezone(UTC), budget_secs, near=None)
+        return settled.built + opened
 
     def _sessions_pass(self, budget_secs: float) -> None:
         """Every day once per UTC day (a new day settles; other processes' changes), else only the days
         near partitions this process wrote since; then the open days' provisional partitions that are
         missing, stale or old."""
+        now = self._clock().astimezone(UTC)
+        full = self._checked != now.date()
+        near, self._near = self._near, set()
+        settled, _ = self._build(now, budget_secs, near=None if full else near)
+        if settled.complete:
+            if full:
+                self._checked = now.date()
+        else:
+            self._near |= near  # try them again next time
+
+    def _build(self, now: datetime, budget_secs: float, near: Collection[tuple[str, date]] | None
+               ) -> tuple[BuildPass, int]:
+        """The settled days' sessions and rollups (only those near ``near``, when given), then the open
+        days' provisional sessions, within ``budget_secs`` together (``now``: aware)."""
         from .queries.provisional import build_open
         from .queries.stored import build_settled
 
-        today = self._clock().astimezone(UTC).date()
-        full = self._checked != today
-        near, self._near = self._near, set()
         deadline = time.monotonic() + budget_secs
-        done = build_settled(self._store, self._gap, today=today, budget_secs=budget_secs,
-                             near=None if full else near)
-        if done.complete:
-            if full:
-                self._checked = today
-        else:
-            self._near |= near  # try them again next time
-        build_open(self._store, self._gap, self._clock().astimezone(UTC).replace(tzinfo=None),
-                   budget_secs=max(0.0, deadline - time.monotonic()))
+        settled = build_settled(self._store, self._gap, today=now.date(), budget_secs=budget_secs,
+                                near=near)
+        opened = build_open(self._store, self._gap, now.replace(tzinfo=None),
+                            budget_secs=max(0.0, deadline - time.monotonic()))
+        return settled, opened
 
     def apply_retention(self) -> int:
         """Delete partitions older than ``retention_days``. Returns partitions deleted."""

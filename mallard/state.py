@@ -110,7 +110,6 @@ class StateDir:
 
     def write_once(self, name: str, data: bytes) -> bytes:
         """Create the file ``name`` with ``data`` unless it exists; the content that won."""
-        self.ensure(str(Path(name).parent) if Path(name).parent != Path(".") else "")
         return write_file_once(self.path(name), data)
 
     @contextlib.contextmanager
@@ -123,7 +122,7 @@ class StateDir:
         when there is none."""
         path = self.path(name)
         if create:
-            self.ensure(str(Path(name).parent) if Path(name).parent != Path(".") else "")
+            self.ensure(str(Path(name).parent))
         try:
             fd = os.open(path, (os.O_RDWR | os.O_CREAT if create else os.O_RDONLY) | os.O_CLOEXEC, 0o600)
         except OSError as exc:

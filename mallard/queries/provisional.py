@@ -32,6 +32,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import TYPE_CHECKING, Final
 
 import numpy as np
@@ -41,8 +42,7 @@ import pyarrow.parquet as pq
 
 from ..store.derived import fingerprint
 from . import sessions as _sessions
-from .acquisition import with_computed
-from .sql import Sql, with_ctes
+from .sql import Sql
 
 if TYPE_CHECKING:
     from datetime import date
@@ -107,20 +107,14 @@ def build(store: Store, site: str, day: date, gap_seconds: int, horizon: datetim
           ) -> DerivedPartition | None:
     """Store the provisional partition of ``day`` at ``horizon`` from the lake's files (not the
     buffer). None when nothing was written (a source file vanished meanwhile)."""
-    from .stored import storage_order
+    from .stored import session_ends, session_rows, storage_order
 
     gap = timedelta(seconds=gap_seconds)
     start = _midnight(day) - gap
     with store.reading(site, start.date(), horizon.date()) as reader:
-        src, params = reader.source()
-        scoped = ("SELECT * FROM (" + with_computed(Sql(src, tuple(params)))
-                  + Sql(") WHERE site_id = ? AND timestamp >= ? AND timestamp < ?", (site, start, horizon)))
-        ctes, select = _sessions.rows(gap_seconds)
-        table = reader.execute(*_text(with_ctes([("scoped", scoped), *ctes], select, inline=())))
+        table = session_rows(reader, site, start, horizon, gap_seconds)
         files = reader.files
-    start_us = pc.cast(table.column("start_time"), pa.int64())
-    end = pc.cast(pc.add(start_us, table.column("duration_us")), pa.timestamp("us"))
-    is_open = pc.greater_equal(end, pa.scalar(horizon - gap, pa.timestamp("us")))
+    is_open = pc.greater_equal(session_ends(table), pa.scalar(horizon - gap, pa.timestamp("us")))
     opened = table.filter(is_open)
     since = min(horizon, pc.min(opened.column("start_time")).as_py() or horizon).replace(microsecond=0)
     keys = pc.unique(pc.list_flatten(opened.column("visitor_keys")))
@@ -131,10 +125,6 @@ def build(store: Store, site: str, day: date, gap_seconds: int, horizon: datetim
     return store.session_files.publish(
         site, day, closed, _files_before(store, files, horizon), start.date(), horizon.date(),
         version(gap_seconds, horizon), horizon=(horizon, since))
-
-
-def _text(sql: Sql) -> tuple[str, tuple[object, ...]]:
-    return sql.text, tuple(sql.params)
 
 
 class Partial:
@@ -160,9 +150,10 @@ class Partial:
                          if p.horizon is not None], " OR ")
 
 
+@lru_cache(maxsize=256)
 def open_keys(path: str) -> pa.Array | None:
     """The visitor keys of the sessions open at the horizon, from the provisional file ``path``
-    (None: the file cannot be read)."""
+    (None: the file cannot be read). Remembered: a file's name is never reused for other rows."""
     try:
         # the file's key-value metadata, not its Arrow schema: that would import pandas (0.3 s)
         meta = pq.read_metadata(path).metadata or {}

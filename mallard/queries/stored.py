@@ -249,15 +249,38 @@ def _last_end(table: pa.Table) -> datetime | None:
     """The time of the last event of any session in ``table``."""
     if not table.num_rows:
         return None
+    last: datetime = pc.max(session_ends(table)).as_py()
+    return last
+
+
+def session_ends(table: pa.Table) -> pa.Array:
+    """The time of each session's last event (session rows: ``start_time`` + ``duration_us``)."""
     start = pc.cast(table.column("start_time"), pa.int64())
-    last = pc.max(pc.add(start, table.column("duration_us"))).as_py()
-    return datetime(1970, 1, 1) + timedelta(microseconds=last)
+    return pc.cast(pc.add(start, table.column("duration_us")), pa.timestamp("us"))
+
+
+def session_rows(reader: Reader, site: str, start: datetime, end: datetime, gap_seconds: int, *,
+                 keep: Sql | None = None, narrow: Sql | None = None) -> pa.Table:
+    """The session rows (:data:`sessions.COLUMNS`) of ``site``'s events that ``reader`` reads in
+    ``[start, end)`` (with ``narrow``, those of them meeting it), those meeting ``keep``, in start
+    order."""
+    with_ctes_, select = _sessions.rows(gap_seconds)
+    src, params = reader.source()
+    scoped = ("SELECT * FROM (" + with_computed(Sql(src, tuple(params)))
+              + Sql(") WHERE site_id = ? AND timestamp >= ? AND timestamp < ?", (site, start, end)))
+    if narrow is not None:
+        scoped = scoped + " AND " + narrow
+    body = Sql("SELECT * FROM (") + select + ")"
+    if keep is not None:
+        body = body + " WHERE " + keep
+    sql = with_ctes([("scoped", scoped), *with_ctes_], body + " ORDER BY start_time, visitor_keys",
+                    inline=())
+    return reader.execute(sql.text, sql.params)
 
 
 def _run(reading: Reading, site: str, start: datetime, end: datetime, days: list[date],
          reach: datetime | None, exclude: list[date], gap_seconds: int, partial: Partial | None
          ) -> tuple[pa.Table, tuple[str, ...]]:
-    with_ctes_, select = _sessions.rows(gap_seconds)
     keep = Sql("list_contains(?, start_time::DATE)", (days,)) if partial is None else partial.keep(
         gap_seconds)
     if reach is not None:
@@ -265,16 +288,13 @@ def _run(reading: Reading, site: str, start: datetime, end: datetime, days: list
                           "AND NOT list_contains(?, "
                           "start_time::DATE))", (_midnight(min(days)), reach, exclude))
     with reading(site, start.date(), (end - _DAY).date()) as reader:
-        src, params = reader.source()
-        scoped = ("SELECT * FROM (" + with_computed(Sql(src, tuple(params)))
-                  + Sql(") WHERE site_id = ? AND timestamp >= ? AND timestamp < ?", (site, start, end)))
+        narrow = None
         if partial is not None:
             keys = f"__mallard_open_keys_{id(partial)}"
             reader.register(keys, partial.keys)
-            scoped = scoped + " AND " + partial.scope(keys)
-        body = Sql("SELECT * FROM (") + select + ") WHERE " + keep + " ORDER BY start_time, visitor_keys"
-        sql = with_ctes([("scoped", scoped), *with_ctes_], body, inline=())
-        return reader.execute(sql.text, sql.params), reader.files
+            narrow = partial.scope(keys)
+        table = session_rows(reader, site, start, end, gap_seconds, keep=keep, narrow=narrow)
+        return table, reader.files
 
 
 # -- building stored partitions ---------------------------------------------------------------------
