@@ -14,7 +14,6 @@
 import os
 
 from .app import Mallard as Mallard
-from .app import Stats as Stats
 from .auth import Auth as Auth
 from .buffer import BufferStats as BufferStats
 from .buffer import EventBuffer as EventBuffer
@@ -30,6 +29,7 @@ from .funnels import SavedFunnels as SavedFunnels
 from .goals import Goal as Goal
 from .goals import Goals as Goals
 from .goals import Segment as Segment
+from .ingestion import Stats as Stats
 from .payload import RawEvent as RawEvent
 from .privacy import Salts as Salts
 from .queries import Queries as Queries

@@ -1,9 +1,10 @@
-"""Mallard: the composition root. Settings → Store → EventBuffer → Tracker → Queries.
+"""Mallard: the composition root. Settings → Store → Ingestion (Tracker → EventBuffer) → Queries.
 
-``Mallard`` wires the core together and owns its lifecycle: lazy :meth:`start` (recovery of spools left by
-stopped processes, salts, GeoIP, the flusher and maintenance threads), :meth:`close` (final flush), use as
-a context manager, an async ``lifespan`` for ASGI hosts, ``atexit`` and ``fork`` safety. It contains no
-pipeline step and no SQL.
+``Mallard`` wires the core together and owns its lifecycle: lazy :meth:`start` of its
+:class:`~mallard.ingestion.Ingestion` (recovery of spools left by stopped processes, salts, the flusher
+and maintenance threads), :meth:`close` (final flush), use as a context manager, an async ``lifespan`` for
+ASGI hosts, ``atexit`` and ``fork`` safety; and the state shared by all processes, built on first use
+(``auth``, ``goals``, ``funnels``, ``shared_links``, ``metrics``). It contains no pipeline step and no SQL.
 """
 
 from __future__ import annotations
@@ -13,30 +14,25 @@ import contextlib
 import logging
 import os
 import threading
-import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from . import drops
-from .buffer import BufferStats, EventBuffer
 from .context import current_client
 from .enrich.geo import GeoLookup
-from .enrich.useragent import AgentParser
 from .errors import InvalidEventError, StorageError
-from .events import Row, validate_site_id
+from .events import validate_site_id
 from .funnels import SavedFunnels
+from .ingestion import Ingestion, Stats
 from .maintenance import Maintenance
 from .payload import RawEvent
-from .privacy import Salts, load_secret
+from .privacy import load_secret
 from .queries import Queries
 from .settings import Settings
 from .shares import SharedLinks
 from .store import ErasureResult, Store
-from .store.tombstones import Tombstone
-from .tracker import ClientContext, Outcome, Tracker, utcnow
+from .tracker import ClientContext, Outcome, utcnow
 
 if TYPE_CHECKING:
     from .auth import Auth
@@ -73,16 +69,6 @@ class Extension(Protocol):
 E = TypeVar("E", bound=Extension)
 
 
-@dataclass(frozen=True, slots=True)
-class Stats:
-    """Counters of one process: pipeline outcomes and buffer state."""
-
-    outcomes: Mapping[str, int]
-    buffer: BufferStats
-    ua_cache_hits: int
-    ua_cache_misses: int
-
-
 class Mallard:
     """Analytics embedded in the host application.
 
@@ -115,21 +101,12 @@ class Mallard:
         self._geo = GeoLookup(settings.geoip_db_path, settings.geoip_precision,  # fails fast
                               builtin_countries=settings.geoip_builtin_countries)
         self._lock = threading.RLock()
-        self._running = False  # started in this process and not closed (reset after fork)
-        self._tracker: Tracker | None = None
-        self._buffer: EventBuffer | None = None
         #: The background passes (compaction, stored sessions, retention) and what they track.
         self._upkeep = Maintenance(self.store, settings, clock)
-        # Erasures whose events this process no longer buffers (see _sink); those made before it
-        # started are applied by definition.
-        self._erasures_applied: set[Tombstone] = set()
-        self._maintenance: threading.Thread | None = None
-        self._stop = threading.Event()
-        #: Why the last start() failed, or the recovery of stopped processes' spools (retried by the
-        #: maintenance thread); None when all is well.
-        self._start_error: str | None = None
-        self._recovery_error: str | None = None
-        self.queries = Queries(self.store, settings, buffer=self._current_buffer, clock=clock)
+        self._ingestion = Ingestion(self.store, settings, self._upkeep, lock=self._lock, geo=self._geo,
+                                    clock=clock, on_publish=lambda sites: self.queries.invalidate(sites),
+                                    on_redact=self._count_redactions, on_tick=self._snapshot_metrics)
+        self.queries = Queries(self.store, settings, buffer=self._ingestion.current_buffer, clock=clock)
         self._auth: Auth | None = None
         self._funnels: SavedFunnels | None = None
         self._shared_links: SharedLinks | None = None
@@ -182,8 +159,7 @@ class Mallard:
                 from .telemetry import ProcessCounters
 
                 metrics = ProcessCounters(self.store.state_dir)
-                buffer_pending = lambda: (b.stats().pending if (b := self._current_buffer()) else 0)  # noqa: E731
-                metrics.set_gauge_source("mallard_buffered_events", buffer_pending)
+                metrics.set_gauge_source("mallard_buffered_events", self._ingestion.pending)
                 metrics.set_gauge_source("mallard_geoip_loaded", lambda: int(self.geoip_loaded))
                 metrics.set_gauge_source("mallard_filter_bots", lambda: int(self.settings.filter_bots))
                 metrics.set_gauge_source("mallard_auth_configured",
@@ -220,49 +196,16 @@ class Mallard:
             assert isinstance(found, kind)
             return found
 
-    # -- lifecycle --------------------------------------------------------------------------------
+    # -- lifecycle (mallard/ingestion.py) ---------------------------------------------------------
     @property
     def started(self) -> bool:
         # A flag, not a getpid() comparison: this is read on every track() call, and the at-fork
         # hook resets it in a child process.
-        return self._running
+        return self._ingestion.running
 
     def start(self) -> Mallard:
         """Recover, then start ingestion (idempotent; called lazily by the first track())."""
-        if self.started:
-            return self
-        with self._lock:
-            if self.started:
-                return self
-            self._recover()
-            self._erasures_applied = set(self.store.tombstones.all())
-            salts = Salts(self.store.state_dir / "salts",
-                          rotation_days=self.settings.visitor_salt_rotation_days)
-            try:
-                secret = load_secret(self.store.state_dir, self.settings.secret)
-                journal = self.store.journal()
-            except StorageError as exc:
-                self._start_error = exc.message
-                raise
-            self._start_error = None
-            self._tracker = Tracker(self.settings, salts=salts, secret=secret, geo=self._geo,
-                                    agents=AgentParser(self.settings.ua_cache_size),
-                                    clock=self._clock, on_redact=self._count_redactions)
-            s = self.settings
-            self._buffer = EventBuffer(self._sink, journal=journal,
-                                       max_events=s.max_buffered_events, flush_at=s.flush_event_count,
-                                       flush_interval=s.flush_interval_secs,
-                                       min_flush_gap=s.min_flush_gap_secs)
-            self._buffer.start()
-            dropping = drops.rules(s)
-            if dropping:
-                log.info("mallard: accepted but not stored (answered 202 with X-Mallard-Dropped): %s",
-                         "; ".join(dropping))
-            self._stop.clear()
-            self._maintenance = threading.Thread(target=self._maintain, name="mallard-maintenance",
-                                                 daemon=True)
-            self._maintenance.start()
-            self._running = True
+        self._ingestion.start()
         return self
 
     def start_degraded(self) -> bool:
@@ -276,22 +219,6 @@ class Mallard:
             return False
         return True
 
-    def _recover(self, *, wait: bool = True) -> None:
-        """Replay the spools of stopped processes; a failure (a full disk) is kept in
-        :meth:`problems` and retried by the maintenance thread, never raised: reads need no disk.
-        Without ``wait``, nothing happens while another process is recovering."""
-        try:
-            self.store.recover(wait=wait)
-        except OSError as exc:
-            reason = exc.message if isinstance(exc, StorageError) else (exc.strerror or str(exc))
-            if self._recovery_error is None:
-                log.error("recovery of stopped processes' spools failed (retrying): %s", reason)
-            self._recovery_error = reason
-            return
-        if self._recovery_error is not None:
-            log.info("recovery of stopped processes' spools succeeded after an earlier failure")
-        self._recovery_error = None
-
     def problems(self) -> list[str]:
         """What keeps this process from ingesting or storing events right now (empty when healthy).
 
@@ -299,27 +226,11 @@ class Mallard:
         a start that failed, a spool that cannot be written (a full disk) and a full buffer make it
         unready; a failing flush or recovery is reported but events are kept and retried.
         """
-        found = []
-        if self._start_error is not None and not self.started:
-            found.append(f"ingestion cannot start: {self._start_error}")
-        buffer = self._current_buffer()
-        if buffer is not None:
-            error = buffer.journal_error or self.store.spool_error
-            if error is not None:
-                found.append(f"ingestion refused: the spool cannot be written ({error})")
-            if buffer.pending >= buffer.max_events:
-                found.append("ingestion refused: the event buffer is full")
-        return found
+        return self._ingestion.problems()
 
     def warnings(self) -> list[str]:
         """Degraded but working: a failing flush or recovery (events are kept and retried)."""
-        found = []
-        if self._recovery_error is not None:
-            found.append(f"recovery of stopped processes' spools failed, retrying: {self._recovery_error}")
-        buffer = self._current_buffer()
-        if buffer is not None and buffer.failing:
-            found.append(f"flushing to the lake fails, events kept and retried: {buffer.stats().last_error}")
-        return found
+        return self._ingestion.warnings()
 
     def close(self, timeout: float | None = None) -> bool:
         """Flush what is buffered (within ``shutdown_timeout_secs``) and stop background threads.
@@ -333,16 +244,8 @@ class Mallard:
                 extension.close()
             if not self.started:
                 return True
-            self._running = False
-            self._stop.set()
-            buffer, self._buffer = self._buffer, None
-            ok = buffer.close(self.settings.shutdown_timeout_secs if timeout is None else timeout) \
-                if buffer is not None else True
-            if self._maintenance is not None:
-                self._maintenance.join(5)
-            self._upkeep.reset()
-            if self._metrics is not None:
-                self._metrics.flush_snapshot()
+            ok = self._ingestion.close(self.settings.shutdown_timeout_secs if timeout is None else timeout)
+            self._snapshot_metrics()
             self.store.close()  # this thread's DuckDB connection
             return ok
 
@@ -368,18 +271,10 @@ class Mallard:
             await asyncio.get_running_loop().run_in_executor(None, self.close)
 
     def _after_fork(self) -> None:
-        # The parent keeps (and will store) everything it buffered; the child starts afresh on first use.
+        # A fresh lock (the parent's may have been held by a thread that does not exist here); the
+        # parent keeps (and will store) everything it buffered, the child starts afresh on first use.
         self._lock = threading.RLock()
-        if self._buffer is not None:
-            journal = getattr(self._buffer, "_journal", None)
-            if journal is not None and hasattr(journal, "abandon"):
-                journal.abandon()
-        self._buffer = None
-        self._tracker = None
-        self._maintenance = None
-        self._stop = threading.Event()
-        self._upkeep.reset()
-        self._running = False
+        self._ingestion.after_fork(self._lock)
 
     # -- ingestion --------------------------------------------------------------------------------
     def track(self, name: str, *, site: str, url: str, ip: str | None = None,
@@ -411,7 +306,7 @@ class Mallard:
                 ctx = current  # inside a request handled by an adapter or the middleware
             else:
                 ctx = ClientContext(ip=ip, user_agent=user_agent)
-            return self._ingest_one(raw, ctx)
+            return self._ingestion.ingest_one(raw, ctx)
         except Exception as exc:
             if self.settings.strict:
                 raise
@@ -425,48 +320,7 @@ class Mallard:
         With ``all_or_nothing``, nothing is buffered unless every event is valid (a batch request that
         is refused can be corrected and sent again without duplicating the rest).
         """
-        if not self.started:
-            self.start()
-        if not all_or_nothing:
-            return [self._ingest_one(raw, ctx) for raw in raws]
-        tracker, buffer = self._tracker, self._buffer
-        assert tracker is not None and buffer is not None
-        outcomes = [tracker.process(raw, ctx) for raw in raws]
-        if len(outcomes) == 1:  # one event: nothing to hold back
-            event = outcomes[0].event  # set exactly when accepted
-            if event is not None and not buffer.offer(event):
-                return [self._refused(tracker, buffer)]
-            return outcomes
-        if any(o.error is not None for o in outcomes):
-            return [Outcome(False, "not_stored") if o.accepted else o for o in outcomes]
-        for i, outcome in enumerate(outcomes):
-            if outcome.accepted:
-                assert outcome.event is not None
-                if not buffer.offer(outcome.event):
-                    outcomes[i] = self._refused(tracker, buffer)
-        return outcomes
-
-    def _ingest_one(self, raw: RawEvent, ctx: ClientContext) -> Outcome:
-        if not self._running:
-            self.start()
-        tracker, buffer = self._tracker, self._buffer
-        assert tracker is not None and buffer is not None
-        outcome = tracker.process(raw, ctx)
-        if outcome.accepted:
-            assert outcome.event is not None
-            if not buffer.offer(outcome.event):
-                return self._refused(tracker, buffer)
-        elif outcome.error is not None and self.settings.strict:
-            raise outcome.error
-        return outcome
-
-    @staticmethod
-    def _refused(tracker: Tracker, buffer: EventBuffer) -> Outcome:
-        """The outcome of an event the buffer refused: ``buffer_full``, ``storage_unavailable`` or
-        ``unencodable`` (see :attr:`EventBuffer.refusal`)."""
-        reason = buffer.refusal
-        tracker.count(reason)
-        return Outcome(False, reason)
+        return self._ingestion.ingest(raws, ctx, all_or_nothing=all_or_nothing)
 
     def _count_redactions(self, kind: str, amount: int) -> None:
         """Redactions made by the pipeline, for ``/metrics`` (from track() and HTTP alike)."""
@@ -476,36 +330,16 @@ class Mallard:
         except Exception as exc:  # analytics never breaks the host
             log.error("counting a redaction failed: %s", type(exc).__name__)
 
-    def flush(self) -> int:
-        """Write everything buffered to the lake now. Returns the number of events written."""
-        buffer = self._buffer
-        return buffer.flush() if buffer is not None else 0
-
-    def _current_buffer(self) -> EventBuffer | None:
-        return self._buffer if self.started else None
-
-    def _sink(self, events: Sequence[Row]) -> Callable[[], None]:
-        publish = self.store.write_batch(events, applied=self._erasures_applied)
-        touched = publish.partitions
-
-        def publish_and_note() -> None:
-            publish()
-            self._upkeep.written(touched)
-            self.queries.invalidate({site for site, _ in touched})
-
-        return publish_and_note
-
-    # -- maintenance (mallard/maintenance.py) ------------------------------------------------------
-    def _maintain(self) -> None:
-        self._upkeep.run(self._stop, self._chores, lambda: self._recover(wait=False))
-
-    def _chores(self) -> None:
+    def _snapshot_metrics(self) -> None:
+        """This process's counters, written for the other workers' ``/metrics`` (when any exist)."""
         if self._metrics is not None:
             self._metrics.flush_snapshot()
-        if self._recovery_error is not None:
-            self._recover()
-        self.store.retry_spool()  # after a full disk: ready again without waiting for an event
 
+    def flush(self) -> int:
+        """Write everything buffered to the lake now. Returns the number of events written."""
+        return self._ingestion.flush()
+
+    # -- maintenance (mallard/maintenance.py) ------------------------------------------------------
     def compact(self, *, only_touched: bool = False) -> int:
         """Merge small Parquet files (see ``compact_after_files``). Returns partitions compacted."""
         return self._upkeep.compact(only_touched=only_touched)
@@ -529,11 +363,7 @@ class Mallard:
         validate_site_id(site)
         if end_date < start_date:
             raise InvalidEventError("end_date must be on or after start_date", code="invalid_range")
-        buffered = 0
-        buffer = self._current_buffer()
-        if buffer is not None:
-            erased = Tombstone(site, start_date, end_date, time.time())  # the range Store.erase records
-            buffered = buffer.discard(lambda e: not erased.covers(e))
+        buffered = self._ingestion.discard(site, start_date, end_date)
         # Records the erasure for every process: the next flush here (as in the others) also drops
         # the events of the range that arrive until then.
         partitions = self.store.erase(site, start_date, end_date)
@@ -543,11 +373,4 @@ class Mallard:
 
     def stats(self) -> Stats:
         """Pipeline and buffer counters of this process."""
-        tracker, buffer = self._tracker, self._buffer
-        empty = BufferStats(0, 0, 0, 0, 0, 0, 0, None)
-        agents = getattr(tracker, "_agents", None)
-        return Stats(
-            outcomes=dict(tracker.counts) if tracker is not None else {},
-            buffer=buffer.stats() if buffer is not None else empty,
-            ua_cache_hits=getattr(agents, "hits", 0), ua_cache_misses=getattr(agents, "misses", 0),
-        )
+        return self._ingestion.stats()

@@ -1,10 +1,9 @@
 """The goal and segment store (state/goals.json): find-or-create, validation, agreement between
-processes, the `mallard goals` / `mallard segments` commands, and wildcard page goals against a
-reference matcher (Hypothesis, through DuckDB's RE2 as queries run them)."""
+processes, and wildcard page goals against a reference matcher (Hypothesis, through DuckDB's RE2 as
+queries run them). The `mallard goals` / `mallard segments` commands: test_goal_commands.py."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,7 +14,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import mallard
 from mallard.errors import InvalidQueryError, StorageError
 from mallard.goals import Goal, GoalError, Goals, page_regex
 from mallard.queries.goals import check_segment_filters
@@ -26,11 +24,6 @@ SITE = "shop.example"
 @pytest.fixture()
 def goals(tmp_path: Path) -> Goals:
     return Goals(tmp_path / "state", check_filters=check_segment_filters)
-
-
-def mallard_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "mallard", *args], capture_output=True, text=True,
-                          timeout=120)
 
 
 # -- the store -----------------------------------------------------------------------------------
@@ -127,35 +120,6 @@ def test_processes_adding_at_once_lose_nothing_and_agree(goals: Goals, tmp_path:
     listed = goals.list(SITE)
     assert len(listed) == 50 and len({g.id for g in listed}) == 50
     assert {g.event_name for g in listed} == {f"{n}-{i}" for n in "ab" for i in range(25)}
-
-
-# -- the command line ------------------------------------------------------------------------------
-@pytest.mark.slow
-def test_goals_and_segments_commands(tmp_path: Path) -> None:
-    d = ("--data-dir", str(tmp_path))
-    out = mallard_cli("goals", "add", SITE, "--event", "Purchase", "--currency", "EUR", *d)
-    assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout)["display_name"] == "Purchase"
-    assert mallard_cli("goals", "add", SITE, "--page", "/thanks/*", "--name", "Thanks", *d).returncode == 0
-    listed = json.loads(mallard_cli("goals", "list", SITE, *d).stdout)
-    assert [(g["id"], g["display_name"]) for g in listed] == [("1", "Purchase"), ("2", "Thanks")]
-    refused = mallard_cli("goals", "add", SITE, "--page", "thanks", *d)
-    assert refused.returncode == 2 and refused.stderr.startswith("mallard: page_path must start")
-    assert "Traceback" not in refused.stderr
-    assert mallard_cli("goals", "currency", SITE, "EUR", *d).returncode == 0
-    assert json.loads(mallard_cli("goals", "currency", SITE, *d).stdout)["currency"] == "EUR"
-    assert mallard_cli("goals", "remove", SITE, "1", *d).stdout.strip() == "removed"
-    missing = mallard_cli("goals", "remove", SITE, "1", *d)
-    assert missing.returncode == 2 and "no goal 1" in missing.stderr
-    out = mallard_cli("segments", "add", SITE, "Germany", '[["is", "visit:country", ["DE"]]]', *d)
-    assert out.returncode == 0, out.stderr
-    bad = mallard_cli("segments", "add", SITE, "Bad", '[["is", "visit:nope", ["DE"]]]', *d)
-    assert bad.returncode == 2 and "Unknown dimension 'visit:nope'" in bad.stderr
-    assert [s["name"] for s in json.loads(mallard_cli("segments", "list", SITE, *d).stdout)] == ["Germany"]
-    # the Python API reads what the command wrote
-    with mallard.Mallard(data_dir=tmp_path) as m:
-        assert [g.display_name for g in m.goals.list(SITE)] == ["Thanks"]
-        assert m.goals.currency(SITE) == "EUR"
 
 
 # -- wildcard page goals ----------------------------------------------------------------------------

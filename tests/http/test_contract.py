@@ -1,7 +1,7 @@
 """One HTTP contract, run through every adapter: ``mallard serve``, Starlette + uvicorn, Flask + gunicorn and
 bare WSGI + gunicorn, as real server processes on 127.0.0.1 (see conftest.py).
 
-No test here sets a password (test_auth_http.py does, on servers of its own). Each test uses its own site id,
+No test here sets a password (test_admin.py does, on servers of its own). Each test uses its own site id,
 so tests do not see each other's events.
 """
 

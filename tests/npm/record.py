@@ -1,7 +1,7 @@
 """Capture the request bodies Plausible's npm trackers send (tests/npm/recorded.json), driving the same
 pages and steps as test_npm_trackers.py in headless Chromium against a recording endpoint. Run once, by
 hand, after `npm ci --prefix tests/npm`: ``python -m tests.npm.record``. The replay test
-(tests/http/test_plausible_replay.py) posts these bodies to every adapter.
+(tests/http/test_ingest_plausible_replay.py) posts these bodies to every adapter.
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import start, stop
-from .test_contract import event, post
+from tests.http.conftest import start, stop
+from tests.http.test_contract import event, post
 
 pytestmark = pytest.mark.slow  # a real mallard serve
 

@@ -13,7 +13,7 @@ import pytest
 
 from .conftest import Live, serving
 from .test_contract import stored
-from .test_plausible_ingest import post
+from .test_ingest_plausible import post
 
 pytestmark = pytest.mark.slow  # a real mallard serve
 

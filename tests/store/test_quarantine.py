@@ -17,11 +17,10 @@ import pytest
 import mallard
 from mallard import InvalidQueryError, Mallard, Queries
 from mallard.errors import QueryTimeoutError
+from tests.conftest import FrozenClock
+from tests.lake_damage import SITE, age, build_lake, garble, is_undecodable, truncate
 
-from .conftest import FrozenClock
-from .lake_damage import SITE, age, build_lake, garble, is_undecodable, truncate
-
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DAYS = [date(2024, 4, 28), date(2024, 4, 29), date(2024, 4, 30)]
 RANGE = {"start_date": "2024-04-25", "end_date": "2024-05-01"}
 

@@ -1,7 +1,7 @@
 """The Stats API v2 documentation examples, sent to a real ``mallard serve`` over HTTP, answer 200 with the
 numbers plain SQL (DuckDB) gives over the Parquet that ``track()`` wrote with real User-Agents
 (tests/queries/plausible_traffic.py). The four that need goals and segments (behavioral-filters,
-filtering-by-segment, revenue-metrics, revenue-warning) are in tests/queries/test_plausible_goal_examples.py.
+filtering-by-segment, revenue-metrics, revenue-warning) are in tests/queries/test_goals_plausible_examples.py.
 
 The request bodies are those of Plausible's documentation; only ``site_id`` matters here.
 """

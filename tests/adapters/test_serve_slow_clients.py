@@ -17,7 +17,7 @@ import httpx
 import orjson
 import pytest
 
-from .conftest import Live, eventually, serving
+from tests.http.conftest import Live, eventually, serving
 
 pytestmark = pytest.mark.slow  # real servers and slow sockets
 

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from .conftest import Live, serving
-from .test_contract import UA
+from tests.http.conftest import Live, serving
+from tests.http.test_contract import UA
 
 pytestmark = pytest.mark.slow  # real host servers
 
