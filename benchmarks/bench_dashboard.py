@@ -20,7 +20,7 @@ maintenance does; cached with the lake) and the time it took and their bytes nex
 printed. ``--raw`` removes them first, to time mallard computing everything from events as before.
 
 ClickHouse computes the same figures from the raw events, written independently from mallard's
-definitions (``mallard/queries/registry.py``, ``sessions.py`` and docs/storage.md#sessions): sessions of
+definitions (``mallard/_queries/registry.py``, ``sessions.py`` and docs/storage.md#sessions): sessions of
 the site's whole history split after a gap of more than 30 minutes per actor (the visitor id replaced by
 the smallest ``visitor_id_prev`` seen on it), those starting in the range kept; visit attributes from
 the session's first event (pageviews first on equal timestamps, then by pathname); entry and exit pages

@@ -74,7 +74,7 @@ import orjson
 import traffic
 
 import mallard
-from mallard.enrich.useragent import AgentParser
+from mallard._enrich.useragent import AgentParser
 
 REPO = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"

@@ -62,7 +62,7 @@ from urllib.parse import urlsplit
 import traffic
 
 import mallard
-from mallard.enrich.useragent import UNKNOWN_AGENT, AgentParser
+from mallard._enrich.useragent import UNKNOWN_AGENT, AgentParser
 
 TARGET_EVENTS_PER_S = 40_000
 TARGET_FLOOR_RATIO = 0.5

@@ -111,10 +111,10 @@ def explain(q: mallard.Queries, site: str, start: str, end: str, which: str) -> 
     import json
     import tempfile
 
-    from mallard.queries.builder import compile_query
-    from mallard.queries.model import build
-    from mallard.queries.registry import dimension
-    from mallard.queries.sql import Sql
+    from mallard._queries.builder import compile_query
+    from mallard._queries.model import build
+    from mallard._queries.registry import dimension
+    from mallard._queries.sql import Sql
 
     rng = q.date_range(site, None, start, end)
     if which == "main":

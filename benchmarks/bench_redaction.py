@@ -13,7 +13,7 @@ import argparse
 import os
 import time
 
-from mallard.enrich.redact import Redactor
+from mallard._enrich.redact import Redactor
 
 CASES = {
     "ordinary path": "/blog/2024/05/how-we-count-visitors",

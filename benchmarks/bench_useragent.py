@@ -24,8 +24,8 @@ from collections.abc import Callable
 
 import traffic
 
-from mallard.enrich import bots
-from mallard.enrich.useragent import AgentParser
+from mallard._enrich import bots
+from mallard._enrich.useragent import AgentParser
 
 _JUNK = bytearray(32 << 20)  # larger than the L2 and L3 caches of the machines this runs on
 

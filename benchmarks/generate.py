@@ -1,7 +1,7 @@
 """Seeded synthetic traffic → a mallard data directory (Parquet lake), vectorised with numpy and pyarrow.
 
 Writes ``<out>/events/site_id=<site>/date=<YYYY-MM-DD>/<segment>.parquet`` (ZSTD, the column schema of
-``mallard.store.lake.SCHEMA``, rows sorted by timestamp, row groups of 122,880 rows as DuckDB's
+``mallard._store.lake.SCHEMA``, rows sorted by timestamp, row groups of 122,880 rows as DuckDB's
 compaction writes them): one file per partition, as compaction leaves them, except the last day, which
 is left in a few un-compacted files as the flusher writes them during the day.
 
@@ -49,10 +49,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import traffic
 
-from mallard.enrich.channels import channel
-from mallard.enrich.referrers import referrer_source
-from mallard.enrich.useragent import AgentParser, device_type
-from mallard.store.lake import SCHEMA, site_dir_name
+from mallard._enrich.channels import channel
+from mallard._enrich.referrers import referrer_source
+from mallard._enrich.useragent import AgentParser, device_type
+from mallard._store.lake import SCHEMA, site_dir_name
 
 GENERATOR_VERSION = 2  # 2: lake schema version 3 (click_id, channel)
 ROW_GROUP_SIZE = 122_880  # DuckDB's row group size: what compaction (COPY … TO parquet) writes

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-from .tracker import ClientContext
+from ._tracker import ClientContext
 
 __all__ = ["current_client", "request_client"]
 

@@ -6,10 +6,10 @@ Each block sits between ``<!-- <name>:start -->`` and ``<!-- <name>:end -->`` in
 block          page                generated from
 =============  ==================  =====================================================================
 settings       settings.md         ``mallard.Settings.describe()`` (plus field types and section comments)
-metrics        queries.md          ``mallard.queries.registry.METRICS``
-dimensions     queries.md          ``mallard.queries.registry.DIMENSIONS`` and ``TIME_DIMENSIONS``
-breakdowns     queries.md          ``mallard.queries.registry.BREAKDOWNS`` (and ``ALIASES``)
-schema         storage.md          ``mallard.events.COLUMNS`` and the lake's Arrow schema
+metrics        queries.md          ``mallard._queries.registry.METRICS``
+dimensions     queries.md          ``mallard._queries.registry.DIMENSIONS`` and ``TIME_DIMENSIONS``
+breakdowns     queries.md          ``mallard._queries.registry.BREAKDOWNS`` (and ``ALIASES``)
+schema         storage.md          ``mallard._events.COLUMNS`` and the lake's Arrow schema
 api            python-api.md       ``mallard.__all__`` (signatures and first docstring lines)
 =============  ==================  =====================================================================
 
@@ -38,9 +38,9 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing it
     sys.path.insert(0, str(ROOT))
 
 import mallard  # noqa: E402
-from mallard import events  # noqa: E402
-from mallard.queries import registry  # noqa: E402
-from mallard.store import lake  # noqa: E402
+from mallard import _events as events  # noqa: E402
+from mallard._queries import registry  # noqa: E402
+from mallard._store import lake  # noqa: E402
 
 #: Settings that nothing reads yet, and the part of mallard that will read them. tests/test_docs.py fails
 #: when one of them starts being read in mallard/, so this list (and settings.md) cannot go stale.

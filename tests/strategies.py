@@ -15,8 +15,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from mallard.payload import RawEvent
-from mallard.tracker import ClientContext
+from mallard._payload import RawEvent
+from mallard._tracker import ClientContext
 
 #: A few User-Agents of real browsers and bots, for strategies that mix them with noise.
 SAMPLE_USER_AGENTS: tuple[str, ...] = (

@@ -23,18 +23,25 @@ MAX_LINES = 400
 
 #: The edges: the framework-neutral HTTP layer, and the adapters that mount it in a host. The core
 #: (every other module) imports neither; the HTTP layer does not import the adapters.
-HTTP = "mallard.http"
+HTTP = "mallard._http"
 ADAPTERS = "mallard.adapters"
 #: The command line runs the server (``mallard serve``: uvicorn and the ASGI adapter), so it sits above
 #: the adapters; nothing but ``python -m mallard`` imports it.
-ENTRY_POINTS = ("mallard.cli", "mallard.__main__")
+ENTRY_POINTS = ("mallard._cli", "mallard.__main__")
 #: Standard modules that read or list files; the HTTP layer reaches files only through the core
-#: (the Store for the lake and state/, mallard.packaged for the static files).
+#: (the Store for the lake and state/, mallard._packaged for the static files).
 FILE_IO_MODULES = frozenset({"pathlib", "glob", "shutil", "fcntl", "sqlite3", "tempfile",
                              "importlib.resources", "importlib.abc"})
 FILE_IO_OS_NAMES = frozenset({"open", "listdir", "scandir", "walk", "stat", "path", "remove", "unlink",
                               "rename", "replace", "makedirs", "mkdir"})
 
+#: The modules users import (docs/, README.md): the package and its ``__all__``, ``python -m mallard``, the
+#: adapters (``mallard.adapters`` also holds the HTTP layer's ``Api``, ``Request``, ``Response``) and
+#: ``mallard.context`` (``request_client``). Every other module is marked private by its name: it is
+#: underscore-named, or inside an underscore-named package (httpx's ``_models``, ``_client``).
+PUBLIC_MODULES = frozenset({"mallard", "mallard.__main__", "mallard.context", "mallard.adapters",
+                            "mallard.adapters.asgi", "mallard.adapters.flask", "mallard.adapters.middleware",
+                            "mallard.adapters.wsgi"})
 #: Tests mirror the package: the tests of ``mallard/x/y.py`` are ``tests/x/test_y.py``, and more of them
 #: ``tests/x/test_y_<aspect>.py``; a package's own ``__init__.py`` is ``tests/x/test_x.py`` (a leading
 #: underscore of a module or package is not repeated: ``mallard/_x/y.py`` is ``tests/x/test_y.py``).
@@ -68,58 +75,59 @@ TESTED_ELSEWHERE = {
     "mallard/__main__.py": "tests/test_cli.py (python -m mallard)",
     "mallard/adapters/asgi.py": "tests/http/test_contract.py, tests/http/test_api.py",
     "mallard/adapters/wsgi.py": "tests/http/test_contract.py, tests/http/test_api.py",
-    "mallard/adapters/logs.py": "tests/adapters/test_serve_options.py (log_format = json)",
-    "mallard/app.py": "every suite drives a Mallard; lifecycle: tests/test_durability.py, "
+    "mallard/adapters/_logs.py": "tests/adapters/test_serve_options.py (log_format = json)",
+    "mallard/_app.py": "every suite drives a Mallard; lifecycle: tests/test_durability.py, "
                       "tests/test_full_disk.py, tests/test_multiprocess.py",
-    "mallard/ingestion.py": "tests/test_durability.py, tests/test_full_disk.py (readiness), "
+    "mallard/_ingestion.py": "tests/test_durability.py, tests/test_full_disk.py (readiness), "
                             "tests/store/test_store_erasure.py (buffered events erased)",
-    "mallard/maintenance.py": "tests/test_durability.py (replay by the maintenance thread), "
+    "mallard/_maintenance.py": "tests/test_durability.py (replay by the maintenance thread), "
                               "tests/test_cli.py (mallard compact), tests/http/test_v2_periods.py",
-    "mallard/intake.py": "tests/test_tracker.py (the validate step)",
-    "mallard/errors.py": "tests/http/test_errors.py (every class in the error table)",
-    "mallard/events.py": "tests/store/test_lake.py (the schema written), tests/test_docs.py",
-    "mallard/packaged.py": "tests/http/test_assets.py, tests/static/test_dashboard_files.py",
-    "mallard/records.py": "tests/test_funnels.py, tests/test_shares.py",
-    "mallard/statefile.py": "tests/test_goals.py (processes agree), tests/test_funnels.py",
-    "mallard/setting_values.py": "tests/test_settings.py",
-    "mallard/auth/clock.py": "tests/auth/ (a frozen clock through every module)",
-    "mallard/auth/errors.py": "tests/auth/, tests/http/test_errors.py",
-    "mallard/http/behaviour.py": "tests/http/test_stats_filters.py, tests/http/test_contract.py",
-    "mallard/http/funnels.py": "tests/http/test_shares.py (saved funnels over HTTP)",
-    "mallard/http/info.py": "tests/http/test_contract.py, tests/http/test_dashboard_settings.py",
-    "mallard/http/messages.py": "tests/http/test_api.py",
-    "mallard/http/routing.py": "tests/http/test_openapi.py, tests/http/test_limits.py, "
+    "mallard/_intake.py": "tests/test_tracker.py (the validate step)",
+    "mallard/_errors.py": "tests/http/test_errors.py (every class in the error table)",
+    "mallard/_events.py": "tests/store/test_lake.py (the schema written), tests/test_docs.py",
+    "mallard/_packaged.py": "tests/http/test_assets.py, tests/static/test_dashboard_files.py",
+    "mallard/_records.py": "tests/test_funnels.py, tests/test_shares.py",
+    "mallard/_statefile.py": "tests/test_goals.py (processes agree), tests/test_funnels.py",
+    "mallard/_setting_values.py": "tests/test_settings.py",
+    "mallard/_auth/clock.py": "tests/auth/ (a frozen clock through every module)",
+    "mallard/_auth/errors.py": "tests/auth/, tests/http/test_errors.py",
+    "mallard/_http/behaviour.py": "tests/http/test_stats_filters.py, tests/http/test_contract.py",
+    "mallard/_http/funnels.py": "tests/http/test_shares.py (saved funnels over HTTP)",
+    "mallard/_http/info.py": "tests/http/test_contract.py, tests/http/test_dashboard_settings.py",
+    "mallard/_http/messages.py": "tests/http/test_api.py",
+    "mallard/_http/routing.py": "tests/http/test_openapi.py, tests/http/test_limits.py, "
                                "tests/http/test_api_fuzz.py (the whole route table)",
-    "mallard/http/schemas.py": "tests/http/test_openapi.py",
-    "mallard/http/security.py": "tests/http/test_api.py (proxies, open mode, HSTS, CORS)",
-    "mallard/queries/access.py": "tests/queries/test_funnels.py, test_retention.py, test_flow.py",
-    "mallard/queries/buckets.py": "tests/queries/test_queries_presets.py (timeseries)",
-    "mallard/queries/builder.py": "tests/queries/test_golden_sql.py, tests/queries/test_filters.py",
-    "mallard/queries/engagement.py": "tests/test_engagement.py",
-    "mallard/queries/engine.py": "tests/queries/test_results.py, tests/queries/test_stored_sessions.py",
-    "mallard/queries/export.py": "tests/queries/test_queries_presets.py (export)",
-    "mallard/queries/freshness.py": "tests/queries/test_stored_sessions.py",
-    "mallard/queries/include.py": "tests/http/test_v2_periods.py",
-    "mallard/queries/properties.py": "tests/http/test_contract.py, tests/http/test_v1.py",
-    "mallard/queries/realtime.py": "tests/http/test_v1.py",
-    "mallard/queries/sql.py": "tests/queries/test_filters.py (values bound), test_golden_sql.py",
-    "mallard/store/derived.py": "tests/queries/test_stored_sessions.py, test_rollups.py, "
+    "mallard/_http/schemas.py": "tests/http/test_openapi.py",
+    "mallard/_http/security.py": "tests/http/test_api.py (proxies, open mode, HSTS, CORS)",
+    "mallard/_queries/access.py": "tests/queries/test_funnels.py, test_retention.py, test_flow.py",
+    "mallard/_queries/buckets.py": "tests/queries/test_queries_presets.py (timeseries)",
+    "mallard/_queries/builder.py": "tests/queries/test_golden_sql.py, tests/queries/test_filters.py",
+    "mallard/_queries/engagement.py": "tests/test_engagement.py",
+    "mallard/_queries/engine.py": "tests/queries/test_results.py, tests/queries/test_stored_sessions.py",
+    "mallard/_queries/export.py": "tests/queries/test_queries_presets.py (export)",
+    "mallard/_queries/freshness.py": "tests/queries/test_stored_sessions.py",
+    "mallard/_queries/include.py": "tests/http/test_v2_periods.py",
+    "mallard/_queries/properties.py": "tests/http/test_contract.py, tests/http/test_v1.py",
+    "mallard/_queries/realtime.py": "tests/http/test_v1.py",
+    "mallard/_queries/sql.py": "tests/queries/test_filters.py (values bound), test_golden_sql.py",
+    "mallard/_store/derived.py": "tests/queries/test_stored_sessions.py, test_rollups.py, "
                                 "tests/test_engagement.py",
-    "mallard/store/spool.py": "tests/store/test_recovery.py, tests/test_buffer.py",
-    "mallard/store/tombstones.py": "tests/store/test_store_erasure.py",
-    "mallard/telemetry/shards.py": "tests/telemetry/test_counters.py, test_snapshots.py",
-    "mallard/telemetry/totals.py": "tests/telemetry/test_snapshots.py, test_counters.py",
+    "mallard/_store/spool.py": "tests/store/test_recovery.py, tests/test_buffer.py",
+    "mallard/_store/tombstones.py": "tests/store/test_store_erasure.py",
+    "mallard/_telemetry/shards.py": "tests/telemetry/test_counters.py, test_snapshots.py",
+    "mallard/_telemetry/totals.py": "tests/telemetry/test_snapshots.py, test_counters.py",
 }
 
 #: Core modules that must not reach DuckDB, directly or through other mallard modules.
-DUCKDB_FREE = ("tracker", "buffer", "payload", "privacy", "events", "settings", "enrich")
+DUCKDB_FREE = ("mallard._tracker", "mallard._buffer", "mallard._payload", "mallard._privacy",
+               "mallard._events", "mallard._settings", "mallard._enrich")
 FRAMEWORKS = frozenset({"starlette", "flask", "werkzeug", "anyio"})
 ENVIRON_NAMES = frozenset({"environ", "environb", "getenv"})
 
 
 @dataclass(frozen=True)
 class Module:
-    name: str  # dotted, e.g. "mallard.queries.builder"
+    name: str  # dotted, e.g. "mallard._queries.builder"
     path: Path
     tree: ast.Module
 
@@ -238,7 +246,7 @@ def _in(module: Module, *packages: str) -> bool:
 
 
 def _unit(name: str) -> str:
-    """The top-level module or package of a mallard module (``mallard.http.api`` → ``mallard.http``);
+    """The top-level module or package of a mallard module (``mallard._http.api`` → ``mallard._http``);
     the package itself is ``mallard``."""
     return ".".join(name.split(".")[:2])
 
@@ -303,14 +311,14 @@ def _file_io(module: Module) -> list[str]:
 
 def _duckdb_free_modules() -> list[str]:
     return [m.name for m in MODULES
-            if any(_in(m, f"mallard.{name}") for name in DUCKDB_FREE)]
+            if any(_in(m, name) for name in DUCKDB_FREE)]
 
 
 # -- rules -------------------------------------------------------------------------------------------
 def test_core_modules_exist() -> None:
     """The rule lists below name real modules (a rename must update this file)."""
     for name in DUCKDB_FREE:
-        assert f"mallard.{name}" in BY_NAME, name
+        assert name in BY_NAME, name
 
 
 @pytest.mark.parametrize("name", _duckdb_free_modules())
@@ -324,9 +332,9 @@ def test_core_module_does_not_reach_duckdb(name: str) -> None:
 
 def test_only_store_and_queries_import_duckdb() -> None:
     offenders = sorted(m.rel for m in MODULES
-                       if not _in(m, "mallard.store", "mallard.queries")
+                       if not _in(m, "mallard._store", "mallard._queries")
                        and any(_top(i) == "duckdb" for i in imports(m)))
-    assert not offenders, f"duckdb imported outside mallard/store and mallard/queries: {offenders}"
+    assert not offenders, f"duckdb imported outside mallard/_store and mallard/_queries: {offenders}"
 
 
 def test_no_web_framework_outside_adapters() -> None:
@@ -347,7 +355,7 @@ def test_edges_and_entry_points_exist() -> None:
 
 def test_core_never_imports_the_http_layer_or_the_adapters() -> None:
     """Layers point one way: the adapters build the HTTP ``Api`` from a ``Mallard``; no core module
-    imports ``mallard.http`` or ``mallard.adapters``, not inside a function, not for a type."""
+    imports ``mallard._http`` or ``mallard.adapters``, not inside a function, not for a type."""
     offenders = sorted(f"{m.rel} imports {name}" for m in MODULES
                        if not _in(m, HTTP, ADAPTERS, *ENTRY_POINTS)
                        for name in sorted(imports(m, typing=True))
@@ -364,13 +372,13 @@ def test_http_layer_never_imports_the_adapters() -> None:
 
 def test_only_the_entry_point_imports_the_command_line() -> None:
     offenders = sorted(f"{m.rel} imports {name}" for m in MODULES if m.name != "mallard.__main__"
-                       for name in sorted(imports(m, typing=True)) if _in_name(name, "mallard.cli"))
+                       for name in sorted(imports(m, typing=True)) if _in_name(name, "mallard._cli"))
     assert not offenders, offenders
 
 
 def test_no_import_cycles_between_top_level_modules() -> None:
-    """mallard's top-level modules and packages (``mallard.app``, ``mallard.store``,
-    ``mallard.http``, ...) import each other without a cycle, counting imports inside functions and
+    """mallard's top-level modules and packages (``mallard._app``, ``mallard._store``,
+    ``mallard._http``, ...) import each other without a cycle, counting imports inside functions and
     under ``if TYPE_CHECKING:``: each one can be read, and tested, with only those below it."""
     graph = unit_graph(MODULES)
     found = {" <-> ".join(c): sorted(f"{a} -> {b} ({', '.join(sorted(graph[a][b]))})"
@@ -380,7 +388,7 @@ def test_no_import_cycles_between_top_level_modules() -> None:
 
 
 def test_http_layer_reaches_files_through_the_core() -> None:
-    """``mallard.http`` neither opens nor lists files: static files come from ``mallard.packaged``,
+    """``mallard._http`` neither opens nor lists files: static files come from ``mallard._packaged``,
     the lake's fingerprints and everything under the data directory from the Store."""
     offenders = {m.rel: used for m in MODULES if _in(m, HTTP) and (used := _file_io(m))}
     assert not offenders, offenders
@@ -404,14 +412,14 @@ def _environ_reads(module: Module) -> list[int]:
 
 
 def test_only_settings_reads_the_environment() -> None:
-    offenders = {m.rel: lines for m in MODULES if m.name != "mallard.settings"
+    offenders = {m.rel: lines for m in MODULES if m.name != "mallard._settings"
                  and (lines := _environ_reads(m))}
-    assert not offenders, f"os.environ/os.getenv used outside mallard/settings.py: {offenders}"
+    assert not offenders, f"os.environ/os.getenv used outside mallard/_settings.py: {offenders}"
 
 
 def test_the_environment_scan_finds_settings() -> None:
     """Guards the scan itself: settings.py does read the environment."""
-    assert _environ_reads(BY_NAME["mallard.settings"])
+    assert _environ_reads(BY_NAME["mallard._settings"])
 
 
 def test_modules_stay_within_the_size_budget() -> None:
@@ -419,6 +427,19 @@ def test_modules_stay_within_the_size_budget() -> None:
     sizes = {m.rel: len(m.path.read_text(encoding="utf-8").splitlines()) for m in MODULES}
     offenders = {rel: n for rel, n in sorted(sizes.items()) if n > MAX_LINES}
     assert not offenders, f"modules over {MAX_LINES} lines: {offenders}"
+
+
+def _private(name: str) -> bool:
+    return any(part.startswith("_") and not part.startswith("__") for part in name.split("."))
+
+
+def test_internal_modules_are_underscore_named() -> None:
+    """A module of mallard/ that users do not import has an underscore-named module or package in its
+    name, so a new internal module is ``_x.py`` (or goes in an underscore-named package)."""
+    exposed = sorted(m.name for m in MODULES if m.name not in PUBLIC_MODULES and not _private(m.name))
+    assert not exposed, f"public by name but not in PUBLIC_MODULES (rename to _x.py, or list it): {exposed}"
+    missing = sorted(PUBLIC_MODULES - set(BY_NAME))
+    assert not missing, f"PUBLIC_MODULES names modules that do not exist: {missing}"
 
 
 def _plain(part: str) -> str:
@@ -507,24 +528,25 @@ def test_scan_catches(scan: Callable[[Module], list[Any]], source: str) -> None:
 
 
 def test_import_scan_counts_type_checking_when_asked() -> None:
-    module = _fake("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .http.api import Api\n")
-    assert "mallard.http.api" not in imports(module)
-    assert "mallard.http.api" in imports(module, typing=True)
-    assert internal_imports(module) == {"mallard.http.api"}
+    module = _fake("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .adapters.asgi import A\n")
+    assert "mallard.adapters.asgi" not in imports(module)
+    assert "mallard.adapters.asgi" in imports(module, typing=True)
+    assert internal_imports(module) == {"mallard.adapters.asgi"}
 
 
 def test_internal_imports_resolve_from_package_imports_to_modules() -> None:
-    module = _fake("from . import drops, __version__\ndef f():\n    from .store import Store\n")
-    assert internal_imports(module) == {"mallard.drops", "mallard", "mallard.store"}
+    module = _fake("from . import context, __version__\ndef f():\n    from .adapters import Api, wsgi\n")
+    assert internal_imports(module) == {"mallard.context", "mallard", "mallard.adapters",
+                                        "mallard.adapters.wsgi"}
 
 
 def test_cycle_finder() -> None:
     graph = {"a": {"b": {"a.x"}}, "b": {"c": {"b"}}, "c": {"a": {"c"}}, "d": {"a": {"d"}}}
     assert cycles(graph) == [["a", "b", "c"]]
     assert cycles({"a": {"b": {"a"}}, "b": {}}) == []
-    lazy = [_fake("def f():\n    from .http import api\n", name="mallard.app"),
-            _fake("if TYPE_CHECKING:\n    from ..app import M\n", name="mallard.http.api")]
-    assert cycles(unit_graph(lazy)) == [["mallard.app", "mallard.http"]]
+    lazy = [_fake("def f():\n    from .adapters import asgi\n", name="mallard.context"),
+            _fake("if TYPE_CHECKING:\n    from ..context import M\n", name="mallard.adapters.asgi")]
+    assert cycles(unit_graph(lazy)) == [["mallard.adapters", "mallard.context"]]
 
 
 def test_file_io_scan_allows_fork_hooks() -> None:
@@ -534,6 +556,6 @@ def test_file_io_scan_allows_fork_hooks() -> None:
 def test_import_scan_skips_type_checking_and_resolves_relative_imports() -> None:
     found = imports(_fake("from typing import TYPE_CHECKING\nfrom .store import Store\n"
                           "if TYPE_CHECKING:\n    import duckdb\nelse:\n    import flask\n"
-                          "def f():\n    from ..x import y\n", name="mallard.queries.fake"))
+                          "def f():\n    from ..x import y\n", name="mallard._queries.fake"))
     assert "duckdb" not in found
-    assert {"flask", "mallard.queries.store", "mallard.x", "mallard.x.y"} <= found
+    assert {"flask", "mallard._queries.store", "mallard.x", "mallard.x.y"} <= found

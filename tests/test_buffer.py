@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from mallard import Event, EventBuffer
-from mallard.store.recovery import read_segment
-from mallard.store.spool import Spool
+from mallard._store.recovery import read_segment
+from mallard._store.spool import Spool
 
 from .concurrency import Progress, check_view, offer_while_running
 from .factories import make_event, make_events

@@ -20,9 +20,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import mallard
-from mallard.errors import InvalidQueryError
-from mallard.http import Api, Request
-from mallard.queries.periods import FIRST_DATE, LAST_DATE, DateRange
+from mallard._errors import InvalidQueryError
+from mallard._http import Api, Request
+from mallard._queries.periods import FIRST_DATE, LAST_DATE, DateRange
 
 from .http.conftest import Live, serving
 from .queries.data import event, write_lake

@@ -1,4 +1,4 @@
-"""`mallard demo` (``mallard/demo.py``): generated traffic in a throw-away data directory that every
+"""`mallard demo` (``mallard/_demo.py``): generated traffic in a throw-away data directory that every
 report reads, and served (run as a subprocess, as operators do)."""
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from types import ModuleType
 import pytest
 
 import mallard
-from mallard.queries import filters, periods, registry
+from mallard._queries import filters, periods, registry
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -144,7 +144,7 @@ def test_public_name_is_in_python_api(name: str) -> None:
 
 def test_every_lake_column_is_in_the_storage_schema() -> None:
     page = _page("storage.md")
-    missing = [c.name for c in mallard.events.COLUMNS if f"| `{c.name}` |" not in page]
+    missing = [c.name for c in mallard._events.COLUMNS if f"| `{c.name}` |" not in page]
     assert not missing
 
 
@@ -173,8 +173,10 @@ def test_reserved_settings_are_not_read_yet() -> None:
 
 def test_numbers_quoted_in_prose_are_current() -> None:
     """Defaults and limits the hand-written pages quote still hold (update the prose when they change)."""
-    from mallard import events, intake, payload
-    from mallard.queries import model
+    from mallard import _events as events
+    from mallard import _intake as intake
+    from mallard import _payload as payload
+    from mallard._queries import model
 
     defaults = mallard.Settings()
     assert defaults.flush_interval_secs == 5  # quickstart.md, storage.md

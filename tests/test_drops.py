@@ -1,4 +1,4 @@
-"""mallard.drops: the drop rules in force, said at start-up, and the reasons explained."""
+"""mallard._drops: the drop rules in force, said at start-up, and the reasons explained."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 import mallard
-from mallard.drops import EXPLANATIONS, explain, rules
-from mallard.settings import Settings
+from mallard._drops import EXPLANATIONS, explain, rules
+from mallard._settings import Settings
 
 
 def test_rules_follow_the_settings(tmp_path: Path) -> None:
@@ -21,7 +21,7 @@ def test_rules_follow_the_settings(tmp_path: Path) -> None:
 def test_every_reason_the_tracker_gives_is_explained() -> None:
     import inspect
 
-    from mallard import tracker
+    from mallard import _tracker as tracker
 
     reasons = set(__import__("re").findall(r'Dropped\("([a-z_]+)"\)', inspect.getsource(tracker)))
     assert reasons and reasons <= set(EXPLANATIONS)

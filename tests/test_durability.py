@@ -368,7 +368,7 @@ def test_events_buffered_at_interpreter_exit_are_stored_without_errors(tmp_path:
     """A script that tracks and simply ends: the exit hook's final flush stores the event and logs nothing
     (pyarrow's lazy pandas import used to fail during interpreter shutdown)."""
     data = tmp_path / "data"
-    code = (f"import mallard\nfrom mallard.http import Api\nm = mallard.Mallard(data_dir={str(data)!r})\n"
+    code = (f"import mallard\nfrom mallard._http import Api\nm = mallard.Mallard(data_dir={str(data)!r})\n"
             f"Api.for_mallard(m)\nm.track('pageview', site={SITE!r}, url='https://{SITE}/exit', "
             f"ip='192.0.2.1', user_agent={UA!r})\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)

@@ -18,9 +18,9 @@ import orjson
 import pytest
 
 import mallard
-from mallard.errors import InvalidEventError
-from mallard.http.api import Api, Request
-from mallard.store import derived, spool
+from mallard._errors import InvalidEventError
+from mallard._http.api import Api, Request
+from mallard._store import derived, spool
 
 from .conftest import FrozenClock
 

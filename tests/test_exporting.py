@@ -1,10 +1,10 @@
-"""CSV renderings of report tables (``mallard/exporting.py``): every field quoted, formulas neutralised."""
+"""CSV renderings of report tables (``mallard/_exporting.py``): every field quoted, formulas neutralised."""
 
 from __future__ import annotations
 
 import pytest
 
-from mallard.exporting import csv_field, to_csv
+from mallard._exporting import csv_field, to_csv
 
 
 @pytest.mark.parametrize(("value", "expected"), [

@@ -1,4 +1,4 @@
-"""Saved funnels as Python objects over ``state/`` (``mallard/funnels.py``): validation with the funnel
+"""Saved funnels as Python objects over ``state/`` (``mallard/_funnels.py``): validation with the funnel
 query's own rules, ids never reused, changes seen by a second instance (as by another worker process), and
 a damaged file refused with a StorageError that says what to do."""
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mallard import InvalidQueryError, SavedFunnels, StorageError
-from mallard.records import RecordError
+from mallard._records import RecordError
 
 SITE = "a.example"
 

@@ -1,4 +1,4 @@
-"""The `mallard goals` / `mallard segments` commands (``mallard/goal_commands.py``) on a real data
+"""The `mallard goals` / `mallard segments` commands (``mallard/_goal_commands.py``) on a real data
 directory, run as a subprocess as operators do; the Python API reads what they wrote."""
 
 from __future__ import annotations

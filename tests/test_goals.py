@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mallard.errors import InvalidQueryError, StorageError
-from mallard.goals import Goal, GoalError, Goals, page_regex
-from mallard.queries.goals import check_segment_filters
+from mallard._errors import InvalidQueryError, StorageError
+from mallard._goals import Goal, GoalError, Goals, page_regex
+from mallard._queries.goals import check_segment_filters
 
 SITE = "shop.example"
 
@@ -103,7 +103,7 @@ def test_a_damaged_goals_file_is_a_storage_error(goals: Goals, tmp_path: Path) -
 _ADDER = """
 import sys
 from pathlib import Path
-from mallard.goals import Goals
+from mallard._goals import Goals
 goals = Goals(Path(sys.argv[1]))
 for i in range(int(sys.argv[3])):
     goals.add("shop.example", event_name=f"{sys.argv[2]}-{i}")

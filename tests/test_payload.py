@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 
-from mallard.errors import InvalidEventError
-from mallard.payload import MAX_BATCH, MAX_SITES, RawEvent, from_query, parse_body, parse_request
+from mallard._errors import InvalidEventError
+from mallard._payload import MAX_BATCH, MAX_SITES, RawEvent, from_query, parse_body, parse_request
 from tests.strategies import request_bodies
 
 PAGEVIEW = {"d": "example.com", "n": "pageview", "u": "https://example.com/pricing"}

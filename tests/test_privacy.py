@@ -13,12 +13,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mallard.enrich.useragent import AgentParser
-from mallard.payload import RawEvent
-from mallard.privacy import Salts, canonical_ip, load_secret, pseudonymize_user, redact_ip
-from mallard.settings import Settings
-from mallard.state import write_file_once
-from mallard.tracker import ClientContext, Outcome, Tracker
+from mallard._enrich.useragent import AgentParser
+from mallard._payload import RawEvent
+from mallard._privacy import Salts, canonical_ip, load_secret, pseudonymize_user, redact_ip
+from mallard._settings import Settings
+from mallard._state import write_file_once
+from mallard._tracker import ClientContext, Outcome, Tracker
 from tests.conftest import FrozenClock
 from tests.strategies import ips
 
@@ -303,7 +303,7 @@ def test_visitor_id_is_exactly_hmac_sha256(key: bytes, site: str, ip: str, ua: s
     """The pre-keyed fast path computes the same digest as the standard library's HMAC."""
     import hmac
 
-    from mallard.privacy import visitor_id
+    from mallard._privacy import visitor_id
 
     expected = hmac.digest(key, f"{site}|{ip}|{ua}".encode(), "sha256").hex()
     assert visitor_id(key, site, ip, ua) == expected

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from mallard.errors import ConfigurationError
-from mallard.settings import Settings
+from mallard._errors import ConfigurationError
+from mallard._settings import Settings
 
 PRIVACY_FLAGS = ("strip_referrer_query", "round_timestamps", "suppress_browser_version",
                  "suppress_os_version", "suppress_screen_size")

@@ -1,4 +1,4 @@
-"""Shared links as Python objects over ``state/`` (``mallard/shares.py``): the secret shown once and never
+"""Shared links as Python objects over ``state/`` (``mallard/_shares.py``): the secret shown once and never
 stored, changes seen by a second instance (as by another worker process), and a cap on live links."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from mallard import SharedLinks
-from mallard.records import RecordError
-from mallard.shares import MAX_SHARED_LINKS
+from mallard._records import RecordError
+from mallard._shares import MAX_SHARED_LINKS
 
 SITE = "a.example"
 

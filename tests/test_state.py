@@ -1,4 +1,4 @@
-"""StateDir (mallard/state.py): the one way to write and lock the files of ``state/``."""
+"""StateDir (mallard/_state.py): the one way to write and lock the files of ``state/``."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from mallard.errors import StorageError
-from mallard.state import StateDir
+from mallard._errors import StorageError
+from mallard._state import StateDir
 
 
 def test_write_is_atomic_private_and_leaves_no_temporary(tmp_path: Path) -> None:

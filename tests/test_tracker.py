@@ -14,14 +14,14 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from mallard.enrich.geo import GeoLookup
-from mallard.enrich.useragent import AgentParser
-from mallard.errors import InvalidEventError
-from mallard.events import MAX_SITE_ID, Event
-from mallard.payload import RawEvent
-from mallard.privacy import Salts
-from mallard.settings import Settings
-from mallard.tracker import ClientContext, Outcome, Tracker
+from mallard._enrich.geo import GeoLookup
+from mallard._enrich.useragent import AgentParser
+from mallard._errors import InvalidEventError
+from mallard._events import MAX_SITE_ID, Event
+from mallard._payload import RawEvent
+from mallard._privacy import Salts
+from mallard._settings import Settings
+from mallard._tracker import ClientContext, Outcome, Tracker
 from tests.conftest import START, FrozenClock
 from tests.mmdb import write_city_db
 from tests.strategies import client_contexts, raw_events

@@ -15,9 +15,9 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ..app import Mallard
-from ..http.api import Api
-from ..http.messages import Request, Response
+from .._app import Mallard
+from .._http.api import Api
+from .._http.messages import Request, Response
 
 __all__ = ["MallardASGI", "create_app"]
 

@@ -14,12 +14,12 @@ from typing import Any
 from flask import Flask, current_app, g, has_app_context
 from flask import request as flask_request
 
-from ..app import Mallard
+from .._app import Mallard
+from .._http.api import Api
+from .._http.messages import Request
+from .._http.security import client_context
+from .._settings import Settings
 from ..context import reset_client, set_client
-from ..http.api import Api
-from ..http.messages import Request
-from ..http.security import client_context
-from ..settings import Settings
 
 __all__ = ["MallardFlask"]
 

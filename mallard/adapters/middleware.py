@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
-from ..app import Mallard
+from .._app import Mallard
+from .._http.messages import Request
+from .._http.security import client_context
+from .._tracker import ClientContext
 from ..context import reset_client, set_client
-from ..http.messages import Request
-from ..http.security import client_context
-from ..tracker import ClientContext
 from .asgi import Receive, Scope, Send, mount_path, scope_headers
 
 __all__ = ["PageviewMiddleware", "PageviewWSGIMiddleware"]

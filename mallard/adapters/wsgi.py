@@ -10,9 +10,9 @@ import contextlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ..app import Mallard
-from ..http.api import Api
-from ..http.messages import Request, Response
+from .._app import Mallard
+from .._http.api import Api
+from .._http.messages import Request, Response
 
 __all__ = ["MallardWSGI", "environ_headers", "read_wsgi_body"]
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from flask import Flask
 
+from mallard._http import Api
 from mallard.adapters.flask import MallardFlask
-from mallard.http import Api
 
 from .test_middleware import SITE, UA, pages
 

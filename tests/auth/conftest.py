@@ -11,8 +11,8 @@ from typing import Any
 import argon2
 import pytest
 
-from mallard.auth import Auth
-from mallard.settings import Settings
+from mallard._auth import Auth
+from mallard._settings import Settings
 from tests.conftest import FrozenClock
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,4 +1,4 @@
-"""mallard.auth.admin: the admin password, from state/admin.json or the environment."""
+"""mallard._auth.admin: the admin password, from state/admin.json or the environment."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mallard.auth import (
+from mallard._auth import (
     AlreadyConfiguredError,
     Auth,
     NotConfiguredError,
@@ -15,7 +15,7 @@ from mallard.auth import (
     PasswordRejectedError,
     WrongPasswordError,
 )
-from mallard.errors import StorageError
+from mallard._errors import StorageError
 from tests.auth.conftest import (
     IP4,
     OTHER,

@@ -1,4 +1,4 @@
-"""mallard.auth.apikeys: API keys stored as hashes in state/api_keys.json."""
+"""mallard._auth.apikeys: API keys stored as hashes in state/api_keys.json."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from mallard.auth import InvalidKeyError
-from mallard.errors import StorageError
+from mallard._auth import InvalidKeyError
+from mallard._errors import StorageError
 from tests.auth.conftest import MakeAuth
 
 

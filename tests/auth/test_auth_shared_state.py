@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from mallard.auth import Auth
-from mallard.settings import Settings
+from mallard._auth import Auth
+from mallard._settings import Settings
 from tests.auth.conftest import (
     CHEAP,
     IP4,

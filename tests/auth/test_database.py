@@ -1,4 +1,4 @@
-"""mallard.auth.database: one SQLite connection per process, again after a fork."""
+"""mallard._auth.database: one SQLite connection per process, again after a fork."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from mallard.auth import Auth
+from mallard._auth import Auth
 from tests.auth.conftest import (
     IP4,
     IP6,

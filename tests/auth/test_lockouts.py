@@ -1,11 +1,11 @@
-"""mallard.auth.lockouts: failed logins per hashed client and the lockout after too many."""
+"""mallard._auth.lockouts: failed logins per hashed client and the lockout after too many."""
 
 from __future__ import annotations
 
 import threading
 from pathlib import Path
 
-from mallard.auth import Auth
+from mallard._auth import Auth
 from tests.auth.conftest import (
     IP4,
     IP6,

@@ -1,4 +1,4 @@
-"""mallard.auth.passwords: the rules a new admin password must meet."""
+"""mallard._auth.passwords: the rules a new admin password must meet."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mallard.auth import (
+from mallard._auth import (
     PasswordRejectedError,
     validate_password,
 )

@@ -1,4 +1,4 @@
-"""mallard.auth.tokens: signed session tokens and their logouts."""
+"""mallard._auth.tokens: signed session tokens and their logouts."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from mallard.auth import Auth
-from mallard.settings import Settings
+from mallard._auth import Auth
+from mallard._settings import Settings
 from tests.auth.conftest import (
     CHEAP,
     OTHER,

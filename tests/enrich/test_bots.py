@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 
-from mallard.enrich.bots import is_bot, warm_up
+from mallard._enrich.bots import is_bot, warm_up
 from tests.strategies import user_agents
 
 BOTS = {

@@ -9,8 +9,8 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from mallard.enrich.channels import CHANNELS, Landing, channel, landing
-from mallard.queries.acquisition import RULES
+from mallard._enrich.channels import CHANNELS, Landing, channel, landing
+from mallard._queries.acquisition import RULES
 
 
 @pytest.mark.parametrize(("url", "expected"), [

@@ -1,4 +1,4 @@
-"""Tests for mallard.enrich.geo: GeoIP lookups against small generated MaxMind DB files."""
+"""Tests for mallard._enrich.geo: GeoIP lookups against small generated MaxMind DB files."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from mallard.enrich.geo import NO_LOCATION, GeoLookup, GeoPrecision, Location
-from mallard.errors import ConfigurationError
+from mallard._enrich.geo import NO_LOCATION, GeoLookup, GeoPrecision, Location
+from mallard._errors import ConfigurationError
 from tests.mmdb import write_city_db, write_country_db, write_db
 
 LONDON_IP = "81.2.69.142"

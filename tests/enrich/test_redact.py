@@ -1,4 +1,4 @@
-"""PII redaction rules (mallard.enrich.redact): what is replaced, by which marker, and what is left alone."""
+"""PII redaction rules (mallard._enrich.redact): what is replaced, by which marker, and what is left alone."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from mallard.enrich.redact import KINDS, MARKERS, Redactor, luhn_valid
-from mallard.errors import ConfigurationError
-from mallard.settings import Settings, export_to_environ
-from mallard.telemetry import PROCESS_METRICS
+from mallard._enrich.redact import KINDS, MARKERS, Redactor, luhn_valid
+from mallard._errors import ConfigurationError
+from mallard._settings import Settings, export_to_environ
+from mallard._telemetry import PROCESS_METRICS
 
 R = Redactor()
 

@@ -1,4 +1,4 @@
-"""Tests for mallard.enrich.referrers: host normalisation, source table, android-app, oracle."""
+"""Tests for mallard._enrich.referrers: host normalisation, source table, android-app, oracle."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mallard.enrich import referrers
-from mallard.enrich.referrers import referrer_host, referrer_medium, referrer_source
+from mallard._enrich import referrers
+from mallard._enrich.referrers import referrer_host, referrer_medium, referrer_source
 
 DIRECT = "(direct)"
 MEDIUMS = {"search", "social", "video", "shopping", "ai", "email", None}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 
-from mallard.enrich.urls import MAX_PATH, MAX_UTM, parse_page_url, sanitize, strip_query
+from mallard._enrich.urls import MAX_PATH, MAX_UTM, parse_page_url, sanitize, strip_query
 from tests.strategies import urls
 
 CONTROL = {chr(c) for c in (*range(0x20), *range(0x7F, 0xA0))}

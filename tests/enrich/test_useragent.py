@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 
-from mallard.enrich.useragent import UNKNOWN_AGENT, Agent, AgentParser, device_from_width, device_type
+from mallard._enrich.useragent import UNKNOWN_AGENT, Agent, AgentParser, device_from_width, device_type
 from tests.strategies import user_agents
 
 # name: (User-Agent, browser, browser_version, os, os_version, device)

@@ -26,8 +26,8 @@ from ua_parser import regex as _rs
 from ua_parser.core import Domain
 from ua_parser.loaders import load_builtins
 
-from mallard.enrich import bots
-from mallard.enrich.useragent import UNKNOWN_AGENT, Agent, AgentParser, _agent_of
+from mallard._enrich import bots
+from mallard._enrich.useragent import UNKNOWN_AGENT, Agent, AgentParser, _agent_of
 from tests.strategies import SAMPLE_USER_AGENTS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -121,8 +121,8 @@ def test_cached_answers_are_the_same(user_agents: list[str]) -> None:
 # (a server or refresh thread left by an earlier test) held at that moment, and the child can hang on it.
 _FORK_CHECK = """
 import os, sys
-from mallard.enrich import useragent
-from mallard.enrich.useragent import AgentParser
+from mallard._enrich import useragent
+from mallard._enrich.useragent import AgentParser
 ua = sys.argv[1]
 first, second = AgentParser(0), AgentParser(0)
 assert first._extractors is second._extractors, "built (and warmed up) once per process"

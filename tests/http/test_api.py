@@ -10,8 +10,8 @@ import orjson
 import pytest
 
 import mallard
-from mallard.http import Api, Request
-from mallard.http.security import client_ip
+from mallard._http import Api, Request
+from mallard._http.security import client_ip
 
 LOCAL = "127.0.0.1"
 HOST = "127.0.0.1:8000"  # what a browser on this machine sends to `mallard serve`
@@ -271,7 +271,7 @@ def test_ingestion_answer_headers_follow_each_request(api: Api) -> None:
 def test_rate_limits_answer_429_with_retry_after_and_are_counted(api: Api, which: str) -> None:
     """Per-site and per-IP token buckets (frozen clock: two tokens, no refill): the third event of a
     burst is refused with 429 and Retry-After, counted in /metrics, and nothing of it is stored."""
-    from mallard.http.limits import RateLimiter
+    from mallard._http.limits import RateLimiter
 
     frozen = RateLimiter(2, clock=lambda: 100.0)
     if which == "site":

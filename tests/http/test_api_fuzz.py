@@ -22,10 +22,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import mallard
-from mallard.http import Api, Request, Response
-from mallard.http.api import ROUTES
-from mallard.http.routing import Route
-from mallard.queries.registry import BREAKDOWNS, METRICS
+from mallard._http import Api, Request, Response
+from mallard._http.api import ROUTES
+from mallard._http.routing import Route
+from mallard._queries.registry import BREAKDOWNS, METRICS
 from tests.strategies import json_values, odd_texts, request_bodies
 
 pytestmark = pytest.mark.slow

@@ -1,4 +1,4 @@
-"""Static files served compressed (``mallard.http.assets``): gzip, and brotli when the ``brotli`` package
+"""Static files served compressed (``mallard._http.assets``): gzip, and brotli when the ``brotli`` package
 is importable, chosen by ``Accept-Encoding``, with ``Vary``, a distinct ETag per form and 304s; and through
 every real host (uvicorn, gunicorn) the coding reaches the client intact."""
 
@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 import mallard
-from mallard.http import Api, Request
-from mallard.http.assets import CODINGS, negotiate
+from mallard._http import Api, Request
+from mallard._http.assets import CODINGS, negotiate
 
 from .conftest import Live
 

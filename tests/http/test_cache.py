@@ -14,8 +14,8 @@ import orjson
 import pytest
 
 import mallard
-from mallard.http import Api, Request
-from mallard.http.cache import QueryCache
+from mallard._http import Api, Request
+from mallard._http.cache import QueryCache
 
 from .conftest import eventually, start, stop
 

@@ -20,7 +20,7 @@ import orjson
 import pytest
 
 import mallard
-from mallard.http import Api, Request
+from mallard._http import Api, Request
 
 from .conftest import Live, eventually, start, stop
 

@@ -1,5 +1,5 @@
 """Every error answer is ``{"error": <message>, "code": <code>}`` with the status of the one table in
-mallard/http/errors.py: each row of that table checked on its own (a route raising that exception), and
+mallard/_http/errors.py: each row of that table checked on its own (a route raising that exception), and
 each row a request can reach checked through every adapter, by real requests to real servers (this
 module's servers set a password; see conftest.py).
 """
@@ -15,8 +15,8 @@ import orjson
 import pytest
 
 import mallard
-from mallard.auth import AlreadyConfiguredError, PasswordRejectedError
-from mallard.errors import (
+from mallard._auth import AlreadyConfiguredError, PasswordRejectedError
+from mallard._errors import (
     ConfigurationError,
     InvalidEventError,
     InvalidQueryError,
@@ -24,10 +24,10 @@ from mallard.errors import (
     QueryTimeoutError,
     StorageError,
 )
-from mallard.goals import GoalError
-from mallard.http import Api, HTTPError, Request, Response
-from mallard.http.errors import RULES, STATUS_CODES
-from mallard.http.routing import Route, Router
+from mallard._goals import GoalError
+from mallard._http import Api, HTTPError, Request, Response
+from mallard._http.errors import RULES, STATUS_CODES
+from mallard._http.routing import Route, Router
 
 from .conftest import KINDS, Live, serving
 from .test_contract import JSON, event, post

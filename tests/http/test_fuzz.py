@@ -26,8 +26,8 @@ from schemathesis.specs.openapi.checks import (
     unsupported_method,
 )
 
-from mallard.http.api import ROUTES
-from mallard.http.openapi import document
+from mallard._http.api import ROUTES
+from mallard._http.openapi import document
 
 from .conftest import Live, start, stop
 

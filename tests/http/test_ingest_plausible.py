@@ -10,10 +10,10 @@ import httpx
 import orjson
 import pytest
 
-from mallard.payload import parse_body
-from mallard.privacy import Salts
-from mallard.settings import Settings
-from mallard.tracker import Tracker
+from mallard._payload import parse_body
+from mallard._privacy import Salts
+from mallard._settings import Settings
+from mallard._tracker import Tracker
 
 from .conftest import Live, serving
 from .test_contract import stored

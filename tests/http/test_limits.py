@@ -12,8 +12,8 @@ import orjson
 import pytest
 
 import mallard
-from mallard.http import Api, Request
-from mallard.http.api import ROUTES
+from mallard._http import Api, Request
+from mallard._http.api import ROUTES
 
 LOCAL = "127.0.0.1"
 SITE = "limits.example"

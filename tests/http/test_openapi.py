@@ -15,11 +15,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from openapi_spec_validator import OpenAPIV31SpecValidator
 
-from mallard.errors import InvalidEventError
-from mallard.events import MAX_SITE_ID
-from mallard.http.api import ROUTES
-from mallard.http.openapi import document, error_statuses
-from mallard.payload import parse_body
+from mallard._errors import InvalidEventError
+from mallard._events import MAX_SITE_ID
+from mallard._http.api import ROUTES
+from mallard._http.openapi import document, error_statuses
+from mallard._payload import parse_body
 from tests.strategies import raw_payloads, request_bodies
 
 DOC = document(ROUTES)
@@ -98,7 +98,7 @@ def test_dashboard_routes_of_issue_11_are_documented() -> None:
 def test_served_document_is_the_generated_one(tmp_path: Any) -> None:
     """GET /api/openapi.json answers exactly this document."""
     import mallard
-    from mallard.http import Api, Request
+    from mallard._http import Api, Request
 
     m = mallard.Mallard(data_dir=tmp_path / "data")
     try:

@@ -11,7 +11,7 @@ import pytest
 
 import mallard
 from mallard import Store
-from mallard.http import Api, Request
+from mallard._http import Api, Request
 
 from ..lake_damage import SITE, age, build_lake, garble, truncate
 from .conftest import start, stop

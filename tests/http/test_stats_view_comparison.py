@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 import mallard
-from mallard.http import Api, Request
+from mallard._http import Api, Request
 
 SITE = "cmp.example"
 UA = "Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/120.0"

@@ -27,14 +27,14 @@ import pyarrow.parquet as pq
 import pytest
 
 import mallard
-from mallard.errors import InvalidQueryError
-from mallard.http import Api, Request
-from mallard.http.v1 import parse_filters
-from mallard.queries import Queries
-from mallard.queries.filters import Condition, Logic
-from mallard.queries.model import build
-from mallard.queries.periods import DateRange, v1_period
-from mallard.store import Store
+from mallard._errors import InvalidQueryError
+from mallard._http import Api, Request
+from mallard._http.v1 import parse_filters
+from mallard._queries import Queries
+from mallard._queries.filters import Condition, Logic
+from mallard._queries.model import build
+from mallard._queries.periods import DateRange, v1_period
+from mallard._store import Store
 
 from ..conftest import FrozenClock
 from .conftest import Live, eventually, start, stop
@@ -384,7 +384,7 @@ def test_realtime_window_across_midnight(clocked: tuple[mallard.Mallard, FrozenC
 
 def test_realtime_sees_unflushed_events_of_its_own_process_only(
         clocked: tuple[mallard.Mallard, FrozenClock]) -> None:
-    """The decision documented in mallard/queries/realtime.py: the process that accepted an event counts
+    """The decision documented in mallard/_queries/realtime.py: the process that accepted an event counts
     it at once, from its buffer; another process (here a read-only Queries on the same directory) counts
     it once it is flushed."""
     m, clock = clocked
@@ -404,7 +404,7 @@ def test_realtime_sees_unflushed_events_of_its_own_process_only(
 def test_a_window_is_never_answered_from_daily_rollups() -> None:
     """A range of instants (the realtime window) reads the events of the window, never the per-day
     rollups (their rows cover whole UTC days), even without filters."""
-    from mallard.queries.planner import plan_query
+    from mallard._queries.planner import plan_query
 
     days = DateRange(date(2024, 5, 1), date(2024, 5, 1))
     query = build("rt.example", days, metrics=["visitors", "pageviews"], dimensions=["event:page"])

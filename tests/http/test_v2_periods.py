@@ -20,10 +20,10 @@ import orjson
 import pytest
 
 import mallard
-from mallard.errors import InvalidQueryError
-from mallard.http import Api, Request
-from mallard.queries.include import change
-from mallard.queries.periods import v1_period
+from mallard._errors import InvalidQueryError
+from mallard._http import Api, Request
+from mallard._queries.include import change
+from mallard._queries.periods import v1_period
 
 from ..queries.data import event, write_lake
 

@@ -1,4 +1,4 @@
-"""A worker process using :class:`mallard.auth.Auth` on a shared state directory, driven over stdin.
+"""A worker process using :class:`mallard._auth.Auth` on a shared state directory, driven over stdin.
 
 Usage: ``python -m tests.procs.auth_worker STATE_DIR``. Prints ``ready`` once the Auth object exists,
 then answers one line per command line read from stdin:
@@ -20,9 +20,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from mallard.auth import AlreadyConfiguredError, Auth
-from mallard.privacy import load_secret
-from mallard.settings import Settings
+from mallard._auth import AlreadyConfiguredError, Auth
+from mallard._privacy import load_secret
+from mallard._settings import Settings
 
 
 def _answer(auth: Auth, command: str, args: list[str]) -> str:

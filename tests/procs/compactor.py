@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from mallard.store import Store
+from mallard._store import Store
 
 
 def main() -> None:

@@ -22,8 +22,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import mallard
-from mallard.store.lake import Lake
-from mallard.store.spool import Spool
+from mallard._store.lake import Lake
+from mallard._store.spool import Spool
 
 UA = "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0"
 START = datetime(2024, 3, 1, 12, tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""A host worker process with its own :class:`mallard.telemetry.ProcessCounters`, driven line by line
+"""A host worker process with its own :class:`mallard._telemetry.ProcessCounters`, driven line by line
 on stdin.
 
 Usage: ``python -m tests.procs.metrics_worker STATE_DIR``. Prints ``ready <id>``, then answers each
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from mallard.telemetry import ProcessCounters
+from mallard._telemetry import ProcessCounters
 
 INGESTED = "mallard_events_ingested_total"
 

@@ -11,7 +11,7 @@ import random
 import sys
 from datetime import datetime, timedelta
 
-from mallard.store import Store
+from mallard._store import Store
 from tests.queries.test_stored_sessions import DAYS, NAMES, PATHS, POOLS, _event
 
 

@@ -19,8 +19,8 @@ from typing import Any
 import chdb
 from hypothesis import strategies as st
 
-from mallard.events import Event
-from mallard.store import Store
+from mallard._events import Event
+from mallard._store import Store
 
 SITES = ("s.example", "t.example")
 MONDAY = datetime(2024, 4, 1)  # a Monday

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from mallard.events import Event
-from mallard.queries import Queries
-from mallard.settings import Settings
-from mallard.store import Store
+from mallard._events import Event
+from mallard._queries import Queries
+from mallard._settings import Settings
+from mallard._store import Store
 
 from .data import dataset, noise, write_lake
 

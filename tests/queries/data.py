@@ -47,8 +47,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from mallard.events import Event
-from mallard.store import Store
+from mallard._events import Event
+from mallard._store import Store
 
 SITE = "example.com"
 OTHER_SITE = "other.test"

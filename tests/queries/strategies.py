@@ -20,7 +20,7 @@ import duckdb
 import re2
 from hypothesis import strategies as st
 
-from mallard.events import Event
+from mallard._events import Event
 
 from .data import SITE
 

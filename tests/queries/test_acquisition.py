@@ -20,9 +20,9 @@ import pyarrow.parquet as pq
 import pytest
 
 import mallard
-from mallard.enrich.channels import CHANNELS
-from mallard.events import COLUMNS
-from mallard.http import Api, Request
+from mallard._enrich.channels import CHANNELS
+from mallard._events import COLUMNS
+from mallard._http import Api, Request
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 DAY = "2024-05-01"

@@ -13,16 +13,16 @@ import re2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mallard.errors import InvalidQueryError
-from mallard.queries import Queries
-from mallard.queries.builder import compile_query
-from mallard.queries.filters import Condition, Logic, Not, compile_condition, parse, parse_string
-from mallard.queries.model import build
-from mallard.queries.periods import DateRange
-from mallard.queries.registry import dimension
-from mallard.queries.sessions import relation
-from mallard.queries.sql import Sql
-from mallard.store.lake import to_table
+from mallard._errors import InvalidQueryError
+from mallard._queries import Queries
+from mallard._queries.builder import compile_query
+from mallard._queries.filters import Condition, Logic, Not, compile_condition, parse, parse_string
+from mallard._queries.model import build
+from mallard._queries.periods import DateRange
+from mallard._queries.registry import dimension
+from mallard._queries.sessions import relation
+from mallard._queries.sql import Sql
+from mallard._store.lake import to_table
 
 from . import strategies as s
 from .data import DAY1, DAY2, SITE, event

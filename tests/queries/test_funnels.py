@@ -14,10 +14,10 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from mallard.errors import InvalidQueryError
-from mallard.events import Event
-from mallard.queries import Queries
-from mallard.queries.funnels import (
+from mallard._errors import InvalidQueryError
+from mallard._events import Event
+from mallard._queries import Queries
+from mallard._queries.funnels import (
     Step,
     compile_funnel,
     funnel,
@@ -25,9 +25,9 @@ from mallard.queries.funnels import (
     parse_window,
     sequences,
 )
-from mallard.queries.periods import DateRange
-from mallard.queries.sql import Sql
-from mallard.store import Store
+from mallard._queries.periods import DateRange
+from mallard._queries.sql import Sql
+from mallard._store import Store
 
 from . import chdb_oracle
 from .conftest import QueriesFactory, spoil
@@ -221,8 +221,8 @@ def test_a_filter_reads_the_whole_session(make_queries: MakeQueries) -> None:
 def test_a_filtered_funnel_reads_stored_sessions(tmp_path: Path, damage: bool) -> None:
     """With the sessions stored (or one of their files damaged: deleted and computed from events), a
     filtered funnel gives the same answer."""
-    from mallard.queries import stored
-    from mallard.settings import Settings
+    from mallard._queries import stored
+    from mallard._settings import Settings
 
     store = Store(tmp_path / "data")
     try:

@@ -10,8 +10,8 @@ from typing import Any
 import duckdb
 import pytest
 
-from mallard.errors import InvalidQueryError
-from mallard.queries import Queries
+from mallard._errors import InvalidQueryError
+from mallard._queries import Queries
 
 from .data import DAY1, DAY2, SITE, dataset, event
 

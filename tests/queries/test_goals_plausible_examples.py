@@ -13,10 +13,10 @@ from typing import Any
 import duckdb
 import pytest
 
-from mallard.errors import InvalidQueryError
-from mallard.events import Event
-from mallard.queries import Queries
-from mallard.queries.revenue import Revenue, finish
+from mallard._errors import InvalidQueryError
+from mallard._events import Event
+from mallard._queries import Queries
+from mallard._queries.revenue import Revenue, finish
 
 from .data import event
 

@@ -20,15 +20,15 @@ from typing import Any
 import duckdb
 import pytest
 
-from mallard.events import COLUMNS
-from mallard.queries import engagement
-from mallard.queries.builder import build_sql
-from mallard.queries.model import build
-from mallard.queries.periods import DateRange
-from mallard.queries.planner import plan_query
-from mallard.queries.rollups import COLUMNS as ROLLUP_COLUMNS
-from mallard.queries.sessions import COLUMNS as SESSION_COLUMNS
-from mallard.queries.sql import Sql
+from mallard._events import COLUMNS
+from mallard._queries import engagement
+from mallard._queries.builder import build_sql
+from mallard._queries.model import build
+from mallard._queries.periods import DateRange
+from mallard._queries.planner import plan_query
+from mallard._queries.rollups import COLUMNS as ROLLUP_COLUMNS
+from mallard._queries.sessions import COLUMNS as SESSION_COLUMNS
+from mallard._queries.sql import Sql
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("MALLARD_UPDATE_GOLDEN") == "1"

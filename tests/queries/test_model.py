@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from mallard.errors import InvalidQueryError
-from mallard.queries.filters import Condition, Logic, Not
-from mallard.queries.model import MAX_LIMIT, Query, build, parse_query
-from mallard.queries.periods import DateRange
-from mallard.queries.registry import DIMENSIONS, METRICS
+from mallard._errors import InvalidQueryError
+from mallard._queries.filters import Condition, Logic, Not
+from mallard._queries.model import MAX_LIMIT, Query, build, parse_query
+from mallard._queries.periods import DateRange
+from mallard._queries.registry import DIMENSIONS, METRICS
 
 TODAY = date(2024, 5, 2)
 

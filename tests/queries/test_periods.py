@@ -7,9 +7,9 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from mallard.errors import InvalidQueryError
-from mallard.queries import Queries, bucket_labels
-from mallard.queries.periods import PERIODS, DateRange, resolve
+from mallard._errors import InvalidQueryError
+from mallard._queries import Queries, bucket_labels
+from mallard._queries.periods import PERIODS, DateRange, resolve
 
 from .data import SITE, event
 

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from mallard.errors import InvalidQueryError
-from mallard.queries import Queries
-from mallard.queries.filters import Condition, Logic
-from mallard.queries.model import Query, build
-from mallard.queries.periods import DateRange
-from mallard.queries.planner import (
+from mallard._errors import InvalidQueryError
+from mallard._queries import Queries
+from mallard._queries.filters import Condition, Logic
+from mallard._queries.model import Query, build
+from mallard._queries.periods import DateRange
+from mallard._queries.planner import (
     Conversion,
     check_session_dimensions,
     conversion,
@@ -35,7 +35,7 @@ from mallard.queries.planner import (
     split_metrics,
     unrolled,
 )
-from mallard.queries.registry import Dimension, dimension
+from mallard._queries.registry import Dimension, dimension
 
 from .data import DAY1, DAY2, SITE
 

@@ -18,10 +18,10 @@ from typing import Any
 import duckdb
 import pytest
 
-from mallard.errors import InvalidQueryError
-from mallard.queries import Queries
-from mallard.settings import Settings
-from mallard.store import Store
+from mallard._errors import InvalidQueryError
+from mallard._queries import Queries
+from mallard._settings import Settings
+from mallard._store import Store
 
 from .plausible_traffic import SITE, write_traffic
 

@@ -21,9 +21,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mallard.events import Event
-from mallard.queries import provisional, stored
-from mallard.store import Store
+from mallard._events import Event
+from mallard._queries import provisional, stored
+from mallard._store import Store
 
 from .conftest import spoil
 from .test_stored_sessions import (

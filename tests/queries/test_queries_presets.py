@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from mallard.errors import InvalidQueryError
-from mallard.events import COLUMN_NAMES
-from mallard.queries import Queries, breakdown_names
-from mallard.queries.registry import BREAKDOWNS
+from mallard._errors import InvalidQueryError
+from mallard._events import COLUMN_NAMES
+from mallard._queries import Queries, breakdown_names
+from mallard._queries.registry import BREAKDOWNS
 
 from .data import DAY1, DAY2, SITE, event
 from .test_registry import EVENT_TABLES, approx

@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from mallard.queries import Queries
-from mallard.queries.registry import BREAKDOWNS, DIMENSIONS, METRICS, dimension, metric
-from mallard.queries.revenue import Revenue
+from mallard._queries import Queries
+from mallard._queries.registry import BREAKDOWNS, DIMENSIONS, METRICS, dimension, metric
+from mallard._queries.revenue import Revenue
 
 from .data import DAY1, DAY2, SITE, event
 
@@ -250,7 +250,7 @@ def test_dimension_with_event_and_session_metrics(queries: Queries, dim: str) ->
 
 
 def test_session_metrics_refuse_event_dimensions(queries: Queries) -> None:
-    from mallard.errors import InvalidQueryError
+    from mallard._errors import InvalidQueryError
 
     with pytest.raises(InvalidQueryError, match="cannot be broken down by event:name") as info:
         queries.query(SITE, metrics=["bounce_rate"], dimensions=["event:name"], **BOTH_DAYS)

@@ -13,10 +13,10 @@ import pyarrow as pa
 import pytest
 
 import mallard
-from mallard.errors import InvalidQueryError
-from mallard.queries import Queries
-from mallard.queries.revenue import Revenue
-from mallard.settings import Settings
+from mallard._errors import InvalidQueryError
+from mallard._queries import Queries
+from mallard._queries.revenue import Revenue
+from mallard._settings import Settings
 
 from .data import DAY1, DAY2, SITE
 from .test_registry import approx

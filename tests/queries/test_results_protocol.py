@@ -9,7 +9,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from mallard.queries import Queries
+from mallard._queries import Queries
 
 from .data import DAY1, DAY2, SITE, event
 from .test_registry import approx
@@ -36,7 +36,7 @@ CALLS: dict[str, Callable[[Queries], Any]] = {
 
 @pytest.mark.parametrize("name", sorted(CALLS))
 def test_every_method_returns_the_same_protocol(queries: Queries, name: str) -> None:
-    from mallard.queries.results import Result
+    from mallard._queries.results import Result
 
     result = CALLS[name](queries)
     assert isinstance(result, Result)

@@ -13,12 +13,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mallard.errors import InvalidQueryError
-from mallard.events import Event
-from mallard.queries import DateRange, Queries
-from mallard.queries.retention import caveat_text, first_unreachable_week, retention
-from mallard.settings import Settings
-from mallard.store import Store
+from mallard._errors import InvalidQueryError
+from mallard._events import Event
+from mallard._queries import DateRange, Queries
+from mallard._queries.retention import caveat_text, first_unreachable_week, retention
+from mallard._settings import Settings
+from mallard._store import Store
 
 from .chdb_flow_oracle import (
     RANGE_ENDS,

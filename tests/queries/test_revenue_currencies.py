@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from mallard.queries import Queries
+from mallard._queries import Queries
 
 from .data import DAY1, SITE, event
 

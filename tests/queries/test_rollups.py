@@ -20,13 +20,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mallard.events import Event
-from mallard.queries import Queries, rollups, stored
-from mallard.queries.periods import DateRange
-from mallard.queries.registry import DIMENSIONS
-from mallard.settings import Settings
-from mallard.store import Store
-from mallard.store.reader import READ_PARQUET
+from mallard._events import Event
+from mallard._queries import Queries, rollups, stored
+from mallard._queries.periods import DateRange
+from mallard._queries.registry import DIMENSIONS
+from mallard._settings import Settings
+from mallard._store import Store
+from mallard._store.reader import READ_PARQUET
 
 from .conftest import spoil
 

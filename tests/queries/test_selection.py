@@ -17,10 +17,10 @@ from typing import Any
 import duckdb
 import pytest
 
-from mallard.events import Event
-from mallard.queries import DateRange, Queries
-from mallard.queries.flow import flow
-from mallard.queries.retention import retention
+from mallard._events import Event
+from mallard._queries import DateRange, Queries
+from mallard._queries.flow import flow
+from mallard._queries.retention import retention
 
 from .conftest import QueriesFactory
 from .data import SITE, event, write_lake

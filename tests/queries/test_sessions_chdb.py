@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from mallard.events import Event
-from mallard.queries import Queries
-from mallard.queries.periods import DateRange
+from mallard._events import Event
+from mallard._queries import Queries
+from mallard._queries.periods import DateRange
 
 from . import chdb_sessions_oracle as oracle
 from .conftest import QueriesFactory

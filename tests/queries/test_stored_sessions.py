@@ -30,14 +30,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mallard.events import Event
-from mallard.queries import Queries, freshness, stored
-from mallard.queries.registry import DIMENSIONS
-from mallard.queries.sessions import COLUMNS, relation
-from mallard.queries.sql import Sql
-from mallard.settings import Settings
-from mallard.store import Store
-from mallard.store.reader import READ_PARQUET
+from mallard._events import Event
+from mallard._queries import Queries, freshness, stored
+from mallard._queries.registry import DIMENSIONS
+from mallard._queries.sessions import COLUMNS, relation
+from mallard._queries.sql import Sql
+from mallard._settings import Settings
+from mallard._store import Store
+from mallard._store.reader import READ_PARQUET
 
 from .conftest import spoil
 

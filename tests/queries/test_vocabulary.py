@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from mallard.queries import Queries
-from mallard.settings import Settings
-from mallard.store import Store
+from mallard._queries import Queries
+from mallard._settings import Settings
+from mallard._store import Store
 
 from .plausible_traffic import SITE, VISITORS, write_traffic
 
@@ -140,7 +140,7 @@ def test_regions_are_reported_as_iso_codes(queries: Queries) -> None:
 
 
 def test_region_codes_name_iso_and_english_names() -> None:
-    from mallard.queries.vocabulary import region_names
+    from mallard._queries.vocabulary import region_names
 
     assert region_names("DE-BY") == ("DE", ("Bavaria", "Bayern"))  # MaxMind says Bavaria
     assert region_names("US-CA") == ("US", ("California",))
@@ -166,9 +166,9 @@ def test_mallard_presets_keep_stored_values(queries: Queries) -> None:
 
 def test_event_metrics_by_renamed_dimension_never_read_rollups() -> None:
     """Rollup rows hold stored values: a dimension shown in Plausible's words is computed from events."""
-    from mallard.queries.model import parse_query
-    from mallard.queries.planner import plan_query
-    from mallard.queries.vocabulary import plausible_query
+    from mallard._queries.model import parse_query
+    from mallard._queries.planner import plan_query
+    from mallard._queries.vocabulary import plausible_query
 
     query = parse_query({"site_id": SITE, "metrics": ["visitors"], "date_range": RANGE,
                          "dimensions": ["visit:os"]}, today=NOW.date(), tz="UTC", first_day=None)
@@ -203,9 +203,9 @@ MORE_AGENTS = {
 def test_browser_names_of_more_real_user_agents(user_agent: str, stored: str, shown: str) -> None:
     import duckdb
 
-    from mallard.enrich.useragent import AgentParser
-    from mallard.queries.sql import Sql
-    from mallard.queries.vocabulary import PLAUSIBLE
+    from mallard._enrich.useragent import AgentParser
+    from mallard._queries.sql import Sql
+    from mallard._queries.vocabulary import PLAUSIBLE
 
     assert AgentParser(cache_size=0).parse(user_agent).browser == stored
     label = PLAUSIBLE["visit:browser"].label(Sql("?", (stored,)))

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import orjson
 import pytest
 
-from mallard.payload import RawEvent, parse_body
+from mallard._payload import RawEvent, parse_body
 
 from ..chromium import chromium, close
 from .quiet import QuietHandler

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
-from mallard.payload import RawEvent, parse_body
+from mallard._payload import RawEvent, parse_body
 
 SCRIPT = Path(__file__).resolve().parents[2] / "mallard" / "static" / "mallard.js"
 BUDGET = 3100

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from mallard import Store
-from mallard.events import Event
+from mallard._events import Event
 
 from ..factories import BASE_TIME
 

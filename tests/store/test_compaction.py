@@ -17,8 +17,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from mallard import Store
-from mallard.events import COLUMN_NAMES
-from mallard.store.lake import Lake
+from mallard._events import COLUMN_NAMES
+from mallard._store.lake import Lake
 
 from ..factories import BASE_TIME, full_event, make_event, make_events
 from .conftest import (

@@ -19,8 +19,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mallard import Store
-from mallard.events import COLUMN_NAMES, COLUMNS, Event
-from mallard.store.lake import partitions
+from mallard._events import COLUMN_NAMES, COLUMNS, Event
+from mallard._store.lake import partitions
 
 from ..factories import full_event, make_event, make_events
 from .conftest import (

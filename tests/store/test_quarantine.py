@@ -16,7 +16,7 @@ import pytest
 
 import mallard
 from mallard import InvalidQueryError, Mallard, Queries
-from mallard.errors import QueryTimeoutError
+from mallard._errors import QueryTimeoutError
 from tests.conftest import FrozenClock
 from tests.lake_damage import SITE, age, build_lake, garble, is_undecodable, truncate
 

@@ -150,7 +150,7 @@ def test_queries_print_no_progress_bar(tmp_path: Path) -> None:
     """DuckDB draws a progress bar on stdout for a query that runs over 2 s; a library inside a host app
     must not write to its stdout, so the store's connections have it off."""
     code = (
-        "import sys, time; from mallard.store import Store; s = Store(sys.argv[1]); "
+        "import sys, time; from mallard._store import Store; s = Store(sys.argv[1]); "
         "c = s.connection(); c.create_function('nap', lambda i: time.sleep(0.001) or i, ['BIGINT'], "
         "'BIGINT'); c.execute('SELECT sum(nap(i)) FROM range(2600) t(i)').fetchall()"
     )

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from mallard import EventBuffer, Store
-from mallard.events import Event
-from mallard.store.spool import Spool, encode
+from mallard._events import Event
+from mallard._store.spool import Spool, encode
 
 from ..factories import make_event, make_events
 from .conftest import (

@@ -11,7 +11,7 @@ from typing import Any
 
 import mallard
 from mallard import EventBuffer, Store
-from mallard.events import Event
+from mallard._events import Event
 
 from ..factories import make_event, make_events
 from .conftest import (

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mallard.telemetry import ProcessCounters
+from mallard._telemetry import ProcessCounters
 
 from .helpers import Worker
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from mallard.telemetry import ProcessCounters
+from mallard._telemetry import ProcessCounters
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 INGESTED = "mallard_events_ingested_total"

@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from mallard.telemetry import ProcessCounters
+from mallard._telemetry import ProcessCounters
 
 from .helpers import INGESTED, TIMEOUT, Worker, scrape, summary, total
 

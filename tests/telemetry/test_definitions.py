@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from mallard.telemetry import ProcessCounters
+from mallard._telemetry import ProcessCounters
 
 from .helpers import INGESTED, total
 

@@ -8,7 +8,7 @@ import re
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from mallard.telemetry import BUCKETS, CONTENT_TYPE, PROCESS_METRICS, ProcessCounters
+from mallard._telemetry import BUCKETS, CONTENT_TYPE, PROCESS_METRICS, ProcessCounters
 
 from .helpers import scrape, total
 

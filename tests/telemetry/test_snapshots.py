@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from mallard.telemetry import ProcessCounters
+from mallard._telemetry import ProcessCounters
 
 from .helpers import INGESTED, TIMEOUT, Worker, read_only, scrape, summary, total
 

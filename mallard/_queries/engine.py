@@ -1,0 +1,164 @@
+"""Engine: how a resolved :class:`Query` runs: plan, derived rows, SQL, execution.
+
+The planner (planner.py) decides; this gathers what the plan reads (stored and computed session and
+rollup rows, engagement reports), has the builder (builder.py) write the SQL and runs it over one
+consistent reading of the lake and the buffer. A stored sessions or rollup file that cannot be read does
+not fail the question: it is answered again from events, and the file deleted for maintenance to build
+it again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import pyarrow as pa
+
+from .._errors import InvalidQueryError, StorageError
+from .._goals import Goals
+from .._settings import Settings
+from . import engagement, rollups
+from .acquisition import with_computed
+from .buckets import bucket_labels
+from .builder import build_sql
+from .freshness import LiveCache
+from .goals import resolve as resolve_goals
+from .include import with_comparisons
+from .model import Query
+from .periods import DateRange
+from .planner import Plan, is_zero_filled, plan_query, rolled_dimension, unrolled
+from .results import QueryResult
+from .revenue import currency_of_rows
+from .revenue import finish as finish_revenue
+from .rollups import RollupRows
+from .sql import Sql
+from .stored import SessionRows, discard_unreadable, for_query
+
+if TYPE_CHECKING:
+    from .._store import Reader, Store
+
+__all__ = ["Engine"]
+
+
+class Engine:
+    """Runs queries over ``store``: ``reading(site, first, last)`` opens a consistent reading (the
+    lake's files and the process's buffered events); ``live`` keeps computed derived rows."""
+
+    def __init__(self, store: Store, settings: Settings,
+                 reading: Callable[[str | None, date | None, date | None], Any], live: LiveCache) -> None:
+        self._store = store
+        self._settings = settings
+        self._reading = reading
+        self._live = live
+        self._gap = settings.session_window_minutes * 60
+
+    def execute(self, query: Query) -> list[tuple[Any, ...]]:
+        first, last = query.date_range.partition_dates()
+        with self._reading(query.site_id, first, last) as reader:
+            src, src_params = reader.source()
+            source = with_computed(Sql(src, tuple(src_params)))
+            for stored in (True, False):
+                plan, derived = plan_query(query), []
+                try:
+                    sessions, rolled = self._derived_rows(reader, plan, stored=stored)
+                    derived = [*(sessions.files if sessions else ()), *(rolled.files if rolled else ())]
+                    if rolled is not None and not rollups.day_local(reader, rolled, self._live):
+                        rolled = None  # a visitor id on two days: visitors do not add up
+                    if rolled is None:
+                        plan = unrolled(plan)
+                    compiled = build_sql(plan, source=source,
+                                         sessions=None if sessions is None else sessions.relation(),
+                                         rollups=None if rolled is None else rolled.relation(),
+                                         engagement=self._engagement_rows(reader, plan))
+                    table = reader.execute(compiled.sql.text, compiled.sql.params)
+                    break
+                except (duckdb.Error, StorageError):
+                    # A stored sessions or rollup file could not be read: answer again from events;
+                    # the file (derived data) is deleted for maintenance to build it again.
+                    if not stored or not derived or not discard_unreadable(self._store, derived):
+                        raise
+        columns = [table.column(i).to_pylist() for i in range(table.num_columns)]
+        return list(zip(*columns, strict=True)) if columns else []
+
+    def _derived_rows(self, reader: Reader, plan: Plan, *, stored: bool
+                      ) -> tuple[SessionRows | None, RollupRows | None]:
+        """The session and rollup rows ``plan`` reads (None: none; no rollups with ids living longer than
+        a day, which never add up across days), their computed parts registered on ``reader``."""
+        lower, upper = plan.bounds
+        sessions = rolled = None
+        if plan.sessions is not None:
+            sessions = for_query(self._store, self._reading, reader, plan.site_id, lower, upper, self._gap,
+                                 overlap=plan.sessions.overlap, cache=self._live, stored=stored)
+        if self._settings.visitor_salt_rotation_days == 1 and any(p.reads == "rollups" for p in plan.parts):
+            rolled = rollups.for_query(self._store, self._reading, reader, plan.site_id, lower, upper,
+                                       rolled_dimension(plan), cache=self._live, stored=stored)
+        return sessions, rolled
+
+    def _engagement_rows(self, reader: Reader, plan: Plan) -> Sql | None:
+        """The engagement reports ``plan`` reads, with their visits (None: it reads none)."""
+        if not any(p.reads == "engagement" for p in plan.parts):
+            return None
+        src, params = reader.source("engagement")
+        return engagement.rows(Sql(src, tuple(params)), plan.site_id, plan.bounds, self._gap)
+
+    def sessions_of(self, reader: Reader, site: str, rng: DateRange, stored: bool) -> SessionRows:
+        lower, upper = rng.bounds()
+        return for_query(self._store, self._reading, reader, site, lower, upper, self._gap, overlap=True,
+                         cache=self._live, stored=stored)
+
+    def run(self, query: Query, goals: Goals, today: Callable[[str], date]) -> QueryResult:
+        """Answer a validated :class:`Query` (rates as fractions 0-1) with the site's ``goals``;
+        ``today(tz)``: the current date there (for comparisons)."""
+        series = is_zero_filled(query)
+        if series:  # zero-fill the whole range first, then page through it
+            page = (query.offset, query.limit)
+            query = replace(query, limit=None, offset=0)
+        resolved = resolve_goals(query, lambda: goals.list(query.site_id),
+                                 lambda i: goals.segment(query.site_id, i))
+        rows = self.execute(resolved)
+        names = [*query.dimensions, *query.metrics]
+        out = [dict(zip(names, r[:-1], strict=True)) for r in rows]
+        warnings = finish_revenue(out, query.metrics, currency_of_rows(query, goals))
+        total = rows[0][-1] if rows else 0
+        if not rows and query.offset:  # paged past the end: the row count is still the whole's
+            first = self.execute(replace(resolved, offset=0, limit=1))
+            total = first[0][-1] if first else 0
+        if series:
+            out = self._zero_fill(query, out)
+            total = len(out)
+            offset, limit = page
+            out = out[offset:None if limit is None else offset + limit]
+            query = replace(query, offset=offset, limit=limit)
+        meta: dict[str, Any] = {"total_rows": total}
+        if warnings:
+            meta["metric_warnings"] = warnings
+        result = QueryResult(query, tuple(names), out, meta)
+        if query.include.comparisons is None:
+            return result
+        return with_comparisons(result, lambda q: self.run(q, goals, today), today(query.date_range.tz))
+
+    def sql(self, text: str, params: Sequence[object], site: str | None) -> pa.Table:
+        """Run ``text`` over a relation ``events`` (the whole lake, or one site's) → Arrow table."""
+        with self._reading(site, None, None) as reader:
+            src, src_params = reader.source("all")
+            # The caller's statement runs as a subquery, so it may have its own WITH clause.
+            try:
+                return reader.execute(f"WITH events AS ({src}) SELECT * FROM ({text})",
+                                      [*src_params, *params])
+            except duckdb.Error as exc:
+                if isinstance(exc, (duckdb.IOException, duckdb.InterruptException)):
+                    raise
+                raise InvalidQueryError(f"SQL error: {exc}", code="invalid_sql") from None
+
+    def _zero_fill(self, query: Query, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        from .registry import METRICS
+
+        time_dim = query.time_dimension
+        assert time_dim is not None
+        labels = bucket_labels(query.date_range, time_dim)
+        by_label = {r[time_dim]: r for r in rows}
+        empty = {m: METRICS[m].empty for m in query.metrics}
+        return [by_label.get(label, {time_dim: label, **empty}) for label in labels]

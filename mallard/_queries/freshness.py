@@ -1,0 +1,139 @@
+"""The one freshness rule of derived rows, and the computations a Queries object keeps in memory.
+
+Derived rows (a stored sessions or rollup partition, a computation of sessions or rollups from events)
+are served while the lake files of the days they were derived from are those they were derived from
+(same fingerprint: :func:`mallard._store.derived.fingerprint`) and no buffered event falls on those
+days (:func:`unchanged`). :class:`LiveCache` keeps the last few computations of a process under the
+same rule.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING, Protocol
+
+import pyarrow as pa
+
+from .._store.derived import fingerprint
+
+if TYPE_CHECKING:
+    from .._store import Store
+
+__all__ = ["Computed", "LiveCache", "unchanged"]
+
+
+class LiveCache:
+    """The last few computed session and rollup tables of a Queries object, each served while the lake
+    files of the days it depends on are the ones it was computed from and no buffered event falls on
+    those days (the same rule as a stored partition's, in memory); and facts about derived rows that
+    never change for the same rows (:meth:`fact`). Thread-safe."""
+
+    def __init__(self, entries: int = 16) -> None:
+        self._entries = entries
+        self._items: OrderedDict[Hashable, Computed] = OrderedDict()
+        self._facts: OrderedDict[Hashable, bool] = OrderedDict()
+        self._running: dict[Hashable, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    def computed(self, key: Hashable, store: Store, version: int | str, held: set[date],
+                 compute: Callable[[], Computed]) -> Computed:
+        """The fresh entry of ``key`` (:meth:`get`), else ``compute()``'s, kept (:meth:`put`). Requests
+        that miss the same key at once compute it once: the others wait for that computation (the
+        dashboard's first screen sends several that need the same open days) and compute it
+        themselves only if it kept nothing (it failed, or read buffered events)."""
+        while True:
+            done = self.get(key, store, version, held)
+            if done is not None:
+                return done
+            with self._lock:
+                running = self._running.get(key)
+                if running is None:
+                    mine = self._running[key] = threading.Event()
+            if running is None:
+                break
+            running.wait()
+            with self._lock:
+                again = key in self._items
+            if not again:  # nothing kept: compute here rather than queue behind the next one
+                return compute()
+        try:
+            done = compute()
+            self.put(key, done, held)
+            return done
+        finally:
+            with self._lock:
+                del self._running[key]
+            mine.set()
+
+    def fact(self, key: Hashable, establish: Callable[[], bool]) -> bool:
+        """The remembered value of ``key``, else ``establish()``'s, remembered (the last 64)."""
+        with self._lock:
+            known = self._facts.get(key)
+        if known is not None:
+            return known
+        value = establish()
+        with self._lock:
+            self._facts[key] = value
+            while len(self._facts) > 64:
+                self._facts.popitem(last=False)
+        return value
+
+    def get(self, key: Hashable, store: Store, version: int | str, held: set[date]
+            ) -> Computed | None:
+        with self._lock:
+            done = self._items.get(key)
+        if done is None or not unchanged(store, done.site_id, done, version, held):
+            return None
+        with self._lock:
+            self._items.move_to_end(key)
+        return done
+
+    def put(self, key: Hashable, done: Computed, held: set[date]) -> None:
+        if _holds(done.first, done.last, held):
+            return  # buffered events were read: they are flushed (as new files) or gone soon
+        with self._lock:
+            self._items[key] = done
+            self._items.move_to_end(key)
+            while len(self._items) > self._entries:
+                self._items.popitem(last=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Computed:
+    """Session rows computed from events, and what they depend on."""
+
+    table: pa.Table
+    site_id: str
+    first: date  # the days of events the rows depend on: [first, last]
+    last: date
+    files: tuple[str, ...]  # the lake files of those days the computation saw
+    fingerprint: str  # of those files and the session window (as a stored partition's)
+
+
+class _Derived(Protocol):
+    """Rows derived from the lake files of the days ``[first, last]`` (a stored partition, a
+    computation kept in memory)."""
+
+    @property
+    def first(self) -> date: ...
+    @property
+    def last(self) -> date: ...
+    @property
+    def fingerprint(self) -> str: ...
+
+
+def unchanged(store: Store, site: str, rows: _Derived, version: int | str,
+              held: Iterable[date] = ()) -> bool:
+    """The one freshness rule: ``rows`` may be served while the lake files of their days are those
+    they were derived from (same fingerprint, with ``version``: the session window for sessions) and
+    no buffered event (``held``) falls on those days."""
+    return not _holds(rows.first, rows.last, held) and fingerprint(
+        store.lake.files(site, rows.first, rows.last), version) == rows.fingerprint
+
+
+def _holds(first: date, last: date, held: Iterable[date]) -> bool:
+    return any(first <= d <= last for d in held)

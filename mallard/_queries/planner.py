@@ -1,0 +1,399 @@
+"""Query → Plan: every decision about how an aggregate query runs, as small pure functions.
+
+Like Plausible's query optimiser and table decider: the planner reads a validated :class:`Query` and
+returns a frozen :class:`Plan` that says which relation each part of the answer reads, which joins are
+made, which shortcuts apply, the time bucket, zero-fill, ordering and paging. The builder (builder.py)
+turns a plan into SQL without deciding anything.
+
+Relations:
+
+* ``events``: the event rows of the range. Event metrics read them when no dimension or filter needs
+  the session.
+* ``sessions``: one row per session starting in the range (the stored relation, stored.py, with the
+  days not stored yet computed from events). Session metrics read it; event metrics read it too when
+  every dimension and filter is a property of the whole session and the metrics can be summed per
+  session (the *session-sums* shortcut: Plausible's reading of the sessions table).
+* ``events_with_session``: the event rows of the range joined once to the session each belongs to (on
+  a visitor id and the session's time span), for event metrics by a visit attribute.
+* ``rollups``: per-day totals of the event metrics (rollups.py), for unfiltered event metrics over whole
+  UTC days by at most one dimension an event carries itself. A plan reading them is a proposal: the
+  query reads the events instead (:func:`unrolled`) when the range's visitor ids are not day-local.
+* ``engagement``: Plausible's engagement reports of the range with the visit each belongs to
+  (engagement.py), for ``scroll_depth`` and ``time_on_page``.
+
+When metrics of several relations are asked, the parts are joined on the dimension values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Final, Literal
+
+from .._errors import InvalidQueryError
+from .filters import Behaviour, Condition, Filter, Logic, Written, behaviours, conditions, prune, transform
+from .model import Query
+from .registry import ATTRIBUTION_COLUMNS, METRICS, TIME_DIMENSIONS, Dimension, dimension
+from .revenue import REVENUE_METRICS
+from .rollups import DIMENSIONS as ROLLED_DIMENSIONS
+from .rollups import METRICS as ROLLED_METRICS
+from .vocabulary import worded
+
+Reads = Literal["events", "events_with_session", "sessions", "rollups", "engagement"]
+Bucket = Literal["hour", "day", "week", "month"]
+Join = Literal["none", "full_outer_on_dimensions"]
+
+BASE_COLUMNS: Final = ("visitor_id", "timestamp", "event_name", "pathname")
+GOAL_DIMENSIONS: Final = frozenset({"event:name", "event:goal"})
+# Columns that cannot differ between the events of one session (they derive from the IP and User-Agent
+# hashed into the visitor id), so an event's value equals its session's.
+SESSION_CONSTANT: Final = frozenset({"browser", "browser_version", "os", "os_version", "country_code",
+                                     "region", "city"})
+# Event metrics that can be summed from per-session aggregates (metric → per-session total).
+# (Not revenue: the sessions carry no currency, and currencies are never added together.)
+SESSION_SUMMABLE: Final = {"pageviews": "pageviews", "events": "events"}
+# Session metrics counted from events matched to their sessions when a dimension is an event's (as
+# Plausible counts visits by page or property: the sessions with such an event).
+FROM_EVENTS: Final = {"visits": "count(DISTINCT {'k': s_vk0, 't': s_start})"}
+PAGE: Final = "event:page"
+_BUCKETS: Final[dict[str, Bucket]] = {"time:hour": "hour", "time:day": "day", "time:week": "week",
+                                      "time:month": "month"}
+
+
+@dataclass(frozen=True, slots=True)
+class Sessions:
+    """The sessions a plan reads, and the per-session columns it uses."""
+
+    attributes: tuple[str, ...]  # lake columns exposed as s_<column> (first value of the session)
+    pages: tuple[str, ...]  # entry_page / exit_page
+    # event leaves of the plan's filters (the same objects, in tree order) exposed as f_<i>: whether any
+    # event of the session in the range matched
+    flags: tuple[Condition, ...]
+    # events are matched to their sessions (events_with_session, flags): the sessions that started
+    # before the range and last into it are read too
+    overlap: bool
+    # events matched to their sessions carry the session's identity (s_vk0, s_start): visits counted
+    # from events
+    identity: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One aggregate over one relation: the event part (``ev``), the session part (``se``) or the
+    engagement part (``en``)."""
+
+    name: Literal["ev", "se", "en"]
+    reads: Reads
+    metrics: tuple[str, ...]
+    session_valued: frozenset[str]  # dimensions (by name) whose value this part takes from the session
+    time_column: Literal["timestamp", "start"]
+    # this part's dimensions and filters: the plan's, except in a session part where event:page stands
+    # for the entry page (see by_entry_page); None: the plan's
+    dimensions: tuple[Dimension | None, ...] | None = None
+    filters: Filter | None = None
+    # bounce_rate counts only the sessions whose entry page satisfies this (see entry_bounce)
+    bounce_on: Condition | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Conversion:
+    """The denominator of conversion_rate: visitors of ``reads`` under the non-goal ``filters``; for
+    group_conversion_rate, the same per group of the dimensions at ``group`` (all but event:goal)."""
+
+    reads: Reads
+    filters: Filter | None
+    session_valued: frozenset[str]  # as in the event part
+    group: tuple[int, ...] | None = None  # None: no group_conversion_rate
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    site_id: str
+    bounds: tuple[datetime, datetime]  # UTC [lower, upper)
+    tz: str
+    columns: tuple[str, ...]  # lake columns scanned
+    sessions: Sessions | None  # None: nothing is sessionised
+    parts: tuple[Part, ...]
+    join: Join
+    dimensions: tuple[Dimension | None, ...]  # None: the time bucket
+    bucket: Bucket | None
+    filters: Filter | None
+    metrics: tuple[str, ...]
+    conversion: Conversion | None
+    order: tuple[tuple[str, Literal["ASC", "DESC"]], ...]  # output column, direction
+    limit: int | None
+    offset: int
+    zero_fill: bool  # a time series: every bucket of the range is reported
+    shared_scan: bool  # both parts read the scope: buffer one scan instead of inlining it twice
+    # has_done / has_not_done nodes of the filters (the same objects, in tree order): each is answered
+    # from the sessions having an event in the range matching its filter
+    behaviours: tuple[Behaviour, ...] = ()
+    #: the denominator of ``percentage``: the event part's visitors under all the query's filters
+    share: Conversion | None = None
+
+
+# -- small decisions ------------------------------------------------------------------------------
+def split_metrics(metrics: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(event metrics, session metrics), each in query order."""
+    return (tuple(m for m in metrics if METRICS[m].relation == "events"),
+            tuple(m for m in metrics if METRICS[m].relation == "sessions"))
+
+
+def check_engagement(en_metrics: Sequence[str], used: Sequence[Dimension]) -> None:
+    """Engagement metrics are per page (Plausible: an event:page dimension or filter) and read only what
+    an engagement report carries itself (not the session's source, UTM tags, entry or exit page)."""
+    if not en_metrics:
+        return
+    names = ", ".join(en_metrics)
+    if not any(d.name == "event:page" for d in used):
+        raise InvalidQueryError(f"Metric(s) {names} need an event:page dimension or filter.",
+                                code="invalid_metric")
+    bad = next((d for d in used if needs_session(d)), None)
+    if bad is not None:
+        raise InvalidQueryError(f"Metric(s) {names} cannot be used with {bad.name}: an engagement report "
+                                "carries no attribution or entry/exit page.", code="invalid_metric")
+
+
+def needs_session(dim: Dimension) -> bool:
+    """Whether an event's value of ``dim`` is its session's (attribution, entry/exit page)."""
+    return dim.level == "visit" and (dim.column is None or dim.column in ATTRIBUTION_COLUMNS)
+
+
+def is_session_wide(dim: Dimension) -> bool:
+    """Whether ``dim`` has one value per session that every event of the session shares."""
+    return dim.level == "visit" and (dim.column is None or dim.column in ATTRIBUTION_COLUMNS
+                                     or dim.column in SESSION_CONSTANT)
+
+
+def check_session_dimensions(dims: Iterable[Dimension], se_metrics: Sequence[str]) -> None:
+    """Session metrics describe visits: reject a breakdown of them by an event dimension (event:page
+    is read as the entry page, see :func:`by_entry_page`)."""
+    for dim in dims:
+        if se_metrics and dim.level != "visit":
+            raise InvalidQueryError(
+                f"Metric(s) {', '.join(se_metrics)} describe visits and cannot be broken down by "
+                f"{dim.name}; use event:page, visit:entry_page or visit:exit_page, or event metrics "
+                "(visits counts the sessions with such events).", code="invalid_dimension")
+
+
+def split_visits(plain: Sequence[Dimension], ev_metrics: tuple[str, ...],
+                 se_metrics: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(event metrics, session metrics) with ``visits`` counted from events when a dimension is an
+    event's (Plausible: the sessions having such an event)."""
+    if "visits" in se_metrics and any(d.level == "event" for d in plain):
+        return (*ev_metrics, "visits"), tuple(m for m in se_metrics if m != "visits")
+    return ev_metrics, se_metrics
+
+
+def by_entry_page(dims: tuple[Dimension | None, ...], filters: Filter | None
+                  ) -> tuple[tuple[Dimension | None, ...], Filter | None]:
+    """A session part's dimensions and filters: with event:page among the dimensions, session metrics
+    by page are those of the sessions entering on the page (Plausible's rule), so event:page reads
+    visit:entry_page, in the filters too."""
+    if not any(d is not None and d.name == PAGE for d in dims):
+        return dims, filters
+    entry = dimension("visit:entry_page")
+    return (tuple(entry if d is not None and d.name == PAGE else d for d in dims),
+            transform(filters, lambda c: replace(c, dimension=entry) if c.dimension.name == PAGE else c))
+
+
+def entry_bounce(se_metrics: Sequence[str], dims: Sequence[Dimension | None],
+                 filters: Filter | None) -> Condition | None:
+    """With a top-level event:page filter (and no event:page dimension), bounce_rate is that of the
+    sessions entering on a matching page (Plausible's rule, applied to queries in its vocabulary): that
+    filter, made on visit:entry_page."""
+    if "bounce_rate" not in se_metrics or any(d is not None and d.name == PAGE for d in dims):
+        return None
+    top = (filters.children if isinstance(filters, Logic) and filters.op == "and"
+           and not isinstance(filters, Written) else (filters,))
+    page = next((c for c in top if isinstance(c, Condition) and c.dimension.name == PAGE), None)
+    return None if page is None else replace(page, dimension=dimension("visit:entry_page"))
+
+
+def event_reads(ev_metrics: Sequence[str], used: Sequence[Dimension],
+                bucket: Bucket | None) -> Reads | None:
+    """The relation event metrics read (None: no event metrics)."""
+    if not ev_metrics:
+        return None
+    if any(m in FROM_EVENTS for m in ev_metrics):
+        return "events_with_session"
+    if not any(needs_session(d) for d in used):
+        return "events"
+    if bucket is None and all(m == "visitors" or m in SESSION_SUMMABLE for m in ev_metrics) and all(
+            is_session_wide(d) for d in used):
+        return "sessions"
+    return "events_with_session"
+
+
+def rolls_up(q: Query, ev_metrics: Sequence[str], plain: Sequence[Dimension], bucket: Bucket | None,
+             bounds: tuple[datetime, datetime]) -> bool:
+    """Whether event metrics can read the per-day rollups: no filter, metrics that add up over days,
+    at most one dimension and it rolled, and a time bucket (if any) made of whole UTC days. (Without a
+    bucket the range may be in any time zone: the parts of its end days are computed from events.)"""
+    return (q.filters is None and bool(ev_metrics)
+            and all(m in ROLLED_METRICS and m not in REVENUE_METRICS for m in ev_metrics)
+            and len(plain) <= 1 and all(d.name in ROLLED_DIMENSIONS and d.words is None for d in plain)
+            and (bucket is None or (bucket != "hour" and q.date_range.tz == "UTC"
+                                    and all(b.time() == datetime.min.time() for b in bounds))))
+
+
+def rolled_dimension(plan: Plan) -> str:
+    """The dimension whose rollup rows the plan reads (``''``: the day's totals)."""
+    return next((d.name for d in plan.dimensions if d is not None), "")
+
+
+def unrolled(plan: Plan) -> Plan:
+    """``plan`` with the part reading rollups reading the events instead."""
+    return replace(plan, parts=tuple(replace(p, reads="events") if p.reads == "rollups" else p
+                                     for p in plan.parts))
+
+
+def session_valued(reads: Reads, used: Sequence[Dimension]) -> frozenset[str]:
+    """Dimensions (by name) whose value a part reading ``reads`` takes from the session: on sessions,
+    every visit dimension (event dimensions become per-session flags); on events joined to their
+    session, the attribution and entry/exit dimensions; on bare events, none."""
+    if reads == "sessions":
+        return frozenset(d.name for d in used if d.level == "visit")
+    if reads == "events_with_session":
+        return frozenset(d.name for d in used if needs_session(d))
+    return frozenset()
+
+
+def session_attributes(reads: Reads | None, se_metrics: Sequence[str], dims: Sequence[Dimension],
+                       conds: Sequence[Condition]) -> tuple[str, ...]:
+    """Lake columns whose per-session value the plan reads."""
+    used = [*dims, *(c.dimension for c in conds)]
+    out: set[str] = set()
+    if reads == "events_with_session":
+        out |= {d.column for d in used if d.column in ATTRIBUTION_COLUMNS}
+    elif reads == "sessions":
+        out |= {c for d in used for c in d.lake_columns()}
+    if se_metrics:
+        out |= {c for d in dims for c in d.lake_columns()}
+        out |= {c for cond in conds if cond.dimension.level == "visit" for c in cond.dimension.lake_columns()}
+    return tuple(sorted(out))
+
+
+def session_flags(conds: Sequence[Condition]) -> tuple[Condition, ...]:
+    """Event conditions the session part evaluates per session (any event matched): one flag per leaf
+    of the filter tree, in tree order, so that the SQL text never depends on the filter values."""
+    return tuple(c for c in conds if c.dimension.level != "visit")
+
+
+def session_pages(used: Sequence[Dimension]) -> tuple[str, ...]:
+    """Which of ``entry_page`` and ``exit_page`` the sessions must carry."""
+    return tuple(sorted({d.session_column for d in used
+                         if d.level == "visit" and d.column is None and d.session_column}))
+
+
+def sessions_relation(reads: Reads | None, se_metrics: Sequence[str],
+                      dims: Sequence[Dimension], conds: Sequence[Condition], *,
+                      identity: bool = False) -> Sessions | None:
+    """The sessions relation the plan reads, or None when nothing reads sessions (``dims`` and
+    ``conds``: the session part's)."""
+    if not se_metrics and reads not in ("sessions", "events_with_session"):
+        return None
+    used = [*dims, *(c.dimension for c in conds)]
+    flags = session_flags(conds) if se_metrics else ()
+    return Sessions(session_attributes(reads, se_metrics, dims, conds), session_pages(used), flags,
+                    overlap=reads == "events_with_session" or bool(flags), identity=identity)
+
+
+def scan_columns(q: Query, used: Sequence[Dimension]) -> tuple[str, ...]:
+    """The lake columns of the range's events the plan reads, sorted."""
+    needed = set(BASE_COLUMNS)
+    needed |= {c for d in used for c in d.lake_columns()}
+    if any(d.prop_key is not None for d in used):
+        needed.add("props")
+    if REVENUE_METRICS & set(q.metrics):
+        needed |= {"revenue_amount", "revenue_currency"}
+    return tuple(sorted(needed))
+
+
+def conversion(q: Query, ev: Part | None) -> Conversion | None:
+    """conversion_rate's denominator: the event part's visitors under the query's filters without the
+    goal (event name, property) ones."""
+    if not {"conversion_rate", "group_conversion_rate"} & set(q.metrics) or ev is None:
+        return None
+    group = tuple(i for i, d in enumerate(q.dimensions) if d != "event:goal") \
+        if "group_conversion_rate" in q.metrics else None
+    return Conversion(ev.reads, prune(q.filters, lambda c: c.dimension.name in GOAL_DIMENSIONS
+                                      or c.dimension.prop_key is not None), ev.session_valued,
+                      group)
+
+
+def order_keys(q: Query) -> tuple[tuple[str, Literal["ASC", "DESC"]], ...]:
+    """ORDER BY keys over output columns: the requested order, else time ascending then (with other
+    dimensions) the first metric descending; every dimension ascending breaks ties."""
+    keys: list[tuple[str, Literal["ASC", "DESC"]]] = []
+    for name, direction in q.order_by:
+        column = f"m_{name}" if name in q.metrics else f"d{q.dimensions.index(name)}"
+        keys.append((column, "ASC" if direction == "asc" else "DESC"))
+    ndims = len(q.dimensions)
+    if not q.order_by:
+        time_index = next((i for i, d in enumerate(q.dimensions) if d in TIME_DIMENSIONS), None)
+        if time_index is not None:
+            keys.append((f"d{time_index}", "ASC"))
+        if ndims and (time_index is None or ndims > 1):
+            keys.append((f"m_{q.metrics[0]}", "DESC"))
+    keys += [(f"d{i}", "ASC") for i in range(ndims)]
+    return tuple(keys)
+
+
+def is_zero_filled(q: Query) -> bool:
+    """A time series (the time dimension alone) reports every bucket of the range, empty ones too,
+    unless the query leaves them out (:attr:`Query.empty_buckets`)."""
+    return q.empty_buckets and q.time_dimension is not None and q.dimensions == (q.time_dimension,)
+
+
+# -- the plan -------------------------------------------------------------------------------------
+def plan_query(q: Query) -> Plan:
+    """The :class:`Plan` answering ``q``."""
+    time_dim = q.time_dimension
+    bucket: Bucket | None = None if time_dim is None else _BUCKETS[time_dim]
+    bound = {d.name: d for d in q.bound}
+    dims = tuple(None if d in TIME_DIMENSIONS else bound[d] if d in bound
+                 else worded(dimension(d), q.vocabulary) for d in q.dimensions)
+    plain = [d for d in dims if d is not None]
+    conds = list(conditions(q.filters))
+    used = [*plain, *(c.dimension for c in conds)]
+    ev_metrics, se_metrics = split_visits(plain, *split_metrics(q.metrics))
+    en_metrics = tuple(m for m in q.metrics if METRICS[m].relation == "engagement")
+    se_dims, se_filters = by_entry_page(dims, q.filters) if se_metrics else (dims, q.filters)
+    se_plain = [d for d in se_dims if d is not None]
+    se_conds = list(conditions(se_filters))
+    check_session_dimensions(se_plain, se_metrics)
+    check_engagement(en_metrics, used)
+    reads = event_reads(ev_metrics, used, bucket)
+    bounds = q.date_range.bounds()
+    # A range of instants (realtime, 24h) is a few hours at most: its events are cheaper than rollups.
+    if reads == "events" and q.date_range.instants is None and rolls_up(q, ev_metrics, plain, bucket,
+                                                                         bounds):
+        reads = "rollups"
+
+    ev = None if reads is None else Part("ev", reads, ev_metrics, session_valued(reads, used),
+                                         "timestamp")
+    bounce_on = entry_bounce(se_metrics, dims, q.filters) if q.vocabulary == "plausible" else None
+    se_used = [*se_plain, *(c.dimension for c in se_conds)]
+    se = Part("se", "sessions", se_metrics, session_valued("sessions", se_used), "start",
+              se_dims, se_filters, bounce_on) if se_metrics else None
+    en = Part("en", "engagement", en_metrics, frozenset(), "timestamp") if en_metrics else None
+    parts = [p for p in (ev, se, en) if p is not None]
+    sessions = sessions_relation(reads, se_metrics, se_plain,
+                                 [*se_conds, *([bounce_on] if bounce_on is not None else [])],
+                                 identity=any(m in FROM_EVENTS for m in ev_metrics))
+    done = tuple(behaviours(q.filters))
+    if done and sessions is None:
+        sessions = Sessions((), (), (), overlap=True)
+    return Plan(
+        site_id=q.site_id, bounds=bounds, tz=q.date_range.tz,
+        columns=scan_columns(q, [*used, *(c.dimension for b in done for c in conditions(b.child))]),
+        sessions=sessions, parts=tuple(parts),
+        join="full_outer_on_dimensions" if len(parts) > 1 else "none", dimensions=dims,
+        bucket=bucket, filters=q.filters, metrics=q.metrics, conversion=conversion(q, ev),
+        order=order_keys(q), limit=q.limit, offset=q.offset, zero_fill=is_zero_filled(q),
+        shared_scan=ev is not None and se is not None, behaviours=done,
+        share=None if ev is None or "percentage" not in q.metrics
+        else Conversion(ev.reads, q.filters, ev.session_valued))
+

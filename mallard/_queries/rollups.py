@@ -1,0 +1,195 @@
+"""Per-day rollups of the event metrics: ``rollups/site_id=<site>/date=<UTC day>/`` (docs/storage.md).
+
+For each UTC day: one row per value of every rolled dimension (:data:`DIMENSIONS`: the dimensions whose
+value is each event's own) and one total row (``dimension = ''``), each with the day's ``visitors``
+(distinct visitor ids), ``pageviews``, ``events`` and ``revenue``; the total row also carries the day's
+distinct ``visitor_keys`` (sessions.visitor_key), sorted.
+
+A query with no filter, at most one rolled dimension, a time bucket (if any) of a day or more in UTC
+and metrics among :data:`METRICS` reads these rows instead of the events (the planner decides); the parts
+of the days at the ends of a range that does not start or end at a UTC midnight (another time zone) are
+computed from their events in the same shape. Pageviews, events and revenue add up over days. Visitors
+add up only when no visitor id occurs on two days of the range: daily ids give that (the salt, and with
+it every id, changes each UTC day) unless events were tracked with another day's timestamp. It is
+checked per query from the keys (the sum over days of each day's number of keys equals the number of
+distinct keys of the range); when the check fails the query reads the events.
+
+Days are stored like sessions (one fingerprint of the day's event files, the freshness rule of
+stored.py) by the same maintenance pass; the other days of a range (the open tail, days changed since,
+days with events this process buffers) are computed from the events for the query.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Final
+
+import pyarrow as pa
+
+from .._store.derived import fingerprint
+from .freshness import Computed, LiveCache
+from .registry import ATTRIBUTION_COLUMNS
+from .registry import DIMENSIONS as ALL_DIMENSIONS
+from .registry import METRICS as ALL_METRICS
+from .sessions import visitor_key
+from .sql import Sql, with_ctes
+from .stored import Reading, split, union
+
+if TYPE_CHECKING:
+    from .._store import Store
+    from .._store.reader import Reader
+
+__all__ = ["COLUMNS", "DIMENSIONS", "METRICS", "VERSION", "RollupRows", "build", "compute", "day_local",
+           "for_query", "rows"]
+
+#: Part of every rollup file's fingerprint: a change of the columns or their meaning makes old files stale.
+VERSION: Final = 1
+_DAY: Final = timedelta(days=1)
+_MICROSECOND: Final = timedelta(microseconds=1)
+
+#: Dimensions rolled up per day: those an event carries itself (not its session's attribution), with
+#: the values as stored (not renamed, vocabulary.py).
+DIMENSIONS: Final = tuple(name for name, d in ALL_DIMENSIONS.items()
+                          if d.column is not None and d.column not in ATTRIBUTION_COLUMNS
+                          and d.words is None)
+#: Metrics answered from rollup rows, and how (sums over days; visitors once checked, see above).
+METRICS: Final = {
+    "visitors": "sum(visitors)::BIGINT",
+    "pageviews": "sum(pageviews)::BIGINT",
+    "events": "sum(events)::BIGINT",
+    "total_revenue": "sum(revenue)",
+    "views_per_visitor": "coalesce(sum(pageviews) / nullif(sum(visitors), 0), 0)",
+}
+#: The columns of a rollup row and their types, in file order (the public Parquet contract).
+COLUMNS: Final = {"dimension": "VARCHAR", "value": "VARCHAR", "visitors": "BIGINT", "pageviews": "BIGINT",
+                  "events": "BIGINT", "revenue": "DECIMAL(38,2)", "visitor_keys": "UBIGINT[]"}
+_EMPTY: Final = ", ".join(["NULL::DATE AS day", *(f"NULL::{t} AS {c}" for c, t in COLUMNS.items())]) \
+    + " WHERE false"
+
+
+def rows(source: str = "scoped", dimensions: Iterable[str] = DIMENSIONS) -> Sql:
+    """SELECT of the rollup rows (with their ``day``) of the events of ``source``: the total rows and
+    those of ``dimensions``."""
+    counts = (f"{ALL_METRICS['visitors'].expr} AS visitors, {ALL_METRICS['pageviews'].expr} AS pageviews, "
+              f"{ALL_METRICS['events'].expr} AS events, "
+              f"{ALL_METRICS['total_revenue'].expr}::DECIMAL(38,2) AS revenue")
+    total = (f"SELECT timestamp::DATE AS day, '' AS dimension, NULL::VARCHAR AS value, {counts}, "
+             f"list_sort(list(DISTINCT {visitor_key('visitor_id')})) AS visitor_keys "
+             f"FROM {source} GROUP BY day")
+    parts = [total] + [
+        f"SELECT timestamp::DATE AS day, '{name}' AS dimension, {ALL_DIMENSIONS[name].column} AS value, "
+        f"{counts}, NULL::UBIGINT[] AS visitor_keys FROM {source} GROUP BY day, value"
+        for name in dimensions if name in DIMENSIONS]
+    return Sql(" UNION ALL ".join(parts))
+
+
+@dataclass(frozen=True, slots=True)
+class RollupRows:
+    """The rollup rows a query reads: stored files and rows computed now (same columns)."""
+
+    files: tuple[str, ...]
+    live: pa.Table | None
+    live_days: frozenset[date]
+    #: What the rows are derived from, when that names them (stored files by fingerprint, computed
+    #: rows by the fingerprint of the files read; not rows with buffered events): the key under
+    #: which :func:`day_local` remembers its answer.
+    source: Hashable | None = None
+
+    @property
+    def view(self) -> str:
+        """The name under which :attr:`live` is registered for a statement."""
+        return f"__mallard_rollups_{id(self)}"
+
+    def relation(self) -> Sql:
+        """SQL of the union, with a ``day`` column (:attr:`live` registered as :attr:`view`)."""
+        return union(_EMPTY, '"date"::DATE AS day, * EXCLUDE (site_id, "date")', self.files, self.live,
+                     self.view)
+
+
+def for_query(store: Store, reading: Reading, reader: Reader, site: str, lower: datetime,
+              upper: datetime, dimension: str, *, cache: LiveCache | None,
+              stored: bool = True) -> RollupRows | None:
+    """The rollup rows of ``dimension`` (``''``: the totals) and the total rows of ``[lower, upper)``
+    (naive UTC): of its whole UTC days, stored where fresh (unless ``stored`` is False); of the others,
+    and of the parts of the days at either end that are not whole (a range in another time zone), computed
+    from the events of the range, the computed part registered on ``reader``. None when no day is stored
+    and fresh: reading the events is then cheaper. Before adding up their visitors, check
+    :func:`day_local` (an end day's part is a part of one UTC day: its ids are that day's)."""
+    first, last = lower.date(), (upper - _MICROSECOND).date()
+    held = reader.buffered_dates()
+    listing = store.rollup_files.listing(site) if stored else {}
+    wanted = {d for d in set(store.lake.dates(site)) | held if first <= d <= last}
+    ends = {d for d in (first, last) if not (_midnight(d) >= lower and upper - _midnight(d) >= _DAY)}
+    files, live = split(store, site, {d: p for d, p in listing.items() if d not in ends}, wanted, VERSION,
+                        held)
+    if not files:
+        return None
+    table = None
+    source: Hashable | None = tuple(files)
+    if live:  # only the rows this query reads
+        bounds = (lower, upper) if live & ends else None
+        key = ("rollups", site, frozenset(live), dimension, bounds)
+        def run() -> Computed:
+            return compute(store, reading, site, live, (dimension,), bounds=bounds)
+
+        done = run() if cache is None else cache.computed(key, store, VERSION, held, run)
+        table = done.table
+        # the check reads the total rows only, the same whichever dimension's rows came with them
+        source = None if held & live else (tuple(files), frozenset(live), bounds, done.fingerprint)
+    got = RollupRows(tuple(files), table, frozenset(live), source)
+    if got.live is not None:
+        reader.register(got.view, got.live)
+    return got
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, datetime.min.time())
+
+
+def day_local(reader: Reader, rolled: RollupRows, cache: LiveCache | None = None) -> bool:
+    """Whether no visitor id occurs on two days of ``rolled`` (so that their visitors add up): the sum
+    over days of each day's number of keys equals the number of distinct keys. Remembered in ``cache``
+    by the rows' source: the check reads every visitor key of the range, a third of a 30-day
+    breakdown's time."""
+    if len(rolled.files) + len(rolled.live_days) <= 1:
+        return True
+
+    def check() -> bool:
+        test = Sql("SELECT coalesce(sum(len(visitor_keys)), 0) = (SELECT count(DISTINCT k) FROM (SELECT "
+                   "unnest(visitor_keys) AS k FROM totals)) FROM totals")
+        sql = with_ctes([("totals", "SELECT visitor_keys FROM (" + rolled.relation()
+                          + ") WHERE dimension = ''")], test, materialize=("totals",))
+        return bool(reader.execute(sql.text, sql.params).column(0)[0].as_py())
+
+    if cache is None or rolled.source is None:
+        return check()
+    return cache.fact(("day_local", rolled.source), check)
+
+
+def compute(store: Store, reading: Reading, site: str, days: Iterable[date],
+            dimensions: Iterable[str] = DIMENSIONS, *,
+            bounds: tuple[datetime, datetime] | None = None) -> Computed:
+    """The total rows and the rows of ``dimensions`` of ``days``, computed from the events ``reading``
+    gives (buffered ones too); with ``bounds``, of their events in ``[lower, upper)`` only."""
+    wanted = sorted(days)
+    with reading(site, wanted[0], wanted[-1]) as reader:
+        src, params = reader.source()
+        scoped = Sql(f"SELECT * FROM ({src}) WHERE site_id = ? AND list_contains(?, timestamp::DATE)",
+                     (*params, site, wanted))
+        if bounds is not None:
+            scoped = scoped + Sql(" AND timestamp >= ? AND timestamp < ?", bounds)
+        sql = with_ctes([("scoped", scoped)],
+                        rows(dimensions=dimensions) + " ORDER BY day, dimension, value NULLS FIRST")
+        table = reader.execute(sql.text, sql.params)
+        files = reader.files
+    return Computed(table, site, wanted[0], wanted[-1], files, fingerprint(files, VERSION))
+
+
+def build(store: Store, site: str, day: date) -> None:
+    """Compute and store the rollup rows of ``day`` from the lake's files (buffered events are not
+    read: the fingerprint is of files; a file written since makes the partition stale at once)."""
+    done = compute(store, store.reading, site, [day])
+    table = done.table.drop_columns(["day"])
+    store.rollup_files.publish(site, day, table, done.files, day, day, VERSION)
