@@ -22,10 +22,11 @@ Playwright (desktop User-Agent and launch arguments of tests/chromium.py, a 1920
 then the same three again in a new context on the same server: the query cache warm.
 
 **Settled** is decided in the page by a monitor installed before the app's scripts: every ``fetch`` of
-an ``api/`` URL issued since the action has its whole body received (``api/stats/realtime`` polls are
-ignored after the load: no interaction asks for them), AND no element intersecting the viewport shows a
-loading state (class ``is-loading``, ``aria-busy="true"``, the boot message, or a text starting with
-"Loading"). The time is that of the animation frame right after the DOM mutation that made both true,
+an ``api/`` URL issued since the action has its whole body received (realtime polls, ``api/stats/realtime``
+and ``api/v1/stats/realtime/visitors``, are ignored after the load: no interaction asks for them), AND
+no element intersecting the viewport shows a loading state (class ``is-loading``, ``aria-busy="true"``,
+the boot message, or a text starting with "Loading"). The time is that of the animation frame right
+after the DOM mutation that made both true,
 once they have stayed true for ``QUIET_MS`` with no new request. Panels below the fold fetch only when
 scrolled near (``useShown``), so the load covers the first screen and what the page loads eagerly.
 Printed per interaction: the number of ``api/`` requests, the slowest by server time (Resource Timing's
@@ -64,7 +65,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
 
 import chdb
@@ -123,7 +124,8 @@ MONITOR = r"""
   window.fetch = function (input, init) {
     const p = orig.call(this, input, init);
     const path = apiPath(input instanceof Request ? input.url : String(input));
-    if (!path.includes('/api/') || (B.skipRealtime && path.endsWith('/api/stats/realtime'))) return p;
+    const poll = /\/api\/(stats\/realtime|v1\/stats\/realtime\/visitors)$/.test(path);
+    if (!path.includes('/api/') || (B.skipRealtime && poll)) return p;
     B.inflight++; B.started++; check();
     const done = () => { B.inflight--; check(); };
     p.then((r) => r.clone().arrayBuffer()).then(done, done);
@@ -190,6 +192,10 @@ def serving(data: Path, query_timeout: float | None = None) -> Iterator[str]:
 
 
 # -- one interaction in the browser --------------------------------------------------------------------
+#: The realtime routes the dashboard polls (the header figure every 30 s; the realtime view every 10 s).
+REALTIME: Final = ("/api/stats/realtime", "/api/v1/stats/realtime/visitors")
+
+
 @dataclass
 class Req:
     method: str
@@ -232,7 +238,7 @@ class Watch:
 
     def _api(self, request: Any) -> bool:
         path = urlsplit(request.url).path
-        return "/api/" in path and not (self.skip_realtime and path.endswith("/api/stats/realtime"))
+        return "/api/" in path and not (self.skip_realtime and path.endswith(REALTIME))
 
     def _sent(self, request: Any) -> None:
         if self._api(request):

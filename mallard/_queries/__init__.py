@@ -69,7 +69,7 @@ class Queries:
         self._live = LiveCache(entries=32)
         self._engine = Engine(store, settings, self._reader, self._live)
         self._access = Access(self._reader, self._gap, settings.visitor_salt_rotation_days,
-                              lambda: self.today("UTC"), self._engine.sessions_of,
+                              lambda: self.today("UTC"), self._engine.sessions_of, self._engine.rollups_of,
                               lambda files: discard_unreadable(store, files))
         self._generation: dict[str, int] = {}
         #: The goals, saved segments and reporting currencies of every site (``state/goals.json``).

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .._store.reader import Reader
     from .periods import DateRange
+    from .rollups import RollupRows
     from .stored import SessionRows
 
 __all__ = ["Access", "ReaderFactory"]
@@ -39,5 +40,9 @@ class Access:
     sessions: Callable[[Reader, str, DateRange, bool], SessionRows]
     """``sessions(reader, site, range, stored)``: the session rows starting in the range or reaching
     into it (stored where fresh unless ``stored`` is False; the computed part registered on ``reader``)."""
+    rollups: Callable[[Reader, str, DateRange, str, bool], RollupRows | None]
+    """``rollups(reader, site, range, dimension, stored)``: the per-day rollup rows of ``dimension`` and
+    the totals over the range (rollups.py; the computed part registered on ``reader``), or None when
+    they cannot answer (no fresh stored day, visitor ids that are not day-local)."""
     discard: Callable[[Iterable[str]], bool]
-    """Delete the unreadable ones of these stored sessions files; whether there was one."""
+    """Delete the unreadable ones of these stored sessions or rollup files; whether there was one."""

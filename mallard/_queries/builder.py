@@ -168,9 +168,12 @@ def _part(plan: Plan, part: Part) -> list[tuple[str, Sql]]:
                   for i, d in enumerate(plan.dimensions)]
         select += [Sql(f"{ROLLED_METRICS[m]} AS m_{m}") for m in part.metrics]
         lower, upper = plan.bounds  # the rows of the end days are of their part in the range
+        # filters name the rolled dimension only (rollups.filters_roll): they keep or drop its rows
+        kept = Sql("") if plan.filters is None else " AND " + compile_tree(
+            plan.filters, lambda c: compile_condition(c, Sql("value")), _behaviour(plan, False))
         return [("ev", "SELECT " + Sql.join(select) + Sql(
             " FROM rollups WHERE dimension = ? AND day >= ? AND day <= ?",
-            (rolled, lower.date(), (upper - timedelta(microseconds=1)).date())) + group)]
+            (rolled, lower.date(), (upper - timedelta(microseconds=1)).date())) + kept + group)]
     where = _where(plan, plan.filters, lambda c: compile_condition(c, _value(c.dimension, part)),
                    per_session=part.reads == "sessions")
     if part.reads == "engagement":  # one row per visit (and dimension values), then the metrics

@@ -56,6 +56,8 @@ class Engine:
         self._gap = settings.session_window_minutes * 60
 
     def execute(self, query: Query) -> list[tuple[Any, ...]]:
+        if any(d.goals == () for d in query.bound):
+            return []  # event:goal bound to no goal (the site has none, or the filters kept none)
         first, last = query.date_range.partition_dates()
         with self._reading(query.site_id, first, last) as reader:
             src, src_params = reader.source()
@@ -108,6 +110,16 @@ class Engine:
         lower, upper = rng.bounds()
         return for_query(self._store, self._reading, reader, site, lower, upper, self._gap, overlap=True,
                          cache=self._live, stored=stored)
+
+    def rollups_of(self, reader: Reader, site: str, rng: DateRange, dimension: str, stored: bool
+                   ) -> RollupRows | None:
+        """The rollup rows of ``dimension`` over ``rng`` when they answer (see :class:`Access`)."""
+        if self._settings.visitor_salt_rotation_days != 1 or rng.instants is not None:
+            return None
+        lower, upper = rng.bounds()
+        rolled = rollups.for_query(self._store, self._reading, reader, site, lower, upper, dimension,
+                                   cache=self._live, stored=stored)
+        return rolled if rolled is not None and rollups.day_local(reader, rolled, self._live) else None
 
     def run(self, query: Query, goals: Goals, today: Callable[[str], date]) -> QueryResult:
         """Answer a validated :class:`Query` (rates as fractions 0-1) with the site's ``goals``;

@@ -302,14 +302,32 @@ def compile_tree(node: Filter, leaf: Callable[[Condition], Sql],
     return joined.wrap()
 
 
+def _wants_null(cond: Condition) -> bool:
+    """Whether ``cond`` names the missing value ("(unknown)"…) among its values; a dimension shown in
+    other words names its missing values itself ("(not set)", "(none)", "")."""
+    return (cond.dimension.words is None and cond.op in ("is", "is_not")
+            and any(v in NULL_VALUES for v in cond.values))
+
+
+def keeps_missing(node: Filter) -> bool:
+    """Whether the filter tree ``node`` (conditions, and/or/not; no has_done) keeps an event whose
+    value of every dimension it names is missing (NULL), as :func:`compile_condition` compiles it."""
+    if isinstance(node, Condition):
+        return _wants_null(node) != node.op.endswith("_not")
+    if isinstance(node, Not):
+        return not keeps_missing(node.child)
+    if isinstance(node, Logic):
+        kept = [keeps_missing(c) for c in node.children]
+        return all(kept) if node.op == "and" else any(kept)
+    raise TypeError(f"has_done / has_not_done have no value to test: {node!r}")
+
+
 def compile_condition(cond: Condition, expr: Sql) -> Sql:
     """Boolean SQL (never NULL) for ``cond`` applied to ``expr``."""
     negate = cond.op.endswith("_not")
     if cond.dimension.goals is not None:  # event:goal bound to the goals the values select
         return _negated(Sql.join([p for _, p in cond.dimension.goals], " OR "), negate)
-    # a dimension shown in other words names its missing values itself ("(not set)", "(none)", "")
-    wants_null = (cond.dimension.words is None and cond.op in ("is", "is_not")
-                  and any(v in NULL_VALUES for v in cond.values))
+    wants_null = _wants_null(cond)
     values = [v for v in cond.values if not (wants_null and v in NULL_VALUES)]
     # Case-insensitive comparisons fold both sides with DuckDB's lower(): Python's str.lower() differs
     # for some characters ('İ', final 'Σ'), so a value folded in Python may never match its own column.

@@ -15,9 +15,10 @@ Relations:
   session (the *session-sums* shortcut: Plausible's reading of the sessions table).
 * ``events_with_session``: the event rows of the range joined once to the session each belongs to (on
   a visitor id and the session's time span), for event metrics by a visit attribute.
-* ``rollups``: per-day totals of the event metrics (rollups.py), for unfiltered event metrics over whole
-  UTC days by at most one dimension an event carries itself. A plan reading them is a proposal: the
-  query reads the events instead (:func:`unrolled`) when the range's visitor ids are not day-local.
+* ``rollups``: per-day totals of the event metrics (rollups.py), for event metrics over whole UTC days
+  by at most one dimension an event carries itself, filtered on that dimension only if at all
+  (:func:`rollups.answers`). A plan reading them is a proposal: the query reads the events instead
+  (:func:`unrolled`) when the range's visitor ids are not day-local.
 * ``engagement``: Plausible's engagement reports of the range with the visit each belongs to
   (engagement.py), for ``scroll_depth`` and ``time_on_page``.
 
@@ -32,12 +33,21 @@ from datetime import datetime
 from typing import Final, Literal
 
 from .._errors import InvalidQueryError
-from .filters import Behaviour, Condition, Filter, Logic, Written, behaviours, conditions, prune, transform
+from . import rollups
+from .filters import (
+    Behaviour,
+    Condition,
+    Filter,
+    Logic,
+    Written,
+    behaviours,
+    conditions,
+    prune,
+    transform,
+)
 from .model import Query
 from .registry import ATTRIBUTION_COLUMNS, METRICS, TIME_DIMENSIONS, Dimension, dimension
 from .revenue import REVENUE_METRICS
-from .rollups import DIMENSIONS as ROLLED_DIMENSIONS
-from .rollups import METRICS as ROLLED_METRICS
 from .vocabulary import worded
 
 Reads = Literal["events", "events_with_session", "sessions", "rollups", "engagement"]
@@ -226,18 +236,6 @@ def event_reads(ev_metrics: Sequence[str], used: Sequence[Dimension],
     return "events_with_session"
 
 
-def rolls_up(q: Query, ev_metrics: Sequence[str], plain: Sequence[Dimension], bucket: Bucket | None,
-             bounds: tuple[datetime, datetime]) -> bool:
-    """Whether event metrics can read the per-day rollups: no filter, metrics that add up over days,
-    at most one dimension and it rolled, and a time bucket (if any) made of whole UTC days. (Without a
-    bucket the range may be in any time zone: the parts of its end days are computed from events.)"""
-    return (q.filters is None and bool(ev_metrics)
-            and all(m in ROLLED_METRICS and m not in REVENUE_METRICS for m in ev_metrics)
-            and len(plain) <= 1 and all(d.name in ROLLED_DIMENSIONS and d.words is None for d in plain)
-            and (bucket is None or (bucket != "hour" and q.date_range.tz == "UTC"
-                                    and all(b.time() == datetime.min.time() for b in bounds))))
-
-
 def rolled_dimension(plan: Plan) -> str:
     """The dimension whose rollup rows the plan reads (``''``: the day's totals)."""
     return next((d.name for d in plan.dimensions if d is not None), "")
@@ -368,8 +366,8 @@ def plan_query(q: Query) -> Plan:
     reads = event_reads(ev_metrics, used, bucket)
     bounds = q.date_range.bounds()
     # A range of instants (realtime, 24h) is a few hours at most: its events are cheaper than rollups.
-    if reads == "events" and q.date_range.instants is None and rolls_up(q, ev_metrics, plain, bucket,
-                                                                         bounds):
+    if reads == "events" and q.date_range.instants is None and rollups.answers(q, ev_metrics, plain,
+                                                                                bucket, bounds):
         reads = "rollups"
 
     ev = None if reads is None else Part("ev", reads, ev_metrics, session_valued(reads, used),

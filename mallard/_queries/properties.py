@@ -13,17 +13,24 @@ Rules:
   ``contains`` keeps the keys holding it, in any case (suggestions for a filter menu). Engagement
   reports (mallard/_engagement.py) are no events and are not counted.
 
-Without filters only the ``props`` column is read, so the cost is one scan of one column.
+Without filters the keys are read from the per-day rollups (rollups.py: a row per key and day) where
+they answer, else from one scan of the ``props`` column.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING, Final
 
-from .._errors import InvalidQueryError
+import duckdb
+import pyarrow as pa
+
+from .._errors import InvalidQueryError, StorageError
 from .filters import FilterInput
+from .model import build
 from .periods import DateRange
 from .results import Report
+from .rollups import PROPERTY_KEYS
 from .selection import actor_selection, read_selected
 from .sql import Sql, with_ctes
 
@@ -67,8 +74,38 @@ def properties(access: Access, site: str, rng: DateRange, limit: int = 50,
         raise InvalidQueryError(f"limit must be an integer between 1 and {MAX_PROPERTIES_LIMIT}, not "
                                 f"{limit!r}.", code="invalid_limit")
     lower, upper = rng.bounds()
-    rows = read_selected(access, site, rng, filters, lambda query, source, sessions: compile_properties(
-        source, query.site_id, lower, upper, limit, query.filters, sessions, contains)).to_pylist()
+    query = build(site, rng, filters=filters)
+    table = _rolled(access, query.site_id, rng, limit, contains) if query.filters is None else None
+    if table is None:
+        table = read_selected(access, site, rng, filters, lambda query, source, sessions: compile_properties(
+            source, query.site_id, lower, upper, limit, query.filters, sessions, contains))
+    rows = table.to_pylist()
     found = [{"key": r["key"], "visitors": int(r["visitors"]), "events": int(r["events"])} for r in rows]
     return Report("properties", PROPERTY_COLUMNS, found,
                   {"site_id": site, **({"search": contains} if contains else {})})
+
+
+def _rolled(access: Access, site: str, rng: DateRange, limit: int, contains: str) -> pa.Table | None:
+    """The rows of :func:`compile_properties` without filters, from the rollups' key rows (None: the
+    rollups do not answer for this range)."""
+    lower, upper = rng.bounds()
+    first, last = rng.partition_dates()
+    with access.reading(site, first, last) as reader:
+        for stored in (True, False):
+            rolled = access.rollups(reader, site, rng, PROPERTY_KEYS, stored)
+            if rolled is None:
+                return None
+            body = Sql("SELECT value AS key, sum(visitors)::BIGINT AS visitors, "
+                       "sum(events)::BIGINT AS events FROM rollups "
+                       "WHERE dimension = ? AND day >= ? AND day <= ? "
+                       "AND contains(lower(value), lower(?)) GROUP BY value "
+                       "ORDER BY visitors DESC, events DESC, key ASC LIMIT ?",
+                       (PROPERTY_KEYS, lower.date(), (upper - timedelta(microseconds=1)).date(), contains,
+                        limit))
+            sql = with_ctes([("rollups", rolled.relation())], body)
+            try:
+                return reader.execute(sql.text, sql.params)
+            except (duckdb.Error, StorageError):  # an unreadable stored file: computed from events
+                if not stored or not access.discard(rolled.files):
+                    raise
+    return None  # pragma: no cover  (the second pass returns or raises)

@@ -14,6 +14,12 @@ it every id, changes each UTC day) unless events were tracked with another day's
 checked per query from the keys (the sum over days of each day's number of keys equals the number of
 distinct keys of the range); when the check fails the query reads the events.
 
+Custom properties are rolled up too: per key an event carries (its ``props`` JSON object's keys), a row
+of dimension :data:`PROPERTY_KEYS` whose value is the key, counted over the events carrying it (the
+property list, properties.py); and per key and value a row of dimension ``event:props:<key>``, counted
+over the events carrying the key (the breakdown by a property once the events without it are filtered
+out, as the dashboard's Properties panel does; :func:`filters_roll` checks that the filters drop them).
+
 Days are stored like sessions (one fingerprint of the day's event files, the freshness rule of
 stored.py) by the same maintenance pass; the other days of a range (the open tail, days changed since,
 days with events this process buffers) are computed from the events for the query.
@@ -21,7 +27,7 @@ days with events this process buffers) are computed from the events for the quer
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Final
@@ -29,10 +35,12 @@ from typing import TYPE_CHECKING, Final
 import pyarrow as pa
 
 from .._store.derived import fingerprint
+from .filters import Filter, behaviours, conditions, keeps_missing
 from .freshness import Computed, LiveCache
-from .registry import ATTRIBUTION_COLUMNS
+from .registry import ATTRIBUTION_COLUMNS, Dimension
 from .registry import DIMENSIONS as ALL_DIMENSIONS
 from .registry import METRICS as ALL_METRICS
+from .revenue import REVENUE_METRICS
 from .sessions import visitor_key
 from .sql import Sql, with_ctes
 from .stored import Reading, split, union
@@ -40,12 +48,13 @@ from .stored import Reading, split, union
 if TYPE_CHECKING:
     from .._store import Store
     from .._store.reader import Reader
+    from .model import Query
 
-__all__ = ["COLUMNS", "DIMENSIONS", "METRICS", "VERSION", "RollupRows", "build", "compute", "day_local",
-           "for_query", "rows"]
+__all__ = ["ALL", "COLUMNS", "DIMENSIONS", "METRICS", "PROPERTY_KEYS", "VERSION", "RollupRows", "answers",
+           "build", "compute", "day_local", "filters_roll", "for_query", "rolled", "rows"]
 
 #: Part of every rollup file's fingerprint: a change of the columns or their meaning makes old files stale.
-VERSION: Final = 1
+VERSION: Final = 2
 _DAY: Final = timedelta(days=1)
 _MICROSECOND: Final = timedelta(microseconds=1)
 
@@ -54,6 +63,11 @@ _MICROSECOND: Final = timedelta(microseconds=1)
 DIMENSIONS: Final = tuple(name for name, d in ALL_DIMENSIONS.items()
                           if d.column is not None and d.column not in ATTRIBUTION_COLUMNS
                           and d.words is None)
+#: The dimension of the rows that count each custom property key (value: the key).
+PROPERTY_KEYS: Final = "event:props"
+_PROPS: Final = "event:props:"
+#: Keys whose values are rolled up: those a query can name (registry.py's rule for event:props:<key>).
+_QUERYABLE_KEY: Final = "[A-Za-z0-9_. :$-]{1,128}"
 #: Metrics answered from rollup rows, and how (sums over days; visitors once checked, see above).
 METRICS: Final = {
     "visitors": "sum(visitors)::BIGINT",
@@ -69,20 +83,72 @@ _EMPTY: Final = ", ".join(["NULL::DATE AS day", *(f"NULL::{t} AS {c}" for c, t i
     + " WHERE false"
 
 
-def rows(source: str = "scoped", dimensions: Iterable[str] = DIMENSIONS) -> Sql:
+#: Every dimension of the stored rows: the rolled ones, the property keys and every property's values.
+ALL: Final = (*DIMENSIONS, PROPERTY_KEYS, _PROPS)
+
+
+def rolled(name: str) -> bool:
+    """Whether rollup rows answer a breakdown by the dimension ``name`` (a property's: see above)."""
+    return name in DIMENSIONS or name.startswith(_PROPS)
+
+
+def rows(source: str = "scoped", dimensions: Iterable[str] = ALL) -> Sql:
     """SELECT of the rollup rows (with their ``day``) of the events of ``source``: the total rows and
-    those of ``dimensions``."""
+    those of ``dimensions`` (``event:props:`` alone: every property's values; ``event:props:<key>``: that
+    key's)."""
     counts = (f"{ALL_METRICS['visitors'].expr} AS visitors, {ALL_METRICS['pageviews'].expr} AS pageviews, "
               f"{ALL_METRICS['events'].expr} AS events, "
               f"{ALL_METRICS['total_revenue'].expr}::DECIMAL(38,2) AS revenue")
-    total = (f"SELECT timestamp::DATE AS day, '' AS dimension, NULL::VARCHAR AS value, {counts}, "
-             f"list_sort(list(DISTINCT {visitor_key('visitor_id')})) AS visitor_keys "
-             f"FROM {source} GROUP BY day")
+    total = Sql(f"SELECT timestamp::DATE AS day, '' AS dimension, NULL::VARCHAR AS value, {counts}, "
+                f"list_sort(list(DISTINCT {visitor_key('visitor_id')})) AS visitor_keys "
+                f"FROM {source} GROUP BY day")
     parts = [total] + [
-        f"SELECT timestamp::DATE AS day, '{name}' AS dimension, {ALL_DIMENSIONS[name].column} AS value, "
-        f"{counts}, NULL::UBIGINT[] AS visitor_keys FROM {source} GROUP BY day, value"
+        Sql(f"SELECT timestamp::DATE AS day, '{name}' AS dimension, {ALL_DIMENSIONS[name].column} AS value, "
+            f"{counts}, NULL::UBIGINT[] AS visitor_keys FROM {source} GROUP BY day, value")
         for name in dimensions if name in DIMENSIONS]
-    return Sql(" UNION ALL ".join(parts))
+    # one row per event and key it carries (JSON that is not an object has none; text that is not JSON,
+    # from a file another tool wrote, is skipped as properties.py skips it)
+    keyed = (f"(SELECT *, timestamp::DATE AS day, unnest(CASE WHEN json_valid(props) THEN json_keys(props) "
+             f"END) AS key FROM {source} WHERE props IS NOT NULL)")
+    wanted = list(dimensions)
+    if PROPERTY_KEYS in wanted:
+        parts.append(Sql(f"SELECT day, '{PROPERTY_KEYS}' AS dimension, key AS value, {counts}, "
+                         f"NULL::UBIGINT[] AS visitor_keys FROM {keyed} GROUP BY day, key"))
+    keys = [d[len(_PROPS):] for d in wanted if d.startswith(_PROPS)]
+    if keys:  # the value as registry.py's event:props:<key> reads it
+        only = Sql("") if "" in keys else Sql(" AND list_contains(?, key)", (keys,))
+        parts.append(Sql(f"SELECT day, '{_PROPS}' || key AS dimension, json_extract_string(props, "
+                         f"'$.\"' || key || '\"') AS value, {counts}, NULL::UBIGINT[] AS visitor_keys "
+                         f"FROM {keyed} WHERE regexp_full_match(key, '{_QUERYABLE_KEY}')")
+                     + only + " GROUP BY day, key, value")
+    return Sql.join(parts, " UNION ALL ")
+
+
+def answers(q: Query, ev_metrics: Sequence[str], plain: Sequence[Dimension], bucket: str | None,
+            bounds: tuple[datetime, datetime]) -> bool:
+    """Whether the event metrics of ``q`` (the planner's split) can read the rollups: metrics that add
+    up over days, at most one dimension (``plain``) and it rolled, no filter but on that dimension
+    (:func:`filters_roll`), and a time bucket (if any) made of whole UTC days. (Without a bucket the
+    range may be in any time zone: the parts of its end days are computed from events.)"""
+    return (bool(ev_metrics) and all(m in METRICS and m not in REVENUE_METRICS for m in ev_metrics)
+            and len(plain) <= 1 and all(rolled(d.name) and d.words is None for d in plain)
+            and filters_roll(q.filters, plain)
+            and (bucket is None or (bucket != "hour" and q.date_range.tz == "UTC"
+                                    and all(b.time() == datetime.min.time() for b in bounds))))
+
+
+def filters_roll(filters: Filter | None, plain: Sequence[Dimension]) -> bool:
+    """Whether the rollup rows of the dimension ``plain`` names (if any) answer under ``filters``: none,
+    or conditions (no has_done) on that dimension only, which keep or drop whole rows (an event has one
+    value). A custom property's rows are of the events carrying it: its conditions must drop the
+    events without it."""
+    if filters is None:
+        return all(d.prop_key is None for d in plain)
+    if len(plain) != 1 or any(True for _ in behaviours(filters)):
+        return False
+    dim = plain[0]
+    return (all(c.dimension.name == dim.name and c.dimension.goals is None for c in conditions(filters))
+            and (dim.prop_key is None or not keeps_missing(filters)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +235,7 @@ def day_local(reader: Reader, rolled: RollupRows, cache: LiveCache | None = None
 
 
 def compute(store: Store, reading: Reading, site: str, days: Iterable[date],
-            dimensions: Iterable[str] = DIMENSIONS, *,
+            dimensions: Iterable[str] = ALL, *,
             bounds: tuple[datetime, datetime] | None = None) -> Computed:
     """The total rows and the rows of ``dimensions`` of ``days``, computed from the events ``reading``
     gives (buffered ones too); with ``bounds``, of their events in ``[lower, upper)`` only."""

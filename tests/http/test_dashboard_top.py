@@ -201,7 +201,7 @@ def test_realtime_figure_and_view_equal_the_api(server: Live, page: Page) -> Non
     figure = page.locator("button.live")
     assert figure.locator(".live-n").inner_text() == str(live["visitors"])
     figure.click()
-    assert query_of(page)["period"] == ["realtime"]
+    page.wait_for_url(lambda url: parse_qs(urlsplit(url).query).get("period") == ["realtime"], timeout=10_000)
     view = page.locator("section.realtime")
     view.locator(".rt-n").wait_for(timeout=20_000)
     assert view.locator(".rt-n").inner_text() == str(live["visitors"])

@@ -10,6 +10,7 @@ the rollups are not used for it.
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -42,7 +43,17 @@ POOLS: dict[str, list[str | None]] = {
     "browser": ["Chrome", "Firefox", None], "browser_version": ["120.0", None], "os": ["Linux", "iOS"],
     "os_version": ["17", None], "device_type": ["desktop", "mobile"], "screen_size": ["390", None],
     "country_code": ["DE", "US", None], "region": ["Bavaria", None], "city": ["Munich", None],
+    # custom properties: keys with values, a null value, a key no query can name, JSON that is no object
+    "props": [None, '{"plan":"pro"}', '{"plan":"free","seats":3}', '{"plan":null}', '{"seats":"3"}',
+              '{"odd\\"key":"x","plan":"pro"}', "[1,2]"],
 }
+#: Filters on a property that drop the events without it (the rollups answer) or keep them (events).
+PROP_FILTERS: list[list[Any]] = [
+    [["is_not", "event:props:plan", ["(unknown)"]]], [["is", "event:props:plan", ["pro", "free"]]],
+    [["contains", "event:props:plan", ["R"], {"case_sensitive": False}]],
+    [["and", [["is_not", "event:props:plan", ["free"]], ["is_not", "event:props:plan", ["(unknown)"]]]]],
+    [["is_not", "event:props:plan", ["free"]]], [["not", ["is", "event:props:plan", ["(unknown)"]]]],
+]
 
 
 @st.composite
@@ -116,6 +127,53 @@ def _check(store: Store, step: str) -> None:
                     f"{step}: {dim} {lo}..{hi} in {tz}"
 
 
+def _props_from_events(store: Store, lo: date, hi: date, filters: list[Any]) -> list[Any]:
+    """The breakdown by ``event:props:plan`` under ``filters`` (of the PROP_FILTERS shapes), by plain
+    SQL over the site's event files."""
+    value = "json_extract_string(props, '$.\"plan\"')"
+    kept = {json.dumps(PROP_FILTERS[0]): f"{value} IS NOT NULL",
+            json.dumps(PROP_FILTERS[1]): f"{value} IN ('pro', 'free')",
+            json.dumps(PROP_FILTERS[2]): f"contains(lower({value}), 'r')",
+            json.dumps(PROP_FILTERS[3]): f"{value} IS NOT NULL AND {value} <> 'free'",
+            json.dumps(PROP_FILTERS[4]): f"coalesce({value} <> 'free', true)",
+            json.dumps(PROP_FILTERS[5]): f"{value} IS NOT NULL"}[json.dumps(filters)]
+    files = store.lake.files(SITE, None, None)
+    if not files:
+        return []
+    sql = (f"SELECT coalesce({value}, '(unknown)'), count(DISTINCT visitor_id), "
+           "count(*) FILTER (WHERE event_name = 'pageview'), count(*) "
+           f"FROM (SELECT * FROM {READ_PARQUET} WHERE site_id = ? AND timestamp >= ? AND timestamp < ? "
+           "AND (props IS NULL OR json_valid(props))) "
+           f"WHERE {kept} GROUP BY 1")
+    lower, upper = DateRange(lo, hi).bounds()
+    return sorted(tuple(r) for r in store.connection().execute(sql, [files, SITE, lower, upper]).fetchall())
+
+
+def _keys_from_events(store: Store, lo: date, hi: date) -> list[Any]:
+    """The property keys with their visitors and events, by plain SQL over the site's event files."""
+    files = store.lake.files(SITE, None, None)
+    if not files:
+        return []
+    sql = (f"SELECT key, count(DISTINCT visitor_id), count(*) FROM (SELECT visitor_id, "
+           f"unnest(json_keys(props)) AS key FROM {READ_PARQUET} WHERE site_id = ? AND timestamp >= ? "
+           "AND timestamp < ? AND json_valid(props)) GROUP BY key")
+    lower, upper = DateRange(lo, hi).bounds()
+    return sorted(tuple(r) for r in store.connection().execute(sql, [files, SITE, lower, upper]).fetchall())
+
+
+def _check_props(store: Store, step: str) -> None:
+    q = _queries(store)
+    for lo, hi in RANGES:
+        for filters in PROP_FILTERS:
+            rows = q.query(SITE, metrics=["visitors", "pageviews", "events"], dimensions=["event:props:plan"],
+                           filters=filters, start_date=lo, end_date=hi).rows
+            got = sorted((r["event:props:plan"], r["visitors"], r["pageviews"], r["events"]) for r in rows)
+            assert got == _props_from_events(store, lo, hi, filters), f"{step}: {filters} {lo}..{hi}"
+        keys = q.properties(SITE, start_date=lo, end_date=hi, limit=100).rows
+        got_keys = sorted((r["key"], r["visitors"], r["events"]) for r in keys)
+        assert got_keys == _keys_from_events(store, lo, hi), f"{step}: property keys {lo}..{hi}"
+
+
 def _day_local(store: Store, lo: date, hi: date) -> bool:
     sql = (f"SELECT count(*) = 0 FROM (SELECT visitor_id FROM {READ_PARQUET} WHERE site_id = ? AND "
            "timestamp::DATE BETWEEN ? AND ? GROUP BY visitor_id HAVING count(DISTINCT timestamp::DATE) > 1)")
@@ -148,6 +206,7 @@ def test_rollups_equal_the_raw_answer(workdir: Path, first: list[Event], late: l
         stored.build_settled(store, 1800, today=TODAY, budget_secs=60)
         assert sorted(store.rollup_files.listing(SITE)) == store.lake.dates(SITE)
         _check(store, "built")
+        _check_props(store, "built")
         for lo, hi in RANGES:  # the rollups serve exactly the ranges with days whose ids are day-local
             got = _rollup_rows(store, lo, hi)
             days = [d for d in store.lake.dates(SITE) if lo <= d <= hi]
@@ -157,15 +216,19 @@ def test_rollups_equal_the_raw_answer(workdir: Path, first: list[Event], late: l
         got = _rollup_rows(store, FIRST, LAST)
         assert got is None or {e.timestamp.date() for e in late} <= got.live_days
         _check(store, "late")
+        _check_props(store, "late")
         if compact:
             store.compact(min_files=2, target_bytes=1 << 30)
             _check(store, "compacted")
+            _check_props(store, "compacted")
         if erase is not None:
             store.erase(SITE, erase, erase)
             assert erase not in store.rollup_files.listing(SITE)
             _check(store, "erased")
+            _check_props(store, "erased")
         stored.build_settled(store, 1800, today=TODAY, budget_secs=60)
         _check(store, "rebuilt")
+        _check_props(store, "rebuilt")
     finally:
         store.close()
 
