@@ -46,11 +46,14 @@ from ._queries.results import Result as Result
 from ._queries.results import Table as Table
 from ._queries.revenue import Revenue as Revenue
 from ._settings import Settings as Settings
+from ._settings import aws_endpoint_url as _aws_endpoint_url
 from ._shares import SharedLink as SharedLink
 from ._shares import SharedLinks as SharedLinks
 from ._store import ErasureResult as ErasureResult
 from ._store import Store as Store
+from ._store.objectstore import open_store as _open_store
 from ._store.quarantine import QuarantinedFile as QuarantinedFile
+from ._store.s3 import is_object_url as _is_object_url
 from ._telemetry import ProcessCounters as ProcessCounters
 from ._tracker import ClientContext as ClientContext
 from ._tracker import Outcome as Outcome
@@ -60,15 +63,17 @@ __version__ = "0.1.0.dev0"
 
 
 def open(data_dir: str | os.PathLike[str], **options: object) -> Queries:
-    """Read-only :class:`Queries` over an existing data directory; starts no ingestion.
+    """Read-only :class:`Queries` over an existing data directory, or a lake on S3-compatible object
+    storage (``"s3://bucket/prefix"``, with the ``s3_*`` settings); starts no ingestion.
 
     Safe while other processes ingest into the same directory. ``options`` are settings that affect
-    queries (``timezone``, ``session_window_minutes``, ``duckdb_threads``, …).
+    queries (``timezone``, ``session_window_minutes``, ``duckdb_threads``, ``s3_endpoint_url``, …).
     """
-    settings = Settings(data_dir=data_dir, **options)  # type: ignore[arg-type]
-    store = Store(settings.data_dir, read_only=True, duckdb_threads=settings.duckdb_threads,
-                  duckdb_memory_limit=settings.duckdb_memory_limit)
-    return Queries(store, settings)
+    where = {"lake_url": data_dir} if _is_object_url(data_dir) else {"data_dir": data_dir}
+    settings = Settings(**where, **options)  # type: ignore[arg-type]
+    if settings.lake_url and "s3_endpoint_url" not in options:  # the one AWS variable pyarrow ignores
+        settings = settings.replace(s3_endpoint_url=_aws_endpoint_url())
+    return Queries(_open_store(settings, read_only=True), settings)
 
 
 __all__ = [

@@ -30,7 +30,8 @@ from ._privacy import load_secret
 from ._queries import Queries
 from ._settings import Settings
 from ._shares import SharedLinks
-from ._store import ErasureResult, Store
+from ._store import ErasureResult
+from ._store.objectstore import open_store
 from ._tracker import ClientContext, Outcome, utcnow
 from .context import current_client
 
@@ -93,10 +94,7 @@ class Mallard:
             settings = settings.replace(**options)
         self.settings = settings
         self._clock = clock
-        self.store = Store(settings.data_dir, spool_fsync=settings.spool_fsync,
-                           duckdb_threads=settings.duckdb_threads,
-                           duckdb_memory_limit=settings.duckdb_memory_limit,
-                           quarantine_grace_secs=settings.quarantine_grace_secs)
+        self.store = open_store(settings, read_only=False)  # a local data_dir (no object storage yet)
         self.store.quarantine.on_moved = self._count_quarantined
         self._geo = GeoLookup(settings.geoip_db_path, settings.geoip_precision,  # fails fast
                               builtin_countries=settings.geoip_builtin_countries)

@@ -7,12 +7,13 @@ import contextlib
 import json
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any, Final, Literal, get_args
 
 from ._errors import ConfigurationError
 
-__all__ = ["check_origin", "coerce"]
+__all__ = ["check_origin", "coerce", "split_lake_url"]
 
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"0", "false", "no", "off"})
@@ -86,7 +87,8 @@ def coerce(name: str, value: Any, hint: Any) -> Any:
     raise ConfigurationError(f"{name}: unsupported value {value!r}.")  # pragma: no cover
 
 
-def check_origin(origin: str, name: str = "dashboard_origin") -> None:
+def check_origin(origin: str, name: str = "dashboard_origin",
+                 example: str = "https://stats.example.com") -> None:
     from urllib.parse import urlsplit
 
     try:
@@ -98,6 +100,25 @@ def check_origin(origin: str, name: str = "dashboard_origin") -> None:
         parts.path not in ("", "/") or parts.query or parts.fragment or "@" in parts.netloc
     ):
         raise ConfigurationError(
-            f"{name} must be a scheme and host such as 'https://stats.example.com'; "
+            f"{name} must be a scheme and host such as '{example}'; "
             f"got {origin!r}."
         )
+
+
+#: A bucket name as S3 (and SeaweedFS, MinIO, R2) accept it.
+_BUCKET: Final = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+def split_lake_url(url: str) -> tuple[str, str]:
+    """The bucket and key prefix (without slashes at either end; ``""`` for the bucket's root) of a
+    ``lake_url`` such as ``s3://bucket/prefix``."""
+    bucket, _, prefix = url.removeprefix("s3://").partition("/")
+    prefix = prefix.strip("/")
+    if (not url.startswith("s3://") or not _BUCKET.fullmatch(bucket) or "//" in prefix
+            or any(c in prefix for c in "?#\\") or not prefix.isprintable()):
+        raise ConfigurationError(
+            f"lake_url must be s3://<bucket> or s3://<bucket>/<prefix> (a bucket name of 3-63 lower-case "
+            f"letters, digits, dots and hyphens; a prefix without ?, #, \\ or empty segments), or empty "
+            f"for the lake in data_dir; got {url!r}."
+        )
+    return bucket, prefix

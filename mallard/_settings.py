@@ -20,7 +20,7 @@ from typing import Any, Literal, get_type_hints
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ._errors import ConfigurationError
-from ._setting_values import check_origin, coerce
+from ._setting_values import check_origin, coerce, split_lake_url
 
 GeoPrecision = Literal["city", "region", "country", "none"]
 LogFormat = Literal["text", "json"]
@@ -55,6 +55,18 @@ class Settings:
                                     "answering 408.", minimum=0.1)
     # -- storage ----------------------------------------------------------------------------------
     data_dir: Path = _opt(Path("mallard-data"), "Directory holding events/, spool/ and state/.")
+    lake_url: str | None = _opt(None, "Where the lake is: empty for data_dir itself, or s3://bucket/prefix "
+                                "on S3-compatible object storage (read-only for now: mallard.open() "
+                                "reads it, Mallard refuses it).")
+    s3_endpoint_url: str | None = _opt(None, "Endpoint of an S3-compatible store, e.g. "
+                                       "http://127.0.0.1:8333 (empty: AWS S3).",
+                                       env=("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"))
+    s3_region: str | None = _opt(None, "Region of the bucket (empty: AWS_REGION, AWS_DEFAULT_REGION or "
+                                 "the AWS config file, else us-east-1).")
+    s3_access_key_id: str | None = _opt(None, "Access key id for the lake's bucket (empty, with the "
+                                        "secret: AWS_ACCESS_KEY_ID, ~/.aws or the host's role).",
+                                        secret=True)
+    s3_secret_access_key: str | None = _opt(None, "Secret access key for the lake's bucket.", secret=True)
     flush_event_count: int = _opt(1000, "Buffered events that trigger a flush to Parquet.",
                                   env=("MALLARD_FLUSH_COUNT",), minimum=1)
     flush_interval_secs: float = _opt(5.0, "Seconds between background flushes of the buffer.",
@@ -186,6 +198,13 @@ class Settings:
             ) from None
         if self.dashboard_origin is not None:
             check_origin(self.dashboard_origin)
+        if self.lake_url:
+            split_lake_url(self.lake_url)
+        if self.s3_endpoint_url:
+            check_origin(self.s3_endpoint_url, "s3_endpoint_url", "http://127.0.0.1:8333")
+        if (self.s3_access_key_id is None) != (self.s3_secret_access_key is None):
+            raise ConfigurationError("s3_access_key_id and s3_secret_access_key go together: set both "
+                                     "(or neither, for the AWS credential chain).")
         for origin in self.embed_origins:
             check_origin(origin, "embed_origins")
         if self.redact_extra_params or self.redact_extra_patterns:
@@ -322,6 +341,14 @@ class Settings:
                 f"Valid keys: {', '.join(sorted(cls.field_names()))}."
             )
         return data
+
+
+def aws_endpoint_url(environ: Mapping[str, str] | None = None) -> str | None:
+    """The S3 endpoint the standard AWS variables name (``AWS_ENDPOINT_URL_S3``, else
+    ``AWS_ENDPOINT_URL``), for ``mallard.open("s3://…")``, which reads no ``MALLARD_*`` variable (pyarrow
+    reads the AWS credentials and region itself, but not these)."""
+    env = os.environ if environ is None else environ
+    return env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None
 
 
 def export_to_environ(values: Mapping[str, Any]) -> None:

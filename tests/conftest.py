@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from .s3server import S3Server, seaweedfs
+
 #: The instant every frozen clock starts at: a Wednesday, mid-day UTC.
 START: datetime = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -50,6 +52,14 @@ def tmp_data_dir(tmp_path: Path) -> Path:
     path = tmp_path / "data"
     path.mkdir()
     return path
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Generator[S3Server, None, None]:
+    """A real S3 server (SeaweedFS) on 127.0.0.1 for this test session (one per xdist worker); tests
+    write under a prefix of their own in its bucket (:data:`tests.s3server.BUCKET`)."""
+    with seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as server:
+        yield server
 
 
 @pytest.hookimpl(wrapper=True)

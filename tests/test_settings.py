@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from mallard._errors import ConfigurationError
-from mallard._settings import Settings
+from mallard._settings import Settings, aws_endpoint_url
 
 PRIVACY_FLAGS = ("strip_referrer_query", "round_timestamps", "suppress_browser_version",
                  "suppress_os_version", "suppress_screen_size")
@@ -383,6 +383,55 @@ def test_unset_secrets_show_as_none() -> None:
 def test_bad_secret_value_is_not_echoed() -> None:
     message = config_error(admin_password=90210777)
     assert "admin_password" in message and "90210777" not in message
+
+
+# -- a lake on object storage -----------------------------------------------------------------------
+def test_s3_credentials_are_hidden_in_repr() -> None:
+    text = repr(Settings(lake_url="s3://lakes/a", s3_access_key_id="AKIAEXAMPLE",
+                         s3_secret_access_key="wJal-secret"))
+    assert "AKIAEXAMPLE" not in text and "wJal-secret" not in text
+    assert "s3_access_key_id='***'" in text and "s3_secret_access_key='***'" in text
+    assert "lake_url='s3://lakes/a'" in text
+
+
+@pytest.mark.parametrize("url", ["s3://lakes", "s3://lakes/", "s3://my.lakes-1/a/b/c"])
+def test_lake_urls_accepted(url: str) -> None:
+    assert Settings(lake_url=url).lake_url == url
+
+
+@pytest.mark.parametrize("url", ["var/analytics", "file:///var/analytics", "s3://Lakes/a", "s3://ab",
+                                 "s3://lakes/a?versionId=1", "s3://lakes/a#b", "s3://lakes/a//b",
+                                 "s3://lakes/a\\b", "gs://lakes/a"])
+def test_lake_urls_refused(url: str) -> None:
+    assert "lake_url must be s3://<bucket>" in config_error(lake_url=url)
+
+
+@pytest.mark.parametrize("url", ["127.0.0.1:8333", "ftp://host", "http://user:pw@host:9000",
+                                 "https://host/path"])
+def test_s3_endpoints_refused(url: str) -> None:
+    message = config_error(s3_endpoint_url=url)
+    assert "s3_endpoint_url must be a scheme and host such as 'http://127.0.0.1:8333'" in message
+
+
+def test_s3_key_and_secret_go_together() -> None:
+    assert "go together" in config_error(s3_access_key_id="AKIAEXAMPLE")
+    message = config_error(s3_secret_access_key="wJal-secret")
+    assert "go together" in message and "wJal-secret" not in message
+
+
+def test_s3_settings_from_the_environment() -> None:
+    s = Settings.load(environ={"MALLARD_LAKE_URL": "s3://lakes/a", "MALLARD_S3_REGION": "eu-west-1",
+                               "MALLARD_S3_ACCESS_KEY_ID": "AKIAEXAMPLE",
+                               "MALLARD_S3_SECRET_ACCESS_KEY": "x", "AWS_ENDPOINT_URL": "http://127.0.0.1:9000"})
+    assert (s.lake_url, s.s3_region, s.s3_access_key_id, s.s3_secret_access_key, s.s3_endpoint_url) == (
+        "s3://lakes/a", "eu-west-1", "AKIAEXAMPLE", "x", "http://127.0.0.1:9000")
+    both = {"AWS_ENDPOINT_URL": "http://a:1", "AWS_ENDPOINT_URL_S3": "http://s3:2"}
+    assert Settings.load(environ=both).s3_endpoint_url == "http://s3:2"  # the service's own wins
+    mine = {**both, "MALLARD_S3_ENDPOINT_URL": "http://m:3"}
+    assert Settings.load(environ=mine).s3_endpoint_url == "http://m:3"
+    assert aws_endpoint_url(both) == "http://s3:2"
+    assert aws_endpoint_url({"AWS_ENDPOINT_URL": "http://a:1"}) == "http://a:1"
+    assert aws_endpoint_url({}) is None
 
 
 # -- from_mapping (Flask app.config) ----------------------------------------------------------------

@@ -38,7 +38,6 @@ from typing import TYPE_CHECKING, Final
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from .._store.derived import fingerprint
 from . import sessions as _sessions
@@ -49,6 +48,7 @@ if TYPE_CHECKING:
 
     from .._store import Store
     from .._store.derived import DerivedPartition
+    from .._store.lake import Lake
 
 __all__ = ["LAG", "OPEN_KEYS", "REFRESH", "Partial", "build", "build_open", "fresh", "horizon_at",
            "open_keys", "partial", "version"]
@@ -151,12 +151,13 @@ class Partial:
 
 
 @lru_cache(maxsize=256)
-def open_keys(path: str) -> pa.Array | None:
-    """The visitor keys of the sessions open at the horizon, from the provisional file ``path``
-    (None: the file cannot be read). Remembered: a file's name is never reused for other rows."""
+def open_keys(lake: Lake, path: str) -> pa.Array | None:
+    """The visitor keys of the sessions open at the horizon, from the provisional file ``path`` of
+    ``lake``'s filesystem (None: the file cannot be read). Remembered: a file's name is never reused for
+    other rows."""
     try:
         # the file's key-value metadata, not its Arrow schema: that would import pandas (0.3 s)
-        meta = pq.read_metadata(path).metadata or {}
+        meta = lake.metadata(path).metadata or {}
     except (OSError, pa.ArrowException):
         return None
     raw = meta.get(OPEN_KEYS, b"")

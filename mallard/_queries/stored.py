@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Final
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from .._store.derived import fingerprint
 from . import provisional
@@ -125,7 +124,7 @@ def gather(store: Store, reading: Reading, site: str, first: date, last: date, g
         part = listing[day]
         if part.horizon is None or not provisional.fresh(store, site, part, gap_seconds, held_since):
             continue
-        keys = provisional.open_keys(part.path)
+        keys = provisional.open_keys(store.lake, part.path)
         if keys is None:
             discard_unreadable(store, [part.path])
             continue
@@ -185,7 +184,7 @@ def for_query(store: Store, reading: Reading, reader: Reader, site: str, lower: 
 def discard_unreadable(store: Store, files: Iterable[str]) -> bool:
     """Delete the stored sessions or rollup ``files`` that cannot be read (a read-only store only
     reports them: queries skip them by computing every day); whether any was unreadable."""
-    bad = [f for f in files if not _readable(f)]
+    bad = [f for f in files if not _readable(store, f)]
     for path in bad:
         log.warning("stored derived file %s is unreadable: %s", path,
                     "skipped" if store.read_only else "deleted, to be built again")
@@ -195,9 +194,9 @@ def discard_unreadable(store: Store, files: Iterable[str]) -> bool:
     return bool(bad)
 
 
-def _readable(path: str) -> bool:
+def _readable(store: Store, path: str) -> bool:
     try:
-        pq.read_table(path)
+        store.lake.read_table(path)
     except FileNotFoundError:
         return True  # replaced by a newer build meanwhile: not damaged
     except Exception:  # any failure to decode is damage

@@ -89,31 +89,28 @@ class DerivedPartition:
 class DerivedFiles:
     """File-level operations on one derived relation's root: listing, atomic publishing, deletion."""
 
-    def __init__(self, root: Path, lock_path: Path, *, delta: tuple[str, ...] = ()) -> None:
+    def __init__(self, root: Path, lock_path: Path, *, delta: tuple[str, ...] = (),
+                 lake: Lake | None = None) -> None:
         self.root = root
         self._delta = delta  # columns (dotted paths) written with DELTA_BINARY_PACKED
-        #: The partition layout and deletion under the lake lock are the lake's.
-        self.lake = Lake(root, lock_path)
+        #: The partition layout, listing and deletion under the lake lock are the lake's (``lake``:
+        #: another than the local files under ``root``, such as object storage's).
+        self.lake = lake or Lake(root, lock_path)
 
     def listing(self, site_id: str) -> dict[date, DerivedPartition]:
         """The built partitions of ``site_id`` by start day (the newest file of each)."""
         out: dict[date, DerivedPartition] = {}
         for day in self.lake.dates(site_id):
-            directory = self.lake.partition(site_id, day)
-            try:
-                names = sorted(e.name for e in os.scandir(directory) if e.is_file())
-            except FileNotFoundError:
-                continue
-            for name in names:
+            for name, path in self.lake.names(site_id, day):
                 m = _NAME.match(name)
                 if m is None:
                     continue
                 horizon, since = (None, None) if m.group(4) is None else (
                     datetime.strptime(m.group(4), _INSTANT), datetime.strptime(m.group(5), _INSTANT))
-                part = DerivedPartition(site_id, day, str(directory / name), m.group(1),
+                part = DerivedPartition(site_id, day, path, m.group(1),
                                         date.fromisoformat(m.group(2)), date.fromisoformat(m.group(3)),
                                         horizon, since)
-                if day not in out or os.path.getmtime(part.path) >= os.path.getmtime(out[day].path):
+                if day not in out or self.lake.mtime(part.path) >= self.lake.mtime(out[day].path):
                     out[day] = part
         return out
 

@@ -31,6 +31,7 @@ from typing import Final
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from .._errors import StorageError
@@ -112,6 +113,9 @@ def site_of(dir_name: str) -> str:
 
 class Lake:
     """File-level operations on ``events/``; knows paths, not SQL."""
+
+    #: pyarrow's filesystem of the files (None: the local one), given paths through :meth:`key`.
+    filesystem: pafs.FileSystem | None = None
 
     def __init__(self, root: Path, lock_path: Path) -> None:
         self.root = root
@@ -235,6 +239,38 @@ class Lake:
         except FileNotFoundError:
             return []
 
+    def names(self, site_id: str, day: date) -> list[tuple[str, str]]:
+        """(name, path) of every file of a partition (hidden ones too), by name."""
+        try:
+            return sorted((e.name, e.path) for e in os.scandir(self.partition(site_id, day)) if e.is_file())
+        except FileNotFoundError:
+            return []
+
+    def mtime(self, path: str) -> float:
+        """When the file ``path`` was last modified (seconds since the epoch)."""
+        return os.path.getmtime(path)
+
+    def key(self, path: str) -> str:
+        """``path`` as :attr:`filesystem` names it."""
+        return path
+
+    def metadata(self, path: str) -> pq.FileMetaData:
+        """The Parquet footer of the file ``path``."""
+        return pq.read_metadata(self.key(path), filesystem=self.filesystem)
+
+    def read_table(self, path: str, columns: Sequence[str] | None = None) -> pa.Table:
+        """The rows of the Parquet file ``path`` (``columns`` only, when given)."""
+        return pq.read_table(self.key(path), columns=columns, filesystem=self.filesystem)
+
+    def probe(self, path: str) -> None:
+        """Read the first byte of the file ``path``: raises OSError when it cannot be read at all."""
+        if self.filesystem is None:
+            with open(path, "rb") as f:
+                f.read(1)
+        else:
+            with self.filesystem.open_input_file(self.key(path)) as stream:
+                stream.read(1)
+
     def earliest(self, path: str) -> datetime | None:
         """The time (naive UTC) of the earliest event in the lake file ``path`` (None: no rows), from
         its footer's statistics (the column itself when a writer left them out; ``datetime.min`` when
@@ -243,7 +279,7 @@ class Lake:
             if path in self._earliest:
                 return self._earliest[path]
         try:
-            meta = pq.read_metadata(path)
+            meta = self.metadata(path)
         except FileNotFoundError:
             raise
         except (OSError, pa.ArrowException):  # damaged: the reader that reads it quarantines it
@@ -256,7 +292,7 @@ class Lake:
         if stats and all(s is not None and s.has_min_max for s in stats):
             found = min(s.min for s in stats)
         elif stats:  # no statistics: read the column
-            found = pc.min(pq.read_table(path, columns=["timestamp"]).column("timestamp")).as_py()
+            found = pc.min(self.read_table(path, columns=["timestamp"]).column("timestamp")).as_py()
         if isinstance(found, datetime) and found.tzinfo is not None:
             found = found.astimezone(UTC).replace(tzinfo=None)
         elif stats and not isinstance(found, datetime):

@@ -26,7 +26,6 @@ from typing import Final
 import duckdb
 import orjson
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from .lake import Lake
 
@@ -105,7 +104,7 @@ class Quarantine:
         bad: list[Bad] = []
         for path in files:
             try:
-                pq.read_metadata(path)
+                self.lake.metadata(path)
             except FileNotFoundError:
                 bad.append(Bad(path, None))
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -118,7 +117,7 @@ class Quarantine:
         named = [f for f in files if f in text]
         suspects = named or (list(files) if not isinstance(exc, _NAMING) else [])
         for path in suspects:
-            if not _decodes(con, path):
+            if not _decodes(con, self.lake, path):
                 bad.append(Bad(path, PAGES))
         return bad
 
@@ -213,7 +212,7 @@ class Quarantine:
         return len(found), found[:limit]
 
 
-def _decodes(con: duckdb.DuckDBPyConnection, path: str) -> bool:
+def _decodes(con: duckdb.DuckDBPyConnection, lake: Lake, path: str) -> bool:
     """Whether every value of every column of ``path`` decodes (hashing the rows reads them all)."""
     try:
         con.execute("SELECT sum(hash(t)) FROM read_parquet(?) AS t", [[path]]).fetchall()
@@ -223,8 +222,7 @@ def _decodes(con: duckdb.DuckDBPyConnection, path: str) -> bool:
         if not is_file_error(exc):
             return True
         try:
-            with open(path, "rb") as f:
-                f.read(1)
+            lake.probe(path)
         except OSError:
             return True  # unreadable for a reason other than its content: leave it in place
         return False

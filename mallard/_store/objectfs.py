@@ -1,0 +1,101 @@
+"""What DuckDB reads a lake on object storage through: pyarrow's S3 filesystem as an fsspec filesystem
+(DuckDB's ``register_filesystem``; DuckDB's own S3 support, the httpfs extension, is not available), made
+to ask the store as little as possible.
+
+Each request to an object store costs a round trip (milliseconds to tens of milliseconds), and DuckDB
+would send many per file: a HEAD each for the file's existence, size and modification time, another to
+open it, then ranged GETs of the footer and of each column chunk it reads. So:
+
+* what a listing said of a file (its size and mtime: ``known``) answers the first three;
+* a file of at most :data:`WHOLE_BYTES` is fetched whole on its first read and kept in memory
+  (:class:`ObjectCache`, at most :data:`CACHE_BYTES`, least recently used out first): it is immutable
+  (a lake file is never rewritten under its name), so later reads ask nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Final
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+from fsspec.implementations.arrow import ArrowFile, ArrowFSWrapper  # type: ignore[import-untyped]
+
+__all__ = ["CACHE_BYTES", "WHOLE_BYTES", "LakeFileSystem", "ObjectCache"]
+
+#: Files up to this size are fetched whole (one request) and cached.
+WHOLE_BYTES: Final = 8 * 1024 * 1024
+#: Bytes of whole files kept in memory per open lake.
+CACHE_BYTES: Final = 256 * 1024 * 1024
+
+
+class ObjectCache:
+    """Whole objects by pyarrow path, the least recently used dropped past ``capacity`` bytes.
+    Thread-safe."""
+
+    def __init__(self, capacity: int = CACHE_BYTES) -> None:
+        self.capacity = capacity
+        self.size = 0
+        self._items: OrderedDict[str, pa.Buffer] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> pa.Buffer | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+            return found
+
+    def put(self, key: str, data: pa.Buffer) -> None:
+        if data.size > self.capacity:
+            return
+        with self._lock:
+            if key in self._items:
+                return
+            self._items[key] = data
+            self.size += data.size
+            while self.size > self.capacity:
+                _, dropped = self._items.popitem(last=False)
+                self.size -= dropped.size
+
+
+class LakeFileSystem(ArrowFSWrapper):  # type: ignore[misc]
+    """``fs`` for DuckDB (paths ``s3://bucket/key``), answering from ``known`` (what a listing said of a
+    file, None when it was not listed) and from ``cache``. Build it with ``skip_instance_cache=True``
+    (fsspec would otherwise keep every instance for the life of the process)."""
+
+    def __init__(self, fs: pafs.FileSystem, known: Callable[[str], pafs.FileInfo | None],
+                 cache: ObjectCache, **kwargs: Any) -> None:
+        super().__init__(fs, **kwargs)
+        self._known = known
+        self.cache = cache
+
+    def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
+        found = self._known(path)
+        if found is None:
+            return dict(super().info(path, **kwargs))
+        return {"name": found.path, "size": found.size, "type": "file", "mtime": found.mtime}
+
+    def modified(self, path: str) -> datetime:
+        found = self._known(path)
+        when: datetime = found.mtime if found is not None else super().modified(path)
+        return when
+
+    def glob(self, path: str, **kwargs: Any) -> Any:
+        found = None if any(c in path for c in "*?[") else self._known(path)
+        return [found.path] if found is not None else super().glob(path, **kwargs)
+
+    def _open(self, path: str, mode: str = "rb", block_size: int | None = None, seekable: bool = True,
+              **kwargs: Any) -> Any:
+        found = self._known(path) if mode == "rb" else None
+        if found is None or found.size is None or found.size > WHOLE_BYTES:
+            return super()._open(path, mode, block_size, seekable, **kwargs)
+        data = self.cache.get(found.path)
+        if data is None:
+            with self.fs.open_input_stream(found.path) as stream:
+                data = stream.read_buffer()
+            self.cache.put(found.path, data)
+        return ArrowFile(self, pa.BufferReader(data), path, mode, block_size, **kwargs)
