@@ -96,6 +96,7 @@ def rows(source: str = "scoped", dimensions: Iterable[str] = ALL) -> Sql:
     """SELECT of the rollup rows (with their ``day``) of the events of ``source``: the total rows and
     those of ``dimensions`` (``event:props:`` alone: every property's values; ``event:props:<key>``: that
     key's)."""
+    wanted = list(dimensions)
     counts = (f"{ALL_METRICS['visitors'].expr} AS visitors, {ALL_METRICS['pageviews'].expr} AS pageviews, "
               f"{ALL_METRICS['events'].expr} AS events, "
               f"{ALL_METRICS['total_revenue'].expr}::DECIMAL(38,2) AS revenue")
@@ -105,12 +106,11 @@ def rows(source: str = "scoped", dimensions: Iterable[str] = ALL) -> Sql:
     parts = [total] + [
         Sql(f"SELECT timestamp::DATE AS day, '{name}' AS dimension, {ALL_DIMENSIONS[name].column} AS value, "
             f"{counts}, NULL::UBIGINT[] AS visitor_keys FROM {source} GROUP BY day, value")
-        for name in dimensions if name in DIMENSIONS]
+        for name in wanted if name in DIMENSIONS]
     # one row per event and key it carries (JSON that is not an object has none; text that is not JSON,
     # from a file another tool wrote, is skipped as properties.py skips it)
     keyed = (f"(SELECT *, timestamp::DATE AS day, unnest(CASE WHEN json_valid(props) THEN json_keys(props) "
              f"END) AS key FROM {source} WHERE props IS NOT NULL)")
-    wanted = list(dimensions)
     if PROPERTY_KEYS in wanted:
         parts.append(Sql(f"SELECT day, '{PROPERTY_KEYS}' AS dimension, key AS value, {counts}, "
                          f"NULL::UBIGINT[] AS visitor_keys FROM {keyed} GROUP BY day, key"))

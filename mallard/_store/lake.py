@@ -111,6 +111,19 @@ def site_of(dir_name: str) -> str:
     return dir_name.removeprefix("site_id=").replace("%3A", ":")
 
 
+def _names(directory: Path) -> list[tuple[str, str]]:
+    """(name, path) of every file in ``directory`` (none when it is missing), by name."""
+    try:
+        return sorted((e.name, e.path) for e in os.scandir(directory) if e.is_file())
+    except FileNotFoundError:
+        return []
+
+
+def _is_data(name: str) -> bool:
+    """Whether a partition's file named ``name`` holds rows (not a hidden temporary)."""
+    return name.endswith(".parquet") and not name.startswith(".")
+
+
 class Lake:
     """File-level operations on ``events/``; knows paths, not SQL."""
 
@@ -227,24 +240,12 @@ class Lake:
             for day in self.dates(site):
                 if (first is not None and day < first) or (last is not None and day > last):
                     continue
-                found.extend(self._partition_files(self.partition(site, day)))
+                found.extend(path for name, path in self.names(site, day) if _is_data(name))
         return found
-
-    @staticmethod
-    def _partition_files(directory: Path) -> list[str]:
-        try:
-            return sorted(e.path for e in os.scandir(directory)
-                          if e.name.endswith(".parquet") and not e.name.startswith(".")
-                          and e.is_file())
-        except FileNotFoundError:
-            return []
 
     def names(self, site_id: str, day: date) -> list[tuple[str, str]]:
         """(name, path) of every file of a partition (hidden ones too), by name."""
-        try:
-            return sorted((e.name, e.path) for e in os.scandir(self.partition(site_id, day)) if e.is_file())
-        except FileNotFoundError:
-            return []
+        return _names(self.partition(site_id, day))
 
     def mtime(self, path: str) -> float:
         """When the file ``path`` was last modified (seconds since the epoch)."""
@@ -311,8 +312,8 @@ class Lake:
             partitions = [self.partition(s, d) for s in self.sites() for d in self.dates(s)]
         out = []
         for directory in partitions:
-            small = [f for f in self._partition_files(directory)
-                     if os.path.getsize(f) < target_bytes]
+            small = [f for name, f in _names(directory)
+                     if _is_data(name) and os.path.getsize(f) < target_bytes]
             if len(small) >= max(2, min_files):
                 out.append(small)
         return out

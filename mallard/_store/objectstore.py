@@ -116,16 +116,6 @@ class ObjectLake(Lake):
     def dates(self, site_id: str) -> list[date]:
         return sorted(self._site(site_id).days)
 
-    def files(self, site_id: str | None, first: date | None, last: date | None) -> list[str]:
-        found: list[str] = []
-        for site in [site_id] if site_id is not None else self.sites():
-            days = self._site(site).days
-            for day in sorted(days):
-                if (first is None or day >= first) and (last is None or day <= last):
-                    found.extend(path for name, path in days[day]
-                                 if name.endswith(".parquet") and not name.startswith("."))
-        return found
-
     def names(self, site_id: str, day: date) -> list[tuple[str, str]]:
         return list(self._site(site_id).days.get(day, ()))
 
