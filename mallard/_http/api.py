@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from . import admin, behaviour, funnels, info, ingest, ops, shares, sites, stats, v1, v2
+from . import admin, behaviour, funnels, info, ingest, ops, shares, sites, stats, v1, v2, view
 from .cache import QueryCache
 from .errors import answer, refusal
 from .limits import ConcurrencyLimit, RateLimiter
@@ -39,9 +39,9 @@ if TYPE_CHECKING:
 __all__ = ["Api"]
 
 
-ROUTES: tuple[Route, ...] = (*ingest.ROUTES, *stats.ROUTES, *v2.ROUTES, *behaviour.ROUTES, *info.ROUTES,
-                             *v1.ROUTES, *admin.ROUTES, *sites.ROUTES, *funnels.ROUTES, *shares.ROUTES,
-                             *ops.ROUTES)
+ROUTES: tuple[Route, ...] = (*ingest.ROUTES, *stats.ROUTES, *view.ROUTES, *v2.ROUTES, *behaviour.ROUTES,
+                             *info.ROUTES, *v1.ROUTES, *admin.ROUTES, *sites.ROUTES, *funnels.ROUTES,
+                             *shares.ROUTES, *ops.ROUTES)
 
 
 class Api:

@@ -11,7 +11,6 @@ Query-string parsing happens here, never in :mod:`mallard._queries`; the behavio
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
@@ -32,8 +31,9 @@ from .shares import live_link
 if TYPE_CHECKING:
     from .api import Api
 
-__all__ = ["ROUTES", "cache_scope", "dates_of", "history_scope", "int_param", "int_schema", "scope_of",
-           "site_of", "stats_route", "text_param"]
+__all__ = ["COMPARE", "INTERVAL", "LIMIT", "ROUTES", "breakdown_answer", "cache_scope", "dates_of",
+           "history_scope", "int_param", "int_schema", "main_answer", "scope_of",
+           "sessions_answer", "site_of", "stats_route", "text_param", "timeseries_answer"]
 
 MAX_LIMIT: Final = 1000
 
@@ -138,7 +138,7 @@ def history_scope(api: Api, request: Request) -> CacheScope:
     return cache_scope(api, request)._replace(first=None)
 
 
-def _main(api: Api, request: Request) -> dict[str, Any]:
+def main_answer(api: Api, request: Request) -> dict[str, Any]:
     site, rng, filters = scope_of(api, request)
     q = api.queries
     out: dict[str, Any] = q.main(site, start_date=rng.start, end_date=rng.end, filters=filters).to_dict()
@@ -169,7 +169,7 @@ def _wire(key: str, value: Any) -> Any:
     return value * 100 if key == "bounce_rate" and value is not None else value
 
 
-def _timeseries(api: Api, request: Request, shift: int = 0) -> Any:
+def timeseries_answer(api: Api, request: Request, shift: int = 0) -> Any:
     """The series of the request's range, or of the range ``shift`` days earlier."""
     site, rng, filters = scope_of(api, request)
     if shift:
@@ -181,59 +181,32 @@ def _timeseries(api: Api, request: Request, shift: int = 0) -> Any:
                                   filters=filters).to_json()
 
 
-def _breakdown(api: Api, request: Request, dimension: str) -> Any:
+def breakdown_answer(api: Api, request: Request, dimension: str) -> Any:
     site, rng, filters = scope_of(api, request)
     metrics = ("visitors", "pageviews", "events")
     return api.queries.breakdown(site, dimension, start_date=rng.start, end_date=rng.end,
                                  metrics=metrics, limit=limit_of(request), filters=filters).to_json()
 
 
-def _sessions(api: Api, request: Request) -> Any:
+def sessions_answer(api: Api, request: Request) -> Any:
     site, rng, filters = scope_of(api, request)
     return api.queries.sessions(site, start_date=rng.start, end_date=rng.end, filters=filters).to_json()
 
 
 def main(api: Api, request: Request, params: dict[str, str]) -> Response:
-    return json_response(_main(api, request))
+    return json_response(main_answer(api, request))
 
 
 def timeseries(api: Api, request: Request, params: dict[str, str]) -> Response:
-    return json_response(_timeseries(api, request))
+    return json_response(timeseries_answer(api, request))
 
 
 def breakdown(api: Api, request: Request, params: dict[str, str]) -> Response:
-    return json_response(_breakdown(api, request, params["dimension"]))
+    return json_response(breakdown_answer(api, request, params["dimension"]))
 
 
 def sessions(api: Api, request: Request, params: dict[str, str]) -> Response:
-    return json_response(_sessions(api, request))
-
-
-#: The first tab of each breakdown panel of the dashboard (mallard/static/dashboard/app.js, GROUPS).
-VIEW_BREAKDOWNS: Final = ("pages", "sources", "countries", "browsers", "events")
-MAX_VIEW_BREAKDOWNS: Final = 10
-
-
-def view(api: Api, request: Request, params: dict[str, str]) -> Response:
-    """The dashboard's first screen in one answer, computed here on one thread so the work its parts
-    share (the session rows) is done once: each part is the body its own route answers for the same
-    query parameters."""
-    slugs = list(dict.fromkeys(s.strip() for s in (request.arg("breakdowns") or "").split(",")
-                               if s.strip())) or list(VIEW_BREAKDOWNS)
-    if len(slugs) > MAX_VIEW_BREAKDOWNS:
-        raise HTTPError(400, f"breakdowns lists at most {MAX_VIEW_BREAKDOWNS} dimensions.",
-                        code="invalid_dimension")
-    rng = scope_of(api, request)[1]
-    out = {"main": _main(api, request), "timeseries": _timeseries(api, request),
-           "sessions": _sessions(api, request),
-           "breakdowns": {s: _breakdown(api, request, s) for s in slugs},
-           "range": {"start_date": rng.start.isoformat(), "end_date": rng.end.isoformat(),
-                     "timezone": rng.tz}}
-    comparison = out["main"].get("comparison")
-    if comparison is not None:  # the series of the compared range, drawn behind the current one
-        days = (rng.start - date.fromisoformat(comparison["start_date"])).days
-        out["previous_timeseries"] = _timeseries(api, request, days)
-    return json_response(out)
+    return json_response(sessions_answer(api, request))
 
 
 def export(api: Api, request: Request, params: dict[str, str]) -> Response:
@@ -308,23 +281,19 @@ def stats_route(pattern: str, handler: Callable[[Api, Request, dict[str, str]], 
                  errors=(400, 503))
 
 
-_COMPARE: Final = Param("compare", {"type": "string", "enum": [
+COMPARE: Final = Param("compare", {"type": "string", "enum": [
     "", "previous_period", "year_over_year", "previous-period", "year-over-year"]},
     "Add the figures of the previous period or of the year before.")
-_INTERVAL: Final = Param("interval", {"type": "string", "enum": ["hour", "day", "week", "month"]},
+INTERVAL: Final = Param("interval", {"type": "string", "enum": ["hour", "day", "week", "month"]},
                          "Bucket size (default hour for ranges of up to 2 days, else day).")
-_LIMIT: Final = Param("limit", int_schema(1, MAX_LIMIT, 10), "Rows.")
-_BREAKDOWNS: Final = Param("breakdowns", {"type": "string", "default": ",".join(VIEW_BREAKDOWNS)},
-                           f"Comma-separated breakdown dimensions (at most {MAX_VIEW_BREAKDOWNS}), each "
-                           "as in /api/stats/breakdown/{dimension}.")
-
+LIMIT: Final = Param("limit", int_schema(1, MAX_LIMIT, 10), "Rows.")
 ROUTES: Final = (
     stats_route("/api/stats/main", main, "Headline figures: visitors, pageviews, sessions, bounce, duration.",
-                heavy=True, extra=(_COMPARE,)),
+                heavy=True, extra=(COMPARE,)),
     stats_route("/api/stats/timeseries", timeseries, "Zero-filled visitors and pageviews per hour or day.",
-                heavy=True, extra=(_INTERVAL,)),
+                heavy=True, extra=(INTERVAL,)),
     stats_route("/api/stats/breakdown/{dimension}", breakdown, "Top values of a dimension.",
-                heavy=True, extra=(_DIMENSION, _LIMIT)),
+                heavy=True, extra=(_DIMENSION, LIMIT)),
     stats_route("/api/stats/properties", properties, "Custom property keys of the range's events, most "
                 "visitors first (suggestions: other suggestions are v2 queries with a contains filter).",
                 heavy=True, extra=(Param("q", {"type": "string", "maxLength": MAX_SEARCH},
@@ -332,9 +301,6 @@ ROUTES: Final = (
                                    Param("limit", int_schema(1, MAX_PROPERTIES_LIMIT, 50), "Keys listed."))),
     stats_route("/api/stats/sessions", sessions, "Sessions, their duration, pages per session and bounce.",
                 heavy=True),
-    stats_route("/api/stats/view", view, "A dashboard view in one answer: main, timeseries, sessions and "
-                "breakdowns, each as its own route answers it.", heavy=True,
-                extra=(_COMPARE, _INTERVAL, _LIMIT, _BREAKDOWNS)),
     stats_route("/api/stats/export", export, "Daily report or raw events as CSV or JSON.", heavy=True,
                 cached=False, replies={200: ("text/csv", JSON)}, extra=(
                     Param("format", {"type": "string", "enum": ["csv", "json"], "default": "csv"}, "Format."),

@@ -237,6 +237,36 @@ def test_keyboard_shortcuts_change_the_period_and_the_url(server: Live, page: Pa
     assert query_of(page)["period"] == ["7d"]
 
 
+def test_the_first_screen_is_asked_once_with_its_panels(server: Live, page: Page) -> None:
+    """On load the page asks the sign-in state once and the first view once, with the Goal conversions
+    and Properties panels in it (boot.js asks them before the app renders; the app takes the answers):
+    no separate goals or properties request. A card click (the same view) asks no view again; a period
+    change asks a view without panels, and the panels ask for themselves; the reload button asks the
+    view again."""
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.method + " " + r.url) if "/api/" in r.url else None)
+    open_dashboard(page, server, f"site={SITE}&period=7d")
+    page.wait_for_load_state("networkidle")
+    views = [u for u in asked if "/api/stats/view?" in u]
+    assert len(views) == 1 and parse_qs(urlsplit(views[0].split()[1]).query)["panels"] == ["goals,properties"]
+    assert sum("/api/auth/status" in u for u in asked) == 1, asked
+    assert not [u for u in asked if "/api/stats/properties" in u or u.startswith("POST ")], asked
+    asked.clear()
+    page.locator("button.card[data-metric='pageviews']").click()  # the same view: not asked again
+    page.wait_for_function("() => new URLSearchParams(location.search).get('metric') === 'pageviews'")
+    page.wait_for_timeout(1000)
+    assert not [u for u in asked if "/api/stats/view?" in u], asked
+    with page.expect_request(lambda r: "/api/stats/properties" in r.url and "period=30d" in r.url,
+                             timeout=20_000), \
+            page.expect_request(lambda r: "/api/stats/view?" in r.url and "period=30d" in r.url,
+                                timeout=20_000) as view:
+        page.keyboard.press("t")
+    assert "panels" not in parse_qs(urlsplit(view.value.url).query), view.value.url
+    # The reload button asks the view again too (it is outside the panels' Reload provider).
+    with page.expect_request(lambda r: "/api/stats/view?" in r.url, timeout=20_000):
+        page.get_by_role("button", name="Reload").click()
+
+
 def test_first_load_is_under_100_kb_compressed(server: Live, page: Page) -> None:
     """Measured in Chromium: the encoded bytes of every file the page fetches (HTML, modules, CSS,
     vendor, icon), as they came over the wire."""

@@ -13,6 +13,7 @@ import { request, setUnauthorized } from './ui/api.js';
 import { Login, SetupForm } from './ui/auth.js';
 import { Dashboard } from './ui/dashboard.js';
 import { SECRET, SharedGone } from './ui/share.js';
+import { firstStatus } from './ui/boot.js';
 
 function App() {
   const [auth, setAuth] = useState(null);
@@ -21,7 +22,7 @@ function App() {
   const check = () => {
     if (checking.current) return;
     checking.current = true;
-    request('api/auth/status').then(
+    (firstStatus() || request('api/auth/status')).then(
       (a) => { checking.current = false; setErr(null); setAuth(a || {}); },
       (e) => { checking.current = false; setErr(e); },
     );

@@ -58,6 +58,20 @@ let onUnauthorized = () => {};
 export const setUnauthorized = (fn) => { onUnauthorized = fn; };
 export const Reload = createContext(0);
 
+// GET answers asked before the app rendered (boot.js), by URL: the first useApi of that URL within
+// PREFETCH_MS takes it.
+const early = new Map();
+const PREFETCH_MS = 30000;
+export function prefetch(path, params) {
+  const href = apiUrl(path, params).href;
+  if (!early.has(href)) early.set(href, { at: Date.now(), answer: request(href) });
+}
+function takeEarly(url) {
+  const got = early.get(url);
+  early.delete(url);
+  return got && Date.now() - got.at < PREFETCH_MS ? got.answer : null;
+}
+
 // The answer to GET `path` (or POST `body` as JSON, when given) as { loading, data, error }, asked again
 // when the URL, the body, the Reload context or `again` changes; the last data stays while loading.
 export function useApi(path, params, { body, again = 0 } = {}) {
@@ -73,10 +87,11 @@ export function useApi(path, params, { body, again = 0 } = {}) {
     const ctl = new AbortController();
     setState((s) => ({ loading: true, data: s.data, error: null }));
     const init = sent === undefined ? { signal: ctl.signal } : { signal: ctl.signal, method: 'POST', body };
-    request(url, init).then(
-      (data) => setState({ loading: false, data, error: null }),
+    const asked = (sent === undefined && !tick && !again && takeEarly(url)) || request(url, init);
+    asked.then(
+      (data) => { if (!ctl.signal.aborted) setState({ loading: false, data, error: null }); },
       (error) => {
-        if (error.name === 'AbortError') return;
+        if (error.name === 'AbortError' || ctl.signal.aborted) return;
         if (error.status === 401) onUnauthorized();
         setState({ loading: false, data: null, error });
       },
@@ -99,9 +114,13 @@ export function useEvery(ms, on = true) {
 
 // True once the element has come near the viewport (and from then on): panels below the fold ask for
 // their data only when shown. Watching starts when `ready` (the first screen has its data, so the page
-// has its real height). Without IntersectionObserver, at once.
-export function useShown(ref, ready) {
+// has its real height). Without IntersectionObserver, at once; with `given` (the panel's data came with
+// another answer: it was on the first screen), from then on.
+export function useShown(ref, ready, given = false) {
   const [shown, setShown] = useState(!window.IntersectionObserver);
+  useEffect(() => {
+    if (given && !shown) setShown(true);
+  }, [given]);
   useEffect(() => {
     const el = ref.current;
     if (shown || !ready || !el) return undefined;
@@ -114,11 +133,24 @@ export function useShown(ref, ready) {
   return shown;
 }
 
-// A panel that fetches `path` only once shown; until then it reads as loading.
-export function useLazyApi(ref, ready, path, params) {
-  const shown = useShown(ref, ready);
-  const s = useApi(shown ? path : null, params);
-  return shown ? s : { loading: true, data: null, error: null };
+// What identifies a request: its URL and its JSON body (if any).
+export const requestKey = (path, params, body) => `${apiUrl(path, params).href} ${body === undefined ? '' : JSON.stringify(body)}`;
+// An answer another request carried (the view's panels), for the request `key` names.
+export const seeded = (key, data) => (data === undefined || data === null ? null : { key, data });
+const given = (seed, path, params, body) => (
+  seed && path && seed.key === requestKey(path, params, body) ? { loading: false, data: seed.data, error: null } : null);
+
+// useApi, unless `seed` is the answer to this very request (then that, and no request); while `off`,
+// no request either (it reads as loading).
+export function useSeededApi(seed, path, params, { body, off = false } = {}) {
+  const have = given(seed, path, params, body);
+  const s = useApi(have || off ? null : path, params, { body });
+  return have || (off ? { loading: true, data: null, error: null } : s);
+}
+
+// A panel that fetches `path` only once shown (until then it reads as loading), unless `seed` answers it.
+export function useLazyApi(ref, ready, path, params, seed = null) {
+  return useSeededApi(seed, path, params, { off: !useShown(ref, ready, !!seed) });
 }
 
 // One part of the view's answer (api/stats/view), as a useApi state.

@@ -26,10 +26,11 @@ import { useInfo, isAdmin, geoHint } from './info.js';
 import { SettingsView } from './settings.js';
 import { FirstRun, useNoEventsYet } from './onboarding.js';
 import { SharedBadge } from './share.js';
+import { stateFor, viewPath, viewParams } from './boot.js';
 
 export function Dashboard({ auth, recheck }) {
   const shared = auth.authenticated ? null : auth.shared_link; // a shared link: its site, read-only
-  const [st, setSt] = useState(() => (shared ? { ...readUrl(), site: shared.site_id, view: '' } : readUrl()));
+  const [st, setSt] = useState(() => stateFor(auth));
   const [tick, setTick] = useState(0);
   const [openCustom, setOpenCustom] = useState(0);
   const replace = useRef(true);
@@ -69,12 +70,15 @@ export function Dashboard({ auth, recheck }) {
   });
   const params = statParams(st);
   const live = st.period === 'realtime';
-  // The first screen in one request: main (with the previous period), timeseries, sessions and each
-  // panel's first tab.
-  const view = useApi(st.site && !live ? 'api/stats/view' : null, {
-    ...params, limit: 10, breakdowns: GROUPS.map((g) => g.tabs[0][0]).join(','), compare: comparisonOf(st),
-    interval: intervalOf(st),
-  });
+  // The first screen in one request (boot.js asked the first one before this rendered); the page's
+  // first view (and any view of the same parameters) also answers the Goals and Properties panels,
+  // which would otherwise wait for it.
+  const same = JSON.stringify(viewParams(st, false));
+  const [firstView] = useState(same);
+  const first = same === firstView;
+  // (This is outside the Reload provider below: the reload button's tick is passed on by hand.)
+  const view = useApi(viewPath(st), viewParams(st, first), { again: tick });
+  const early = first && view.data ? view.data : {};
   const realtime = useRealtime(st.site, live);
   // The time zone the stats are counted in, as the last view answer said (kept for the realtime view).
   const [tz, setTz] = useState(null);
@@ -118,8 +122,9 @@ export function Dashboard({ auth, recheck }) {
           actions=${html`<${IntervalPicker} st=${st} update=${update} />`} /><//>
         <div class="grid">
           ${GROUPS.map((g) => html`<${Guard} key=${g.title}><${Breakdown} group=${g} params=${params} view=${view} addFilter=${addFilter} hint=${geoHint(info)} /><//>`)}
-          <${Guard}><${Goals} range=${view.data && view.data.range} site=${st.site} filters=${apiFilters(st)} ready=${!view.loading} /><//>
-          <${Guard}><${Properties} params=${params} ready=${!view.loading} addFilter=${addFilter} /><//>
+          <${Guard}><${Goals} range=${view.data && view.data.range} site=${st.site} filters=${apiFilters(st)} ready=${!view.loading}
+            early=${early.goals} /><//>
+          <${Guard}><${Properties} params=${params} ready=${!view.loading} addFilter=${addFilter} early=${early.properties} /><//>
         </div>
         <h2 class="section">Behaviour</h2>
         <div class="grid">

@@ -2,7 +2,7 @@
 // the conversion rate, and revenue (total and average) in the goal's own currency; amounts in
 // different currencies are never added up. Shown when a goal converted in the range.
 import { html, useRef } from './html.js';
-import { useShown, useApi } from './api.js';
+import { useShown, useSeededApi, requestKey, seeded } from './api.js';
 import { num, isNum } from './format.js';
 import { Bar, Panel } from './widgets.js';
 
@@ -13,17 +13,19 @@ export const money = (r) => (r && typeof r === 'object' ? String(r.short ?? `${r
 const Money = ({ r, avg }) => (r && typeof r === 'object' ? html`<span class="money" title=${String(r.long ?? '')}>${money(r)}
   <small class="muted">avg ${money(avg)}</small></span>` : '—');
 
-export function Goals({ range, site, filters, ready }) {
+// `early`: the answer the page's first view carried (api/stats/view's `goals`), for its range.
+export function Goals({ range, site, filters, ready, early }) {
   const box = useRef(null);
-  const shown = useShown(box, ready);
+  const shown = useShown(box, ready, !!early);
   const body = range ? {
     site_id: site, metrics: GOAL_METRICS, dimensions: ['event:goal'],
-    date_range: [range.start_date, range.end_date], filters: filters || undefined,
+    date_range: [range.start_date, range.end_date], filters: filters || undefined, timezone: range.timezone,
   } : undefined;
-  const q = useApi(shown && range ? 'api/v2/query' : null, null, { body });
+  const seed = seeded(requestKey('api/v2/query', null, body), early);
+  const q = useSeededApi(seed, range ? 'api/v2/query' : null, null, { body, off: !shown });
   const rows = q.data && Array.isArray(q.data.results) ? q.data.results : null;
   if (rows && !rows.length && !q.loading) return html`<span ref=${box} hidden></span>`;
-  const state = { loading: q.loading || !shown, error: q.error, data: rows };
+  const state = { loading: q.loading, error: q.error, data: rows };
   // A goal whose revenue came in several currencies has none shown (never converted, never added up).
   const warned = q.data && q.data.meta && q.data.meta.metric_warnings && q.data.meta.metric_warnings.total_revenue;
   const note = warned && html`<p class="caveat revenue-note">— in Revenue: ${String(warned.warning || 'amounts in several currencies')}</p>`;

@@ -3,24 +3,34 @@
 // some event of the range has a property. Values are counted over the events that carry the key; a
 // value's click filters every panel by it.
 import { html, useRef, useState, useEffect } from './html.js';
-import { useLazyApi, useApi } from './api.js';
+import { useLazyApi, useSeededApi, requestKey, seeded } from './api.js';
 import { num } from './format.js';
 import { Bar, Panel } from './widgets.js';
 import { Value } from './values.js';
 import { withFilter } from './filters.js';
 
-export function Properties({ params, ready, addFilter }) {
+// The request of a key's values: only the events that carry the key (the others would be one large
+// "(unknown)" row); no request (null) without a key.
+const valuesRequest = (params, key) => [key ? `api/stats/breakdown/event:props:${key}` : null, {
+  ...params, filters: key ? withFilter(params.filters, ['is_not', `event:props:${key}`, ['(unknown)']]) : undefined,
+  limit: 10,
+}];
+
+// `early`: what the page's first view carried (api/stats/view's `properties`: the keys, and the first
+// key's values), for its parameters.
+export function Properties({ params, ready, addFilter, early }) {
   const box = useRef(null);
-  const keys = useLazyApi(box, ready, 'api/stats/properties', params);
+  const keys = useLazyApi(box, ready, 'api/stats/properties', params,
+    early ? seeded(requestKey('api/stats/properties', params), early.properties) : null);
   const list = keys.data && Array.isArray(keys.data.properties) ? keys.data.properties.map((p) => p.key) : null;
   const [key, setKey] = useState('');
   useEffect(() => {
     if (list && list.length && !list.includes(key)) setKey(list[0]);
   }, [keys.data]);
   const on = list && list.includes(key) ? key : '';
-  // Only the events that carry the key: the others would be one large "(unknown)" row.
-  const filters = on ? withFilter(params.filters, ['is_not', `event:props:${on}`, ['(unknown)']]) : undefined;
-  const values = useApi(on ? `api/stats/breakdown/event:props:${on}` : null, { ...params, filters, limit: 10 });
+  const [path, args] = valuesRequest(params, on);
+  const seed = early && early.key ? seeded(requestKey(...valuesRequest(params, early.key)), early.values) : null;
+  const values = useSeededApi(seed, path, args);
   if (list && !list.length && !keys.loading) return html`<span ref=${box} hidden></span>`;
   const picker = list && list.length > 0 && html`<label class="prop-pick small muted">Property
     <select aria-label="Property" value=${on} onChange=${(e) => setKey(e.currentTarget.value)}>
