@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 from ._errors import MallardError
 from ._exporting import to_csv, to_json
 from ._goal_commands import goal_parsers
+from ._transfer_commands import cmd_export_file, export_options, import_parser
 
 
 class _Parser(argparse.ArgumentParser):
@@ -85,6 +86,10 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     _dates(args)
+    if args.output:
+        return cmd_export_file(args)
+    if args.format == "parquet":
+        raise MallardError("--format parquet writes a file: give --output PATH_OR_URI.")
     q = _queries(args)
     table = q.export(args.site, period=args.period, start_date=args.start_date,
                      end_date=args.end_date, kind=args.kind)
@@ -278,13 +283,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("site")
     _range(p)
     p.set_defaults(func=cmd_stats)
-    p = sub.add_parser("export", help="daily report or raw events as CSV or JSON on stdout")
+    p = sub.add_parser("export", help="daily report or raw events as CSV or JSON on stdout, or to a "
+                                      "Parquet, CSV or JSON-lines file")
     _settings_args(p)
     p.add_argument("site")
     _range(p)
     p.add_argument("--kind", choices=("daily", "raw"), default="daily")
-    p.add_argument("--format", choices=("csv", "json"), default="csv")
+    export_options(p)
     p.set_defaults(func=cmd_export)
+    import_parser(sub, _settings_args)
     p = sub.add_parser("sites", help="site ids with stored events")
     _settings_args(p)
     p.set_defaults(func=cmd_sites)

@@ -89,6 +89,8 @@ TESTED_ELSEWHERE = {
     "mallard/_records.py": "tests/test_funnels.py, tests/test_shares.py",
     "mallard/_statefile.py": "tests/test_goals.py (processes agree), tests/test_funnels.py",
     "mallard/_setting_values.py": "tests/test_settings.py",
+    "mallard/_transfer_commands.py": "tests/test_transfer.py, tests/test_plausible.py (export --output, "
+                                     "import)",
     "mallard/_auth/clock.py": "tests/auth/ (a frozen clock through every module)",
     "mallard/_auth/errors.py": "tests/auth/, tests/http/test_errors.py",
     "mallard/_http/behaviour.py": "tests/http/test_stats_filters.py, tests/http/test_contract.py",
