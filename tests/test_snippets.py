@@ -25,6 +25,7 @@ import contextlib
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -198,7 +199,7 @@ class Shell:
         else:
             raise AssertionError(f"{line!r} did not answer /health:\n{log.read_text()}")
         data_dir = re.search(r"--data-dir (\S+)", line)
-        created = self.run(f"python -m mallard keys create snippets --data-dir "
+        created = self.run(f"mallard keys create snippets --data-dir "
                            f"{data_dir.group(1) if data_dir else 'mallard-data'}")
         self.api_key = re.search(r'"key": "([^"]+)"', created).group(1)  # type: ignore[union-attr]
 
@@ -221,8 +222,10 @@ class Shell:
 def shell(tmp_path: Path) -> Iterator[Shell]:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
+    curl = shutil.which("curl")
+    assert curl, "curl is missing (scripts/test installs it)"
     for name, body in (("mallard", f'exec {sys.executable} -m mallard "$@"'),
-                       ("curl", 'exec /usr/bin/env -u PATH /usr/bin/curl --fail-with-body -sS "$@"')):
+                       ("curl", f'exec {curl} --fail-with-body -sS "$@"')):
         (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
         (bin_dir / name).chmod(0o755)
     work = tmp_path / "work"
