@@ -140,9 +140,13 @@ def write_file(tables: Iterable[pa.Table], location: str, fmt: str, settings: Se
     """Write ``tables`` (one schema) as one ``fmt`` file at ``location``; returns the rows written."""
     fs, path = _filesystem(location, settings)
     local = isinstance(fs, pafs.LocalFileSystem)
-    if local:
+    if local:  # the file's directories are made, as an object store's key needs none
         directory, name = os.path.split(path)
         target = os.path.join(directory, f".{name}.{secrets.token_hex(4)}.tmp")
+        try:
+            os.makedirs(directory, exist_ok=True)
+        except OSError as exc:
+            raise _storage(exc, location, settings, "write") from None
     else:
         target = path
     rows = 0

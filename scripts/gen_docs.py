@@ -11,6 +11,7 @@ dimensions     queries.md          ``mallard._queries.registry.DIMENSIONS`` and 
 breakdowns     queries.md          ``mallard._queries.registry.BREAKDOWNS`` (and ``ALIASES``)
 schema         storage.md          ``mallard._events.COLUMNS`` and the lake's Arrow schema
 api            python-api.md       ``mallard.__all__`` (signatures and first docstring lines)
+openapi        http-reference.md   the OpenAPI document of the HTTP API (``mallard._http.openapi``)
 =============  ==================  =====================================================================
 
 Usage::
@@ -39,6 +40,8 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing it
 
 import mallard  # noqa: E402
 from mallard import _events as events  # noqa: E402
+from mallard._http.api import ROUTES  # noqa: E402
+from mallard._http.openapi import document  # noqa: E402
 from mallard._queries import registry  # noqa: E402
 from mallard._store import lake  # noqa: E402
 
@@ -287,6 +290,62 @@ def render_api() -> str:
     return "\n".join(lines).rstrip("\n")
 
 
+# -- HTTP API --------------------------------------------------------------------------------------
+#: The OpenAPI tags, in the order of the page, with their headings.
+TAGS = {"ingestion": "Ingestion", "stats": "Stats", "sites": "Sites, goals, segments, funnels, shared links",
+        "auth": "Authentication", "admin": "Admin", "ops": "Operations",
+        "dashboard": "Tracking script and dashboard"}
+
+
+def _schema_text(schema: dict[str, typing.Any]) -> str:
+    """A short rendering of a parameter's JSON schema: its type, and its values or bounds."""
+    kind = str(schema.get("type", "any"))
+    if "enum" in schema:
+        return "one of " + ", ".join(_code(v) for v in schema["enum"] if v != "")
+    words = (("minimum", "≥"), ("maximum", "≤"), ("minLength", "length ≥"), ("maxLength", "length ≤"))
+    bounds = [f"{word} {schema[key]}" for key, word in words if key in schema]
+    extra = f" ({schema['format']})" if "format" in schema else ""
+    return _code(kind) + extra + (", " + ", ".join(bounds) if bounds else "")
+
+
+def render_openapi() -> str:
+    spec = document(ROUTES)
+    by_tag: dict[str, list[tuple[str, str, dict[str, typing.Any]]]] = {}
+    for path, operations in spec["paths"].items():
+        for method, op in operations.items():
+            by_tag.setdefault(op["tags"][0], []).append((method.upper(), path, op))
+    unknown = sorted(set(by_tag) - set(TAGS))
+    if unknown:
+        raise ValueError(f"OpenAPI tags without a heading in gen_docs.TAGS: {unknown}")
+    lines = [f"OpenAPI {spec['openapi']}, {sum(len(v) for v in by_tag.values())} operations.", ""]
+    for tag, title in TAGS.items():
+        lines += [f"## {title}", ""]
+        for method, path, op in by_tag.get(tag, []):
+            lines += [f"### `{method} {path}`", "", _cell(op["summary"]), ""]
+            lines.append(f"- Access: {op.get('description', 'public')}")
+            body = op.get("requestBody")
+            if body:
+                for media_type, content in body["content"].items():
+                    what = body.get("description") or content["schema"].get("description", "")
+                    lines.append(f"- Body ({_code(media_type)}{', required' if body['required'] else ''})"
+                                 + (f": {_cell(what)}" if what else ""))
+            answers = []
+            for status, answer in op["responses"].items():
+                media = ", ".join(_code(m) for m in answer.get("content", {}))
+                answers.append(f"`{status}`" + (f" {media}" if media and int(status) < 400 else ""))
+            errors = any(int(status) >= 400 for status in op["responses"])
+            lines.append("- Answers: " + ", ".join(answers)
+                         + (' (an error is `{"error": …, "code": …}`)' if errors else ""))
+            lines.append("")
+            if op.get("parameters"):
+                lines += ["| Parameter | In | Required | Schema | Description |", "|---|---|---|---|---|"]
+                for p in op["parameters"]:
+                    lines.append(f"| {_code(p['name'])} | {p['in']} | {'yes' if p['required'] else 'no'} | "
+                                 f"{_cell(_schema_text(p['schema']))} | {_cell(p.get('description', ''))} |")
+                lines.append("")
+    return "\n".join(lines).rstrip("\n")
+
+
 # -- driver ----------------------------------------------------------------------------------------
 BLOCKS: dict[str, tuple[str, Callable[[], str]]] = {
     "settings": ("settings.md", render_settings),
@@ -295,6 +354,7 @@ BLOCKS: dict[str, tuple[str, Callable[[], str]]] = {
     "breakdowns": ("queries.md", render_breakdowns),
     "schema": ("storage.md", render_schema),
     "api": ("python-api.md", render_api),
+    "openapi": ("http-reference.md", render_openapi),
 }
 
 

@@ -51,6 +51,8 @@ TESTS = ROOT / "tests"
 CROSS_CUTTING = {
     "tests/test_architecture.py": "import rules, size budget, this layout (on the source)",
     "tests/test_docs.py": "the docs describe the code; generated blocks are fresh",
+    "tests/test_examples.py": "examples/: the FastAPI, Flask and Django apps as real servers",
+    "tests/test_snippets.py": "every README and docs snippet runs as written",
     "tests/test_public_api.py": "mallard.__all__: sorted, complete, cheap to import",
     "tests/test_durability.py": "nothing acknowledged lost or stored twice, processes SIGKILLed",
     "tests/test_full_disk.py": "a full disk: refused events, no crash, nothing lost",

@@ -4,13 +4,16 @@ slug, filter operator, period and public name is documented (Datasette's test_do
 
 from __future__ import annotations
 
+import argparse
 import ast
 import importlib.util
+import os
 import re
 import shutil
 import subprocess
 import sys
 import unicodedata
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
@@ -267,3 +270,185 @@ def test_links_between_pages_resolve() -> None:
             elif anchor and anchor not in anchors[page]:
                 broken.append(f"{name}: {target} (no such heading)")
     assert not broken, broken
+
+
+# -- routes, commands, pages -----------------------------------------------------------------------
+def _route_rows() -> set[tuple[str, str]]:
+    """(method, path) of every row of http-api.md's route table (a row may name several paths)."""
+    rows = set()
+    for match in re.finditer(r"^\| `([A-Z]+)` \| (.+?) \|", _page("http-api.md"), re.M):
+        rows.update((match.group(1), path) for path in re.findall(r"`(/[^`]*)`", match.group(2)))
+    return rows
+
+
+def test_every_route_is_in_the_route_table() -> None:
+    """Each route of the HTTP layer has its method and path in a row of http-api.md's table."""
+    from mallard._http.api import ROUTES
+
+    missing = [f"{r.method} {r.pattern}" for r in ROUTES if (r.method, r.pattern) not in _route_rows()]
+    assert not missing, f"routes missing from docs/http-api.md's table: {missing}"
+
+
+def test_every_documented_route_exists() -> None:
+    """The table lists no route that the HTTP layer does not answer."""
+    from mallard._http.api import ROUTES
+
+    routes = {(r.method, r.pattern) for r in ROUTES}
+    stale = sorted(row for row in _route_rows() if row not in routes)
+    assert not stale, f"rows of docs/http-api.md for routes that do not exist: {stale}"
+
+
+def _commands() -> dict[str, argparse.ArgumentParser]:
+    """Every command of the CLI, "mallard keys create" style, with its parser (COLUMNS=80 for usage)."""
+    from mallard._cli import build_parser
+
+    found: dict[str, argparse.ArgumentParser] = {}
+
+    def walk(parser: argparse.ArgumentParser, name: str) -> None:
+        found[name] = parser
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub, child in action.choices.items():
+                    walk(child, f"{name} {sub}")
+    walk(build_parser(), "mallard")
+    return found
+
+
+def test_every_cli_command_is_documented(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each command has a `mallard <command>` heading in cli.md (sub-actions: a heading, or a line of a
+    code block starting with their name), and each top-level one a row of the commands table."""
+    monkeypatch.setenv("COLUMNS", "80")
+    text = _page("cli.md")
+    headings = {h.strip("`") for h in _headings(text)}
+    code_lines = {line.strip() for block in re.findall(r"^```\w*\n(.*?)^```", text, flags=re.S | re.M)
+                  for line in block.splitlines()}
+    missing = []
+    for name in _commands():
+        depth = name.count(" ")
+        if depth == 1:
+            documented = name in headings and f"| `{name.split()[1]}` |" in text
+        else:
+            documented = name in headings or any(line == name or line.startswith(name + " ")
+                                                 for line in code_lines)
+        if not documented:
+            missing.append(name)
+    assert not missing, f"commands not documented in docs/cli.md: {missing}"
+
+
+def test_cli_usage_blocks_are_current(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every `usage: ...` block of cli.md is what the parser prints (at 80 columns)."""
+    monkeypatch.setenv("COLUMNS", "80")
+    usages = {parser.format_usage(): name for name, parser in _commands().items()}
+    blocks = re.findall(r"^```text\n(usage: .*?)^```", _page("cli.md"), flags=re.S | re.M)
+    assert blocks
+    stale = [block.splitlines()[0] for block in blocks if block not in usages]
+    assert not stale, f"usage blocks of docs/cli.md that differ from `--help` (COLUMNS=80): {stale}"
+
+
+def _nav_pages(nav: object) -> list[str]:
+    if isinstance(nav, str):
+        return [nav]
+    if isinstance(nav, dict):
+        return [page for value in nav.values() for page in _nav_pages(value)]
+    assert isinstance(nav, list)
+    return [page for item in nav for page in _nav_pages(item)]
+
+
+def test_every_page_is_in_the_site_navigation() -> None:
+    """mkdocs.yml's nav lists every page of docs/ once, and no page that does not exist."""
+    import yaml
+
+    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"))
+    nav = _nav_pages(config["nav"])
+    assert len(nav) == len(set(nav)), "a page is listed twice"
+    pages = {p.name for p in DOCS.glob("*.md")}
+    listed = {page for page in nav if page.endswith(".md")}
+    assert listed == pages, (sorted(pages - listed), sorted(listed - pages))
+    others = [page for page in nav if not page.endswith(".md")]  # a notebook (mkdocs-jupyter)
+    assert all((DOCS / page).is_file() for page in others), others
+
+
+@pytest.mark.slow
+def test_docs_site_builds_strict(tmp_path: Path) -> None:
+    """`mkdocs build --strict` passes: no broken link or anchor, every page in the nav, includes found."""
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", "mkdocs.yml",
+                           "-d", str(tmp_path / "site")], capture_output=True, text=True, cwd=ROOT,
+                          timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    assert (tmp_path / "site" / "quickstart-django" / "index.html").is_file()
+    changelog = (tmp_path / "site" / "changelog" / "index.html").read_text(encoding="utf-8")
+    assert "Keep a Changelog" in changelog  # the include worked
+
+
+# -- promises --------------------------------------------------------------------------------------
+#: Words that promise work to come. Each use in a page must be listed in PROMISES with a check that the
+#: promised thing still does not exist; when it does, the check fails and the page must be updated.
+PROMISE = re.compile(r"later work|not (?:built|implemented|available|supported|wired up) yet|coming soon|"
+                     r"comes? later|in a later (?:release|version|change)|will be (?:added|built|supported)|"
+                     r"no API for it yet|for now|not yet (?:built|supported|possible)|\bTODO\b|roadmap",
+                     re.IGNORECASE)
+
+
+def _router_lacks(*paths: str) -> bool:
+    from mallard._http.api import ROUTES
+
+    return not {r.pattern for r in ROUTES} & set(paths)
+
+
+def _s3_is_read_only() -> bool:
+    """Mallard(lake_url="s3://...") still refuses to write, with the message storage.md quotes."""
+    message = "writing to object storage is not supported yet"
+    return any(message in p.read_text(encoding="utf-8") for p in (ROOT / "mallard").rglob("*.py"))
+
+
+#: (page, a fragment of the line) -> whether what the line says is missing is still missing.
+PROMISES: dict[tuple[str, str], Callable[[], bool]] = {
+    # Mallard Metrics v0.2's goals, revenue and property-values routes.
+    ("http-api.md", "Not built yet"): lambda: _router_lacks("/api/stats/goals", "/api/stats/revenue",
+                                                            "/api/stats/property-values"),
+    # Writing a lake on object storage.
+    ("storage.md", "for now"): _s3_is_read_only,
+    ("storage.md", "not supported yet"): _s3_is_read_only,
+    ("operations.md", "read-only-for-now"): _s3_is_read_only,
+    ("settings.md", "read-only for now"): _s3_is_read_only,
+    # Erasing one user by the user_id pseudonym: no such method or route.
+    ("privacy.md", "there is no API for it yet"):
+        lambda: not hasattr(mallard.Mallard, "erase_user") and _router_lacks("/api/gdpr/erase-user"),
+}
+
+
+def _promise_pages() -> list[Path]:
+    return [ROOT / "README.md", *sorted(DOCS.glob("*.md")), *sorted((ROOT / "examples").rglob("README.md"))]
+
+
+def test_pages_promise_only_what_is_missing() -> None:
+    """A page that says something comes later is listed in PROMISES, whose check says it is still
+    missing; once it exists, the check fails and the page must say it is built."""
+    unlisted, kept = [], []
+    for path in _promise_pages():
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if not PROMISE.search(line):
+                continue
+            keys = [key for key in PROMISES if key[0] == path.name and key[1] in line]
+            if not keys:
+                unlisted.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+            kept += [key for key in keys if not PROMISES[key]()]
+    assert not unlisted, "promises of later work (built now? else add to PROMISES with a check): " + \
+        "\n".join(unlisted)
+    assert not kept, f"pages promise as missing what now exists: {kept}"
+
+
+def test_promise_checks_match_a_line() -> None:
+    """Every PROMISES entry still matches a line of its page (a stale entry would hide nothing)."""
+    texts = {p.name: p.read_text(encoding="utf-8") for p in _promise_pages()}
+    stale = [key for key in PROMISES if key[1] not in texts.get(key[0], "")]
+    assert not stale, stale
+
+
+def test_a_promise_of_later_work_is_caught(tmp_path: Path) -> None:
+    """The promise pattern catches the phrasings issue 14 found ("come in later work")."""
+    for text in ("The adapters come in later work.", "The dashboard is not built yet.",
+                 "Coming soon: funnels.", "A server will be added in a later release."):
+        assert PROMISE.search(text), text
+    assert not PROMISE.search("a later pageview counts for the source that started its session")

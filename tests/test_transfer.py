@@ -207,7 +207,7 @@ def test_offsets_are_converted_to_utc(tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 def test_the_daily_report_goes_to_a_file_too(lake: Path, tmp_path: Path) -> None:
-    out = tmp_path / "daily.parquet"
+    out = tmp_path / "reports" / "2024" / "daily.parquet"  # directories made as needed
     assert run("export", SITE, "--data-dir", str(lake), "--start-date", str(FIRST), "--end-date", str(LAST),
                "--output", str(out), "--quiet") == 0
     table = pq.read_table(out)

@@ -60,9 +60,9 @@ def command(kind: str, port: int, data_dir: Path, workers: int = 1, args: Sequen
             "--log-level", "warning", "--graceful-timeout", "10", app]
 
 
-#: What uvicorn and gunicorn log when the port went to another process between free_port() and their bind
-#: (tests run in parallel, each worker picking ports): start() then picks another port.
-PORT_TAKEN = ("address already in use", "connection in use")
+#: What uvicorn, gunicorn and Django's runserver log when the port went to another process between
+#: free_port() and their bind (tests run in parallel, each worker picking ports): start() then picks another.
+PORT_TAKEN = ("address already in use", "connection in use", "port is already in use")
 
 
 def start(kind: str, data_dir: Path, *, workers: int = 1, env: dict[str, str] | None = None,
@@ -80,15 +80,23 @@ def start(kind: str, data_dir: Path, *, workers: int = 1, env: dict[str, str] | 
 def launch(kind: str, data_dir: Path, port: int, *, workers: int, env: dict[str, str] | None,
            args: Sequence[str], label: str) -> Live | None:
     """Start a server of ``kind`` on ``port`` and wait for its /health; None if the port was taken."""
+    return spawn(kind, command(kind, port, data_dir, workers, args), port, data_dir, env=env, label=label,
+                 prefix="" if kind == "serve" else "/_m")
+
+
+def spawn(kind: str, cmd: Sequence[str], port: int, data_dir: Path, *, env: dict[str, str] | None = None,
+          label: str = "", prefix: str = "/_m", cwd: Path = ROOT) -> Live | None:
+    """Run ``cmd`` (a server listening on ``port``, mallard mounted at ``prefix``) on ``data_dir`` and wait
+    for mallard's /health; None if the port was taken."""
     log = data_dir.parent / f"{data_dir.name}-{kind}{label}.log"
     environment = {k: v for k, v in os.environ.items() if not k.startswith("MALLARD_")}
     environment.update({"MALLARD_DATA_DIR": str(data_dir), "MALLARD_FLUSH_INTERVAL": "0.2",
                         "PYTHONPATH": str(ROOT)}, **(env or {}))
     with open(log, "wb") as out:
-        proc = subprocess.Popen(command(kind, port, data_dir, workers, args), cwd=ROOT, env=environment,
+        proc = subprocess.Popen(list(cmd), cwd=cwd, env=environment,
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     host = f"http://127.0.0.1:{port}"
-    live = Live(kind, host, host if kind == "serve" else host + "/_m", data_dir, proc, log)
+    live = Live(kind, host, host + prefix, data_dir, proc, log)
     deadline = time.monotonic() + 40
     while True:
         if any(text in live.logs().lower() for text in PORT_TAKEN):
