@@ -54,7 +54,7 @@ def freshness(store: Store, reading: Reading, site: str | None, buffered: Iterab
         "last_flush": datetime.fromtimestamp(max(written), UTC) if written else None,
         "buffered_events": sum(1 for e in buffered if site is None or e[SITE_ID] == site),
         "unflushed_events": sum(spooled.values()),
-        "unflushed_writers": len(spooled),
+        "unflushed_writers": sum(1 for n in spooled.values() if n),
     }, {"site_id": site})
 
 

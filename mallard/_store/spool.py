@@ -84,8 +84,9 @@ def lock_segment(fd: int, *, block: bool = False) -> bool:
 
 def waiting(directory: Path, site_id: str | None = None) -> dict[str, int]:
     """Events (of ``site_id``, or every site) in the spool segments under ``directory``, by writer
-    (``<host>-<pid>-<token>``): accepted, not in the lake yet. Read without taking any lock, as a
-    count for reports: a batch being published may be counted in both places for a moment."""
+    (``<host>-<pid>-<token>``; 0 for a writer whose segments hold none): accepted, not in the lake
+    yet. Read without taking any lock, as a count for reports: a batch being published may be counted
+    in both places for a moment."""
     prefix = None if site_id is None else b"[" + orjson.dumps(site_id) + b","
     found: dict[str, int] = {}
     try:
@@ -101,8 +102,7 @@ def waiting(directory: Path, site_id: str | None = None) -> dict[str, int]:
             continue
         lines = data.split(b"\0", 1)[0].split(b"\n")[:-1]  # a torn last line is no event
         count = sum(1 for line in lines if prefix is None or line.startswith(prefix))
-        if count:
-            found[writer] = found.get(writer, 0) + count
+        found[writer] = found.get(writer, 0) + count
     return found
 
 

@@ -83,7 +83,7 @@ def test_waiting_counts_complete_lines_per_writer_and_site(tmp_path: Path) -> No
     (spool / ".h-3-cc.1.new").write_bytes(encode(a))  # not a segment yet
     (spool / ".h-2-bb.commit").write_bytes(b"{}")
     assert waiting(spool) == {"h-1-aa": 3, "h-2-bb": 1}
-    assert waiting(spool, SITE) == {"h-1-aa": 2}
+    assert waiting(spool, SITE) == {"h-1-aa": 2, "h-2-bb": 0}
     assert waiting(tmp_path / "missing") == {}
 
 
