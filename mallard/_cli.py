@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
+from ._doctor import doctor_parser
 from ._errors import MallardError
 from ._exporting import to_csv, to_json
 from ._goal_commands import goal_parsers
@@ -278,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("key_hash")
     p.set_defaults(func=cmd_keys)
     goal_parsers(sub, _settings_args)
+    doctor_parser(sub, _settings_args)
     p = sub.add_parser("stats", help="headline figures of a site")
     _settings_args(p)
     p.add_argument("site")

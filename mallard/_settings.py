@@ -343,6 +343,11 @@ class Settings:
         return data
 
 
+def config_file(given: str | os.PathLike[str] | None) -> str | None:
+    """The TOML file :meth:`Settings.load` reads: ``given``, else ``$MALLARD_CONFIG`` (None: none)."""
+    return os.fspath(given) if given is not None else os.environ.get("MALLARD_CONFIG") or None
+
+
 def aws_endpoint_url(environ: Mapping[str, str] | None = None) -> str | None:
     """The S3 endpoint the standard AWS variables name (``AWS_ENDPOINT_URL_S3``, else
     ``AWS_ENDPOINT_URL``), for ``mallard.open("s3://…")``, which reads no ``MALLARD_*`` variable (pyarrow

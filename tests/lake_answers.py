@@ -116,6 +116,9 @@ def answers(q: Queries, site: str, first: date, last: date) -> dict[str, Any]:
         "properties": q.properties(site, **rng).to_dict(),
         "sql": q.sql("SELECT event_name, count(*) AS n FROM events GROUP BY ALL ORDER BY ALL",
                      site=site).to_pylist(),
+        "sql_sessions": q.sql("SELECT * EXCLUDE (visitor_keys) FROM sessions ORDER BY ALL",
+                              site=site).to_pylist(),
+        "newest_event": q.freshness(site).newest_event,
         "sites": q.sites(),
     }
     for slug in breakdown_names():

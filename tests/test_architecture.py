@@ -70,6 +70,7 @@ CROSS_CUTTING = {
     # Its name is written into every golden file (tests/queries/golden/); the builder's and the
     # planner's SQL, pinned.
     "tests/queries/test_golden_sql.py": "the SQL the builder writes for representative plans",
+    "tests/test_notebook.py": "docs/notebook.ipynb end to end in a real Jupyter kernel",
 }
 #: Modules without a test module of their own, and the suites that test them.
 TESTED_ELSEWHERE = {

@@ -330,14 +330,31 @@ class Queries:
 
     # -- raw access -------------------------------------------------------------------------------
     def sql(self, text: str, params: Sequence[object] = (), *, site: str | None = None) -> pa.Table:
-        """Run your own SQL over a relation ``events`` (the whole lake, or one site) → Arrow table.
+        """Run your own SQL over the relations ``events`` and ``sessions`` (the whole lake, or one
+        site) → Arrow table; under ``Mallard.queries`` both include the process's buffered events.
 
-        ``events`` holds every stored row, Plausible's ``engagement`` reports included (filter on
-        ``event_name <> 'engagement'`` for the events that analyses count).
+        ``events``: every stored row, Plausible's ``engagement`` reports included (filter on
+        ``event_name <> 'engagement'`` for the events analyses count); ``sessions``: one row per
+        session, ``site_id`` and the columns of docs/storage.md (see :mod:`mallard._queries.rawsql`).
+        **Usage**: ``q.sql("SELECT entry_page, count(*) FROM sessions GROUP BY ALL")``."""
+        from .rawsql import run_sql
 
-        **Usage**: ``q.sql("SELECT pathname, count(*) FROM events GROUP BY ALL")``.
-        """
-        return self._engine.sql(text, params, None if site is None else check_site(site))
+        return run_sql(self._store, self._reader, self._live, self._gap, text, params,
+                       None if site is None else check_site(site), self.sites() if site is None else ())
+
+    def freshness(self, site: str | None = None) -> Record:
+        """How fresh the answers are: ``newest_event``, ``last_flush``, ``buffered_events`` (in answers),
+        ``unflushed_events`` of ``unflushed_writers`` (not yet); see :mod:`mallard._queries.recency`."""
+        from .recency import freshness
+
+        buffer = self._buffer()
+        return freshness(self._store, self._reader, None if site is None else check_site(site),
+                         buffer.snapshot() if buffer is not None else ())
+
+    def __repr__(self) -> str:
+        from .recency import describe
+
+        return describe(self, self._settings.lake_url or str(self._store.data_dir), self._store.read_only)
 
     def close(self) -> None:
         """Close the calling thread's DuckDB connection (a new one opens on the next query).

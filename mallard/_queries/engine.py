@@ -9,15 +9,14 @@ it again.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pyarrow as pa
 
-from .._errors import InvalidQueryError, StorageError
+from .._errors import StorageError
 from .._goals import Goals
 from .._settings import Settings
 from . import engagement, rollups
@@ -151,19 +150,6 @@ class Engine:
         if query.include.comparisons is None:
             return result
         return with_comparisons(result, lambda q: self.run(q, goals, today), today(query.date_range.tz))
-
-    def sql(self, text: str, params: Sequence[object], site: str | None) -> pa.Table:
-        """Run ``text`` over a relation ``events`` (the whole lake, or one site's) → Arrow table."""
-        with self._reading(site, None, None) as reader:
-            src, src_params = reader.source("all")
-            # The caller's statement runs as a subquery, so it may have its own WITH clause.
-            try:
-                return reader.execute(f"WITH events AS ({src}) SELECT * FROM ({text})",
-                                      [*src_params, *params])
-            except duckdb.Error as exc:
-                if isinstance(exc, (duckdb.IOException, duckdb.InterruptException)):
-                    raise
-                raise InvalidQueryError(f"SQL error: {exc}", code="invalid_sql") from None
 
     def _zero_fill(self, query: Query, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         from .registry import METRICS

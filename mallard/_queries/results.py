@@ -2,9 +2,9 @@
 
 Every result has ``columns`` (a tuple of names), ``rows`` (a list of dicts with exactly those keys),
 ``meta`` (a dict: date range, totals, ...), ``to_dict()``, ``to_json()``, ``to_arrow()``, ``df()``
-(pandas), ``pl()`` (polars), ``len()``, iteration over its rows and ``_repr_html_`` (Jupyter; every
-cell is HTML-escaped: tracked values are attacker-controlled). The concrete classes differ only where
-the data does:
+(pandas), ``pl()`` (polars), ``plot()`` (an Altair chart), ``len()``, iteration over its rows and
+``_repr_html_`` (Jupyter; every cell is HTML-escaped: tracked values are attacker-controlled). The
+concrete classes differ only where the data does:
 
 * :class:`Table`: rows of a report preset (``breakdown``, ``timeseries``, ``export``);
 * :class:`QueryResult`: the answer to a :class:`~mallard._queries.Query` (``query``, ``run``);
@@ -34,6 +34,7 @@ from .registry import METRICS
 from .revenue import Revenue
 
 if TYPE_CHECKING:
+    import altair
     import pandas
     import polars
 
@@ -82,6 +83,20 @@ class Result:
         frame = polars.from_arrow(self.to_arrow())
         assert isinstance(frame, polars.DataFrame)
         return frame
+
+    def plot(self, *, title: str | None = None) -> altair.Chart:
+        """A chart of the rows with Altair (the ``plot`` extra): a line over time for a series, bars
+        for a breakdown or a funnel's steps, a heatmap for retention (see
+        :mod:`mallard._queries.plots`).
+
+        Raises:
+            ImportError: Altair is not installed (the message names the extra to install).
+            TypeError: a :class:`Record` (one row of figures) has nothing to chart.
+        """
+        from .plots import chart
+
+        drawn: altair.Chart = chart(self, title=title)
+        return drawn
 
     def __len__(self) -> int:
         return len(self.rows)

@@ -22,7 +22,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -235,8 +235,10 @@ class Store:
         if con is None:
             con = duckdb.connect(":memory:", config=self._duck_config)
             con.execute("SET TimeZone = 'UTC'").fetchall()
-            # DuckDB would draw a progress bar on the host application's stdout.
-            con.execute("SET enable_progress_bar = false").fetchall()
+            # DuckDB would draw a progress bar on the host application's stdout. In Jupyter without
+            # ipywidgets it is off already, and DuckDB refuses to set it at all.
+            with suppress(duckdb.InvalidInputException):
+                con.execute("SET enable_progress_bar = false").fetchall()
             con.execute(TEMPLATE_DDL).fetchall()
             self._local.con = con
         return con

@@ -82,6 +82,30 @@ def lock_segment(fd: int, *, block: bool = False) -> bool:
         return False
 
 
+def waiting(directory: Path, site_id: str | None = None) -> dict[str, int]:
+    """Events (of ``site_id``, or every site) in the spool segments under ``directory``, by writer
+    (``<host>-<pid>-<token>``; 0 for a writer whose segments hold none): accepted, not in the lake
+    yet. Read without taking any lock, as a count for reports: a batch being published may be counted
+    in both places for a moment."""
+    prefix = None if site_id is None else b"[" + orjson.dumps(site_id) + b","
+    found: dict[str, int] = {}
+    try:
+        entries = [e for e in os.scandir(directory) if e.is_file() and not e.name.startswith(".")]
+    except FileNotFoundError:
+        return found
+    for entry in entries:
+        writer = entry.name.rpartition(".")[0]
+        try:
+            with open(entry.path, "rb") as fh:
+                data = fh.read()
+        except OSError:  # released (deleted) meanwhile
+            continue
+        lines = data.split(b"\0", 1)[0].split(b"\n")[:-1]  # a torn last line is no event
+        count = sum(1 for line in lines if prefix is None or line.startswith(prefix))
+        found[writer] = found.get(writer, 0) + count
+    return found
+
+
 _SEGMENT_BYTES: Final = 1 << 20  # initial size of a segment's mapping; doubled when full
 _MAP_FLAGS: Final = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
 

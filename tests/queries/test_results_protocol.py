@@ -110,3 +110,15 @@ def test_records_and_reports_read_like_their_dicts(queries: Queries) -> None:
     assert set(flow.to_dict()) == {"page", "visitors_at_page", "exits", "next_pages"}
     table = queries.breakdown(SITE, "sources", **BOTH_DAYS)
     assert list(table) == table.rows and len(table) == len(table.rows)
+
+
+def test_repr_html_escapes_step_labels_and_records(make_queries: Callable[..., Queries]) -> None:
+    """A funnel step's label is tracked text too (a page path)."""
+    q = make_queries([event("x", f"{DAY1} 10:00:00", path="/<i>"),
+                      event("x", f"{DAY1} 10:01:00", path="/<b>")])
+    funnel = q.funnel(SITE, ["page:/<i>", "page:/<b>"], start_date=DAY1, end_date=DAY1)
+    record = q.sequences(SITE, ["page:/<i>", "page:/<b>"], start_date=DAY1, end_date=DAY1)
+    for result in (funnel, record):
+        html = result._repr_html_()
+        assert "<i>" not in html and "<b>" not in html, html
+    assert "page:/&lt;i&gt;" in funnel._repr_html_()
