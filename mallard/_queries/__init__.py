@@ -36,7 +36,6 @@ from .model import Query, build, check_site, parse_query
 from .periods import DateRange, resolve
 from .registry import BREAKDOWNS, TIME_DIMENSIONS, dimension
 from .results import MainStats, QueryResult, Record, Report, Result, Table
-from .stored import discard_unreadable
 from .vocabulary import plausible_query
 
 if TYPE_CHECKING:
@@ -70,7 +69,7 @@ class Queries:
         self._engine = Engine(store, settings, self._reader, self._live)
         self._access = Access(self._reader, self._gap, settings.visitor_salt_rotation_days,
                               lambda: self.today("UTC"), self._engine.sessions_of, self._engine.rollups_of,
-                              lambda files: discard_unreadable(store, files))
+                              self._engine.discard)
         self._generation: dict[str, int] = {}
         #: The goals, saved segments and reporting currencies of every site (``state/goals.json``).
         self.goals = Goals(store.state_dir, check_filters=check_segment_filters)

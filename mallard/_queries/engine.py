@@ -9,14 +9,13 @@ it again.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
-from datetime import date
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-import duckdb
+import pyarrow as pa
 
-from .._errors import StorageError
 from .._goals import Goals
 from .._settings import Settings
 from . import engagement, rollups
@@ -34,7 +33,7 @@ from .revenue import currency_of_rows
 from .revenue import finish as finish_revenue
 from .rollups import RollupRows
 from .sql import Sql
-from .stored import SessionRows, discard_unreadable, for_query
+from .stored import SessionRows, discard_unreadable, for_query, stored_or_events
 
 if TYPE_CHECKING:
     from .._store import Reader, Store
@@ -61,26 +60,24 @@ class Engine:
         with self._reading(query.site_id, first, last) as reader:
             src, src_params = reader.source()
             source = with_computed(Sql(src, tuple(src_params)))
-            for stored in (True, False):
-                plan, derived = plan_query(query), []
-                try:
-                    sessions, rolled = self._derived_rows(reader, plan, stored=stored)
-                    derived = [*(sessions.files if sessions else ()), *(rolled.files if rolled else ())]
-                    if rolled is not None and not rollups.day_local(reader, rolled, self._live):
-                        rolled = None  # a visitor id on two days: visitors do not add up
-                    if rolled is None:
-                        plan = unrolled(plan)
-                    compiled = build_sql(plan, source=source,
-                                         sessions=None if sessions is None else sessions.relation(),
-                                         rollups=None if rolled is None else rolled.relation(),
-                                         engagement=self._engagement_rows(reader, plan))
-                    table = reader.execute(compiled.sql.text, compiled.sql.params)
-                    break
-                except (duckdb.Error, StorageError):
-                    # A stored sessions or rollup file could not be read: answer again from events;
-                    # the file (derived data) is deleted for maintenance to build it again.
-                    if not stored or not derived or not discard_unreadable(self._store, derived):
-                        raise
+
+            def attempt(stored: bool, read: list[str]) -> pa.Table:
+                plan = plan_query(query)
+                sessions, rolled = self._derived_rows(reader, plan, stored=stored)
+                read.extend([*(sessions.files if sessions else ()), *(rolled.files if rolled else ())])
+                if rolled is not None and not rollups.day_local(reader, rolled, self._live):
+                    rolled = None  # a visitor id on two days: visitors do not add up
+                if rolled is None:
+                    plan = unrolled(plan)
+                compiled = build_sql(plan, source=source,
+                                     sessions=None if sessions is None else sessions.relation(),
+                                     rollups=None if rolled is None else rolled.relation(),
+                                     engagement=self._engagement_rows(reader, plan))
+                return reader.execute(compiled.sql.text, compiled.sql.params)
+
+            # an unreadable stored sessions or rollup file: deleted (built again by maintenance) and
+            # the query answered from events
+            table = stored_or_events(attempt, self.discard)
         columns = [table.column(i).to_pylist() for i in range(table.num_columns)]
         return list(zip(*columns, strict=True)) if columns else []
 
@@ -93,10 +90,22 @@ class Engine:
         if plan.sessions is not None:
             sessions = for_query(self._store, self._reading, reader, plan.site_id, lower, upper, self._gap,
                                  overlap=plan.sessions.overlap, cache=self._live, stored=stored)
-        if self._settings.visitor_salt_rotation_days == 1 and any(p.reads == "rollups" for p in plan.parts):
-            rolled = rollups.for_query(self._store, self._reading, reader, plan.site_id, lower, upper,
-                                       rolled_dimension(plan), cache=self._live, stored=stored)
+        if any(p.reads == "rollups" for p in plan.parts):
+            rolled = self._rolled(reader, plan.site_id, lower, upper, rolled_dimension(plan), stored)
         return sessions, rolled
+
+    def _rolled(self, reader: Reader, site: str, lower: datetime, upper: datetime, dimension: str,
+                stored: bool) -> RollupRows | None:
+        """The rollup rows of ``dimension`` in ``[lower, upper)``; None with visitor ids living longer
+        than a day (``visitor_salt_rotation_days``), whose visitors never add up across days."""
+        if self._settings.visitor_salt_rotation_days != 1:
+            return None
+        return rollups.for_query(self._store, self._reading, reader, site, lower, upper, dimension,
+                                 cache=self._live, stored=stored)
+
+    def discard(self, files: Iterable[str]) -> bool:
+        """Delete the unreadable ones of these stored sessions or rollup files; whether there was one."""
+        return discard_unreadable(self._store, files)
 
     def _engagement_rows(self, reader: Reader, plan: Plan) -> Sql | None:
         """The engagement reports ``plan`` reads, with their visits (None: it reads none)."""
@@ -113,12 +122,15 @@ class Engine:
     def rollups_of(self, reader: Reader, site: str, rng: DateRange, dimension: str, stored: bool
                    ) -> RollupRows | None:
         """The rollup rows of ``dimension`` over ``rng`` when they answer (see :class:`Access`)."""
-        if self._settings.visitor_salt_rotation_days != 1 or rng.instants is not None:
+        if rng.instants is not None:
             return None
-        lower, upper = rng.bounds()
-        rolled = rollups.for_query(self._store, self._reading, reader, site, lower, upper, dimension,
-                                   cache=self._live, stored=stored)
-        return rolled if rolled is not None and rollups.day_local(reader, rolled, self._live) else None
+
+        def attempt(from_stored: bool, read: list[str]) -> RollupRows | None:
+            rolled = self._rolled(reader, site, *rng.bounds(), dimension, stored and from_stored)
+            read.extend(() if rolled is None else rolled.files)  # day_local reads them
+            return rolled if rolled is not None and rollups.day_local(reader, rolled, self._live) else None
+
+        return stored_or_events(attempt, self.discard)
 
     def run(self, query: Query, goals: Goals, today: Callable[[str], date]) -> QueryResult:
         """Answer a validated :class:`Query` (rates as fractions 0-1) with the site's ``goals``;

@@ -22,10 +22,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Final
 
-import duckdb
 import pyarrow as pa
 
-from .._errors import InvalidQueryError, StorageError
+from .._errors import InvalidQueryError
 from .filters import FilterInput
 from .model import build
 from .periods import DateRange
@@ -33,6 +32,7 @@ from .results import Report
 from .rollups import PROPERTY_KEYS
 from .selection import actor_selection, read_selected
 from .sql import Sql, with_ctes
+from .stored import stored_or_events
 
 if TYPE_CHECKING:
     from .access import Access
@@ -91,10 +91,11 @@ def _rolled(access: Access, site: str, rng: DateRange, limit: int, contains: str
     lower, upper = rng.bounds()
     first, last = rng.partition_dates()
     with access.reading(site, first, last) as reader:
-        for stored in (True, False):
+        def attempt(stored: bool, read: list[str]) -> pa.Table | None:
             rolled = access.rollups(reader, site, rng, PROPERTY_KEYS, stored)
             if rolled is None:
                 return None
+            read.extend(rolled.files)
             body = Sql("SELECT value AS key, sum(visitors)::BIGINT AS visitors, "
                        "sum(events)::BIGINT AS events FROM rollups "
                        "WHERE dimension = ? AND day >= ? AND day <= ? "
@@ -103,9 +104,6 @@ def _rolled(access: Access, site: str, rng: DateRange, limit: int, contains: str
                        (PROPERTY_KEYS, lower.date(), (upper - timedelta(microseconds=1)).date(), contains,
                         limit))
             sql = with_ctes([("rollups", rolled.relation())], body)
-            try:
-                return reader.execute(sql.text, sql.params)
-            except (duckdb.Error, StorageError):  # an unreadable stored file: computed from events
-                if not stored or not access.discard(rolled.files):
-                    raise
-    return None  # pragma: no cover  (the second pass returns or raises)
+            return reader.execute(sql.text, sql.params)
+
+        return stored_or_events(attempt, access.discard)

@@ -20,7 +20,7 @@ import pyarrow as pa
 from .._errors import InvalidQueryError
 from .freshness import LiveCache
 from .sql import Sql, with_ctes
-from .stored import Reading, SessionRows, gather
+from .stored import Reading, SessionRows, discard_unreadable, gather, stored_or_events
 
 if TYPE_CHECKING:
     from .._store import Store
@@ -41,14 +41,20 @@ def run_sql(store: Store, reading: Reading, cache: LiveCache, gap_seconds: int, 
     """
     with reading(site, None, None) as reader:
         src, src_params = reader.source("all")
-        ctes = [("events", Sql(src, tuple(src_params)))]
-        if _NAMES_SESSIONS.search(text):
-            scope = [site] if site is not None else list(sites)
-            ctes.append(("sessions", sessions_relation(store, reading, reader, scope, gap_seconds, cache)))
-        # The caller's statement runs as a subquery, so it may have its own WITH clause.
-        sql = with_ctes(ctes, Sql(f"SELECT * FROM ({text})", tuple(params)))
-        try:
+        events = ("events", Sql(src, tuple(src_params)))
+
+        def attempt(stored: bool, read: list[str]) -> pa.Table:
+            ctes = [events]
+            if _NAMES_SESSIONS.search(text):
+                scope = [site] if site is not None else list(sites)
+                ctes.append(("sessions", sessions_relation(store, reading, reader, scope, gap_seconds, cache,
+                                                           stored=stored, read=read)))
+            # The caller's statement runs as a subquery, so it may have its own WITH clause.
+            sql = with_ctes(ctes, Sql(f"SELECT * FROM ({text})", tuple(params)))
             return reader.execute(sql.text, sql.params)
+
+        try:  # an unreadable stored sessions file: the sessions computed from events
+            return stored_or_events(attempt, lambda files: discard_unreadable(store, files))
         except duckdb.Error as exc:
             if isinstance(exc, (duckdb.IOException, duckdb.InterruptException)):
                 raise
@@ -56,9 +62,11 @@ def run_sql(store: Store, reading: Reading, cache: LiveCache, gap_seconds: int, 
 
 
 def sessions_relation(store: Store, reading: Reading, reader: Reader, sites: Sequence[str],
-                      gap_seconds: int, cache: LiveCache | None) -> Sql:
+                      gap_seconds: int, cache: LiveCache | None, *, stored: bool = True,
+                      read: list[str] | None = None) -> Sql:
     """SQL of every session of ``sites`` (``site_id`` and the stored session columns), their computed
-    rows registered on ``reader``."""
+    rows registered on ``reader``; stored rows where fresh unless ``stored`` is False (their files
+    listed in ``read``)."""
     held = reader.buffered_dates()
     parts: list[Sql] = []
     kept: list[SessionRows] = []  # alive until the statement is built: each view is named by its id()
@@ -67,8 +75,10 @@ def sessions_relation(store: Store, reading: Reading, reader: Reader, sites: Seq
         if not days:
             continue
         rows = gather(store, reading, site, days[0], days[-1], gap_seconds, buffered=held, cache=cache,
-                      held_since=reader.buffered_since())
+                      stored=stored, held_since=reader.buffered_since())
         kept.append(rows)
+        if read is not None:
+            read.extend(rows.files)
         if rows.live is not None:
             reader.register(rows.view, rows.live)
         parts.append(Sql("SELECT ?::VARCHAR AS site_id, * FROM (", (site,)) + rows.relation() + ")")

@@ -15,15 +15,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-import duckdb
 import pyarrow as pa
 
-from .._errors import StorageError
 from . import sessions as _sessions
 from .acquisition import with_computed
 from .filters import Condition, compile_condition, compile_tree, conditions
 from .model import build
 from .sql import Sql
+from .stored import stored_or_events
 
 if TYPE_CHECKING:
     from .._store.reader import Reader
@@ -124,15 +123,13 @@ def run_selected(access: Access, reader: Reader, site: str, rng: DateRange, filt
     """Run ``compile_sql(sessions)`` on ``reader``: ``sessions`` is the stored session rows' relation
     when there are filters (else None); an unreadable stored sessions file is discarded and the query
     run again on sessions computed from the events."""
-    for stored in (True, False):
+    def attempt(stored: bool, read: list[str]) -> pa.Table:
         rows = None if filters is None else access.sessions(reader, site, rng, stored)
+        read.extend(() if rows is None else rows.files)
         sql = compile_sql(None if rows is None else rows.relation())
-        try:
-            return reader.execute(sql.text, sql.params)
-        except (duckdb.Error, StorageError):  # an unreadable stored sessions file: from events
-            if not stored or rows is None or not access.discard(rows.files):
-                raise
-    raise AssertionError("unreachable")  # pragma: no cover
+        return reader.execute(sql.text, sql.params)
+
+    return stored_or_events(attempt, access.discard)
 
 
 def needs(names: Sequence[str], filters: Any) -> str:

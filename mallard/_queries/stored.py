@@ -22,11 +22,13 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypeVar
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .._errors import StorageError
 from .._store.derived import fingerprint
 from . import provisional
 from . import sessions as _sessions
@@ -41,9 +43,10 @@ if TYPE_CHECKING:
     from .._store.reader import Reader
 
 __all__ = ["BuildPass", "Reading", "SessionRows", "build", "build_settled", "compute",
-           "discard_unreadable", "for_query", "gather", "split", "union"]
+           "discard_unreadable", "for_query", "gather", "split", "stored_or_events", "union"]
 
 log = logging.getLogger("mallard.queries")
+T = TypeVar("T")
 
 _DAY: Final = timedelta(days=1)
 _MICROSECOND: Final = timedelta(microseconds=1)
@@ -179,6 +182,18 @@ def for_query(store: Store, reading: Reading, reader: Reader, site: str, lower: 
     if rows.live is not None:
         reader.register(rows.view, rows.live)
     return rows
+
+
+def stored_or_events(attempt: Callable[[bool, list[str]], T], discard: Callable[[Iterable[str]], bool]) -> T:
+    """``attempt(True, read)`` (from stored derived files where fresh, listing in ``read`` those it
+    reads); if it fails and ``discard`` finds one of them unreadable, ``attempt(False, [])`` (events)."""
+    read: list[str] = []
+    try:
+        return attempt(True, read)
+    except (duckdb.Error, StorageError):
+        if not read or not discard(read):
+            raise
+    return attempt(False, [])
 
 
 def discard_unreadable(store: Store, files: Iterable[str]) -> bool:

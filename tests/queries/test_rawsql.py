@@ -20,6 +20,7 @@ from mallard._queries.sql import Sql
 from mallard._queries.stored import build_settled
 from mallard._store import Store
 
+from .conftest import spoil
 from .data import DAY1, DAY2, OTHER_SITE, SITE, dataset, event, noise, write_lake
 
 COLUMNS = ["site_id", *_sessions.COLUMNS]
@@ -81,6 +82,22 @@ def test_stored_days_and_computed_days_make_one_relation(tmp_path: Path,
     assert q.sql("SELECT count(*) AS n FROM sessions WHERE entry_page = '/late'").to_pylist() == [{"n": 1}]
     raw = open_queries(shutil.copytree(data_dir / "events", tmp_path / "raw" / "events").parent)
     assert _relation(raw, SITE) == _relation(q, SITE)
+
+
+def test_an_unreadable_stored_sessions_file_is_computed_from_events(
+        tmp_path: Path, open_queries: Callable[..., Queries]) -> None:
+    """A damaged stored sessions file: the relation equals the computation from every event; a
+    read-only reader (this one) leaves the file for the writer's maintenance."""
+    data_dir = write_lake(tmp_path / "lake", [*dataset(), *noise()])
+    store = Store(data_dir)
+    try:
+        assert build_settled(store, 1800, today=date(2024, 5, 10)).built >= 2
+        victim = spoil(next(iter(store.session_files.listing(SITE).values())).path)
+    finally:
+        store.close()
+    q = open_queries(data_dir)
+    assert _relation(q, SITE) == _from_events(q, SITE)
+    assert victim.exists()
 
 
 def test_an_empty_lake_has_a_typed_empty_relation(tmp_path: Path,

@@ -275,11 +275,17 @@ def test_a_stale_day_is_computed_and_an_id_on_two_days_turns_the_rollups_off(wor
 
 
 @pytest.mark.parametrize("read_only", [False, True])
-def test_an_unreadable_rollup_file_is_not_fatal(workdir: Path, read_only: bool) -> None:
+@pytest.mark.parametrize("asked", ["breakdown", "properties"])
+def test_an_unreadable_rollup_file_is_not_fatal(workdir: Path, read_only: bool, asked: str) -> None:
+    """A breakdown (the query engine) and the property list (properties.py) answer from events, and the
+    file is deleted unless the store is read-only."""
     data = workdir / "data"
     store = Store(data)
     try:
         _steady(store)
+        store.write_batch([Event(site_id=SITE, visitor_id="p1", event_name="Signup", pathname="/",
+                                 timestamp=datetime.combine(DAYS[1], datetime.min.time()),
+                                 props='{"plan":"pro"}')])()
         stored.build_settled(store, 1800, today=TODAY)
         victim = spoil(store.rollup_files.listing(SITE)[DAYS[1]].path)
     finally:
@@ -287,8 +293,12 @@ def test_an_unreadable_rollup_file_is_not_fatal(workdir: Path, read_only: bool) 
     reader = Store(data, read_only=read_only)
     try:
         q = _queries(reader)
-        assert q.breakdown(SITE, "pages", start_date=FIRST, end_date=LAST).rows == [
-            {"value": "/", "visitors": 15, "pageviews": 15}]
+        if asked == "breakdown":
+            assert q.breakdown(SITE, "pages", start_date=FIRST, end_date=LAST).rows == [
+                {"value": "/", "visitors": 16, "pageviews": 15}]
+        else:
+            assert q.properties(SITE, start_date=FIRST, end_date=LAST).rows == [
+                {"key": "plan", "visitors": 1, "events": 1}]
         assert victim.exists() == read_only
     finally:
         reader.close()
