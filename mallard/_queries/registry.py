@@ -80,6 +80,10 @@ METRICS: Final[Mapping[str, Metric]] = {m.name: m for m in (
 )}
 
 
+#: The lake columns a goal's predicate reads (queries/goals.py: an event name, or a pageview's path).
+GOAL_PREDICATE_COLUMNS: Final = ("event_name", "pathname")
+
+
 @dataclass(frozen=True, slots=True)
 class Dimension:
     name: str
@@ -110,7 +114,10 @@ class Dimension:
                            if self.words else ())
 
     def lake_columns(self) -> tuple[str, ...]:
-        """The lake columns the dimension's value is computed from (its own, and those its words read)."""
+        """The lake columns the dimension's value is computed from (its own, and those its words read;
+        for event:goal bound to goals, those the goals' predicates read: queries/goals.py)."""
+        if self.goals is not None:
+            return GOAL_PREDICATE_COLUMNS
         if self.column is None:
             return ()
         return (self.column, *(self.words.also if self.words else ()))

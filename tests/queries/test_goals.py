@@ -101,6 +101,25 @@ def test_session_metrics_with_a_goal_filter_count_converting_sessions(lake_queri
     assert row == {"visits": 3, "visitors": 3}
 
 
+@pytest.mark.parametrize("op", ["has_done", "has_not_done"])
+def test_goal_filters_work_in_the_analyses_that_compile_filters_themselves(lake_queries: Queries,
+                                                                           op: str) -> None:
+    """has_done / has_not_done an event goal in the property list, flow and retention (their selection
+    reads the columns the goals' predicates read; it failed on a missing column) answers as the same
+    filter on the event name the goal stands for."""
+    for name in ("properties", "flow", "retention"):
+        answers = []
+        for child in (["is", "event:goal", ["signup"]], ["is", "event:name", ["signup"]]):
+            filters = [[op, child]]
+            if name == "properties":
+                answers.append(lake_queries.properties(SITE, filters=filters, **RANGE).rows)
+            elif name == "flow":
+                answers.append(lake_queries.flow(SITE, "/", filters=filters, **RANGE).rows)
+            else:
+                answers.append(lake_queries.retention(SITE, weeks=1, filters=filters, **RANGE).rows)
+        assert answers[0] == answers[1], name
+
+
 def test_segments_stand_for_their_filters(lake_queries: Queries) -> None:
     de = lake_queries.goals.add_segment(SITE, "Firefox", [["is", "visit:browser", ["Firefox"]]])
     signup = lake_queries.goals.add_segment(SITE, "Signups", [["is", "event:goal", ["signup"]]])
