@@ -149,6 +149,8 @@ def test_a_card_click_puts_its_metric_on_the_chart(server: Live, page: Page) -> 
     open_dashboard(page, server, f"site={SITE}&period=7d")
     with page.expect_request(lambda r: "api/v2/query" in r.url, timeout=20_000):
         page.locator("button.card[data-metric='visits']").click()
+    # the URL follows in the app's effect, which may run after the chart's request went out
+    page.wait_for_function("() => new URLSearchParams(location.search).get('metric') === 'visits'")
     assert query_of(page)["metric"] == ["visits"]
     assert page.locator("button.card[data-metric='visits']").get_attribute("aria-pressed") == "true"
     page.get_by_role("heading", name="Visits", exact=True).wait_for(timeout=20_000)
