@@ -7,8 +7,8 @@ TODAY (UTC) so that the dashboard's relative periods ("Last 30 days") cover it: 
 today's events over the whole day, so ``live_tail`` first drops those later than now (the lake then ends
 now, as a live site's does, and today holds as many events as the time of day says: print the time with
 the figures) and builds what a running server's maintenance keeps stored: the settled days, and the
-open days' provisional sessions (queries/provisional.py) up to a minute ago. No event arrives during
-the runs (a live site would add a few minutes of events after the horizon).
+open days' provisional sessions and today's rollups (queries/provisional.py) up to a minute ago. No
+event arrives during the runs (a live site would add a few minutes of events after the horizon).
 
 Each run starts a fresh ``mallard serve`` (127.0.0.1, a free port, open mode: no password, loopback) so
 no query cache or in-memory state of an earlier run helps (the OS page cache does: the Parquet files

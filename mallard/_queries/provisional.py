@@ -75,9 +75,11 @@ def horizon_at(now: datetime) -> datetime:
     return (now - LAG).replace(microsecond=0)
 
 
-def version(gap_seconds: int, horizon: datetime) -> str:
-    """What a provisional partition's fingerprint hashes besides its files."""
-    return f"{_sessions.version(gap_seconds)}/horizon={horizon.isoformat()}"
+def version(base: int | str, horizon: datetime) -> str:
+    """What a provisional partition's fingerprint hashes besides its files: ``base``, what a settled
+    partition's hashes (the session window for sessions: :func:`mallard._queries.sessions.version`; the
+    rollups' format), and the horizon."""
+    return f"{base}/horizon={horizon.isoformat()}"
 
 
 def _files_before(store: Store, files: Iterable[str], horizon: datetime) -> list[str]:
@@ -92,15 +94,16 @@ def _files_before(store: Store, files: Iterable[str], horizon: datetime) -> list
     return out
 
 
-def fresh(store: Store, site: str, part: DerivedPartition, gap_seconds: int,
+def fresh(store: Store, site: str, part: DerivedPartition, base: int | str,
           held_since: datetime | None) -> bool:
-    """Whether the provisional ``part`` may be served: the files holding events before its horizon
-    are those it was built from, and no buffered event (the earliest: ``held_since``) is before it."""
+    """Whether the provisional ``part`` (of sessions or rollups, built with :func:`version` ``base``) may
+    be served: the files holding events before its horizon are those it was built from, and no buffered
+    event (the earliest: ``held_since``) is before it."""
     assert part.horizon is not None
     if held_since is not None and held_since < part.horizon:
         return False
     files = _files_before(store, store.lake.files(site, part.first, part.last), part.horizon)
-    return fingerprint(files, version(gap_seconds, part.horizon)) == part.fingerprint
+    return fingerprint(files, version(base, part.horizon)) == part.fingerprint
 
 
 def build(store: Store, site: str, day: date, gap_seconds: int, horizon: datetime
@@ -124,7 +127,19 @@ def build(store: Store, site: str, day: date, gap_seconds: int, horizon: datetim
         {OPEN_KEYS: np.asarray(pc.cast(keys, pa.uint64()), dtype="<u8").tobytes()})
     return store.session_files.publish(
         site, day, closed, _files_before(store, files, horizon), start.date(), horizon.date(),
-        version(gap_seconds, horizon), horizon=(horizon, since))
+        version(_sessions.version(gap_seconds), horizon), horizon=(horizon, since))
+
+
+def build_rollups(store: Store, site: str, day: date, horizon: datetime) -> DerivedPartition | None:
+    """Store the provisional rollups of ``day`` (the open day: ``horizon``'s) at ``horizon``: the rows of
+    its events before the horizon, from the lake's files. A reader completes them with
+    :func:`mallard._queries.rollups.since_horizon`. None when nothing was written."""
+    from . import rollups
+
+    done = rollups.compute(store, store.reading, site, [day], bounds=(_midnight(day), horizon))
+    return store.rollup_files.publish(
+        site, day, done.table.drop_columns(["day"]), _files_before(store, done.files, horizon), day, day,
+        version(rollups.VERSION, horizon), horizon=(horizon, horizon))
 
 
 class Partial:
@@ -183,9 +198,10 @@ def partial(parts: Mapping[date, tuple[DerivedPartition, pa.Array]]) -> Partial 
 def build_open(store: Store, gap_seconds: int, now: datetime, *, budget_secs: float = 10.0,
                site: str | None = None) -> int:
     """Build the provisional partitions of the open days (yesterday and today, UTC, with events) that
-    have none, a stale one, or one older than :data:`REFRESH`, and the rollups of yesterday (a day's
-    rollups read its own events only). One process builds at a time
-    (``state/sessions.lock``; the others return at once). Returns the number built."""
+    have none, a stale one, or one older than :data:`REFRESH`; the rollups of yesterday (a day's rollups
+    read its own events only: stored for good as soon as it is over) and the provisional rollups of
+    today under the same rule. One process builds at a time (``state/sessions.lock``; the others return
+    at once). Returns the number of partitions built."""
     from . import rollups
     from .freshness import unchanged
     from .stored import SETTLED_DAYS
@@ -193,6 +209,11 @@ def build_open(store: Store, gap_seconds: int, now: datetime, *, budget_secs: fl
     horizon = horizon_at(now)
     deadline = time.monotonic() + budget_secs
     built = 0
+
+    def current(part: DerivedPartition | None, base: int | str) -> bool:
+        return (part is not None and part.horizon is not None and now - part.horizon < REFRESH + LAG
+                and fresh(store, s, part, base, None))
+
     with store.exclusive("sessions.lock") as mine:
         if not mine:
             return 0
@@ -202,19 +223,19 @@ def build_open(store: Store, gap_seconds: int, now: datetime, *, budget_secs: fl
             for day in store.lake.dates(s):
                 if day <= now.date() - timedelta(days=SETTLED_DAYS) or day > horizon.date():
                     continue
-                part = listing.get(day)
-                # a day's rollups read its own events only: stored as soon as it is over
-                roll = day < horizon.date() and (day not in rolled or not unchanged(
-                    store, s, rolled[day], rollups.VERSION))
-                current = (part is not None and part.horizon is not None
-                           and now - part.horizon < REFRESH + LAG
-                           and fresh(store, s, part, gap_seconds, None))
-                if current and not roll:
+                sessions_due = not current(listing.get(day), _sessions.version(gap_seconds))
+                if day < horizon.date():  # over: its rollups for good
+                    roll = day not in rolled or not unchanged(store, s, rolled[day], rollups.VERSION)
+                else:
+                    roll = not current(rolled.get(day), rollups.VERSION)
+                if not (sessions_due or roll):
                     continue
                 if time.monotonic() > deadline:
                     return built
-                if not current and build(store, s, day, gap_seconds, horizon) is not None:
+                if sessions_due and build(store, s, day, gap_seconds, horizon) is not None:
                     built += 1
-                if roll:
+                if roll and day < horizon.date():
                     rollups.build(store, s, day)
+                elif roll and build_rollups(store, s, day, horizon) is not None:
+                    built += 1
     return built

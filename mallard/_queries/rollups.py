@@ -21,8 +21,9 @@ over the events carrying the key (the breakdown by a property once the events wi
 out, as the dashboard's Properties panel does; :func:`filters_roll` checks that the filters drop them).
 
 Days are stored like sessions (one fingerprint of the day's event files, the freshness rule of
-stored.py) by the same maintenance pass; the other days of a range (the open tail, days changed since,
-days with events this process buffers) are computed from the events for the query.
+stored.py) by the same maintenance pass; today is stored provisionally (up to a horizon, provisional.py)
+and completed when read (:func:`since_horizon`); the other days of a range (days changed since, days
+with events this process buffers) are computed from the events for the query.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from typing import TYPE_CHECKING, Final
 import pyarrow as pa
 
 from .._store.derived import fingerprint
+from . import provisional
 from .filters import Filter, behaviours, conditions, keeps_missing
 from .freshness import Computed, LiveCache
 from .registry import ATTRIBUTION_COLUMNS, Dimension
@@ -47,11 +49,12 @@ from .stored import Reading, split, union
 
 if TYPE_CHECKING:
     from .._store import Store
+    from .._store.derived import DerivedPartition
     from .._store.reader import Reader
     from .model import Query
 
 __all__ = ["ALL", "COLUMNS", "DIMENSIONS", "METRICS", "PROPERTY_KEYS", "VERSION", "RollupRows", "answers",
-           "build", "compute", "day_local", "filters_roll", "for_query", "rolled", "rows"]
+           "build", "compute", "day_local", "filters_roll", "for_query", "rolled", "rows", "since_horizon"]
 
 #: Part of every rollup file's fingerprint: a change of the columns or their meaning makes old files stale.
 VERSION: Final = 2
@@ -180,9 +183,11 @@ def for_query(store: Store, reading: Reading, reader: Reader, site: str, lower: 
     """The rollup rows of ``dimension`` (``''``: the totals) and the total rows of ``[lower, upper)``
     (naive UTC): of its whole UTC days, stored where fresh (unless ``stored`` is False); of the others,
     and of the parts of the days at either end that are not whole (a range in another time zone), computed
-    from the events of the range, the computed part registered on ``reader``. None when no day is stored
-    and fresh: reading the events is then cheaper. Before adding up their visitors, check
-    :func:`day_local` (an end day's part is a part of one UTC day: its ids are that day's)."""
+    from the events of the range, the computed part registered on ``reader``. An open day's fresh
+    provisional rollups (provisional.py) are read as stored, with the rows of its events since their
+    horizon (:func:`since_horizon`). None when no day is stored and fresh: reading the events is then
+    cheaper. Before adding up their visitors, check :func:`day_local` (an end day's part is a part of one
+    UTC day: its ids are that day's)."""
     first, last = lower.date(), (upper - _MICROSECOND).date()
     held = reader.buffered_dates()
     listing = store.rollup_files.listing(site) if stored else {}
@@ -190,24 +195,94 @@ def for_query(store: Store, reading: Reading, reader: Reader, site: str, lower: 
     ends = {d for d in (first, last) if not (_midnight(d) >= lower and upper - _midnight(d) >= _DAY)}
     files, live = split(store, site, {d: p for d, p in listing.items() if d not in ends}, wanted, VERSION,
                         held)
+    since = reader.buffered_since()
+    opened = {d: listing[d] for d in sorted(live & listing.keys() - ends) if listing[d].horizon is not None
+              and provisional.fresh(store, site, listing[d], VERSION, since)}
+    files += [p.path for p in opened.values()]
+    live -= opened.keys()
     if not files:
         return None
-    table = None
-    source: Hashable | None = tuple(files)
+    done: list[Computed] = []
+    bounds = None
     if live:  # only the rows this query reads
         bounds = (lower, upper) if live & ends else None
         key = ("rollups", site, frozenset(live), dimension, bounds)
+
         def run() -> Computed:
             return compute(store, reading, site, live, (dimension,), bounds=bounds)
 
-        done = run() if cache is None else cache.computed(key, store, VERSION, held, run)
-        table = done.table
-        # the check reads the total rows only, the same whichever dimension's rows came with them
-        source = None if held & live else (tuple(files), frozenset(live), bounds, done.fingerprint)
-    got = RollupRows(tuple(files), table, frozenset(live), source)
+        done.append(run() if cache is None else cache.computed(key, store, VERSION, held, run))
+    done += [since_horizon(store, reading, reader, site, part, dimension, cache=cache, held=held)
+             for part in opened.values()]
+    tables = [d.table for d in done if d.table.num_rows]
+    table = pa.concat_tables(tables, promote_options="default") if tables else None
+    # the check reads the total rows only, the same whichever dimension's rows came with them
+    source: Hashable | None = None if held & (live | opened.keys()) else (
+        tuple(files), frozenset(live), bounds, tuple(d.fingerprint for d in done))
+    got = RollupRows(tuple(files), table, frozenset(live | opened.keys()), source)
     if got.live is not None:
         reader.register(got.view, got.live)
     return got
+
+
+def since_horizon(store: Store, reading: Reading, reader: Reader, site: str, part: DerivedPartition,
+                  dimension: str, *, cache: LiveCache | None, held: set[date]) -> Computed:
+    """The rows of ``dimension`` (and the total rows) to add to the provisional rollups ``part`` of an
+    open day (the rows of its events before the horizon ``H``) for the day's events at or after ``H``.
+
+    Pageviews, events and revenue are those of the events at or after ``H``. A value's visitors are
+    those with an event of that value at or after ``H`` and none before: of the visitors with an event
+    at or after ``H`` (few: the events since the horizon, a few minutes'), those with the value on the
+    day minus those with it before ``H``; the total row's keys are the keys of the visitors whose first
+    event of the day is at or after ``H``. Those visitors' events of the day are fetched once (and kept
+    in ``cache``), then each dimension's rows are computed from them on ``reader`` (an empty table: no
+    event since the horizon)."""
+    assert part.horizon is not None
+    horizon, day = part.horizon, part.day
+    version = f"{VERSION}/since={horizon.isoformat()}"
+
+    def fetch() -> Computed:
+        with reading(site, day, day) as own:
+            src, params = own.source()
+            scoped = Sql(f"SELECT * FROM ({src}) WHERE site_id = ? AND timestamp >= ? AND timestamp < ?",
+                         (*params, site, _midnight(day), _midnight(day) + _DAY))
+            ids = with_ctes([("scoped", scoped)],
+                            Sql("SELECT DISTINCT visitor_id FROM scoped WHERE timestamp >= ?", (horizon,)))
+            visitors = own.execute(ids.text, ids.params).column(0)
+            table = own.execute(scoped.text + " AND list_contains(?, visitor_id)",
+                                (*scoped.params, visitors.to_pylist())) if len(visitors) else None
+            files = own.files
+        return Computed(table if table is not None else pa.table({"visitor_id": visitors}), site, day, day,
+                        files, fingerprint(files, version))
+
+    def delta() -> Computed:
+        events = fetch() if cache is None else cache.computed(("rollups-since", site, part.path), store,
+                                                              version, held, fetch)
+        if not events.table.num_rows:  # no event since the horizon
+            return events
+        name = f"__mallard_since_{id(events)}"
+        reader.register(name, events.table)
+        newcomers = f"SELECT visitor_id FROM {name} GROUP BY visitor_id HAVING min(timestamp) >= ?"
+        sql = with_ctes(
+            [("rel", Sql(f"SELECT * FROM {name}")),
+             ("before", Sql("SELECT * FROM rel WHERE timestamp < ?", (horizon,))),
+             ("plus", rows("rel", (dimension,))), ("minus", rows("before", (dimension,))),
+             ("keys", Sql(f"SELECT list_sort(list({visitor_key('visitor_id')})) AS k FROM ({newcomers})",
+                          (horizon,)))],
+            Sql("SELECT p.day, p.dimension, p.value, (p.visitors - coalesce(m.visitors, 0))::BIGINT AS "
+                "visitors, (p.pageviews - coalesce(m.pageviews, 0))::BIGINT AS pageviews, "
+                "(p.events - coalesce(m.events, 0))::BIGINT AS events, "
+                "(p.revenue - coalesce(m.revenue, 0))::DECIMAL(38,2) AS revenue, "
+                "CASE WHEN p.dimension = '' THEN coalesce((SELECT k FROM keys), []) END::UBIGINT[] "
+                "AS visitor_keys FROM plus p LEFT JOIN minus m ON p.day = m.day AND "
+                "p.dimension = m.dimension AND p.value IS NOT DISTINCT FROM m.value "
+                "ORDER BY p.day, p.dimension, p.value NULLS FIRST"))
+        table = reader.execute(sql.text, sql.params)
+        return Computed(table, site, day, day, events.files, events.fingerprint)
+
+    if cache is None:
+        return delta()
+    return cache.computed(("rollups-delta", site, part.path, dimension), store, version, held, delta)
 
 
 def _midnight(day: date) -> datetime:

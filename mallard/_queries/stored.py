@@ -125,7 +125,7 @@ def gather(store: Store, reading: Reading, site: str, first: date, last: date, g
     partly: dict[date, tuple[DerivedPartition, pa.Array]] = {}
     for day in sorted(live & listing.keys()):
         part = listing[day]
-        if part.horizon is None or not provisional.fresh(store, site, part, gap_seconds, held_since):
+        if part.horizon is None or not provisional.fresh(store, site, part, version, held_since):
             continue
         keys = provisional.open_keys(store.lake, part.path)
         if keys is None:

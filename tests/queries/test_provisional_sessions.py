@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from mallard._events import Event
 from mallard._queries import provisional, stored
+from mallard._queries.sessions import version as sessions_version
 from mallard._store import Store
 
 from .conftest import spoil
@@ -84,7 +85,8 @@ def test_provisional_partitions_equal_the_raw_answer(workdir: Path, first: list[
         if after:  # flushed after the build, every event at or after the horizon: still fresh
             store.write_batch(after)()
             listing = store.session_files.listing(SITE)
-            assert all(provisional.fresh(store, SITE, p, GAP_S, None) for p in listing.values())
+            base = sessions_version(GAP_S)
+            assert all(provisional.fresh(store, SITE, p, base, None) for p in listing.values())
             if listing:
                 assert _rows_gathered(store)[1].files, "fresh provisional partitions are read"
             _check(store, workdir, "completed", dims)
@@ -138,10 +140,11 @@ def test_a_buffered_event_before_the_horizon_makes_it_stale(workdir: Path) -> No
         store.write_batch(_person("a", horizon - timedelta(hours=1), [0, 10]))()
         part = provisional.build(store, SITE, day, GAP_S, horizon)
         assert part is not None
-        assert provisional.fresh(store, SITE, part, GAP_S, None)
-        assert provisional.fresh(store, SITE, part, GAP_S, horizon)
-        assert not provisional.fresh(store, SITE, part, GAP_S, horizon - timedelta(microseconds=1))
-        assert not provisional.fresh(store, SITE, part, GAP_S + 60, None)  # another session window
+        base = sessions_version(GAP_S)
+        assert provisional.fresh(store, SITE, part, base, None)
+        assert provisional.fresh(store, SITE, part, base, horizon)
+        assert not provisional.fresh(store, SITE, part, base, horizon - timedelta(microseconds=1))
+        assert not provisional.fresh(store, SITE, part, sessions_version(GAP_S + 60), None)  # another window
     finally:
         store.close()
 
@@ -157,17 +160,17 @@ def test_maintenance_builds_the_open_days_and_settles_them_later(workdir: Path) 
         for d in DAYS[:4]:
             store.write_batch(_person(f"v{d}", datetime.combine(d, datetime.min.time()) + timedelta(hours=1),
                                       [0, 5]))()
-        assert provisional.build_open(store, GAP_S, now) == 2
+        assert provisional.build_open(store, GAP_S, now) == 3  # and today's provisional rollups
         listing = store.session_files.listing(SITE)
         assert sorted(listing) == [DAYS[2], today]
         assert all(p.horizon == provisional.horizon_at(now) for p in listing.values())
         assert provisional.build_open(store, GAP_S, now + timedelta(minutes=1)) == 0  # fresh, recent
-        assert provisional.build_open(store, GAP_S, now + provisional.REFRESH + provisional.LAG) == 2
+        assert provisional.build_open(store, GAP_S, now + provisional.REFRESH + provisional.LAG) == 3
         again = now + provisional.REFRESH + provisional.LAG
         store.write_batch(_person("old", datetime.combine(DAYS[0], datetime.min.time()), [0]))()
         assert provisional.build_open(store, GAP_S, again) == 0  # outside both partitions' days
         store.write_batch(_person("late", now - timedelta(hours=2), [0]))()  # before the horizon
-        assert provisional.build_open(store, GAP_S, again) == 2  # today's, and yesterday's reads today
+        assert provisional.build_open(store, GAP_S, again) == 3  # today's, yesterday's (reads today), rollups
         stored.build_settled(store, GAP_S, today=today + timedelta(days=2), budget_secs=60)
         listing = store.session_files.listing(SITE)
         assert listing[DAYS[2]].horizon is None and listing[today].horizon is None

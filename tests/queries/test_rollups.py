@@ -110,8 +110,8 @@ def _answer(q: Queries, lo: date, hi: date, dim: str | None, bucket: str | None,
     return sorted(r for r in out if r[len(dims) + 2])  # zero-filled buckets, an empty total: no events
 
 
-def _check(store: Store, step: str) -> None:
-    q = _queries(store)
+def _check(store: Store, step: str, q: Queries | None = None) -> None:
+    q = q or _queries(store)
     for lo, hi in RANGES:
         for dim in [None, *rollups.DIMENSIONS]:
             column = DIMENSIONS[dim].column if dim else None
