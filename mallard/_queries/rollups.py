@@ -165,6 +165,8 @@ class RollupRows:
     #: rows by the fingerprint of the files read; not rows with buffered events): the key under
     #: which :func:`day_local` remembers its answer.
     source: Hashable | None = None
+    #: SQL of rows to add (an open day's since its provisional file's horizon, :func:`since_horizon`).
+    since: Sql | None = None
 
     @property
     def view(self) -> str:
@@ -173,8 +175,9 @@ class RollupRows:
 
     def relation(self) -> Sql:
         """SQL of the union, with a ``day`` column (:attr:`live` registered as :attr:`view`)."""
-        return union(_EMPTY, '"date"::DATE AS day, * EXCLUDE (site_id, "date")', self.files, self.live,
+        rows = union(_EMPTY, '"date"::DATE AS day, * EXCLUDE (site_id, "date")', self.files, self.live,
                      self.view)
+        return rows if self.since is None else rows + " UNION ALL BY NAME " + self.since
 
 
 def for_query(store: Store, reading: Reading, reader: Reader, site: str, lower: datetime,
@@ -212,21 +215,26 @@ def for_query(store: Store, reading: Reading, reader: Reader, site: str, lower: 
             return compute(store, reading, site, live, (dimension,), bounds=bounds)
 
         done.append(run() if cache is None else cache.computed(key, store, VERSION, held, run))
-    done += [since_horizon(store, reading, reader, site, part, dimension, cache=cache, held=held)
-             for part in opened.values()]
-    tables = [d.table for d in done if d.table.num_rows]
-    table = pa.concat_tables(tables, promote_options="default") if tables else None
+    table = done[0].table if done else None
+    added: list[Sql] = []
+    for part in opened.values():
+        events, rows_since = since_horizon(store, reading, reader, site, part, dimension, cache=cache,
+                                           held=held)
+        done.append(events)
+        added += [] if rows_since is None else [rows_since]
     # the check reads the total rows only, the same whichever dimension's rows came with them
     source: Hashable | None = None if held & (live | opened.keys()) else (
         tuple(files), frozenset(live), bounds, tuple(d.fingerprint for d in done))
-    got = RollupRows(tuple(files), table, frozenset(live | opened.keys()), source)
+    got = RollupRows(tuple(files), table, frozenset(live | opened.keys()), source,
+                     Sql.join([Sql("SELECT * FROM (") + q + ")" for q in added], " UNION ALL BY NAME ")
+                     if added else None)
     if got.live is not None:
         reader.register(got.view, got.live)
     return got
 
 
 def since_horizon(store: Store, reading: Reading, reader: Reader, site: str, part: DerivedPartition,
-                  dimension: str, *, cache: LiveCache | None, held: set[date]) -> Computed:
+                  dimension: str, *, cache: LiveCache | None, held: set[date]) -> tuple[Computed, Sql | None]:
     """The rows of ``dimension`` (and the total rows) to add to the provisional rollups ``part`` of an
     open day (the rows of its events before the horizon ``H``) for the day's events at or after ``H``.
 
@@ -235,8 +243,9 @@ def since_horizon(store: Store, reading: Reading, reader: Reader, site: str, par
     at or after ``H`` (few: the events since the horizon, a few minutes'), those with the value on the
     day minus those with it before ``H``; the total row's keys are the keys of the visitors whose first
     event of the day is at or after ``H``. Those visitors' events of the day are fetched once (and kept
-    in ``cache``), then each dimension's rows are computed from them on ``reader`` (an empty table: no
-    event since the horizon)."""
+    in ``cache``) and registered on ``reader``; returned with the SQL of the rows computed from them
+    (None: no event since the horizon), which the query's statement runs (a few hundred rows: cheaper
+    there than in a statement of its own)."""
     assert part.horizon is not None
     horizon, day = part.horizon, part.day
     version = f"{VERSION}/since={horizon.isoformat()}"
@@ -255,34 +264,26 @@ def since_horizon(store: Store, reading: Reading, reader: Reader, site: str, par
         return Computed(table if table is not None else pa.table({"visitor_id": visitors}), site, day, day,
                         files, fingerprint(files, version))
 
-    def delta() -> Computed:
-        events = fetch() if cache is None else cache.computed(("rollups-since", site, part.path), store,
-                                                              version, held, fetch)
-        if not events.table.num_rows:  # no event since the horizon
-            return events
-        name = f"__mallard_since_{id(events)}"
-        reader.register(name, events.table)
-        newcomers = f"SELECT visitor_id FROM {name} GROUP BY visitor_id HAVING min(timestamp) >= ?"
-        sql = with_ctes(
-            [("rel", Sql(f"SELECT * FROM {name}")),
-             ("before", Sql("SELECT * FROM rel WHERE timestamp < ?", (horizon,))),
-             ("plus", rows("rel", (dimension,))), ("minus", rows("before", (dimension,))),
-             ("keys", Sql(f"SELECT list_sort(list({visitor_key('visitor_id')})) AS k FROM ({newcomers})",
-                          (horizon,)))],
-            Sql("SELECT p.day, p.dimension, p.value, (p.visitors - coalesce(m.visitors, 0))::BIGINT AS "
-                "visitors, (p.pageviews - coalesce(m.pageviews, 0))::BIGINT AS pageviews, "
-                "(p.events - coalesce(m.events, 0))::BIGINT AS events, "
-                "(p.revenue - coalesce(m.revenue, 0))::DECIMAL(38,2) AS revenue, "
-                "CASE WHEN p.dimension = '' THEN coalesce((SELECT k FROM keys), []) END::UBIGINT[] "
-                "AS visitor_keys FROM plus p LEFT JOIN minus m ON p.day = m.day AND "
-                "p.dimension = m.dimension AND p.value IS NOT DISTINCT FROM m.value "
-                "ORDER BY p.day, p.dimension, p.value NULLS FIRST"))
-        table = reader.execute(sql.text, sql.params)
-        return Computed(table, site, day, day, events.files, events.fingerprint)
-
-    if cache is None:
-        return delta()
-    return cache.computed(("rollups-delta", site, part.path, dimension), store, version, held, delta)
+    events = fetch() if cache is None else cache.computed(("rollups-since", site, part.path), store, version,
+                                                          held, fetch)
+    if not events.table.num_rows:  # no event since the horizon
+        return events, None
+    name = f"__mallard_since_{id(events)}"
+    reader.register(name, events.table)
+    newcomers = f"SELECT visitor_id FROM {name} GROUP BY visitor_id HAVING min(timestamp) >= ?"
+    return events, with_ctes(
+        [("since_rel", Sql(f"SELECT * FROM {name}")),
+         ("since_before", Sql("SELECT * FROM since_rel WHERE timestamp < ?", (horizon,))),
+         ("since_plus", rows("since_rel", (dimension,))), ("since_minus", rows("since_before", (dimension,))),
+         ("since_keys", Sql(f"SELECT list_sort(list({visitor_key('visitor_id')})) AS k FROM ({newcomers})",
+                            (horizon,)))],
+        Sql("SELECT p.day, p.dimension, p.value, (p.visitors - coalesce(m.visitors, 0))::BIGINT AS "
+            "visitors, (p.pageviews - coalesce(m.pageviews, 0))::BIGINT AS pageviews, "
+            "(p.events - coalesce(m.events, 0))::BIGINT AS events, "
+            "(p.revenue - coalesce(m.revenue, 0))::DECIMAL(38,2) AS revenue, "
+            "CASE WHEN p.dimension = '' THEN coalesce((SELECT k FROM since_keys), []) END::UBIGINT[] "
+            "AS visitor_keys FROM since_plus p LEFT JOIN since_minus m ON p.day = m.day AND "
+            "p.dimension = m.dimension AND p.value IS NOT DISTINCT FROM m.value"))
 
 
 def _midnight(day: date) -> datetime:
