@@ -32,6 +32,7 @@ from ._goals import Segment as Segment
 from ._ingestion import Stats as Stats
 from ._payload import RawEvent as RawEvent
 from ._privacy import Salts as Salts
+from ._progress import Progress as Progress
 from ._queries import Queries as Queries
 from ._queries.access import Access as Access
 from ._queries.filters import Condition as Condition
@@ -98,6 +99,7 @@ __all__ = [
     "open",
     "Outcome",
     "ProcessCounters",
+    "Progress",
     "QuarantinedFile",
     "Queries",
     "Query",

@@ -27,6 +27,7 @@ from ._ingestion import Ingestion, Stats
 from ._maintenance import Maintenance
 from ._payload import RawEvent
 from ._privacy import load_secret
+from ._progress import Progress, chosen
 from ._queries import Queries
 from ._settings import Settings
 from ._shares import SharedLinks
@@ -338,17 +339,25 @@ class Mallard:
         return self._ingestion.flush()
 
     # -- maintenance (mallard/_maintenance.py) ------------------------------------------------------
-    def compact(self, *, only_touched: bool = False) -> int:
-        """Merge small Parquet files (see ``compact_after_files``). Returns partitions compacted."""
-        return self._upkeep.compact(only_touched=only_touched)
+    def compact(self, *, only_touched: bool = False, progress: bool | Progress | None = None) -> int:
+        """Merge small Parquet files (see ``compact_after_files``). Returns partitions compacted.
 
-    def build_sessions(self, *, budget_secs: float = 600.0) -> int:
+        ``progress``: True draws a progress bar (tqdm.auto: a widget in a notebook with ipywidgets),
+        False none, None one when someone watches (a notebook, or stderr a terminal); or a
+        :class:`~mallard._progress.Progress` callback, called with the partitions to merge.
+        """
+        with chosen(progress) as report:
+            return self._upkeep.compact(only_touched=only_touched, progress=report)
+
+    def build_sessions(self, *, budget_secs: float = 600.0, progress: bool | Progress | None = None) -> int:
         """Store the sessions and the rollups of every settled day (two days old, UTC) whose events
         changed since they were stored, oldest first, then the provisional sessions of the open days
         (yesterday and today, up to a minute ago), for at most ``budget_secs`` (see docs/storage.md).
         Returns the number of days built. Maintenance runs it after compaction; queries compute the
-        days not stored yet from events, so this only makes them faster."""
-        return self._upkeep.build_sessions(budget_secs=budget_secs)
+        days not stored yet from events, so this only makes them faster. ``progress`` as for
+        :meth:`compact`, counting days."""
+        with chosen(progress) as report:
+            return self._upkeep.build_sessions(budget_secs=budget_secs, progress=report)
 
     def apply_retention(self) -> int:
         """Delete partitions older than ``retention_days``. Returns partitions deleted."""

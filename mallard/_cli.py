@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
+from . import _progress as progress
 from ._doctor import doctor_parser
 from ._errors import MallardError
 from ._exporting import to_csv, to_json
@@ -110,8 +111,12 @@ def cmd_sites(args: argparse.Namespace) -> int:
 def cmd_compact(args: argparse.Namespace) -> int:
     with _mallard(args) as m:
         before = {q.file for q in m.store.quarantined()[1]}
-        print(f"compacted {m.compact()} partition(s)")
-        print(f"stored the sessions and rollups of {m.build_sessions(budget_secs=math.inf)} day(s)")
+        with progress.for_command(args) as bars:  # each bar closed before its line is printed
+            compacted = m.compact(progress=bars)
+        print(f"compacted {compacted} partition(s)", flush=True)
+        with progress.for_command(args) as bars:
+            built = m.build_sessions(budget_secs=math.inf, progress=bars)
+        print(f"stored the sessions and rollups of {built} day(s)")
         for q in m.store.quarantined()[1]:
             if q.file not in before:
                 print(f"quarantined {q.file}: {q.reason}")
@@ -300,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compact", help="merge small Parquet files and store the sessions of "
                                        "settled days")
     _settings_args(p)
+    progress.options(p)
     p.set_defaults(func=cmd_compact)
     p = sub.add_parser("retention", help="delete partitions older than retention_days")
     _settings_args(p)

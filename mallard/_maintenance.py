@@ -13,15 +13,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
+from ._progress import Progress, silent
 from ._settings import Settings
 from ._store import Store
-
-if TYPE_CHECKING:
-    from ._queries.stored import BuildPass
 
 __all__ = ["Maintenance"]
 
@@ -79,51 +77,49 @@ class Maintenance:
             except Exception as exc:
                 log.error("maintenance failed: %s", exc)
 
-    def compact(self, *, only_touched: bool = False) -> int:
+    def compact(self, *, only_touched: bool = False, progress: Progress = silent) -> int:
         """Merge small Parquet files (see ``compact_after_files``). Returns partitions compacted."""
         s = self._settings
         if s.compact_after_files == 0 and only_touched:
             return 0
         min_files = s.compact_after_files or 2
         if not only_touched:
-            return self._store.compact(min_files=min_files, target_bytes=s.compact_target_bytes)
+            return self._store.compact(min_files=min_files, target_bytes=s.compact_target_bytes,
+                                       progress=progress)
         touched, self._touched = self._touched, set()
-        return sum(self._store.compact(min_files=min_files, target_bytes=s.compact_target_bytes,
-                                       site_id=site, day=day) for site, day in touched)
+        step = progress("compact", len(touched), "partitions")
+        done = 0
+        for site, day in touched:
+            done += self._store.compact(min_files=min_files, target_bytes=s.compact_target_bytes,
+                                        site_id=site, day=day)
+            step(1)
+        return done
 
-    def build_sessions(self, *, budget_secs: float = 600.0) -> int:
+    def build_sessions(self, *, budget_secs: float = 600.0, progress: Progress = silent) -> int:
         """Store the sessions and rollups of every settled day that needs them, then the open days'
         provisional sessions, for at most ``budget_secs``. Returns the number of days built."""
-        settled, opened = self._build(self._clock().astimezone(UTC), budget_secs, near=None)
+        from ._queries.backfill import backfill
+
+        settled, opened = backfill(self._store, self._gap, self._clock(), budget_secs=budget_secs,
+                                   progress=progress)
         return settled.built + opened
 
     def _sessions_pass(self, budget_secs: float) -> None:
         """Every day once per UTC day (a new day settles; other processes' changes), else only the days
         near partitions this process wrote since; then the open days' provisional partitions that are
         missing, stale or old."""
+        from ._queries.backfill import backfill
+
         now = self._clock().astimezone(UTC)
         full = self._checked != now.date()
         near, self._near = self._near, set()
-        settled, _ = self._build(now, budget_secs, near=None if full else near)
+        settled, _ = backfill(self._store, self._gap, now, budget_secs=budget_secs,
+                              near=None if full else near)
         if settled.complete:
             if full:
                 self._checked = now.date()
         else:
             self._near |= near  # try them again next time
-
-    def _build(self, now: datetime, budget_secs: float, near: Collection[tuple[str, date]] | None
-               ) -> tuple[BuildPass, int]:
-        """The settled days' sessions and rollups (only those near ``near``, when given), then the open
-        days' provisional sessions, within ``budget_secs`` together (``now``: aware)."""
-        from ._queries.provisional import build_open
-        from ._queries.stored import build_settled
-
-        deadline = time.monotonic() + budget_secs
-        settled = build_settled(self._store, self._gap, today=now.date(), budget_secs=budget_secs,
-                                near=near)
-        opened = build_open(self._store, self._gap, now.replace(tzinfo=None),
-                            budget_secs=max(0.0, deadline - time.monotonic()))
-        return settled, opened
 
     def apply_retention(self) -> int:
         """Delete partitions older than ``retention_days``. Returns partitions deleted."""

@@ -23,18 +23,22 @@ import os
 import re
 import zipfile
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Final
+from typing import TYPE_CHECKING, Final
 from zoneinfo import ZoneInfo
 
 import orjson
+import pyarrow as pa
 import pycountry
 
 from ._errors import InvalidEventError
 from ._events import Event, Row
 
-__all__ = ["TABLES", "events", "read_export"]
+if TYPE_CHECKING:
+    from ._store import Store
+
+__all__ = ["TABLES", "days_of", "events", "read_export", "tracked_days"]
 
 #: The columns mallard reads of each table (Plausible's CSV import format; other columns are ignored).
 TABLES: Final = {
@@ -151,14 +155,16 @@ def _by_day(tables: dict[str, Table]) -> dict[str, dict[date, Table]]:
 
 
 def events(tables: dict[str, Table], site: str, tz: str, window_minutes: int,
-           first: date | None = None, last: date | None = None) -> tuple[list[Row], list[str]]:
-    """The events reproducing the export's days ``[first, last]`` (all when None) for ``site``, in time
-    zone ``tz``, and a note for each day where a figure could not be reproduced exactly."""
+           first: date | None = None, last: date | None = None, *,
+           skip: Collection[date] = ()) -> tuple[list[Row], list[str]]:
+    """The events reproducing the export's days ``[first, last]`` (all when None) but ``skip`` for
+    ``site``, in time zone ``tz``, and a note for each day where a figure could not be reproduced
+    exactly."""
     days = _by_day(tables)
     rows: list[Row] = []
     notes: list[str] = []
     for day, totals in sorted(days["imported_visitors"].items()):
-        if (first and day < first) or (last and day > last):
+        if (first and day < first) or (last and day > last) or day in skip:
             continue
         if len(totals) != 1:
             raise _bad(f"imported_visitors: {day} has {len(totals)} rows; one per day is expected.")
@@ -228,6 +234,41 @@ def _day_events(site: str, day: date, totals: dict[str, object], t: dict[str, Ta
 
 def _visitor(site: str, day: date, n: int) -> str:
     return hashlib.sha256(f"plausible-import/{site}/{day}/{n}".encode()).hexdigest()
+
+
+def days_of(tables: dict[str, Table]) -> list[date]:
+    """The days of the export (those of ``imported_visitors``)."""
+    return sorted({r["date"] for r in tables["imported_visitors"] if isinstance(r["date"], date)})
+
+
+def tracked_days(store: Store, site: str, days: Collection[date], tz: str) -> list[date]:
+    """Those of ``days`` (in time zone ``tz``) on which the lake holds events of ``site`` that no
+    Plausible import made: mallard tracked them.
+
+    An import's visitors of a day ``D`` are numbered from 0 (:func:`_visitor`), and every one of them has
+    an event, so the ids an import left on ``D`` are those of visitors 0 to k - 1. A day with ``n``
+    distinct visitor ids holds only imported events if and only if it holds visitor ``n - 1``'s.
+    """
+    if not days:
+        return []
+    zone = ZoneInfo(tz)
+    lower, upper = (datetime.combine(d, time(), zone).astimezone(UTC).replace(tzinfo=None)
+                    for d in (min(days), max(days) + timedelta(days=1)))
+    with store.reading(site, lower.date(), upper.date()) as reader:
+        src, params = reader.source("all")
+        local = (f"SELECT timezone(?, timezone('UTC', timestamp))::DATE AS day, visitor_id FROM ({src}) "
+                 "WHERE site_id = ? AND timestamp >= ? AND timestamp < ?")
+        scope = [tz, *params, site, lower, upper]
+        counts = reader.execute(f"SELECT day, count(DISTINCT visitor_id) AS n FROM ({local}) GROUP BY day",
+                                scope).to_pylist()
+        probes = [(c["day"], _visitor(site, c["day"], c["n"] - 1)) for c in counts if c["day"] in days]
+        if not probes:
+            return []
+        reader.register("__mallard_probes", pa.table({"day": pa.array([d for d, _ in probes], pa.date32()),
+                                                      "id": [i for _, i in probes]}))
+        imported = reader.execute(f"SELECT DISTINCT p.day FROM __mallard_probes p JOIN ({local}) e "
+                                  "ON e.day = p.day AND e.visitor_id = p.id", scope).column("day")
+    return sorted({d for d, _ in probes} - set(imported.to_pylist()))
 
 
 def _layout(sessions: list[tuple[bool, int, int]], visitors: int, length: int, window: int,

@@ -16,8 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Final, Protocol
 
@@ -30,14 +29,15 @@ import pyarrow.parquet as pq
 
 from ._errors import InvalidEventError, StorageError
 from ._events import COLUMN_NAMES, COLUMNS
+from ._progress import Progress, Step, silent
 from ._store.s3 import Bucket, is_object_url
-from ._store.transfer import Imported, coerce, store_rows
+from ._store.transfer import Imported, import_batches
 
 if TYPE_CHECKING:
     from ._settings import Settings
     from ._store import Store
 
-__all__ = ["FORMATS", "Imported", "format_of", "import_table", "read_events", "write_file"]
+__all__ = ["FORMATS", "Imported", "format_of", "import_file", "read_batches", "write_file"]
 
 FORMATS: Final = ("parquet", "csv", "json")
 _SUFFIXES: Final = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".json": "json",
@@ -48,8 +48,9 @@ _JSON_TYPES: Final[dict[str, tuple[type, ...]]] = {
     "VARCHAR": (str,), "TIMESTAMP": (str,), "DECIMAL(12,2)": (str, int, float),
     "SMALLINT": (int,), "BIGINT": (int,), "BOOLEAN": (bool,)}
 _SQL_TYPES: Final = {c.name: c.sql_type for c in COLUMNS}
-
-Progress = Callable[[int], None]
+#: Rows (Parquet) and bytes (CSV, JSON lines) read per batch of an import.
+READ_ROWS: Final = 100_000
+READ_BYTES: Final = 32 << 20
 
 
 def format_of(location: str, given: str | None) -> str:
@@ -136,7 +137,7 @@ _WRITERS: Final[dict[str, Callable[[pa.NativeFile], _Writer]]] = {
 
 
 def write_file(tables: Iterable[pa.Table], location: str, fmt: str, settings: Settings, *,
-               progress: Progress = lambda n: None) -> int:
+               progress: Step = lambda n: None) -> int:
     """Write ``tables`` (one schema) as one ``fmt`` file at ``location``; returns the rows written."""
     fs, path = _filesystem(location, settings)
     local = isinstance(fs, pafs.LocalFileSystem)
@@ -177,25 +178,48 @@ def _storage(exc: OSError, location: str, settings: Settings, doing: str) -> Sto
     return StorageError(f"Cannot {doing} {location}: {exc.strerror or exc}.")
 
 
-def read_events(location: str, fmt: str, settings: Settings) -> pa.Table:
-    """The rows of the file at ``location`` as they are written there (CSV and JSON values as text),
-    before :func:`~mallard._store.transfer.coerce` checks them."""
+def read_batches(location: str, fmt: str, settings: Settings) -> tuple[Iterator[pa.Table], int | None]:
+    """The rows of the file at ``location`` in batches, as they are written there (CSV and JSON values as
+    text), before :func:`~mallard._store.transfer.coerce` checks them; and how many rows the file holds
+    when it says (Parquet). Read as they are consumed: a batch in memory at a time."""
     fs, path = _filesystem(location, settings)
     try:
         if fmt == "parquet":
             try:
-                return pq.read_table(path, filesystem=fs)
+                parquet = pq.ParquetFile(fs.open_input_file(path))
             except pa.ArrowInvalid as exc:
                 raise _unreadable(location, "Parquet", exc) from None
-        with fs.open_input_stream(path, compression=None) as stream:
-            data = stream.read()
+            return _guarded(_parquet(parquet), location, "Parquet", settings), parquet.metadata.num_rows
+        stream = fs.open_input_stream(path, compression=None)
     except FileNotFoundError:
         raise StorageError(f"Cannot read {location}: no such file.") from None
     except OSError as exc:
         if isinstance(exc, StorageError):
             raise
         raise _storage(exc, location, settings, "read") from None
-    return _csv(data, location) if fmt == "csv" else _json_lines(data, location)
+    if fmt == "csv":
+        return _guarded(_csv(stream), location, "CSV", settings), None
+    return _guarded(_json_lines(stream, location), location, "JSON-lines", settings), None
+
+
+def _guarded(batches: Iterator[pa.Table], location: str, kind: str, settings: Settings
+             ) -> Iterator[pa.Table]:
+    try:
+        yield from batches
+    except pa.ArrowInvalid as exc:
+        raise _unreadable(location, kind, exc) from None
+    except OSError as exc:
+        if isinstance(exc, StorageError):
+            raise
+        raise _storage(exc, location, settings, "read") from None
+
+
+def _parquet(parquet: pq.ParquetFile) -> Iterator[pa.Table]:
+    with parquet:
+        if not parquet.metadata.num_rows:  # the columns are checked all the same
+            yield parquet.schema_arrow.empty_table()
+        for batch in parquet.iter_batches(batch_size=READ_ROWS):
+            yield pa.Table.from_batches([batch])
 
 
 def _unreadable(location: str, kind: str, exc: Exception) -> InvalidEventError:
@@ -203,24 +227,49 @@ def _unreadable(location: str, kind: str, exc: Exception) -> InvalidEventError:
                              code="invalid_import")
 
 
-def _csv(data: bytes, location: str) -> pa.Table:
-    try:
-        table = pacsv.read_csv(pa.py_buffer(data), convert_options=pacsv.ConvertOptions(
-            column_types={name: pa.string() for name in COLUMN_NAMES}, strings_can_be_null=True,
-            quoted_strings_can_be_null=False))
-    except pa.ArrowInvalid as exc:
-        raise _unreadable(location, "CSV", exc) from None
-    for i, name in enumerate(table.column_names):
-        if name in _TEXT:
-            col = table.column(i)
-            table = table.set_column(i, name, pc.if_else(pc.starts_with(col, "'"),
-                                                         pc.utf8_slice_codeunits(col, 1), col))
-    return table
+def _csv(stream: pa.NativeFile) -> Iterator[pa.Table]:
+    with stream:
+        reader = pacsv.open_csv(stream, read_options=pacsv.ReadOptions(block_size=READ_BYTES),
+                                convert_options=pacsv.ConvertOptions(
+                                    column_types={name: pa.string() for name in COLUMN_NAMES},
+                                    strings_can_be_null=True, quoted_strings_can_be_null=False))
+        empty = True
+        for batch in reader:
+            table, empty = pa.Table.from_batches([batch]), False
+            for i, name in enumerate(table.column_names):
+                if name in _TEXT:
+                    col = table.column(i)
+                    table = table.set_column(i, name, pc.if_else(pc.starts_with(col, "'"),
+                                                                 pc.utf8_slice_codeunits(col, 1), col))
+            yield table
+        if empty:  # a header alone: its columns are checked all the same
+            yield reader.schema.empty_table()
 
 
-def _json_lines(data: bytes, location: str) -> pa.Table:
+def _json_lines(stream: pa.NativeFile, location: str) -> Iterator[pa.Table]:
+    number, rest, empty = 0, b"", True
+    with stream:
+        while True:
+            chunk = stream.read(READ_BYTES)
+            data, rest = rest + chunk, b""
+            if chunk:  # whole lines only; the rest goes with the next chunk
+                cut = data.rfind(b"\n") + 1
+                data, rest = data[:cut], data[cut:]
+            lines = data.splitlines()
+            rows = _json_rows(lines, number, location)
+            number += len(lines)
+            if rows or (empty and not chunk):
+                names = [n for n in COLUMN_NAMES if any(n in row for row in rows)]
+                yield pa.table({n: pa.array([row.get(n) for row in rows], pa.string()) for n in names})
+                empty = False
+            if not chunk:
+                return
+
+
+def _json_rows(lines: list[bytes], before: int, location: str) -> list[dict[str, str | None]]:
+    """The objects of ``lines`` (lines ``before`` + 1… of the file), their values as text."""
     rows: list[dict[str, str | None]] = []
-    for number, line in enumerate(data.splitlines(), 1):
+    for number, line in enumerate(lines, before + 1):
         if not line.strip():
             continue
         try:
@@ -241,8 +290,7 @@ def _json_lines(data: bytes, location: str) -> pa.Table:
             if value is not None and not isinstance(value, str):
                 row[key] = orjson.dumps(value).decode()
         rows.append(row)
-    names = [n for n in COLUMN_NAMES if any(n in row for row in rows)]
-    return pa.table({n: pa.array([row.get(n) for row in rows], pa.string()) for n in names})
+    return rows
 
 
 def _short(value: object) -> str:
@@ -255,30 +303,10 @@ def _bad_line(location: str, number: int, what: str) -> InvalidEventError:
                              code="invalid_import")
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What :func:`import_table` did: rows read, left out by the site or date filter, and stored."""
-
-    read: int
-    skipped: int
-    imported: Imported
-
-
-def import_table(store: Store, table: pa.Table, source: str, *, site: str | None = None,
-                 bounds: tuple[datetime, datetime] | None = None,
-                 progress: Callable[[int], Progress] = lambda total: lambda n: None) -> Outcome:
-    """Check ``table`` (every row, before anything is stored), keep the rows of ``site`` within
-    ``bounds`` (naive UTC, ``[lower, upper)``) and store those the lake does not hold yet.
-
-    ``progress(total)`` returns the callback that counts the rows done.
-    """
-    typed = coerce(table, source)
-    kept = typed
-    if site is not None:
-        kept = kept.filter(pc.equal(kept.column("site_id"), site))
-    if bounds is not None:
-        ts = kept.column("timestamp")
-        kept = kept.filter(pc.and_(pc.greater_equal(ts, pa.scalar(bounds[0], pa.timestamp("us"))),
-                                   pc.less(ts, pa.scalar(bounds[1], pa.timestamp("us")))))
-    done = store_rows(store, kept, progress=progress(kept.num_rows))
-    return Outcome(typed.num_rows, typed.num_rows - kept.num_rows, done)
+def import_file(store: Store, location: str, fmt: str, settings: Settings, *, site: str | None = None,
+                bounds: tuple[datetime, datetime] | None = None, progress: Progress = silent) -> Imported:
+    """Import the ``fmt`` file at ``location``: :func:`~mallard._store.transfer.import_batches` of its
+    rows, read a batch at a time."""
+    batches, total = read_batches(location, fmt, settings)
+    return import_batches(store, batches, location, site=site, bounds=bounds, total=total,
+                          progress=progress)

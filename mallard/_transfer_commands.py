@@ -7,10 +7,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from datetime import date, timedelta
 from typing import Any
 
+from . import _progress as progress
 from ._errors import ConfigurationError, MallardError
 
 __all__ = ["cmd_export_file", "cmd_import", "export_options", "import_parser"]
@@ -23,31 +24,6 @@ def _settings(args: argparse.Namespace) -> Any:
     return Settings.load(args.config, **overrides)
 
 
-@contextmanager
-def _bars(args: argparse.Namespace, desc: str) -> Iterator[Callable[[int], Callable[[int], None]]]:
-    """A factory of progress bars (``start(total)`` returns the callback counting rows done), drawn on
-    stderr unless it is not a terminal or ``--quiet`` is given."""
-    from tqdm import tqdm
-
-    bars: list[Any] = []
-
-    def start(total: int) -> Callable[[int], None]:
-        bar = tqdm(total=total, desc=desc, unit=" rows", unit_scale=True, file=sys.stderr,
-                   disable=args.quiet or not sys.stderr.isatty(), dynamic_ncols=True)
-        bars.append(bar)
-
-        def done(n: int) -> None:
-            bar.update(n)
-
-        return done
-
-    try:
-        yield start
-    finally:
-        for bar in bars:
-            bar.close()
-
-
 def export_options(p: argparse.ArgumentParser) -> None:
     """The options of ``mallard export`` that write a file."""
     p.add_argument("--format", choices=("csv", "json", "parquet"), default=None,
@@ -56,7 +32,7 @@ def export_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", metavar="PATH_OR_URI",
                    help="write a file (local path, s3://bucket/key, or any pyarrow filesystem URI) "
                         "instead of stdout; --kind raw then holds every lake column")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    progress.options(p)
 
 
 def cmd_export_file(args: argparse.Namespace) -> int:
@@ -72,16 +48,18 @@ def cmd_export_file(args: argparse.Namespace) -> int:
     store = open_store(settings, read_only=True)
     with Queries(store, settings) as q:
         rng = q.date_range(args.site, args.period, args.start_date, args.end_date)
-        with _bars(args, "export") as bars:
+        with progress.for_command(args) as bars:
             if args.kind == "raw":
                 lower, upper = rng.bounds()
                 tables = export_batches(store, args.site, lower, upper)
+                total = count_rows(store, args.site, lower, upper)
                 done = write_file(tables, args.output, fmt, settings,
-                                  progress=bars(count_rows(store, args.site, lower, upper)))
+                                  progress=bars("export", total, "rows"))
             else:
                 report = q.export(args.site, start_date=rng.start, end_date=rng.end, kind="daily")
                 table = pa.Table.from_pylist(report.rows)
-                done = write_file([table], args.output, fmt, settings, progress=bars(table.num_rows))
+                done = write_file([table], args.output, fmt, settings,
+                                  progress=bars("export", table.num_rows, "rows"))
     print(f"exported {done} row(s) of {args.site} ({rng.start} to {rng.end}) to {args.output}")
     return 0
 
@@ -104,7 +82,10 @@ def import_parser(sub: Any, settings_args: Callable[[argparse.ArgumentParser], N
     p.add_argument("--start-date", help="import rows from this date on (YYYY-MM-DD, with --end-date, "
                                         "inclusive, in the timezone setting)")
     p.add_argument("--end-date", help="YYYY-MM-DD")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--include-tracked-days", action="store_true",
+                   help="with --from plausible, import the days on which mallard tracked events of the "
+                        "site too (skipped by default: their figures would add up)")
+    progress.options(p)
     p.set_defaults(func=cmd_import)
 
 
@@ -113,7 +94,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     from ._queries.periods import DateRange, parse_date
     from ._store import Store
     from ._store.lake import to_table
-    from ._transfer import format_of, import_table, read_events
+    from ._store.transfer import import_batches
+    from ._transfer import format_of, import_file
 
     if (args.start_date is None) != (args.end_date is None):
         raise MallardError("give both --start-date and --end-date (YYYY-MM-DD, inclusive), or neither.")
@@ -128,28 +110,52 @@ def cmd_import(args: argparse.Namespace) -> int:
                         settings.timezone)
     store = Store(settings.data_dir, spool_fsync=settings.spool_fsync)
     notes: list[str] = []
+    tracked: list[date] = []
     try:
-        with _bars(args, "import") as bars:
+        with progress.for_command(args) as bars:
+            bounds = rng.bounds() if rng else None
             if args.origin == "plausible":
-                from ._plausible import events, read_export
+                from ._plausible import days_of, events, read_export, tracked_days
 
                 if site is None:
                     raise MallardError("--from plausible needs --site: the site the history belongs to.")
-                rows, notes = events(read_export(args.source), site, settings.timezone,
-                                     settings.session_window_minutes,
-                                     rng.start if rng else None, rng.end if rng else None)
-                table = to_table(rows)
+                tables = read_export(args.source)
+                first, last = (rng.start, rng.end) if rng else (None, None)
+                days = [d for d in days_of(tables) if (not first or d >= first) and (not last or d <= last)]
+                tracked = [] if args.include_tracked_days else tracked_days(store, site, days,
+                                                                              settings.timezone)
+                rows, notes = events(tables, site, settings.timezone, settings.session_window_minutes,
+                                     first, last, skip=set(tracked))
+                done = import_batches(store, [to_table(rows)], args.source, site=site, bounds=bounds,
+                                      progress=bars)
             else:
-                table = read_events(args.source, format_of(args.source, args.format), settings)
-            done = import_table(store, table, args.source, site=site,
-                                bounds=rng.bounds() if rng else None, progress=bars)
+                done = import_file(store, args.source, format_of(args.source, args.format), settings,
+                                   site=site, bounds=bounds, progress=bars)
     finally:
         store.close()
+    spans = _spans(tracked)
+    if spans:
+        print(f"mallard: skipped {len(tracked)} day(s) holding events mallard tracked for {site} "
+              f"({', '.join(a if a == b else f'{a} to {b}' for a, b in spans)}): importing them would "
+              "count those days twice; --include-tracked-days imports them anyway", file=sys.stderr)
     for note in notes[:20]:
         print(f"mallard: not exact: {note}", file=sys.stderr)
     if len(notes) > 20:
         print(f"mallard: not exact: … and {len(notes) - 20} more day(s)", file=sys.stderr)
-    print(json.dumps({"status": "imported", "source": args.source, "rows": done.read,
-                      "stored": done.imported.stored, "duplicates": done.imported.duplicates,
-                      "erased": done.imported.erased, "skipped": done.skipped}))
+    answer = {"status": "imported", "source": args.source, "rows": done.read, "stored": done.stored,
+              "duplicates": done.duplicates, "erased": done.erased, "skipped": done.skipped}
+    if args.origin == "plausible":
+        answer["tracked_days_skipped"] = [list(span) for span in spans]
+    print(json.dumps(answer))
     return 0
+
+
+def _spans(days: list[date]) -> list[tuple[str, str]]:
+    """Sorted ``days`` as runs of consecutive days (first, last), ISO dates."""
+    spans: list[tuple[date, date]] = []
+    for d in days:
+        if spans and d - spans[-1][1] == timedelta(days=1):
+            spans[-1] = (spans[-1][0], d)
+        else:
+            spans.append((d, d))
+    return [(a.isoformat(), b.isoformat()) for a, b in spans]

@@ -55,6 +55,7 @@ CROSS_CUTTING = {
     "tests/test_snippets.py": "every README and docs snippet runs as written",
     "tests/test_public_api.py": "mallard.__all__: sorted, complete, cheap to import",
     "tests/test_durability.py": "nothing acknowledged lost or stored twice, processes SIGKILLed",
+    "tests/test_backups.py": "operations.md's backup and restore recipe beside a live writer",
     "tests/test_full_disk.py": "a full disk: refused events, no crash, nothing lost",
     "tests/test_multiprocess.py": "several processes ingesting into one data directory",
     "tests/test_date_edges.py": "every query and route at the ends of the calendar",

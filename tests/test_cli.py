@@ -4,6 +4,7 @@ demo`: test_demo.py; `mallard goals` and `mallard segments`: test_goal_commands.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -165,3 +166,31 @@ def test_compact_stores_the_sessions_of_settled_days(tmp_path: Path) -> None:
     assert after == before and after["total_sessions"] == 3
     again = run("compact", "--data-dir", str(tmp_path))
     assert "stored the sessions and rollups of 0 day(s)" in again.stdout  # fresh: nothing to rebuild
+
+
+def test_compact_draws_progress_bars_when_asked(tmp_path: Path) -> None:
+    """``mallard compact --progress`` draws a bar per phase on stderr (compaction in partitions, then the
+    sessions backfill in days), even when stderr is not a terminal; without it, there it draws none."""
+    data = tmp_path / "data"
+    for minute in (0, 30):  # two files in each of three partitions
+        with mallard.Mallard(data_dir=data) as m:
+            for day in (10, 11, 12):
+                m.track("pageview", site="cli.example", url=f"https://cli.example/d{day}", ip="192.0.2.7",
+                        user_agent=UA, timestamp=datetime(2024, 3, day, 9, minute))
+    config = tmp_path / "mallard.toml"
+    config.write_text("compact_after_files = 2\n")
+    outs = {}
+    for option in ("--quiet", None, "--progress"):
+        copy = tmp_path / f"copy{option}"
+        shutil.copytree(data, copy)
+        outs[option] = run("compact", "--data-dir", str(copy), "--config", str(config),
+                           *([option] if option else []))
+        assert outs[option].returncode == 0, outs[option].stderr
+        assert "compacted 3 partition(s)" in outs[option].stdout
+        assert "stored the sessions and rollups of 3 day(s)" in outs[option].stdout
+    assert outs["--quiet"].stderr == outs[None].stderr == ""  # stderr is a pipe: no bar unless asked
+    lines = [line.split("\r")[-1] for line in outs["--progress"].stderr.split("\n")]
+    assert any(line.startswith("compact: 100%") and "| 3/3 " in line and "partitions/s]" in line
+               for line in lines)
+    assert any(line.startswith("sessions: 100%") and "| 3/3 " in line and "days/s]" in line
+               for line in lines)

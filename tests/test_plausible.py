@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import json
 import zipfile
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 import mallard
 from mallard._cli import main
+from mallard._store import Store
+
+from .factories import make_event
 
 SITE = "docs.example"
 HEADERS = {
@@ -158,3 +162,63 @@ def test_too_few_pageviews_for_the_non_bounces_is_said(tmp_path: Path,
         row = q.query(SITE, metrics=["visitors", "visits", "pageviews"], start_date="2023-02-09",
                       end_date="2023-02-09").rows[0]
     assert (row["visitors"], row["visits"], row["pageviews"]) == (2, 2, 3)
+
+
+def _track(data: Path, *days: str) -> None:
+    """Events mallard tracked for SITE: a visitor's two pageviews at noon (UTC) of each day."""
+    store = Store(data)
+    store.write_batch([make_event(site_id=SITE, visitor_id=f"tracked-{d}", event_name="pageview",
+                                  pathname=f"/{i}", timestamp=datetime.fromisoformat(f"{d} 12:00:0{i}"))
+                       for d in days for i in range(2)])()
+    store.close()
+
+
+def _figures(data: Path, day: str) -> tuple[int, int]:
+    with mallard.open(data) as q:
+        row = q.query(SITE, metrics=["visitors", "pageviews"], start_date=day, end_date=day).rows[0]
+    return row["visitors"], row["pageviews"]
+
+
+def test_days_mallard_tracked_are_not_imported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Days holding tracked events of the site are skipped (Plausible's importer, too, stops where native
+    data begins), and said so; the other days are imported; --include-tracked-days imports them too."""
+    data = tmp_path / "data"
+    _track(data, "2023-02-10", "2023-02-11")
+    export = str(write_export(tmp_path / "export"))
+    assert run("import", "--from", "plausible", export, "--site", SITE, "--data-dir", str(data),
+               "--quiet") == 0
+    out, err = capsys.readouterr()
+    summary = json.loads(out)
+    assert summary["tracked_days_skipped"] == [["2023-02-10", "2023-02-11"]]
+    assert summary["stored"] == summary["rows"] == 21 + 4  # pageviews and custom events of 2023-02-09
+    assert ("skipped 2 day(s) holding events mallard tracked for docs.example (2023-02-10 to "
+            "2023-02-11)") in err
+    assert _figures(data, "2023-02-09") == (7, 21)
+    assert _figures(data, "2023-02-10") == _figures(data, "2023-02-11") == (1, 2)
+
+    assert run("import", "--from", "plausible", export, "--site", SITE, "--data-dir", str(data),
+               "--quiet") == 0  # 2023-02-09 holds imported events only: not a tracked day
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["tracked_days_skipped"], summary["stored"], summary["duplicates"]) == (
+        [["2023-02-10", "2023-02-11"]], 0, 21 + 4)
+
+    assert run("import", "--from", "plausible", export, "--site", SITE, "--data-dir", str(data),
+               "--include-tracked-days", "--quiet") == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["tracked_days_skipped"], summary["stored"]) == ([], 3 + 9)
+    assert _figures(data, "2023-02-10") == (1 + 3, 2 + 3)
+
+
+def test_a_day_imported_then_tracked_is_skipped(imported: Path, capsys: pytest.CaptureFixture[str],
+                                                tmp_path: Path) -> None:
+    """A day that an earlier import filled and on which mallard then tracked events counts as tracked;
+    another site's events do not count."""
+    _track(imported, "2023-02-11")
+    store = Store(imported)
+    store.write_batch([make_event(site_id="other.example", timestamp=datetime(2023, 2, 9, 12))])()
+    store.close()
+    assert run("import", "--from", "plausible", str(tmp_path / "export"), "--site", SITE, "--data-dir",
+               str(imported), "--quiet") == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["tracked_days_skipped"] == [["2023-02-11", "2023-02-11"]]
+    assert (summary["rows"], summary["stored"]) == (21 + 4 + 3, 0)

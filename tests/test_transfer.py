@@ -14,8 +14,11 @@ import pyarrow.parquet as pq
 import pytest
 
 import mallard
+from mallard import _transfer as transfer
 from mallard._cli import main
+from mallard._settings import Settings
 from mallard._store import Store
+from mallard._store import transfer as store_transfer
 
 from .lake_answers import DAYS, SITE, answers, assert_same, traffic
 from .s3server import BUCKET, S3Server
@@ -237,3 +240,55 @@ def test_a_round_trip_through_object_storage(lake: Path, expected: dict[str, Any
     assert run("import", f"s3://{BUCKET}/transfer/missing.csv", "--data-dir", str(tmp_path / "x"), "--config",
                str(config)) == 2
     assert "missing.csv" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fmt", ["parquet", pytest.param("csv", marks=pytest.mark.slow),
+                                 pytest.param("json", marks=pytest.mark.slow)])
+def test_a_file_is_read_and_stored_a_batch_at_a_time(lake: Path, expected: dict[str, Any], tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str],
+                                                     monkeypatch: pytest.MonkeyPatch, fmt: str) -> None:
+    """With batches far smaller than the file (100 rows, 32 KB), an import reads it in many
+    batches and stores the same rows as in one: the same answers, idempotent; ``--progress`` draws the
+    check pass (the file's rows when it says, as Parquet does) and the store pass on stderr."""
+    out = tmp_path / f"events.{fmt}"
+    _export(lake, out)
+    monkeypatch.setattr(transfer, "READ_ROWS", 100)
+    monkeypatch.setattr(transfer, "READ_BYTES", 32 << 10)
+    monkeypatch.setattr(store_transfer, "BATCH_ROWS", 50)
+    batches, _ = transfer.read_batches(str(out), fmt, Settings())
+    assert sum(1 for _ in batches) > 5
+    data = tmp_path / "data"
+    capsys.readouterr()
+    assert run("import", str(out), "--data-dir", str(data), "--progress") == 0
+    captured = capsys.readouterr()
+    first = json.loads(captured.out)
+    assert first["stored"] == first["rows"] > 100
+    bars = [line.split("\r")[-1] for line in captured.err.split("\n")]
+    rows = first["rows"]
+    checked = "check: 100%" if fmt == "parquet" else f"check: {rows} rows"  # CSV, JSON: total unknown
+    assert bars[0].startswith(checked) and (f"| {rows}/{rows} " in bars[0] or fmt != "parquet")
+    assert bars[1].startswith("import: 100%") and f"| {rows}/{rows} " in bars[1]
+    assert _import(capsys, str(out), "--data-dir", str(data))["stored"] == 0
+    _same_answers(data, expected)
+
+
+@pytest.mark.parametrize(("name", "good", "bad", "message"), [
+    ("e.csv", "a.example,v{i},2024-05-01 10:00:00,pageview,/\n", "a.example,v,2024-05-32,pageview,/\n",
+     "e.csv: row 501, column 'timestamp'"),
+    ("e.json", '{{"site_id":"a.example","visitor_id":"v{i}","timestamp":"2024-05-01","event_name":"x",'
+               '"pathname":"/"}}\n', '{"site_id":"a.example"}\n[1]\n', "e.json: line 502: not a JSON object"),
+])
+def test_a_bad_row_after_many_batches_stores_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                     monkeypatch: pytest.MonkeyPatch, name: str, good: str,
+                                                     bad: str, message: str) -> None:
+    """Rows and lines are counted through the whole file, and the rows of the batches before the bad
+    one are not stored."""
+    monkeypatch.setattr(transfer, "READ_BYTES", 2048)
+    path = tmp_path / name
+    header = HEADER + "\n" if name.endswith(".csv") else ""
+    path.write_text(header + "".join(good.format(i=i) for i in range(500)) + bad)
+    data = tmp_path / "data"
+    assert run("import", str(path), "--data-dir", str(data), "--quiet") == 2
+    assert message in capsys.readouterr().err
+    assert not list(data.rglob("*.parquet"))
+    assert not list(data.glob(".import-*"))

@@ -29,7 +29,6 @@ A process's buffered events before ``H`` make it stale for that process's querie
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -50,7 +49,7 @@ if TYPE_CHECKING:
     from .._store.derived import DerivedPartition
     from .._store.lake import Lake
 
-__all__ = ["LAG", "OPEN_KEYS", "REFRESH", "Partial", "build", "build_open", "fresh", "horizon_at",
+__all__ = ["LAG", "OPEN_KEYS", "REFRESH", "Partial", "build", "fresh", "horizon_at",
            "open_keys", "partial", "version"]
 
 #: How long before a build its horizon is: events before it are expected in the lake already (the
@@ -193,49 +192,3 @@ def partial(parts: Mapping[date, tuple[DerivedPartition, pa.Array]]) -> Partial 
         return None
     keys = pa.table({"k": pc.unique(pa.concat_arrays([k for _, k in needed.values()]))})
     return Partial({d: p for d, (p, _) in needed.items()}, keys)
-
-
-def build_open(store: Store, gap_seconds: int, now: datetime, *, budget_secs: float = 10.0,
-               site: str | None = None) -> int:
-    """Build the provisional partitions of the open days (yesterday and today, UTC, with events) that
-    have none, a stale one, or one older than :data:`REFRESH`; the rollups of yesterday (a day's rollups
-    read its own events only: stored for good as soon as it is over) and the provisional rollups of
-    today under the same rule. One process builds at a time (``state/sessions.lock``; the others return
-    at once). Returns the number of partitions built."""
-    from . import rollups
-    from .freshness import unchanged
-    from .stored import SETTLED_DAYS
-
-    horizon = horizon_at(now)
-    deadline = time.monotonic() + budget_secs
-    built = 0
-
-    def current(part: DerivedPartition | None, base: int | str) -> bool:
-        return (part is not None and part.horizon is not None and now - part.horizon < REFRESH + LAG
-                and fresh(store, s, part, base, None))
-
-    with store.exclusive("sessions.lock") as mine:
-        if not mine:
-            return 0
-        for s in [site] if site is not None else store.lake.sites():
-            listing = store.session_files.listing(s)
-            rolled = store.rollup_files.listing(s)
-            for day in store.lake.dates(s):
-                if day <= now.date() - timedelta(days=SETTLED_DAYS) or day > horizon.date():
-                    continue
-                sessions_due = not current(listing.get(day), _sessions.version(gap_seconds))
-                if day < horizon.date():  # over: its rollups for good
-                    roll = day not in rolled or not unchanged(store, s, rolled[day], rollups.VERSION)
-                else:
-                    roll = not current(rolled.get(day), rollups.VERSION)
-                if not (sessions_due or roll):
-                    continue
-                if time.monotonic() > deadline:
-                    return built
-                if sessions_due and build(store, s, day, gap_seconds, horizon) is not None:
-                    built += 1
-                if roll and day < horizon.date():
-                    rollups.build(store, s, day)
-                elif roll and build_rollups(store, s, day, horizon) is not None:
-                    built += 1
-    return built

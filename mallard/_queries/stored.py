@@ -3,7 +3,7 @@
 A session belongs to the UTC day it starts on, and is computed from all of its events, wherever the
 query's range ends (Plausible's rule: a range's sessions are those that start in it). The rows of a day
 are stored (``sessions/``, see :mod:`mallard._store.derived`) once its events can no longer change
-(:func:`build_settled`, run by maintenance and ``mallard compact``); a query reads the stored rows of
+(backfill.py, run by maintenance and ``mallard compact``); a query reads the stored rows of
 every day whose event files are still the ones they were built from, and computes the others (the open
 tail, days changed since, days with events this process still buffers) from events, in one pass.
 
@@ -17,11 +17,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import time
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Final, TypeVar
 
 import duckdb
@@ -42,8 +41,8 @@ if TYPE_CHECKING:
     from .._store.derived import DerivedPartition
     from .._store.reader import Reader
 
-__all__ = ["BuildPass", "Reading", "SessionRows", "build", "build_settled", "compute",
-           "discard_unreadable", "for_query", "gather", "split", "stored_or_events", "union"]
+__all__ = ["Reading", "SessionRows", "build", "compute", "discard_unreadable", "for_query", "gather",
+           "split", "stored_or_events", "union"]
 
 log = logging.getLogger("mallard.queries")
 T = TypeVar("T")
@@ -338,63 +337,3 @@ def storage_order(table: pa.Table) -> pa.Table:
         "first_key", pc.list_element(table.column("visitor_keys"), 0))
     order = pc.sort_indices(marked, sort_keys=keys)
     return table.take(order)
-
-
-@dataclass
-class BuildPass:
-    """What one :func:`build_settled` pass did: partitions built, and whether it looked at every day it
-    was asked to (False: out of time, or another process was building)."""
-
-    built: int = 0
-    complete: bool = True
-
-
-def build_settled(store: Store, gap_seconds: int, *, today: date | None = None,
-                  budget_secs: float = 10.0, site: str | None = None,
-                  near: Collection[tuple[str, date]] | None = None) -> BuildPass:
-    """Build the stored sessions and rollups (rollups.py) of every settled day (up to ``today`` − 2,
-    UTC) that has none or a stale one, oldest first, for ``budget_secs`` at most.
-
-    ``near``: only the days whose sessions can depend on these (site, day) partitions (the day before,
-    the day itself and the day after), e.g. those a process just wrote; None: every day. One process
-    builds at a time (``state/sessions.lock``); the others return at once (``complete=False``).
-    """
-    from . import rollups  # it builds on this module
-
-    today = today or datetime.now(UTC).date()
-    deadline = time.monotonic() + budget_secs
-    done = BuildPass()
-    candidates: dict[str, set[date]] | None = None
-    if near is not None:
-        candidates = {}
-        for s, d in near:
-            candidates.setdefault(s, set()).update((d - _DAY, d, d + _DAY))
-    with store.exclusive("sessions.lock") as mine:
-        if not mine:
-            done.complete = False
-            return done
-        sites = [site] if site is not None else (
-            store.lake.sites() if candidates is None else sorted(candidates))
-        for s in sites:
-            listing = store.session_files.listing(s)
-            rolled = store.rollup_files.listing(s)
-            for day in store.lake.dates(s):
-                if day > today - timedelta(days=SETTLED_DAYS):
-                    break
-                if candidates is not None and day not in candidates.get(s, ()):
-                    continue
-                part, rollup = listing.get(day), rolled.get(day)
-                stale = part is None or part.horizon is not None or not unchanged(
-                    store, s, part, _sessions.version(gap_seconds))
-                unrolled = rollup is None or not unchanged(store, s, rollup, rollups.VERSION)
-                if not (stale or unrolled):
-                    continue
-                if time.monotonic() > deadline:
-                    done.complete = False
-                    return done
-                if stale:
-                    build(store, s, day, gap_seconds)
-                if unrolled:
-                    rollups.build(store, s, day)
-                done.built += 1
-    return done

@@ -31,6 +31,7 @@ import duckdb
 
 from .._errors import QueryTimeoutError, StorageError
 from .._events import SITE_ID, Row
+from .._progress import Progress, silent
 from .._state import StateDir
 from .compaction import merge
 from .derived import DerivedFiles
@@ -344,23 +345,23 @@ class Store:
             yield mine
 
     def compact(self, *, min_files: int, target_bytes: int, site_id: str | None = None,
-                day: date | None = None) -> int:
+                day: date | None = None, progress: Progress = silent) -> int:
         """Merge small files per partition. Returns the number of partitions compacted.
 
         Only one process compacts at a time (``state/compact.lock``); others return 0 at once. A
         partition with an unreadable file is left as it is (the file goes to the quarantine, unless it
-        was modified within the grace period) and compaction goes on with the next one.
+        was modified within the grace period) and compaction goes on. ``progress`` counts partitions.
         """
         self._writable()
-        partitions = None
-        if site_id is not None and day is not None:
-            partitions = [self.lake.partition(site_id, day)]
+        partitions = None if site_id is None or day is None else [self.lake.partition(site_id, day)]
         with self._compact_lock, self.exclusive("compact.lock") as mine:
             if not mine:
                 return 0
-            done = 0
-            for sources in self.lake.compaction_candidates(min_files, target_bytes, partitions):
+            candidates = self.lake.compaction_candidates(min_files, target_bytes, partitions)
+            step, done = progress("compact", len(candidates), "partitions"), 0
+            for sources in candidates:
                 done += merge(self.connection(), self.lake, self.quarantine, sources)
+                step(1)
             return done
 
     def apply_retention(self, retention_days: int, today: date) -> int:

@@ -1,35 +1,42 @@
 """Moving events between a data directory and files: the rows of a range read out for an export, and rows
 from outside checked against the lake schema and stored through the normal write path.
 
-Import is idempotent by content: each batch is compared with the rows its partitions already hold (an
-SQL ``EXCEPT ALL``, a multiset difference over every column, NULLs equal), so a row is stored as many
-times as the input holds it more often than the lake does, and importing the same rows again stores
-nothing. One import runs at a time per data directory (``state/import.lock``), so two imports cannot both
-find a row missing. Rows that an erasure of the last 90 days covers and that are older than the erasure
-are not stored (the erasure holds against an old export brought back); the batch is written by
-:meth:`Store.write_batch`, whose publish also honours an erasure recorded while it is written.
+Import checks every row before it stores one, holding a batch of rows in memory at a time (checked rows
+wait on disk, :func:`import_batches`). It is idempotent by content: each batch of whole partitions is
+compared with the rows those partitions already hold (an SQL ``EXCEPT ALL``, a multiset difference over
+every column, NULLs equal), so a row is stored as many times as the input holds it more often than the
+lake does, and importing the same rows again stores nothing. One import runs at a time per data directory
+(``state/import.lock``), so two imports cannot both find a row missing. Rows that an erasure of the last
+90 days covers and that are older than the erasure are not stored (the erasure holds against an old
+export brought back); the batch is written by :meth:`Store.write_batch`, whose publish also honours an
+erasure recorded while it is written.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import secrets
+import shutil
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Final
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.feather as feather
 
 from .._errors import InvalidEventError
 from .._events import COLUMN_NAMES, COLUMNS, validate_site_id
+from .._progress import Progress, Step, silent
 from . import Store
 from .lake import SCHEMA
 
-__all__ = ["Imported", "coerce", "count_rows", "export_batches", "store_rows"]
+__all__ = ["Imported", "coerce", "count_rows", "export_batches", "import_batches"]
 
 #: Rows compared with the lake and written per batch (bounds the memory of a large import).
-BATCH_ROWS: Final = 200_000
+BATCH_ROWS: Final = 100_000
 _ROW: Final = "__mallard_row"
 _INCOMING: Final = "__mallard_incoming"
 _CAST: Final = {
@@ -66,7 +73,7 @@ def _typed(column: str, sql_type: str) -> str:
     return _CAST[sql_type].format(c=_quoted(column))
 
 
-def coerce(table: pa.Table, source: str) -> pa.Table:
+def coerce(table: pa.Table, source: str, *, first_row: int = 1) -> pa.Table:
     """``table`` (columns named as the lake's, of any type that converts: text from CSV, JSON values,
     Parquet types) with the lake schema, or an error naming the first bad row and column.
 
@@ -76,6 +83,7 @@ def coerce(table: pa.Table, source: str) -> pa.Table:
     Raises:
         InvalidEventError: (code ``invalid_import``) what is wrong, where (``source``, row counted from 1,
             the header not counted, and column), how many rows share the problem; nothing is stored.
+            ``first_row`` is the number of ``table``'s first row (a batch of a longer file).
     """
     unknown = [c for c in table.column_names if c not in COLUMN_NAMES]
     if unknown:
@@ -85,7 +93,7 @@ def coerce(table: pa.Table, source: str) -> pa.Table:
     if missing:
         raise _bad(f"{source}: the column {missing[0]!r} is missing; every row needs "
                    f"{', '.join(c.name for c in COLUMNS if not c.nullable)}.")
-    table = table.append_column(_ROW, pa.array(range(1, table.num_rows + 1), pa.int64()))
+    table = table.append_column(_ROW, pa.array(range(first_row, first_row + table.num_rows), pa.int64()))
     present = set(table.column_names)
     con = duckdb.connect(":memory:")
     try:
@@ -116,7 +124,7 @@ def coerce(table: pa.Table, source: str) -> pa.Table:
             try:
                 validate_site_id(site)
             except InvalidEventError as exc:
-                row = pc.index(out.column("site_id"), site).as_py() + 1
+                row = pc.index(out.column("site_id"), site).as_py() + first_row
                 raise _bad(f"{source}: row {row}, column 'site_id': {exc.message} (got "
                            f"{_shown(site)}). Nothing was imported.") from None
         return out.cast(SCHEMA)
@@ -156,6 +164,10 @@ def _bad(message: str) -> InvalidEventError:
 class Imported:
     """What an import did with its rows."""
 
+    read: int
+    """rows read"""
+    skipped: int
+    """rows left out by the site or date filter"""
     stored: int
     """rows written to the lake"""
     duplicates: int
@@ -164,56 +176,114 @@ class Imported:
     """rows an earlier erasure covers"""
 
 
-def store_rows(store: Store, table: pa.Table, *, progress: Callable[[int], None] = lambda n: None
-               ) -> Imported:
-    """Store the rows of ``table`` (the lake schema, from :func:`coerce`) that the lake lacks.
+def import_batches(store: Store, batches: Iterable[pa.Table], source: str, *, site: str | None = None,
+                   bounds: tuple[datetime, datetime] | None = None, total: int | None = None,
+                   progress: Progress = silent) -> Imported:
+    """Check every row of ``batches`` (a file's rows in order, of any types :func:`coerce` converts),
+    keep those of ``site`` within ``bounds`` (naive UTC, ``[lower, upper)``) and store those the lake
+    lacks.
 
-    ``progress(n)`` is called as each batch of ``n`` rows is done.
+    In two passes, so that nothing is stored unless every row is good while only a batch is in memory:
+    the first checks each batch and keeps its rows in a hidden directory of the data directory, a file
+    per partition (site and UTC day); the second stores a few whole partitions at a time.
+    ``progress`` counts the rows checked (``total``, when known) and then the rows stored or found.
     """
-    stored = duplicates = erased = 0
     with store.state.lock("import.lock"):
-        stones = store.tombstones.all()
-        for site, first, last, batch in _batches(table):
-            fresh = batch
-            for stone in (s for s in stones if s.site_id == site and s.start <= last and first <= s.end):
-                cut = datetime.fromtimestamp(stone.at, UTC).replace(tzinfo=None)
-                ts = fresh.column("timestamp")
-                days = pc.cast(ts, pa.date32())
-                covered = pc.and_(pc.and_(pc.greater_equal(days, pa.scalar(stone.start, pa.date32())),
-                                          pc.less_equal(days, pa.scalar(stone.end, pa.date32()))),
-                                  pc.less_equal(ts, pa.scalar(cut, pa.timestamp("us"))))
-                fresh = fresh.filter(pc.invert(covered))
-            erased += batch.num_rows - fresh.num_rows
-            missing = _missing(store, site, first, last, fresh) if fresh.num_rows else fresh
-            duplicates += fresh.num_rows - missing.num_rows
-            if missing.num_rows:
-                rows = list(zip(*(col.to_pylist() for col in missing.columns), strict=True))
-                # The erasures already applied above; one recorded from now on is applied by the batch.
-                store.write_batch(rows, applied=set(stones))()
-                stored += missing.num_rows
-            progress(batch.num_rows)
-    return Imported(stored, duplicates, erased)
+        spill = _Spill(store.data_dir)
+        try:
+            read, step = 0, progress("check", total, "rows")
+            for batch in batches:
+                spill.add(_within(coerce(batch, source, first_row=read + 1), site, bounds))
+                read += batch.num_rows
+                step(batch.num_rows)
+            stored, duplicates, erased = _store_new(store, spill, progress("import", spill.rows, "rows"))
+        finally:
+            spill.remove()
+    return Imported(read, read - spill.rows, stored, duplicates, erased)
 
 
-def _batches(table: pa.Table) -> Iterator[tuple[str, date, date, pa.Table]]:
-    """(site, first UTC date, last UTC date, rows) in batches of whole partitions, by site and date."""
-    if not table.num_rows:
-        return
-    days = pc.cast(table.column("timestamp"), pa.date32())
-    keyed = table.append_column("__day", days).sort_by([("site_id", "ascending"), ("__day", "ascending")])
-    counts = keyed.group_by(["site_id", "__day"], use_threads=False).aggregate([([], "count_all")])
-    counts = counts.sort_by([("site_id", "ascending"), ("__day", "ascending")]).to_pylist()
-    start = 0
-    while start < len(counts):
-        site, end, rows = counts[start]["site_id"], start, 0
-        while end < len(counts) and counts[end]["site_id"] == site and (
-                rows == 0 or rows + counts[end]["count_all"] <= BATCH_ROWS):
-            rows += counts[end]["count_all"]
-            end += 1
-        offset = sum(c["count_all"] for c in counts[:start])
-        batch = keyed.slice(offset, rows).drop_columns(["__day"])
-        yield site, counts[start]["__day"], counts[end - 1]["__day"], batch
-        start = end
+def _within(table: pa.Table, site: str | None, bounds: tuple[datetime, datetime] | None) -> pa.Table:
+    if site is not None:
+        table = table.filter(pc.equal(table.column("site_id"), site))
+    if bounds is not None:
+        ts, (lower, upper) = table.column("timestamp"), bounds
+        table = table.filter(pc.and_(pc.greater_equal(ts, pa.scalar(lower, pa.timestamp("us"))),
+                                     pc.less(ts, pa.scalar(upper, pa.timestamp("us")))))
+    return table
+
+
+class _Spill:
+    """Checked rows waiting for the store pass: an Arrow file (LZ4) per batch and partition under
+    ``data_dir/.import-<token>/`` (one left by a crash is removed by the next import, under the lock)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        for old in data_dir.glob(".import-*"):
+            shutil.rmtree(old, ignore_errors=True)
+        self.root = data_dir / f".import-{secrets.token_hex(4)}"
+        self.root.mkdir()
+        self.parts: dict[tuple[str, date], tuple[int, list[Path]]] = {}
+        self.rows = self._files = 0
+
+    def add(self, table: pa.Table) -> None:
+        if not table.num_rows:
+            return
+        days = pc.cast(table.column("timestamp"), pa.date32())
+        keyed = table.append_column("__day", days).sort_by([("site_id", "ascending"), ("__day", "ascending")])
+        counts = keyed.group_by(["site_id", "__day"], use_threads=False).aggregate([([], "count_all")])
+        offset = 0
+        for part in counts.sort_by([("site_id", "ascending"), ("__day", "ascending")]).to_pylist():
+            key, n = (part["site_id"], part["__day"]), part["count_all"]
+            path, self._files = self.root / f"{self._files}.arrow", self._files + 1
+            feather.write_feather(keyed.slice(offset, n).drop_columns(["__day"]), path, compression="lz4")
+            rows, files = self.parts.get(key, (0, []))
+            self.parts[key] = (rows + n, [*files, path])
+            offset += n
+        self.rows += table.num_rows
+
+    def batches(self) -> Iterator[tuple[str, date, date, pa.Table]]:
+        """(site, first UTC date, last UTC date, rows): whole partitions of one site, by date, about
+        :data:`BATCH_ROWS` rows (more when one partition holds more)."""
+        keys = sorted(self.parts)
+        start = 0
+        while start < len(keys):
+            end, rows = start, 0
+            while end < len(keys) and keys[end][0] == keys[start][0] and (
+                    rows == 0 or rows + self.parts[keys[end]][0] <= BATCH_ROWS):
+                rows += self.parts[keys[end]][0]
+                end += 1
+            files = [f for k in keys[start:end] for f in self.parts[k][1]]
+            yield keys[start][0], keys[start][1], keys[end - 1][1], pa.concat_tables(
+                feather.read_table(f) for f in files)
+            start = end
+
+    def remove(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _store_new(store: Store, spill: _Spill, step: Step) -> tuple[int, int, int]:
+    """Store the spilled rows that the lake lacks: (stored, duplicates, erased)."""
+    stored = duplicates = erased = 0
+    stones = store.tombstones.all()
+    for site, first, last, batch in spill.batches():
+        fresh = batch
+        for stone in (s for s in stones if s.site_id == site and s.start <= last and first <= s.end):
+            cut = datetime.fromtimestamp(stone.at, UTC).replace(tzinfo=None)
+            ts = fresh.column("timestamp")
+            days = pc.cast(ts, pa.date32())
+            covered = pc.and_(pc.and_(pc.greater_equal(days, pa.scalar(stone.start, pa.date32())),
+                                      pc.less_equal(days, pa.scalar(stone.end, pa.date32()))),
+                              pc.less_equal(ts, pa.scalar(cut, pa.timestamp("us"))))
+            fresh = fresh.filter(pc.invert(covered))
+        erased += batch.num_rows - fresh.num_rows
+        missing = _missing(store, site, first, last, fresh) if fresh.num_rows else fresh
+        duplicates += fresh.num_rows - missing.num_rows
+        if missing.num_rows:
+            rows = list(zip(*(col.to_pylist() for col in missing.columns), strict=True))
+            # The erasures already applied above; one recorded from now on is applied by the batch.
+            store.write_batch(rows, applied=set(stones))()
+            stored += missing.num_rows
+        step(batch.num_rows)
+    return stored, duplicates, erased
 
 
 def _missing(store: Store, site: str, first: date, last: date, batch: pa.Table) -> pa.Table:

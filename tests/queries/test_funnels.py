@@ -221,13 +221,13 @@ def test_a_filter_reads_the_whole_session(make_queries: MakeQueries) -> None:
 def test_a_filtered_funnel_reads_stored_sessions(tmp_path: Path, damage: bool) -> None:
     """With the sessions stored (or one of their files damaged: deleted and computed from events), a
     filtered funnel gives the same answer."""
-    from mallard._queries import stored
+    from mallard._queries import backfill
     from mallard._settings import Settings
 
     store = Store(tmp_path / "data")
     try:
         store.write_batch(_midnight_session())()
-        assert stored.build_settled(store, 1800, today=date(2024, 6, 1)).built == 2
+        assert backfill.build_settled(store, 1800, today=date(2024, 6, 1)).built == 2
         if damage:
             victim = spoil(store.session_files.listing(SITE)[date(2024, 4, 30)].path)
         q = Queries(store, Settings(data_dir=tmp_path / "data"))

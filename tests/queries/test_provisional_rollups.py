@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mallard._events import Event
-from mallard._queries import Queries, provisional, rollups, stored
+from mallard._queries import Queries, backfill, provisional, rollups
 from mallard._store import Store
 
 from .test_rollups import DAYS, LAST, SITE, TODAY, _check, _check_props, _queries, traffic
@@ -52,7 +52,7 @@ def _read(store: Store, day: date, dimension: str = "event:page"
 
 def _build(store: Store, horizon: datetime) -> None:
     """The settled days' rollups, and the horizon's day's provisional ones."""
-    stored.build_settled(store, 1800, today=TODAY, budget_secs=60)
+    backfill.build_settled(store, 1800, today=TODAY, budget_secs=60)
     if horizon.date() in store.lake.dates(SITE):
         assert provisional.build_rollups(store, SITE, horizon.date(), horizon) is not None
 
@@ -153,12 +153,12 @@ def test_maintenance_builds_todays_provisional_rollups_and_settles_them(workdir:
     try:
         store.write_batch([Event(site_id=SITE, visitor_id="a", event_name="pageview", pathname="/",
                                  timestamp=now - timedelta(hours=1))])()
-        provisional.build_open(store, 1800, now)
+        backfill.build_open(store, 1800, now)
         part = store.rollup_files.listing(SITE)[today]
         assert part.horizon == provisional.horizon_at(now)
-        assert provisional.build_open(store, 1800, now + timedelta(minutes=1)) == 0  # fresh, recent
+        assert backfill.build_open(store, 1800, now + timedelta(minutes=1)) == 0  # fresh, recent
         tomorrow = now + timedelta(days=1)
-        provisional.build_open(store, 1800, tomorrow)  # the day is over: its rollups for good
+        backfill.build_open(store, 1800, tomorrow)  # the day is over: its rollups for good
         assert store.rollup_files.listing(SITE)[today].horizon is None
     finally:
         store.close()

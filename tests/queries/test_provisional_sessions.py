@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mallard._events import Event
-from mallard._queries import provisional, stored
+from mallard._queries import backfill, provisional
 from mallard._queries.sessions import version as sessions_version
 from mallard._store import Store
 
@@ -160,18 +160,18 @@ def test_maintenance_builds_the_open_days_and_settles_them_later(workdir: Path) 
         for d in DAYS[:4]:
             store.write_batch(_person(f"v{d}", datetime.combine(d, datetime.min.time()) + timedelta(hours=1),
                                       [0, 5]))()
-        assert provisional.build_open(store, GAP_S, now) == 3  # and today's provisional rollups
+        assert backfill.build_open(store, GAP_S, now) == 3  # and today's provisional rollups
         listing = store.session_files.listing(SITE)
         assert sorted(listing) == [DAYS[2], today]
         assert all(p.horizon == provisional.horizon_at(now) for p in listing.values())
-        assert provisional.build_open(store, GAP_S, now + timedelta(minutes=1)) == 0  # fresh, recent
-        assert provisional.build_open(store, GAP_S, now + provisional.REFRESH + provisional.LAG) == 3
+        assert backfill.build_open(store, GAP_S, now + timedelta(minutes=1)) == 0  # fresh, recent
+        assert backfill.build_open(store, GAP_S, now + provisional.REFRESH + provisional.LAG) == 3
         again = now + provisional.REFRESH + provisional.LAG
         store.write_batch(_person("old", datetime.combine(DAYS[0], datetime.min.time()), [0]))()
-        assert provisional.build_open(store, GAP_S, again) == 0  # outside both partitions' days
+        assert backfill.build_open(store, GAP_S, again) == 0  # outside both partitions' days
         store.write_batch(_person("late", now - timedelta(hours=2), [0]))()  # before the horizon
-        assert provisional.build_open(store, GAP_S, again) == 3  # today's, yesterday's (reads today), rollups
-        stored.build_settled(store, GAP_S, today=today + timedelta(days=2), budget_secs=60)
+        assert backfill.build_open(store, GAP_S, again) == 3  # today's, yesterday's (reads today), rollups
+        backfill.build_settled(store, GAP_S, today=today + timedelta(days=2), budget_secs=60)
         listing = store.session_files.listing(SITE)
         assert listing[DAYS[2]].horizon is None and listing[today].horizon is None
     finally:

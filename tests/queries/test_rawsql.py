@@ -16,8 +16,8 @@ import pytest
 import mallard
 from mallard._queries import Queries
 from mallard._queries import sessions as _sessions
+from mallard._queries.backfill import build_settled
 from mallard._queries.sql import Sql
-from mallard._queries.stored import build_settled
 from mallard._store import Store
 
 from .conftest import spoil

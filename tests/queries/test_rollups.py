@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mallard._events import Event
-from mallard._queries import Queries, rollups, stored
+from mallard._queries import Queries, backfill, rollups
 from mallard._queries.periods import DateRange
 from mallard._queries.registry import DIMENSIONS
 from mallard._settings import Settings
@@ -203,7 +203,7 @@ def test_rollups_equal_the_raw_answer(workdir: Path, first: list[Event], late: l
     store = Store(data)
     try:
         store.write_batch(first)()
-        stored.build_settled(store, 1800, today=TODAY, budget_secs=60)
+        backfill.build_settled(store, 1800, today=TODAY, budget_secs=60)
         assert sorted(store.rollup_files.listing(SITE)) == store.lake.dates(SITE)
         _check(store, "built")
         _check_props(store, "built")
@@ -226,7 +226,7 @@ def test_rollups_equal_the_raw_answer(workdir: Path, first: list[Event], late: l
             assert erase not in store.rollup_files.listing(SITE)
             _check(store, "erased")
             _check_props(store, "erased")
-        stored.build_settled(store, 1800, today=TODAY, budget_secs=60)
+        backfill.build_settled(store, 1800, today=TODAY, budget_secs=60)
         _check(store, "rebuilt")
         _check_props(store, "rebuilt")
     finally:
@@ -244,7 +244,7 @@ def test_a_stale_day_is_computed_and_an_id_on_two_days_turns_the_rollups_off(wor
     store = Store(workdir / "data")
     try:
         _steady(store)
-        stored.build_settled(store, 1800, today=TODAY)
+        backfill.build_settled(store, 1800, today=TODAY)
         got = _rollup_rows(store, FIRST, LAST)
         assert got is not None and len(got.files) == 5 and not got.live_days
         # a range in Tokyo: its end days' parts are computed, the UTC days inside it read
@@ -286,7 +286,7 @@ def test_an_unreadable_rollup_file_is_not_fatal(workdir: Path, read_only: bool, 
         store.write_batch([Event(site_id=SITE, visitor_id="p1", event_name="Signup", pathname="/",
                                  timestamp=datetime.combine(DAYS[1], datetime.min.time()),
                                  props='{"plan":"pro"}')])()
-        stored.build_settled(store, 1800, today=TODAY)
+        backfill.build_settled(store, 1800, today=TODAY)
         victim = spoil(store.rollup_files.listing(SITE)[DAYS[1]].path)
     finally:
         store.close()
@@ -308,7 +308,7 @@ def test_retention_deletes_rollups(workdir: Path) -> None:
     store = Store(workdir / "data")
     try:
         _steady(store)
-        stored.build_settled(store, 1800, today=TODAY)
+        backfill.build_settled(store, 1800, today=TODAY)
         store.apply_retention(2, DAYS[3])  # keeps DAYS[1] and later
         assert sorted(store.rollup_files.listing(SITE)) == DAYS[1:]
     finally:
@@ -321,7 +321,7 @@ def test_ids_living_longer_than_a_day_do_not_try_the_rollups(workdir: Path) -> N
     store = Store(workdir / "data")
     try:
         _steady(store)
-        stored.build_settled(store, 1800, today=TODAY)
+        backfill.build_settled(store, 1800, today=TODAY)
         victim = spoil(store.rollup_files.listing(SITE)[DAYS[1]].path)
         q = Queries(store, Settings(data_dir=store.data_dir, visitor_salt_rotation_days=7))
         assert q.main(SITE, start_date=FIRST, end_date=LAST)["unique_visitors"] == 15

@@ -31,7 +31,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mallard._events import Event
-from mallard._queries import Queries, freshness, stored
+from mallard._queries import Queries, backfill, freshness, stored
 from mallard._queries.registry import DIMENSIONS
 from mallard._queries.sessions import COLUMNS, relation
 from mallard._queries.sql import Sql
@@ -210,7 +210,7 @@ def test_stored_sessions_equal_the_raw_answer(workdir: Path, first: list[Event],
     try:
         if first:
             store.write_batch(first)()
-        built = stored.build_settled(store, GAP_S, today=TODAY, budget_secs=60).built
+        built = backfill.build_settled(store, GAP_S, today=TODAY, budget_secs=60).built
         assert built == len(store.lake.dates(SITE))  # every day with events is stored
         _check(store, workdir, "built", dims)
         used = _rows_gathered(store)[1]
@@ -223,7 +223,7 @@ def test_stored_sessions_equal_the_raw_answer(workdir: Path, first: list[Event],
             assert stale & set(store.lake.dates(SITE)) <= live
             _check(store, workdir, "late", dims)
         compact_and_erase(store, workdir, dims, compact, erase)
-        stored.build_settled(store, GAP_S, today=TODAY, budget_secs=60)
+        backfill.build_settled(store, GAP_S, today=TODAY, budget_secs=60)
         _check(store, workdir, "rebuilt", dims)
     finally:
         store.close()
@@ -245,7 +245,7 @@ def test_every_visit_dimension(workdir: Path) -> None:
     store = Store(workdir / "data")
     try:
         store.write_batch(events)()
-        assert stored.build_settled(store, GAP_S, today=TODAY, budget_secs=60).built == 3
+        assert backfill.build_settled(store, GAP_S, today=TODAY, budget_secs=60).built == 3
         _check(store, workdir, "built", VISIT_DIMS)
     finally:
         store.close()
@@ -266,7 +266,7 @@ def test_two_writer_processes_and_a_builder(workdir: Path) -> None:
         rounds = 0
         deadline = time.monotonic() + 300  # a hang guard: the writers take seconds
         while any(w.poll() is None for w in writers) or rounds < 2:
-            stored.build_settled(store, GAP_S, today=TODAY, budget_secs=60)
+            backfill.build_settled(store, GAP_S, today=TODAY, budget_secs=60)
             rows = _rows_gathered(store)[0]
             # The listing may change between the two readings: compare only when it did not.
             before = store.lake.files(SITE, None, None)
@@ -278,7 +278,7 @@ def test_two_writer_processes_and_a_builder(workdir: Path) -> None:
         outs = [w.communicate(timeout=60)[0] for w in writers]
         assert all(w.returncode == 0 for w in writers), outs
         assert all(o.startswith("done ") and int(o.split()[1]) > 0 for o in outs), outs
-        stored.build_settled(store, GAP_S, today=TODAY, budget_secs=60)
+        backfill.build_settled(store, GAP_S, today=TODAY, budget_secs=60)
         assert not _rows_gathered(store)[1].live_days
         _check(store, workdir, "after the writers", VISIT_DIMS[:6])
     finally:
@@ -296,13 +296,13 @@ def test_a_pass_near_written_partitions_builds_only_their_neighbours(workdir: Pa
     try:
         store.write_batch([_event(f"n{i}", datetime.combine(d, datetime.min.time()) + timedelta(hours=9),
                                   "pageview", "/", {}, False) for i, d in enumerate(DAYS)])()
-        near = stored.build_settled(store, GAP_S, today=TODAY, near=[(SITE, DAYS[2])])
+        near = backfill.build_settled(store, GAP_S, today=TODAY, near=[(SITE, DAYS[2])])
         assert (near.built, near.complete) == (3, True)
         assert sorted(store.session_files.listing(SITE)) == DAYS[1:4]
-        cutoff = stored.build_settled(store, GAP_S, today=DAYS[4])  # DAYS[3] is not settled yet
+        cutoff = backfill.build_settled(store, GAP_S, today=DAYS[4])  # DAYS[3] is not settled yet
         assert cutoff.built == 1 and sorted(store.session_files.listing(SITE)) == DAYS[0:4]
         with store.exclusive("sessions.lock"):  # another process is building
-            assert not stored.build_settled(store, GAP_S, today=TODAY).complete
+            assert not backfill.build_settled(store, GAP_S, today=TODAY).complete
     finally:
         store.close()
 
@@ -319,7 +319,7 @@ def test_an_unreadable_sessions_file_is_not_fatal(workdir: Path, read_only: bool
     store = Store(data)
     try:
         store.write_batch(events)()
-        stored.build_settled(store, GAP_S, today=TODAY, budget_secs=60)
+        backfill.build_settled(store, GAP_S, today=TODAY, budget_secs=60)
         raw = _queries(_raw_copy(data, workdir / "raw"))
         expected = _answers(raw, ["visit:source", "visit:entry_page"])
         raw.close()
@@ -356,7 +356,7 @@ def test_sessions_stored_in_the_previous_format_are_rebuilt(workdir: Path) -> No
         assert rows == _rows_by_definition(store)
         _check(store, workdir, "previous format", ["visit:channel", "visit:entry_page_hostname",
                                                    "visit:exit_page_hostname", "visit:source"])
-        assert stored.build_settled(store, GAP_S, today=TODAY, budget_secs=60).built == len(days)
+        assert backfill.build_settled(store, GAP_S, today=TODAY, budget_secs=60).built == len(days)
         rows, used = _rows_gathered(store)
         assert not used.live_days and rows == _rows_by_definition(store)
         for part in store.session_files.listing(SITE).values():
