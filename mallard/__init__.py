@@ -59,6 +59,10 @@ from ._telemetry import ProcessCounters as ProcessCounters
 from ._tracker import ClientContext as ClientContext
 from ._tracker import Outcome as Outcome
 from ._tracker import Tracker as Tracker
+from ._transfer_api import ExportResult as ExportResult
+from ._transfer_api import ImportResult as ImportResult
+from ._transfer_api import export_events as export_events
+from ._transfer_api import import_events as import_events
 
 __version__ = "0.1.0.dev0"
 
@@ -88,9 +92,13 @@ __all__ = [
     "ErasureResult",
     "Event",
     "EventBuffer",
+    "export_events",
+    "ExportResult",
     "FilterInput",
     "Goal",
     "Goals",
+    "import_events",
+    "ImportResult",
     "InvalidEventError",
     "InvalidQueryError",
     "MainStats",

@@ -12,7 +12,6 @@ from datetime import date, timedelta
 from typing import Any
 
 from . import _progress as progress
-from ._errors import ConfigurationError, MallardError
 
 __all__ = ["cmd_export_file", "cmd_import", "export_options", "import_parser"]
 
@@ -36,31 +35,14 @@ def export_options(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_export_file(args: argparse.Namespace) -> int:
-    import pyarrow as pa
+    from ._transfer_api import export_events
 
-    from ._queries import Queries
-    from ._store.objectstore import open_store
-    from ._store.transfer import count_rows, export_batches
-    from ._transfer import format_of, write_file
-
-    settings = _settings(args)
-    fmt = format_of(args.output, args.format)
-    store = open_store(settings, read_only=True)
-    with Queries(store, settings) as q:
-        rng = q.date_range(args.site, args.period, args.start_date, args.end_date)
-        with progress.for_command(args) as bars:
-            if args.kind == "raw":
-                lower, upper = rng.bounds()
-                tables = export_batches(store, args.site, lower, upper)
-                total = count_rows(store, args.site, lower, upper)
-                done = write_file(tables, args.output, fmt, settings,
-                                  progress=bars("export", total, "rows"))
-            else:
-                report = q.export(args.site, start_date=rng.start, end_date=rng.end, kind="daily")
-                table = pa.Table.from_pylist(report.rows)
-                done = write_file([table], args.output, fmt, settings,
-                                  progress=bars("export", table.num_rows, "rows"))
-    print(f"exported {done} row(s) of {args.site} ({rng.start} to {rng.end}) to {args.output}")
+    with progress.for_command(args) as bars:
+        done = export_events(args.output, args.site, period=args.period, start_date=args.start_date,
+                             end_date=args.end_date, format=args.format, kind=args.kind,
+                             settings=_settings(args), progress=bars)
+    print(f"exported {done.rows} row(s) of {args.site} ({done.start_date} to {done.end_date}) to "
+          f"{args.output}")
     return 0
 
 
@@ -90,60 +72,28 @@ def import_parser(sub: Any, settings_args: Callable[[argparse.ArgumentParser], N
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from ._queries.model import check_site
-    from ._queries.periods import DateRange, parse_date
-    from ._store import Store
-    from ._store.lake import to_table
-    from ._store.transfer import import_batches
-    from ._transfer import format_of, import_file
+    from ._transfer_api import import_events
 
-    if (args.start_date is None) != (args.end_date is None):
-        raise MallardError("give both --start-date and --end-date (YYYY-MM-DD, inclusive), or neither.")
-    settings = _settings(args)
-    if settings.lake_url:
-        raise ConfigurationError(f"lake_url is {settings.lake_url!r}: imports write to data_dir's lake; "
-                                 "writing to object storage is not supported yet.")
-    site = check_site(args.site) if args.site is not None else None
-    rng = None
-    if args.start_date is not None:
-        rng = DateRange(parse_date(args.start_date, "--start-date"), parse_date(args.end_date, "--end-date"),
-                        settings.timezone)
-    store = Store(settings.data_dir, spool_fsync=settings.spool_fsync)
-    notes: list[str] = []
-    tracked: list[date] = []
-    try:
-        with progress.for_command(args) as bars:
-            bounds = rng.bounds() if rng else None
-            if args.origin == "plausible":
-                from ._plausible import days_of, events, read_export, tracked_days
-
-                if site is None:
-                    raise MallardError("--from plausible needs --site: the site the history belongs to.")
-                tables = read_export(args.source)
-                first, last = (rng.start, rng.end) if rng else (None, None)
-                days = [d for d in days_of(tables) if (not first or d >= first) and (not last or d <= last)]
-                tracked = [] if args.include_tracked_days else tracked_days(store, site, days,
-                                                                              settings.timezone)
-                rows, notes = events(tables, site, settings.timezone, settings.session_window_minutes,
-                                     first, last, skip=set(tracked))
-                done = import_batches(store, [to_table(rows)], args.source, site=site, bounds=bounds,
-                                      progress=bars)
-            else:
-                done = import_file(store, args.source, format_of(args.source, args.format), settings,
-                                   site=site, bounds=bounds, progress=bars)
-    finally:
-        store.close()
-    spans = _spans(tracked)
+    with progress.for_command(args) as bars:
+        result = import_events(args.source, origin=args.origin, format=args.format, site=args.site,
+                               start_date=args.start_date, end_date=args.end_date,
+                               include_tracked_days=args.include_tracked_days, settings=_settings(args),
+                               progress=bars)
+    spans = _spans(list(result.tracked_days_skipped))
     if spans:
-        print(f"mallard: skipped {len(tracked)} day(s) holding events mallard tracked for {site} "
-              f"({', '.join(a if a == b else f'{a} to {b}' for a, b in spans)}): importing them would "
-              "count those days twice; --include-tracked-days imports them anyway", file=sys.stderr)
+        print(f"mallard: skipped {len(result.tracked_days_skipped)} day(s) holding events mallard tracked "
+              f"for {args.site} ({', '.join(a if a == b else f'{a} to {b}' for a, b in spans)}): importing "
+              "them would count those days twice; --include-tracked-days imports them anyway",
+              file=sys.stderr)
+    notes = result.notes
     for note in notes[:20]:
         print(f"mallard: not exact: {note}", file=sys.stderr)
     if len(notes) > 20:
         print(f"mallard: not exact: … and {len(notes) - 20} more day(s)", file=sys.stderr)
-    answer = {"status": "imported", "source": args.source, "rows": done.read, "stored": done.stored,
-              "duplicates": done.duplicates, "erased": done.erased, "skipped": done.skipped}
+    done = result.imported
+    answer: dict[str, Any] = {"status": "imported", "source": args.source, "rows": done.read,
+                              "stored": done.stored, "duplicates": done.duplicates, "erased": done.erased,
+                              "skipped": done.skipped}
     if args.origin == "plausible":
         answer["tracked_days_skipped"] = [list(span) for span in spans]
     print(json.dumps(answer))
