@@ -60,6 +60,11 @@ _MEANINGS: Final = {
 }
 
 
+def _pause(attempt: int) -> None:
+    """Wait a random pause after the lost race number ``attempt`` (0, 1…), so racers spread out."""
+    time.sleep(random.uniform(0, min(_MAX_PAUSE, 0.005 * 2 ** attempt)))
+
+
 class ObjectState:
     """The state of the lake at ``s3://<bucket>/<prefix>``, under ``<prefix>/state/``, through
     ``client`` (a botocore S3 client). Thread-safe."""
@@ -155,13 +160,16 @@ class ObjectState:
 
     def write_once(self, name: str, data: bytes) -> bytes:
         """Create the object ``name`` with ``data`` unless it exists; the content that won."""
-        for _ in range(MAX_TRIES):
+        for attempt in range(MAX_TRIES):
             found = self.get(name)
             if found is not None:
                 return found[1]
             if self.put(name, data, if_absent=True) is not None:
                 return data
-            # lost the race; the winner's object is read on the next turn (unless deleted meanwhile)
+            # lost the race: the winner's object is read on the next turn (unless it was deleted
+            # meanwhile, or, on AWS, a 409 said the winner's write is still in flight)
+            if attempt:
+                _pause(attempt)
         raise StorageError(f"Cannot create {self.url(name)}: {MAX_TRIES} tries lost the race to another "
                            "writer that deleted the object again. Check what else writes under "
                            f"s3://{self.bucket}/{self.root}.")
@@ -249,7 +257,7 @@ class ObjectDocument(Generic[T]):
                     self._cache = None
                     return new
                 self.lost_races += 1
-                time.sleep(random.uniform(0, min(_MAX_PAUSE, 0.005 * 2 ** attempt)))
+                _pause(attempt)
         raise StorageError(f"Cannot update {self._state.url(self.name)}: {self._max_tries} tries in a row "
                            "lost the race to other hosts' updates. Check for a host rewriting it in a "
                            "loop; otherwise try again.")
