@@ -13,7 +13,9 @@ processes' work all live here. :class:`StateDir` is the only code that writes th
 
 Every failure is a :class:`~mallard._errors.StorageError` naming the file and what to check.
 ``flock`` orders processes of one host; a data directory shared by several hosts over NFS does not get
-that guarantee (docs/operations.md).
+that guarantee (docs/operations.md). Hosts sharing a lake on object storage get ``write`` and
+``write_once`` with the same contracts from :class:`mallard._store.objectstate.ObjectState`
+(conditional writes instead of links and locks).
 """
 
 from __future__ import annotations

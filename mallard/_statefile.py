@@ -5,6 +5,10 @@ the old or the new document, never a mix), and a per-process cache that is read 
 file's stat signature (device, inode, size, mtime) changed, i.e. when another process rewrote it.
 Used by :mod:`mallard._auth.admin` (``admin.json``), :mod:`mallard._auth.apikeys` (``api_keys.json``)
 and :mod:`mallard._goals` (``goals.json``).
+
+:class:`SharedDocument` is what a caller needs of such a document, ``read`` and ``update(change)``: this
+file's :class:`JsonStateFile` offers it for one host, :class:`mallard._store.objectstate.ObjectDocument`
+(compare-and-swap on object storage, no lock) for hosts sharing a bucket.
 """
 
 from __future__ import annotations
@@ -14,12 +18,13 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from ._errors import StorageError
 from ._state import StateDir, write_file_atomic
 
-__all__ = ["JsonStateFile", "Signature", "file_lock", "read_with_signature", "stat_signature"]
+__all__ = ["JsonStateFile", "SharedDocument", "Signature", "file_lock", "read_with_signature",
+           "stat_signature"]
 
 Signature = tuple[int, int, int, int]  # (device, inode, size, mtime_ns)
 T = TypeVar("T")
@@ -70,6 +75,19 @@ def file_lock(lock_path: Path) -> Iterator[None]:
         yield
 
 
+class SharedDocument(Protocol[T]):
+    """A document every process (and, on object storage, every host) shares."""
+
+    def read(self, *, force: bool = False) -> T:
+        """The current document (shared by the callers of this process: do not mutate it)."""
+        ...
+
+    def update(self, change: Callable[[T], T]) -> T:
+        """Store ``change(newest document)`` and return it; ``change`` must not mutate its argument
+        and may be called more than once; returning its argument itself writes nothing."""
+        ...
+
+
 class JsonStateFile(Generic[T]):
     """One shared document: ``read()`` (cached until the file changes) and ``update(change)``.
 
@@ -114,3 +132,12 @@ class JsonStateFile(Generic[T]):
         """Exclusive across threads and processes: read with ``force=True``, then :meth:`write`."""
         with file_lock(self.lock_path):  # each caller opens the lock file: threads exclude each other
             yield
+
+    def update(self, change: Callable[[T], T]) -> T:
+        """:meth:`SharedDocument.update` under :meth:`locked` (``change`` is called once)."""
+        with self.locked():
+            current = self.read(force=True)
+            new = change(current)
+            if new is not current:
+                self.write(new)
+            return new

@@ -91,7 +91,6 @@ TESTED_ELSEWHERE = {
     "mallard/_events.py": "tests/store/test_lake.py (the schema written), tests/test_docs.py",
     "mallard/_packaged.py": "tests/http/test_assets.py, tests/static/test_dashboard_files.py",
     "mallard/_records.py": "tests/test_funnels.py, tests/test_shares.py",
-    "mallard/_statefile.py": "tests/test_goals.py (processes agree), tests/test_funnels.py",
     "mallard/_setting_values.py": "tests/test_settings.py",
     "mallard/_transfer_commands.py": "tests/test_transfer.py, tests/test_plausible.py (export --output, "
                                      "import)",
