@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -55,6 +56,18 @@ KILL_ENV = {"MALLARD_FLUSH_INTERVAL": "0.2", "MALLARD_FLUSH_COUNT": "40", "MALLA
 # that only the shutdown flush stores.
 SIGTERM_ENV = {"MALLARD_FLUSH_INTERVAL": "3600", "MALLARD_FLUSH_COUNT": "25",
                "MALLARD_MIN_FLUSH_GAP_SECS": "0", "MALLARD_SHUTDOWN_TIMEOUT_SECS": str(SHUTDOWN_TIMEOUT)}
+
+
+def stuck(live: Live) -> str:
+    """What a server that does not stop is doing: the end of its log, and each of its processes' Python
+    stacks (py-spy, where installed)."""
+    out = [f"log:\n{live.logs()[-4000:]}"]
+    spy = shutil.which("py-spy")
+    for pid, parent in sorted(group(live.proc.pid).items()):
+        dump = subprocess.run([spy, "dump", "--pid", str(pid)], capture_output=True, text=True,
+                              timeout=30).stdout if spy else "(py-spy is not installed)"
+        out.append(f"process {pid} (parent {parent}):\n{dump}")
+    return "\n".join(out)
 
 
 class Background:
@@ -370,7 +383,11 @@ def test_sigterm_flushes_everything_while_compaction_and_readers_run(kind: str, 
                 assert late.wait_for(1), f"the second load got no answer:\n{live.logs()}"
                 sigterm = time.monotonic()
                 os.kill(live.proc.pid, signal.SIGTERM)
-                live.proc.wait(SHUTDOWN_TIMEOUT + 30)
+                try:
+                    live.proc.wait(SHUTDOWN_TIMEOUT + 30)
+                except subprocess.TimeoutExpired:
+                    raise AssertionError(f"the server did not stop in {SHUTDOWN_TIMEOUT + 30} s after "
+                                         f"SIGTERM:\n{stuck(live)}") from None
                 eventually(lambda: not group(live.proc.pid), 30)  # no worker outlives its master
                 shutdown = time.monotonic() - sigterm
     finally:
