@@ -89,11 +89,7 @@ class Mallard:
 
     def __init__(self, settings: Settings | None = None, /, *,
                  clock: Callable[[], datetime] = utcnow, **options: Any) -> None:
-        if settings is None:
-            settings = Settings.load(**options)
-        elif options:
-            settings = settings.replace(**options)
-        self.settings = settings
+        self.settings = settings = Settings.given(settings, **options)
         self._clock = clock
         self.store = open_store(settings, read_only=False)  # a local data_dir (no object storage yet)
         self.store.quarantine.on_moved = self._count_quarantined

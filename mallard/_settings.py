@@ -284,6 +284,14 @@ class Settings:
         """A copy with some values changed (validated again)."""
         return dataclasses.replace(self, **changes)
 
+    @classmethod
+    def given(cls, settings: Settings | None, **options: Any) -> Settings:
+        """What an API taking ``settings`` and keyword ``options`` runs with: ``settings`` with the
+        options applied, or, without it, :meth:`load` of the options."""
+        if settings is None:
+            return cls.load(**options)
+        return settings.replace(**options) if options else settings
+
     def __repr__(self) -> str:
         parts = []
         for f in dataclasses.fields(self):

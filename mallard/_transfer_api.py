@@ -42,12 +42,6 @@ class ImportResult:
     notes: Sequence[str] = field(default_factory=tuple)
 
 
-def _settings(settings: Settings | None, options: dict[str, Any]) -> Settings:
-    if settings is None:
-        return Settings.load(**options)
-    return settings.replace(**options) if options else settings
-
-
 def export_events(output: str, site: str, *, period: str | None = None,
                   start_date: str | date | None = None, end_date: str | date | None = None,
                   format: str | None = None, kind: Literal["daily", "raw"] = "daily",
@@ -68,7 +62,7 @@ def export_events(output: str, site: str, *, period: str | None = None,
 
     if kind not in ("daily", "raw"):
         raise MallardError(f"kind is 'daily' or 'raw', not {kind!r}.")
-    settings = _settings(settings, options)
+    settings = Settings.given(settings, **options)
     fmt = format_of(output, format)
     store = open_store(settings, read_only=True)
     with Queries(store, settings) as q, chosen(progress) as bars:
@@ -107,7 +101,7 @@ def import_events(source: str, *, origin: Literal["mallard", "plausible"] = "mal
         raise MallardError("give both start_date and end_date (YYYY-MM-DD, inclusive), or neither.")
     if origin not in ("mallard", "plausible"):
         raise MallardError(f"origin is 'mallard' or 'plausible', not {origin!r}.")
-    settings = _settings(settings, options)
+    settings = Settings.given(settings, **options)
     if settings.lake_url:
         raise ConfigurationError(f"lake_url is {settings.lake_url!r}: imports write to data_dir's lake; "
                                  "writing to object storage is not supported yet.")

@@ -198,15 +198,15 @@ def for_query(store: Store, reading: Reading, reader: Reader, site: str, lower: 
     ends = {d for d in (first, last) if not (_midnight(d) >= lower and upper - _midnight(d) >= _DAY)}
     files, live = split(store, site, {d: p for d, p in listing.items() if d not in ends}, wanted, VERSION,
                         held)
-    since = reader.buffered_since()
+    held_since = reader.buffered_since()
     opened = {d: listing[d] for d in sorted(live & listing.keys() - ends) if listing[d].horizon is not None
-              and provisional.fresh(store, site, listing[d], VERSION, since)}
+              and provisional.fresh(store, site, listing[d], VERSION, held_since)}
     files += [p.path for p in opened.values()]
     live -= opened.keys()
     if not files:
         return None
     done: list[Computed] = []
-    bounds = None
+    table = bounds = None
     if live:  # only the rows this query reads
         bounds = (lower, upper) if live & ends else None
         key = ("rollups", site, frozenset(live), dimension, bounds)
@@ -215,7 +215,7 @@ def for_query(store: Store, reading: Reading, reader: Reader, site: str, lower: 
             return compute(store, reading, site, live, (dimension,), bounds=bounds)
 
         done.append(run() if cache is None else cache.computed(key, store, VERSION, held, run))
-    table = done[0].table if done else None
+        table = done[0].table
     added: list[Sql] = []
     for part in opened.values():
         events, rows_since = since_horizon(store, reading, reader, site, part, dimension, cache=cache,
