@@ -1,6 +1,6 @@
-"""The backfill: the stored sessions (stored.py, provisional.py) and rollups (rollups.py) of the days that
-need them, built by maintenance in the background and by ``mallard compact`` and
-:meth:`mallard.Mallard.build_sessions` for every day.
+"""The backfill: the stored sessions (stored.py, provisional.py), rollups (rollups.py) and attributed
+events (attributed.py) of the days that need them, built by maintenance in the background and by
+``mallard compact`` and :meth:`mallard.Mallard.build_sessions` for every day.
 
 A pass first lists the days to build, then builds them oldest first within its time budget, reporting
 each day done to its :class:`~mallard._progress.Progress`. One process builds at a time
@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
 from .._progress import Progress, silent
-from . import provisional, rollups, stored
+from . import attributed, provisional, rollups, stored
 from . import sessions as _sessions
 from .freshness import unchanged
 
@@ -46,21 +46,25 @@ class _Day:
     horizon: datetime | None = None  # a provisional partition's; None: the day is settled
     rollups: bool = False  # its rollups are built for good
     open_rollups: bool = False  # its provisional rollups are built (today's), at the horizon
+    attributed: bool = False  # its attributed events are built (after its sessions and the day before's)
 
 
 def _settled(store: Store, gap_seconds: int, today: date, site: str | None,
              near: Collection[tuple[str, date]] | None) -> list[_Day]:
-    """The settled days (up to ``today`` − 2) whose sessions or rollups are missing or stale."""
+    """The settled days (up to ``today`` − 2) whose sessions, rollups or attributed events are missing or
+    stale."""
     candidates: dict[str, set[date]] | None = None
     if near is not None:
         candidates = {}
         for s, d in near:
-            candidates.setdefault(s, set()).update((d - _DAY, d, d + _DAY))
+            # attributed events read the sessions of the day before: two days after a write
+            candidates.setdefault(s, set()).update((d - _DAY, d, d + _DAY, d + 2 * _DAY))
     sites = [site] if site is not None else (store.lake.sites() if candidates is None else sorted(candidates))
     out = []
     for s in sites:
         listing = store.session_files.listing(s)
         rolled = store.rollup_files.listing(s)
+        events = store.attributed_files.listing(s)
         for day in store.lake.dates(s):
             if day > today - timedelta(days=stored.SETTLED_DAYS):
                 break
@@ -70,8 +74,10 @@ def _settled(store: Store, gap_seconds: int, today: date, site: str | None,
             stale = part is None or part.horizon is not None or not unchanged(
                 store, s, part, _sessions.version(gap_seconds))
             unrolled = rollup is None or not unchanged(store, s, rollup, rollups.VERSION)
-            if stale or unrolled:
-                out.append(_Day(s, day, stale, rollups=unrolled))
+            unattributed = events.get(day) is None or not unchanged(store, s, events[day],
+                                                                   attributed.version(gap_seconds))
+            if stale or unrolled or unattributed:
+                out.append(_Day(s, day, stale, rollups=unrolled, attributed=unattributed))
     return out
 
 
@@ -121,6 +127,8 @@ def _build(store: Store, gap_seconds: int, days: list[_Day], deadline: float, pr
             opened += 1
         if d.rollups:
             rollups.build(store, d.site, d.day)
+        if d.attributed:
+            attributed.build(store, d.site, d.day, gap_seconds)
         if d.open_rollups and d.horizon is not None and provisional.build_rollups(
                 store, d.site, d.day, d.horizon) is not None:
             opened += 1

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Final
 
+from .attributed import Attributed, join
 from .filters import Behaviour, Condition, Filter, compile_condition, compile_tree
 from .model import Query
 from .planner import FROM_EVENTS, SESSION_SUMMABLE, Conversion, Part, Plan, plan_query, rolled_dimension
@@ -44,9 +45,11 @@ def compile_query(q: Query, *, source: Sql, sessions: Sql | None = None,
 
 
 def build_sql(plan: Plan, *, source: Sql, sessions: Sql | None = None,
-              rollups: Sql | None = None, engagement: Sql | None = None) -> Compiled:
+              rollups: Sql | None = None, engagement: Sql | None = None,
+              attributed: Attributed | None = None) -> Compiled:
     """The SQL of ``plan`` over ``source`` (a relation with the lake schema), ``sessions``,
-    ``rollups`` and ``engagement``."""
+    ``rollups``, ``engagement`` and the ``attributed`` events stored for some days (attributed.py),
+    which the plan's events matched to their sessions are read from on those days."""
     lower, upper = plan.bounds
     scoped = Sql("SELECT " + ", ".join(f'"{c}"' for c in plan.columns) + " FROM events "
                  "WHERE site_id = ? AND timestamp >= ? AND timestamp < ?", (plan.site_id, lower, upper))
@@ -54,7 +57,7 @@ def build_sql(plan: Plan, *, source: Sql, sessions: Sql | None = None,
     if plan.sessions is not None:
         if sessions is None:
             raise ValueError("this plan reads sessions: pass their relation")
-        ctes += _sessions_ctes(plan, sessions)
+        ctes += _sessions_ctes(plan, sessions, attributed)
     if any(p.reads == "rollups" for p in plan.parts):
         if rollups is None:
             raise ValueError("this plan reads rollups: pass their relation")
@@ -83,7 +86,7 @@ def build_sql(plan: Plan, *, source: Sql, sessions: Sql | None = None,
                     tuple(f"m_{m}" for m in plan.metrics))
 
 
-def _sessions_ctes(plan: Plan, rows: Sql) -> list[tuple[str, Sql]]:
+def _sessions_ctes(plan: Plan, rows: Sql, attributed: Attributed | None) -> list[tuple[str, Sql]]:
     """``session_rows`` (the given relation), ``sessions`` (those starting in the range, with the
     plan's per-session columns) and, for matching events to sessions, ``flagged`` and ``ev_rows``."""
     assert plan.sessions is not None
@@ -120,14 +123,21 @@ def _sessions_ctes(plan: Plan, rows: Sql) -> list[tuple[str, Sql]]:
             "SELECT unnest(r.visitor_keys) AS vid, r.start_time, r.end_time FROM session_rows r JOIN "
             f"matched_{i} m ON r.visitor_keys[1] = m.vid0 AND r.start_time = m.start_time")))
     if s.overlap and any(p.reads == "events_with_session" for p in plan.parts):
-        identity = ", s.vk0 AS s_vk0, s.start_time AS s_start" if s.identity else ""
-        ctes.append(("ev_rows", Sql(
-            "SELECT e.*" + "".join(f", s.{p}" for p in s.pages)
-            + "".join(f", s.s_{a}" for a in s.attributes) + identity + " FROM scoped e JOIN (SELECT "
-            + ("visitor_keys[1] AS vk0, " if s.identity else "")
-            + f"unnest(visitor_keys) AS vid, start_time, end_time{pages}{attrs} FROM session_rows "
-            "WHERE end_time >= ? AND start_time < ?", (lower, upper)) + f") s ON {BELONGS}"))
+        ctes.append(("ev_rows", _ev_rows(plan, attributed)))
     return ctes
+
+
+def _ev_rows(plan: Plan, stored: Attributed | None) -> Sql:
+    """The range's events with their sessions' columns: read where ``stored``, else joined."""
+    assert plan.sessions is not None
+    s = plan.sessions
+    lower, upper = plan.bounds
+    if stored is None or not stored.days or "site_id" in plan.columns:
+        return join("e.*", s.pages, s.attributes, s.identity, lower, upper)
+    parts = [stored.relation(plan.columns, s.pages, s.attributes, s.identity, lower, upper)]
+    parts += [join("e.*", s.pages, s.attributes, s.identity, lo, hi, only=True)
+              for lo, hi in stored.outside(lower, upper)]
+    return Sql.join(parts, " UNION ALL BY NAME ")
 
 
 def _value(dim: Dimension, part: Part) -> Sql:

@@ -18,8 +18,9 @@ import pyarrow as pa
 
 from .._goals import Goals
 from .._settings import Settings
-from . import engagement, rollups
+from . import attributed, engagement, rollups
 from .acquisition import with_computed
+from .attributed import Attributed
 from .buckets import bucket_labels
 from .builder import build_sql
 from .freshness import LiveCache
@@ -69,10 +70,12 @@ class Engine:
                     rolled = None  # a visitor id on two days: visitors do not add up
                 if rolled is None:
                     plan = unrolled(plan)
+                stored_ev = self._attributed(reader, plan) if stored else None
+                read.extend(() if stored_ev is None else stored_ev.files)
                 compiled = build_sql(plan, source=source,
                                      sessions=None if sessions is None else sessions.relation(),
                                      rollups=None if rolled is None else rolled.relation(),
-                                     engagement=self._engagement_rows(reader, plan))
+                                     engagement=self._engagement_rows(reader, plan), attributed=stored_ev)
                 return reader.execute(compiled.sql.text, compiled.sql.params)
 
             # an unreadable stored sessions or rollup file: deleted (built again by maintenance) and
@@ -102,6 +105,14 @@ class Engine:
             return None
         return rollups.for_query(self._store, self._reading, reader, site, lower, upper, dimension,
                                  cache=self._live, stored=stored)
+
+    def _attributed(self, reader: Reader, plan: Plan) -> Attributed | None:
+        """The fresh stored attributed events of the plan's days, when it matches events to sessions."""
+        if plan.sessions is None or not plan.sessions.overlap or not any(
+                p.reads == "events_with_session" for p in plan.parts):
+            return None
+        return attributed.for_days(self._store, plan.site_id, *plan.bounds, self._gap,
+                                   reader.buffered_dates())
 
     def discard(self, files: Iterable[str]) -> bool:
         """Delete the unreadable ones of these stored sessions or rollup files; whether there was one."""

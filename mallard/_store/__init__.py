@@ -3,10 +3,9 @@
 Layout (see docs/storage.md)::
 
     events/site_id=<site>/date=<YYYY-MM-DD>/<segment>.parquet   immutable ZSTD Parquet files
-    sessions/site_id=<site>/date=<YYYY-MM-DD>/<fingerprint>.<first>.<last>.parquet
-                                                                one row per session, by start day
-    rollups/site_id=<site>/date=<YYYY-MM-DD>/<fingerprint>.<day>.<day>.parquet
-                                                                per-day totals of event metrics
+    sessions/…/<fingerprint>.<first>.<last>.parquet              one row per session, by start day
+    rollups/…/<fingerprint>.<day>.<day>.parquet                  per-day totals of event metrics
+    attributed/…/<fingerprint>.<first>.<last>.parquet           a day's events with their session's columns
     spool/<host>-<pid>-<token>.<n>                              per-process log of accepted events
     state/                                                      salts, secret, locks, auth state
     quarantine/site_id=<site>/date=<YYYY-MM-DD>/<segment>.parquet   unreadable files moved aside
@@ -100,8 +99,7 @@ class Store:
 
     def __init__(self, data_dir: str | os.PathLike[str], *, read_only: bool = False,
                  spool_fsync: bool = False, duckdb_threads: int | None = None,
-                 duckdb_memory_limit: str | None = None,
-                 quarantine_grace_secs: float = 60.0) -> None:
+                 duckdb_memory_limit: str | None = None, quarantine_grace_secs: float = 60.0) -> None:
         self.data_dir = Path(data_dir)
         self.events_dir = self.data_dir / "events"
         self.spool_dir = self.data_dir / "spool"
@@ -130,12 +128,12 @@ class Store:
                                      grace_secs=quarantine_grace_secs, movable=not read_only)
         # The quarantine has the lake's layout: retention and erasure delete its partitions too.
         self._quarantined = Lake(self.data_dir / "quarantine", self.state_dir / "lake.lock")
-        #: The stored sessions relation (derived from events; see :mod:`mallard._store.derived`).
-        self.session_files = DerivedFiles(self.data_dir / "sessions", self.state_dir / "lake.lock",
-                                          delta=("start_time", "duration_us"))
-        #: Per-day totals of the event metrics (see :mod:`mallard._queries.rollups`).
-        self.rollup_files = DerivedFiles(self.data_dir / "rollups", self.state_dir / "lake.lock",
-                                         delta=("visitor_keys.list.element",))
+        # The relations derived from events (:mod:`mallard._store.derived`): sessions by start day, each
+        # day's totals of the event metrics, each settled day's events attributed to their sessions.
+        lock, d = self.state_dir / "lake.lock", self.data_dir
+        self.session_files = DerivedFiles(d / "sessions", lock, delta=("start_time", "duration_us"))
+        self.rollup_files = DerivedFiles(d / "rollups", lock, delta=("visitor_keys.list.element",))
+        self.attributed_files = DerivedFiles(d / "attributed", lock)
         #: Erasures, so that they also hold against events other processes still buffer or left in
         #: their spools (see :mod:`mallard._store.tombstones`).
         self.tombstones = Tombstones(self.state)
@@ -226,8 +224,7 @@ class Store:
 
     def _writable(self) -> None:
         if self.read_only:
-            raise StorageError("This store was opened read-only (mallard.open); use "
-                               "mallard.Mallard to ingest.")
+            raise StorageError("This store is read-only (mallard.open); use mallard.Mallard to ingest.")
 
     # -- read path --------------------------------------------------------------------------------
     def connection(self) -> duckdb.DuckDBPyConnection:
@@ -236,8 +233,7 @@ class Store:
         if con is None:
             con = duckdb.connect(":memory:", config=self._duck_config)
             con.execute("SET TimeZone = 'UTC'").fetchall()
-            # DuckDB would draw a progress bar on the host application's stdout. In Jupyter without
-            # ipywidgets it is off already, and DuckDB refuses to set it at all.
+            # no progress bar on the host's stdout (refused where it is off already: Jupyter)
             with suppress(duckdb.InvalidInputException):
                 con.execute("SET enable_progress_bar = false").fetchall()
             con.execute(TEMPLATE_DDL).fetchall()
@@ -307,6 +303,10 @@ class Store:
         """Run a trivial query on this thread's DuckDB connection (readiness)."""
         self.connection().execute("SELECT 1").fetchall()
 
+    @property
+    def derived(self) -> tuple[DerivedFiles, ...]:  # deleted with their events (erasure, retention)
+        return (self.session_files, self.rollup_files, self.attributed_files)
+
     def sites(self) -> list[str]:
         return self.lake.sites()
 
@@ -372,7 +372,7 @@ class Store:
         cutoff = today - timedelta(days=retention_days + 1)
         self._quarantined.delete_partitions(None, None, cutoff)
         removed = self.lake.delete_partitions(None, None, cutoff)
-        for derived in (self.session_files, self.rollup_files):  # after: see DerivedFiles.publish
+        for derived in self.derived:  # after: see DerivedFiles.publish
             derived.delete(None, None, cutoff)
         return removed
 
@@ -389,7 +389,7 @@ class Store:
         self.tombstones.add(site_id, first, last)
         self._quarantined.delete_partitions(site_id, first, last)
         removed = self.lake.delete_partitions(site_id, first, last)
-        for derived in (self.session_files, self.rollup_files):  # after: see DerivedFiles.publish
+        for derived in self.derived:  # after: see DerivedFiles.publish
             derived.delete(site_id, first, last)
         return removed
 

@@ -184,11 +184,14 @@ class ObjectStore(Store):
         #: Where the lake is: the bucket, the prefix and pyarrow's filesystem.
         self.bucket = bucket
         lock = self.state_dir / "lake.lock"
-        self._relations = {name: ObjectLake(bucket, name, lock) for name in ("events", "sessions", "rollups")}
+        self._relations = {name: ObjectLake(bucket, name, lock)
+                           for name in ("events", "sessions", "rollups", "attributed")}
         self.lake = self._relations["events"]
         self.quarantine = Quarantine(self.lake, local / "quarantine", grace_secs=0, movable=False)
         self.session_files = DerivedFiles(local / "sessions", lock, lake=self._relations["sessions"])
         self.rollup_files = DerivedFiles(local / "rollups", lock, lake=self._relations["rollups"])
+        self.attributed_files = DerivedFiles(local / "attributed", lock,
+                                             lake=self._relations["attributed"])
         from .objectfs import LakeFileSystem, ObjectCache  # imports fsspec: only for object storage
 
         #: What DuckDB reads the objects through (see :mod:`mallard._store.objectfs`).

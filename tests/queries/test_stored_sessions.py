@@ -9,9 +9,9 @@ erasure. After each step:
   row for row, the sessions of the site's whole event history (``sessions.relation`` over every event,
   the definition) that start on the days asked;
 * every session metric and event metric, by every visit dimension, filtered by a visit attribute and by
-  an event condition, and as a time series, is the same from a store with sessions as from a copy of
-  its events alone (every answer computed from raw events; that path is checked against ClickHouse in
-  test_sessions_chdb.py).
+  an event condition, and as a time series, is the same from a store with sessions (and events
+  attributed to them: attributed.py) as from a copy of its events alone (every answer computed from
+  raw events; that path is checked against ClickHouse in test_sessions_chdb.py).
 """
 
 from __future__ import annotations
@@ -188,7 +188,8 @@ def compact_and_erase(store: Store, workdir: Path, dims: list[str], compact: boo
     if erase is not None:
         store.erase(SITE, erase, erase)
         _check(store, workdir, "erased", dims)
-        assert not any(p.first <= erase <= p.last for p in store.session_files.listing(SITE).values())
+        for derived in (store.session_files, store.attributed_files):
+            assert not any(p.first <= erase <= p.last for p in derived.listing(SITE).values())
 
 
 @pytest.mark.slow
@@ -215,6 +216,7 @@ def test_stored_sessions_equal_the_raw_answer(workdir: Path, first: list[Event],
         _check(store, workdir, "built", dims)
         used = _rows_gathered(store)[1]
         assert not used.live_days, "fresh partitions are read, not recomputed"
+        assert sorted(store.attributed_files.listing(SITE)) == store.lake.dates(SITE)
 
         if late:  # late events into stored days: those days and their neighbours go stale
             store.write_batch(late)()
@@ -290,17 +292,20 @@ def test_two_writer_processes_and_a_builder(workdir: Path) -> None:
 
 
 def test_a_pass_near_written_partitions_builds_only_their_neighbours(workdir: Path) -> None:
-    """Maintenance's pass after a flush looks at the days whose sessions can depend on what was written
-    (the day before, the day, the day after), not at the whole lake; a settled-day cutoff holds."""
+    """Maintenance's pass after a flush looks at the days whose sessions or attributed events can depend
+    on what was written (the day before, the day, the two days after), not at the whole lake; a
+    settled-day cutoff holds; a day's attributed events wait for the sessions of the day before."""
     store = Store(workdir / "data")
     try:
         store.write_batch([_event(f"n{i}", datetime.combine(d, datetime.min.time()) + timedelta(hours=9),
                                   "pageview", "/", {}, False) for i, d in enumerate(DAYS)])()
         near = backfill.build_settled(store, GAP_S, today=TODAY, near=[(SITE, DAYS[2])])
-        assert (near.built, near.complete) == (3, True)
-        assert sorted(store.session_files.listing(SITE)) == DAYS[1:4]
+        assert (near.built, near.complete) == (4, True)
+        assert sorted(store.session_files.listing(SITE)) == DAYS[1:5]
+        assert sorted(store.attributed_files.listing(SITE)) == DAYS[2:5]  # not DAYS[1]: DAYS[0] has none
         cutoff = backfill.build_settled(store, GAP_S, today=DAYS[4])  # DAYS[3] is not settled yet
-        assert cutoff.built == 1 and sorted(store.session_files.listing(SITE)) == DAYS[0:4]
+        assert cutoff.built == 2 and sorted(store.session_files.listing(SITE)) == DAYS[0:5]
+        assert sorted(store.attributed_files.listing(SITE)) == DAYS[0:5]
         with store.exclusive("sessions.lock"):  # another process is building
             assert not backfill.build_settled(store, GAP_S, today=TODAY).complete
     finally:

@@ -1,0 +1,116 @@
+"""Events attributed to their sessions (attributed.py): what a stored day holds, when it is built and read.
+
+The answers of queries that read them are checked against raw events by the property test of
+test_stored_sessions.py (every step: built, late events, compaction, erasure, rebuilt).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from mallard._queries import attributed, backfill, stored
+from mallard._queries.sessions import COLUMNS
+from mallard._store import Store
+
+from .test_stored_sessions import DAYS, GAP_S, SITE, TODAY, _event, _fixed_traffic, _queries
+
+_DAY = timedelta(days=1)
+
+
+def _at(day_index: int, hours: float = 0) -> datetime:
+    return datetime.combine(DAYS[day_index], datetime.min.time()) + timedelta(hours=hours)
+
+
+def test_outside_gives_the_runs_not_on_stored_days() -> None:
+    stored_days = attributed.Attributed(("x",), frozenset({DAYS[1], DAYS[2], DAYS[4]}))
+    lower, upper = _at(0, 5), _at(5, 3)
+    assert stored_days.outside(lower, upper) == [(lower, _at(1)), (_at(3), _at(4)), (_at(5), upper)]
+    assert stored_days.outside(_at(1, 2), _at(2, 20)) == []
+    assert attributed.Attributed((), frozenset()).outside(lower, upper) == [(lower, upper)]
+
+
+def test_a_stored_day_holds_each_event_once_with_its_sessions_columns(workdir: Path) -> None:
+    events = _fixed_traffic((-20, -5, 10, 50, 600, 1430), 4)  # sessions across both midnights
+    store = Store(workdir / "data")
+    try:
+        store.write_batch(events)()
+        backfill.build_settled(store, GAP_S, today=TODAY, budget_secs=60)
+        listing = store.attributed_files.listing(SITE)
+        assert sorted(listing) == store.lake.dates(SITE)
+        sessions = stored.gather(store, store.reading, SITE, DAYS[0], DAYS[-1], GAP_S)
+        assert sessions.live is None
+        rows = pq.read_table(list(sessions.files)).to_pylist()
+        by_start = {(r["visitor_keys"][0], r["start_time"]): r for r in rows}
+        seen = 0
+        for day, part in listing.items():
+            table = pq.read_table(part.path).to_pylist()
+            assert {r["timestamp"].date() for r in table} == {day}
+            assert len(table) == sum(e.timestamp.date() == day for e in events)
+            for r in table:
+                session = by_start[(r["s_vk0"], r["s_start"])]
+                end = session["start_time"] + timedelta(microseconds=session["duration_us"])
+                assert session["start_time"] <= r["timestamp"] <= end
+                assert (r["entry_page"], r["exit_page"]) == (session["entry_page"], session["exit_page"])
+                for a in attributed.ATTRIBUTES:
+                    assert r[f"s_{a}"] == session[a], a
+            assert part.first <= day - _DAY and part.last >= day + _DAY
+            seen += len(table)
+        assert seen == len(events)
+        assert set(COLUMNS) >= {*attributed.ATTRIBUTES, *attributed.PAGES}
+    finally:
+        store.close()
+
+
+def test_a_day_waits_for_the_sessions_of_the_day_before(workdir: Path) -> None:
+    store = Store(workdir / "data")
+    try:
+        store.write_batch([_event("a", _at(1, 23.9), "pageview", "/", {}, True),
+                           _event("a", _at(2, 0.1), "pageview", "/b", {}, True)])()
+        stored.build(store, SITE, DAYS[2], GAP_S)  # the day's sessions, not the day before's
+        assert not attributed.build(store, SITE, DAYS[2], GAP_S)
+        stored.build(store, SITE, DAYS[1], GAP_S)
+        assert attributed.build(store, SITE, DAYS[2], GAP_S)
+        part = store.attributed_files.listing(SITE)[DAYS[2]]
+        (row,) = pq.read_table(part.path).to_pylist()
+        assert (row["pathname"], row["s_start"], row["entry_page"]) == ("/b", _at(1, 23.9), "/")
+    finally:
+        store.close()
+
+
+def test_a_late_event_makes_the_days_that_read_it_stale(workdir: Path) -> None:
+    """A late event on a day stales the attributed days whose window holds it (those that read sessions
+    of that day or the day after); the answers stay those of the events (the stale days are joined),
+    and the next pass builds them again."""
+    events = _fixed_traffic((-20, 10, 600, 2 * 1440 + 600, 3 * 1440 + 600), 3)
+    store = Store(workdir / "data")
+    try:
+        store.write_batch(events)()
+        backfill.build_settled(store, GAP_S, today=TODAY, budget_secs=60)
+        days = store.lake.dates(SITE)
+        lower, upper = _at(0), datetime.combine(days[-1] + _DAY, datetime.min.time())
+        assert attributed.for_days(store, SITE, lower, upper, GAP_S, ()).days == set(days)
+        visit = [["is", "visit:source", ["Google"]]]
+        q = _queries(store.data_dir, store)
+        before = q.query(SITE, metrics=["visitors", "pageviews"], dimensions=["time:day"], filters=visit,
+                         start_date=DAYS[0], end_date=DAYS[-1]).rows
+        late = _event("late", _at(1, 12), "pageview", "/a", {"referrer_source": "Google"}, True)
+        store.write_batch([late])()
+        fresh = attributed.for_days(store, SITE, lower, upper, GAP_S, ()).days
+        # DAYS[3] read the sessions of DAYS[3] only (DAYS[2] has no events): from DAYS[2] on
+        assert days == [DAYS[0], DAYS[1], DAYS[3], DAYS[4]] and fresh == {DAYS[3], DAYS[4]}
+        # events buffered on DAYS[4]: every window holding that day is stale
+        assert not attributed.for_days(store, SITE, lower, upper, GAP_S, {DAYS[4]}).days
+        after = q.query(SITE, metrics=["visitors", "pageviews"], dimensions=["time:day"], filters=visit,
+                        start_date=DAYS[0], end_date=DAYS[-1]).rows
+        added = {r["time:day"]: r for r in after}[DAYS[1].isoformat()]
+        old = {r["time:day"]: r for r in before}.get(DAYS[1].isoformat(), {"visitors": 0, "pageviews": 0})
+        assert (added["visitors"], added["pageviews"]) == (old["visitors"] + 1, old["pageviews"] + 1)
+        backfill.build_settled(store, GAP_S, today=TODAY, budget_secs=60)
+        assert attributed.for_days(store, SITE, lower, upper, GAP_S, ()).days == set(days)
+        assert q.query(SITE, metrics=["visitors", "pageviews"], dimensions=["time:day"], filters=visit,
+                       start_date=DAYS[0], end_date=DAYS[-1]).rows == after
+    finally:
+        store.close()
