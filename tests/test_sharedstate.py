@@ -6,9 +6,11 @@ secret, auth, goals, funnels, shared links) from its settings, against a real S3
 from __future__ import annotations
 
 import json
+import sys
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +18,8 @@ import boto3
 import orjson
 import pytest
 
-from mallard._errors import StorageError
-from mallard._privacy import load_secret
+from mallard._errors import ConfigurationError, StorageError
+from mallard._privacy import Salts, load_secret
 from mallard._settings import Settings
 from mallard._sharedstate import LocalState, shared_state
 from mallard._statefile import JsonStateFile
@@ -69,6 +71,14 @@ def test_the_backend_is_chosen_by_lake_url(tmp_path: Path) -> None:
     assert isinstance(remote, ObjectState)  # nothing was asked of the store yet
     assert remote.where("goals.json") == "s3://analytics/prod/eu/state/goals.json"
     assert not (tmp_path / "state").exists()
+
+
+def test_object_storage_without_boto3_is_said_plainly(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "boto3", None)  # as if the s3 extra were not installed
+    with pytest.raises(ConfigurationError, match=r"state on object storage needs boto3\. Install it with "
+                                                 r"pip install 'mallard-metrics\[s3\]'"):
+        shared_state(Settings(lake_url="s3://analytics/prod"), tmp_path)
 
 
 # -- hosts sharing a bucket --------------------------------------------------------------------------------
@@ -132,6 +142,22 @@ def test_every_host_derives_the_same_visitor_id_from_one_salt_and_secret(
                         BUCKET, prefix).names("salts/")
     assert len(salts) == 1 and salts[0].endswith(".salt")
     assert len(_object(s3_server, f"{prefix}/state/{salts[0]}")) == 32
+
+
+@pytest.mark.slow
+def test_salts_rotate_and_older_ones_are_deleted_in_the_bucket(s3_server: S3Server, prefix: str,
+                                                               tmp_path: Path) -> None:
+    settings = Settings(lake_url=f"s3://{BUCKET}/{prefix}", **s3_server.options())
+    one, two = (Salts(shared_state(settings, tmp_path)) for _ in range(2))
+    day = datetime(2026, 12, 4, 9, tzinfo=UTC)
+    first, previous, _ = one.salts(day)
+    assert previous is None and two.salts(day)[0] == first
+    second, previous, _ = two.salts(day + timedelta(days=1))
+    assert previous == first and second != first
+    third, previous, _ = one.salts(day + timedelta(days=2))
+    assert previous == second and third not in (first, second)
+    state = shared_state(settings, tmp_path)
+    assert state.names("salts/") == ["salts/2026-12-05.salt", "salts/2026-12-06.salt"]
 
 
 @pytest.mark.slow

@@ -17,6 +17,9 @@ The two primitives of :mod:`mallard._state` and :mod:`mallard._statefile`, with 
   AWS's 409 ``ConditionalRequestConflict``) means another host's update landed first: read again,
   apply ``change`` again, after a short random pause, at most :data:`MAX_TRIES` times.
 
+:func:`mallard._sharedstate.shared_state` chooses this state when ``lake_url`` is ``s3://…``
+(:meth:`ObjectState.from_settings`); the names and the documents are those of a local ``state/``.
+
 The store must support conditional writes (AWS S3 since 2024, MinIO, SeaweedFS, Cloudflare R2).
 pyarrow's ``S3FileSystem`` cannot send those headers, so this module, like
 :mod:`mallard._store.objectlog`, talks to the store through a botocore S3 client. Every failure is a
