@@ -30,6 +30,7 @@ from ._privacy import load_secret
 from ._progress import Progress, chosen
 from ._queries import Queries
 from ._settings import Settings
+from ._sharedstate import shared_state
 from ._shares import SharedLinks
 from ._store import ErasureResult
 from ._store.objectstore import open_store
@@ -92,16 +93,21 @@ class Mallard:
         self.settings = settings = Settings.given(settings, **options)
         self._clock = clock
         self.store = open_store(settings, read_only=False)  # a local data_dir (no object storage yet)
+        #: What every process, and with an ``s3://`` lake_url every host, shares: salts, the secret, auth,
+        #: goals, funnels, shared links (``state/`` of data_dir, or of the bucket; mallard/_sharedstate.py).
+        self.state = shared_state(settings, self.store.state_dir)
         self.store.quarantine.on_moved = self._count_quarantined
         self._geo = GeoLookup(settings.geoip_db_path, settings.geoip_precision,  # fails fast
                               builtin_countries=settings.geoip_builtin_countries)
         self._lock = threading.RLock()
         #: The background passes (compaction, stored sessions, retention) and what they track.
         self._upkeep = Maintenance(self.store, settings, clock)
-        self._ingestion = Ingestion(self.store, settings, self._upkeep, lock=self._lock, geo=self._geo,
-                                    clock=clock, on_publish=lambda sites: self.queries.invalidate(sites),
+        self._ingestion = Ingestion(self.store, self.state, settings, self._upkeep, lock=self._lock,
+                                    geo=self._geo, clock=clock,
+                                    on_publish=lambda sites: self.queries.invalidate(sites),
                                     on_redact=self._count_redactions, on_tick=self._snapshot_metrics)
-        self.queries = Queries(self.store, settings, buffer=self._ingestion.current_buffer, clock=clock)
+        self.queries = Queries(self.store, settings, buffer=self._ingestion.current_buffer, clock=clock,
+                               state=self.state)
         self._auth: Auth | None = None
         self._funnels: SavedFunnels | None = None
         self._shared_links: SharedLinks | None = None
@@ -112,14 +118,14 @@ class Mallard:
     # -- HTTP-facing state (created on first use) -------------------------------------------------
     @property
     def auth(self) -> Auth:
-        """Admin password, login sessions, API keys and lockouts, shared by all processes (``state/``)."""
+        """Admin password, login sessions, API keys and lockouts, shared by all processes (``state/``)
+        and, with an ``s3://`` lake_url, all hosts."""
         with self._lock:
             if self._auth is None:
                 from ._auth import Auth
 
-                self._auth = Auth(self.store.state_dir, self.settings,
-                                  secret=load_secret(self.store.state_dir, self.settings.secret),
-                                  clock=self._clock)
+                self._auth = Auth(self.state, self.settings,
+                                  secret=load_secret(self.state, self.settings.secret), clock=self._clock)
             return self._auth
 
     @property
@@ -134,7 +140,7 @@ class Mallard:
         ``m.funnels.add("example.com", "Signup", ["page:/pricing", "event:Signup"])``."""
         with self._lock:
             if self._funnels is None:
-                self._funnels = SavedFunnels(self.store.state_dir)
+                self._funnels = SavedFunnels(self.state)
             return self._funnels
 
     @property
@@ -143,7 +149,7 @@ class Mallard:
         m.shared_links.create("example.com", "Investors")``; the secret is not stored."""
         with self._lock:
             if self._shared_links is None:
-                self._shared_links = SharedLinks(self.store.state_dir, clock=self._clock)
+                self._shared_links = SharedLinks(self.state, clock=self._clock)
             return self._shared_links
 
     @property

@@ -210,13 +210,12 @@ def _auth(args: argparse.Namespace) -> Any:
     from ._auth import Auth
     from ._privacy import load_secret
     from ._settings import Settings
+    from ._sharedstate import shared_state
     from ._store import Store
 
     overrides = {"data_dir": args.data_dir} if args.data_dir else {}
     settings = Settings.load(args.config, **overrides)
-    store = Store(settings.data_dir)
-    state = store.state_dir
-    state.mkdir(parents=True, exist_ok=True)
+    state = shared_state(settings, Store(settings.data_dir).state_dir)
     return Auth(state, settings, secret=load_secret(state, settings.secret))
 
 

@@ -1,4 +1,5 @@
-"""Saved funnels per site, shared by every process (``state/funnels.json``).
+"""Saved funnels per site, shared by every process and host (``funnels.json`` in the shared state of
+:mod:`mallard._sharedstate`).
 
 A saved funnel is a name, its steps as the funnel query takes them (``["page:/pricing",
 "event:Signup"]``) and its conversion window (``"1 day"``). Steps and window are checked by the funnel
@@ -12,11 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Final
 
 from ._queries.funnels import parse_steps, parse_window
 from ._records import RecordError, SiteRecords, check_name
+from ._sharedstate import StateLike, as_state
 
 __all__ = ["MAX_FUNNELS", "SavedFunnel", "SavedFunnels"]
 
@@ -47,10 +48,11 @@ def _load(item: Mapping[str, Any]) -> SavedFunnel:
 
 
 class SavedFunnels:
-    """The saved funnels of one data directory (every site). Thread- and process-safe."""
+    """The saved funnels of every site in ``state`` (:func:`mallard._sharedstate.shared_state`, or the
+    path of a local ``state/`` directory). Thread- and process-safe."""
 
-    def __init__(self, state_dir: Path) -> None:
-        self._records = SiteRecords(Path(state_dir) / "funnels.json", load=_load,
+    def __init__(self, state: StateLike) -> None:
+        self._records = SiteRecords(as_state(state), "funnels.json", load=_load,
                                     max_per_site=MAX_FUNNELS, what="saved funnels")
 
     def list(self, site_id: str) -> list[SavedFunnel]:

@@ -1,5 +1,6 @@
 """The ``mallard goals`` and ``mallard segments`` commands: a site's goals, reporting currency and saved
-segments in ``state/goals.json`` (:mod:`mallard._goals`), from the command line."""
+segments in ``goals.json`` of the shared state (:mod:`mallard._goals`, :mod:`mallard._sharedstate`),
+from the command line."""
 
 from __future__ import annotations
 
@@ -18,12 +19,15 @@ def _goals(args: argparse.Namespace) -> Any:
     from ._goals import Goals
     from ._queries.goals import check_segment_filters
     from ._settings import Settings
+    from ._sharedstate import shared_state
     from ._store import Store
 
     overrides = {"data_dir": args.data_dir} if args.data_dir else {}
     settings = Settings.load(args.config, **overrides)
-    return Goals(Store(settings.data_dir, read_only=True).state_dir,
-                 check_filters=check_segment_filters)
+    # a local data directory must exist already; on object storage, data_dir holds no state
+    local = (settings.data_dir / "state" if settings.lake_url
+             else Store(settings.data_dir, read_only=True).state_dir)
+    return Goals(shared_state(settings, local), check_filters=check_segment_filters)
 
 
 def cmd_goals(args: argparse.Namespace) -> int:

@@ -1,8 +1,10 @@
 """Per-site goals, saved segments and reporting currencies, shared by every process (``state/``).
 
-Stored in ``state/goals.json`` (mode 0600), rewritten atomically under an ``flock`` on
-``state/goals.lock`` and read again whenever another process changed it (:mod:`mallard._statefile`),
-so every worker of ``mallard serve`` and every ``mallard goals`` invocation agrees.
+Stored in the shared document ``goals.json`` (:mod:`mallard._sharedstate`): in a data directory
+``state/goals.json`` (mode 0600), rewritten atomically under an ``flock`` on ``state/goals.lock`` and
+read again whenever another process changed it; on object storage, the object ``state/goals.json``,
+changed by compare-and-swap and seen by other hosts within a second. So every worker of ``mallard
+serve``, every host and every ``mallard goals`` invocation agrees.
 
 * A **goal** is a custom event (``event_name``, optionally with the ISO 4217 ``currency`` its revenue
   is in) or a pageview of a path (``page_path``; ``*`` matches any run of characters, as in Plausible).
@@ -21,15 +23,15 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 from typing import Any, Final, Literal, cast
 
 from ._errors import MallardError, StorageError
-from ._statefile import JsonStateFile
+from ._sharedstate import StateLike, as_state
 
 __all__ = ["MAX_GOALS", "Goal", "GoalError", "Goals", "Segment", "page_regex"]
 
 GoalType = Literal["event", "page"]
+GOALS_FILE: Final = "goals.json"
 MAX_GOALS: Final = 1000  # per site
 MAX_SEGMENTS: Final = 500  # per site
 MAX_NAME_LENGTH: Final = 120
@@ -126,16 +128,18 @@ class Goals:
     Thread- and process-safe.
 
     Args:
-        state_dir: the ``state/`` directory of the data directory.
+        state: the shared state (:func:`mallard._sharedstate.shared_state`) holding ``goals.json``, or
+            the path of a local ``state/`` directory.
         check_filters: called with a segment's filters before it is saved; raises for bad ones
             (:class:`mallard._queries.Queries` passes the query parser's check).
     """
 
-    def __init__(self, state_dir: Path, *,
+    def __init__(self, state: StateLike, *,
                  check_filters: Callable[[Sequence[Any]], None] | None = None) -> None:
+        state = as_state(state)
         self._check_filters = check_filters
-        self._file = JsonStateFile(Path(state_dir) / "goals.json", Path(state_dir) / "goals.lock",
-                                   parse=self._parse, dump=self._dump, empty=_Document)
+        self._where = state.where(GOALS_FILE)
+        self._file = state.document(GOALS_FILE, parse=self._parse, dump=self._dump, empty=_Document)
         self._versions: tuple[_Document, dict[str, str]] | None = None
 
     def version(self, site_id: str) -> str:
@@ -196,21 +200,25 @@ class Goals:
                 raise GoalError("Only custom event goals have a revenue currency.",
                                 code="invalid_currency")
             check_currency(currency)
-        with self._file.locked():
-            doc = self._file.read(force=True)
+        found: list[Goal] = []
+
+        def add(doc: _Document) -> _Document:
+            found.clear()
             mine = [g for g in doc.goals if g.site_id == site_id]
             for goal in mine:
                 if goal.goal_type == kind and (goal.event_name, goal.page_path) == (event_name, page_path):
-                    return goal
+                    found.append(goal)
+                    return doc
             if any(g.display_name == name for g in mine):
                 raise GoalError(f"The site already has a goal named {name!r}; choose another "
                                 "display_name.", code="goal_exists")
             if len(mine) >= MAX_GOALS:
                 raise GoalError(f"A site may have at most {MAX_GOALS} goals.", code="too_many_goals")
-            goal = Goal(doc.next_id, site_id, kind, name, event_name, page_path, currency)
-            self._file.write(_Document(doc.next_id + 1, [*doc.goals, goal], doc.segments,
-                                       doc.currencies))
-            return goal
+            found.append(Goal(doc.next_id, site_id, kind, name, event_name, page_path, currency))
+            return _Document(doc.next_id + 1, [*doc.goals, found[0]], doc.segments, doc.currencies)
+
+        self._file.update(add)
+        return found[0]
 
     def remove(self, goal_id: int, site_id: str | None = None) -> bool:
         """Delete a goal (of ``site_id``, when given); False when there is none with that id."""
@@ -231,15 +239,16 @@ class Goals:
                             code="invalid_segment")
         if self._check_filters is not None:
             self._check_filters(filters)
-        with self._file.locked():
-            doc = self._file.read(force=True)
+        saved = tuple(json.loads(json.dumps(list(filters))))
+
+        def add(doc: _Document) -> _Document:
             if sum(s.site_id == site_id for s in doc.segments) >= MAX_SEGMENTS:
                 raise GoalError(f"A site may have at most {MAX_SEGMENTS} segments.",
                                 code="invalid_segment")
-            seg = Segment(doc.next_id, site_id, name, tuple(json.loads(json.dumps(list(filters)))))
-            self._file.write(_Document(doc.next_id + 1, doc.goals, [*doc.segments, seg],
-                                       doc.currencies))
-            return seg
+            seg = Segment(doc.next_id, site_id, name, saved)
+            return _Document(doc.next_id + 1, doc.goals, [*doc.segments, seg], doc.currencies)
+
+        return self._file.update(add).segments[-1]
 
     def remove_segment(self, segment_id: int, site_id: str | None = None) -> bool:
         """Delete a segment (of ``site_id``, when given); False when there is none with that id."""
@@ -247,15 +256,17 @@ class Goals:
 
     def _remove(self, item_id: int, site_id: str | None, *, segments: bool) -> bool:
         name = "segments" if segments else "goals"
-        with self._file.locked():
-            doc = self._file.read(force=True)
+        removed = [False]
+
+        def remove(doc: _Document) -> _Document:
             items = getattr(doc, name)
             kept = [i for i in items if not (i.id == item_id and site_id in (None, i.site_id))]
-            if len(kept) == len(items):
-                return False
+            removed[0] = len(kept) < len(items)
             changes: dict[str, Any] = {name: kept}
-            self._file.write(replace(doc, **changes))
-            return True
+            return replace(doc, **changes) if removed[0] else doc
+
+        self._file.update(remove)
+        return removed[0]
 
     # -- reporting currency -----------------------------------------------------------------------
     def currency(self, site_id: str) -> str | None:
@@ -266,12 +277,14 @@ class Goals:
         """Set (or, with None, clear) the site's reporting currency."""
         if currency is not None:
             check_currency(currency)
-        with self._file.locked():
-            doc = self._file.read(force=True)
+
+        def change(doc: _Document) -> _Document:
             currencies = {k: v for k, v in doc.currencies.items() if k != site_id}
             if currency is not None:
                 currencies[site_id] = currency
-            self._file.write(_Document(doc.next_id, doc.goals, doc.segments, currencies))
+            return _Document(doc.next_id, doc.goals, doc.segments, currencies)
+
+        self._file.update(change)
 
     # -- storage ----------------------------------------------------------------------------------
     def _parse(self, raw: bytes) -> _Document:
@@ -284,7 +297,7 @@ class Goals:
                         for s in doc["segments"]]
             currencies = dict(doc["currencies"])
         except (ValueError, KeyError, TypeError):
-            raise StorageError(f"{self._file.path} is not a valid goals file. Restore it from a "
+            raise StorageError(f"{self._where} is not a valid goals file. Restore it from a "
                                "backup, or delete it (every goal and segment is then forgotten).",
                                code="invalid_goals") from None
         return _Document(doc["next_id"], goals, segments, currencies)

@@ -28,6 +28,7 @@ from ._maintenance import Maintenance
 from ._payload import RawEvent
 from ._privacy import Salts, load_secret
 from ._settings import Settings
+from ._sharedstate import SharedState
 from ._store import Store
 from ._store.tombstones import Tombstone
 from ._tracker import ClientContext, Outcome, Tracker
@@ -54,14 +55,15 @@ class Ingestion:
     owner builds lazily, so a start that reaches back into the owner (a quarantined file counted in its
     metrics) never waits on a second lock. ``on_publish`` gets the sites whose events were just stored,
     ``on_redact`` the redactions the pipeline made, ``on_tick`` runs with every quick chore of the
-    maintenance thread.
+    maintenance thread. ``state`` holds the salts and the secret shared with every other process.
     """
 
-    def __init__(self, store: Store, settings: Settings, upkeep: Maintenance, *, lock: threading.RLock,
-                 geo: GeoLookup, clock: Callable[[], datetime],
+    def __init__(self, store: Store, state: SharedState, settings: Settings, upkeep: Maintenance, *,
+                 lock: threading.RLock, geo: GeoLookup, clock: Callable[[], datetime],
                  on_publish: Callable[[set[str]], None], on_redact: Callable[[str, int], None],
                  on_tick: Callable[[], None]) -> None:
         self._store = store
+        self._state = state
         self._settings = settings
         self._upkeep = upkeep
         self._lock = lock
@@ -95,9 +97,9 @@ class Ingestion:
             self._recover()
             self._erasures_applied = set(self._store.tombstones.all())
             s = self._settings
-            salts = Salts(self._store.state_dir / "salts", rotation_days=s.visitor_salt_rotation_days)
+            salts = Salts(self._state, rotation_days=s.visitor_salt_rotation_days)
             try:
-                secret = load_secret(self._store.state_dir, s.secret)
+                secret = load_secret(self._state, s.secret)
                 journal = self._store.journal()
             except StorageError as exc:
                 self._start_error = exc.message

@@ -1,11 +1,14 @@
 """Visitor ids and pseudonyms: the only place where an IP address and a User-Agent are combined.
 
 * ``visitor_id = HMAC-SHA256(salt, site | ip | user_agent)`` in hex. The salt is 32 random bytes created once
-  per rotation period (one UTC day by default) as a file in ``state/salts/``, so every worker process of a
-  host uses the same one; the previous period's salt is kept so that sessions crossing midnight can be
-  joined, and older salts are deleted: nobody, the operator included, can recompute an old id.
+  per rotation period (one UTC day by default) as ``salts/<day>.salt`` in the shared state
+  (:mod:`mallard._sharedstate`: ``state/salts/`` of the data directory, or of the bucket of a lake on
+  object storage), so every worker process, and every host of a shared lake, uses the same one; the
+  previous period's salt is kept so that sessions crossing midnight can be joined, and older salts are
+  deleted: nobody, the operator included, can recompute an old id.
 * ``user_id`` pseudonym = ``HMAC-SHA256(secret, site | user_id)``, stable across days, for analytics that
-  need a stable identity. The secret is ``Settings.secret`` or a random key kept in ``state/secret``.
+  need a stable identity. The secret is ``Settings.secret`` or a random key created once in the shared
+  state (``secret``).
 
 Nothing here stores, logs or returns a raw IP address.
 """
@@ -20,10 +23,9 @@ import socket
 import threading
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
-from pathlib import Path
 from typing import Any, Final
 
-from ._state import write_file_once
+from ._sharedstate import StateLike, as_state
 
 _EPOCH: Final = date(1970, 1, 1)
 _V4_MAPPED: Final = b"\x00" * 10 + b"\xff\xff"
@@ -62,10 +64,12 @@ def redact_ip(ip: str | None) -> str:
 
 
 class Salts:
-    """Random per-period salts shared by every process through files in ``state/salts/``."""
+    """Random per-period salts shared by every process (and every host of a lake on object storage):
+    ``salts/<first day>.salt`` in the shared state ``state`` (or the local ``state/`` directory at that
+    path)."""
 
-    def __init__(self, directory: Path, *, rotation_days: int = 1) -> None:
-        self._dir = directory
+    def __init__(self, state: StateLike, *, rotation_days: int = 1) -> None:
+        self._state = as_state(state)
         self._rotation = max(1, rotation_days)
         self._lock = threading.Lock()
         self._period = -1
@@ -88,20 +92,16 @@ class Salts:
                     self._rotate(period)
         return self._current, self._previous, self._period_start
 
-    def _name(self, period: int) -> Path:
+    def _name(self, period: int) -> str:
         start = _EPOCH + timedelta(days=period * self._rotation)
-        return self._dir / f"{start.isoformat()}.salt"
+        return f"salts/{start.isoformat()}.salt"
 
     def _rotate(self, period: int) -> None:
-        current = write_file_once(self._name(period), secrets.token_bytes(32))
-        try:
-            previous: bytes | None = self._name(period - 1).read_bytes()
-        except FileNotFoundError:
-            previous = None
-        keep = {self._name(period).name, self._name(period - 1).name}
-        for path in self._dir.glob("*.salt"):
-            if path.name not in keep and path.name < self._name(period - 1).name:
-                path.unlink(missing_ok=True)  # old salts are destroyed, not archived
+        current = self._state.write_once(self._name(period), secrets.token_bytes(32))
+        previous = self._state.read(self._name(period - 1))
+        for name in self._state.names("salts/"):
+            if name.endswith(".salt") and name < self._name(period - 1):
+                self._state.delete(name)  # old salts are destroyed, not archived
         start = _EPOCH + timedelta(days=period * self._rotation)
         self._period_start = datetime(start.year, start.month, start.day, tzinfo=UTC)
         self._period_end = self._period_start + timedelta(days=self._rotation)
@@ -133,11 +133,12 @@ def visitor_id(salt: bytes, site_id: str, ip: str, user_agent: str) -> str:
     return str(outer.hexdigest())
 
 
-def load_secret(directory: Path, configured: str | None) -> bytes:
-    """The instance secret: the configured one, else a random key created once in ``state/``."""
+def load_secret(state: StateLike, configured: str | None) -> bytes:
+    """The instance secret: the configured one, else a random key created once in the shared state
+    (``secret``), the same for every process and host."""
     if configured:
         return configured.encode()
-    return write_file_once(directory / "secret", secrets.token_bytes(32))
+    return as_state(state).write_once("secret", secrets.token_bytes(32))
 
 
 def pseudonymize_user(secret: bytes, site_id: str, user_id: str) -> str:

@@ -1,8 +1,10 @@
 """Numbered per-site records in one shared JSON document under ``state/`` (saved funnels, shared links).
 
-The document is ``{"next_id": n, "items": [record, ...]}``, rewritten atomically under an ``flock``
-and re-read whenever another process changed it (:class:`mallard._statefile.JsonStateFile`), so a
-record added or changed by one worker is seen by every other at its next read. Ids are never reused.
+The document is ``{"next_id": n, "items": [record, ...]}``, a shared document of
+:mod:`mallard._sharedstate`: in a data directory rewritten atomically under an ``flock`` and re-read
+whenever another process changed it, so a record added or changed by one worker is seen by every other
+at its next read; on object storage changed by compare-and-swap and seen by other hosts within a second.
+Ids are never reused.
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ import dataclasses
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from ._errors import MallardError, StorageError
-from ._statefile import JsonStateFile
+
+if TYPE_CHECKING:
+    from ._sharedstate import SharedState
+    from ._statefile import SharedDocument
 
 __all__ = ["RecordError", "SiteRecord", "SiteRecords", "check_name"]
 
@@ -58,7 +62,8 @@ class SiteRecords(Generic[R]):
     """The records of one kind, for every site. Thread- and process-safe.
 
     Args:
-        path: the document (``state/<name>.json``); its lock file is ``<name>.lock`` beside it.
+        state: the shared state (:func:`mallard._sharedstate.shared_state`).
+        name: the document in it (``"funnels.json"``).
         load: a stored item (a JSON object) → a record (raises ``KeyError``/``TypeError``/``ValueError``
             for a bad one).
         max_per_site: records a site may hold (those ``counted``).
@@ -66,14 +71,15 @@ class SiteRecords(Generic[R]):
         counted: which records count toward ``max_per_site`` (all by default).
     """
 
-    def __init__(self, path: Path, *, load: Callable[[Mapping[str, Any]], R], max_per_site: int,
-                 what: str, counted: Callable[[R], bool] = lambda record: True) -> None:
+    def __init__(self, state: SharedState, name: str, *, load: Callable[[Mapping[str, Any]], R],
+                 max_per_site: int, what: str, counted: Callable[[R], bool] = lambda record: True) -> None:
         self._load = load
         self._max = max_per_site
         self._counted = counted
         self._what = what
-        self._file: JsonStateFile[_Document[R]] = JsonStateFile(
-            path, path.with_suffix(".lock"), parse=self._parse, dump=self._dump, empty=_Document)
+        self._where = state.where(name)
+        self._file: SharedDocument[_Document[R]] = state.document(name, parse=self._parse, dump=self._dump,
+                                                                  empty=_Document)
 
     def all(self) -> list[R]:
         """Every record, oldest first (do not mutate)."""
@@ -87,31 +93,35 @@ class SiteRecords(Generic[R]):
 
     def add(self, site_id: str, make: Callable[[int, list[R]], R]) -> R:
         """Store ``make(new_id, the site's records)`` (which may raise to refuse it)."""
-        with self._file.locked():
-            doc = self._file.read(force=True)
+
+        def add(doc: _Document[R]) -> _Document[R]:
             mine = [r for r in doc.items if r.site_id == site_id]
             if sum(map(self._counted, mine)) >= self._max:
                 raise RecordError(f"A site may have at most {self._max} {self._what}; delete some "
                                   "first.", code="too_many")
-            record = make(doc.next_id, mine)
-            self._file.write(_Document(doc.next_id + 1, [*doc.items, record]))
-            return record
+            return _Document(doc.next_id + 1, [*doc.items, make(doc.next_id, mine)])
+
+        return self._file.update(add).items[-1]
 
     def change(self, record_id: int, site_id: str | None, how: Callable[[R], R | None]) -> R | None:
         """Replace the record with ``how(record)`` (None deletes it); the old record, or None when
         there is no record with that id (of ``site_id``, when given)."""
-        with self._file.locked():
-            doc = self._file.read(force=True)
-            old = next((r for r in doc.items if r.id == record_id and site_id in (None, r.site_id)),
-                       None)
+        found: list[R | None] = [None]
+
+        def change(doc: _Document[R]) -> _Document[R]:
+            old = found[0] = next((r for r in doc.items if r.id == record_id
+                                   and site_id in (None, r.site_id)), None)
             if old is None:
-                return None
+                return doc
             new = how(old)
+            if new == old:
+                return doc
             items = [r for r in doc.items if r is not old] if new is None else \
                 [new if r is old else r for r in doc.items]
-            if new != old:
-                self._file.write(_Document(doc.next_id, items))
-            return old
+            return _Document(doc.next_id, items)
+
+        self._file.update(change)
+        return found[0]
 
     def _parse(self, raw: bytes) -> _Document[R]:
         try:
@@ -120,7 +130,7 @@ class SiteRecords(Generic[R]):
                 raise ValueError
             items = [self._load(item) for item in doc["items"]]
         except (ValueError, KeyError, TypeError):
-            raise StorageError(f"{self._file.path} is not a valid file of {self._what}. Restore it "
+            raise StorageError(f"{self._where} is not a valid file of {self._what}. Restore it "
                                f"from a backup, or delete it (every one of the {self._what} is then "
                                "forgotten).", code="invalid_state") from None
         return _Document(doc["next_id"], items)

@@ -3,7 +3,8 @@
 Stored in ``state/shared_links.json`` like the other per-site state (:mod:`mallard._records`): only
 ``sha256(secret)`` is kept, so the secret is shown once, at creation. Revoking keeps the record
 (marked ``revoked``) so a revoked secret is recognised as such, not counted as a guess; every process
-sees a revocation at its next request (the file is re-read when it changes).
+sees a revocation at its next request (the file is re-read when it changes), and, on object storage,
+every host within a second.
 
 The HTTP layer decides what a link may do (:mod:`mallard._http.shares`).
 """
@@ -17,10 +18,10 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Final
 
 from ._records import SiteRecords, check_name
+from ._sharedstate import StateLike, as_state
 
 __all__ = ["MAX_SHARED_LINKS", "SharedLink", "SharedLinks"]
 
@@ -65,13 +66,14 @@ class SharedLinks:
     """The shared links of one data directory (every site). Thread- and process-safe.
 
     Args:
-        state_dir: the ``state/`` directory.
+        state: the shared state (:func:`mallard._sharedstate.shared_state`), or the path of a local
+            ``state/`` directory.
         clock: the current aware time (for ``created_at``).
     """
 
-    def __init__(self, state_dir: Path, *, clock: Callable[[], datetime] = _utcnow) -> None:
+    def __init__(self, state: StateLike, *, clock: Callable[[], datetime] = _utcnow) -> None:
         self._clock = clock
-        self._records = SiteRecords(Path(state_dir) / "shared_links.json", load=_load,
+        self._records = SiteRecords(as_state(state), "shared_links.json", load=_load,
                                     max_per_site=MAX_SHARED_LINKS, what="live shared links",
                                     counted=lambda link: not link.revoked)
 

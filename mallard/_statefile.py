@@ -3,8 +3,8 @@
 One writer at a time (an ``flock`` on a lock file, plus a thread lock), atomic rewrites (readers see
 the old or the new document, never a mix), and a per-process cache that is read again whenever the
 file's stat signature (device, inode, size, mtime) changed, i.e. when another process rewrote it.
-Used by :mod:`mallard._auth.admin` (``admin.json``), :mod:`mallard._auth.apikeys` (``api_keys.json``)
-and :mod:`mallard._goals` (``goals.json``).
+:meth:`mallard._sharedstate.LocalState.document` makes them (``admin.json``, ``api_keys.json``,
+``goals.json``, ``funnels.json``, ``shared_links.json``) for a local data directory.
 
 :class:`SharedDocument` is what a caller needs of such a document, ``read`` and ``update(change)``: this
 file's :class:`JsonStateFile` offers it for one host, :class:`mallard._store.objectstate.ObjectDocument`

@@ -4,6 +4,7 @@ demo`: test_demo.py; `mallard goals` and `mallard segments`: test_goal_commands.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -13,6 +14,12 @@ from pathlib import Path
 import pytest
 
 import mallard
+from mallard._auth import Auth
+from mallard._goals import Goals
+from mallard._privacy import load_secret
+from mallard._settings import Settings
+from mallard._sharedstate import shared_state
+from tests.s3server import BUCKET, S3Server
 
 # real servers or processes (`pytest -m 'not slow'` leaves them out)
 pytestmark = pytest.mark.slow
@@ -144,6 +151,35 @@ def test_password_and_keys_commands(tmp_path: Path) -> None:
     assert run("keys", "revoke", "0" * 64, "--data-dir", data).returncode == 2
     with mallard.Mallard(data_dir=data) as m:
         assert m.auth.check_key(key["key"]) is None
+
+
+@pytest.mark.slow
+def test_password_keys_and_goals_go_to_the_bucket_with_an_s3_lake_url(tmp_path: Path,
+                                                                     s3_server: S3Server) -> None:
+    """With an s3:// lake_url the commands change the shared state in the bucket, which every host
+    reads; nothing of it is written to the local data directory."""
+    lake = f"s3://{BUCKET}/cli-{tmp_path.name}"
+    env = {**os.environ, "MALLARD_LAKE_URL": lake,
+           **{f"MALLARD_{k.upper()}": v for k, v in s3_server.options().items()}}
+    data = str(tmp_path / "data")
+
+    def command(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([sys.executable, "-m", "mallard", *args, "--data-dir", data], input=stdin,
+                              capture_output=True, text=True, timeout=120, env=env)
+        assert done.returncode == 0, done.stderr
+        return done
+
+    command("password", "--password-stdin", stdin="correct horse battery staple\n")
+    key = json.loads(command("keys", "create", "ci", "--scope", "ReadOnly").stdout)
+    command("goals", "add", "cli.example", "--event", "Signup")
+    settings = Settings(lake_url=lake, **s3_server.options())
+    state = shared_state(settings, tmp_path / "elsewhere")
+    with Auth(state, settings, secret=load_secret(state, None)) as auth:
+        assert auth.verify("correct horse battery staple")
+        assert auth.check_key(key["key"]) == "ReadOnly"
+    assert [g.event_name for g in Goals(state).list("cli.example")] == ["Signup"]
+    assert not (tmp_path / "data" / "state" / "admin.json").exists()
+    assert not (tmp_path / "elsewhere").exists()
 
 
 def test_compact_stores_the_sessions_of_settled_days(tmp_path: Path) -> None:

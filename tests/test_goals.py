@@ -17,13 +17,14 @@ from hypothesis import strategies as st
 from mallard._errors import InvalidQueryError, StorageError
 from mallard._goals import Goal, GoalError, Goals, page_regex
 from mallard._queries.goals import check_segment_filters
+from mallard._sharedstate import LocalState
 
 SITE = "shop.example"
 
 
 @pytest.fixture()
 def goals(tmp_path: Path) -> Goals:
-    return Goals(tmp_path / "state", check_filters=check_segment_filters)
+    return Goals(LocalState(tmp_path / "state"), check_filters=check_segment_filters)
 
 
 # -- the store -----------------------------------------------------------------------------------
@@ -104,7 +105,8 @@ _ADDER = """
 import sys
 from pathlib import Path
 from mallard._goals import Goals
-goals = Goals(Path(sys.argv[1]))
+from mallard._sharedstate import LocalState
+goals = Goals(LocalState(Path(sys.argv[1])))
 for i in range(int(sys.argv[3])):
     goals.add("shop.example", event_name=f"{sys.argv[2]}-{i}")
 """

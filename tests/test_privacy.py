@@ -17,6 +17,7 @@ from mallard._enrich.useragent import AgentParser
 from mallard._payload import RawEvent
 from mallard._privacy import Salts, canonical_ip, load_secret, pseudonymize_user, redact_ip
 from mallard._settings import Settings
+from mallard._sharedstate import LocalState
 from mallard._state import write_file_once
 from mallard._tracker import ClientContext, Outcome, Tracker
 from tests.conftest import FrozenClock
@@ -43,7 +44,8 @@ def salts_dir(tmp_data_dir: Path) -> Path:
 
 def new_tracker(salts_dir: Path, clock: FrozenClock, agents: AgentParser, *, secret: bytes = b"k" * 32,
                 **options: Any) -> Tracker:
-    return Tracker(Settings(**options), salts=Salts(salts_dir), secret=secret, clock=clock, agents=agents)
+    return Tracker(Settings(**options), salts=Salts(LocalState(salts_dir.parent)), secret=secret, clock=clock,
+                   agents=agents)
 
 
 @pytest.fixture
@@ -143,10 +145,10 @@ def test_salt_is_a_random_private_file_per_day(tracker: Tracker, salts_dir: Path
 
 
 def test_salts_are_random_not_derived(tmp_path: Path, clock: FrozenClock, agents: AgentParser) -> None:
-    one = new_tracker(tmp_path / "a", clock, agents)
-    two = new_tracker(tmp_path / "b", clock, agents)
+    one = new_tracker(tmp_path / "a" / "salts", clock, agents)
+    two = new_tracker(tmp_path / "b" / "salts", clock, agents)
     assert track(one).visitor_id != track(two).visitor_id
-    (salt_a,), (salt_b,) = (tmp_path / "a").iterdir(), (tmp_path / "b").iterdir()
+    (salt_a,), (salt_b,) = (tmp_path / "a" / "salts").iterdir(), (tmp_path / "b" / "salts").iterdir()
     assert salt_a.name == salt_b.name and salt_a.read_bytes() != salt_b.read_bytes()
 
 
@@ -165,7 +167,7 @@ def test_salts_rotate_and_older_ones_are_deleted(salts_dir: Path) -> None:
     salts_dir.mkdir(parents=True)
     (salts_dir / "2020-01-01.salt").write_bytes(b"x" * 32)  # left over from long ago
     (salts_dir / "README").write_text("not a salt")
-    one, two = Salts(salts_dir), Salts(salts_dir)
+    one, two = (Salts(LocalState(salts_dir.parent)) for _ in range(2))
     first, previous, start = one.salts(DAY1 + timedelta(hours=3))
     assert previous is None and start == DAY1
     second, previous, start = two.salts(DAY2 + timedelta(hours=1))
@@ -176,7 +178,7 @@ def test_salts_rotate_and_older_ones_are_deleted(salts_dir: Path) -> None:
 
 
 def test_salt_rotation_period_of_several_days(salts_dir: Path) -> None:
-    salts = Salts(salts_dir, rotation_days=7)
+    salts = Salts(LocalState(salts_dir.parent), rotation_days=7)
     days = [DAY1 + timedelta(days=n) for n in range(15)]
     by_period: dict[int, set[bytes]] = {}
     for day in days:
@@ -241,15 +243,16 @@ def test_user_pseudonym_differs_per_site_user_and_secret(tracker: Tracker, salts
 
 
 def test_configured_secret_is_used(tmp_path: Path) -> None:
-    assert load_secret(tmp_path, "from-settings") == b"from-settings"
+    assert load_secret(LocalState(tmp_path), "from-settings") == b"from-settings"
     assert not (tmp_path / "secret").exists()
 
 
 def test_generated_secret_persists(tmp_path: Path) -> None:
-    secret = load_secret(tmp_path / "state", None)
-    assert len(secret) == 32 and load_secret(tmp_path / "state", None) == secret
+    state = LocalState(tmp_path / "state")
+    secret = load_secret(state, None)
+    assert len(secret) == 32 and load_secret(state, None) == secret
     assert stat.S_IMODE((tmp_path / "state" / "secret").stat().st_mode) == 0o600
-    assert load_secret(tmp_path / "state", "") == secret  # an empty setting means "not configured"
+    assert load_secret(state, "") == secret  # an empty setting means "not configured"
 
 
 # -- no raw IP anywhere -----------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from mallard._events import MAX_SITE_ID, Event
 from mallard._payload import RawEvent
 from mallard._privacy import Salts
 from mallard._settings import Settings
+from mallard._sharedstate import LocalState
 from mallard._tracker import ClientContext, Outcome, Tracker
 from tests.conftest import START, FrozenClock
 from tests.mmdb import write_city_db
@@ -76,7 +77,7 @@ def agents() -> AgentParser:
 @pytest.fixture
 def make_tracker(tmp_data_dir: Path, clock: FrozenClock, agents: AgentParser) -> MakeTracker:
     def make(geo: GeoLookup | None = None, **options: Any) -> Tracker:
-        return Tracker(Settings(**options), salts=Salts(tmp_data_dir / "state" / "salts"),
+        return Tracker(Settings(**options), salts=Salts(LocalState(tmp_data_dir / "state")),
                        secret=b"k" * 32, clock=clock, geo=geo, agents=agents)
 
     return make

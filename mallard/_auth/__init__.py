@@ -1,31 +1,32 @@
 """Authentication state shared by every worker process: admin password, sessions, API keys, lockouts.
 
 No HTTP here: the HTTP layer calls :class:`Auth` and maps its errors to status codes. Every piece of state
-lives in files under ``state/``, written only through :class:`mallard._state.StateDir`, so that all workers
-of a host (``gunicorn -w 4``) agree:
+lives in the shared state (:mod:`mallard._sharedstate`), so that all workers of a host (``gunicorn -w
+4``), and all hosts of a lake on object storage, agree:
 
-* ``state/admin.json``: the admin password's Argon2id hash (:mod:`.admin`, rules in :mod:`.passwords`).
+* ``admin.json``: the admin password's Argon2id hash (:mod:`.admin`, rules in :mod:`.passwords`).
   ``Settings.admin_password`` wins over it and is never written anywhere.
 * Sessions are stateless signed tokens bound to the current password hash (:mod:`.tokens`); logouts are
-  recorded in ``state/auth.sqlite`` until the token would expire.
-* ``state/api_keys.json``: the API keys, stored only as SHA-256 hashes (:mod:`.apikeys`).
-* ``state/auth.sqlite`` (WAL, :mod:`.database`): also the failed logins per client, keyed by
-  ``HMAC(secret, canonical ip)``, so the raw IP never reaches disk (:mod:`.lockouts`).
-* ``state/auth.lock``: the lock taken while ``admin.json`` or ``api_keys.json`` is rewritten.
+  recorded until the token would expire (:mod:`.logouts`).
+* ``api_keys.json``: the API keys, stored only as SHA-256 hashes (:mod:`.apikeys`).
+* Failed logins per client, keyed by ``HMAC(secret, canonical ip)``, so the raw IP is never stored
+  (:mod:`.lockouts`, :mod:`.failures`).
+
+In a local data directory these are files of ``state/``: ``admin.json`` and ``api_keys.json`` (rewritten
+under ``state/auth.lock``), and ``state/auth.sqlite`` (WAL, :mod:`.database`) for logouts and failed
+logins. On object storage they are objects under ``<prefix>/state/`` changed by compare-and-swap, logouts
+and failed logins as the documents ``revoked_sessions.json`` and ``login_failures.json``.
 
 :class:`Auth` is the one object the rest of mallard uses; each module above owns one of these.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Final
-
 import argon2
 
 from .._settings import Settings
-from .._state import StateDir
-from . import lockouts, tokens
+from .._sharedstate import LocalState, StateLike, as_state
+from . import failures, logouts
 from .admin import AdminCredential
 from .apikeys import SCOPES, ApiKeys, KeyRecord, Scope
 from .clock import Clock, utcnow
@@ -39,7 +40,9 @@ from .errors import (
     PasswordRejectedError,
     WrongPasswordError,
 )
+from .failures import DocumentFailures, Failures, TableFailures
 from .lockouts import Lockouts
+from .logouts import DocumentLogouts, Logouts, TableLogouts
 from .passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, validate_password
 from .tokens import SessionTokens
 
@@ -61,45 +64,51 @@ __all__ = [
     "validate_password",
 ]
 
-_LOCK_FILE: Final = "auth.lock"  # shared by admin.json and api_keys.json
-
 
 class Auth:
-    """The admin password, dashboard sessions, API keys and login lockouts of one data directory.
+    """The admin password, dashboard sessions, API keys and login lockouts of one shared state.
 
-    Every method may be called from several threads and from several processes sharing ``state_dir``.
-    Call :meth:`close` (or use ``with``) to release the SQLite connection.
+    Every method may be called from several threads and from several processes (and hosts) sharing
+    ``state``. Call :meth:`close` (or use ``with``) to release the SQLite connection.
 
     Args:
-        state_dir: the ``state/`` directory of the data directory (created if missing).
+        state: the shared state (:func:`mallard._sharedstate.shared_state`), or the path of a local
+            ``state/`` directory (created if missing).
         settings: read for ``admin_password``, ``session_ttl_secs``, ``max_login_attempts``,
             ``login_lockout_secs`` and ``max_tracked_keys``.
         secret: the instance secret (:func:`mallard._privacy.load_secret`): signs sessions and keys the
-            lockout table.
+            lockout entries.
         clock: returns the current aware UTC time.
         hasher: the Argon2id hasher (default: ``argon2.PasswordHasher()``); tests pass a cheap one.
     """
 
-    def __init__(self, state_dir: Path, settings: Settings, *, secret: bytes, clock: Clock = utcnow,
+    def __init__(self, state: StateLike, settings: Settings, *, secret: bytes, clock: Clock = utcnow,
                  hasher: argon2.PasswordHasher | None = None) -> None:
+        state = as_state(state)
         if not secret:
-            raise ValueError("Auth needs a non-empty secret: pass mallard._privacy.load_secret(state_dir, "
+            raise ValueError("Auth needs a non-empty secret: pass mallard._privacy.load_secret(state, "
                              "settings.secret).")
         secret = bytes(secret)
-        state = StateDir(Path(state_dir))
-        self._admin = AdminCredential(state, lock=_LOCK_FILE, secret=secret,
-                                      env_password=settings.admin_password, clock=clock,
-                                      hasher=hasher or argon2.PasswordHasher())
-        self._db = AuthDatabase(state, lockouts.SCHEMA + tokens.SCHEMA)
-        self._tokens = SessionTokens(self._db, secret=secret, binding=self._admin.binding,
+        self._admin = AdminCredential(state, secret=secret, env_password=settings.admin_password,
+                                      clock=clock, hasher=hasher or argon2.PasswordHasher())
+        self._db: AuthDatabase | None = None
+        revoked: Logouts
+        failed: Failures
+        if isinstance(state, LocalState):  # one host: SQLite tables, as always
+            self._db = AuthDatabase(state, failures.SCHEMA + logouts.SCHEMA)
+            revoked, failed = TableLogouts(self._db), TableFailures(self._db)
+        else:  # hosts sharing object storage: documents changed by compare-and-swap
+            revoked, failed = DocumentLogouts(state), DocumentFailures(state)
+        self._tokens = SessionTokens(revoked, secret=secret, binding=self._admin.binding,
                                      ttl=settings.session_ttl_secs, clock=clock)
-        self._keys = ApiKeys(state, lock=_LOCK_FILE, clock=clock)
-        self._lockouts = Lockouts(self._db, settings, secret=secret, clock=clock)
+        self._keys = ApiKeys(state, clock=clock)
+        self._lockouts = Lockouts(failed, settings, secret=secret, clock=clock)
 
     # -- lifecycle -----------------------------------------------------------------------------------
     def close(self) -> None:
         """Close this process's SQLite connection (idempotent). The object may not be used afterwards."""
-        self._db.close()
+        if self._db is not None:
+            self._db.close()
 
     def __enter__(self) -> Auth:
         return self
@@ -109,7 +118,7 @@ class Auth:
 
     # -- password (mallard._auth.admin: the rules, Raises and storage are documented there) ----------
     def password_configured(self) -> bool:
-        """Whether an admin password is set (from the environment or ``state/admin.json``)."""
+        """Whether an admin password is set (from the environment or ``admin.json``)."""
         return self._admin.configured()
 
     def password_from_environment(self) -> bool:

@@ -1,11 +1,13 @@
-"""The admin password: ``Settings.admin_password``, or else the credential file ``state/admin.json``.
+"""The admin password: ``Settings.admin_password``, or else the credential document ``admin.json``.
 
-``state/admin.json`` is ``{"password_hash": "<argon2id PHC string>", "updated_at": "...Z"}``, mode 0600,
-created once by :meth:`AdminCredential.setup` (set-if-unset, race-safe: the first process to link its file
-wins) and replaced atomically by :meth:`AdminCredential.change` / :meth:`AdminCredential.set` under the
-lock shared with the API keys. Each process caches the hash and reads the file again when another process
-changed it (:class:`mallard._statefile.JsonStateFile`). ``Settings.admin_password`` wins over the file
-and is never written anywhere: its hash is kept in memory only.
+``admin.json`` is ``{"password_hash": "<argon2id PHC string>", "updated_at": "...Z"}``, a shared document
+of :mod:`mallard._sharedstate`: ``state/admin.json`` (mode 0600) of the data directory, rewritten under
+the lock shared with the API keys and read again when another process changed it; or, for hosts sharing a
+lake on object storage, the object ``state/admin.json`` of the bucket, changed by compare-and-swap and
+seen by the other hosts within a second. :meth:`AdminCredential.setup` sets it only if unset (race-safe:
+of several processes or hosts, exactly one wins); :meth:`AdminCredential.change` and
+:meth:`AdminCredential.set` replace it. ``Settings.admin_password`` wins over the document and is never
+written anywhere: its hash is kept in memory only.
 
 :meth:`AdminCredential.binding` is what sessions are signed with, so changing the password ends every
 session (see :mod:`mallard._auth.tokens`).
@@ -16,13 +18,11 @@ from __future__ import annotations
 import hmac
 import json
 import threading
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import argon2
 
 from .._errors import StorageError
-from .._state import StateDir
-from .._statefile import JsonStateFile
 from .clock import Clock, stamp
 from .errors import (
     AlreadyConfiguredError,
@@ -32,33 +32,33 @@ from .errors import (
 )
 from .passwords import MAX_PASSWORD_LENGTH, is_argon2id_hash, validate_password, verify_hash
 
+if TYPE_CHECKING:
+    from .._sharedstate import SharedState
+
 __all__ = ["ADMIN_FILE", "AdminCredential"]
 
 ADMIN_FILE: Final = "admin.json"
 
 
 class AdminCredential:
-    """The admin password of one data directory, shared by every process using its ``state/``.
+    """The admin password, shared by every process (and host) using ``state``.
 
     Args:
-        state: the ``state/`` directory.
-        lock: the lock file (in ``state``) serialising rewrites of the credential file.
+        state: the shared state (:func:`mallard._sharedstate.shared_state`).
         secret: the instance secret; binds sessions to an environment password without storing it.
         env_password: ``Settings.admin_password`` (wins over the file when set).
         clock: returns the current aware UTC time (for ``updated_at``).
         hasher: the Argon2id hasher.
     """
 
-    def __init__(self, state: StateDir, *, lock: str, secret: bytes, env_password: str | None,
+    def __init__(self, state: SharedState, *, secret: bytes, env_password: str | None,
                  clock: Clock, hasher: argon2.PasswordHasher) -> None:
-        self._state = state
-        self._path = state.path(ADMIN_FILE)
+        self._where = state.where(ADMIN_FILE)
         self._clock = clock
         self._hasher = hasher
         self._lock = threading.RLock()
-        # the stored hash, "" when the file does not exist
-        self._file = JsonStateFile(self._path, state.path(lock), parse=self._parse, dump=self._document,
-                                   empty=str)
+        # the stored hash, "" when there is no document
+        self._file = state.document(ADMIN_FILE, parse=self._parse, dump=self._document, empty=str)
         self._env_password = env_password
         self._env_hash: str | None = None
         self._env_binding: str | None = None
@@ -80,13 +80,13 @@ class AdminCredential:
         Raises:
             PasswordRejectedError: the password breaks a rule (see :func:`validate_password`).
             AlreadyConfiguredError: a password is already set (by the environment or an earlier setup).
-            StorageError: ``state/admin.json`` could not be written.
+            StorageError: ``admin.json`` could not be written.
         """
         if self.configured():
             raise self._already_configured()
         validate_password(password)
-        data = self._document(self._hasher.hash(password))
-        if self._state.write_once(ADMIN_FILE, data) != data:
+        hashed = self._hasher.hash(password)
+        if self._file.update(lambda stored: stored or hashed) != hashed:
             raise self._already_configured()
 
     def verify(self, password: str) -> bool:
@@ -108,16 +108,21 @@ class AdminCredential:
             PasswordRejectedError: ``new`` breaks a rule.
         """
         self._refuse_if_environment()
-        with self._file.locked():
-            stored = self._stored_hash(force=True)
-            if stored is None:
+        hashed: list[str] = []
+
+        def change(stored: str) -> str:  # checked against the newest hash, again after a lost race
+            if not stored:
                 raise NotConfiguredError("No admin password is set yet. Set one with the setup step "
                                          "first.", code="not_configured")
             if not verify_hash(self._hasher, stored, old):
                 raise WrongPasswordError("The current password is wrong. Enter the password you log in "
                                          "with.", code="wrong_password")
-            validate_password(new)
-            self._file.write(self._hasher.hash(new))
+            if not hashed:
+                validate_password(new)
+                hashed.append(self._hasher.hash(new))
+            return hashed[0]
+
+        self._file.update(change)
 
     def set(self, new: str) -> None:
         """Set the admin password unconditionally (``mallard password``); ends every session.
@@ -129,8 +134,7 @@ class AdminCredential:
         self._refuse_if_environment()
         validate_password(new)
         hashed = self._hasher.hash(new)
-        with self._file.locked():
-            self._file.write(hashed)
+        self._file.update(lambda stored: hashed)
 
     def binding(self) -> str | None:
         """What sessions are bound to: the current password hash (None when no password is set)."""
@@ -158,9 +162,9 @@ class AdminCredential:
         doc = {"password_hash": hashed, "updated_at": stamp(self._clock())}
         return (json.dumps(doc, indent=2) + "\n").encode()
 
-    def _stored_hash(self, *, force: bool = False) -> str | None:
-        """The Argon2id hash in ``state/admin.json`` (re-read when the file changed), or None."""
-        return self._file.read(force=force) or None
+    def _stored_hash(self) -> str | None:
+        """The Argon2id hash in ``admin.json`` (read again when it changed), or None."""
+        return self._file.read() or None
 
     def _parse(self, raw: bytes) -> str:
         try:
@@ -168,7 +172,7 @@ class AdminCredential:
         except (ValueError, KeyError, TypeError):
             hashed = None
         if not is_argon2id_hash(hashed):
-            raise StorageError(f"{self._path} does not hold a valid Argon2id password hash. Restore "
+            raise StorageError(f"{self._where} does not hold a valid Argon2id password hash. Restore "
                                "it from a backup, or delete it and set a new password with `mallard "
                                "password`.", code="invalid_admin_hash")
         return hashed

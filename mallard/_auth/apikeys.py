@@ -1,9 +1,11 @@
 """API keys: ``mm_`` + 64 hex characters, each with a name and a scope, shared by every worker.
 
-``state/api_keys.json`` holds the keys only as ``hex(sha256(plaintext))``, mode 0600, rewritten
-atomically under an ``flock`` on the lock shared with the admin credential (``state/auth.lock``), and
-re-read whenever another process changed it (:class:`mallard._statefile.JsonStateFile`). A key is checked
-in constant time; revoking keeps its record (``revoked: true``).
+The shared document ``api_keys.json`` (:mod:`mallard._sharedstate`) holds the keys only as
+``hex(sha256(plaintext))``: in a data directory ``state/api_keys.json`` (mode 0600), rewritten atomically
+under an ``flock`` on the lock shared with the admin credential (``state/auth.lock``) and re-read
+whenever another process changed it; on object storage the object ``state/api_keys.json``, changed by
+compare-and-swap, so a key revoked on one host is refused by every other within a second. A key is
+checked in constant time; revoking keeps its record (``revoked: true``).
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ import hmac
 import json
 import re
 import secrets
-from typing import Final, Literal, TypedDict, cast
+from typing import TYPE_CHECKING, Final, Literal, TypedDict, cast
 
 from .._errors import StorageError
-from .._state import StateDir
-from .._statefile import JsonStateFile
 from .clock import Clock, stamp
 from .errors import InvalidKeyError
+
+if TYPE_CHECKING:
+    from .._sharedstate import SharedState
 
 __all__ = ["KEYS_FILE", "MAX_KEY_NAME_LENGTH", "SCOPES", "ApiKeys", "KeyRecord", "Scope"]
 
@@ -46,19 +49,17 @@ def _dump_keys(keys: list[KeyRecord]) -> bytes:
 
 
 class ApiKeys:
-    """The API keys of one data directory.
+    """The API keys, shared by every process (and host) using ``state``.
 
     Args:
-        state: the ``state/`` directory.
-        lock: the lock file (in ``state``) serialising rewrites of the key file.
+        state: the shared state (:func:`mallard._sharedstate.shared_state`).
         clock: returns the current aware UTC time (for ``created_at``).
     """
 
-    def __init__(self, state: StateDir, *, lock: str, clock: Clock) -> None:
-        self._path = state.path(KEYS_FILE)
+    def __init__(self, state: SharedState, *, clock: Clock) -> None:
+        self._where = state.where(KEYS_FILE)
         self._clock = clock
-        self._file = JsonStateFile(self._path, state.path(lock), parse=self._parse, dump=_dump_keys,
-                                   empty=list)
+        self._file = state.document(KEYS_FILE, parse=self._parse, dump=_dump_keys, empty=list)
 
     def create(self, name: str, scope: str) -> tuple[str, KeyRecord]:
         """Create an API key; the plaintext is returned once and only its SHA-256 is stored.
@@ -86,9 +87,7 @@ class ApiKeys:
         plaintext = "mm_" + secrets.token_hex(32)
         record = KeyRecord(key_hash=hashlib.sha256(plaintext.encode()).hexdigest(), name=name,
                            scope=scope, created_at=stamp(self._clock()), revoked=False)
-        with self._file.locked():
-            keys = self._file.read(force=True)
-            self._file.write([*keys, record])
+        self._file.update(lambda keys: [*keys, record])
         return plaintext, cast(KeyRecord, dict(record))
 
     def records(self) -> list[KeyRecord]:
@@ -99,16 +98,17 @@ class ApiKeys:
         """Revoke the key with this hash in every process; False if no key has it."""
         if not isinstance(key_hash, str) or _HASH_RE.fullmatch(key_hash) is None:
             return False
-        with self._file.locked():
-            keys = [cast(KeyRecord, dict(r)) for r in self._file.read(force=True)]
-            found = [r for r in keys if r["key_hash"] == key_hash]
-            if not found:
-                return False
-            if not all(r["revoked"] for r in found):
-                for r in found:
-                    r["revoked"] = True
-                self._file.write(keys)
-            return True
+        found = [False]
+
+        def revoke(keys: list[KeyRecord]) -> list[KeyRecord]:
+            found[0] = any(r["key_hash"] == key_hash for r in keys)
+            if all(r["revoked"] for r in keys if r["key_hash"] == key_hash):
+                return keys  # no such key, or revoked already: nothing to write
+            return [cast(KeyRecord, {**r, "revoked": True}) if r["key_hash"] == key_hash else r
+                    for r in keys]
+
+        self._file.update(revoke)
+        return found[0]
 
     def check(self, plaintext: str) -> Scope | None:
         """The scope of a valid, unrevoked API key, else None (compared in constant time)."""
@@ -135,7 +135,7 @@ class ApiKeys:
                     raise ValueError
                 keys.append(record)
         except (ValueError, KeyError, TypeError):
-            raise StorageError(f"{self._path} is not a valid API key list. Restore it from a backup, "
+            raise StorageError(f"{self._where} is not a valid API key list. Restore it from a backup, "
                                "or delete it (every API key is then revoked) and create new keys.",
                                code="invalid_api_keys") from None
         return keys

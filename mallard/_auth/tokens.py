@@ -3,8 +3,8 @@
 A token is ``v1.<expires_unix>.<nonce hex>.<hmac hex>``. The HMAC key is derived from the instance secret
 *and* the current password hash (:meth:`mallard._auth.admin.AdminCredential.binding`), so changing the
 password ends every session. The lifetime is absolute: a token is refused once expired, and also when it
-outlives a since-shortened ``session_ttl_secs``. Logouts are recorded (nonce and expiry only) in the
-``revoked_sessions`` table of ``state/auth.sqlite`` until the token would expire.
+outlives a since-shortened ``session_ttl_secs``. Logouts are recorded (nonce and expiry only) until the
+token would expire, in ``state/auth.sqlite`` or, on object storage, a shared document (:mod:`.logouts`).
 """
 
 from __future__ import annotations
@@ -17,18 +17,11 @@ from collections.abc import Callable
 from typing import Final
 
 from .clock import Clock
-from .database import AuthDatabase
 from .errors import NotConfiguredError
+from .logouts import Logouts
 
-__all__ = ["SCHEMA", "SessionTokens"]
+__all__ = ["SessionTokens"]
 
-SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS revoked_sessions (
-    nonce TEXT PRIMARY KEY,
-    expires_at INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS revoked_sessions_expiry ON revoked_sessions (expires_at);
-"""
 _TOKEN_RE: Final = re.compile(r"v1\.([0-9]{1,12})\.([0-9a-f]{32})\.([0-9a-f]{64})")
 
 
@@ -36,16 +29,16 @@ class SessionTokens:
     """Create, check and revoke session tokens.
 
     Args:
-        db: the database holding the logouts (its schema includes :data:`SCHEMA`).
+        logouts: where logouts are recorded.
         secret: the instance secret.
         binding: the current password binding, None when no password is set.
         ttl: ``Settings.session_ttl_secs``.
         clock: returns the current aware UTC time.
     """
 
-    def __init__(self, db: AuthDatabase, *, secret: bytes, binding: Callable[[], str | None], ttl: int,
+    def __init__(self, logouts: Logouts, *, secret: bytes, binding: Callable[[], str | None], ttl: int,
                  clock: Clock) -> None:
-        self._db = db
+        self._logouts = logouts
         self._secret = secret
         self._binding = binding
         self._ttl = ttl
@@ -71,7 +64,7 @@ class SessionTokens:
         parsed = self._parse(token)
         if parsed is None:
             return False
-        return self._db.query_one("SELECT 1 FROM revoked_sessions WHERE nonce = ?", (parsed[0],)) is None
+        return not self._logouts.revoked(parsed[0])
 
     def revoke(self, token: str) -> bool:
         """Log ``token`` out in every process; returns whether it was a live session."""
@@ -79,11 +72,7 @@ class SessionTokens:
         if parsed is None:
             return False
         nonce, expires = parsed
-        now = self._now()
-        with self._db.transaction() as db:
-            db.execute("DELETE FROM revoked_sessions WHERE expires_at <= ?", (now,))
-            db.execute("INSERT OR IGNORE INTO revoked_sessions (nonce, expires_at) VALUES (?, ?)",
-                       (nonce, expires))
+        self._logouts.revoke(nonce, expires, now=self._now())
         return True
 
     def _now(self) -> float:

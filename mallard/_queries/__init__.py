@@ -25,6 +25,7 @@ from .._errors import InvalidQueryError
 from .._events import SITE_ID
 from .._goals import Goals
 from .._settings import Settings
+from .._sharedstate import LocalState, SharedState
 from .access import Access
 from .buckets import bucket_labels
 from .engine import Engine
@@ -51,15 +52,13 @@ def _utcnow() -> datetime:
 
 
 class Queries:
-    """Analytics over a data directory. Thread-safe.
-
-    Obtain it as ``Mallard(...).queries`` (includes that process's buffered events) or
-    ``mallard.open(data_dir)`` (read-only, for notebooks and scripts).
-    """
+    """Analytics over a data directory. Thread-safe. Goals are read from ``state`` (default: the
+    store's ``state/``). Obtain it as ``Mallard(...).queries`` (includes that process's buffered
+    events) or ``mallard.open(data_dir)`` (read-only, for notebooks and scripts)."""
 
     def __init__(self, store: Store, settings: Settings, *,
                  buffer: Callable[[], EventBuffer | None] | None = None,
-                 clock: Callable[[], datetime] = _utcnow) -> None:
+                 clock: Callable[[], datetime] = _utcnow, state: SharedState | None = None) -> None:
         self._store = store
         self._settings = settings
         self._buffer = buffer or (lambda: None)
@@ -71,8 +70,8 @@ class Queries:
                               lambda: self.today("UTC"), self._engine.sessions_of, self._engine.rollups_of,
                               self._engine.discard)
         self._generation: dict[str, int] = {}
-        #: The goals, saved segments and reporting currencies of every site (``state/goals.json``).
-        self.goals = Goals(store.state_dir, check_filters=check_segment_filters)
+        #: The goals, saved segments and reporting currencies of every site (``goals.json`` of ``state``).
+        self.goals = Goals(state or LocalState(store.state_dir), check_filters=check_segment_filters)
         self._gen_lock = threading.Lock()
 
     @property

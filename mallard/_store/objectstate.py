@@ -17,6 +17,9 @@ The two primitives of :mod:`mallard._state` and :mod:`mallard._statefile`, with 
   AWS's 409 ``ConditionalRequestConflict``) means another host's update landed first: read again,
   apply ``change`` again, after a short random pause, at most :data:`MAX_TRIES` times.
 
+:func:`mallard._sharedstate.shared_state` chooses this state when ``lake_url`` is ``s3://…``
+(:meth:`ObjectState.from_settings`); the names and the documents are those of a local ``state/``.
+
 The store must support conditional writes (AWS S3 since 2024, MinIO, SeaweedFS, Cloudflare R2).
 pyarrow's ``S3FileSystem`` cannot send those headers, so this module, like
 :mod:`mallard._store.objectlog`, talks to the store through a botocore S3 client. Every failure is a
@@ -26,14 +29,20 @@ pyarrow's ``S3FileSystem`` cannot send those headers, so this module, like
 
 from __future__ import annotations
 
+import functools
+import os
 import random
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Final, Generic, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, NoReturn, TypeVar
 
-from .._errors import StorageError
+from .._errors import ConfigurationError, StorageError
+from .._setting_values import split_lake_url
 from .objectlog import _LOST, _error_code
+
+if TYPE_CHECKING:
+    from .._settings import Settings
 
 __all__ = ["MAX_TRIES", "REVALIDATE_SECS", "ObjectDocument", "ObjectState"]
 
@@ -44,6 +53,9 @@ T = TypeVar("T")
 REVALIDATE_SECS: Final = 1.0
 #: Tries of one update (or create) before giving up with a StorageError, each after a lost race.
 MAX_TRIES: Final = 50
+#: Seconds to connect to the store, and to wait for an answer.
+CONNECT_TIMEOUT: Final = 5.0
+REQUEST_TIMEOUT: Final = 30.0
 #: Longest pause, in seconds, before trying again after a lost race (random, doubling from 5 ms).
 _MAX_PAUSE: Final = 0.2
 
@@ -60,6 +72,24 @@ _MEANINGS: Final = {
 }
 
 
+def _connect(settings: Settings) -> Any:
+    """A botocore S3 client for the ``s3_*`` settings. It does not retry by itself: a conditional
+    write whose answer was lost would be retried into a 412 and applied twice; a failed request is a
+    StorageError, a lost race is retried here."""
+    try:
+        import boto3
+        import botocore.config
+    except ImportError:
+        raise ConfigurationError(f"lake_url is {settings.lake_url!r}: state on object storage needs "
+                                 "boto3. Install it with pip install 'mallard-metrics[s3]'.") from None
+    config = botocore.config.Config(connect_timeout=CONNECT_TIMEOUT, read_timeout=REQUEST_TIMEOUT,
+                                    retries={"max_attempts": 1, "mode": "standard"})
+    return boto3.session.Session().client(
+        "s3", endpoint_url=settings.s3_endpoint_url or None, region_name=settings.s3_region or None,
+        aws_access_key_id=settings.s3_access_key_id or None,
+        aws_secret_access_key=settings.s3_secret_access_key or None, config=config)
+
+
 def _pause(attempt: int) -> None:
     """Wait a random pause after the lost race number ``attempt`` (0, 1…), so racers spread out."""
     time.sleep(random.uniform(0, min(_MAX_PAUSE, 0.005 * 2 ** attempt)))
@@ -69,17 +99,39 @@ class ObjectState:
     """The state of the lake at ``s3://<bucket>/<prefix>``, under ``<prefix>/state/``, through
     ``client`` (a botocore S3 client). Thread-safe."""
 
-    def __init__(self, client: Any, bucket: str, prefix: str = "") -> None:
-        self._client = client
+    def __init__(self, client: Any, bucket: str, prefix: str = "", *,
+                 connect: Callable[[], Any] | None = None) -> None:
+        self._client_of = (os.getpid(), client)
+        self._connect = connect
         self.bucket = bucket
         root = prefix.strip("/")
         self.root = f"{root}/state/" if root else "state/"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ObjectState:
+        """The state of the lake at ``settings.lake_url`` (``s3://…``), reached with the ``s3_*``
+        settings (unset credentials and region: botocore's own chain, the standard AWS variables)."""
+        assert settings.lake_url
+        bucket, prefix = split_lake_url(settings.lake_url)
+        connect = functools.partial(_connect, settings)
+        return cls(connect(), bucket, prefix, connect=connect)
+
+    @property
+    def _client(self) -> Any:
+        """The botocore client; in a forked child (a pre-forking server's worker), a new one, so that
+        no connection of the parent's pool is shared with it."""
+        pid, client = self._client_of
+        if self._connect is not None and pid != os.getpid():
+            client = self._connect()
+            self._client_of = (os.getpid(), client)
+        return client
 
     def key(self, name: str) -> str:
         """The key of the object ``name`` (``"goals.json"``, ``"salts/19723"``)."""
         return f"{self.root}{name}"
 
-    def url(self, name: str) -> str:
+    def where(self, name: str) -> str:
+        """``s3://<bucket>/<key>`` of the object ``name``, for messages."""
         return f"s3://{self.bucket}/{self.key(name)}"
 
     def fail(self, action: str, name: str, exc: Exception) -> NoReturn:
@@ -87,10 +139,10 @@ class ObjectState:
         code = _error_code(exc)
         if code:
             meaning = _MEANINGS.get(code, f"the store answered {code}")
-            raise StorageError(f"Cannot {action} {self.url(name)}: {meaning} (error {code}).") from None
+            raise StorageError(f"Cannot {action} {self.where(name)}: {meaning} (error {code}).") from None
         if type(exc).__module__.startswith("botocore"):  # no answer: connection refused, timeout
             endpoint = getattr(getattr(self._client, "meta", None), "endpoint_url", "?")
-            raise StorageError(f"Cannot {action} {self.url(name)}: no answer from the store at {endpoint} "
+            raise StorageError(f"Cannot {action} {self.where(name)}: no answer from the store at {endpoint} "
                                f"({type(exc).__name__}): check s3_endpoint_url and that the store "
                                "is up.") from None
         raise exc
@@ -170,7 +222,7 @@ class ObjectState:
             # meanwhile, or, on AWS, a 409 said the winner's write is still in flight)
             if attempt:
                 _pause(attempt)
-        raise StorageError(f"Cannot create {self.url(name)}: {MAX_TRIES} tries lost the race to another "
+        raise StorageError(f"Cannot create {self.where(name)}: {MAX_TRIES} tries lost the race to another "
                            "writer that deleted the object again. Check what else writes under "
                            f"s3://{self.bucket}/{self.root}.")
 
@@ -258,6 +310,6 @@ class ObjectDocument(Generic[T]):
                     return new
                 self.lost_races += 1
                 _pause(attempt)
-        raise StorageError(f"Cannot update {self._state.url(self.name)}: {self._max_tries} tries in a row "
+        raise StorageError(f"Cannot update {self._state.where(self.name)}: {self._max_tries} tries in a row "
                            "lost the race to other hosts' updates. Check for a host rewriting it in a "
                            "loop; otherwise try again.")

@@ -13,9 +13,9 @@ import pytest
 
 from mallard._auth import Auth
 from mallard._settings import Settings
+from mallard._sharedstate import LocalState
 from tests.conftest import FrozenClock
 
-ROOT = Path(__file__).resolve().parents[2]
 SECRET = b"k" * 32
 PASSWORD = "correct horse battery"
 OTHER = "staple tuning fork 42"
@@ -39,7 +39,7 @@ def make_auth(state: Path, clock: FrozenClock) -> Iterator[MakeAuth]:
     made: list[Auth] = []
 
     def make(hasher: argon2.PasswordHasher | None = CHEAP, **settings: Any) -> Auth:
-        auth = Auth(state, Settings(**settings), secret=SECRET, clock=clock, hasher=hasher)
+        auth = Auth(LocalState(state), Settings(**settings), secret=SECRET, clock=clock, hasher=hasher)
         made.append(auth)
         return auth
 

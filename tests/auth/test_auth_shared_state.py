@@ -3,11 +3,7 @@ real processes."""
 
 from __future__ import annotations
 
-import os
-import select
 import stat
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,15 +11,16 @@ import pytest
 
 from mallard._auth import Auth
 from mallard._settings import Settings
+from mallard._sharedstate import LocalState
 from tests.auth.conftest import (
     CHEAP,
     IP4,
     IP6,
     PASSWORD,
-    ROOT,
     MakeAuth,
     all_state_bytes,
 )
+from tests.procs.lines import LineWorker as Worker
 
 # real servers or processes (`pytest -m 'not slow'` leaves them out)
 pytestmark = pytest.mark.slow
@@ -79,56 +76,10 @@ def test_state_files_are_private(auth: Auth, state: Path) -> None:
 
 
 # -- real processes ------------------------------------------------------------------------------------
-class Worker:
-    """A ``tests.procs.auth_worker`` child process, spoken to one line at a time."""
-
-    def __init__(self, state: Path) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "tests.procs.auth_worker", str(state)],
-                                     cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE)
-        self._buffer = b""
-
-    def send(self, line: str) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(line.encode() + b"\n")
-        self.proc.stdin.flush()
-
-    def recv(self, timeout: float = 30.0) -> str:
-        assert self.proc.stdout is not None
-        fd = self.proc.stdout.fileno()
-        while b"\n" not in self._buffer:
-            ready, _, _ = select.select([fd], [], [], timeout)
-            chunk = os.read(fd, 65536) if ready else b""
-            if not chunk:
-                self.proc.kill()
-                _, err = self.proc.communicate(timeout=10)
-                raise AssertionError(f"worker died or hung: {err.decode(errors='replace')}")
-            self._buffer += chunk
-        line, _, self._buffer = self._buffer.partition(b"\n")
-        return line.decode()
-
-    def ask(self, line: str) -> str:
-        self.send(line)
-        return self.recv()
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.send("quit")
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
-            if stream is not None:
-                stream.close()
-        assert self.proc.returncode == 0
-
-
 @pytest.fixture
 def workers(state: Path) -> Iterator[list[Worker]]:
     """Two worker processes on the same state directory, both ready."""
-    started = [Worker(state), Worker(state)]
+    started = [Worker("tests.procs.auth_worker", str(state)) for _ in range(2)]
     try:
         for w in started:
             assert w.recv() == "ready"
@@ -154,7 +105,7 @@ def test_processes_racing_setup_agree_on_one_winner(workers: list[Worker]) -> No
 
 def test_lockouts_and_keys_cross_processes(workers: list[Worker], state: Path) -> None:
     """Failures in one process lock the IP in the others; a key made in one process works in another."""
-    parent = Auth(state, Settings(), secret=(state / "secret").read_bytes(), hasher=CHEAP)
+    parent = Auth(LocalState(state), Settings(), secret=(state / "secret").read_bytes(), hasher=CHEAP)
     try:
         assert parent.check_key("mm_" + "0" * 64) is None  # the parent caches "no keys" first
         assert workers[0].ask(f"fail {IP6} 5") == "300"
@@ -178,7 +129,7 @@ def test_concurrent_key_creation_loses_nothing(workers: list[Worker], state: Pat
     for i, w in enumerate(workers):
         w.send(f"create-keys w{i} 20")
     assert [w.recv() for w in workers] == ["ok", "ok"]
-    parent = Auth(state, Settings(), secret=(state / "secret").read_bytes(), hasher=CHEAP)
+    parent = Auth(LocalState(state), Settings(), secret=(state / "secret").read_bytes(), hasher=CHEAP)
     try:
         names = sorted(k["name"] for k in parent.list_keys())
     finally:

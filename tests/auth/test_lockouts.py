@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 from mallard._auth import Auth
@@ -86,18 +85,3 @@ def test_stale_entries_are_dropped(make_auth: MakeAuth, clock: FrozenClock, stat
     clock.advance(hours=1, seconds=1)
     a.record_failure("198.51.100.7")
     assert count_rows(state, "login_failures") == 1
-
-
-def test_concurrent_threads_count_every_failure(make_auth: MakeAuth) -> None:
-    """Failures recorded from several threads of one process all count."""
-    a = make_auth(max_login_attempts=40)
-    def fail_ten_times() -> None:
-        for _ in range(10):
-            a.record_failure(IP4)
-
-    threads = [threading.Thread(target=fail_ten_times) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert a.lockout_remaining(IP4) == 300

@@ -8,6 +8,7 @@ import pytest
 
 from mallard._auth import Auth
 from mallard._settings import Settings
+from mallard._sharedstate import LocalState
 from tests.auth.conftest import (
     CHEAP,
     OTHER,
@@ -42,7 +43,7 @@ def test_tampered_sessions_fail(auth: Auth, state: Path) -> None:
         assert not auth.check_session(token[:i] + flipped + token[i + 1:]), i
     for bad in ("", "v1", token + "0", token.upper(), "v2" + token[2:], 42):
         assert not auth.check_session(bad)  # type: ignore[arg-type]
-    other = Auth(state, Settings(), secret=b"another secret", hasher=CHEAP)
+    other = Auth(LocalState(state), Settings(), secret=b"another secret", hasher=CHEAP)
     try:
         assert not other.check_session(token)
     finally:

@@ -13,6 +13,7 @@ import pytest
 from mallard._payload import parse_body
 from mallard._privacy import Salts
 from mallard._settings import Settings
+from mallard._sharedstate import LocalState
 from mallard._tracker import Tracker
 
 from .conftest import Live, serving
@@ -94,7 +95,7 @@ def test_hash_mode_keeps_the_fragment_in_the_stored_path(serve: Live) -> None:
 def test_past_a_plausible_limit_is_an_invalid_event_with_its_code(body: dict[str, Any], code: str,
                                                                   words: str, tmp_path: Path) -> None:
     """In Python (the pipeline behind ``Mallard.track``), each limit is its own error code."""
-    tracker = Tracker(Settings(), salts=Salts(tmp_path / "salts"), secret=b"k" * 32)
+    tracker = Tracker(Settings(), salts=Salts(LocalState(tmp_path)), secret=b"k" * 32)
     (raw,) = parse_body(orjson.dumps(body))
     outcome = tracker.process(raw)
     assert outcome.error is not None and outcome.error.code == code, outcome

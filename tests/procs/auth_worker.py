@@ -23,6 +23,7 @@ from pathlib import Path
 from mallard._auth import AlreadyConfiguredError, Auth
 from mallard._privacy import load_secret
 from mallard._settings import Settings
+from mallard._sharedstate import LocalState
 
 
 def _answer(auth: Auth, command: str, args: list[str]) -> str:
@@ -52,7 +53,7 @@ def _answer(auth: Auth, command: str, args: list[str]) -> str:
 
 
 def main() -> None:
-    state = Path(sys.argv[1])
+    state = LocalState(Path(sys.argv[1]))
     with Auth(state, Settings(), secret=load_secret(state, None)) as auth:
         print("ready", flush=True)
         for line in sys.stdin:

@@ -5,6 +5,7 @@ the bucket."""
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import socket
 import uuid
 from typing import Any
@@ -15,6 +16,7 @@ import orjson
 import pytest
 
 from mallard._errors import StorageError
+from mallard._settings import Settings
 from mallard._store.objectstate import REVALIDATE_SECS, ObjectDocument, ObjectState
 
 from ..s3server import ACCESS_KEY, BUCKET, REGION, SECRET_KEY, S3Server
@@ -228,3 +230,24 @@ def test_an_unreachable_store_is_said_plainly(prefix: str) -> None:
                                            rf"from the store at {endpoint} \(EndpointConnectionError\): "
                                            "check s3_endpoint_url"):
         state.write_once("salts/1", b"x")
+
+
+# -- from the settings -------------------------------------------------------------------------------------
+def test_from_settings_reaches_the_lake_and_a_forked_child_gets_its_own_client(s3_server: S3Server,
+                                                                               prefix: str) -> None:
+    """A pre-forking server's workers must not share the parent's connection pool."""
+    state = ObjectState.from_settings(Settings(lake_url=f"s3://{BUCKET}/{prefix}/", **s3_server.options()))
+    assert state.write_once("secret", b"parent") == b"parent"  # the parent's client is in use
+    parents = state._client
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        code = 1
+        try:
+            ok = state.write_once("salts/x.salt", b"child") == b"child" and state._client is not parents
+            code = 0 if ok and state.read("secret") == b"parent" else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert state._client is parents and state.read("salts/x.salt") == b"child"
+    assert state.where("secret") == f"s3://{BUCKET}/{prefix}/state/secret"
