@@ -91,7 +91,7 @@ class Mallard:
                  clock: Callable[[], datetime] = utcnow, **options: Any) -> None:
         self.settings = settings = Settings.given(settings, **options)
         self._clock = clock
-        self.store = open_store(settings, read_only=False)  # a local data_dir (no object storage yet)
+        self.store = open_store(settings, read_only=False)  # data_dir, or lake_url's shared lake
         self.store.quarantine.on_moved = self._count_quarantined
         self._geo = GeoLookup(settings.geoip_db_path, settings.geoip_precision,  # fails fast
                               builtin_countries=settings.geoip_builtin_countries)
@@ -155,6 +155,7 @@ class Mallard:
 
                 metrics = ProcessCounters(self.store.state_dir)
                 metrics.set_gauge_source("mallard_buffered_events", self._ingestion.pending)
+                metrics.set_gauge_source("mallard_spool_waiting_bytes", self.store.waiting_bytes)
                 metrics.set_gauge_source("mallard_geoip_loaded", lambda: int(self.geoip_loaded))
                 metrics.set_gauge_source("mallard_filter_bots", lambda: int(self.settings.filter_bots))
                 metrics.set_gauge_source("mallard_auth_configured",
