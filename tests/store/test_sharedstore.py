@@ -203,3 +203,23 @@ def test_a_copied_lake_is_adopted_by_the_first_writer(tmp_path: Path, s3_server:
     finally:
         shared.close()
 
+
+
+def test_past_s3_spool_max_bytes_events_are_refused_as_on_a_full_disk(tmp_path: Path) -> None:
+    m = Mallard(data_dir=tmp_path / "h", lake_url="s3://nowhere/lake", s3_endpoint_url="http://127.0.0.1:9",
+                s3_spool_max_bytes=1 << 20, flush_interval_secs=3600, max_buffered_events=100_000)
+    try:
+        long = "x" * 1800
+        sent = 0
+        while sent < 800:  # about 1.5 MiB in the spool, deferred by the flush
+            assert m.track("pageview", site=SITE, url=f"https://{SITE}/{long}/{sent}", ip="10.0.0.1",
+                           user_agent=UA[0]).accepted
+            sent += 1
+        m.flush()
+        m.store.retry_spool()  # what the maintenance thread does every 2 s: counts what waits
+        assert m.store.waiting_bytes() > 1 << 20
+        refused = m.track("pageview", site=SITE, url=f"https://{SITE}/late", ip="10.0.0.1", user_agent=UA[0])
+        assert not refused.accepted and refused.reason == "storage_unavailable"
+        assert any("s3_spool_max_bytes" in p for p in m.problems())
+    finally:
+        m.close()
