@@ -92,7 +92,7 @@ class Mallard:
                  clock: Callable[[], datetime] = utcnow, **options: Any) -> None:
         self.settings = settings = Settings.given(settings, **options)
         self._clock = clock
-        self.store = open_store(settings, read_only=False)  # a local data_dir (no object storage yet)
+        self.store = open_store(settings, read_only=False)  # data_dir, or lake_url's shared lake
         #: What every process, and with an ``s3://`` lake_url every host, shares: salts, the secret, auth,
         #: goals, funnels, shared links (``state/`` of data_dir, or of the bucket; mallard/_sharedstate.py).
         self.state = shared_state(settings, self.store.state_dir)
@@ -161,6 +161,7 @@ class Mallard:
 
                 metrics = ProcessCounters(self.store.state_dir)
                 metrics.set_gauge_source("mallard_buffered_events", self._ingestion.pending)
+                metrics.set_gauge_source("mallard_spool_waiting_bytes", self.store.waiting_bytes)
                 metrics.set_gauge_source("mallard_geoip_loaded", lambda: int(self.geoip_loaded))
                 metrics.set_gauge_source("mallard_filter_bots", lambda: int(self.settings.filter_bots))
                 metrics.set_gauge_source("mallard_auth_configured",

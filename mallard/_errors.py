@@ -52,6 +52,11 @@ class StorageError(MallardError, OSError):
     code = "storage"
 
 
+class StoreUnreachableError(StorageError):
+    """Object storage did not answer (down, unreachable): what an outage raises, as opposed to a
+    refusal (credentials, a missing bucket), which no retry or fallback cures."""
+
+
 class QueryTimeoutError(MallardError):
     """A query ran longer than its time limit (``query_timeout_secs`` over HTTP) and was stopped."""
 

@@ -190,7 +190,7 @@ class Ingestion:
         buffer = self.current_buffer()
         if buffer is not None and buffer.failing:
             found.append(f"flushing to the lake fails, events kept and retried: {buffer.stats().last_error}")
-        return found
+        return found + self._store.warnings()
 
     # -- events -----------------------------------------------------------------------------------
     def ingest(self, raws: Iterable[RawEvent], ctx: ClientContext, *,

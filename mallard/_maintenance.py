@@ -69,6 +69,7 @@ class Maintenance:
                 next_compaction = time.monotonic() + interval
                 recover()
                 self.compact(only_touched=True)
+                self._store.vacuum()  # a shared lake's unreferenced objects, after their grace period
                 self._sessions_pass(budget_secs=interval / 2)
                 today = self._clock().astimezone(UTC).date()
                 if self._settings.retention_days and last_retention != today:

@@ -21,6 +21,7 @@ import ipaddress
 import secrets
 import socket
 import threading
+import time
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Any, Final
@@ -63,6 +64,10 @@ def redact_ip(ip: str | None) -> str:
     return ":".join(g.lstrip("0") or "0" for g in groups) + "::x"
 
 
+#: Seconds between tries of the shared state for the salt, while a host's own one stands in.
+SALT_RETRY_SECS: Final = 30.0
+
+
 class Salts:
     """Random per-period salts shared by every process (and every host of a lake on object storage):
     ``salts/<first day>.salt`` in the shared state ``state`` (or the local ``state/`` directory at that
@@ -77,27 +82,33 @@ class Salts:
         self._previous: bytes | None = None
         self._period_start = datetime.min.replace(tzinfo=UTC)
         self._period_end = self._period_start  # empty: the first call rotates
+        self._retry_at: float | None = None  # when to ask the shared state again for a fallen-back salt
 
     def period_of(self, now: datetime) -> int:
         return (now.date() - _EPOCH).days // self._rotation
 
     def salts(self, now: datetime) -> tuple[bytes, bytes | None, datetime]:
         """(current salt, previous salt or None, start of the current period) at ``now`` (UTC)."""
-        if self._period_start <= now < self._period_end:  # the common case: no date arithmetic
+        if self._period_start <= now < self._period_end and self._retry_at is None:  # the common case
             return self._current, self._previous, self._period_start
         period = self.period_of(now)
-        if period != self._period:
+        if period != self._period or (self._retry_at is not None and time.monotonic() >= self._retry_at):
             with self._lock:
                 if period != self._period:
                     self._rotate(period)
+                elif self._retry_at is not None and time.monotonic() >= self._retry_at:
+                    self._rotate(period, self._current)  # ours, if the store has none yet
         return self._current, self._previous, self._period_start
 
     def _name(self, period: int) -> str:
         start = _EPOCH + timedelta(days=period * self._rotation)
         return f"salts/{start.isoformat()}.salt"
 
-    def _rotate(self, period: int) -> None:
-        current = self._state.write_once(self._name(period), secrets.token_bytes(32))
+    def _rotate(self, period: int, candidate: bytes | None = None) -> None:
+        current = self._state.write_once(self._name(period), candidate or secrets.token_bytes(32))
+        # a salt of this host's own while the shared state cannot be reached: asked for again later
+        self._retry_at = time.monotonic() + SALT_RETRY_SECS if getattr(self._state, "fell_back", False) \
+            else None
         previous = self._state.read(self._name(period - 1))
         for name in self._state.names("salts/"):
             if name.endswith(".salt") and name < self._name(period - 1):

@@ -56,8 +56,8 @@ class Settings:
     # -- storage ----------------------------------------------------------------------------------
     data_dir: Path = _opt(Path("mallard-data"), "Directory holding events/, spool/ and state/.")
     lake_url: str | None = _opt(None, "Where the lake is: empty for data_dir itself, or s3://bucket/prefix "
-                                "on S3-compatible object storage (read-only for now: mallard.open() "
-                                "reads it, Mallard refuses it).")
+                                "on S3-compatible object storage, shared by every host writing it "
+                                "(each keeps its spool and state in its own data_dir).")
     s3_endpoint_url: str | None = _opt(None, "Endpoint of an S3-compatible store, e.g. "
                                        "http://127.0.0.1:8333 (empty: AWS S3).",
                                        env=("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"))
@@ -67,6 +67,9 @@ class Settings:
                                         "secret: AWS_ACCESS_KEY_ID, ~/.aws or the host's role).",
                                         secret=True)
     s3_secret_access_key: str | None = _opt(None, "Secret access key for the lake's bucket.", secret=True)
+    s3_spool_max_bytes: int = _opt(1 << 30, "Bytes of accepted events the spool may hold while the lake "
+                                   "on object storage cannot be written; past it events are refused (503).",
+                                   minimum=1 << 20)
     flush_event_count: int = _opt(1000, "Buffered events that trigger a flush to Parquet.",
                                   env=("MALLARD_FLUSH_COUNT",), minimum=1)
     flush_interval_secs: float = _opt(5.0, "Seconds between background flushes of the buffer.",

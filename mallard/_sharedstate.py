@@ -17,21 +17,23 @@ Both give the operations below with the same contracts, so no caller knows which
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Protocol, TypeVar
 
-from ._errors import StorageError
+from ._errors import StorageError, StoreUnreachableError
 from ._state import StateDir
 from ._statefile import JsonStateFile, SharedDocument
 
 if TYPE_CHECKING:
     from ._settings import Settings
 
-__all__ = ["LocalState", "SharedState", "StateLike", "as_state", "shared_state"]
+__all__ = ["LocalState", "OrLocal", "SharedState", "StateLike", "as_state", "shared_state"]
 
 T = TypeVar("T")
+log = logging.getLogger("mallard.state")
 
 #: The lock file of each document of a :class:`LocalState` that does not use ``<stem>.lock`` (the
 #: admin credential and the API keys have always shared one).
@@ -112,6 +114,62 @@ class LocalState(StateDir):
                             "permissions of the state directory.")
 
 
+class OrLocal:
+    """:class:`SharedState` on object storage that does not stop ingestion while the store does not
+    answer (:class:`StoreUnreachableError`; a refusal is raised): a piece created once (a salt, the
+    pseudonym secret) that cannot be read or created there
+    is created in the local ``state/`` directory instead, provisionally (:attr:`fell_back` says so,
+    and a warning is logged); the next successful creation there deletes the local one. Everything
+    else is the object store's (its documents answer their last copy during an outage)."""
+
+    def __init__(self, shared: SharedState, local: LocalState) -> None:
+        self.shared = shared
+        self.local = local
+        #: The last :meth:`write_once` could not reach the store and gave a local piece.
+        self.fell_back = False
+
+    def where(self, name: str) -> str:
+        return self.shared.where(name)
+
+    def read(self, name: str) -> bytes | None:
+        try:
+            return self.shared.read(name)
+        except StoreUnreachableError:
+            return self.local.read(name)
+
+    def write(self, name: str, data: bytes) -> None:
+        self.shared.write(name, data)
+
+    def write_once(self, name: str, data: bytes) -> bytes:
+        try:
+            won = self.shared.write_once(name, data)
+        except StoreUnreachableError as exc:
+            log.warning("%s; using a piece of this host's own until it answers (visitor ids of this host "
+                        "may differ from other hosts' meanwhile)", exc)
+            self.fell_back = True
+            return self.local.write_once(name, data)
+        self.fell_back = False
+        self.local.delete(name)
+        return won
+
+    def delete(self, name: str) -> None:
+        self.local.delete(name)
+        try:
+            self.shared.delete(name)
+        except StoreUnreachableError as exc:  # an old salt: the next rotation deletes it (it lists them)
+            log.warning("%s; deleting it again later", exc)
+
+    def names(self, folder: str) -> list[str]:
+        try:
+            return self.shared.names(folder)
+        except StoreUnreachableError:
+            return self.local.names(folder)
+
+    def document(self, name: str, *, parse: Callable[[bytes], T], dump: Callable[[T], bytes],
+                 empty: Callable[[], T]) -> SharedDocument[T]:
+        return self.shared.document(name, parse=parse, dump=dump, empty=empty)
+
+
 #: What the public classes that keep state (``Auth``, ``Goals``, ``Salts``, ``SavedFunnels``,
 #: ``SharedLinks``) take: a shared state, or the path of a local ``state/`` directory.
 StateLike = SharedState | str | os.PathLike[str]
@@ -128,5 +186,5 @@ def shared_state(settings: Settings, local: Path) -> SharedState:
     if settings.lake_url:
         from ._store.objectstate import ObjectState  # botocore: only for object storage
 
-        return ObjectState.from_settings(settings)
+        return OrLocal(ObjectState.from_settings(settings), LocalState(local))
     return LocalState(local)

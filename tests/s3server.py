@@ -7,6 +7,7 @@ Tests that need it skip with the reason when it cannot start (no ``weed``, no fr
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -43,6 +44,7 @@ class S3Server:
     directory: Path
     metrics: str  # SeaweedFS's Prometheus endpoint
     iceberg: str | None = None  # its Iceberg REST catalog (``seaweedfs(iceberg=True)``), else None
+    args: tuple[str, ...] = ()  # its command line (``restarted`` runs it again)
 
     def filesystem(self, *, access_key: str = ACCESS_KEY, secret_key: str = SECRET_KEY) -> pafs.S3FileSystem:
         """pyarrow's S3 filesystem on this server (the test identity unless told otherwise)."""
@@ -113,19 +115,41 @@ def seaweedfs(directory: Path, *, iceberg: bool = False) -> Iterator[S3Server]:
         process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     server = S3Server(f"http://127.0.0.1:{ports['s3']}", process, directory,
                       f"http://127.0.0.1:{metrics}/metrics",
-                      f"http://127.0.0.1:{catalog}" if iceberg else None)
+                      f"http://127.0.0.1:{catalog}" if iceberg else None, tuple(args))
     try:
         _wait_ready(server, log)
         yield server
     finally:
-        if process.poll() is None:
-            # Its filer waits 15 s for the gateway's streams to end on SIGTERM; the data is thrown away.
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=2)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        stop(server)
+
+
+def stop(server: S3Server) -> None:
+    """Stop the server (its data stays in its directory)."""
+    process = server.process
+    if process.poll() is None:
+        # Its filer waits 15 s for the gateway's streams to end on SIGTERM.
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def restarted(server: S3Server) -> S3Server:
+    """The stopped ``server`` started again on its ports and directory (the objects kept), ready; the
+    caller stops it (:func:`stop`)."""
+    log = server.directory / "weed.log"
+    with log.open("ab") as out:
+        process = subprocess.Popen(list(server.args), stdout=out, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    again = dataclasses.replace(server, process=process)
+    try:
+        _wait_ready(again, log)
+    except BaseException:
+        stop(again)
+        raise
+    return again
 
 
 def _wait_ready(server: S3Server, log: Path) -> None:

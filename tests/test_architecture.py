@@ -119,6 +119,8 @@ TESTED_ELSEWHERE = {
                                 "tests/test_engagement.py",
     "mallard/_store/spool.py": "tests/store/test_recovery.py, tests/test_buffer.py",
     "mallard/_store/tombstones.py": "tests/store/test_store_erasure.py",
+    "mallard/_store/batch.py": "tests/store/test_store_erasure.py, tests/test_durability.py (a local flush)",
+    "mallard/_store/objectclient.py": "tests/store/test_sharedstore.py (an unreachable store, said plainly)",
     "mallard/_telemetry/shards.py": "tests/telemetry/test_counters.py, test_snapshots.py",
     "mallard/_telemetry/totals.py": "tests/telemetry/test_snapshots.py, test_counters.py",
 }

@@ -396,22 +396,11 @@ def _router_lacks(*paths: str) -> bool:
     return not {r.pattern for r in ROUTES} & set(paths)
 
 
-def _s3_is_read_only() -> bool:
-    """Mallard(lake_url="s3://...") still refuses to write, with the message storage.md quotes."""
-    message = "writing to object storage is not supported yet"
-    return any(message in p.read_text(encoding="utf-8") for p in (ROOT / "mallard").rglob("*.py"))
-
-
 #: (page, a fragment of the line) -> whether what the line says is missing is still missing.
 PROMISES: dict[tuple[str, str], Callable[[], bool]] = {
     # Mallard Metrics v0.2's goals, revenue and property-values routes.
     ("http-api.md", "Not built yet"): lambda: _router_lacks("/api/stats/goals", "/api/stats/revenue",
                                                             "/api/stats/property-values"),
-    # Writing a lake on object storage.
-    ("storage.md", "for now"): _s3_is_read_only,
-    ("storage.md", "not supported yet"): _s3_is_read_only,
-    ("operations.md", "read-only-for-now"): _s3_is_read_only,
-    ("settings.md", "read-only for now"): _s3_is_read_only,
     # Erasing one user by the user_id pseudonym: no such method or route.
     ("privacy.md", "there is no API for it yet"):
         lambda: not hasattr(mallard.Mallard, "erase_user") and _router_lacks("/api/gdpr/erase-user"),

@@ -18,10 +18,10 @@ import boto3
 import orjson
 import pytest
 
-from mallard._errors import ConfigurationError, StorageError
+from mallard._errors import ConfigurationError, StorageError, StoreUnreachableError
 from mallard._privacy import Salts, load_secret
 from mallard._settings import Settings
-from mallard._sharedstate import LocalState, shared_state
+from mallard._sharedstate import LocalState, OrLocal, shared_state
 from mallard._statefile import JsonStateFile
 from mallard._store.objectstate import REVALIDATE_SECS, ObjectState
 from tests.procs.lines import LineWorker
@@ -68,9 +68,30 @@ def test_the_backend_is_chosen_by_lake_url(tmp_path: Path) -> None:
                                    s3_endpoint_url="http://127.0.0.1:9", s3_region=REGION,
                                    s3_access_key_id=ACCESS_KEY, s3_secret_access_key=SECRET_KEY),
                           tmp_path / "state")
-    assert isinstance(remote, ObjectState)  # nothing was asked of the store yet
+    assert isinstance(remote, OrLocal) and isinstance(remote.shared, ObjectState)  # nothing asked yet
     assert remote.where("goals.json") == "s3://analytics/prod/eu/state/goals.json"
     assert not (tmp_path / "state").exists()
+
+
+def test_a_store_that_does_not_answer_gives_pieces_of_this_hosts_own(tmp_path: Path) -> None:
+    """Nothing listens on 127.0.0.1:9: a salt (created once) comes from the local state/ instead, and
+    says so; a document never read raises, naming the object; a salt stands in until the store answers."""
+    state = shared_state(Settings(data_dir=tmp_path, lake_url="s3://analytics/prod",
+                                  s3_endpoint_url="http://127.0.0.1:9", s3_region=REGION,
+                                  s3_access_key_id=ACCESS_KEY, s3_secret_access_key=SECRET_KEY),
+                         tmp_path / "state")
+    assert isinstance(state, OrLocal)
+    salt = state.write_once("salts/2026-12-04.salt", b"a" * 32)
+    assert salt == b"a" * 32 and state.fell_back
+    assert state.write_once("salts/2026-12-04.salt", b"b" * 32) == salt  # the same piece, kept locally
+    assert (tmp_path / "state" / "salts" / "2026-12-04.salt").read_bytes() == salt
+    assert state.read("salts/2026-12-04.salt") == salt
+    with pytest.raises(StoreUnreachableError, match=r"s3://analytics/prod/state/goals\.json: no answer"):
+        state.document("goals.json", parse=json.loads, dump=lambda d: json.dumps(d).encode(),
+                       empty=dict).read()
+    salts = Salts(state)
+    current, _, _ = salts.salts(datetime.now(UTC))
+    assert len(current) == 32 and salts._retry_at is not None  # asked for again later
 
 
 def test_object_storage_without_boto3_is_said_plainly(tmp_path: Path,

@@ -126,7 +126,7 @@ def gather(store: Store, reading: Reading, site: str, first: date, last: date, g
         part = listing[day]
         if part.horizon is None or not provisional.fresh(store, site, part, version, held_since):
             continue
-        keys = provisional.open_keys(store.lake, part.path)
+        keys = provisional.open_keys(store.session_files.lake, part.path)
         if keys is None:
             discard_unreadable(store, [part.path])
             continue
@@ -210,7 +210,7 @@ def discard_unreadable(store: Store, files: Iterable[str]) -> bool:
 
 def _readable(store: Store, path: str) -> bool:
     try:
-        store.lake.read_table(path)
+        store.session_files.lake.read_table(path)  # the derived relations' files (rollups' too)
     except FileNotFoundError:
         return True  # replaced by a newer build meanwhile: not damaged
     except Exception:  # any failure to decode is damage

@@ -32,9 +32,10 @@ from .._errors import QueryTimeoutError, StorageError
 from .._events import SITE_ID, Row
 from .._progress import Progress, silent
 from .._state import StateDir
+from .batch import Batch, PendingBatch
 from .compaction import merge
 from .derived import DerivedFiles
-from .lake import Lake, site_of, to_table
+from .lake import Lake, to_table
 from .quarantine import Bad, Quarantine, QuarantinedFile
 from .reader import BUFFER, TEMPLATE_DDL, Reader
 from .recovery import finish_commits, orphans
@@ -53,45 +54,6 @@ class ErasureResult:
     end_date: date
     buffered_events_deleted: int
     parquet_partitions_deleted: int
-
-
-class PendingBatch:
-    """Parquet files written under hidden names; calling the batch publishes them."""
-
-    def __init__(self, lake: Lake, spool: Spool | None, written: list[tuple[Path, Path]],
-                 tombstones: Tombstones | None = None, known: frozenset[Tombstone] = frozenset()) -> None:
-        self._lake = lake
-        self._spool = spool
-        self._written = written
-        self._tombstones = tombstones
-        self._known = known
-        self._files = [(final, (site_of(final.parent.parent.name), date.fromisoformat(final.parent.name[5:])))
-                       for _, final in written]
-        #: (site_id, date) of every partition the batch adds a file to.
-        self.partitions: frozenset[tuple[str, date]] = frozenset(part for _, part in self._files)
-
-    def __call__(self) -> None:
-        if self._spool is not None:
-            try:
-                self._spool.commit(self._written)
-            except OSError:
-                # Not published: the retry writes the batch again, so these copies must not pile up
-                # on a disk that is already full.
-                for tmp, _ in self._written:
-                    tmp.unlink(missing_ok=True)
-                raise
-        self._lake.publish(self._written)
-        if self._tombstones is None:
-            return
-        # An erasure recorded while the batch was written may have deleted its partitions before the
-        # files were in place: the batch's own files of the erased partitions go now.
-        late = [t for t in self._tombstones.all() if t not in self._known]
-        doomed = [final for final, (site, day) in self._files
-                  if any(t.covers_partition(site, day) for t in late)]
-        if doomed:
-            with self._lake.locked(exclusive=True):
-                for final in doomed:
-                    final.unlink(missing_ok=True)
 
 
 class Store:
@@ -166,8 +128,21 @@ class Store:
         if self._spool is not None and self._spool.error is not None:
             self._spool.retry()
 
+    def warnings(self) -> list[str]:
+        """Degraded but working: what keeps accepted events out of the lake at the moment (none locally)."""
+        return []
+
+    def waiting_bytes(self) -> int:
+        """Bytes of accepted events waiting in the spool for the lake to accept them (0 locally: a
+        local lake's flush either stores a batch or keeps it in memory for a retry)."""
+        return 0
+
+    def vacuum(self) -> int:
+        """Delete files no reader can need any more (none locally: deletions are immediate)."""
+        return 0
+
     def write_batch(self, events: Sequence[Row], *,
-                    applied: set[Tombstone] | None = None) -> PendingBatch:
+                    applied: set[Tombstone] | None = None) -> Batch:
         """Write events to hidden Parquet files; return the callable that publishes them.
 
         With ``applied`` (the erasures the caller's buffer no longer holds events of, updated here), the

@@ -15,7 +15,7 @@ from .lake import Lake
 from .quarantine import Quarantine, is_file_error
 from .reader import PROJECTION, READ_PARQUET, TEMPLATE
 
-__all__ = ["merge"]
+__all__ = ["merge", "merge_sql"]
 
 log = logging.getLogger("mallard.store")
 
@@ -24,18 +24,20 @@ def _sql_literal(text: str) -> str:
     return text.replace("'", "''")
 
 
+def merge_sql(target: str) -> str:
+    """The statement that writes the files of its one parameter (a list) merged into ``target``: rows
+    sorted by time, the full lake schema, ZSTD. DuckDB answers it with the number of rows."""
+    return (f"COPY (SELECT {PROJECTION} FROM (SELECT * FROM {TEMPLATE} UNION ALL BY NAME "
+            f"SELECT * FROM {READ_PARQUET}) ORDER BY timestamp) TO '{_sql_literal(target)}' "
+            f"(FORMAT parquet, COMPRESSION zstd)")
+
+
 def merge(con: duckdb.DuckDBPyConnection, lake: Lake, quarantine: Quarantine, sources: list[str]) -> bool:
     """Merge ``sources`` (one partition's files) into one; False when one of them is unreadable."""
     directory = Path(sources[0]).parent
     tmp = directory / f".merge-{os.getpid()}-{threading.get_ident()}.parquet.tmp"
     try:
-        con.execute(
-            f"COPY (SELECT {PROJECTION} FROM (SELECT * FROM {TEMPLATE} UNION ALL BY NAME "
-            f"SELECT * FROM {READ_PARQUET}) "
-            f"ORDER BY timestamp) TO '{_sql_literal(str(tmp))}' "
-            f"(FORMAT parquet, COMPRESSION zstd)",
-            [sources],
-        ).fetchall()
+        con.execute(merge_sql(str(tmp)), [sources]).fetchall()
         fd = os.open(tmp, os.O_RDONLY)
         try:
             os.fsync(fd)

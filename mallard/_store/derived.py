@@ -90,12 +90,15 @@ class DerivedFiles:
     """File-level operations on one derived relation's root: listing, atomic publishing, deletion."""
 
     def __init__(self, root: Path, lock_path: Path, *, delta: tuple[str, ...] = (),
-                 lake: Lake | None = None) -> None:
+                 lake: Lake | None = None, events: Lake | None = None) -> None:
         self.root = root
         self._delta = delta  # columns (dotted paths) written with DELTA_BINARY_PACKED
         #: The partition layout, listing and deletion under the lake lock are the lake's (``lake``:
         #: another than the local files under ``root``, such as object storage's).
         self.lake = lake or Lake(root, lock_path)
+        #: The events' lake, when its files are not local ones (a shared lake's on object storage):
+        #: it says whether the event files a build read are still live.
+        self.events = events
 
     def listing(self, site_id: str) -> dict[date, DerivedPartition]:
         """The built partitions of ``site_id`` by start day (the newest file of each)."""
@@ -136,7 +139,8 @@ class DerivedFiles:
             directory.mkdir(parents=True, exist_ok=True)
             pq.write_table(table, tmp, compression="zstd", **_encoding(table, self._delta))
             with self.lake.locked(exclusive=True):
-                if not all(os.path.exists(f) for f in sources):
+                exists = self.events.exists if self.events is not None else os.path.exists
+                if not all(exists(f) for f in sources):
                     tmp.unlink()
                     return None
                 os.replace(tmp, directory / name)

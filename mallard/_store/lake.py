@@ -247,6 +247,9 @@ class Lake:
         """(name, path) of every file of a partition (hidden ones too), by name."""
         return _names(self.partition(site_id, day))
 
+    def exists(self, path: str) -> bool:
+        return os.path.exists(path)  # whether the file is in the lake now
+
     def mtime(self, path: str) -> float:
         """When the file ``path`` was last modified (seconds since the epoch)."""
         return os.path.getmtime(path)

@@ -255,6 +255,17 @@ class ObjectLog:
                 self.lost_races += 1
                 missed = self._refresh()
 
+    def live(self) -> list[str]:
+        """The paths of the live files of the snapshot held now, without asking the store (for a
+        ``check`` of :meth:`commit`, like :meth:`tombstones`)."""
+        return list(self._state.files)
+
+    def tombstones(self) -> list[Tombstone]:
+        """The tombstones of the snapshot held now, without asking the store: for a ``check`` of
+        :meth:`commit` (which runs under the log's lock, after the missed commits were applied), every
+        erasure committed before the commit it is about to try."""
+        return list(self._state.tombstones)
+
     def vacuum(self, folder: str, grace_secs: float) -> list[str]:
         """Delete the objects under ``folder`` (relative, e.g. ``events/``) that no snapshot of the
         last ``grace_secs`` holds: files removed by a commit older than that, and files never

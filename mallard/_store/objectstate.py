@@ -30,6 +30,7 @@ pyarrow's ``S3FileSystem`` cannot send those headers, so this module, like
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import random
 import threading
@@ -37,8 +38,9 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, Generic, NoReturn, TypeVar
 
-from .._errors import ConfigurationError, StorageError
+from .._errors import StorageError, StoreUnreachableError
 from .._setting_values import split_lake_url
+from .objectclient import MEANINGS, client
 from .objectlog import _LOST, _error_code
 
 if TYPE_CHECKING:
@@ -47,47 +49,21 @@ if TYPE_CHECKING:
 __all__ = ["MAX_TRIES", "REVALIDATE_SECS", "ObjectDocument", "ObjectState"]
 
 T = TypeVar("T")
+log = logging.getLogger("mallard.state")
 
 #: Seconds a document read from the store is used without asking the store again: another host's
 #: change is seen at most this long after it landed. An update always revalidates first.
 REVALIDATE_SECS: Final = 1.0
 #: Tries of one update (or create) before giving up with a StorageError, each after a lost race.
 MAX_TRIES: Final = 50
-#: Seconds to connect to the store, and to wait for an answer.
-CONNECT_TIMEOUT: Final = 5.0
-REQUEST_TIMEOUT: Final = 30.0
 #: Longest pause, in seconds, before trying again after a lost race (random, doubling from 5 ms).
 _MAX_PAUSE: Final = 0.2
 
-#: What an error code of the store means for the one who configured it.
-_MEANINGS: Final = {
-    "NoSuchBucket": "the bucket does not exist: check the bucket of lake_url",
-    "AccessDenied": "access denied: check s3_access_key_id and s3_secret_access_key, and that they may "
-                    "read and write under the prefix",
-    "InvalidAccessKeyId": "the store does not know the access key id: check s3_access_key_id",
-    "SignatureDoesNotMatch": "the secret access key does not match the access key id: check "
-                             "s3_secret_access_key",
-    "NotImplemented": "the store does not support conditional writes (If-None-Match, If-Match on "
-                      "PutObject): use AWS S3, MinIO, SeaweedFS or Cloudflare R2",
-}
-
-
 def _connect(settings: Settings) -> Any:
-    """A botocore S3 client for the ``s3_*`` settings. It does not retry by itself: a conditional
-    write whose answer was lost would be retried into a 412 and applied twice; a failed request is a
-    StorageError, a lost race is retried here."""
-    try:
-        import boto3
-        import botocore.config
-    except ImportError:
-        raise ConfigurationError(f"lake_url is {settings.lake_url!r}: state on object storage needs "
-                                 "boto3. Install it with pip install 'mallard-metrics[s3]'.") from None
-    config = botocore.config.Config(connect_timeout=CONNECT_TIMEOUT, read_timeout=REQUEST_TIMEOUT,
-                                    retries={"max_attempts": 1, "mode": "standard"})
-    return boto3.session.Session().client(
-        "s3", endpoint_url=settings.s3_endpoint_url or None, region_name=settings.s3_region or None,
-        aws_access_key_id=settings.s3_access_key_id or None,
-        aws_secret_access_key=settings.s3_secret_access_key or None, config=config)
+    """A botocore S3 client that does not retry by itself: a conditional write whose answer was lost
+    would be retried into a 412 and applied twice; a failed request is a StorageError, a lost race is
+    retried here."""
+    return client(settings, what="state on object storage", attempts=1)
 
 
 def _pause(attempt: int) -> None:
@@ -138,13 +114,13 @@ class ObjectState:
         """Raise the StorageError saying why ``action`` of ``name`` failed (``exc``: from botocore)."""
         code = _error_code(exc)
         if code:
-            meaning = _MEANINGS.get(code, f"the store answered {code}")
+            meaning = MEANINGS.get(code, f"the store answered {code}")
             raise StorageError(f"Cannot {action} {self.where(name)}: {meaning} (error {code}).") from None
         if type(exc).__module__.startswith("botocore"):  # no answer: connection refused, timeout
             endpoint = getattr(getattr(self._client, "meta", None), "endpoint_url", "?")
-            raise StorageError(f"Cannot {action} {self.where(name)}: no answer from the store at {endpoint} "
-                               f"({type(exc).__name__}): check s3_endpoint_url and that the store "
-                               "is up.") from None
+            raise StoreUnreachableError(
+                f"Cannot {action} {self.where(name)}: no answer from the store at {endpoint} "
+                f"({type(exc).__name__}): check s3_endpoint_url and that the store is up.") from None
         raise exc
 
     def get(self, name: str, *, etag: str | None = None) -> tuple[str, bytes] | None:
@@ -266,12 +242,27 @@ class ObjectDocument(Generic[T]):
         self._cache: tuple[str | None, T, float] | None = None
         #: Updates that lost a race to another writer and were applied again (for tests and metrics).
         self.lost_races = 0
+        self._stale = False  # the last read could not reach the store: the cached copy was answered
 
     def read(self, *, force: bool = False) -> T:
         """The current document (do not mutate it: it is shared by the callers of this process).
-        ``force``: ask the store now instead of trusting a cache younger than ``revalidate_secs``."""
+        ``force``: ask the store now instead of trusting a cache younger than ``revalidate_secs``.
+        When the store does not answer (down, unreachable), the copy read last is answered (a warning
+        is logged once), so that an outage does not stop the requests that read state; without a
+        copy (or with ``force``), the :class:`StorageError` is raised."""
         with self._lock:
-            return self._current(force=force)[1]
+            try:
+                done = self._current(force=force)[1]
+            except StoreUnreachableError as exc:
+                if self._cache is None or force:
+                    raise
+                if not self._stale:  # once per outage: the requests it serves go on meanwhile
+                    log.warning("%s; answering from the copy read %.0f s ago until it answers", exc,
+                                self._clock() - self._cache[2])
+                self._stale = True
+                return self._cache[1]
+            self._stale = False
+            return done
 
     def _current(self, *, force: bool) -> tuple[str | None, T]:
         now = self._clock()

@@ -29,10 +29,11 @@ from typing import TYPE_CHECKING, Final
 import duckdb
 import pyarrow.fs as pafs
 
-from .._errors import ConfigurationError, StorageError
+from .._errors import StorageError
 from . import Store
 from .derived import DerivedFiles
 from .lake import Lake, site_dir_name, site_of
+from .objectlog import ObjectLog
 from .quarantine import Quarantine
 from .s3 import SCHEME, Bucket
 
@@ -48,16 +49,20 @@ STATE_READ: Final = ("goals.json",)
 
 
 def open_store(settings: Settings, *, read_only: bool) -> Store:
-    """The Store of ``settings``: the local ``data_dir``, or with an ``s3://`` ``lake_url`` (read-only
-    only, for now) an :class:`ObjectStore`."""
+    """The Store of ``settings``: the local ``data_dir``, or with an ``s3://`` ``lake_url`` an
+    :class:`ObjectStore` (read-only) or a :class:`~mallard._store.sharedstore.SharedStore` (a host
+    writing the shared lake, its spool and state in ``data_dir``)."""
     if settings.lake_url:
+        from .objectclient import client
+
+        bucket = Bucket.from_settings(settings)
         if not read_only:
-            raise ConfigurationError(
-                f"lake_url is {settings.lake_url!r}: writing to object storage is not supported yet. "
-                f"Read that lake with mallard.open({settings.lake_url!r}, s3_endpoint_url=…), or leave "
-                "lake_url empty to keep the lake in data_dir.")
-        return ObjectStore(Bucket.from_settings(settings), duckdb_threads=settings.duckdb_threads,
-                           duckdb_memory_limit=settings.duckdb_memory_limit)
+            from .sharedstore import SharedStore
+
+            return SharedStore(settings, bucket, client(settings))
+        logged = ObjectLog(client(settings), bucket.bucket, bucket.prefix) if bucket.check() else None
+        return ObjectStore(bucket, duckdb_threads=settings.duckdb_threads,
+                           duckdb_memory_limit=settings.duckdb_memory_limit, log=logged)
     if read_only:
         return Store(settings.data_dir, read_only=True, duckdb_threads=settings.duckdb_threads,
                      duckdb_memory_limit=settings.duckdb_memory_limit)
@@ -95,10 +100,10 @@ class ObjectLake(Lake):
 
     @contextmanager
     def locked(self, *, exclusive: bool) -> Iterator[None]:
-        """No lock: nothing changes the objects (this slice never writes them)."""
+        """No lock: nothing here changes the objects."""
         if exclusive:
-            raise StorageError(f"{self._bucket.url} is read-only here: writing to object storage is not "
-                               "supported yet.")
+            raise StorageError(f"{self._bucket.url} is read-only here (mallard.open); use mallard.Mallard "
+                               "with lake_url to write it.")
         yield
 
     # -- listing ------------------------------------------------------------------------------------
@@ -173,7 +178,7 @@ class ObjectStore(Store):
     """
 
     def __init__(self, bucket: Bucket, *, duckdb_threads: int | None = None,
-                 duckdb_memory_limit: str | None = None) -> None:
+                 duckdb_memory_limit: str | None = None, log: ObjectLog | None = None) -> None:
         bucket.check()
         # A private local directory: the copies of state/ documents, and the locks nobody contends for;
         # deleted with the store (or at exit).
@@ -186,6 +191,11 @@ class ObjectStore(Store):
         lock = self.state_dir / "lake.lock"
         self._relations = {name: ObjectLake(bucket, name, lock)
                            for name in ("events", "sessions", "rollups", "attributed")}
+        if log is not None:  # written by hosts: the log says which files are live (loglake.py)
+            from .loglake import LogLake, LogTombstones
+
+            self._relations["events"] = events = LogLake(bucket, log, lock)
+            self.tombstones = LogTombstones(events, self.state)
         self.lake = self._relations["events"]
         self.quarantine = Quarantine(self.lake, local / "quarantine", grace_secs=0, movable=False)
         self.session_files = DerivedFiles(local / "sessions", lock, lake=self._relations["sessions"])

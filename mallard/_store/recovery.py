@@ -4,7 +4,10 @@ segments.
 A segment whose ``flock`` can be taken belongs to a process that is gone: :func:`orphans` yields those,
 locked, so that the Store replays their events into the lake and deletes them. A commit record left by a
 publish that was interrupted is completed by :func:`finish_commits` instead (its batch's files are
-renamed into place and its segments deleted: replaying them would store the batch twice).
+renamed into place and its segments deleted: replaying them would store the batch twice). On object
+storage a record names the objects of a commit to the log whose outcome the writer did not learn (it
+died, or the store stopped answering): ``published`` says whether the log holds them, and the record's
+segments are deleted if so, else replayed.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import glob
 import logging
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import suppress
 from pathlib import Path
 from typing import Final
@@ -64,10 +67,12 @@ class Orphan:
         os.close(self._fd)
 
 
-def finish_commits(directory: Path) -> int:
+def finish_commits(directory: Path, published: Callable[[Sequence[str]], bool] | None = None) -> int:
     """Complete publishes interrupted by a crash: rename the temporary files still in place and delete
     the segments, whose events are then in the lake. Records of live processes (their segments are
-    locked) are left alone. Returns the number of records completed."""
+    locked) are left alone. A record of objects (``keys``) asks ``published``: if they were committed
+    its segments are deleted, else only the record (the segments are then replayed as orphans).
+    Returns the number of records completed."""
     _remove_unfinished_records(directory)
     _remove_unborn_segments(directory)
     done = 0
@@ -93,6 +98,10 @@ def finish_commits(directory: Path) -> int:
                     busy = True
                     break
             if busy:
+                continue
+            keys = spec.get("keys")
+            if keys and (published is None or not published(keys)):
+                record.unlink(missing_ok=True)  # not committed: its segments replay as orphans
                 continue
             for tmp, final in spec["files"]:
                 with suppress(FileNotFoundError):  # published already (or erased since)
@@ -155,11 +164,17 @@ def _locked_by(directory: Path, writer: str) -> bool:
     return False
 
 
+def _order(entry: os.DirEntry[str]) -> tuple[str, int, str]:
+    """Segments by writer, then in the order written (``<writer>.<n>``: 10 after 9)."""
+    writer, _, n = entry.name.rpartition(".")
+    return (writer, int(n), "") if n.isdigit() else (entry.name, 0, entry.name)
+
+
 def orphans(directory: Path) -> Iterator[Orphan]:
     """Segments nobody holds a lock on (their writer exited or was killed)."""
     if not directory.is_dir():
         return
-    for entry in sorted(os.scandir(directory), key=lambda e: e.name):
+    for entry in sorted(os.scandir(directory), key=_order):
         if entry.name.startswith(".") or not entry.is_file():
             continue
         try:

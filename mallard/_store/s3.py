@@ -31,6 +31,7 @@ CONNECT_TIMEOUT: Final = 5.0
 REQUEST_TIMEOUT: Final = 30.0
 
 _RELATIONS: Final = frozenset({"events", "sessions", "rollups"})
+_LOG: Final = "_log"
 _CODE: Final = re.compile(r"AWS Error ([A-Z_]+)")
 #: What each error code of the store means for the one who configured it.
 _MEANINGS: Final = {
@@ -91,14 +92,16 @@ class Bucket:
         """pyarrow's path (``bucket/prefix/relative``) of a path relative to the lake's root."""
         return "/".join(p for p in (self.bucket, self.prefix, relative) if p)
 
-    def check(self) -> None:
+    def check(self) -> bool:
         """Raise :class:`StorageError` unless the bucket can be read and holds a lake at the prefix
-        (``events/``, ``sessions/`` or ``rollups/`` objects)."""
+        (``events/``, ``sessions/`` or ``rollups/`` objects, or a commit log). Returns whether the lake
+        has a commit log (hosts write it: see mallard/_store/sharedstore.py)."""
         try:  # a LIST: the store says why it refuses one (a HEAD's answer has no body)
             found = self.fs.get_file_info(pafs.FileSelector(self.key(""), allow_not_found=True))
         except OSError as exc:
             raise self.error(exc) from None
-        if not {i.base_name for i in found if i.type == pafs.FileType.Directory} & _RELATIONS:
+        folders = {i.base_name for i in found if i.type == pafs.FileType.Directory}
+        if not folders & (_RELATIONS | {_LOG}):
             try:
                 bucket = self.fs.get_file_info(self.bucket)
             except OSError as exc:
@@ -108,6 +111,7 @@ class Bucket:
                                    f"(endpoint {self.endpoint}).")
             raise StorageError(f"{self.url} holds no mallard lake: no events/, sessions/ or rollups/ "
                                f"under that prefix (endpoint {self.endpoint}).")
+        return _LOG in folders
 
     def error(self, exc: OSError, doing: str = "open the lake") -> StorageError:
         """``exc`` from pyarrow, said as a :class:`StorageError` naming the lake, never a credential."""

@@ -20,6 +20,7 @@ deletes its segments instead of replaying them.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import logging
 import mmap
@@ -62,15 +63,19 @@ def decode(line: bytes) -> Event:
 
 
 def write_commit(path: Path, segments: Sequence[str], files: Sequence[tuple[Path, Path]],
-                 owner: str | None = None) -> None:
-    """Atomically record that the events of ``segments`` are in ``files`` (temporary, final).
+                 owner: str | None = None, keys: Sequence[str] = ()) -> None:
+    """Atomically record that the events of ``segments`` are in ``files`` (temporary, final), or, on
+    object storage, in the objects ``keys`` (relative to the lake) once the log commits them.
 
     ``owner`` names a segment the writer keeps locked while it lives (its current one): the record of
     a live process is never acted upon, even once its listed segments are gone.
     """
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(orjson.dumps({"segments": list(segments), "owner": owner,
-                                  "files": [[str(t), str(f)] for t, f in files]}))
+    spec: dict[str, object] = {"segments": list(segments), "owner": owner,
+                               "files": [[str(t), str(f)] for t, f in files]}
+    if keys:
+        spec["keys"] = list(keys)
+    tmp.write_bytes(orjson.dumps(spec))
     os.rename(tmp, path)
 
 
@@ -138,6 +143,10 @@ class Spool:
         self._path: Path | None = None
         #: Why the last attempt to open a segment failed (e.g. "No space left on device"), else None.
         self.error: str | None = None
+        #: Set (to the reason) to refuse every append, as a full disk does: the spool holds as many
+        #: events waiting for the lake as it may (object storage unreachable; see :meth:`defer`).
+        self.refusing: str | None = None
+        self._deferred: set[Path] = set()  # finished segments left to recovery, not deleted on release
         self._try_open()
 
     def _try_open(self) -> OSError | None:
@@ -194,6 +203,8 @@ class Spool:
         os.ftruncate(self._fd, self._pos)
 
     def append(self, event: Row) -> None:
+        if self.refusing is not None:
+            raise OSError(errno.ENOSPC, self.refusing)
         data = encode(event)
         mapped = self._map
         if mapped is None:
@@ -238,14 +249,36 @@ class Spool:
             self._try_open()
             return done
 
-    def commit(self, files: Sequence[tuple[Path, Path]]) -> None:
-        """Record, just before ``files`` are published, that they hold the events of every finished
-        (rotated, not yet released) segment; :meth:`release` removes the record."""
+    def commit(self, files: Sequence[tuple[Path, Path]], keys: Sequence[str] = ()) -> None:
+        """Record, just before ``files`` are published (or the objects ``keys`` committed), that they
+        hold the events of every finished (rotated, not yet released) segment; :meth:`release`
+        removes the record."""
         with self._lock:
             finished = [p.name for p in self._owned if p != self._path]
             if finished:
                 write_commit(self._commit, finished, files,
-                             owner=self._path.name if self._path is not None else None)
+                             owner=self._path.name if self._path is not None else None, keys=keys)
+
+    def defer(self) -> None:
+        """Leave the finished segments to recovery instead of publishing them now (the lake on object
+        storage cannot be written): their locks are released, so recovery replays them as a gone
+        process's, and :meth:`release` keeps their files. A commit record naming them (a commit whose
+        outcome is unknown) is kept, without an owner, for recovery to settle first."""
+        with self._lock:
+            finished = [p for p in self._owned if p != self._path]
+            if not finished:
+                return
+            try:
+                spec = orjson.loads(self._commit.read_bytes())
+            except FileNotFoundError:
+                spec = None
+            if spec is not None:
+                write_commit(self._dir / f".{finished[0].name}.deferred.commit", spec["segments"],
+                             [(Path(t), Path(f)) for t, f in spec["files"]], keys=spec.get("keys", ()))
+                self._commit.unlink(missing_ok=True)
+            for path in finished:
+                os.close(self._owned.pop(path))
+                self._deferred.add(path)
 
     def release(self, tokens: Sequence[object]) -> None:
         """Delete finished segments whose events are stored."""
@@ -254,6 +287,9 @@ class Spool:
                 if token is None:
                     continue
                 assert isinstance(token, Path)
+                if token in self._deferred:  # recovery's now
+                    self._deferred.discard(token)
+                    continue
                 fd = self._owned.get(token)
                 token.unlink(missing_ok=True)  # before the lock goes: never seen as an orphan
                 if fd is not None:

@@ -81,9 +81,11 @@ class Tombstones:
                 self._cache = (mtime, self._read())
             return self._cache[1]
 
-    def filter_replay(self, events: Sequence[Row], written_at: float) -> list[Row]:
-        """Events of a replayed spool segment (last written at ``written_at``) minus erased ones."""
-        stones = self.all()
+    def filter_replay(self, events: Sequence[Row], written_at: float,
+                      stones: Sequence[Tombstone] | None = None) -> list[Row]:
+        """Events of a replayed spool segment (last written at ``written_at``) minus those erased
+        (by ``stones``, else every tombstone now)."""
+        stones = self.all() if stones is None else stones
         if not stones:
             return list(events)
 

@@ -76,6 +76,9 @@ PROCESS_METRICS: Final[Mapping[str, MetricDef]] = {
     "mallard_http_request_duration_seconds": MetricDef(
         "histogram", "Time to answer an HTTP request handled by mallard, in seconds."),
     "mallard_buffered_events": MetricDef("gauge", "Events held in memory, not yet flushed to the lake."),
+    "mallard_spool_waiting_bytes": MetricDef(
+        "gauge", "Bytes of accepted events waiting in this host's spool for the lake on object storage "
+        "to accept them (0 with a local lake; see s3_spool_max_bytes).", merge="max"),
     "mallard_cache_entries": MetricDef("gauge", "Entries in the query caches."),
     "mallard_auth_configured": MetricDef("gauge", "1 if an admin password is set, else 0.", merge="max"),
     "mallard_geoip_loaded": MetricDef("gauge", "1 if a GeoIP database is loaded, else 0.", merge="max"),

@@ -16,11 +16,11 @@ import pyarrow.fs as pafs
 import pytest
 
 import mallard
-from mallard import ConfigurationError, Mallard, Settings, StorageError
+from mallard import Mallard, Settings, StorageError
 from mallard._queries import rollups, sessions
 from mallard._queries.freshness import unchanged
 from mallard._store import Store
-from mallard._store.objectstore import LISTING_SECS, ObjectStore, open_store
+from mallard._store.objectstore import LISTING_SECS, ObjectStore
 from mallard._store.s3 import Bucket
 
 from ..lake_answers import DAYS, SITE, answers, assert_same, traffic
@@ -229,11 +229,3 @@ def test_the_bucket_is_never_written(lakes: tuple[Path, str], s3_server: S3Serve
     after = {i.path: i.mtime_ns for i in fs.get_file_info(pafs.FileSelector(f"{BUCKET}/answers",
                                                                             recursive=True))}
     assert after == before
-
-
-def test_the_writer_refuses_object_storage(tmp_path: Path) -> None:
-    with pytest.raises(ConfigurationError, match="writing to object storage is not supported yet"):
-        Mallard(data_dir=tmp_path / "data", lake_url="s3://bucket/lake")
-    assert not (tmp_path / "data").exists()
-    with pytest.raises(ConfigurationError, match="not supported yet"):
-        open_store(Settings(lake_url="s3://bucket/lake"), read_only=False)

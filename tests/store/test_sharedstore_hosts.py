@@ -1,0 +1,124 @@
+"""Three hosts (separate processes, separate data_dirs, one bucket) write one shared lake at once
+(mallard/_store/sharedstore.py): one is killed with SIGKILL mid-ingestion and restarted (its spool
+replays), another compacts and erases a day while all write. Then the lake holds every acknowledged
+event once (minus the erased ones) and answers as a local lake of the same events."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+import mallard
+from mallard import Mallard
+
+from ..lake_answers import answers, assert_same
+from ..procs.s3host import ERASED, SITE, START, call
+from ..s3server import BUCKET, S3Server
+
+pytestmark = pytest.mark.slow  # a real S3 server and four processes
+ROOT = Path(__file__).resolve().parents[2]
+#: Seconds after the erasure during which a host may still drop events of the erased day it received
+#: (it learns of the erasure from the log at most a second later, then its next flush).
+LEARNS = 5.0
+
+
+def _start(data: Path, url: str, s3_server: S3Server, name: str, seconds: float,
+           *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "tests.procs.s3host", str(data), url, s3_server.endpoint,
+                             name, str(seconds), *extra], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _finish(proc: subprocess.Popen[str], timeout: float = 120) -> tuple[list[str], str]:
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGUSR1)  # faulthandler: every thread's stack
+        time.sleep(1)
+        proc.kill()
+        out, err = proc.communicate(timeout=10)
+        raise AssertionError(f"host hung:\n{err[-4000:]}") from None
+    return out.splitlines(), err
+
+
+def test_three_hosts_kill_compact_and_erase_while_all_write(tmp_path: Path, s3_server: S3Server) -> None:
+    url = f"s3://{BUCKET}/hosts-{uuid.uuid4().hex[:10]}"
+    # One state for every host (the same salts, so one visitor id per visitor), until shared state lands.
+    seed = Mallard(data_dir=tmp_path / "seed")
+    assert seed.track("pageview", site="seed.example", url="https://seed.example/", ip="10.0.0.1",
+                      user_agent=call("h0", 0)["user_agent"]).accepted  # makes today's salt
+    seed.close()
+    for name in ("h0", "h1", "h2"):
+        shutil.copytree(seed.store.state_dir, tmp_path / name / "state",
+                        ignore=shutil.ignore_patterns("*.lock*"))
+    maintainer = _start(tmp_path / "h0", url, s3_server, "h0", 30, "maintain")
+    victim = _start(tmp_path / "h1", url, s3_server, "h1", 60)
+    other = _start(tmp_path / "h2", url, s3_server, "h2", 30)
+    time.sleep(8)
+    victim.send_signal(signal.SIGKILL)
+    killed, _ = _finish(victim)
+    assert not any(line.startswith("closed") for line in killed)
+    spooled = [p for p in (tmp_path / "h1" / "spool").iterdir() if not p.name.startswith(".")]
+    assert spooled  # what it had acknowledged and not yet published is in its spool
+    again = _start(tmp_path / "h1", url, s3_server, "h1b", 12)  # its start replays that spool
+    outputs = {"h0": _finish(maintainer), "h2": _finish(other), "h1b": _finish(again)}
+    for name, (lines, err) in outputs.items():
+        assert lines and lines[-1] == "closed True", (name, lines[-3:], err[-3000:])
+        assert "Traceback" not in err, err
+    assert [p for p in (tmp_path / "h1" / "spool").iterdir() if not p.name.startswith(".")] == []
+
+    acked: dict[str, float] = {}
+    for lines in [killed] + [lines for lines, _ in outputs.values()]:
+        for line in lines:
+            if line.startswith("ack "):
+                _, path, at = line.split()
+                acked[path] = float(at)
+    erasing = [float(line.split()[1]) for line in outputs["h0"][0] if line.startswith("erasing ")]
+    assert len(erasing) == 1 and len(acked) > 1000
+
+    with mallard.open(url, **s3_server.options()) as q:
+        rows = q.sql("SELECT pathname, timestamp FROM events").to_pylist()
+    counts = Counter(r["pathname"] for r in rows)
+    assert max(counts.values()) == 1  # no row twice
+    stored = set(counts)
+    # the killed host may have stored an event it never got to print: its next one
+    last = max((int(p.rsplit("/", 1)[1]) for p in acked if p.startswith("/h1/")), default=-1)
+    assert stored - set(acked) <= {f"/h1/{last + 1}"}
+
+    def day(path: str) -> object:
+        host, i = path.strip("/").split("/")
+        return call(host, int(i))["timestamp"].date()
+
+    for path, at in acked.items():
+        if day(path) != ERASED:
+            assert path in stored, path  # acknowledged: stored, the killed host's included
+        elif at < erasing[0]:
+            assert path not in stored, path  # received before the erasure: erased
+        elif at > erasing[0] + LEARNS and not path.startswith("/h1/"):
+            assert path in stored, path  # received after it: kept
+    assert any(day(p) == ERASED for p in stored)  # events of the day received after the erasure
+
+    # the same events in a local lake (same state, so the same visitor ids) answer the same
+    shutil.copytree(seed.store.state_dir, tmp_path / "local" / "state",
+                    ignore=shutil.ignore_patterns("*.lock*"))
+    local = Mallard(data_dir=tmp_path / "local", compact_after_files=0)
+    try:
+        for path in sorted(stored):
+            host, i = path.strip("/").split("/")
+            kwargs = call(host, int(i))
+            assert local.track(kwargs.pop("name"), **kwargs).accepted
+        local.flush()
+        first, last_day = START.date(), START.date() + timedelta(days=2)
+        with mallard.open(url, **s3_server.options()) as q:
+            assert_same(answers(q, SITE, first, last_day), answers(local.queries, SITE, first, last_day))
+    finally:
+        local.close()
