@@ -68,7 +68,7 @@ class Queries:
         self._engine = Engine(store, settings, self._reader, self._live)
         self._access = Access(self._reader, self._gap, settings.visitor_salt_rotation_days,
                               lambda: self.today("UTC"), self._engine.sessions_of, self._engine.rollups_of,
-                              self._engine.discard)
+                              self._engine.discard, self._engine.attributed_of)
         self._generation: dict[str, int] = {}
         #: The goals, saved segments and reporting currencies of every site (``goals.json`` of ``state``).
         self.goals = Goals(state or LocalState(store.state_dir), check_filters=check_segment_filters)

@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .._store.reader import Reader
+    from .attributed import Attributed
     from .periods import DateRange
     from .rollups import RollupRows
     from .stored import SessionRows
@@ -46,3 +47,6 @@ class Access:
     they cannot answer (no fresh stored day, visitor ids that are not day-local)."""
     discard: Callable[[Iterable[str]], bool]
     """Delete the unreadable ones of these stored sessions or rollup files; whether there was one."""
+    attributed: Callable[[Reader, str, datetime, datetime], Attributed]
+    """``attributed(reader, site, lower, upper)``: the fresh stored attributed events (attributed.py) of
+    the UTC days of ``[lower, upper)`` (naive UTC), for the days of events ``reader`` buffers none."""

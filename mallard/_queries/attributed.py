@@ -78,15 +78,20 @@ class Attributed:
         """SELECT of the stored rows in ``[lower, upper)`` with the columns of :func:`join`'s."""
         picked = [f'"{c}"' for c in columns] + list(pages) + [f"s_{a}" for a in attributes]
         picked += ["s_vk0", "s_start"] if identity else []
-        return Sql(f"SELECT {', '.join(picked)} FROM read_parquet(?) WHERE timestamp >= ? AND "
-                   "timestamp < ?", (list(self.files), lower, upper))
+        return f"SELECT {', '.join(picked)} FROM " + self.rows(lower, upper)
+
+    def rows(self, lower: datetime, upper: datetime) -> Sql:
+        """A relation (parenthesised) of the stored rows in ``[lower, upper)``, every column."""
+        return Sql("(SELECT * FROM read_parquet(?) WHERE timestamp >= ? AND timestamp < ?)",
+                   (list(self.files), lower, upper))
 
     def outside(self, lower: datetime, upper: datetime) -> list[tuple[datetime, datetime]]:
         """The runs of ``[lower, upper)`` not on a stored day, in order."""
         runs: list[tuple[datetime, datetime]] = []
         t = lower
         while t < upper:
-            day_end = min(datetime.combine(t.date() + _DAY, datetime.min.time()), upper)
+            day_end = upper if t.date() == date.max else min(
+                datetime.combine(t.date() + _DAY, datetime.min.time()), upper)
             if t.date() not in self.days:
                 if runs and runs[-1][1] == t:
                     runs[-1] = (runs[-1][0], day_end)
@@ -100,17 +105,13 @@ def for_days(store: Store, site: str, lower: datetime, upper: datetime, gap_seco
              held: Iterable[date]) -> Attributed:
     """The fresh stored partitions of the UTC days of ``[lower, upper)`` (``held``: the days of the
     events the query reads that are not in the lake yet)."""
-    listing = store.attributed_files.listing(site)
     held = set(held)
     files, days = [], set()
-    day = lower.date()
-    while datetime.combine(day, datetime.min.time()) < upper:
-        part = listing.get(day)
-        if part is not None and part.horizon is None and unchanged(store, site, part,
-                                                                   version(gap_seconds), held):
+    for day, part in sorted(store.attributed_files.listing(site).items()):
+        if lower.date() <= day and datetime.combine(day, datetime.min.time()) < upper \
+                and part.horizon is None and unchanged(store, site, part, version(gap_seconds), held):
             files.append(part.path)
             days.add(day)
-        day += _DAY
     return Attributed(tuple(files), frozenset(days))
 
 

@@ -111,8 +111,11 @@ class Engine:
         if plan.sessions is None or not plan.sessions.overlap or not any(
                 p.reads == "events_with_session" for p in plan.parts):
             return None
-        return attributed.for_days(self._store, plan.site_id, *plan.bounds, self._gap,
-                                   reader.buffered_dates())
+        return self.attributed_of(reader, plan.site_id, *plan.bounds)
+
+    def attributed_of(self, reader: Reader, site: str, lower: datetime, upper: datetime) -> Attributed:
+        """The fresh stored attributed events of the UTC days of ``[lower, upper)`` (naive UTC)."""
+        return attributed.for_days(self._store, site, lower, upper, self._gap, reader.buffered_dates())
 
     def discard(self, files: Iterable[str]) -> bool:
         """Delete the unreadable ones of these stored sessions or rollup files; whether there was one."""

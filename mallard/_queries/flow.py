@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 from .._errors import InvalidQueryError
+from .attributed import Attributed
 from .filters import FilterInput
 from .model import check_option
 from .periods import DateRange
@@ -58,12 +59,14 @@ def check_limit(limit: object) -> int:
 
 
 def compile_flow(source: Sql, site: str, lower: object, upper: object, page: str, limit: int,
-                 filters: FilterInput = None, sessions: Sql | None = None, backwards: bool = False) -> Sql:
+                 filters: FilterInput = None, sessions: Sql | None = None, backwards: bool = False,
+                 stored: Attributed | None = None) -> Sql:
     """SQL: a totals row ``(0, NULL, visitors_at_page, exits)``, then ``(1, next_page, visitors, 0)``.
 
-    ``sessions``: the session rows starting in the range or reaching into it, needed with ``filters``.
+    ``sessions``: the session rows starting in the range or reaching into it, needed with ``filters``;
+    ``stored``: the range's stored attributed events (read instead of joined; optional).
     """
-    selection, keep = actor_selection("flow", filters, sessions, site, lower, upper)
+    selection, keep = actor_selection("flow", filters, sessions, site, lower, upper, stored)
     pageviews = Sql("SELECT " + ACTOR_COLUMNS + ", timestamp, pathname FROM events "
                     "WHERE site_id = ? AND timestamp >= ? AND timestamp < ? AND event_name = 'pageview'",
                     (site, lower, upper)) + keep
@@ -103,8 +106,8 @@ def flow(access: Access, site: str, rng: DateRange, page: str, limit: int = 10,
     n = check_limit(limit)
     backwards = check_option(direction, "direction", ("next", "previous")) == "previous"
     lower, upper = rng.bounds()
-    rows = read_selected(access, site, rng, filters, lambda query, source, sessions: compile_flow(
-        source, query.site_id, lower, upper, page, n, query.filters, sessions, backwards)).to_pylist()
+    rows = read_selected(access, site, rng, filters, lambda query, source, sessions, stored: compile_flow(
+        source, query.site_id, lower, upper, page, n, query.filters, sessions, backwards, stored)).to_pylist()
     totals, rest = rows[0], rows[1:]
     at_page = int(totals["visitors"])
     side = "previous" if backwards else "next"

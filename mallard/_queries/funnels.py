@@ -210,7 +210,7 @@ def compile_funnel(site: str, rng: DateRange, steps: Sequence[Step], window_us: 
 
 def _levels(access: Access, site: str, rng: DateRange, steps: Sequence[Step], window_us: int | None,
             filters: Any) -> tuple[int, int, list[int], list[float | None]]:
-    row = read_selected(access, site, rng, filters, lambda query, source, sessions: compile_funnel(
+    row = read_selected(access, site, rng, filters, lambda query, source, sessions, _: compile_funnel(
         query.site_id, rng, steps, window_us, source=source, filters=query.filters,
         gap_seconds=access.gap_seconds, sessions=sessions)).to_pylist()[0]
     medians = [None if row.get(f"t{i}") is None else row[f"t{i}"] / 1e6 for i in range(1, len(steps) + 1)]

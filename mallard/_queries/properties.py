@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Final
 import pyarrow as pa
 
 from .._errors import InvalidQueryError
+from .attributed import Attributed
 from .filters import FilterInput
 from .model import build
 from .periods import DateRange
@@ -45,9 +46,10 @@ PROPERTY_COLUMNS: Final = ("key", "visitors", "events")
 
 
 def compile_properties(source: Sql, site: str, lower: object, upper: object, limit: int,
-                       filters: FilterInput, sessions: Sql | None, contains: str = "") -> Sql:
+                       filters: FilterInput, sessions: Sql | None, contains: str = "",
+                       stored: Attributed | None = None) -> Sql:
     """SQL: rows ``(key, visitors, events)``, most visitors first."""
-    selection, keep = actor_selection("property list", filters, sessions, site, lower, upper)
+    selection, keep = actor_selection("property list", filters, sessions, site, lower, upper, stored)
     # json_keys is [] for a JSON value that is not an object; text that is not JSON (a file written by
     # another tool) is skipped rather than failing the query.
     keyed = Sql("SELECT visitor_id, unnest(CASE WHEN json_valid(props) THEN json_keys(props) END) AS key "
@@ -77,8 +79,9 @@ def properties(access: Access, site: str, rng: DateRange, limit: int = 50,
     query = build(site, rng, filters=filters)
     table = _rolled(access, query.site_id, rng, limit, contains) if query.filters is None else None
     if table is None:
-        table = read_selected(access, site, rng, filters, lambda query, source, sessions: compile_properties(
-            source, query.site_id, lower, upper, limit, query.filters, sessions, contains))
+        table = read_selected(access, site, rng, filters, lambda query, source, sessions, stored: (
+            compile_properties(source, query.site_id, lower, upper, limit, query.filters, sessions,
+                               contains, stored)))
     rows = table.to_pylist()
     found = [{"key": r["key"], "visitors": int(r["visitors"]), "events": int(r["events"])} for r in rows]
     return Report("properties", PROPERTY_COLUMNS, found,

@@ -27,6 +27,7 @@ from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
 from .._errors import InvalidQueryError
+from .attributed import Attributed
 from .filters import FilterInput
 from .model import check_option
 from .periods import DateRange
@@ -61,12 +62,13 @@ def first_unreachable_week(rotation_days: int) -> int:
 
 
 def compile_retention(source: Sql, site: str, lower: object, upper: object, weeks: int,
-                      filters: FilterInput = None, sessions: Sql | None = None) -> Sql:
+                      filters: FilterInput = None, sessions: Sql | None = None,
+                      stored: Attributed | None = None) -> Sql:
     """SQL: rows ``(cohort DATE, k, identified, anonymous)`` = members per kind active in week k.
 
     ``sessions``: the session rows starting in the range or reaching into it, needed with ``filters``.
     """
-    selection, keep = actor_selection("retention", filters, sessions, site, lower, upper)
+    selection, keep = actor_selection("retention", filters, sessions, site, lower, upper, stored)
     scoped = Sql("SELECT " + ACTOR_COLUMNS + ", timestamp FROM events "
                  "WHERE site_id = ? AND timestamp < ?", (site, upper)) + keep
     first_seen = Sql("SELECT kind, actor, CAST(date_trunc('week', min(timestamp)) AS DATE) AS cohort "
@@ -124,8 +126,9 @@ def retention(access: Access, site: str, rng: DateRange, weeks: int,
     users_only = check_option(identity, "identity", ("all", "user_id")) == "user_id"
     lower, upper = rng.bounds()
     # first_seen looks at all history before the end
-    table = read_selected(access, site, rng, filters, lambda query, source, sessions: compile_retention(
-        source, query.site_id, lower, upper, n, query.filters, sessions), history=True)
+    table = read_selected(access, site, rng, filters, lambda query, source, sessions, stored: (
+        compile_retention(source, query.site_id, lower, upper, n, query.filters, sessions, stored)),
+        history=True)
     by_cohort: dict[date, list[tuple[int, int]]] = {}
     for cohort, k, identified, anonymous in zip(*(table.column(i).to_pylist() for i in range(4)),
                                                 strict=True):

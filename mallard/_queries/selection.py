@@ -13,12 +13,14 @@ analysis passes the expression of its own identity.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
 import pyarrow as pa
 
 from . import sessions as _sessions
 from .acquisition import with_computed
+from .attributed import ATTRIBUTES, PAGES, Attributed
 from .filters import Condition, compile_condition, compile_tree, conditions
 from .model import build
 from .sql import Sql
@@ -49,11 +51,13 @@ def filter_columns(filters: Any) -> set[str]:
 
 
 def keep_ctes(filters: Any, sessions: Sql, lower: object, upper: object, *, events: str,
-              ident: str) -> list[tuple[str, Sql]]:
+              ident: str, stored: Attributed | None = None) -> list[tuple[str, Sql]]:
     """CTEs ending in ``keep(ik)``: the identities with an event of ``events`` (the relation of events in
     scope, with ``visitor_id``, ``timestamp`` and the filters' columns) that belongs to a session (of
     ``sessions``, matched on a visitor key and the session's time span) satisfying ``filters``.
-    ``ident`` is the SQL of the identity key, ``… AS ik``, over an event row."""
+    ``ident`` is the SQL of the identity key, ``… AS ik``, over an event row. With ``stored`` (the
+    attributed events of some days, when ``events`` are all the site's events in ``[lower, upper)``),
+    the events of those days are read with their sessions' columns instead of joined to them."""
     conds = list(conditions(filters))
     flags = [c for c in conds if c.dimension.level != "visit"]
     flag_names = {id(c): f"f_{i}" for i, c in enumerate(flags)}
@@ -70,12 +74,24 @@ def keep_ctes(filters: Any, sessions: Sql, lower: object, upper: object, *, even
     columns = "".join(f", {column} AS {name}" for name, column in visit.items())
     picked = Sql.join([Sql("e.ik")] + [compile_condition(c, c.dimension.event_expr()) + f" AS f_{i}"
                                        for i, c in enumerate(flags)])
-    joined = ("SELECT " + picked + "".join(f", s.{v}" for v in visit)
-              + f" , s.vid0, s.start_time FROM (SELECT *, {ident} FROM {events}) e JOIN ("
-              + Sql(f"SELECT visitor_keys[1] AS vid0, unnest(visitor_keys) AS vid, start_time, end_time"
-                    f"{columns} FROM (") + _sessions.with_end_time(sessions)
-              + Sql(") WHERE end_time >= ? AND start_time < ?", (lower, upper))
-              + f") s ON {_sessions.BELONGS}")
+
+    def join(lo: object, hi: object, only: bool) -> Sql:
+        return ("SELECT " + picked + "".join(f", s.{v}" for v in visit)
+                + f" , s.vid0, s.start_time FROM (SELECT *, {ident} FROM {events}) e JOIN ("
+                + Sql(f"SELECT visitor_keys[1] AS vid0, unnest(visitor_keys) AS vid, start_time, end_time"
+                      f"{columns} FROM (") + _sessions.with_end_time(sessions)
+                + Sql(") WHERE end_time >= ? AND start_time < ?", (lo, hi)) + f") s ON {_sessions.BELONGS}"
+                + (Sql(" WHERE e.timestamp >= ? AND e.timestamp < ?", (lo, hi)) if only else ""))
+
+    readable = {f"s_{a}" for a in ATTRIBUTES} | set(PAGES)
+    if stored is None or not stored.days or not set(visit) <= readable:
+        joined = join(lower, upper, False)
+    else:  # the stored days read, the others joined
+        assert isinstance(lower, datetime) and isinstance(upper, datetime)
+        joined = Sql.join([
+            "SELECT " + picked + "".join(f", e.{v}" for v in visit) + " , e.s_vk0 AS vid0, e.s_start AS "
+            f"start_time FROM (SELECT *, {ident} FROM " + stored.rows(lower, upper) + ") e",
+            *(join(lo, hi, True) for lo, hi in stored.outside(lower, upper))], " UNION ALL ")
     group = ", ".join(["vid0", "start_time", *visit])
     matched = "SELECT vid0, start_time FROM joined GROUP BY " + group + " HAVING " + compile_tree(
         filters, leaf)
@@ -84,9 +100,10 @@ def keep_ctes(filters: Any, sessions: Sql, lower: object, upper: object, *, even
 
 
 def actor_selection(what: str, filters: Any, sessions: Sql | None, site: str, lower: object,
-                    upper: object) -> tuple[list[tuple[str, Sql]], Sql]:
+                    upper: object, stored: Attributed | None = None) -> tuple[list[tuple[str, Sql]], Sql]:
     """For retention and flow (identity :data:`ACTOR_KEY`): the CTEs ``inrange`` (the site's events in
-    ``[lower, upper)``) … ``keep``, and `` AND <the event's identity is kept>``; nothing without filters.
+    ``[lower, upper)``) … ``keep`` (``stored``: as in :func:`keep_ctes`), and `` AND <the event's
+    identity is kept>``; nothing without filters.
 
     Raises:
         ValueError: filters without ``sessions``.
@@ -99,34 +116,37 @@ def actor_selection(what: str, filters: Any, sessions: Sql | None, site: str, lo
     inrange = Sql("SELECT " + needs(("visitor_id", "user_id", "timestamp"), filters) + " FROM events "
                   "WHERE site_id = ? AND timestamp >= ? AND timestamp < ?", (site, lower, upper))
     ctes = [("inrange", inrange),
-            *keep_ctes(filters, sessions, lower, upper, events="inrange", ident=key + " AS ik")]
+            *keep_ctes(filters, sessions, lower, upper, events="inrange", ident=key + " AS ik",
+                       stored=stored)]
     return ctes, Sql(f" AND {key} IN (SELECT ik FROM keep)")
 
 
 def read_selected(access: Access, site: str, rng: DateRange, filters: Any,
-                  compile_sql: Callable[[Query, Sql, Sql | None], Sql], *, history: bool = False) -> pa.Table:
+                  compile_sql: Callable[[Query, Sql, Sql | None, Attributed | None], Sql], *,
+                  history: bool = False) -> pa.Table:
     """The rows of a behavioural analysis: build the query (validating ``site`` and parsing ``filters``),
     read the range's partitions (with ``history``, every partition up to the range's end) and run
-    ``compile_sql(query, events, sessions)`` there, ``events`` being the read events with their computed
-    columns and ``sessions`` as :func:`run_selected` passes it."""
+    ``compile_sql(query, events, sessions, stored)`` there, ``events`` being the read events with their
+    computed columns, ``sessions`` and ``stored`` as :func:`run_selected` passes them."""
     query = build(site, rng, filters=filters)
     first, last = rng.partition_dates()
     with access.reading(query.site_id, None if history else first, last) as reader:
         src, src_params = reader.source()
         source = with_computed(Sql(src, tuple(src_params)))
         return run_selected(access, reader, query.site_id, rng, query.filters,
-                            lambda sessions: compile_sql(query, source, sessions))
+                            lambda sessions, stored: compile_sql(query, source, sessions, stored))
 
 
 def run_selected(access: Access, reader: Reader, site: str, rng: DateRange, filters: Any,
-                 compile_sql: Callable[[Sql | None], Sql]) -> pa.Table:
-    """Run ``compile_sql(sessions)`` on ``reader``: ``sessions`` is the stored session rows' relation
-    when there are filters (else None); an unreadable stored sessions file is discarded and the query
-    run again on sessions computed from the events."""
+                 compile_sql: Callable[[Sql | None, Attributed | None], Sql]) -> pa.Table:
+    """Run ``compile_sql(sessions, stored)`` on ``reader``: with filters, ``sessions`` is the stored
+    session rows' relation and ``stored`` the range's stored attributed events (else both None); an
+    unreadable stored file is discarded and the query run again from the events."""
     def attempt(stored: bool, read: list[str]) -> pa.Table:
         rows = None if filters is None else access.sessions(reader, site, rng, stored)
-        read.extend(() if rows is None else rows.files)
-        sql = compile_sql(None if rows is None else rows.relation())
+        attributed = None if filters is None or not stored else access.attributed(reader, site, *rng.bounds())
+        read.extend([*(rows.files if rows else ()), *(attributed.files if attributed else ())])
+        sql = compile_sql(None if rows is None else rows.relation(), attributed)
         return reader.execute(sql.text, sql.params)
 
     return stored_or_events(attempt, access.discard)

@@ -15,7 +15,10 @@ from .s3 import CONNECT_TIMEOUT, REQUEST_TIMEOUT
 if TYPE_CHECKING:
     from .._settings import Settings
 
-__all__ = ["MEANINGS", "client", "storage_error"]
+__all__ = ["BUSY", "MEANINGS", "client", "storage_error"]
+
+#: Error codes of a store that is there but cannot serve now (5xx): an outage, not a refusal.
+BUSY: Final = frozenset({"InternalError", "ServiceUnavailable", "SlowDown", "500", "502", "503", "504"})
 
 #: What an error code of the store means for the one who configured it (the log's and the state's).
 MEANINGS: Final = {

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Final, Generic, NoReturn, TypeVar
 
 from .._errors import StorageError, StoreUnreachableError
 from .._setting_values import split_lake_url
-from .objectclient import MEANINGS, client
+from .objectclient import BUSY, MEANINGS, client
 from .objectlog import _LOST, _error_code
 
 if TYPE_CHECKING:
@@ -113,6 +113,9 @@ class ObjectState:
     def fail(self, action: str, name: str, exc: Exception) -> NoReturn:
         """Raise the StorageError saying why ``action`` of ``name`` failed (``exc``: from botocore)."""
         code = _error_code(exc)
+        if code in BUSY:  # the store is there but failing (restarting, overloaded): as an outage
+            raise StoreUnreachableError(f"Cannot {action} {self.where(name)}: the store answered {code}, "
+                                        "try again later.") from None
         if code:
             meaning = MEANINGS.get(code, f"the store answered {code}")
             raise StorageError(f"Cannot {action} {self.where(name)}: {meaning} (error {code}).") from None

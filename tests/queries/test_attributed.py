@@ -30,6 +30,8 @@ def test_outside_gives_the_runs_not_on_stored_days() -> None:
     assert stored_days.outside(lower, upper) == [(lower, _at(1)), (_at(3), _at(4)), (_at(5), upper)]
     assert stored_days.outside(_at(1, 2), _at(2, 20)) == []
     assert attributed.Attributed((), frozenset()).outside(lower, upper) == [(lower, upper)]
+    end = datetime(9999, 12, 31, 1)  # the calendar's last day: no overflow
+    assert attributed.Attributed((), frozenset()).outside(end, datetime.max) == [(end, datetime.max)]
 
 
 def test_a_stored_day_holds_each_event_once_with_its_sessions_columns(workdir: Path) -> None:

@@ -136,6 +136,14 @@ def _answers(q: Queries, dims: list[str]) -> dict[str, Any]:
                                               filters=[["is", "event:page", ["/pricing"]]], **rng).rows
         out[f"revenue {lo}"] = q.query(SITE, metrics=["visitors", "total_revenue"],
                                         dimensions=["visit:country"], **rng).rows
+        places = [*visit, ["is", "visit:country", ["DE"]]]  # visit columns beyond the attribution ones
+        out[f"main|source+country {lo}"] = q.query(SITE, metrics=ALL_METRICS, filters=places, **rng).rows
+        out[f"series|source+country {lo}"] = q.query(SITE, metrics=["visitors", "pageviews", "visits"],
+                                                      dimensions=["time:day"], filters=places, **rng).rows
+        both = [*visit, ["is", "event:page", ["/pricing", "/a"]]]  # a session's source and its events
+        for name, f in (("source", visit), ("source+page", both)):  # identities selected: selection.py
+            out[f"flow|{name} {lo}"] = q.flow(SITE, "/", filters=f, **rng).to_dict()
+            out[f"retention|{name} {lo}"] = q.retention(SITE, weeks=2, filters=f, **rng).to_dict()
     return out
 
 
