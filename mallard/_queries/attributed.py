@@ -34,12 +34,14 @@ from .stored import gather
 if TYPE_CHECKING:
     from .._store import Store
 
-__all__ = ["ATTRIBUTES", "Attributed", "build", "for_days", "join", "version"]
+__all__ = ["ATTRIBUTES", "PAGES", "SESSION_COLUMNS", "Attributed", "build", "for_days", "join", "version"]
 
 _DAY: Final = timedelta(days=1)
 #: The session columns a stored row carries: the attribution columns (as ``s_<column>``), the pages.
 ATTRIBUTES: Final = tuple(sorted(ATTRIBUTION_COLUMNS))
 PAGES: Final = ("entry_page", "exit_page")
+#: Those columns by the names queries read them under.
+SESSION_COLUMNS: Final = frozenset({*(f"s_{a}" for a in ATTRIBUTES), *PAGES})
 #: The format of stored rows: part of every partition's fingerprint (with the session window).
 FORMAT: Final = 1
 
@@ -72,6 +74,11 @@ class Attributed:
 
     files: tuple[str, ...]
     days: frozenset[date]
+
+    def serves(self, session_columns: Iterable[str]) -> bool:
+        """Whether a stored day can be read for events with these session columns (``s_<column>``,
+        ``entry_page``, ``exit_page``): every one is stored (else the events are joined)."""
+        return bool(self.days) and set(session_columns) <= SESSION_COLUMNS
 
     def relation(self, columns: Sequence[str], pages: Sequence[str], attributes: Sequence[str],
                  identity: bool, lower: datetime, upper: datetime) -> Sql:
@@ -122,7 +129,8 @@ def build(store: Store, site: str, day: date, gap_seconds: int) -> bool:
     if sessions.live is not None or sessions.live_days:
         return False  # built after those sessions are
     listing = store.session_files.listing(site)
-    used = [p for p in listing.values() if p.path in set(sessions.files)]
+    read = set(sessions.files)
+    used = [p for p in listing.values() if p.path in read]
     first = min([day, *(p.first for p in used)])
     last = max([day, *(p.last for p in used)])
     files = store.lake.files(site, first, last)  # before the reading: a file written since is stale

@@ -64,7 +64,7 @@ def _settled(store: Store, gap_seconds: int, today: date, site: str | None,
     for s in sites:
         listing = store.session_files.listing(s)
         rolled = store.rollup_files.listing(s)
-        events = store.attributed_files.listing(s)
+        attributed_parts = store.attributed_files.listing(s)
         for day in store.lake.dates(s):
             if day > today - timedelta(days=stored.SETTLED_DAYS):
                 break
@@ -74,8 +74,9 @@ def _settled(store: Store, gap_seconds: int, today: date, site: str | None,
             stale = part is None or part.horizon is not None or not unchanged(
                 store, s, part, _sessions.version(gap_seconds))
             unrolled = rollup is None or not unchanged(store, s, rollup, rollups.VERSION)
-            unattributed = events.get(day) is None or not unchanged(store, s, events[day],
-                                                                   attributed.version(gap_seconds))
+            attributed_part = attributed_parts.get(day)
+            unattributed = attributed_part is None or not unchanged(
+                store, s, attributed_part, attributed.version(gap_seconds))
             if stale or unrolled or unattributed:
                 out.append(_Day(s, day, stale, rollups=unrolled, attributed=unattributed))
     return out

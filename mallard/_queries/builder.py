@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Final
 
-from .attributed import ATTRIBUTES, Attributed, join
+from .attributed import Attributed, join
 from .filters import Behaviour, Condition, Filter, compile_condition, compile_tree
 from .model import Query
 from .planner import FROM_EVENTS, SESSION_SUMMABLE, Conversion, Part, Plan, plan_query, rolled_dimension
@@ -132,8 +132,7 @@ def _ev_rows(plan: Plan, stored: Attributed | None) -> Sql:
     assert plan.sessions is not None
     s = plan.sessions
     lower, upper = plan.bounds
-    if stored is None or not stored.days or "site_id" in plan.columns or not set(s.attributes) <= set(
-            ATTRIBUTES):  # a session part's other visit columns: not stored
+    if stored is None or "site_id" in plan.columns or not stored.serves(f"s_{a}" for a in s.attributes):
         return join("e.*", s.pages, s.attributes, s.identity, lower, upper)
     parts = [stored.relation(plan.columns, s.pages, s.attributes, s.identity, lower, upper)]
     parts += [join("e.*", s.pages, s.attributes, s.identity, lo, hi, only=True)

@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from . import sessions as _sessions
 from .acquisition import with_computed
-from .attributed import ATTRIBUTES, PAGES, Attributed
+from .attributed import Attributed
 from .filters import Condition, compile_condition, compile_tree, conditions
 from .model import build
 from .sql import Sql
@@ -83,8 +83,7 @@ def keep_ctes(filters: Any, sessions: Sql, lower: object, upper: object, *, even
                 + Sql(") WHERE end_time >= ? AND start_time < ?", (lo, hi)) + f") s ON {_sessions.BELONGS}"
                 + (Sql(" WHERE e.timestamp >= ? AND e.timestamp < ?", (lo, hi)) if only else ""))
 
-    readable = {f"s_{a}" for a in ATTRIBUTES} | set(PAGES)
-    if stored is None or not stored.days or not set(visit) <= readable:
+    if stored is None or not stored.serves(visit):
         joined = join(lower, upper, False)
     else:  # the stored days read, the others joined
         assert isinstance(lower, datetime) and isinstance(upper, datetime)
