@@ -24,6 +24,7 @@ from ._setting_values import check_origin, coerce, split_lake_url
 
 GeoPrecision = Literal["city", "region", "country", "none"]
 LogFormat = Literal["text", "json"]
+Engine = Literal["duckdb", "clickhouse"]
 
 def _opt(default: Any, help: str, *, env: tuple[str, ...] = (), minimum: float | None = None,
          maximum: float | None = None, secret: bool = False) -> Any:
@@ -132,6 +133,8 @@ class Settings:
     secret: str | None = _opt(None, "Key for user_id pseudonyms and session tokens (default: a "
                               "random key kept in state/).", secret=True)
     # -- queries ----------------------------------------------------------------------------------
+    engine: Engine = _opt("duckdb", "Engine that runs queries: duckdb, or clickhouse (in-process through "
+                          "chdb, the `clickhouse` extra), over the same lake with the same answers.")
     timezone: str = _opt("UTC", "IANA time zone for day boundaries and time buckets.")
     session_window_minutes: int = _opt(30, "Inactivity gap (minutes) that starts a new session.",
                                        minimum=1)

@@ -35,6 +35,7 @@ from .freshness import LiveCache
 from .goals import check_segment_filters, for_analysis
 from .model import Query, build, check_site, parse_query
 from .periods import DateRange, resolve
+from .readings import Readings
 from .registry import BREAKDOWNS, TIME_DIMENSIONS, dimension
 from .results import MainStats, QueryResult, Record, Report, Result, Table
 from .vocabulary import plausible_query
@@ -65,6 +66,7 @@ class Queries:
         self._clock = clock
         self._gap = settings.session_window_minutes * 60
         self._live = LiveCache(entries=32)
+        self._readings = Readings(store, self._buffer, settings)
         self._engine = Engine(store, settings, self._reader, self._live)
         self._access = Access(self._reader, self._gap, settings.visitor_salt_rotation_days,
                               lambda: self.today("UTC"), self._engine.sessions_of, self._engine.rollups_of,
@@ -337,7 +339,7 @@ class Queries:
         **Usage**: ``q.sql("SELECT entry_page, count(*) FROM sessions GROUP BY ALL")``."""
         from .rawsql import run_sql
 
-        return run_sql(self._store, self._reader, self._live, self._gap, text, params,
+        return run_sql(self._store, self._readings.duckdb, self._live, self._gap, text, params,
                        None if site is None else check_site(site), self.sites() if site is None else ())
 
     def freshness(self, site: str | None = None) -> Record:
@@ -360,6 +362,7 @@ class Queries:
         **Usage**: ``with mallard.open("data") as q: ...`` closes it on leaving the block.
         """
         self._store.close()
+        self._readings.close()
 
     def __enter__(self) -> Queries:
         return self
@@ -387,11 +390,7 @@ class Queries:
     # -- internals --------------------------------------------------------------------------------
     def _reader(self, site: str | None, first: date | None, last: date | None) -> Any:
         """A reader over ``site``'s partitions dated [first, last] plus the buffered events."""
-        buffer = self._buffer()
-        if buffer is None:
-            return self._store.reading(site, first, last)
-        return self._store.reading(site, first, last, pending=buffer.snapshot,
-                                   view_lock=buffer.view_lock)
+        return self._readings.open(site, first, last)
 
 
 def breakdown_names() -> list[str]:

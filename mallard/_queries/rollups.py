@@ -299,8 +299,9 @@ def day_local(reader: Reader, rolled: RollupRows, cache: LiveCache | None = None
         return True
 
     def check() -> bool:
-        test = Sql("SELECT coalesce(sum(len(visitor_keys)), 0) = (SELECT count(DISTINCT k) FROM (SELECT "
-                   "unnest(visitor_keys) AS k FROM totals)) FROM totals")
+        # array_length, not len: a list's length in any dialect (len is a text's too)
+        test = Sql("SELECT coalesce(sum(array_length(visitor_keys)), 0) = (SELECT count(DISTINCT k) FROM "
+                   "(SELECT unnest(visitor_keys) AS k FROM totals)) FROM totals")
         sql = with_ctes([("totals", "SELECT visitor_keys FROM (" + rolled.relation()
                           + ") WHERE dimension = ''")], test, materialize=("totals",))
         return bool(reader.execute(sql.text, sql.params).column(0)[0].as_py())

@@ -139,14 +139,19 @@ class Reader:
             try:
                 return self._con.sql(sql, params=list(params)).to_arrow_table()
             except duckdb.Error as exc:
-                if attempt == _ATTEMPTS or not is_file_error(exc) or not self._exclude_bad(exc):
+                if attempt == _ATTEMPTS or not is_file_error(exc) or not self.exclude_bad(exc):
                     if isinstance(exc, duckdb.IOException):
                         raise StorageError(f"Cannot read the lake: {exc}") from exc
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _exclude_bad(self, exc: duckdb.Error) -> bool:
-        """Drop the files that explain ``exc`` from the file list; False when none does."""
+    def buffered_table(self) -> pa.Table | None:
+        """The buffered rows this reading reads (lake schema; None: none)."""
+        return self._rows if self._rows is not None and self._rows.num_rows else None
+
+    def exclude_bad(self, exc: Exception) -> bool:
+        """Drop the files that explain ``exc`` (a failed read of them, by DuckDB or another engine)
+        from the file list; False when none does."""
         files = [f for f in self._files if f not in _empty]
         bad = self._quarantine.diagnose(self._con, files, exc)
         if not bad:
