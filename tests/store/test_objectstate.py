@@ -5,9 +5,11 @@ the bucket."""
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
 import socket
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -235,19 +237,36 @@ def test_an_unreachable_store_is_said_plainly(prefix: str) -> None:
 # -- from the settings -------------------------------------------------------------------------------------
 def test_from_settings_reaches_the_lake_and_a_forked_child_gets_its_own_client(s3_server: S3Server,
                                                                                prefix: str) -> None:
-    """A pre-forking server's workers must not share the parent's connection pool."""
-    state = ObjectState.from_settings(Settings(lake_url=f"s3://{BUCKET}/{prefix}/", **s3_server.options()))
-    assert state.write_once("secret", b"parent") == b"parent"  # the parent's client is in use
-    parents = state._client
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - runs in the child
-        code = 1
-        try:
-            ok = state.write_once("salts/x.salt", b"child") == b"child" and state._client is not parents
-            code = 0 if ok and state.read("secret") == b"parent" else 2
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
-    assert state._client is parents and state.read("salts/x.salt") == b"child"
+    """A pre-forking server's workers must not share the parent's connection pool. The fork happens in a
+    fresh interpreter, as a server's master forks its workers: forked from a test worker, whose other
+    tests left threads (chdb's, DuckDB's) that may hold a lock at the fork, the child could hang."""
+    script = """
+import os, sys
+from mallard._settings import Settings
+from mallard._store.objectstate import ObjectState
+state = ObjectState.from_settings(Settings(lake_url=sys.argv[1], s3_endpoint_url=sys.argv[2],
+    s3_region=sys.argv[3], s3_access_key_id=sys.argv[4], s3_secret_access_key=sys.argv[5]))
+assert state.write_once("secret", b"parent") == b"parent"  # the parent's client is in use
+parents = state._client
+pid = os.fork()
+if pid == 0:
+    code = 1
+    try:
+        ok = state.write_once("salts/x.salt", b"child") == b"child" and state._client is not parents
+        code = 0 if ok and state.read("secret") == b"parent" else 2
+    finally:
+        os._exit(code)
+_, status = os.waitpid(pid, 0)
+assert os.waitstatus_to_exitcode(status) == 0, status
+assert state._client is parents and state.read("salts/x.salt") == b"child"
+print("ok")
+"""
+    options = s3_server.options()
+    done = subprocess.run([sys.executable, "-c", script, f"s3://{BUCKET}/{prefix}/",
+                           options["s3_endpoint_url"], options["s3_region"], options["s3_access_key_id"],
+                           options["s3_secret_access_key"]], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
+    state = ObjectState.from_settings(Settings(lake_url=f"s3://{BUCKET}/{prefix}/", **options))
+    assert state.read("secret") == b"parent" and state.read("salts/x.salt") == b"child"
     assert state.where("secret") == f"s3://{BUCKET}/{prefix}/state/secret"
