@@ -7,18 +7,15 @@ between the two engines is written once (docs/architecture.md, "Two engines", te
 measured). The statement is parsed with sqlglot (DuckDB dialect), rewritten, and written out in
 ClickHouse's dialect:
 
-* values: each ``?`` becomes a typed query parameter ``{pN:Type}`` (dialect_params.py);
-* relations: a name the engine provides (the lake's rows, buffered events, derived rows computed for
-  the query) becomes its ClickHouse relation, and ``read_parquet(?)`` over stored derived files a read
-  of each file (``file()``), with the hive partition columns as text, as DuckDB gives them;
-* structure: ``UNION ALL BY NAME`` is a positional union in the first branch's column order; a union's
-  ``ORDER BY``/``LIMIT`` applies to the whole union; named windows are written out; ``unnest`` beside
-  ``generate_subscripts`` is one ``arrayJoin`` over the subscripts; a lookup in a ``VALUES`` table is a
-  ``CASE``; a local time (``timezone(tz, timezone('UTC', t))``) is the UTC time shifted by the zone's
-  offset at that instant, so that buckets are wall-clock ones as in DuckDB;
-* functions, aggregates and casts: dialect_calls.py;
-* NULL semantics by settings: outer joins give NULL (``join_use_nulls``), aggregates over no rows are
-  NULL (``aggregate_functions_null_for_empty``), times are UTC (``session_timezone``).
+* values: each ``?`` becomes a typed query parameter ``{pN:Type}`` (dialect_params.py), never text;
+* structure (relations, unions, names, windows, lookups, local times…): dialect_rewrites.py, on
+  DuckDB's tree, top-down;
+* functions, aggregates and casts: dialect_calls.py, children first; ``agg(x) FILTER (WHERE c)`` is
+  the ``-If`` combinator here;
+* NULL semantics and names by settings (:data:`SETTINGS`): outer joins give NULL
+  (``join_use_nulls``), aggregates over no rows are NULL (``aggregate_functions_null_for_empty``), an
+  alias never hides an input column (``prefer_column_name_to_alias``), times are UTC;
+* a CTE read more than once is computed once, into a temporary table for the statement.
 """
 
 from __future__ import annotations

@@ -5,8 +5,7 @@ Each rewrite keeps DuckDB's meaning where ClickHouse's SQL differs in structure:
 * relations: a name the engine provides becomes its ClickHouse relation; ``read_parquet(?)`` over stored
   derived files is one ``file()`` read of them, with the hive partition columns as text (as DuckDB
   gives them with ``hive_types_autocast=false``);
-* unions: ``UNION ALL BY NAME`` is positional in the first branch's column order; a union's ``ORDER
-  BY``/``LIMIT`` applies to the whole union (ClickHouse binds it to the last branch);
+* unions: ``UNION ALL BY NAME`` is positional in the first branch's column order;
 * names: a qualified column keeps the column's name; ORDER BY prefers output names (elsewhere input
   columns win, ``prefer_column_name_to_alias``); a subquery in FROM gets an alias;
 * windows: named windows are written out; ``lag``/``lead`` are ``lagInFrame``/``leadInFrame`` over
@@ -98,8 +97,7 @@ def restructure(tree: exp.Expr, ctx: Context) -> exp.Expr:
     for table in list(tree.find_all(exp.Table)):
         _relation(table, ctx)
     for union in reversed(list(tree.find_all(exp.Union))):
-        replaced = _union(union)
-        tree = replaced if union is tree else tree
+        _union(union)
     return tree
 
 
@@ -298,23 +296,12 @@ def _names(select: exp.Expr) -> list[str]:
     return names
 
 
-def _union(union: exp.Union) -> exp.Expr:
-    """By name: the later branches select the first one's columns, in its order. A union's own ORDER
-    BY, LIMIT and OFFSET: applied to the whole union."""
+def _union(union: exp.Union) -> None:
+    """By name: the later branches select the first one's columns, in its order. (A union's own ORDER
+    BY and LIMIT apply to the whole union: sqlglot's ClickHouse writes it as a subquery.)"""
     if union.args.get("by_name"):
         names = _names(union.this)
         right = union.expression
         union.set("expression", exp.select(*names).from_(exp.Subquery(this=right, alias=exp.TableAlias(
             this=exp.to_identifier("by_name")))))
         union.set("by_name", None)
-    tail = {k: union.args.get(k) for k in ("order", "limit", "offset") if union.args.get(k) is not None}
-    if tail:
-        for key in tail:
-            union.set(key, None)
-        outer = exp.select("*").from_(exp.Subquery(this=union.copy(), alias=exp.TableAlias(
-            this=exp.to_identifier("u"))))
-        for key, value in tail.items():
-            outer.set(key, value)
-        union.replace(outer)
-        return outer
-    return union

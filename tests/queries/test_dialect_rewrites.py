@@ -49,8 +49,10 @@ def test_names() -> None:
 
 
 def test_windows() -> None:
-    """Named windows; lag and lead are NULL past either end; ties in the order stay ties."""
+    """Named windows; lag and lead are NULL past either end (of a column that is never NULL too: not
+    its type's default); ties in the order stay ties."""
     both("SELECT who, t, page, lag(page) OVER w AS before, lead(page) OVER w AS after, "
+         "lag(coalesce(t, 0)) OVER w AS t_before, lead(coalesce(page, '')) OVER w AS never_null, "
          "row_number() OVER w AS rk, sum(t) OVER (PARTITION BY who ORDER BY t, page ROWS BETWEEN "
          "UNBOUNDED PRECEDING AND CURRENT ROW) AS running FROM e WINDOW w AS (PARTITION BY who ORDER BY t, "
          "page) ORDER BY who, t, page", tables=T)
