@@ -7,8 +7,9 @@ of a 30-day dashboard view (main, sessions, timeseries and the first tab of each
 filtered by a visit attribute (``visit:source is Google``), and the behavioural analyses (funnel,
 sequences, retention, flow) run on both: a warm-up run, then ``--runs`` timed runs each, the engines
 alternating (``timed_pair`` of bench_behavioural.py). Printed per query: each engine's median and min
-wall time, their ratio (ClickHouse / DuckDB) and whether the two answers are equal (``same``, or
-``DIFFERENT``: the differential tests say they must be).
+wall time, their ratio (ClickHouse / DuckDB) and whether the two answers are equal (``same``: floats to
+1e-9, as the differential tests compare them, since sums of floats added in another order differ in
+the last digits, DuckDB's own from one run to the next; or ``DIFFERENT``).
 
 Usage::
 
@@ -31,6 +32,9 @@ from bench_behavioural import timed_pair
 from bench_dashboard import DATA, FILTER_SOURCE, VIEW, VIEW_DAYS, load_average, prepare
 
 import mallard
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.queries.dialect_check import same  # the differential tests' comparison
 
 BEHAVIOURAL: dict[str, Callable[[mallard.Queries, str, dict[str, str]], Any]] = {
     "funnel": lambda q, site, rng: q.funnel(site, ["page:/", "page:/pricing", "event:Signup"],
@@ -84,9 +88,9 @@ def main(argv: list[str] | None = None) -> int:
                 if name in VIEW:
                     totals[0] += d
                     totals[1] += c
-                same = d_out.to_dict() == c_out.to_dict()
+                alike = same(d_out.to_dict(), c_out.to_dict())
                 print(f"{name:22s} {d:9.3f} {min(d_runs):7.3f} {c:12.3f} {min(c_runs):7.3f} {c / d:6.2f}  "
-                      f"{'same' if same else 'DIFFERENT'}", flush=True)
+                      f"{'same' if alike else 'DIFFERENT'}", flush=True)
         print(f"{'the unfiltered view':22s} {totals[0]:9.3f} {'':7s} {totals[1]:12.3f} {'':7s} "
               f"{totals[1] / totals[0]:6.2f}")
         print(f"load average after {label}: {load_average()}")
