@@ -30,7 +30,9 @@ after the DOM mutation that made both true,
 once they have stayed true for ``QUIET_MS`` with no new request. Panels below the fold fetch only when
 scrolled near (``useShown``), so the load covers the first screen and what the page loads eagerly.
 Printed per interaction: the number of ``api/`` requests, the slowest by server time (Resource Timing's
-responseStart − requestStart: on loopback, the server's work) and its ``X-Mallard-Cache``.
+responseStart − requestStart: on loopback, the server's work) and its ``X-Mallard-Cache``, and the CPU
+time the server process and Chromium's processes used from the action to the settled moment (their
+``/proc`` counters: on two cores, what the browser takes of the machine while the server computes).
 
 Peers, alternating with the browser runs in each run: the same ``api/`` requests the browser issued for
 each interaction (captured from Playwright's request events in the first run) sent with httpx to a fresh
@@ -168,6 +170,7 @@ def serving(data: Path, query_timeout: float | None = None) -> Iterator[str]:
                              "127.0.0.1", "--port", str(port), "--log-level", "warning"],
                             env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}/"
+    SERVERS[base] = proc.pid
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -216,6 +219,7 @@ class Measured:
     seconds: float
     requests: list[Req]
     errors: list[str] = field(default_factory=list)
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds by process kind
 
     def slowest(self) -> Req | None:
         timed = [r for r in self.requests if r.server_ms is not None]
@@ -294,6 +298,27 @@ def sources_top_row(page: Any) -> Any:
     return panel.locator("tbody tr").first.locator("button.row-btn")
 
 
+#: The ``mallard serve`` process of each base URL (for its CPU time).
+SERVERS: dict[str, int] = {}
+
+
+def cpu_seconds(server: int) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by the server process and by Chromium's processes."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {"server": 0.0, "browser": 0.0}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            pid = int(stat.parent.name)
+            cmd = (stat.parent / "cmdline").read_bytes()
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, ValueError):
+            continue  # ended meanwhile
+        kind = "server" if pid == server else "browser" if b"chromium" in cmd else None
+        if kind is not None:
+            out[kind] += (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
 def browse(browser: Any, base: str, site: str) -> dict[str, Measured]:
     """Load, period change and filter click in a new context; the measurements by interaction."""
     context = browser.new_context(user_agent=UA, viewport=VIEWPORT)
@@ -301,19 +326,28 @@ def browse(browser: Any, base: str, site: str) -> dict[str, Measured]:
     page = context.new_page()
     watch = Watch(page)
     out: dict[str, Measured] = {}
+    server = SERVERS[base]
+    cpu = cpu_seconds(server)
+
+    def used() -> dict[str, float]:
+        nonlocal cpu
+        before, cpu = cpu, cpu_seconds(server)
+        return {k: cpu[k] - before[k] for k in cpu}
+
     try:
         page.goto(f"{base}?site={site}&period=30d", wait_until="commit")
         ms = settle(page, watch, "load")  # t0 = 0: the navigation's start (performance.timeOrigin)
-        out["load"] = Measured(ms / 1000, watch.take(), watch.errors)
+        out["load"] = Measured(ms / 1000, watch.take(), watch.errors, used())
         watch.errors = []
 
         watch.skip_realtime = True  # realtime polls (every 30 s) are no interaction's
         page.evaluate("() => window.__bench.arm()")
+        used()
         page.keyboard.press("w")
         ms = settle(page, watch, "period")
         if "period=7d" not in page.url:
             raise RuntimeError(f"the w key did not switch to Last 7 days: {page.url}")
-        out["period"] = Measured(ms / 1000, watch.take(), watch.errors)
+        out["period"] = Measured(ms / 1000, watch.take(), watch.errors, used())
         watch.errors = []
 
         row = sources_top_row(page)
@@ -321,17 +355,35 @@ def browse(browser: Any, base: str, site: str) -> dict[str, Measured]:
         if box is None or box["y"] + box["height"] > VIEWPORT["height"]:
             raise RuntimeError(f"the Sources panel's top row is below the fold: {box}")
         page.evaluate("() => window.__bench.arm()")
+        used()
         row.click()
         ms = settle(page, watch, "filter")
         if "filters=" not in page.url:
             raise RuntimeError(f"the Sources row click set no filter: {page.url}")
-        out["filter"] = Measured(ms / 1000, watch.take(), watch.errors)
+        out["filter"] = Measured(ms / 1000, watch.take(), watch.errors, used())
     finally:
         for p in context.pages:
             with contextlib.suppress(Exception):
                 p.goto("about:blank", timeout=10_000)
         context.close()
     return out
+
+
+def blank(browser: Any, base: str) -> Measured:
+    """The browser's own share: a new context loading the dashboard's icon (one static file, no script),
+    timed like the load (navigation start to the load event) and for the CPU over one second."""
+    context = browser.new_context(user_agent=UA, viewport=VIEWPORT)
+    server = SERVERS[base]
+    try:
+        before = cpu_seconds(server)
+        page = context.new_page()
+        page.goto(base + "favicon.svg", wait_until="load")
+        seconds = page.evaluate("() => performance.getEntriesByType('navigation')[0].loadEventEnd") / 1000
+        page.wait_for_timeout(1000)
+        after = cpu_seconds(server)
+    finally:
+        context.close()
+    return Measured(seconds, [], cpu={k: after[k] - before[k] for k in after})
 
 
 # -- the same requests over HTTP -----------------------------------------------------------------------
@@ -410,10 +462,11 @@ def _fig(runs: list[float]) -> str:
 
 def _describe(m: Measured) -> str:
     s = m.slowest()
+    cpu = f"; CPU server {m.cpu.get('server', 0):.2f} s, browser {m.cpu.get('browser', 0):.2f} s"
     if s is None or s.server_ms is None:
-        return f"{m.seconds:6.3f} s, {len(m.requests)} request(s)"
+        return f"{m.seconds:6.3f} s, {len(m.requests)} request(s){cpu}"
     slow = f"slowest {s.path} {s.server_ms:.0f} ms ({s.cache or '?'})"
-    return f"{m.seconds:6.3f} s, {len(m.requests)} request(s), {slow}"
+    return f"{m.seconds:6.3f} s, {len(m.requests)} request(s), {slow}{cpu}"
 
 
 def live_tail(path: Path) -> str:
@@ -492,6 +545,9 @@ def main(argv: list[str] | None = None) -> int:
                 printed, chdb_done = False, 0
                 for run in range(args.runs):
                     with serving(path, args.query_timeout) as base:
+                        if run == 0:
+                            print(f"  browser alone: a new context showing favicon.svg "
+                                  f"{_describe(blank(browser, base))} (over 1 s)", flush=True)
                         for mode in ("cold", "warm"):
                             try:
                                 got = browse(browser, base, site)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from . import _drops as drops
+from ._auth.admin import ADMIN_FILE
 from ._errors import ConfigurationError
 from ._settings import Settings, config_file
 
@@ -59,7 +60,8 @@ def run(settings: Settings, *, config: str | None = None, url: str | None = None
     """Every check of ``settings`` (read from the TOML file ``config``, when one was given); with
     ``url``, also the tracker served there, with a test event for ``site`` sent as ``user_agent``."""
     data = settings.data_dir
-    checks = [*_data_dir(data), *_lake(data), _geoip(settings), *_secrets(settings, config),
+    stored, shared = _object_store(settings)
+    checks = [*_data_dir(data), *_lake(data), *stored, _geoip(settings), *_secrets(settings, config, shared),
               _writers(data / "spool"), _proxies(settings), _drop_rules(settings)]
     if url is not None:
         checks.extend(_tracker(url, site or (settings.site_ids[0] if settings.site_ids
@@ -157,6 +159,44 @@ def _lake(data: Path) -> Iterator[Check]:
                     "file'), then delete them")
 
 
+@dataclass(frozen=True, slots=True)
+class _Shared:
+    """What the bucket's shared state holds (``names``: "secret", the admin credential) and where."""
+
+    where: str
+    names: frozenset[str]
+    salts: int
+
+
+def _object_store(settings: Settings) -> tuple[list[Check], _Shared | None]:
+    """With ``lake_url`` on object storage: whether the store answers and the lake's log reads, and what
+    the state every host shares holds (None: no lake there, or it could not be read). Reads only."""
+    if not settings.lake_url:
+        return [], None
+    from ._setting_values import split_lake_url
+    from ._store.objectclient import client, storage_error
+    from ._store.objectlog import ObjectLog
+    from ._store.objectstate import ObjectState
+
+    url = settings.lake_url
+    bucket, prefix = split_lake_url(url)
+    try:
+        s3 = client(settings, what="mallard doctor", attempts=1)
+        snapshot = ObjectLog(s3, bucket, prefix).snapshot()
+        state = ObjectState(s3, bucket, prefix)
+        names = frozenset(n for n in ("secret", ADMIN_FILE) if state.read(n) is not None)
+        shared = _Shared(state.where(""), names, len(state.names("salts/")))
+    except ConfigurationError as exc:
+        return [Check("fail", "object store", str(exc), "pip install 'mallard-metrics[s3]'")], None
+    except Exception as exc:  # the store's or the network's: said as the lake's errors are
+        said = storage_error(url, "read", exc, settings.s3_endpoint_url or "AWS")
+        return [Check("fail", "object store", str(said), "fix the s3_* settings or the store; meanwhile "
+                      "each host keeps accepting events in its own spool (up to s3_spool_max_bytes) "
+                      "and publishes them once it answers")], None
+    return [Check("ok", "object store", f"{url} answers: the lake's log at commit {snapshot.version}, "
+                  f"{len(snapshot.files)} live file(s), {len(snapshot.tombstones)} erasure(s)")], shared
+
+
 # -- GeoIP -------------------------------------------------------------------------------------------
 def _geoip(settings: Settings) -> Check:
     from ._enrich.geo import GeoLookup
@@ -191,19 +231,29 @@ def _world_readable(path: Path) -> bool:
         return False
 
 
-def _secrets(settings: Settings, config: str | None) -> Iterator[Check]:
+def _secrets(settings: Settings, config: str | None, shared: _Shared | None) -> Iterator[Check]:
+    """The admin password and the secret key, in ``state/`` or, on object storage, in the bucket's
+    shared state (``shared``); secret files readable by other users."""
     state = settings.data_dir / "state"
-    admin = state / "admin.json"
-    if settings.admin_password or admin.is_file():
-        source = "admin_password" if settings.admin_password else str(admin)
-        yield Check("ok", "admin password", f"set ({source})")
+    admin, key = state / ADMIN_FILE, state / "secret"
+    where = str(admin) if shared is None else shared.where + ADMIN_FILE
+    if settings.admin_password or (admin.is_file() if shared is None else ADMIN_FILE in shared.names):
+        yield Check("ok", "admin password", f"set ({'admin_password' if settings.admin_password else where})")
     else:
-        yield Check("warn", "admin password", "none set: the stats API and the dashboard answer only "
-                    "same-origin requests to this machine's loopback address (open mode)",
-                    f"set one: `mallard password --data-dir {settings.data_dir}` (or admin_password)")
-    key = state / "secret"
+        yield Check("warn", "admin password", "none set" + ("" if shared is None else f" in {shared.where}")
+                    + ": the stats API and the dashboard answer only same-origin requests to this "
+                    "machine's loopback address (open mode)",
+                    "set one: `mallard password " + (f"--data-dir {settings.data_dir}`" if shared is None
+                                                     else "--config <this file>` (every host uses it)")
+                    + " (or admin_password)")
     if settings.secret:
         yield Check("ok", "secret key", "set (secret)")
+    elif shared is not None and "secret" in shared.names:
+        yield Check("ok", "secret key", f"{shared.where}secret and {shared.salts} salt(s): every host "
+                    "derives the same visitor ids")
+    elif shared is not None:
+        yield Check("warn", "secret key", f"no secret in {shared.where} yet",
+                    "the first host that starts creates it; give every host the same lake_url")
     elif key.is_file():
         yield Check("ok", "secret key", f"{key}")
     else:

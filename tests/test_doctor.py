@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from mallard._cli import main
 from mallard._store.spool import encode
 from tests.fullfs import small_filesystem
 from tests.http.conftest import free_port, start, stop
+from tests.s3server import BUCKET, S3Server
 
 from .queries.data import event
 
@@ -147,3 +149,48 @@ def test_the_tracker_of_a_real_server(tmp_path: Path, capsys: pytest.CaptureFixt
     code, found = doctor(capsys, "--data-dir", str(data), "--url", f"http://127.0.0.1:{free_port()}/",
                          "--timeout", "2")
     assert code == 1 and found["tracker"][0] == "fail" and "start the server" in found["tracker"][2]
+
+
+def _s3_config(path: Path, url: str, options: dict[str, str], **changed: str) -> str:
+    """A TOML settings file (mode 600) naming the lake ``url`` on the test S3 server."""
+    lines = [f'data_dir = "{path.parent / "data"}"', f'lake_url = "{url}"']
+    lines += [f'{k} = "{v}"' for k, v in {**options, **changed}.items()]
+    path.write_text("\n".join(lines) + "\n")
+    path.chmod(0o600)
+    return str(path)
+
+
+@pytest.mark.slow  # a real S3 server
+def test_a_lake_on_object_storage(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                  s3_server: S3Server) -> None:
+    """With lake_url on a real SeaweedFS: before any host started, the state is missing (warnings);
+    after one host tracked and set the password, the log, the secret and salts are found; a wrong key
+    or a store that does not answer fail with what to fix, and never quote the secret key."""
+    url = f"s3://{BUCKET}/doctor-{uuid.uuid4().hex[:10]}"
+    config = _s3_config(tmp_path / "mallard.toml", url, s3_server.options())
+    code, found = doctor(capsys, "--config", config)
+    assert code == 0 and found["object store"][0] == "ok" and "commit -1, 0 live file(s)" in found[
+        "object store"][1]
+    assert found["secret key"][0] == "warn" and "no secret in s3://" in found["secret key"][1]
+    assert found["admin password"][0] == "warn" and "every host uses it" in found["admin password"][2]
+
+    with mallard.Mallard(data_dir=tmp_path / "host", lake_url=url, **s3_server.options()) as m:
+        assert m.track("pageview", site="example.com", url="/", ip="203.0.113.9", user_agent=UA)
+        m.auth.set_password("a long enough password 1")
+    code, found = doctor(capsys, "--config", config)
+    assert code == 0 and found["object store"][0] == "ok" and "1 live file(s)" in found["object store"][1]
+    assert found["secret key"][0] == "ok" and "secret and 1 salt(s)" in found["secret key"][1]
+    assert found["admin password"][0] == "ok" and f"{url}/state/admin.json" in found["admin password"][1]
+
+    wrong = _s3_config(tmp_path / "wrong.toml", url, s3_server.options(),
+                       s3_secret_access_key="not-the-secret-key-000")
+    code, found = doctor(capsys, "--config", wrong)
+    assert code == 1 and found["object store"][0] == "fail"
+    assert "check s3_secret_access_key" in found["object store"][1] and "not-the-secret" not in str(found)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}"
+    gone = _s3_config(tmp_path / "gone.toml", url, s3_server.options(), s3_endpoint_url=closed)
+    code, found = doctor(capsys, "--config", gone)
+    assert code == 1 and found["object store"][0] == "fail" and "no answer" in found["object store"][1]
+    assert "spool" in found["object store"][2]

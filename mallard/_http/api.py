@@ -19,6 +19,7 @@ from .cache import QueryCache
 from .errors import answer, refusal
 from .limits import ConcurrencyLimit, RateLimiter
 from .messages import HTTPError, Request, Response
+from .parts import Parts
 from .routing import CacheScope, Route, Router
 from .security import (
     apply_security_headers,
@@ -70,6 +71,7 @@ class Api:
                                 clock=clock,
                                 on_evict=lambda n: self.count("mallard_cache_evictions_total", n))
         self.heavy = ConcurrencyLimit(s.max_concurrent_queries)
+        self.parts = Parts(mallard.store.time_limit, s.query_timeout_secs)
         self.site_limiter = RateLimiter(s.rate_limit_per_site, max_keys=s.max_tracked_keys)
         self.ip_limiter = RateLimiter(s.rate_limit_per_ip, max_keys=s.max_tracked_keys)
         self.max_body_bytes = s.max_body_bytes
@@ -319,8 +321,11 @@ class Api:
 
     def close(self, timeout: float | None = None) -> bool:
         """Stop background refreshes of the query cache (waiting for running ones at most ``timeout``
-        seconds, by default the query time limit). Returns whether none is left running."""
-        return self.cache.close(self.settings.query_timeout_secs + 1 if timeout is None else timeout)
+        seconds, by default the query time limit), then the view workers. Returns whether none is left
+        running."""
+        idle = self.cache.close(self.settings.query_timeout_secs + 1 if timeout is None else timeout)
+        self.parts.close()
+        return idle
 
     # -- OpenAPI -----------------------------------------------------------------------------------
     def openapi(self) -> dict[str, Any]:

@@ -111,7 +111,7 @@ def dates_of(rng: DateRange) -> dict[str, Any]:
     return {"start_date": rng.start, "end_date": rng.end, "timezone": rng.tz}
 
 
-def _compared(rng: DateRange, compare: str) -> DateRange | None:
+def compared(rng: DateRange, compare: str) -> DateRange | None:
     """The range a ``compare`` mode compares ``rng`` with (None for an unknown mode)."""
     shift = {"previous_period": rng.days, "previous-period": rng.days,
              "year_over_year": 365, "year-over-year": 365}.get(compare)
@@ -124,7 +124,7 @@ def cache_scope(api: Api, request: Request) -> CacheScope:
     rng = range_of(api, request, site)
     first, last = rng.partition_dates()
     try:
-        previous = _compared(rng, request.arg("compare") or "")
+        previous = compared(rng, request.arg("compare") or "")
     except InvalidQueryError:  # the route that reads it says so
         previous = None
     if previous is not None:
@@ -144,7 +144,7 @@ def main_answer(api: Api, request: Request) -> dict[str, Any]:
     out: dict[str, Any] = q.main(site, start_date=rng.start, end_date=rng.end, filters=filters).to_dict()
     compare = request.arg("compare")
     if compare:
-        previous = _compared(rng, compare)
+        previous = compared(rng, compare)
         if previous is None:
             raise HTTPError(400, f"Invalid compare: {compare!r}. Use 'previous_period' or "
                                  "'year_over_year'.", code="invalid_compare")

@@ -1,16 +1,18 @@
 """``GET /api/stats/view``: the dashboard's first screen in one answer.
 
-Computed on one thread so the work its parts share (the session rows, the day's rollups) is done once;
-each part is the body its own route answers for the same query parameters: ``main`` (with the compared
-period), ``timeseries`` (and ``previous_timeseries``), ``sessions``, one breakdown per ``breakdowns``
-slug, and, when ``panels`` names them, the panels the page would otherwise ask for only after this
-answer came (their requests waited for the first screen's layout): ``goals`` (the Goal conversions
-panel's Stats API v2 query) and ``properties`` (the property keys, and the values of the first).
+Its parts are computed at once on the view workers (parts.py), and the work they share (the open
+days' session rows and rollups) once. Each part is the body its own route answers for the same query
+parameters: ``main`` (with the compared period), ``timeseries`` (and ``previous_timeseries``),
+``sessions``, one breakdown per ``breakdowns`` slug, and, when ``panels`` names them, the panels the
+page would otherwise ask for only after this answer came (their requests waited for the first
+screen's layout): ``goals`` (the Goal conversions panel's Stats API v2 query) and ``properties`` (the
+property keys, and the values of the first).
 """
 
 from __future__ import annotations
 
-from datetime import date
+from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
 from .._queries.filters import FilterInput, parse_string
@@ -22,6 +24,7 @@ from .stats import (
     INTERVAL,
     LIMIT,
     breakdown_answer,
+    compared,
     dates_of,
     main_answer,
     scope_of,
@@ -62,20 +65,26 @@ def view(api: Api, request: Request, params: dict[str, str]) -> Response:
         raise HTTPError(400, f"Unknown panel {unknown[0]!r} in panels: use {', '.join(VIEW_PANELS)}.",
                         code="invalid_panel")
     site, rng, filters = scope_of(api, request)
-    out = {"main": main_answer(api, request), "timeseries": timeseries_answer(api, request),
-           "sessions": sessions_answer(api, request),
-           "breakdowns": {s: breakdown_answer(api, request, s) for s in slugs},
+    # heaviest first: main reads what the others share, then the breakdowns (the sources one reads
+    # every session of the range)
+    jobs: dict[str, Callable[[], Any]] = {"main": lambda: main_answer(api, request)}
+    jobs |= {f"breakdown {s}": partial(breakdown_answer, api, request, s) for s in slugs}
+    jobs |= {"timeseries": lambda: timeseries_answer(api, request),
+             "sessions": lambda: sessions_answer(api, request)}
+    previous = compared(rng, request.arg("compare") or "")
+    if previous is not None:  # the series of the compared range, drawn behind the current one
+        shift = (rng.start - previous.start).days
+        jobs["previous_timeseries"] = partial(timeseries_answer, api, request, shift)
+    if "goals" in panels:
+        jobs["goals"] = lambda: goals_answer(api, site, rng, filters)
+    if "properties" in panels:
+        jobs["properties"] = lambda: _properties(api, site, rng, filters)
+    done = api.parts.run(jobs)
+    out = {"main": done.pop("main"), "timeseries": done.pop("timeseries"), "sessions": done.pop("sessions"),
+           "breakdowns": {s: done.pop(f"breakdown {s}") for s in slugs},
            "range": {"start_date": rng.start.isoformat(), "end_date": rng.end.isoformat(),
                      "timezone": rng.tz}}
-    comparison = out["main"].get("comparison")
-    if comparison is not None:  # the series of the compared range, drawn behind the current one
-        days = (rng.start - date.fromisoformat(comparison["start_date"])).days
-        out["previous_timeseries"] = timeseries_answer(api, request, days)
-    if "goals" in panels:
-        out["goals"] = goals_answer(api, site, rng, filters)
-    if "properties" in panels:
-        out["properties"] = _properties(api, site, rng, filters)
-    return json_response(out)
+    return json_response(out | done)
 
 
 def goals_answer(api: Api, site: str, rng: DateRange, filters: FilterInput) -> Any:

@@ -60,7 +60,6 @@ class Engine:
         first, last = query.date_range.partition_dates()
         with self._reading(query.site_id, first, last) as reader:
             src, src_params = reader.source()
-            source = with_computed(Sql(src, tuple(src_params)))
 
             def attempt(stored: bool, read: list[str]) -> pa.Table:
                 plan = plan_query(query)
@@ -70,6 +69,7 @@ class Engine:
                     rolled = None  # a visitor id on two days: visitors do not add up
                 if rolled is None:
                     plan = unrolled(plan)
+                source = with_computed(Sql(src, tuple(src_params)), plan.columns)  # what scoped reads
                 stored_ev = self._attributed(reader, plan) if stored else None
                 read.extend(() if stored_ev is None else stored_ev.files)
                 compiled = build_sql(plan, source=source,

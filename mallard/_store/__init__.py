@@ -286,8 +286,9 @@ class Store:
         return self.lake.sites()
 
     @contextmanager
-    def time_limit(self, seconds: float | None) -> Iterator[None]:
-        """Interrupt this thread's queries that run past ``seconds`` (raises QueryTimeoutError)."""
+    def time_limit(self, seconds: float | None, stated: float | None = None) -> Iterator[None]:
+        """Interrupt this thread's queries that run past ``seconds`` (raises QueryTimeoutError, which
+        states the limit as ``stated``: by default ``seconds``; what is left of a longer one)."""
         if not seconds:
             yield
             return
@@ -297,8 +298,9 @@ class Store:
         try:
             yield
         except duckdb.InterruptException:
-            raise QueryTimeoutError(f"The query took longer than {seconds:g} s and was stopped. Narrow "
-                                    "the date range or the filters, or raise query_timeout_secs.") from None
+            raise QueryTimeoutError(f"The query took longer than {stated or seconds:g} s and was stopped. "
+                                    "Narrow the date range or the filters, or raise query_timeout_secs."
+                                    ) from None
         finally:
             timer.cancel()
 

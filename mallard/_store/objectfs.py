@@ -10,6 +10,14 @@ open it, then ranged GETs of the footer and of each column chunk it reads. So:
 * a file of at most :data:`WHOLE_BYTES` is fetched whole on its first read and kept in memory
   (:class:`ObjectCache`, at most :data:`CACHE_BYTES`, least recently used out first): it is immutable
   (a lake file is never rewritten under its name), so later reads ask nothing.
+
+Every file DuckDB opens for reading is a :class:`PositionalFile`. DuckDB reads one file from several
+threads through one handle, each read a ``seek`` then a ``read`` (two calls into Python, the GIL
+released between them): on a file object with one position (fsspec's ``ArrowFile``), a thread read
+from where another had just seeked, short or from the wrong place, and a query failed ("only N bytes
+returned", "ZSTD Decompression failure") or, worse, skipped the file as unreadable and answered
+without its rows. Each thread keeps its own position here, and each read is a positional read
+(``read_at``) of exactly the bytes asked for.
 """
 
 from __future__ import annotations
@@ -22,9 +30,9 @@ from typing import Any, Final
 
 import pyarrow as pa
 import pyarrow.fs as pafs
-from fsspec.implementations.arrow import ArrowFile, ArrowFSWrapper  # type: ignore[import-untyped]
+from fsspec.implementations.arrow import ArrowFSWrapper  # type: ignore[import-untyped]
 
-__all__ = ["CACHE_BYTES", "WHOLE_BYTES", "LakeFileSystem", "ObjectCache"]
+__all__ = ["CACHE_BYTES", "WHOLE_BYTES", "LakeFileSystem", "ObjectCache", "PositionalFile"]
 
 #: Files up to this size are fetched whole (one request) and cached.
 WHOLE_BYTES: Final = 8 * 1024 * 1024
@@ -62,6 +70,59 @@ class ObjectCache:
                 self.size -= dropped.size
 
 
+class PositionalFile:
+    """A read-only file over ``source`` (a pyarrow random-access file) whose position is each
+    thread's own, every read a positional read: safe for a handle that several threads seek and read
+    at once (see the module docstring)."""
+
+    def __init__(self, source: pa.NativeFile, path: str) -> None:
+        self._source = source
+        self.path = path
+        self.size = source.size()
+        self._at = threading.local()
+        self.closed = False
+
+    def tell(self) -> int:
+        return int(getattr(self._at, "pos", 0))
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self.tell(), 2: self.size}[whence]
+        self._at.pos = max(base + offset, 0)
+        return int(self._at.pos)
+
+    def read(self, length: int = -1) -> bytes:
+        pos = self.tell()
+        want = self.size - pos if length is None or length < 0 else min(length, self.size - pos)
+        if want <= 0:
+            return b""
+        data: bytes = self._source.read_at(want, pos)
+        self._at.pos = pos + len(data)
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return False
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._source.close()
+
+    def __enter__(self) -> PositionalFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class LakeFileSystem(ArrowFSWrapper):  # type: ignore[misc]
     """``fs`` for DuckDB (paths ``s3://bucket/key``), answering from ``known`` (what a listing said of a
     file, None when it was not listed) and from ``cache``. Build it with ``skip_instance_cache=True``
@@ -90,12 +151,14 @@ class LakeFileSystem(ArrowFSWrapper):  # type: ignore[misc]
 
     def _open(self, path: str, mode: str = "rb", block_size: int | None = None, seekable: bool = True,
               **kwargs: Any) -> Any:
-        found = self._known(path) if mode == "rb" else None
-        if found is None or found.size is None or found.size > WHOLE_BYTES:
+        if mode != "rb":
             return super()._open(path, mode, block_size, seekable, **kwargs)
+        found = self._known(path)
+        if found is None or found.size is None or found.size > WHOLE_BYTES:
+            return PositionalFile(self.fs.open_input_file(self._strip_protocol(path)), path)
         data = self.cache.get(found.path)
         if data is None:
             with self.fs.open_input_stream(found.path) as stream:
                 data = stream.read_buffer()
             self.cache.put(found.path, data)
-        return ArrowFile(self, pa.BufferReader(data), path, mode, block_size, **kwargs)
+        return PositionalFile(pa.BufferReader(data), path)

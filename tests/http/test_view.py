@@ -16,6 +16,7 @@ import pytest
 
 import mallard
 from mallard._http import Api, Request
+from mallard._http.parts import Parts
 from mallard._http.view import GOAL_METRICS
 
 SITE = "view.example"
@@ -115,3 +116,25 @@ def test_an_unknown_panel_is_a_400(api: Api) -> None:
     status, body = call(api, "GET", "/api/stats/view", {"site_id": SITE, "panels": "goals,funnel"})
     assert status == 400 and body["error"] == ("Unknown panel 'funnel' in panels: use goals, "
                                                "properties.")
+
+
+@pytest.mark.parametrize("params", [
+    {"compare": "previous_period", "interval": "hour"},
+    {"compare": "year_over_year", "filters": "visit:source==news.example"},
+    {"compare": "previous_period", "breakdowns": "pages,sources"},
+])
+def test_parts_computed_at_once_answer_as_one_after_the_other(api: Api, params: dict[str, str]) -> None:
+    """The view's parts run on the view workers; one worker (the parts one after the other on the
+    request's thread, as before the workers) gives the same answer, comparison series included."""
+    query = {"site_id": SITE, "period": "7d", "panels": "goals,properties", **params}
+    status, together = call(api, "GET", "/api/stats/view", query)
+    assert status == 200, together
+    assert together["previous_timeseries"] and together["main"]["comparison"]
+    api.cache.invalidate_site(SITE)
+    api.parts = Parts(api.mallard.store.time_limit, api.settings.query_timeout_secs, workers=1)
+    assert call(api, "GET", "/api/stats/view", query) == (200, together)
+
+
+def test_an_invalid_compare_is_a_400_with_the_workers(api: Api) -> None:
+    status, body = call(api, "GET", "/api/stats/view", {"site_id": SITE, "compare": "last_decade"})
+    assert status == 400 and "Invalid compare" in body["error"]

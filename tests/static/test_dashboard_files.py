@@ -20,8 +20,9 @@ DASHBOARD = Path(__file__).resolve().parents[2] / "mallard" / "static" / "dashbo
 VENDOR = DASHBOARD / "vendor"
 UI = DASHBOARD / "ui"
 # gzipped bytes of every file, licence files excluded (the first load is less: the issue's bar for it
-# is 100 KB). 60 KB until saved funnels and Settings → Sites came (5 KB gzipped).
-BUDGET = 68 * 1024
+# is 100 KB). 60 KB until saved funnels and Settings → Sites came (5 KB gzipped); 68 KB until the first
+# requests' modules were split from Preact's (secret.js, http.js, periods.js: 0.6 KB more in three files).
+BUDGET = 69 * 1024
 NODE = shutil.which("node")
 
 # Statements `import x from './a.js'`, `import './a.js'`, `export * from './a.js'` (also minified:
@@ -149,7 +150,7 @@ def test_no_absolute_url_paths() -> None:
         text = path.read_text("utf-8")
         hits = [m.group(0) for m in bad.finditer(text)]
         assert not hits, f"{path.name} uses absolute paths (breaks mounting under a prefix): {hits}"
-    assert "document.baseURI" in (UI / "api.js").read_text("utf-8")
+    assert "document.baseURI" in (UI / "http.js").read_text("utf-8")
 
 
 def test_no_external_resources() -> None:

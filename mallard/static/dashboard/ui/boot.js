@@ -1,10 +1,9 @@
 // The first requests, sent once this entry's few modules are in (index.html runs it before app.js):
 // the sign-in state and, when it allows, the first view; the app takes their answers (api.js: prefetch).
-import { request, prefetch } from './api.js';
+import { request, prefetch } from './http.js';
 import { readUrl, statParams } from './url.js';
 import { GROUPS } from './labels.js';
-import { comparisonOf } from './compare.js';
-import { intervalOf } from './interval.js';
+import { comparisonOf, intervalOf } from './periods.js';
 
 // The page state for a sign-in state: a shared link sees its own site, read-only.
 export function stateFor(auth) {

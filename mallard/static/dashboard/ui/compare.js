@@ -1,11 +1,9 @@
 // What the cards and the chart compare with: the previous period (the default) or the same dates a
 // year before. Kept in the URL as `comparison=year_over_year`.
 import { html } from './html.js';
+import { COMPARISONS, comparisonOf } from './periods.js';
 
-export const COMPARISONS = [['previous_period', 'Previous period'], ['year_over_year', 'Year over year']];
-export const comparisonOf = (st) => (COMPARISONS.some(([v]) => v === st.comparison) ? st.comparison : COMPARISONS[0][0]);
-// The chart legend's name for the compared series.
-export const comparedLabel = (mode) => (mode === 'year_over_year' ? 'A year before' : 'Previous period');
+export { COMPARISONS, comparisonOf, comparedLabel } from './periods.js';
 
 export function CompareToggle({ st, update }) {
   const mode = comparisonOf(st);
