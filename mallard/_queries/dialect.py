@@ -7,18 +7,15 @@ between the two engines is written once (docs/architecture.md, "Two engines", te
 measured). The statement is parsed with sqlglot (DuckDB dialect), rewritten, and written out in
 ClickHouse's dialect:
 
-* values: each ``?`` becomes a typed query parameter ``{pN:Type}`` (dialect_params.py);
-* relations: a name the engine provides (the lake's rows, buffered events, derived rows computed for
-  the query) becomes its ClickHouse relation, and ``read_parquet(?)`` over stored derived files a read
-  of each file (``file()``), with the hive partition columns as text, as DuckDB gives them;
-* structure: ``UNION ALL BY NAME`` is a positional union in the first branch's column order; a union's
-  ``ORDER BY``/``LIMIT`` applies to the whole union; named windows are written out; ``unnest`` beside
-  ``generate_subscripts`` is one ``arrayJoin`` over the subscripts; a lookup in a ``VALUES`` table is a
-  ``CASE``; a local time (``timezone(tz, timezone('UTC', t))``) is the UTC time shifted by the zone's
-  offset at that instant, so that buckets are wall-clock ones as in DuckDB;
-* functions, aggregates and casts: dialect_calls.py;
-* NULL semantics by settings: outer joins give NULL (``join_use_nulls``), aggregates over no rows are
-  NULL (``aggregate_functions_null_for_empty``), times are UTC (``session_timezone``).
+* values: each ``?`` becomes a typed query parameter ``{pN:Type}`` (dialect_params.py), never text;
+* structure (relations, unions, names, windows, lookups, local times…): dialect_rewrites.py, on
+  DuckDB's tree, top-down;
+* functions, aggregates and casts: dialect_calls.py, children first; ``agg(x) FILTER (WHERE c)`` is
+  the ``-If`` combinator here;
+* NULL semantics and names by settings (:data:`SETTINGS`): outer joins give NULL
+  (``join_use_nulls``), aggregates over no rows are NULL (``aggregate_functions_null_for_empty``), an
+  alias never hides an input column (``prefer_column_name_to_alias``), times are UTC;
+* a CTE read more than once is computed once, into a temporary table for the statement.
 """
 
 from __future__ import annotations
@@ -33,7 +30,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.tokenizer_core import TokenType
 
-from .dialect_calls import UnsupportedSql, call, fn
+from .dialect_calls import UnsupportedSql, call, ch_type, fn
 from .dialect_params import Bound, bind
 from .dialect_rewrites import Context, Relation, restructure
 
@@ -87,7 +84,8 @@ def to_clickhouse(text: str, params: Sequence[object], relations: Callable[[str]
     tree = restructure(tree, ctx)
     tree = _bottom_up(tree, ctx)
     setup, teardown = _shared(tree, ctx)
-    return Translated(tree.sql(dialect="clickhouse") + _SETTINGS_SQL, ctx.bound, setup, teardown)
+    return Translated(ctx.splice(tree.sql(dialect="clickhouse")) + _SETTINGS_SQL, ctx.bound,
+                      tuple(ctx.splice(s) for s in setup), teardown)
 
 
 def _shared(tree: exp.Expr, ctx: Context) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -100,21 +98,17 @@ def _shared(tree: exp.Expr, ctx: Context) -> tuple[tuple[str, ...], tuple[str, .
     reads = Counter(t.name for t in tree.find_all(exp.Table) if not t.args.get("db"))
     setup: list[str] = []
     teardown: list[str] = []
-    ctes = list(with_.expressions)
-    for i, cte in enumerate(ctes):
+    written: list[str] = []  # the CTEs before, as text (each written once: copying trees costs more)
+    for cte in with_.expressions:
         cte.set("materialized", None)
-        if reads[cte.alias] < 2 or cte.alias in ctx.inline:
-            continue
-        table = f"__mallard_cte_{next(_TEMPORARY)}_{cte.alias}"
-        body = cte.this.copy()
-        if i:
-            inner = body.args.get("with_")
-            body.set("with_", exp.With(expressions=[c.copy() for c in ctes[:i]]
-                                       + (list(inner.expressions) if inner is not None else [])))
-        setup.append(f"CREATE TEMPORARY TABLE {table} ENGINE = Memory AS {body.sql(dialect='clickhouse')}"
-                     + _SETTINGS_SQL)
-        teardown.append(f"DROP TEMPORARY TABLE IF EXISTS {table}")
-        cte.set("this", exp.select("*").from_(table))
+        if reads[cte.alias] >= 2 and cte.alias not in ctx.inline:
+            table = f"__mallard_cte_{next(_TEMPORARY)}_{cte.alias}"
+            before = f"WITH {', '.join(written)} " if written else ""
+            setup.append(f"CREATE TEMPORARY TABLE {table} ENGINE = Memory AS {before}SELECT * FROM "
+                         f"({cte.this.sql(dialect='clickhouse')}){_SETTINGS_SQL}")
+            teardown.append(f"DROP TEMPORARY TABLE IF EXISTS {table}")
+            cte.set("this", exp.select("*").from_(table))
+        written.append(cte.sql(dialect="clickhouse"))
     return tuple(setup), tuple(teardown)
 
 
@@ -144,7 +138,7 @@ def _placeholder(node: exp.Placeholder, ctx: Context) -> exp.Expr:
     if value is None:
         return exp.null()
     bound = ctx.bound[node.name] = bind(value)
-    return exp.Placeholder(this=node.name, kind=exp.DataType.build(bound.type, dialect="clickhouse"))
+    return exp.Placeholder(this=node.name, kind=ch_type(bound.type))
 
 
 def _filtered(node: exp.Filter) -> exp.Expr:

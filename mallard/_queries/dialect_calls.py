@@ -24,16 +24,27 @@ the ClickHouse engine's differential tests instead of running with other semanti
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Final
 
 from sqlglot import exp
 
-__all__ = ["UnsupportedSql", "call", "fn", "ordering_tuple"]
+__all__ = ["UnsupportedSql", "call", "ch_type", "fn", "ordering_tuple"]
 
 
 class UnsupportedSql(ValueError):
     """The DuckDB statement uses a construct the ClickHouse dialect does not translate."""
+
+
+def ch_type(text: str) -> exp.DataType:
+    """The ClickHouse type ``text`` (parsed once)."""
+    return _types(text).copy()
+
+
+@functools.lru_cache(maxsize=256)
+def _types(text: str) -> exp.DataType:
+    return exp.DataType.build(text, dialect="clickhouse")
 
 
 def fn(name: str, *args: exp.Expr) -> exp.Anonymous:
@@ -223,13 +234,13 @@ def _cast(node: exp.Cast) -> exp.Expr:
     if to.this == exp.DataType.Type.ARRAY:
         # ClickHouse arrays are never NULL: a NULL list is the empty one (the model never tells them
         # apart: only the total rows of rollups carry keys)
-        array = exp.DataType.build(f"Array({_type(to.expressions[0])})", dialect="clickhouse")
+        array = ch_type(f"Array({_type(to.expressions[0])})")
         if isinstance(value, exp.Null):
             return exp.cast(exp.Array(expressions=[]), array)
         if isinstance(value, exp.Case) and value.args.get("default") is None:
             value.set("default", exp.Array(expressions=[]))
         return exp.cast(value, array)
-    return exp.cast(value, exp.DataType.build(f"Nullable({_type(to)})", dialect="clickhouse"))
+    return exp.cast(value, ch_type(f"Nullable({_type(to)})"))
 
 
 # node class → its ClickHouse form (children already translated)

@@ -2,11 +2,10 @@
 
 Each rewrite keeps DuckDB's meaning where ClickHouse's SQL differs in structure:
 
-* relations: a name the engine provides becomes its ClickHouse relation; ``read_parquet(?)`` over stored
-  derived files is one ``file()`` read of them, with the hive partition columns as text (as DuckDB
-  gives them with ``hive_types_autocast=false``);
-* unions: ``UNION ALL BY NAME`` is positional in the first branch's column order; a union's ``ORDER
-  BY``/``LIMIT`` applies to the whole union (ClickHouse binds it to the last branch);
+* relations: a name the engine provides becomes its ClickHouse relation (spliced into the written
+  text); ``read_parquet(?)`` over stored derived files is one ``file()`` read of them, with the hive
+  partition columns as text (as DuckDB gives them with ``hive_types_autocast=false``);
+* unions: ``UNION ALL BY NAME`` is positional in the first branch's column order;
 * names: a qualified column keeps the column's name; ORDER BY prefers output names (elsewhere input
   columns win, ``prefer_column_name_to_alias``); a subquery in FROM gets an alias;
 * windows: named windows are written out; ``lag``/``lead`` are ``lagInFrame``/``leadInFrame`` over
@@ -17,7 +16,7 @@ Each rewrite keeps DuckDB's meaning where ClickHouse's SQL differs in structure:
   that instant: wall-clock buckets, as DuckDB's naive local times;
 * an ordering struct (``arg_min``'s key) sorts a NULL field last, as DuckDB's structs do;
 * a JSON path ``$."key"`` is the key ClickHouse's JSON functions take;
-* sessions.py's chain of visitor ids (32 self-joins) is one ``arrayFold`` over a map of the links.
+* sessions.py's chain of visitor ids (32 self-joins) is one ``arrayFold`` of hash lookups (``transform``).
 """
 
 from __future__ import annotations
@@ -30,7 +29,7 @@ from typing import Final
 import sqlglot
 from sqlglot import exp
 
-from .dialect_calls import UnsupportedSql, fn, ordering_tuple
+from .dialect_calls import UnsupportedSql, ch_type, fn, ordering_tuple
 from .dialect_params import Bound, bind, file_pattern
 
 __all__ = ["Context", "Relation", "restructure"]
@@ -55,15 +54,24 @@ class Context:
     relations: Callable[[str], Relation | None]
     bound: dict[str, Bound] = field(default_factory=dict)
     inline: set[str] = field(default_factory=set)
+    #: marker table name → the ClickHouse SQL of the relation it stands for
+    spliced: dict[str, str] = field(default_factory=dict)
 
     def value(self, node: exp.Placeholder) -> object:
         return self.values[int(node.name[1:])]
+
+    def splice(self, sql: str) -> str:
+        """``sql`` (written by sqlglot) with each marker table replaced by its relation's SQL: the
+        markers are identifiers of the translation's own, and no value is ever written as text."""
+        for marker, relation in self.spliced.items():
+            sql = sql.replace(marker, relation)
+        return sql
 
     def parameter(self, value: object, type_: str | None = None) -> exp.Placeholder:
         """A new parameter bound to ``value`` (typed as ``type_``, else by the value)."""
         name = f"b{len(self.bound)}"
         bound = self.bound[name] = bind(value)
-        return exp.Placeholder(this=name, kind=exp.DataType.build(type_ or bound.type, dialect="clickhouse"))
+        return exp.Placeholder(this=name, kind=ch_type(type_ or bound.type))
 
 
 def restructure(tree: exp.Expr, ctx: Context) -> exp.Expr:
@@ -98,16 +106,16 @@ def restructure(tree: exp.Expr, ctx: Context) -> exp.Expr:
     for table in list(tree.find_all(exp.Table)):
         _relation(table, ctx)
     for union in reversed(list(tree.find_all(exp.Union))):
-        replaced = _union(union)
-        tree = replaced if union is tree else tree
+        _union(union)
     return tree
 
 
 def _link_chain(select: exp.Select) -> None:
     """sessions.py's actor chain, ``SELECT l0.vid, coalesce(lN.prev, …, l0.prev) AS root FROM lk l0
     LEFT JOIN lk l1 ON l1.vid = l0.prev …`` (N + 1 hops along the links vid → prev, the last link
-    found): one ``arrayFold`` of N + 1 hops over a map of the links. (Thirty-two hash joins took 3 s
-    to plan and run in ClickHouse on a few hundred events.)"""
+    found): one ``arrayFold`` of N + 1 hops, each a ``transform()`` over the links as two constant
+    arrays (a hash lookup). The 32 joins took 3 s to plan and run on a few hundred events; a lookup in
+    a ``Map`` is a linear search (9 s for 3,000 links)."""
     source = select.args.get("from_")
     joins = select.args.get("joins") or []
     if not joins or source is None or not isinstance(source.this, exp.Table) or source.this.alias != "l0":
@@ -119,11 +127,13 @@ def _link_chain(select: exp.Select) -> None:
                 and on is not None and on.sql() == f"l{i}.vid = l{i - 1}.prev"):
             return
     hops = len(joins) + 1
+    # TRICKY: two scalar subqueries, each the links sorted (one id has one link): aligned whatever order
+    # each aggregation meets the rows in (unsorted, they were not: ids got other visitors' roots)
+    pairs = "arraySort(groupArray((assumeNotNull(vid), assumeNotNull(prev))))"
+    ids, prev = (f"(SELECT arrayMap(x -> x.{i}, {pairs}) FROM {links})" for i in (1, 2))
     folded = sqlglot.parse_one(
-        f"SELECT vid, arrayFold((acc, i) -> if(mapContains(links, acc), links[acc], acc), range({hops}), "
-        f"assumeNotNull(vid)) AS root FROM {links} AS l0 CROSS JOIN (SELECT mapFromArrays(groupArray("
-        f"assumeNotNull(vid)), groupArray(assumeNotNull(prev))) AS links FROM {links}) AS chain",
-        read="clickhouse")
+        f"SELECT vid, arrayFold((acc, i) -> transform(acc, {ids}, {prev}, acc), range({hops}), "
+        f"assumeNotNull(vid)) AS root FROM {links}", read="clickhouse")
     folded.meta["clickhouse"] = True
     folded.set("with_", select.args.get("with_"))  # the links' CTE (DuckDB's SQL: translated)
     select.replace(folded)
@@ -214,9 +224,8 @@ def _values_lookup(sub: exp.Subquery, ctx: Context) -> None:
         raise UnsupportedSql("a VALUES table other than a lookup of bound values")
     pairs = [[ctx.value(v) for v in row.expressions] for row in values.expressions]
     arrays = [ctx.parameter([str(pair[i]) for pair in pairs], "Array(String)") for i in (0, 1)]
-    looked = fn("transform", where.this.expression, *arrays, exp.cast(exp.null(), exp.DataType.build(
-        "Nullable(String)", dialect="clickhouse")))
-    sub.replace(looked)
+    missing = exp.cast(exp.null(), ch_type("Nullable(String)"))
+    sub.replace(fn("transform", where.this.expression, *arrays, missing))
 
 
 def _local_time(node: exp.Anonymous) -> None:
@@ -251,25 +260,28 @@ def _json_key(path: exp.Expr, ctx: Context) -> exp.Expr:
 
 
 def _relation(table: exp.Table, ctx: Context) -> None:
+    """A relation the engine provides, or ``read_parquet`` of stored files: a marker table here, its
+    ClickHouse SQL spliced into the written statement (:meth:`Context.splice`; parsing it again cost
+    more than the rest of a translation)."""
     source = table.this
     if isinstance(source, exp.ReadParquet):
-        replacement = _parquet(source, ctx)
+        sql, name = _parquet(source, ctx), "parquet"
     elif isinstance(source, exp.Identifier) and not table.args.get("db"):
         given = ctx.relations(source.name)
         if given is None:
             return
         ctx.bound.update(given.params)
-        replacement = sqlglot.parse_one(given.sql, read="clickhouse")
+        sql, name = given.sql, source.name
     else:
         raise UnsupportedSql(f"table {table.sql('duckdb')}")
-    replacement.meta["clickhouse"] = True
+    marker = f"__mallard_relation_{len(ctx.spliced)}_"  # no marker begins another
+    ctx.spliced[marker] = f"({sql})"
     alias = table.args.get("alias")
-    table.replace(exp.Subquery(this=replacement, alias=alias.copy() if alias else
-                               exp.TableAlias(this=exp.to_identifier(source.name if isinstance(
-                                   source, exp.Identifier) else "parquet"))))
+    table.replace(exp.Table(this=exp.to_identifier(marker),
+                            alias=alias.copy() if alias else exp.TableAlias(this=exp.to_identifier(name))))
 
 
-def _parquet(call_: exp.ReadParquet, ctx: Context) -> exp.Expr:
+def _parquet(call_: exp.ReadParquet, ctx: Context) -> str:
     """``read_parquet(?, …)`` over stored files: one read of them all; with ``hive_partitioning=true``,
     each row's ``site_id`` and ``date`` as its path names them (text, decoded)."""
     first, *options = call_.expressions
@@ -283,7 +295,7 @@ def _parquet(call_: exp.ReadParquet, ctx: Context) -> exp.Expr:
     extra = "".join(f", decodeURLComponent(extract(_path, '/{c}=([^/]*)/')) AS {c}" for c in _HIVE) \
         if hive else ""
     name = ctx.parameter(file_pattern([str(f) for f in files])).name
-    return sqlglot.parse_one(f"SELECT *{extra} FROM file({{{name}:String}}, 'Parquet')", read="clickhouse")
+    return f"SELECT *{extra} FROM file({{{name}:String}}, 'Parquet')"
 
 
 def _names(select: exp.Expr) -> list[str]:
@@ -298,23 +310,12 @@ def _names(select: exp.Expr) -> list[str]:
     return names
 
 
-def _union(union: exp.Union) -> exp.Expr:
-    """By name: the later branches select the first one's columns, in its order. A union's own ORDER
-    BY, LIMIT and OFFSET: applied to the whole union."""
+def _union(union: exp.Union) -> None:
+    """By name: the later branches select the first one's columns, in its order. (A union's own ORDER
+    BY and LIMIT apply to the whole union: sqlglot's ClickHouse writes it as a subquery.)"""
     if union.args.get("by_name"):
         names = _names(union.this)
         right = union.expression
         union.set("expression", exp.select(*names).from_(exp.Subquery(this=right, alias=exp.TableAlias(
             this=exp.to_identifier("by_name")))))
         union.set("by_name", None)
-    tail = {k: union.args.get(k) for k in ("order", "limit", "offset") if union.args.get(k) is not None}
-    if tail:
-        for key in tail:
-            union.set(key, None)
-        outer = exp.select("*").from_(exp.Subquery(this=union.copy(), alias=exp.TableAlias(
-            this=exp.to_identifier("u"))))
-        for key, value in tail.items():
-            outer.set(key, value)
-        union.replace(outer)
-        return outer
-    return union

@@ -133,6 +133,9 @@ def shapes() -> dict[str, Shape]:
                               "dimensions": ["event:props:n", "event:props:b"]}),
         "v2 goals": _v2({"metrics": ["visitors", "events", "conversion_rate", "group_conversion_rate",
                                      "total_revenue"], "dimensions": ["event:goal", "visit:device"]}),
+        "v2 segment": lambda q: q.query(
+            SITE, metrics=["visitors", "visits", "bounce_rate"], dimensions=["event:page"],
+            filters=[["is", "segment", [q.goals.segments(SITE)[0].id]]], **R).to_dict(),
         "v2 paged": _v2({"metrics": ["visitors"], "dimensions": ["event:page"],
                          "order_by": [["visitors", "asc"]], "pagination": {"limit": 3, "offset": 2}}),
     }

@@ -4,6 +4,7 @@ test_clickhouse_differential.py."""
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -140,3 +141,23 @@ def test_readers_are_clickhouse_readers(tmp_path: Path) -> None:
         src, params = reader.source()
         assert reader.execute(f"SELECT count(*) FROM ({src}) WHERE site_id = ?", [*params, SITE]) \
             .column(0)[0].as_py() > 0
+
+
+def test_the_http_api_on_the_clickhouse_engine(tmp_path: Path) -> None:
+    """``Mallard(engine="clickhouse")`` answers the stats routes (and the dashboard's view) as on DuckDB."""
+    from mallard._http import Api, Request
+
+    data = _lake(tmp_path)
+    dates = f"site_id={SITE}&start_date=2024-04-25&end_date=2024-05-01"
+    paths = [("/api/stats/main", dates), ("/api/stats/breakdown/pages", dates), ("/api/stats/view", dates),
+             ("/api/stats/funnel", f"{dates}&steps=page:/a,page:/b")]
+    bodies: list[list[tuple[int, bytes]]] = []
+    for engine in ("duckdb", "clickhouse"):
+        with Mallard(data_dir=data, engine=engine) as m:
+            api = Api.for_mallard(m)
+            bodies.append([(r.status, r.body) for r in (
+                api.handle(Request("GET", path, query, {"host": "127.0.0.1:8000"}, client="127.0.0.1"))
+                for path, query in paths)])
+    assert bodies[0] == bodies[1]
+    assert [status for status, _ in bodies[0]] == [200, 200, 200, 200]
+    assert json.loads(bodies[1][0][1])["unique_visitors"] > 0

@@ -62,6 +62,8 @@ def engines(data_dir: Path) -> tuple[Queries, Queries]:
         out[0].goals.add(SITE, event_name="signup", display_name="Signup")
         out[0].goals.add(SITE, page_path="/blog/*", display_name="Blog")
         out[0].goals.add(SITE, event_name="Purchase", currency="EUR")
+        out[0].goals.add_segment(SITE, "Mobile from Google", [["is", "visit:device", ["mobile"]],
+                                                              ["is", "visit:source", ["Google"]]])
     return out[0], out[1]
 
 
