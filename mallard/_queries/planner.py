@@ -200,12 +200,14 @@ def by_entry_page(dims: tuple[Dimension | None, ...], filters: Filter | None
                   ) -> tuple[tuple[Dimension | None, ...], Filter | None]:
     """A session part's dimensions and filters: with event:page among the dimensions, session metrics
     by page are those of the sessions entering on the page (Plausible's rule), so event:page reads
-    visit:entry_page, in the filters too."""
+    visit:entry_page, in the filters too (but for has_done / has_not_done, whose event:page is the
+    page of the event done)."""
     if not any(d is not None and d.name == PAGE for d in dims):
         return dims, filters
     entry = dimension("visit:entry_page")
     return (tuple(entry if d is not None and d.name == PAGE else d for d in dims),
-            transform(filters, lambda c: replace(c, dimension=entry) if c.dimension.name == PAGE else c))
+            transform(filters, lambda c: replace(c, dimension=entry) if c.dimension.name == PAGE else c,
+                      behaviours=False))
 
 
 def entry_bounce(se_metrics: Sequence[str], dims: Sequence[Dimension | None],
