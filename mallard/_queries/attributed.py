@@ -6,14 +6,16 @@ builder's ``ev_rows``, a join of the range's events to the sessions they belong 
 visitor key and the session's span). That join is most of such a statement's cost (at 5M events, a
 week's 1M events took 0.2 s of join in each of the four statements of a filtered dashboard view).
 
-So a settled day's join is stored once, as the sessions and rollups are (``attributed/``, same layout and
-freshness rule, :mod:`mallard._store.derived`): every event of the UTC day (every lake column, the
+So a settled day's join is stored once, as the sessions and rollups are (``attributed/``, same layout
+and freshness rule, :mod:`mallard._store.derived`): every event of the UTC day (every lake column, the
 computed ``channel`` included) with its session's attribution columns (``s_<column>``), entry and exit
-pages and identity (``s_vk0``, ``s_start``). Its window of days is that of the session partitions it
-read (the day before, the day itself and the one after, and earlier days whose sessions last into it),
-so a late event, a compaction or an erasure on any of them makes it stale, and it is built again after
-those sessions are. A query reads the fresh stored days as they are and joins only the others (the
-open days, days changed since, days of events this process buffers).
+pages and identity (``s_vk0``, ``s_start``), and the event's visitor key (``vk``: what the visitors
+metrics count over these rows, 8 bytes instead of the 64 characters of ``visitor_id``). Its window of
+days is that of the session partitions it read (the day before, the day itself and the one after, and
+earlier days whose sessions last into it), so a late event, a compaction or an erasure on any of them
+makes it stale, and it is built again after those sessions are. A query reads the fresh stored days as
+they are and joins only the others (the open days, days changed since, days of events this process
+buffers).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ PAGES: Final = ("entry_page", "exit_page")
 #: Those columns by the names queries read them under.
 SESSION_COLUMNS: Final = frozenset({*(f"s_{a}" for a in ATTRIBUTES), *PAGES})
 #: The format of stored rows: part of every partition's fingerprint (with the session window).
-FORMAT: Final = 1
+FORMAT: Final = 2
 
 
 def version(gap_seconds: int) -> str:
@@ -53,13 +55,14 @@ def version(gap_seconds: int) -> str:
 
 def join(columns: str, pages: Sequence[str], attributes: Sequence[str], identity: bool, lower: datetime,
          upper: datetime, *, only: bool = False) -> Sql:
-    """SELECT of the events of ``scoped`` (``columns`` of them: ``e.*``, or a list) with their session's
-    ``pages``, ``attributes`` (as ``s_<column>``) and, with ``identity``, ``s_vk0`` and ``s_start``: the
-    sessions of ``session_rows`` (with ``end_time``) reaching ``[lower, upper)`` (naive UTC); with
-    ``only``, the events of that range only (else ``scoped`` is within it)."""
+    """SELECT of the events of ``scoped`` (``columns`` of them: ``e.*``, or a list) with their visitor key
+    (``vk``: :func:`~mallard._queries.sessions.visitor_key` of ``visitor_id``) and their session's
+    ``pages``, ``attributes`` (as ``s_<column>``) and, with ``identity``, ``s_vk0`` and ``s_start``:
+    the sessions of ``session_rows`` (with ``end_time``) reaching ``[lower, upper)`` (naive UTC);
+    with ``only``, the events of that range only (else ``scoped`` is within it)."""
     picked = "".join(f", {p}" for p in pages) + "".join(f", {a} AS s_{a}" for a in attributes)
     return Sql(
-        f"SELECT {columns}" + "".join(f", s.{p}" for p in pages)
+        f"SELECT {columns}, s.vid AS vk" + "".join(f", s.{p}" for p in pages)
         + "".join(f", s.s_{a}" for a in attributes) + (", s.vk0 AS s_vk0, s.start_time AS s_start"
                                                        if identity else "")
         + " FROM scoped e JOIN (SELECT " + ("visitor_keys[1] AS vk0, " if identity else "")
@@ -83,7 +86,7 @@ class Attributed:
     def relation(self, columns: Sequence[str], pages: Sequence[str], attributes: Sequence[str],
                  identity: bool, lower: datetime, upper: datetime) -> Sql:
         """SELECT of the stored rows in ``[lower, upper)`` with the columns of :func:`join`'s."""
-        picked = [f'"{c}"' for c in columns] + list(pages) + [f"s_{a}" for a in attributes]
+        picked = [f'"{c}"' for c in columns] + ["vk", *pages] + [f"s_{a}" for a in attributes]
         picked += ["s_vk0", "s_start"] if identity else []
         return f"SELECT {', '.join(picked)} FROM " + self.rows(lower, upper)
 

@@ -23,6 +23,7 @@ from .sessions import BELONGS, visitor_key, with_end_time
 from .sql import Sql, with_ctes
 
 _LABEL: Final = {"hour": "%Y-%m-%d %H:00", "day": "%Y-%m-%d", "week": "%Y-%m-%d", "month": "%Y-%m-%d"}
+_VISITORS: Final = "count(DISTINCT visitor_id)"
 _FROM: Final = {"events": "scoped", "events_with_session": "ev_rows", "sessions": "sessions"}
 UNKNOWN: Final = "(unknown)"  # label of a missing dimension value
 
@@ -202,8 +203,9 @@ def _part(plan: Plan, part: Part) -> list[tuple[str, Sql]]:
         ids = ("SELECT *, unnest(visitor_keys) AS vid, generate_subscripts(visitor_keys, 1) AS nth "
                "FROM sessions")
         return [("ev", "SELECT " + Sql.join(select) + " FROM (" + ids + where + ")" + group)]
-    select += [Sql(f"{metric_sql(m) if m in REVENUE_METRICS else FROM_EVENTS.get(m, METRICS[m].expr)}"
-                   f" AS m_{m}") for m in part.metrics]
+    select += [Sql((metric_sql(m) if m in REVENUE_METRICS
+                    else _counted(FROM_EVENTS.get(m, METRICS[m].expr), part.reads)) + f" AS m_{m}")
+               for m in part.metrics]
     return [("ev", "SELECT " + Sql.join(select) + " FROM " + _rows(plan, part) + where + group)]
 
 
@@ -212,6 +214,12 @@ def _session_metric(name: str, part: Part) -> Sql:
         entry = compile_condition(part.bounce_on, part.bounce_on.dimension.visit_expr())
         return "coalesce(avg((pageviews = 1)::INTEGER) FILTER (WHERE " + entry + "), 0) AS m_bounce_rate"
     return Sql(f"{METRICS[name].expr} AS m_{name}")
+
+
+def _counted(expr: str, reads: str) -> str:
+    """A metric's SQL over ``reads``: over ``ev_rows`` a visitor is counted by its key (``vk``, as the
+    session rows count theirs), not by the 64 characters of its id: half the time of such a count."""
+    return expr.replace(_VISITORS, "count(DISTINCT vk)") if reads == "events_with_session" else expr
 
 
 def _rows(plan: Plan, part: Part) -> Sql:
@@ -231,7 +239,7 @@ def _conversion_total(plan: Plan, conv: Conversion) -> Sql:
     where = Sql("") if conv.filters is None else " WHERE " + compile_tree(
         conv.filters, lambda c: compile_condition(c, _value(c.dimension, part)),
         _behaviour(plan, conv.reads == "sessions"))
-    return "SELECT count(DISTINCT visitor_id) AS n FROM " + _FROM[conv.reads] + where
+    return f"SELECT {_counted(_VISITORS, conv.reads)} AS n FROM " + _FROM[conv.reads] + where
 
 
 def _group_total(plan: Plan, conv: Conversion) -> Sql:
@@ -244,7 +252,7 @@ def _group_total(plan: Plan, conv: Conversion) -> Sql:
     where = Sql("") if conv.filters is None else " WHERE " + compile_tree(
         conv.filters, lambda c: compile_condition(c, _value(c.dimension, part)),
         _behaviour(plan, conv.reads == "sessions"))
-    return ("SELECT " + Sql.join([*select, Sql("count(DISTINCT visitor_id) AS n")]) + " FROM "
+    return ("SELECT " + Sql.join([*select, Sql(f"{_counted(_VISITORS, conv.reads)} AS n")]) + " FROM "
             + _FROM[conv.reads] + where + (" GROUP BY ALL" if conv.group else ""))
 
 

@@ -91,6 +91,9 @@ def keep_ctes(filters: Any, sessions: Sql, lower: object, upper: object, *, even
             "SELECT " + picked + "".join(f", e.{v}" for v in visit) + " , e.s_vk0 AS vid0, e.s_start AS "
             f"start_time FROM (SELECT *, {ident} FROM " + stored.rows(lower, upper) + ") e",
             *(join(lo, hi, True) for lo, hi in stored.outside(lower, upper))], " UNION ALL ")
+    if not flags:  # a session's visit columns are on each of its rows: no need to group them
+        return [("joined", joined), ("keep", "SELECT DISTINCT ik FROM joined WHERE "
+                                     + compile_tree(filters, leaf))]
     group = ", ".join(["vid0", "start_time", *visit])
     matched = "SELECT vid0, start_time FROM joined GROUP BY " + group + " HAVING " + compile_tree(
         filters, leaf)
