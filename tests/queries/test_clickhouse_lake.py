@@ -304,14 +304,21 @@ def test_the_aws_variables(tmp_path: Path, s3_server: S3Server, monkeypatch: pyt
     pyarrow does for the DuckDB engine)."""
     data, _ = _damage_lake(tmp_path / "data")
     url = s3_server.upload(data, f"ch-env-{tmp_path.name}")
+    rng = {"start_date": "2024-04-25", "end_date": "2024-05-01"}
+    unsigned = {"s3_access_key_id": None, "s3_secret_access_key": None}  # the store's keys are given
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    with _clickhouse_on(url, s3_server, **unsigned) as ch, \
+            pytest.raises(StorageError, match="403"):
+        ch.main(DAMAGE_SITE, **rng)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+    with _clickhouse_on(url, s3_server, **unsigned) as ch:
+        assert ch.main(DAMAGE_SITE, **rng).total_events > 0
     monkeypatch.setenv("AWS_REGION", REGION)
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint)
-    rng = {"start_date": "2024-04-25", "end_date": "2024-05-01"}
-    with mallard.open(url) as duck, mallard.open(url, engine="clickhouse") as ch:
+    with mallard.open(url) as duck, mallard.open(url, engine="clickhouse") as ch:  # as a notebook opens it
         assert ch.main(DAMAGE_SITE, **rng).to_dict() == duck.main(DAMAGE_SITE, **rng).to_dict()
-        assert ch.main(DAMAGE_SITE, **rng).total_events > 0
 
 
 @pytest.mark.slow  # chdb, SeaweedFS
