@@ -205,6 +205,22 @@ def _damage_lake(root: Path) -> tuple[Path, dict[date, Path]]:
 
 
 @pytest.mark.slow  # chdb, SeaweedFS
+def test_a_file_named_by_another_tool(tmp_path: Path, s3_server: S3Server) -> None:
+    """A name with characters a URL escapes (space, '+', '&', '=', '%', non-ASCII) is read as it is."""
+    data, files = _damage_lake(tmp_path / "data")
+    odd = files[date(2024, 4, 29)].with_name("part 0+x=1&y%41é.parquet")
+    files[date(2024, 4, 29)].rename(odd)
+    url = s3_server.upload(data, f"ch-names-{tmp_path.name}")
+    rng = {"start_date": "2024-04-25", "end_date": "2024-05-01"}
+    with _clickhouse_on(url, s3_server) as ch, mallard.open(data) as duck:
+        with ch.access.reading(DAMAGE_SITE, None, None) as reader:
+            assert any(f.endswith("/part 0+x=1&y%41é.parquet") for f in reader.files)
+        assert ch.main(DAMAGE_SITE, **rng).to_dict() == duck.main(DAMAGE_SITE, **rng).to_dict()
+        assert ch.timeseries(DAMAGE_SITE, interval="day", **rng).to_dict() == \
+            duck.timeseries(DAMAGE_SITE, interval="day", **rng).to_dict()
+
+
+@pytest.mark.slow  # chdb, SeaweedFS
 def test_a_damaged_object_is_left_out(tmp_path: Path, s3_server: S3Server) -> None:
     """As DuckDB leaves it out on the same lake in the bucket and on disk (not moved: read-only)."""
     data, files = _damage_lake(tmp_path / "data")
