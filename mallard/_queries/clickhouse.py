@@ -10,8 +10,10 @@ rows) are Arrow tables chdb reads in place through its ``Python()`` table functi
 as Arrow tables with DuckDB's types (naive UTC times, signed counts), so every caller reads them as it
 reads DuckDB's, and derived rows computed here are read again beside the stored ones.
 
-A damaged lake file is diagnosed and left out as on DuckDB (the reader's quarantine); a stored derived
-file that cannot be read fails as a StorageError, which the callers answer from events.
+The lake's files are read where they are: on disk, or on S3-compatible object storage with a
+``lake_url`` (clickhouse_lake.py). A damaged lake file is diagnosed and left out as on DuckDB (the
+reader's quarantine); a stored derived file that cannot be read fails as a StorageError, which the
+callers answer from events.
 """
 
 from __future__ import annotations
@@ -22,14 +24,15 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from .._errors import ConfigurationError, StorageError
 from .._events import COLUMNS, ENGAGEMENT, Column
-from .dialect_params import WILDCARDS, Bound, bind, file_pattern
+from .clickhouse_lake import LakeFiles, lake_files
+from .dialect_params import Bound, bind
 
 if TYPE_CHECKING:
     from .._settings import Settings
@@ -58,8 +61,12 @@ _FROM_TABLE: Final = ", ".join(f"CAST(`{c.name}` AS {_typed(c)}) AS `{c.name}`" 
 _ROWS: Final = {"events": f" WHERE event_name <> '{ENGAGEMENT}'",
                 "engagement": f" WHERE event_name = '{ENGAGEMENT}'", "all": ""}
 #: ClickHouse's error codes of a file it cannot read: CANNOT_READ_ALL_DATA, CANNOT_OPEN_FILE,
-#: FILE_DOESNT_EXIST, INCORRECT_DATA, CANNOT_EXTRACT_TABLE_STRUCTURE, STD_EXCEPTION (Arrow's).
+#: FILE_DOESNT_EXIST, INCORRECT_DATA, CANNOT_EXTRACT_TABLE_STRUCTURE, STD_EXCEPTION (Arrow's); and
+#: S3_ERROR of an object that is not there. S3_ERROR's other causes (access, the network) are the
+#: store's, not a file's: a StorageError without a diagnosis.
 _FILE_ERRORS: Final = frozenset({33, 76, 107, 117, 636, 1001})
+_S3_ERROR: Final = 499
+_MISSING_OBJECT: Final = "HTTP response code: 404"
 _CODE: Final = re.compile(r"Code: (\d+)\.")
 _ATTEMPTS: Final = 3
 # chdb's Python() table function finds an object by its name in the calling frame: each statement runs
@@ -72,33 +79,27 @@ def engine_for(settings: Settings) -> ClickHouse | None:
     """The ClickHouse engine when ``settings`` choose it (None: DuckDB runs the statements).
 
     Raises:
-        ConfigurationError: chdb or sqlglot (the ``clickhouse`` extra) is not installed, the lake is
-            on object storage (``lake_url``), or the data directory's path holds a character ClickHouse
-            reads as a wildcard.
+        ConfigurationError: chdb or sqlglot (the ``clickhouse`` extra) is not installed, or the data
+            directory's path (the ``lake_url``'s prefix) holds a character ClickHouse reads as a wildcard.
     """
     if settings.engine != "clickhouse":
         return None
-    if settings.lake_url:
-        raise ConfigurationError("engine = clickhouse reads a lake in data_dir; a lake_url on object "
-                                 "storage is read by the duckdb engine only.")
-    where = str(settings.data_dir.resolve())
-    if any(c in where for c in WILDCARDS):
-        raise ConfigurationError(f"engine = clickhouse cannot read a data_dir whose path holds any of "
-                                 f"{WILDCARDS} (ClickHouse reads them as wildcards): {where!r}.")
+    files = lake_files(settings)
     try:
         import chdb  # noqa: F401
         import sqlglot  # noqa: F401
     except ImportError as exc:
         raise ConfigurationError(f"engine = clickhouse needs chdb and sqlglot ({exc.name} is missing): "
                                  "pip install 'mallard-metrics[clickhouse]'.") from None
-    return ClickHouse()
+    return ClickHouse(files)
 
 
 class ClickHouse:
     """One chdb connection, shared by the threads of a :class:`~mallard._queries.Queries`: chdb runs one
-    statement of a connection at a time."""
+    statement of a connection at a time. ``files``: where it reads the lake's files."""
 
-    def __init__(self) -> None:
+    def __init__(self, files: LakeFiles | None = None) -> None:
+        self.files = files or LakeFiles()
         self._lock = threading.Lock()
         self._conn: Any = None
 
@@ -107,23 +108,30 @@ class ClickHouse:
         import chdb
 
         params = {name: b.text for name, b in statement.params.items()}
+        failure: Exception | None = None
         with self._lock:
             if self._conn is None:
                 self._conn = chdb.connect(":memory:")  # type: ignore[no-untyped-call]
+                for sql in self.files.session_settings():
+                    self._conn.query(sql)
             namespace: dict[str, Any] = {"conn": self._conn, "params": params, **tables}
             try:
                 for sql in (*statement.setup, statement.sql):
                     namespace["sql"] = sql
                     exec(_RUN, namespace)  # a constant statement: see _RUN
-            except Exception:
+            except Exception as exc:
                 # TRICKY: after a failed statement, chdb 4.4 answers the connection's next one with a
                 # broken Arrow message; a throwaway statement takes it
                 with contextlib.suppress(Exception):
                     self._conn.query("SELECT 1", "CSV")
-                raise
+                failure = self.files.scrub(exc)
+                if failure is exc:
+                    raise
             finally:
                 for sql in statement.teardown:
                     self._conn.query(sql)
+            if failure is not None:  # raised here: the original, which quotes a credential, is no context
+                raise failure
             result: pa.Table = namespace["result"]
         return result
 
@@ -177,19 +185,22 @@ class ClickHouseReader:
         file as the DuckDB reader does.
 
         Raises:
-            StorageError: the lake (or a stored derived file) cannot be read.
+            StorageError: the lake (or a stored derived file) cannot be read, or the object store
+                that holds it refused a request or cannot be reached.
             UnsupportedSql: ``sql`` holds a construct the ClickHouse dialect does not translate.
         """
         from .dialect import to_clickhouse
 
         for attempt in range(1, _ATTEMPTS + 1):
-            translated = to_clickhouse(sql, params, self._relation)  # the file list may have shrunk
+            # the file list may have shrunk
+            translated = to_clickhouse(sql, params, self._relation, self._engine.files)
             try:
                 return _as_duckdb(self._engine.run(translated, self._tables))
             except Exception as exc:
-                if not _is_file_error(exc):
+                failure = _failure(exc)
+                if failure is None:
                     raise
-                if attempt == _ATTEMPTS or not self._inner.exclude_bad(exc):
+                if failure == "store" or attempt == _ATTEMPTS or not self._inner.exclude_bad(exc):
                     raise StorageError(f"ClickHouse cannot read the lake: {str(exc).splitlines()[0]}") \
                         from exc
         raise AssertionError("unreachable")  # pragma: no cover
@@ -212,9 +223,12 @@ class ClickHouseReader:
         parts = []
         files = list(self._inner.files)
         if files:
-            params["lake"] = bind(file_pattern(files))
-            parts.append(f"SELECT {_FROM_FILE} FROM file({{lake:String}}, 'Parquet', "
-                         f"'{_quoted(_STRUCTURE)}')")
+            def bound(text: str) -> str:
+                name = f"lake{len(params)}"
+                params[name] = bind(text)
+                return f"{{{name}:String}}"
+
+            parts.append(self._engine.files.read(files, _STRUCTURE, bound, _FROM_FILE))
         buffered = self._inner.buffered_table()
         if buffered is not None:
             name = f"__mallard_buffered_{id(self)}"
@@ -230,9 +244,15 @@ def _quoted(text: str) -> str:
     return text.replace("\\", "\\\\").replace("'", "\\'")
 
 
-def _is_file_error(exc: BaseException) -> bool:
-    found = _CODE.search(str(exc))
-    return found is not None and int(found.group(1)) in _FILE_ERRORS
+def _failure(exc: BaseException) -> Literal["file", "store"] | None:
+    """What ``exc`` says of the lake: a file may be damaged or gone (worth a diagnosis), the object
+    store refused or could not be reached, or neither (None)."""
+    text = str(exc)
+    found = _CODE.search(text)
+    code = int(found.group(1)) if found else None
+    if code in _FILE_ERRORS or (code == _S3_ERROR and _MISSING_OBJECT in text):
+        return "file"
+    return "store" if code == _S3_ERROR else None
 
 
 def _as_duckdb(table: pa.Table) -> pa.Table:

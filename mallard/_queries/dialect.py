@@ -30,6 +30,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.tokenizer_core import TokenType
 
+from .clickhouse_lake import LakeFiles
 from .dialect_calls import UnsupportedSql, call, ch_type, fn
 from .dialect_params import Bound, bind
 from .dialect_rewrites import Context, Relation, restructure
@@ -71,15 +72,16 @@ def _named(text: str, count: int) -> str:
     return "".join(out) + text[last:]
 
 
-def to_clickhouse(text: str, params: Sequence[object], relations: Callable[[str], Relation | None]
-                  ) -> Translated:
+def to_clickhouse(text: str, params: Sequence[object], relations: Callable[[str], Relation | None],
+                  files: LakeFiles | None = None) -> Translated:
     """``text`` (DuckDB SQL with ``?`` bound to ``params``) in ClickHouse SQL; ``relations(name)``: the
-    ClickHouse relation standing for a table ``name`` (None: a name of the statement itself).
+    ClickHouse relation standing for a table ``name`` (None: a name of the statement itself); ``files``:
+    where a ``read_parquet`` of the statement reads (by default, files on disk).
 
     Raises:
         UnsupportedSql: a construct the dialect does not translate.
     """
-    ctx = Context(list(params), relations)
+    ctx = Context(list(params), relations, files or LakeFiles())
     tree = sqlglot.parse_one(_named(text, len(params)), read="duckdb")
     tree = restructure(tree, ctx)
     tree = _bottom_up(tree, ctx)

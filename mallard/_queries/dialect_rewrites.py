@@ -3,8 +3,8 @@
 Each rewrite keeps DuckDB's meaning where ClickHouse's SQL differs in structure:
 
 * relations: a name the engine provides becomes its ClickHouse relation (spliced into the written
-  text); ``read_parquet(?)`` over stored derived files is one ``file()`` read of them, with the hive
-  partition columns as text (as DuckDB gives them with ``hive_types_autocast=false``);
+  text); ``read_parquet(?)`` over stored derived files is one ``file()`` (or ``s3()``) read of them,
+  with the hive partition columns as text (as DuckDB gives them with ``hive_types_autocast=false``);
 * unions: ``UNION ALL BY NAME`` is positional in the first branch's column order;
 * names: a qualified column keeps the column's name; ORDER BY prefers output names (elsewhere input
   columns win, ``prefer_column_name_to_alias``); a subquery in FROM gets an alias;
@@ -29,8 +29,9 @@ from typing import Final
 import sqlglot
 from sqlglot import exp
 
+from .clickhouse_lake import LakeFiles
 from .dialect_calls import UnsupportedSql, ch_type, fn, ordering_tuple
-from .dialect_params import Bound, bind, file_pattern
+from .dialect_params import Bound, bind
 
 __all__ = ["Context", "Relation", "restructure"]
 
@@ -47,11 +48,13 @@ class Relation:
 
 @dataclass(slots=True)
 class Context:
-    """One statement's translation: its values (``$pN`` is ``values[N]``), the engine's relations, the
-    parameters bound so far and the CTEs DuckDB is told to inline (``NOT MATERIALIZED``)."""
+    """One statement's translation: its values (``$pN`` is ``values[N]``), the engine's relations and
+    where its files are read, the parameters bound so far and the CTEs DuckDB is told to inline (``NOT
+    MATERIALIZED``)."""
 
     values: list[object]
     relations: Callable[[str], Relation | None]
+    files: LakeFiles = field(default_factory=LakeFiles)
     bound: dict[str, Bound] = field(default_factory=dict)
     inline: set[str] = field(default_factory=set)
     #: marker table name → the ClickHouse SQL of the relation it stands for
@@ -294,8 +297,11 @@ def _parquet(call_: exp.ReadParquet, ctx: Context) -> str:
                and o.expression.sql() == "TRUE" for o in options)
     extra = "".join(f", decodeURLComponent(extract(_path, '/{c}=([^/]*)/')) AS {c}" for c in _HIVE) \
         if hive else ""
-    name = ctx.parameter(file_pattern([str(f) for f in files])).name
-    return f"SELECT *{extra} FROM file({{{name}:String}}, 'Parquet')"
+
+    def bound(text: str) -> str:
+        return f"{{{ctx.parameter(text).name}:String}}"
+
+    return ctx.files.read([str(f) for f in files], None, bound, f"*{extra}")
 
 
 def _names(select: exp.Expr) -> list[str]:
