@@ -41,7 +41,7 @@ class Parts:
     def run(self, jobs: Mapping[str, Callable[[], T]]) -> dict[str, T]:
         """Each job's answer by name, started in the order given; the first failure (in that order) is
         raised once every started job has ended, and the jobs not started yet are cancelled."""
-        futures = self.start(jobs)
+        futures = self._start(jobs)
         try:
             return {name: f.result() for name, f in futures.items()}
         finally:
@@ -51,7 +51,7 @@ class Parts:
                 if not f.cancelled():
                     f.exception()  # wait: no part outlives the request
 
-    def start(self, jobs: Mapping[str, Callable[[], T]]) -> dict[str, Future[T]]:
+    def _start(self, jobs: Mapping[str, Callable[[], T]]) -> dict[str, Future[T]]:
         """The jobs started (queued on the workers, in order); run inline with one worker."""
         deadline = None if not self._seconds else time.monotonic() + self._seconds
         pool = self._executor()
