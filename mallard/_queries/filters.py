@@ -129,21 +129,21 @@ def behaviours(node: Filter | None) -> Iterator[Behaviour]:
 
 
 def transform(node: Filter | None, leaf: Callable[[Condition], Filter], *,
-              behaviours: bool = True) -> Filter | None:
-    """The tree with every condition replaced by ``leaf(condition)``; with ``behaviours`` False, the
-    has_done / has_not_done nodes are kept as they are (the very objects: a plan finds them by
-    identity), their conditions being about events, not about the rows the transform rewrites."""
-    return None if node is None else _mapped(node, leaf, behaviours)
+              rebuild_behaviours: bool = True) -> Filter | None:
+    """The tree with every condition replaced by ``leaf(condition)``; with ``rebuild_behaviours``
+    False, the has_done / has_not_done nodes are kept as they are (the very objects: a plan finds them
+    by identity), their conditions being about events, not about the rows the transform rewrites."""
+    return None if node is None else _mapped(node, leaf, rebuild_behaviours)
 
 
-def _mapped(node: Filter, leaf: Callable[[Condition], Filter], behaviours: bool) -> Filter:
+def _mapped(node: Filter, leaf: Callable[[Condition], Filter], rebuild: bool) -> Filter:
     if isinstance(node, Condition):
         return leaf(node)
     if isinstance(node, Not):
-        return Not(_mapped(node.child, leaf, behaviours))
+        return Not(_mapped(node.child, leaf, rebuild))
     if isinstance(node, Behaviour):
-        return Behaviour(node.op, _mapped(node.child, leaf, behaviours)) if behaviours else node
-    children = tuple(_mapped(c, leaf, behaviours) for c in node.children)
+        return Behaviour(node.op, _mapped(node.child, leaf, rebuild)) if rebuild else node
+    children = tuple(_mapped(c, leaf, rebuild) for c in node.children)
     if isinstance(node, Written):  # still echoed as written
         return Written(node.op, children, node.written)
     return Logic(node.op, children)

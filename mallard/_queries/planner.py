@@ -207,7 +207,7 @@ def by_entry_page(dims: tuple[Dimension | None, ...], filters: Filter | None
     entry = dimension("visit:entry_page")
     return (tuple(entry if d is not None and d.name == PAGE else d for d in dims),
             transform(filters, lambda c: replace(c, dimension=entry) if c.dimension.name == PAGE else c,
-                      behaviours=False))
+                      rebuild_behaviours=False))
 
 
 def entry_bounce(se_metrics: Sequence[str], dims: Sequence[Dimension | None],
