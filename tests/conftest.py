@@ -1,16 +1,18 @@
-"""Shared fixtures: a frozen, advanceable clock and a temporary data directory."""
+"""Shared fixtures: a frozen, advanceable clock, a temporary data directory and a Mallard over one."""
 
 from __future__ import annotations
 
 import contextlib
 import sys
 import warnings
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+import mallard
 
 from .s3server import S3Server, seaweedfs
 
@@ -52,6 +54,17 @@ def tmp_data_dir(tmp_path: Path) -> Path:
     path = tmp_path / "data"
     path.mkdir()
     return path
+
+
+@pytest.fixture
+def m(tmp_path: Path) -> Iterator[mallard.Mallard]:
+    """A Mallard over an empty data directory, closed after the test (modules needing another one
+    define their own ``m``)."""
+    instance = mallard.Mallard(data_dir=tmp_path / "data")
+    try:
+        yield instance
+    finally:
+        instance.close()
 
 
 @pytest.fixture(scope="session")

@@ -3,8 +3,7 @@ transports (the real middleware, app and mallard; no server needed)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import httpx
@@ -16,15 +15,6 @@ from mallard.adapters.middleware import PageviewMiddleware, PageviewWSGIMiddlewa
 UA = "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0"
 SITE = "mw.example"
 HTML = [(b"content-type", b"text/html; charset=utf-8")]
-
-
-@pytest.fixture
-def m(tmp_path: Path) -> Iterator[mallard.Mallard]:
-    instance = mallard.Mallard(data_dir=tmp_path / "data")
-    try:
-        yield instance
-    finally:
-        instance.close()
 
 
 def pages(m: mallard.Mallard) -> dict[str, int]:

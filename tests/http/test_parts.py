@@ -6,22 +6,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 import mallard
 from mallard._http.parts import Parts
-
-
-@pytest.fixture
-def m(tmp_path: Path) -> Iterator[mallard.Mallard]:
-    app = mallard.Mallard(data_dir=tmp_path / "data")
-    try:
-        yield app
-    finally:
-        app.close()
 
 
 def test_parts_run_at_once_and_answer_by_name(m: mallard.Mallard) -> None:
