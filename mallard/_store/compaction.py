@@ -12,7 +12,7 @@ import duckdb
 
 from .._errors import StorageError
 from .lake import Lake
-from .quarantine import Quarantine, is_file_error
+from .quarantine import Quarantine, filesystem_failure, is_file_error
 from .reader import PROJECTION, READ_PARQUET, TEMPLATE
 
 __all__ = ["merge", "merge_sql"]
@@ -47,7 +47,7 @@ def merge(con: duckdb.DuckDBPyConnection, lake: Lake, quarantine: Quarantine, so
         tmp.unlink(missing_ok=True)
         bad = quarantine.diagnose(con, sources, exc) if is_file_error(exc) else []
         if not bad:
-            raise StorageError(f"Compaction of {directory} failed: {exc}") from exc
+            raise StorageError(f"Compaction of {directory} failed: {filesystem_failure(exc) or exc}") from exc
         quarantine.move([b for b in bad if quarantine.skip_or_move(b)])
         log.warning("compaction skipped %s: %d unreadable file(s)", directory.relative_to(
             lake.root).as_posix(), len(bad))

@@ -18,6 +18,10 @@ from where another had just seeked, short or from the wrong place, and a query f
 returned", "ZSTD Decompression failure") or, worse, skipped the file as unreadable and answered
 without its rows. Each thread keeps its own position here, and each read is a positional read
 (``read_at``) of exactly the bytes asked for.
+
+When the store fails a request (unreachable, a 500 while it restarts), pyarrow raises OSError in
+Python, and DuckDB's caller gets an untyped ``duckdb.Error`` whose message is that Python traceback:
+:func:`~mallard._store.quarantine.filesystem_failure` tells such an error from a damaged file's.
 """
 
 from __future__ import annotations
@@ -38,7 +42,6 @@ __all__ = ["CACHE_BYTES", "WHOLE_BYTES", "LakeFileSystem", "ObjectCache", "Posit
 WHOLE_BYTES: Final = 8 * 1024 * 1024
 #: Bytes of whole files kept in memory per open lake.
 CACHE_BYTES: Final = 256 * 1024 * 1024
-
 
 class ObjectCache:
     """Whole objects by pyarrow path, the least recently used dropped past ``capacity`` bytes.

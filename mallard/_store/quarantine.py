@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ import pyarrow as pa
 
 from .lake import Lake
 
-__all__ = ["Bad", "Quarantine", "QuarantinedFile", "is_file_error"]
+__all__ = ["Bad", "Quarantine", "QuarantinedFile", "filesystem_failure", "is_file_error"]
 
 log = logging.getLogger("mallard.store")
 
@@ -43,14 +44,33 @@ LISTED: Final = 100
 # "Decode bit width too large", ...), ``InvalidInputException`` ("No magic bytes found at end of file
 # '<path>'", "Failed to read file "<path>": ZSTD Decompression failure"), ``IOException`` ("Could not read
 # enough bytes from file "<path>"") and ``InternalException``. Parser, binder, conversion and interrupt
-# errors never name a bad file.
+# errors never name a bad file, nor does a failure of the object store under a read (objectfs.py):
+# DuckDB's caller gets an untyped error whose message is the Python traceback.
 _NAMING: Final = (duckdb.InvalidInputException,)
 _UNTYPED: Final = (duckdb.IOException, duckdb.InternalException)
+_TRACEBACK: Final = "Traceback (most recent call last):"
+# The exception a traceback ends with: "OSError: AWS Error INTERNAL_FAILURE during GetObject ..."
+_RAISED: Final = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception)): (.*)$", re.MULTILINE)
+
+
+def filesystem_failure(exc: BaseException) -> str | None:
+    """What a Python filesystem raised under the DuckDB error ``exc`` ("OSError: AWS Error ..."),
+    without the traceback; None when ``exc`` is not such an error, or when the file was not found
+    (a file gone is the reading's to handle, like a damaged one)."""
+    text = str(exc)
+    if not text.startswith(_TRACEBACK):
+        return None
+    raised = _RAISED.findall(text)
+    if not raised:
+        return "the filesystem failed"
+    name, message = raised[-1]
+    return None if name.endswith("FileNotFoundError") else f"{name}: {message}"
 
 
 def is_file_error(exc: BaseException) -> bool:
     """Whether a DuckDB error may come from a damaged file (then it is worth a diagnosis)."""
-    return type(exc) is duckdb.Error or isinstance(exc, (*_NAMING, *_UNTYPED))
+    return ((type(exc) is duckdb.Error or isinstance(exc, (*_NAMING, *_UNTYPED)))
+            and filesystem_failure(exc) is None)
 
 
 @dataclass(frozen=True, slots=True)

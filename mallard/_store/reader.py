@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 from .._errors import StorageError
 from .._events import COLUMNS, ENGAGEMENT
 from .lake import SCHEMA
-from .quarantine import Bad, Quarantine, is_file_error
+from .quarantine import Bad, Quarantine, filesystem_failure, is_file_error
 
 __all__ = ["BUFFER", "PROJECTION", "READ_PARQUET", "TEMPLATE", "TEMPLATE_DDL", "Reader"]
 
@@ -140,8 +140,9 @@ class Reader:
                 return self._con.sql(sql, params=list(params)).to_arrow_table()
             except duckdb.Error as exc:
                 if attempt == _ATTEMPTS or not is_file_error(exc) or not self.exclude_bad(exc):
-                    if isinstance(exc, duckdb.IOException):
-                        raise StorageError(f"Cannot read the lake: {exc}") from exc
+                    failure = filesystem_failure(exc)
+                    if failure is not None or isinstance(exc, duckdb.IOException):
+                        raise StorageError(f"Cannot read the lake: {failure or exc}") from None
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 

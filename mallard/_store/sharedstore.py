@@ -51,7 +51,7 @@ from .objectfs import LakeFileSystem, ObjectCache
 from .objectlog import Commit, Conflict, Entry, ObjectLog
 from .objectlog import Tombstone as Erasure
 from .objectstore import ObjectStore
-from .quarantine import Quarantine, is_file_error
+from .quarantine import Quarantine, filesystem_failure, is_file_error
 from .recovery import finish_commits, orphans
 from .s3 import SCHEME, Bucket
 from .spool import lock_segment, write_commit
@@ -279,7 +279,7 @@ class SharedStore(ObjectStore):
             bad = self.quarantine.diagnose(con, paths, exc) if is_file_error(exc) else []
             if not bad:
                 raise StorageError(f"Compaction of {part[0]} {part[1]} in {self.bucket.url} failed: "
-                                   f"{exc}") from exc
+                                   f"{filesystem_failure(exc) or exc}") from None
             log.warning("compaction skipped %s %s: %d unreadable file(s)", part[0], part[1], len(bad))
             return False
         finally:

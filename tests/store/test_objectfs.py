@@ -5,6 +5,7 @@ request counters."""
 from __future__ import annotations
 
 import os
+import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,11 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
+from mallard import StorageError
+from mallard._store.lake import Lake
 from mallard._store.objectfs import WHOLE_BYTES, LakeFileSystem, ObjectCache
+from mallard._store.quarantine import Quarantine, filesystem_failure, is_file_error
+from mallard._store.reader import Reader
 
 from ..s3server import BUCKET, S3Server
 
@@ -155,3 +160,50 @@ def test_each_thread_reads_from_where_it_seeked(tmp_path: Path, known: bool) -> 
     handle.seek(-10, 2)
     assert handle.tell() == 99_990 and handle.read() == data[-10:] and handle.read(5) == b""
     handle.close()
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_a_store_that_fails_a_read_is_a_storage_error_not_a_damaged_file(tmp_path: Path) -> None:
+    """A store that does not answer (here: nothing listens on its port) fails DuckDB's read with an
+    untyped error whose message is pyarrow's Python traceback. That is no damaged file: no diagnosis,
+    nothing left out or moved, and the reading says why in a StorageError without the traceback."""
+    store = pafs.S3FileSystem(access_key="k", secret_key="s", region="us-east-1", scheme="http",
+                              endpoint_override=f"127.0.0.1:{_closed_port()}", connect_timeout=1,
+                              retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=1))
+    listed = pafs.FileInfo("bucket/events/a.parquet", type=pafs.FileType.File, size=1000)
+    lfs = LakeFileSystem(store, lambda p: listed, ObjectCache(), skip_instance_cache=True)
+    con = duckdb.connect()
+    con.register_filesystem(lfs)
+    files = [f"s3://{listed.path}"]
+    with pytest.raises(duckdb.Error) as raised:
+        con.execute("SELECT count(*) FROM read_parquet(?)", [files]).fetchall()
+    assert str(raised.value).startswith("Traceback")  # what DuckDB makes of a Python exception
+    failure = filesystem_failure(raised.value)
+    assert failure is not None and failure.startswith("OSError: ") and "Traceback" not in failure
+    assert not is_file_error(raised.value)
+
+    lake = Lake(tmp_path, tmp_path / "lake.lock")
+    reader = Reader(con, files, None, None, "v", Quarantine(lake, tmp_path / "quarantine", grace_secs=0))
+    with pytest.raises(StorageError) as said:
+        reader.execute("SELECT count(*) FROM read_parquet(?)", [files])
+    assert str(said.value) == f"Cannot read the lake: {failure}"
+    assert reader.files == tuple(files) and reader.excluded == 0 and reader.doomed == []
+
+
+def test_a_damaged_or_missing_file_is_still_a_file_error(tmp_path: Path) -> None:
+    local = pafs.LocalFileSystem()
+    pq.write_table(pa.table({"n": list(range(1000))}), tmp_path / "whole.parquet")
+    body = (tmp_path / "whole.parquet").read_bytes()
+    (tmp_path / "cut.parquet").write_bytes(body[: len(body) // 2])
+    lfs = _Local(local, lambda p: None, ObjectCache(), skip_instance_cache=True)
+    con = duckdb.connect()
+    con.register_filesystem(lfs)
+    for name in ("cut.parquet", "gone.parquet"):
+        with pytest.raises(duckdb.Error) as raised:
+            con.execute("SELECT count(*) FROM read_parquet(?)", [[f"lakefs-test://{tmp_path / name}"]])
+        assert filesystem_failure(raised.value) is None and is_file_error(raised.value), name
