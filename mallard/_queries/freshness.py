@@ -14,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import pyarrow as pa
 
@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from .._store import Store
 
 __all__ = ["Computed", "LiveCache", "unchanged"]
+
+T = TypeVar("T")
 
 
 class LiveCache:
@@ -45,42 +47,50 @@ class LiveCache:
         that miss the same key at once compute it once: the others wait for that computation (the
         dashboard's first screen sends several that need the same open days) and compute it
         themselves only if it kept nothing (it failed, or read buffered events)."""
-        while True:
-            done = self.get(key, store, version, held)
-            if done is not None:
-                return done
+        return self._once(key, lambda: self.get(key, store, version, held), compute,
+                          lambda done: self.put(key, done, held))
+
+    def fact(self, key: Hashable, establish: Callable[[], bool]) -> bool:
+        """The remembered value of ``key``, else ``establish()``'s, remembered (the last 64). Requests
+        that miss the same key at once establish it once, as :meth:`computed` computes (the parts of a
+        dashboard view check the same range's rollups at the same moment)."""
+
+        def remember(value: bool) -> None:
             with self._lock:
-                running = self._running.get(key)
-                if running is None:
-                    mine = self._running[key] = threading.Event()
+                self._facts[key] = value
+                while len(self._facts) > 64:
+                    self._facts.popitem(last=False)
+
+        def known() -> bool | None:
+            with self._lock:
+                return self._facts.get(key)
+
+        return self._once(("fact", key), known, establish, remember)
+
+    def _once(self, key: Hashable, lookup: Callable[[], T | None], make: Callable[[], T],
+              keep: Callable[[T], None]) -> T:
+        """``lookup()``'s value, else ``make()``'s, given to ``keep``; made once by requests that miss
+        ``key`` at once: the others wait, then look up again and make it themselves only if nothing
+        was kept."""
+        found = lookup()
+        if found is not None:
+            return found
+        with self._lock:
+            running = self._running.get(key)
             if running is None:
-                break
+                mine = self._running[key] = threading.Event()
+        if running is not None:
             running.wait()
-            with self._lock:
-                again = key in self._items
-            if not again:  # nothing kept: compute here rather than queue behind the next one
-                return compute()
+            found = lookup()
+            return found if found is not None else make()
         try:
-            done = compute()
-            self.put(key, done, held)
-            return done
+            made = make()
+            keep(made)
+            return made
         finally:
             with self._lock:
                 del self._running[key]
             mine.set()
-
-    def fact(self, key: Hashable, establish: Callable[[], bool]) -> bool:
-        """The remembered value of ``key``, else ``establish()``'s, remembered (the last 64)."""
-        with self._lock:
-            known = self._facts.get(key)
-        if known is not None:
-            return known
-        value = establish()
-        with self._lock:
-            self._facts[key] = value
-            while len(self._facts) > 64:
-                self._facts.popitem(last=False)
-        return value
 
     def get(self, key: Hashable, store: Store, version: int | str, held: set[date]
             ) -> Computed | None:

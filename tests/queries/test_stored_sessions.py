@@ -424,3 +424,39 @@ def test_requests_that_miss_the_same_open_days_at_once_compute_them_once(workdir
         assert cache.computed("other", store, version, set(), run).table.num_rows > 0
     finally:
         store.close()
+
+
+def test_requests_that_miss_the_same_fact_at_once_establish_it_once() -> None:
+    """The parts of a dashboard view check the same rollups at the same moment: one establishes the
+    fact, the others wait and get its value; one that fails leaves it to the next caller."""
+    import threading
+
+    cache = freshness.LiveCache()
+    calls: list[int] = []
+    go = threading.Barrier(4)
+
+    def establish() -> bool:
+        calls.append(1)
+        time.sleep(0.3)  # long enough for the other three to arrive while it runs
+        return False
+
+    got: list[bool] = []
+
+    def ask() -> None:
+        go.wait(timeout=30)
+        got.append(cache.fact("k", establish))
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert calls == [1] and got == [False] * 4
+    assert cache.fact("k", establish) is False and calls == [1]
+
+    def fail() -> bool:
+        raise RuntimeError("the query was interrupted")
+
+    with pytest.raises(RuntimeError):
+        cache.fact("other", fail)
+    assert cache.fact("other", lambda: True) is True
