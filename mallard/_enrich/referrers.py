@@ -225,6 +225,7 @@ def _host_of_authority(authority: str) -> str | None:
         not host
         or len(host) > 253
         or host.startswith(".")
+        or host.endswith(".")  # two trailing dots ("google.com..") name no host
         or ".." in host
         or _BAD_HOST_RE.search(host) is not None
         or not host.isprintable()

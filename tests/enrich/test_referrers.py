@@ -177,6 +177,7 @@ DIRECT_CASES: dict[str, str | None] = {
     "huge-port": "http://example.com:1234567/",
     "empty-label": "http://a..b/",
     "leading-dot": "http://.example.com/",
+    "two-trailing-dots": "http://google.com../",  # found by test_referral_from_own_host_is_direct
     "percent-host": "http://%65xample.com/",
     "angle-brackets": "http://<script>/",
     "control-chars": "\x00\x01\x02",
