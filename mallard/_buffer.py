@@ -80,6 +80,9 @@ class EventBuffer:
         self._inflight: list[Row] = []
         self._tokens: list[object] = []
         self._offered = self._flushed = self._dropped_full = 0
+        #: Changes to the events held (added, stored, erased): two snapshots with the same count hold
+        #: the same events (:meth:`marked_snapshot`).
+        self._changes = 0
         self._journal_failures = self._flush_failures = 0
         self._consecutive_failures = 0
         self._last_error: str | None = None
@@ -116,6 +119,7 @@ class EventBuffer:
                 if self.journal_error is not None:
                     self.journal_error = None
             self._pending.append(tuple(event))
+            self._changes += 1
             waiting = len(self._pending)
         # is_set() first: set() takes a lock and notifies, and under load every offer past
         # flush_at would pay for it until the flusher runs.
@@ -154,6 +158,7 @@ class EventBuffer:
                         publish()
                     with self._lock:
                         self._inflight = []
+                        self._changes += 1
                         tokens, self._tokens = self._tokens, []
                         self._flushed += len(batch)
             except Exception as exc:
@@ -176,6 +181,12 @@ class EventBuffer:
         with self._lock:
             return self._inflight + self._pending
 
+    def marked_snapshot(self) -> tuple[list[Row], int]:
+        """:meth:`snapshot`, and a mark of it: snapshots with the same mark hold the same events (what
+        is computed from one serves the other)."""
+        with self._lock:
+            return self._inflight + self._pending, self._changes
+
     def discard(self, keep: Callable[[Row], bool]) -> int:
         """Remove buffered events (rows, as :meth:`snapshot` gives them) for which ``keep`` is false
         (erasure). Returns how many."""
@@ -184,6 +195,7 @@ class EventBuffer:
             self._pending = [e for e in self._pending if keep(e)]
             self._inflight = [e for e in self._inflight if keep(e)]
             removed = before - len(self._pending) - len(self._inflight)
+            self._changes += 1
             self._offered -= removed  # erased, neither flushed nor dropped
             if removed and self._journal is not None:
                 self._rejournal()

@@ -110,7 +110,6 @@ TESTED_ELSEWHERE = {
     "mallard/_queries/engagement.py": "tests/test_engagement.py",
     "mallard/_queries/engine.py": "tests/queries/test_results.py, tests/queries/test_stored_sessions.py",
     "mallard/_queries/export.py": "tests/queries/test_queries_presets.py (export)",
-    "mallard/_queries/freshness.py": "tests/queries/test_stored_sessions.py",
     "mallard/_queries/include.py": "tests/http/test_v2_periods.py",
     "mallard/_queries/properties.py": "tests/http/test_contract.py, tests/http/test_v1.py",
     "mallard/_queries/realtime.py": "tests/http/test_v1.py",

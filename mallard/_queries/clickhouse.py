@@ -169,6 +169,13 @@ class ClickHouseReader:
     def buffered_since(self) -> datetime | None:
         return self._inner.buffered_since()
 
+    @property
+    def buffered_mark(self) -> int | None:
+        return self._inner.buffered_mark
+
+    def mark_for(self, first: date, last: date) -> int | None:
+        return self._inner.mark_for(first, last)
+
     def register(self, name: str, table: pa.Table) -> None:
         """Make ``table`` a relation ``name`` of this reading's statements."""
         self._tables[name] = table

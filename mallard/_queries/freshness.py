@@ -42,12 +42,14 @@ class LiveCache:
         self._lock = threading.Lock()
 
     def computed(self, key: Hashable, store: Store, version: int | str, held: set[date],
-                 compute: Callable[[], Computed]) -> Computed:
+                 compute: Callable[[], Computed], mark: int | None = None) -> Computed:
         """The fresh entry of ``key`` (:meth:`get`), else ``compute()``'s, kept (:meth:`put`). Requests
         that miss the same key at once compute it once: the others wait for that computation (the
         dashboard's first screen sends several that need the same open days) and compute it
-        themselves only if it kept nothing (it failed, or read buffered events)."""
-        return self._once(key, lambda: self.get(key, store, version, held), compute,
+        themselves only if it kept nothing (it failed) or what it kept does not serve them (it read
+        other buffered events). ``held`` and ``mark``: the days and the mark of the buffered events
+        the caller's reading holds (:attr:`Reader.buffered_mark <mallard._store.reader.Reader>`)."""
+        return self._once(key, lambda: self.get(key, store, version, held, mark), compute,
                           lambda done: self.put(key, done, held))
 
     def fact(self, key: Hashable, establish: Callable[[], bool]) -> bool:
@@ -92,19 +94,29 @@ class LiveCache:
                 del self._running[key]
             mine.set()
 
-    def get(self, key: Hashable, store: Store, version: int | str, held: set[date]
-            ) -> Computed | None:
+    def get(self, key: Hashable, store: Store, version: int | str, held: set[date],
+            mark: int | None = None) -> Computed | None:
+        """The entry of ``key`` while it serves a reading holding the buffered events of the days
+        ``held`` under ``mark``: rows computed from files only while those days hold none; rows
+        computed with buffered events (:attr:`Computed.mark`) while the reading holds the very same
+        ones (the same mark); both while the lake files they were computed from are unchanged."""
         with self._lock:
             done = self._items.get(key)
-        if done is None or not unchanged(store, done.site_id, done, version, held):
+        if done is None:
+            return None
+        if done.mark is None:
+            fresh = unchanged(store, done.site_id, done, version, held)
+        else:
+            fresh = done.mark == mark and unchanged(store, done.site_id, done, version)
+        if not fresh:
             return None
         with self._lock:
             self._items.move_to_end(key)
         return done
 
     def put(self, key: Hashable, done: Computed, held: set[date]) -> None:
-        if _holds(done.first, done.last, held):
-            return  # buffered events were read: they are flushed (as new files) or gone soon
+        if done.mark is None and _holds(done.first, done.last, held):
+            return  # buffered events were read, unmarked: they are flushed (as new files) or gone soon
         with self._lock:
             self._items[key] = done
             self._items.move_to_end(key)
@@ -122,6 +134,9 @@ class Computed:
     last: date
     files: tuple[str, ...]  # the lake files of those days the computation saw
     fingerprint: str  # of those files and the session window (as a stored partition's)
+    #: The mark of the buffered events the computation read (None: it read the lake's files only; see
+    #: :attr:`Reader.buffered_mark <mallard._store.reader.Reader>`): it serves readings with that mark.
+    mark: int | None = None
 
 
 class _Derived(Protocol):

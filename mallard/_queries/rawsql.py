@@ -75,7 +75,7 @@ def sessions_relation(store: Store, reading: Reading, reader: Reader, sites: Seq
         if not days:
             continue
         rows = gather(store, reading, site, days[0], days[-1], gap_seconds, buffered=held, cache=cache,
-                      stored=stored, held_since=reader.buffered_since())
+                      stored=stored, held_since=reader.buffered_since(), mark=reader.buffered_mark)
         kept.append(rows)
         if read is not None:
             read.extend(rows.files)

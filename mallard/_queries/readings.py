@@ -40,7 +40,8 @@ class Readings:
         buffer = self._buffer()
         if buffer is None:
             return self._store.reading(site, first, last)
-        return self._store.reading(site, first, last, pending=buffer.snapshot, view_lock=buffer.view_lock)
+        return self._store.reading(site, first, last, pending=buffer.marked_snapshot,
+                                   view_lock=buffer.view_lock)
 
     def close(self) -> None:
         """Close the engine's connection, if it keeps one (a new one opens on the next query)."""

@@ -103,14 +103,16 @@ def _days(first: date, last: date) -> list[date]:
 
 def gather(store: Store, reading: Reading, site: str, first: date, last: date, gap_seconds: int, *,
            buffered: Iterable[date] = (), overlap: bool = False, cache: LiveCache | None = None,
-           stored: bool = True, held_since: datetime | None = None) -> SessionRows:
+           stored: bool = True, held_since: datetime | None = None, mark: int | None = None
+           ) -> SessionRows:
     """The sessions starting on the UTC days ``[first, last]`` (with ``overlap``, also those starting
     earlier that reach into ``first``), stored where fresh (unless ``stored`` is False), else computed
     (or taken from ``cache``). A fresh provisional partition (provisional.py) serves an open day's
     closed sessions; its open ones are computed.
 
     ``buffered``: the days of events the query sees that are not in the lake yet (they make every
-    partition whose window holds them stale); ``held_since``: the earliest of those events.
+    partition whose window holds them stale); ``held_since``: the earliest of those events; ``mark``:
+    the query's reading's mark of them (what ``cache`` computed from the same ones serves it).
     """
     held = set(buffered)
     listing = store.session_files.listing(site) if stored else {}
@@ -142,7 +144,7 @@ def gather(store: Store, reading: Reading, site: str, first: date, last: date, g
                            exclude=frozenset(wanted - live))
 
         tables.append((run() if cache is None else cache.computed(cache_key, store, version, held,
-                                                                  run)).table)
+                                                                  run, mark)).table)
     rest = provisional.partial(partly)
     if rest is not None:
         open_key = ("open", site, tuple(sorted((d, p.path) for d, p in rest.parts.items())), gap_seconds)
@@ -150,7 +152,7 @@ def gather(store: Store, reading: Reading, site: str, first: date, last: date, g
             return compute(store, reading, site, set(rest.parts), gap_seconds, held=held, partial=rest)
 
         tables.append((run_open() if cache is None else cache.computed(open_key, store, version, held,
-                                                                       run_open)).table)
+                                                                       run_open, mark)).table)
     table = None if not tables else tables[0] if len(tables) == 1 else pa.concat_tables(tables)
     return SessionRows(tuple(files), table, frozenset(live | set(partly)))
 
@@ -177,7 +179,7 @@ def for_query(store: Store, reading: Reading, reader: Reader, site: str, lower: 
     (whose buffered rows count), the computed part registered on ``reader``."""
     rows = gather(store, reading, site, lower.date(), (upper - _MICROSECOND).date(), gap_seconds,
                   buffered=reader.buffered_dates(), overlap=overlap, cache=cache, stored=stored,
-                  held_since=reader.buffered_since())
+                  held_since=reader.buffered_since(), mark=reader.buffered_mark)
     if rows.live is not None:
         reader.register(rows.view, rows.live)
     return rows
@@ -235,8 +237,8 @@ def compute(store: Store, reading: Reading, site: str, days: set[date], gap_seco
     wanted = sorted(days)
     while True:
         after = store.lake.files(site, end.date(), end.date())  # before the run: see below
-        table, files = _run(reading, site, start, end, wanted, reach, sorted(exclude), gap_seconds,
-                            partial)
+        table, files, buffered, mark = _run(reading, site, start, end, wanted, reach, sorted(exclude),
+                                            gap_seconds, partial)
         ends = _last_end(table)
         starts = pc.min(table.column("start_time")).as_py() if table.num_rows else None
         later = any(d >= end.date() for d in present)
@@ -254,8 +256,9 @@ def compute(store: Store, reading: Reading, site: str, days: set[date], gap_seco
         last, files = end.date(), (*files, *after)
     else:
         last = (end - _DAY).date()
+    held_read = any(start.date() <= d <= last for d in buffered)
     return Computed(table, site, start.date(), last, files,
-                    fingerprint(files, _sessions.version(gap_seconds)))
+                    fingerprint(files, _sessions.version(gap_seconds)), mark if held_read else None)
 
 
 def _last_end(table: pa.Table) -> datetime | None:
@@ -293,7 +296,7 @@ def session_rows(reader: Reader, site: str, start: datetime, end: datetime, gap_
 
 def _run(reading: Reading, site: str, start: datetime, end: datetime, days: list[date],
          reach: datetime | None, exclude: list[date], gap_seconds: int, partial: Partial | None
-         ) -> tuple[pa.Table, tuple[str, ...]]:
+         ) -> tuple[pa.Table, tuple[str, ...], set[date], int | None]:
     keep = Sql("list_contains(?, start_time::DATE)", (days,)) if partial is None else partial.keep(
         gap_seconds)
     if reach is not None:
@@ -307,7 +310,7 @@ def _run(reading: Reading, site: str, start: datetime, end: datetime, days: list
             reader.register(keys, partial.keys)
             narrow = partial.scope(keys)
         table = session_rows(reader, site, start, end, gap_seconds, keep=keep, narrow=narrow)
-        return table, reader.files
+        return table, reader.files, reader.buffered_dates(), reader.buffered_mark
 
 
 # -- building stored partitions ---------------------------------------------------------------------

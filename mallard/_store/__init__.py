@@ -17,6 +17,7 @@ caller's not-yet-flushed events. The Store knows paths and the column schema, no
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -217,13 +218,15 @@ class Store:
 
     @contextmanager
     def reading(self, site_id: str | None, first: date | None, last: date | None, *,
-                pending: Callable[[], Sequence[Row]] | None = None,
+                pending: Callable[[], tuple[Sequence[Row], int]] | None = None,
                 view_lock: threading.RLock | None = None) -> Iterator[Reader]:
         """A consistent :class:`Reader` over partitions dated [first, last] plus pending events.
 
-        The file listing and the pending-event snapshot are taken together under ``view_lock`` (the
-        buffer's), so an event being published is seen exactly once. Files the reading found unreadable
-        are moved to the quarantine once the outermost reading of the thread has released the lake lock.
+        The file listing and the pending-event snapshot (with its mark, see
+        :meth:`EventBuffer.marked_snapshot <mallard.EventBuffer.marked_snapshot>`) are taken together
+        under ``view_lock`` (the buffer's), so an event being published is seen exactly once. Files the
+        reading found unreadable are moved to the quarantine once the outermost reading of the thread
+        has released the lake lock.
         """
         con = self.connection()
         doomed: list[Bad] | None = getattr(self._local, "doomed", None)
@@ -238,15 +241,12 @@ class Store:
                 self.quarantine.move(batch)
 
     def _read(self, con: duckdb.DuckDBPyConnection, site_id: str | None, first: date | None,
-              last: date | None, pending: Callable[[], Sequence[Row]] | None,
+              last: date | None, pending: Callable[[], tuple[Sequence[Row], int]] | None,
               view_lock: threading.RLock | None) -> Iterator[Reader]:
-        if view_lock is not None:
-            with view_lock:
-                files = self.lake.files(site_id, first, last)
-                rows = list(pending()) if pending is not None else []
-        else:
+        with view_lock if view_lock is not None else contextlib.nullcontext():
             files = self.lake.files(site_id, first, last)
-            rows = list(pending()) if pending is not None else []
+            held, mark = pending() if pending is not None else ((), None)
+        rows = list(held)
         if site_id is not None:
             rows = [e for e in rows if e[SITE_ID] == site_id]
         table = to_table(rows) if rows else None
@@ -255,7 +255,7 @@ class Store:
         view = f"{BUFFER}_{depth}"
         if table is not None:
             con.register(view, table)
-        reader = Reader(con, files, table, site_id, view, self.quarantine)
+        reader = Reader(con, files, table, site_id, view, self.quarantine, mark)
         try:
             yield reader
         finally:

@@ -80,7 +80,7 @@ class Reader:
     """One query's consistent view: a file list and buffered rows, under the shared lake lock."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, files: list[str], rows: pa.Table | None,
-                 site_id: str | None, view: str, quarantine: Quarantine) -> None:
+                 site_id: str | None, view: str, quarantine: Quarantine, mark: int | None = None) -> None:
         self._con = con
         self._files = files
         self._rows = rows
@@ -93,6 +93,9 @@ class Reader:
         self.excluded = 0
         #: Arrow tables registered for the reading's statements (unregistered when it ends).
         self.views: list[str] = []
+        #: The buffer's mark when the reading took its rows (None: no buffer): readings with the same
+        #: mark read the same buffered events.
+        self.buffered_mark = mark
 
     def register(self, name: str, table: pa.Table) -> None:
         """Make ``table`` a relation ``name`` of this reading's statements."""
@@ -145,6 +148,11 @@ class Reader:
                         raise StorageError(f"Cannot read the lake: {failure or exc}") from None
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def mark_for(self, first: date, last: date) -> int | None:
+        """:attr:`buffered_mark` when this reading holds buffered events of the UTC days ``[first,
+        last]`` (what is computed from those days depends on them), else None."""
+        return self.buffered_mark if any(first <= d <= last for d in self.buffered_dates()) else None
 
     def buffered_table(self) -> pa.Table | None:
         """The buffered rows this reading reads (lake schema; None: none)."""

@@ -69,7 +69,7 @@ def test_queries_see_each_event_exactly_once_while_flushing(store: Store) -> Non
         try:
             while not stop.is_set():
                 before = progress.acked
-                with store.reading("example.com", None, None, pending=buf.snapshot,
+                with store.reading("example.com", None, None, pending=buf.marked_snapshot,
                                    view_lock=buf.view_lock) as r:
                     src, params = r.source()
                     n, distinct = r.execute(f"SELECT count(*), count(DISTINCT pathname) FROM ({src})",

@@ -1,0 +1,111 @@
+"""What a query computes from this process's buffered events is kept with the buffer's mark and serves
+only readings holding the very same events: a new event, a flush or an erasure of buffered events is
+seen by the next query (freshness.py, mallard/_buffer.py ``marked_snapshot``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+import mallard
+from mallard._queries import Queries
+from mallard._queries.freshness import Computed, LiveCache
+from mallard._store.derived import fingerprint
+from tests.conftest import FrozenClock
+
+SITE = "example.com"
+NOW = datetime(2024, 5, 10, 15, 0, tzinfo=UTC)
+RANGE = {"start_date": "2024-05-01", "end_date": "2024-05-10"}
+SOURCES = ["https://www.google.com/", "https://news.ycombinator.com/", None]
+
+
+def _answers(q: Queries) -> dict[str, Any]:
+    """What a dashboard view asks: totals, visit metrics, a session breakdown, event breakdowns."""
+    return {
+        "main": q.main(SITE, **RANGE).values,
+        "pages": q.breakdown(SITE, "pages", **RANGE).rows,
+        "sources": q.breakdown(SITE, "sources", **RANGE).rows,
+        "by page": q.query(SITE, metrics=["visitors", "pageviews"], dimensions=["event:page"], **RANGE).rows,
+        "visitors": q.query(SITE, metrics=["visitors"], **RANGE).rows,
+    }
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[tuple[mallard.Mallard, Callable[[str, datetime, int], None]]]:
+    """A lake of ten days, the settled ones stored, and today's events held in the buffer."""
+    m = mallard.Mallard(data_dir=tmp_path / "data", flush_interval_secs=3600, flush_event_count=10**9,
+                        filter_bots=False, clock=FrozenClock(NOW))
+
+    def track(path: str, when: datetime, who: int) -> None:
+        assert m.track("pageview", site=SITE, url=f"https://{SITE}{path}", ip=f"192.0.2.{who}",
+                       timestamp=when, referrer=SOURCES[who % 3],
+                       user_agent="Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0")
+
+    for day in range(1, 11):
+        for who in range(1, 6):
+            track(f"/p{who % 3}", datetime(2024, 5, day, 9 + who, tzinfo=UTC), who + day)
+    assert m.flush() == 50
+    m.build_sessions()
+    try:
+        yield m, track
+    finally:
+        m.close()
+
+
+def test_answers_follow_the_buffer_through_new_events_erasure_and_flush(
+        app: tuple[mallard.Mallard, Callable[[str, datetime, int], None]]) -> None:
+    """At each step the process's queries (their computations kept) answer as a fresh Queries object
+    over the same lake and buffer does: nothing computed from other buffered events is served."""
+    m, track = app
+
+    def fresh() -> dict[str, Any]:
+        q = Queries(m.store, m.settings, buffer=m._ingestion.current_buffer, clock=lambda: NOW)
+        try:
+            return _answers(q)
+        finally:
+            q.close()
+
+    steps: list[tuple[str, Callable[[], object]]] = [
+        ("an event held", lambda: track("/held", NOW - timedelta(hours=1), 40)),
+        ("the same events", lambda: None),
+        ("another held", lambda: track("/later", NOW - timedelta(minutes=30), 41)),
+        ("held ones erased", lambda: m.erase(SITE, date(2024, 5, 10), date(2024, 5, 10))),
+        ("a new one held", lambda: track("/again", NOW - timedelta(minutes=10), 42)),
+        ("flushed", m.flush),
+    ]
+    seen = []
+    for name, step in steps:
+        step()
+        got = _answers(m.queries)
+        assert got == fresh(), name
+        assert _answers(m.queries) == got, f"{name}, asked again"
+        seen.append(got["visitors"][0]["visitors"])
+    assert seen[0] == seen[1] and seen[2] == seen[1] + 1 and seen[3] < seen[2] and seen[4] == seen[3] + 1
+
+
+def _computed(mark: int | None, store: Any) -> Computed:
+    """Rows of today computed from its files as they are (and buffered events under ``mark``)."""
+    files = store.lake.files(SITE, date(2024, 5, 10), date(2024, 5, 10))
+    return Computed(pa.table({"n": [1]}), SITE, date(2024, 5, 10), date(2024, 5, 10), files,
+                    fingerprint(files, 1), mark)
+
+
+def test_a_computation_with_buffered_events_serves_their_mark_only(
+        app: tuple[mallard.Mallard, Callable[[str, datetime, int], None]]) -> None:
+    m, _ = app
+    today = {date(2024, 5, 10)}
+    cache = LiveCache()
+    cache.put("held", _computed(7, m.store), today)
+    assert cache.get("held", m.store, 1, today, 7) is not None
+    assert cache.get("held", m.store, 1, today, 8) is None  # other buffered events
+    assert cache.get("held", m.store, 1, set(), None) is None  # none: they were erased or stored
+    cache.put("files", _computed(None, m.store), set())
+    assert cache.get("files", m.store, 1, set(), 3) is not None
+    assert cache.get("files", m.store, 1, today, 3) is None  # computed without today's held events
+    cache.put("unmarked", _computed(None, m.store), today)  # read held events without a mark: not kept
+    assert cache.get("unmarked", m.store, 1, set(), None) is None
