@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Final
 
 from . import sessions as _sessions
 from .acquisition import with_computed
-from .freshness import unchanged
+from .freshness import listing_for, unchanged
 from .registry import ATTRIBUTION_COLUMNS
 from .sessions import BELONGS, with_end_time
 from .sql import Sql, with_ctes
@@ -117,9 +117,12 @@ def for_days(store: Store, site: str, lower: datetime, upper: datetime, gap_seco
     events the query reads that are not in the lake yet)."""
     held = set(held)
     files, days = [], set()
-    for day, part in sorted(store.attributed_files.listing(site).items()):
-        if lower.date() <= day and datetime.combine(day, datetime.min.time()) < upper \
-                and part.horizon is None and unchanged(store, site, part, version(gap_seconds), held):
+    parts = sorted((day, part) for day, part in store.attributed_files.listing(site).items()
+                   if lower.date() <= day and datetime.combine(day, datetime.min.time()) < upper
+                   and part.horizon is None)
+    lake = listing_for(store, site, [part for _, part in parts])
+    for day, part in parts:
+        if unchanged(store, site, part, version(gap_seconds), held, lake):
             files.append(part.path)
             days.add(day)
     return Attributed(tuple(files), frozenset(days))

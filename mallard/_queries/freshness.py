@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Protocol, TypeVar
@@ -23,7 +23,7 @@ from .._store.derived import fingerprint
 if TYPE_CHECKING:
     from .._store import Store
 
-__all__ = ["Computed", "LiveCache", "unchanged"]
+__all__ = ["Computed", "LiveCache", "listing_for", "unchanged"]
 
 T = TypeVar("T")
 
@@ -152,12 +152,26 @@ class _Derived(Protocol):
 
 
 def unchanged(store: Store, site: str, rows: _Derived, version: int | str,
-              held: Iterable[date] = ()) -> bool:
+              held: Iterable[date] = (), listing: Mapping[date, Sequence[str]] | None = None) -> bool:
     """The one freshness rule: ``rows`` may be served while the lake files of their days are those
     they were derived from (same fingerprint, with ``version``: the session window for sessions) and
-    no buffered event (``held``) falls on those days."""
-    return not _holds(rows.first, rows.last, held) and fingerprint(
-        store.lake.files(site, rows.first, rows.last), version) == rows.fingerprint
+    no buffered event (``held``) falls on those days. ``listing``: the site's files by day, listed
+    just now for days including those of ``rows`` (:meth:`Lake.files_by_day
+    <mallard._store.lake.Lake.files_by_day>`), when many partitions are checked at once."""
+    if _holds(rows.first, rows.last, held):
+        return False
+    files = store.lake.files(site, rows.first, rows.last) if listing is None else [
+        f for day, paths in listing.items() if rows.first <= day <= rows.last for f in paths]
+    return fingerprint(files, version) == rows.fingerprint
+
+
+def listing_for(store: Store, site: str, rows: Iterable[_Derived]) -> dict[date, list[str]]:
+    """The site's files by day over the days of every one of ``rows`` (one listing), for
+    :func:`unchanged`."""
+    spans = [(r.first, r.last) for r in rows]
+    if not spans:
+        return {}
+    return store.lake.files_by_day(site, min(f for f, _ in spans), max(last for _, last in spans))
 
 
 def _holds(first: date, last: date, held: Iterable[date]) -> bool:

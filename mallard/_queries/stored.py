@@ -32,7 +32,7 @@ from .._store.derived import fingerprint
 from . import provisional
 from . import sessions as _sessions
 from .acquisition import with_computed
-from .freshness import Computed, LiveCache, unchanged
+from .freshness import Computed, LiveCache, listing_for, unchanged
 from .provisional import Partial
 from .sql import Sql, with_ctes
 
@@ -163,9 +163,12 @@ def split(store: Store, site: str, listing: Mapping[date, DerivedPartition], wan
     days to compute instead (provisional partitions among them, which :func:`gather` may complete)."""
     files: list[str] = []
     live: set[date] = set()
-    for day in sorted(wanted):
-        part = listing.get(day)
-        if part is not None and part.horizon is None and unchanged(store, site, part, version, held):
+    days = sorted(wanted)
+    settled = {d: p for d in days if (p := listing.get(d)) is not None and p.horizon is None}
+    lake = listing_for(store, site, settled.values())
+    for day in days:
+        part = settled.get(day)
+        if part is not None and unchanged(store, site, part, version, held, lake):
             files.append(part.path)
         else:
             live.add(day)

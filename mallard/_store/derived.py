@@ -63,8 +63,8 @@ def fingerprint(event_files: Iterable[str], version: int | str) -> str:
 
 
 def _relative(path: str) -> str:
-    p = Path(path)
-    return f"{p.parent.name}/{p.name}"
+    directory, name = os.path.split(path)
+    return f"{os.path.basename(directory)}/{name}"
 
 
 @dataclass(frozen=True, slots=True)

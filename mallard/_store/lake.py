@@ -111,7 +111,7 @@ def site_of(dir_name: str) -> str:
     return dir_name.removeprefix("site_id=").replace("%3A", ":")
 
 
-def _names(directory: Path) -> list[tuple[str, str]]:
+def _names(directory: str | Path) -> list[tuple[str, str]]:
     """(name, path) of every file in ``directory`` (none when it is missing), by name."""
     try:
         return sorted((e.name, e.path) for e in os.scandir(directory) if e.is_file())
@@ -234,18 +234,18 @@ class Lake:
 
     def files(self, site_id: str | None, first: date | None, last: date | None) -> list[str]:
         """Parquet files of a site (or all sites) whose partition date is within [first, last]."""
-        sites = [site_id] if site_id is not None else self.sites()
-        found: list[str] = []
-        for site in sites:
-            for day in self.dates(site):
-                if (first is not None and day < first) or (last is not None and day > last):
-                    continue
-                found.extend(path for name, path in self.names(site, day) if _is_data(name))
-        return found
+        return [path for site in ([site_id] if site_id is not None else self.sites())
+                for paths in self.files_by_day(site, first, last).values() for path in paths]
+
+    def files_by_day(self, site_id: str, first: date | None, last: date | None) -> dict[date, list[str]]:
+        """The Parquet files of each of ``site_id``'s partition dates within [first, last]."""
+        return {day: [path for name, path in self.names(site_id, day) if _is_data(name)]
+                for day in self.dates(site_id)
+                if (first is None or day >= first) and (last is None or day <= last)}
 
     def names(self, site_id: str, day: date) -> list[tuple[str, str]]:
         """(name, path) of every file of a partition (hidden ones too), by name."""
-        return _names(self.partition(site_id, day))
+        return _names(os.path.join(self.root, site_dir_name(site_id), f"date={day.isoformat()}"))
 
     def exists(self, path: str) -> bool:
         return os.path.exists(path)  # whether the file is in the lake now
