@@ -161,9 +161,9 @@ class RollupRows:
     files: tuple[str, ...]
     live: pa.Table | None
     live_days: frozenset[date]
-    #: What the rows are derived from, when that names them (stored files by fingerprint, computed
-    #: rows by the fingerprint of the files read; not rows with buffered events): the key under
-    #: which :func:`day_local` remembers its answer.
+    #: What the rows are derived from (stored files by name, computed rows by the fingerprint of the
+    #: files and the mark of the buffered events they read): the key under which :func:`day_local`
+    #: remembers its answer for the open days.
     source: Hashable | None = None
     #: SQL of rows to add (an open day's since its provisional file's horizon, :func:`since_horizon`).
     since: Sql | None = None
