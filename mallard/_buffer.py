@@ -178,8 +178,7 @@ class EventBuffer:
     def snapshot(self) -> list[Row]:
         """Events not yet published to storage (call under :attr:`view_lock` with the file listing), as
         plain tuples in :class:`~mallard._events.Event` field order (``Event(*row)`` rebuilds one)."""
-        with self._lock:
-            return self._inflight + self._pending
+        return self.marked_snapshot()[0]
 
     def marked_snapshot(self) -> tuple[list[Row], int]:
         """:meth:`snapshot`, and a mark of it: snapshots with the same mark hold the same events (what

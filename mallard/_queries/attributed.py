@@ -27,11 +27,10 @@ from typing import TYPE_CHECKING, Final
 
 from . import sessions as _sessions
 from .acquisition import with_computed
-from .freshness import listing_for, unchanged
 from .registry import ATTRIBUTION_COLUMNS
 from .sessions import BELONGS, with_end_time
 from .sql import Sql, with_ctes
-from .stored import gather
+from .stored import gather, split
 
 if TYPE_CHECKING:
     from .._store import Store
@@ -115,17 +114,10 @@ def for_days(store: Store, site: str, lower: datetime, upper: datetime, gap_seco
              held: Iterable[date]) -> Attributed:
     """The fresh stored partitions of the UTC days of ``[lower, upper)`` (``held``: the days of the
     events the query reads that are not in the lake yet)."""
-    held = set(held)
-    files, days = [], set()
-    parts = sorted((day, part) for day, part in store.attributed_files.listing(site).items()
-                   if lower.date() <= day and datetime.combine(day, datetime.min.time()) < upper
-                   and part.horizon is None)
-    lake = listing_for(store, site, [part for _, part in parts])
-    for day, part in parts:
-        if unchanged(store, site, part, version(gap_seconds), held, lake):
-            files.append(part.path)
-            days.add(day)
-    return Attributed(tuple(files), frozenset(days))
+    listing = store.attributed_files.listing(site)
+    wanted = {d for d in listing if lower.date() <= d and datetime.combine(d, datetime.min.time()) < upper}
+    files, live = split(store, site, listing, wanted, version(gap_seconds), set(held))
+    return Attributed(tuple(files), frozenset(wanted - live))
 
 
 def build(store: Store, site: str, day: date, gap_seconds: int) -> bool:

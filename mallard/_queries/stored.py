@@ -240,8 +240,8 @@ def compute(store: Store, reading: Reading, site: str, days: set[date], gap_seco
     wanted = sorted(days)
     while True:
         after = store.lake.files(site, end.date(), end.date())  # before the run: see below
-        table, files, buffered, mark = _run(reading, site, start, end, wanted, reach, sorted(exclude),
-                                            gap_seconds, partial)
+        table, files, mark = _run(reading, site, start, end, wanted, reach, sorted(exclude), gap_seconds,
+                                  partial)
         ends = _last_end(table)
         starts = pc.min(table.column("start_time")).as_py() if table.num_rows else None
         later = any(d >= end.date() for d in present)
@@ -259,9 +259,8 @@ def compute(store: Store, reading: Reading, site: str, days: set[date], gap_seco
         last, files = end.date(), (*files, *after)
     else:
         last = (end - _DAY).date()
-    held_read = any(start.date() <= d <= last for d in buffered)
     return Computed(table, site, start.date(), last, files,
-                    fingerprint(files, _sessions.version(gap_seconds)), mark if held_read else None)
+                    fingerprint(files, _sessions.version(gap_seconds)), mark)
 
 
 def _last_end(table: pa.Table) -> datetime | None:
@@ -299,7 +298,7 @@ def session_rows(reader: Reader, site: str, start: datetime, end: datetime, gap_
 
 def _run(reading: Reading, site: str, start: datetime, end: datetime, days: list[date],
          reach: datetime | None, exclude: list[date], gap_seconds: int, partial: Partial | None
-         ) -> tuple[pa.Table, tuple[str, ...], set[date], int | None]:
+         ) -> tuple[pa.Table, tuple[str, ...], int | None]:
     keep = Sql("list_contains(?, start_time::DATE)", (days,)) if partial is None else partial.keep(
         gap_seconds)
     if reach is not None:
@@ -313,7 +312,8 @@ def _run(reading: Reading, site: str, start: datetime, end: datetime, days: list
             reader.register(keys, partial.keys)
             narrow = partial.scope(keys)
         table = session_rows(reader, site, start, end, gap_seconds, keep=keep, narrow=narrow)
-        return table, reader.files, reader.buffered_dates(), reader.buffered_mark
+        # the mark when the events read, in [start, end), include buffered ones
+        return table, reader.files, reader.mark_for(start.date(), (end - _DAY).date())
 
 
 # -- building stored partitions ---------------------------------------------------------------------
