@@ -526,14 +526,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--query-timeout", type=float, default=None,
                     help="the servers' query_timeout_secs (mallard's default, 30, when not given): a view "
                          "slower than that answers 503 and the dashboard shows the error")
+    ap.add_argument("--omnibox", action="store_true",
+                    help="launch Chromium without tests/chromium.py's --disable-features (its omnibox popup "
+                         "preloaded in each new context, as in the figures before 2026-12-05)")
     args = ap.parse_args(argv)
+    launch_args = [a for a in ARGS if not (args.omnibox and a.startswith("--disable-features="))]
 
     from playwright.sync_api import sync_playwright
 
     import mallard
 
     print(traffic.describe_machine())
-    print(f"serving {Path(mallard.__file__).parent}; chdb {chdb.__version__}; browser {CHROMIUM}")
+    print(f"serving {Path(mallard.__file__).parent}; chdb {chdb.__version__}; browser {CHROMIUM} "
+          f"{' '.join(launch_args)}")
     today = datetime.now(UTC).date().isoformat()
     # (size, interaction, mode) → seconds per run; mode: browser cold/warm, httpx seq/conc cold/warm, chdb
     results: dict[tuple[str, str, str], list[float]] = {}
@@ -541,7 +546,7 @@ def main(argv: list[str] | None = None) -> int:
     counts: dict[tuple[str, str, str], list[int]] = {}
     wall = time.perf_counter()
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=launch_args, headless=True)
         try:
             for label in [s.strip().lower() for s in args.sizes.split(",") if s.strip()]:
                 print(f"\nload average before {label}: {load_average()}", flush=True)
