@@ -249,6 +249,35 @@ def test_the_menu_adds_each_kind_of_filter(server: Live, cookies: dict[str, str]
         settled(page)
 
 
+def test_a_value_picked_then_applied_at_once_is_the_one_saved(server: Live, page: Page) -> None:
+    """A suggestion clicked, then Apply and Enter in the same task (before the menu renders again; a
+    loaded machine left that much time between the test's own two clicks): the picked value is saved,
+    not the text typed before it (the handlers read the menu's state as of the last event)."""
+    page.goto(f"{server.base}/?site={SITE}&period=30d")
+    settled(page)
+    for how in ("click", "enter"):
+        page.get_by_role("button", name="+ Filter").click()
+        menu = page.get_by_role("dialog", name="Add a filter")
+        menu.get_by_label("Dimension").select_option("browsers")
+        menu.get_by_label("Value", exact=True).fill("Fir")
+        menu.locator("button.suggestion").filter(has=page.locator(".row-text", has_text="Firefox")).wait_for()
+        page.evaluate("""(how) => {
+          const menu = document.querySelector('form.filter-menu');
+          [...menu.querySelectorAll('button.suggestion')]
+            .find((b) => b.querySelector('.row-text').textContent === 'Firefox').click();
+          if (how === 'click') menu.querySelector('button[type=submit]').click();
+          else menu.querySelector('input[aria-label=Value]').dispatchEvent(
+            new KeyboardEvent('keydown', { key: 'Enter', bubbles: true, cancelable: true }));
+          if (how === 'enter') menu.requestSubmit();
+        }""", how)
+        page.get_by_role("dialog", name="Add a filter").wait_for(state="detached")
+        expect_url(page, ["browsers==Firefox"], [])
+        settled(page)
+        page.locator(".filter-chip .chip-x").click()
+        expect_url(page, [], [])
+        settled(page)
+
+
 def test_the_url_restores_the_filters_and_back_undoes_them(server: Live, cookies: dict[str, str],
                                                            page: Page) -> None:
     form = "pages==/a%7Cb|/docs;sources!=Google;prop:plan~=pr"

@@ -5,6 +5,7 @@ request counters."""
 from __future__ import annotations
 
 import os
+import re
 import socket
 import threading
 from collections.abc import Iterator
@@ -191,7 +192,12 @@ def test_a_store_that_fails_a_read_is_a_storage_error_not_a_damaged_file(tmp_pat
     reader = Reader(con, files, None, None, "v", Quarantine(lake, tmp_path / "quarantine", grace_secs=0))
     with pytest.raises(StorageError) as said:
         reader.execute("SELECT count(*) FROM read_parquet(?)", [files])
-    assert str(said.value) == f"Cannot read the lake: {failure}"
+    # the same failure (the two connection attempts' messages differ only in how many ms they took)
+    def timeless(text: str) -> str:
+        return re.sub(r"after \d+ ms", "after N ms", text)
+
+    assert timeless(str(said.value)) == timeless(f"Cannot read the lake: {failure}")
+    assert "Traceback" not in str(said.value)
     assert reader.files == tuple(files) and reader.excluded == 0 and reader.doomed == []
 
 

@@ -32,31 +32,38 @@ export function FilterMenu({ site, range, initial, onSave, onClose }) {
   const [op, setOp] = useState(start.op);
   const [values, setValues] = useState(start.values);
   const [text, setText] = useState('');
+  // The chosen values and the typed text as of the last event, not of the last render: a click on a
+  // suggestion then on Apply (or Enter) before Preact renders again must save the value picked, not the
+  // text typed before it (handlers of the previous render see the previous state).
+  const live = useRef({ values: start.values, text: '' });
+  const choose = (vs, t) => { live.current = { values: vs, text: t }; setValues(vs); setText(t); };
   const first = useRef(null);
   useEffect(() => { if (first.current) first.current.focus(); }, []);
   const full = dim === 'prop' ? (PROP_KEY.test(key.trim()) ? PROP + key.trim() : '') : dim;
   const rows = useSuggestions(site, range, full, text);
   const add = (v) => {
     const t = String(v).trim();
-    if (t && !values.includes(t)) setValues([...values, t]);
-    setText('');
+    const vs = live.current.values;
+    choose(t && !vs.includes(t) ? [...vs, t] : vs, '');
   };
-  const all = text.trim() && !values.includes(text.trim()) ? [...values, text.trim()] : values;
+  const withText = (vs, t) => (t.trim() && !vs.includes(t.trim()) ? [...vs, t.trim()] : vs);
+  const all = withText(values, text);
   const apply = (e) => {
     e.preventDefault();
-    if (full && all.length) onSave({ dim: full, op, values: all });
+    const chosen = withText(live.current.values, live.current.text);
+    if (full && chosen.length) onSave({ dim: full, op, values: chosen });
   };
   const onKey = (e) => { if (e.key === 'Escape') { e.preventDefault(); onClose(); } };
   return html`<form class="menu filter-menu" role="dialog" aria-label="Add a filter" onSubmit=${apply}
     onKeyDown=${onKey}>
     <div class="menu-row">
       <select aria-label="Dimension" ref=${first} value=${dim}
-        onChange=${(e) => { setDim(e.currentTarget.value); setValues([]); setText(''); }}>
+        onChange=${(e) => { setDim(e.currentTarget.value); choose([], ''); }}>
         ${DIMS.map(([k, label]) => html`<option value=${k}>${label}</option>`)}
         <option value="prop">Property…</option>
       </select>
       ${dim === 'prop' && html`<input aria-label="Property key" placeholder="key, e.g. plan" value=${key}
-        onInput=${(e) => { setKey(e.currentTarget.value); setValues([]); }} />`}
+        onInput=${(e) => { setKey(e.currentTarget.value); choose([], live.current.text); }} />`}
       <select aria-label="Operator" value=${op} onChange=${(e) => setOp(e.currentTarget.value)}>
         ${OPS.map(([o, label]) => html`<option value=${o}>${label}</option>`)}
       </select>
@@ -64,12 +71,14 @@ export function FilterMenu({ site, range, initial, onSave, onClose }) {
     ${values.length > 0 && html`<div class="menu-row chosen" aria-label="Chosen values">
       ${values.map((v) => html`<span class="chip" key=${v}><span class="chip-main">${v}</span>
         <button type="button" class="chip-x" aria-label=${`Remove value ${v}`}
-          onClick=${() => setValues(values.filter((x) => x !== v))}>×</button></span>`)}
+          onClick=${() => choose(live.current.values.filter((x) => x !== v), live.current.text)}>×</button></span>`)}
     </div>`}
     <div class="menu-row">
       <input aria-label="Value" placeholder=${values.length ? 'Another value (any of them)' : 'Value'}
-        value=${text} onInput=${(e) => setText(e.currentTarget.value)}
-        onKeyDown=${(e) => { if (e.key === 'Enter' && text.trim()) { e.preventDefault(); add(text); } }} />
+        value=${text} onInput=${(e) => choose(live.current.values, e.currentTarget.value)}
+        onKeyDown=${(e) => {
+          if (e.key === 'Enter' && live.current.text.trim()) { e.preventDefault(); add(live.current.text); }
+        }} />
     </div>
     ${rows.length > 0 && html`<ul class="suggestions" aria-label="Suggestions">
       ${rows.filter((r) => !values.includes(String(r.value))).slice(0, 10).map((r) => html`<li key=${String(r.value)}>
