@@ -20,7 +20,7 @@ buffers).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Final
@@ -53,12 +53,14 @@ def version(gap_seconds: int) -> str:
 
 
 def join(columns: str, pages: Sequence[str], attributes: Sequence[str], identity: bool, lower: datetime,
-         upper: datetime, *, only: bool = False) -> Sql:
+         upper: datetime, *, only: bool = False, since: datetime | None = None) -> Sql:
     """SELECT of the events of ``scoped`` (``columns`` of them: ``e.*``, or a list) with their visitor key
     (``vk``: :func:`~mallard._queries.sessions.visitor_key` of ``visitor_id``) and their session's
     ``pages``, ``attributes`` (as ``s_<column>``) and, with ``identity``, ``s_vk0`` and ``s_start``:
     the sessions of ``session_rows`` (with ``end_time``) reaching ``[lower, upper)`` (naive UTC);
-    with ``only``, the events of that range only (else ``scoped`` is within it)."""
+    with ``only``, the events of that range only (else ``scoped`` is within it). ``since``: no session
+    starting earlier reaches the range (:meth:`Attributed.since`), so the stored sessions of earlier
+    days are not read."""
     picked = "".join(f", {p}" for p in pages) + "".join(f", {a} AS s_{a}" for a in attributes)
     return Sql(
         f"SELECT {columns}, s.vid AS vk" + "".join(f", s.{p}" for p in pages)
@@ -66,7 +68,8 @@ def join(columns: str, pages: Sequence[str], attributes: Sequence[str], identity
                                                        if identity else "")
         + " FROM scoped e JOIN (SELECT " + ("visitor_keys[1] AS vk0, " if identity else "")
         + f"unnest(visitor_keys) AS vid, start_time, end_time{picked} FROM session_rows "
-        "WHERE end_time >= ? AND start_time < ?", (lower, upper)) + f") s ON {BELONGS}" + (
+        "WHERE end_time >= ? AND start_time < ?", (lower, upper)) + (
+        Sql("") if since is None else Sql(" AND start_time >= ?", (since,))) + f") s ON {BELONGS}" + (
         Sql(" WHERE e.timestamp >= ? AND e.timestamp < ?", (lower, upper)) if only else "")
 
 
@@ -76,6 +79,15 @@ class Attributed:
 
     files: tuple[str, ...]
     days: frozenset[date]
+    #: The earliest start day of a session (of the query's session rows) that may last into a day
+    #: (:meth:`SessionRows.reaching <mallard._queries.stored.SessionRows.reaching>`); None: unknown.
+    reaching: Callable[[date], date] | None = None
+
+    def since(self, lower: datetime) -> datetime | None:
+        """The earliest start of a session that may reach ``lower`` (a run of :meth:`outside`): the
+        events joined there are matched to the sessions starting then or later only."""
+        return None if self.reaching is None else datetime.combine(self.reaching(lower.date()),
+                                                                   datetime.min.time())
 
     def serves(self, session_columns: Iterable[str]) -> bool:
         """Whether a stored day can be read for events with these session columns (``s_<column>``,

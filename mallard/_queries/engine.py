@@ -71,6 +71,8 @@ class Engine:
                     plan = unrolled(plan)
                 source = with_computed(Sql(src, tuple(src_params)), plan.columns)  # what scoped reads
                 stored_ev = self._attributed(reader, plan) if stored else None
+                if stored_ev is not None and sessions is not None:
+                    stored_ev = replace(stored_ev, reaching=sessions.reaching)
                 read.extend(() if stored_ev is None else stored_ev.files)
                 compiled = build_sql(plan, source=source,
                                      sessions=None if sessions is None else sessions.relation(),

@@ -83,6 +83,6 @@ def sessions_relation(store: Store, reading: Reading, reader: Reader, sites: Seq
             reader.register(rows.view, rows.live)
         parts.append(Sql("SELECT ?::VARCHAR AS site_id, * FROM (", (site,)) + rows.relation() + ")")
     if not parts:  # typed, empty
-        empty = SessionRows((), None, frozenset())
+        empty = SessionRows((), None, frozenset(), ())
         parts.append("SELECT NULL::VARCHAR AS site_id, * FROM (" + empty.relation() + ")")
     return Sql.join(parts, " UNION ALL BY NAME ")

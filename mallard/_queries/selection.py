@@ -13,6 +13,7 @@ analysis passes the expression of its own identity.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
@@ -75,12 +76,14 @@ def keep_ctes(filters: Any, sessions: Sql, lower: object, upper: object, *, even
     picked = Sql.join([Sql("e.ik")] + [compile_condition(c, c.dimension.event_expr()) + f" AS f_{i}"
                                        for i, c in enumerate(flags)])
 
-    def join(lo: object, hi: object, only: bool) -> Sql:
+    def join(lo: object, hi: object, only: bool, since: datetime | None = None) -> Sql:
         return ("SELECT " + picked + "".join(f", s.{v}" for v in visit)
                 + f" , s.vid0, s.start_time FROM (SELECT *, {ident} FROM {events}) e JOIN ("
                 + Sql(f"SELECT visitor_keys[1] AS vid0, unnest(visitor_keys) AS vid, start_time, end_time"
                       f"{columns} FROM (") + _sessions.with_end_time(sessions)
-                + Sql(") WHERE end_time >= ? AND start_time < ?", (lo, hi)) + f") s ON {_sessions.BELONGS}"
+                + Sql(") WHERE end_time >= ? AND start_time < ?", (lo, hi))
+                + (Sql("") if since is None else Sql(" AND start_time >= ?", (since,)))
+                + f") s ON {_sessions.BELONGS}"
                 + (Sql(" WHERE e.timestamp >= ? AND e.timestamp < ?", (lo, hi)) if only else ""))
 
     if stored is None or not stored.serves(visit):
@@ -90,7 +93,8 @@ def keep_ctes(filters: Any, sessions: Sql, lower: object, upper: object, *, even
         joined = Sql.join([
             "SELECT " + picked + "".join(f", e.{v}" for v in visit) + " , e.s_vk0 AS vid0, e.s_start AS "
             f"start_time FROM (SELECT *, {ident} FROM " + stored.rows(lower, upper) + ") e",
-            *(join(lo, hi, True) for lo, hi in stored.outside(lower, upper))], " UNION ALL ")
+            *(join(lo, hi, True, stored.since(lo)) for lo, hi in stored.outside(lower, upper))],
+            " UNION ALL ")
     if not flags:  # a session's visit columns are on each of its rows: no need to group them
         return [("joined", joined), ("keep", "SELECT DISTINCT ik FROM joined WHERE "
                                      + compile_tree(filters, leaf))]
@@ -147,6 +151,8 @@ def run_selected(access: Access, reader: Reader, site: str, rng: DateRange, filt
     def attempt(stored: bool, read: list[str]) -> pa.Table:
         rows = None if filters is None else access.sessions(reader, site, rng, stored)
         attributed = None if filters is None or not stored else access.attributed(reader, site, *rng.bounds())
+        if attributed is not None and rows is not None:
+            attributed = replace(attributed, reaching=rows.reaching)
         read.extend([*(rows.files if rows else ()), *(attributed.files if attributed else ())])
         sql = compile_sql(None if rows is None else rows.relation(), attributed)
         return reader.execute(sql.text, sql.params)

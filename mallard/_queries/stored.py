@@ -69,11 +69,26 @@ class SessionRows:
     files: tuple[str, ...]
     live: pa.Table | None
     live_days: frozenset[date]
+    #: Per stored file, its start day and the last day of the events its sessions were computed from
+    #: (:class:`~mallard._store.derived.DerivedPartition`'s ``day`` and ``last``): no session of the
+    #: file lasts into a later day.
+    windows: tuple[tuple[date, date], ...]
 
     @property
     def view(self) -> str:
         """The name under which :attr:`live` is registered for a statement."""
         return f"__mallard_sessions_{id(self)}"
+
+    def reaching(self, day: date) -> date:
+        """The earliest start day of the sessions among these rows that may last into ``day`` (no
+        later than ``day``): of the stored files, those whose window reaches it; of the computed rows,
+        those ending on it or later."""
+        days = [day, *(start for start, last in self.windows if last >= day)]
+        if self.live is not None and self.live.num_rows:
+            ends = pc.greater_equal(session_ends(self.live), pa.scalar(_midnight(day), pa.timestamp("us")))
+            first = pc.min(pc.filter(self.live.column("start_time"), ends)).as_py()
+            days += [] if first is None else [first.date()]
+        return min(days)
 
     def relation(self) -> Sql:
         """SQL of the union (:attr:`live` registered as :attr:`view` by the caller)."""
@@ -154,7 +169,9 @@ def gather(store: Store, reading: Reading, site: str, first: date, last: date, g
         tables.append((run_open() if cache is None else cache.computed(open_key, store, version, held,
                                                                        run_open, mark)).table)
     table = None if not tables else tables[0] if len(tables) == 1 else pa.concat_tables(tables)
-    return SessionRows(tuple(files), table, frozenset(live | set(partly)))
+    parts = {p.path: p for p in listing.values()}
+    windows = tuple((parts[f].day, parts[f].last) for f in files)
+    return SessionRows(tuple(files), table, frozenset(live | set(partly)), windows)
 
 
 def split(store: Store, site: str, listing: Mapping[date, DerivedPartition], wanted: Iterable[date],

@@ -6,6 +6,7 @@ test_stored_sessions.py (every step: built, late events, compaction, erasure, re
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from mallard._queries import attributed, backfill, stored
 from mallard._queries.sessions import COLUMNS
 from mallard._store import Store
 
-from .test_stored_sessions import DAYS, GAP_S, SITE, TODAY, _event, _fixed_traffic, _queries
+from .test_stored_sessions import DAYS, GAP_S, SITE, TODAY, _event, _fixed_traffic, _queries, _raw_copy
 
 _DAY = timedelta(days=1)
 
@@ -116,3 +117,46 @@ def test_a_late_event_makes_the_days_that_read_it_stale(workdir: Path) -> None:
                        start_date=DAYS[0], end_date=DAYS[-1]).rows == after
     finally:
         store.close()
+
+
+def test_events_joined_to_their_sessions_meet_those_that_reach_their_day(workdir: Path) -> None:
+    """The events of a day whose attributed rows are not stored (a late event made them stale) are
+    joined to the sessions that may last into that day only (``SessionRows.reaching``, from the stored
+    partitions' windows): a session started two days before and lasting into it is one of them, and the
+    answers stay those of the events."""
+    start = _at(0, 20)  # an event every 25 minutes until 03:00 two days later: one session, 3 days
+    marathon = [_event("m", start + timedelta(minutes=25 * i), "pageview", "/m", {"referrer_source": "Bing"},
+                       True) for i in range(75)]
+    visits = [_event(p, _at(d, 12), "pageview", "/", {"referrer_source": "Bing"}, True)
+              for d in (1, 2, 3) for p in ("a", "b")]
+    store = Store(workdir / "data")
+    raw = None
+    try:
+        store.write_batch(marathon + visits)()
+        backfill.build_settled(store, GAP_S, today=TODAY, budget_secs=60)
+        store.write_batch([_event("late", _at(3, 13), "pageview", "/", {}, True)])()
+        stored_days = attributed.for_days(store, SITE, _at(0), _at(4), GAP_S, ())
+        assert DAYS[2] not in stored_days.days and DAYS[1] in stored_days.days
+        sessions = stored.gather(store, store.reading, SITE, DAYS[2], DAYS[2], GAP_S, overlap=True)
+        assert sessions.live is None or DAYS[0] not in sessions.live_days  # the marathon's file is fresh
+        assert sessions.reaching(DAYS[2]) == DAYS[0] and sessions.reaching(DAYS[0]) <= DAYS[0]
+        assert replace(stored_days, reaching=sessions.reaching).since(_at(2)) == _at(0)
+        q = _queries(store.data_dir, store)
+        raw = _queries(_raw_copy(store.data_dir, workdir / "raw"))
+        bing = [["is", "visit:source", ["Bing"]]]
+        for first, last in ((DAYS[1], DAYS[2]), (DAYS[0], DAYS[3])):  # a stored day and a joined one
+            rng = {"start_date": first, "end_date": last}
+            got = q.query(SITE, metrics=["visitors", "pageviews"], dimensions=["event:page"], filters=bing,
+                          **rng).rows
+            assert got == raw.query(SITE, metrics=["visitors", "pageviews"], dimensions=["event:page"],
+                                    filters=bing, **rng).rows
+            assert q.properties(SITE, **rng, filters=bing).rows == raw.properties(SITE, **rng,
+                                                                                  filters=bing).rows
+        marathon_days = sum(e.timestamp.date() in (DAYS[1], DAYS[2]) for e in marathon)
+        rows = q.query(SITE, metrics=["pageviews"], dimensions=["event:page"], filters=bing,
+                       start_date=DAYS[1], end_date=DAYS[2]).rows
+        assert {r["event:page"]: r["pageviews"] for r in rows} == {"/m": marathon_days, "/": 4}
+    finally:
+        store.close()
+        if raw is not None:
+            raw.close()
