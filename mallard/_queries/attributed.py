@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Final
 from . import sessions as _sessions
 from .acquisition import with_computed
 from .registry import ATTRIBUTION_COLUMNS
-from .sessions import BELONGS, with_end_time
+from .sessions import BELONGS, reaching, with_end_time
 from .sql import Sql, with_ctes
 from .stored import gather, split
 
@@ -62,15 +62,14 @@ def join(columns: str, pages: Sequence[str], attributes: Sequence[str], identity
     starting earlier reaches the range (:meth:`Attributed.since`), so the stored sessions of earlier
     days are not read."""
     picked = "".join(f", {p}" for p in pages) + "".join(f", {a} AS s_{a}" for a in attributes)
-    return Sql(
+    return (Sql(
         f"SELECT {columns}, s.vid AS vk" + "".join(f", s.{p}" for p in pages)
         + "".join(f", s.s_{a}" for a in attributes) + (", s.vk0 AS s_vk0, s.start_time AS s_start"
                                                        if identity else "")
         + " FROM scoped e JOIN (SELECT " + ("visitor_keys[1] AS vk0, " if identity else "")
-        + f"unnest(visitor_keys) AS vid, start_time, end_time{picked} FROM session_rows "
-        "WHERE end_time >= ? AND start_time < ?", (lower, upper)) + (
-        Sql("") if since is None else Sql(" AND start_time >= ?", (since,))) + f") s ON {BELONGS}" + (
-        Sql(" WHERE e.timestamp >= ? AND e.timestamp < ?", (lower, upper)) if only else "")
+        + f"unnest(visitor_keys) AS vid, start_time, end_time{picked} FROM session_rows WHERE ")
+        + reaching(lower, upper, since) + f") s ON {BELONGS}"
+        + (Sql(" WHERE e.timestamp >= ? AND e.timestamp < ?", (lower, upper)) if only else ""))
 
 
 @dataclass(frozen=True, slots=True)

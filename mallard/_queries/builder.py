@@ -19,7 +19,7 @@ from .planner import FROM_EVENTS, SESSION_SUMMABLE, Conversion, Part, Plan, plan
 from .registry import GOAL_COLUMN, METRICS, Dimension
 from .revenue import REVENUE_METRICS, metric_sql
 from .rollups import METRICS as ROLLED_METRICS
-from .sessions import BELONGS, visitor_key, with_end_time
+from .sessions import BELONGS, reaching, visitor_key, with_end_time
 from .sql import Sql, with_ctes
 
 _LABEL: Final = {"hour": "%Y-%m-%d %H:00", "day": "%Y-%m-%d", "week": "%Y-%m-%d", "month": "%Y-%m-%d"}
@@ -118,8 +118,8 @@ def _sessions_ctes(plan: Plan, rows: Sql, attributed: Attributed | None) -> list
         match = compile_tree(done.child, lambda c: compile_condition(c, c.dimension.event_expr()))
         ctes.append((f"matched_{i}", Sql(
             "SELECT DISTINCT s.vid0, s.start_time FROM (SELECT visitor_keys[1] AS vid0, unnest(visitor_keys) "
-            "AS vid, start_time, end_time FROM session_rows WHERE end_time >= ? AND start_time < ?) s "
-            f"JOIN scoped e ON {BELONGS} WHERE ", (lower, upper)) + match))
+            "AS vid, start_time, end_time FROM session_rows WHERE ") + reaching(lower, upper)
+            + f") s JOIN scoped e ON {BELONGS} WHERE " + match))
         ctes.append((f"done_{i}", Sql(
             "SELECT unnest(r.visitor_keys) AS vid, r.start_time, r.end_time FROM session_rows r JOIN "
             f"matched_{i} m ON r.visitor_keys[1] = m.vid0 AND r.start_time = m.start_time")))

@@ -81,9 +81,7 @@ def keep_ctes(filters: Any, sessions: Sql, lower: object, upper: object, *, even
                 + f" , s.vid0, s.start_time FROM (SELECT *, {ident} FROM {events}) e JOIN ("
                 + Sql(f"SELECT visitor_keys[1] AS vid0, unnest(visitor_keys) AS vid, start_time, end_time"
                       f"{columns} FROM (") + _sessions.with_end_time(sessions)
-                + Sql(") WHERE end_time >= ? AND start_time < ?", (lo, hi))
-                + (Sql("") if since is None else Sql(" AND start_time >= ?", (since,)))
-                + f") s ON {_sessions.BELONGS}"
+                + ") WHERE " + _sessions.reaching(lo, hi, since) + f") s ON {_sessions.BELONGS}"
                 + (Sql(" WHERE e.timestamp >= ? AND e.timestamp < ?", (lo, hi)) if only else ""))
 
     if stored is None or not stored.serves(visit):

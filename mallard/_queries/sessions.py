@@ -132,6 +132,13 @@ BELONGS: Final = (f"{visitor_key('e.visitor_id')} = s.vid AND e.timestamp BETWEE
                   "s.end_time")
 
 
+def reaching(lower: object, upper: object, since: object | None = None) -> Sql:
+    """The condition on session rows (with ``end_time``) that they reach ``[lower, upper)``; with
+    ``since``, only those starting then or later (none earlier can reach it: not read)."""
+    cond = Sql("end_time >= ? AND start_time < ?", (lower, upper))
+    return cond if since is None else cond + Sql(" AND start_time >= ?", (since,))
+
+
 def with_end_time(session_rows: Sql) -> Sql:
     """``session_rows`` (stored session rows) with each session's ``end_time`` (its last event)."""
     return "SELECT *, start_time + to_microseconds(duration_us) AS end_time FROM (" + session_rows + ")"
