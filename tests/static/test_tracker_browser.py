@@ -115,6 +115,14 @@ def _named(name: str) -> Callable[[list[RawEvent]], bool]:
     return lambda events: any(e.name == name for e in events)
 
 
+def landed(server: Server, page: Page, url: str) -> None:
+    """Wait until the navigation the test started has landed on ``url`` and its page has sent its
+    pageview, so the test does not end, and close its page, while Chromium commits that navigation (a
+    close that races a commit can wait forever, see tests/chromium.close)."""
+    page.wait_for_url(url)
+    server.wait_for(lambda events: any(e.name == "pageview" and e.url == url for e in events))
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     yield from chromium()
@@ -217,6 +225,7 @@ def test_event_survives_navigating_away(server: Server, page: Page) -> None:
     page.evaluate("mallard('Signup'); location.href = '/elsewhere'")
     events = server.wait_for(_named("Signup"))
     assert next(e for e in events if e.name == "Signup").url == server.url("/landing")
+    landed(server, page, server.url("/elsewhere"))
 
 
 def test_outbound_click_survives_the_navigation(server: Server, page: Page) -> None:
@@ -227,6 +236,7 @@ def test_outbound_click_survives_the_navigation(server: Server, page: Page) -> N
     events = server.wait_for(_named("Outbound Link: Click"))
     (click,) = [e for e in events if e.name == "Outbound Link: Click"]
     assert click.props == orjson.dumps({"url": server.url("/partner", host="localhost")}).decode()
+    landed(server, page, server.url("/partner", host="localhost"))
 
 
 def test_plausible_snippet_variant_and_tagged_events(server: Server, page: Page) -> None:

@@ -50,9 +50,11 @@ def test_a_reading_keeps_its_snapshot_while_another_host_compacts(tmp_path: Path
             after = store.lake.files(SITE, None, None)
             assert len(after) < len(before)
             # a LIST sees the merged files beside their sources (until the vacuum): the snapshot does not
-            listed = [i for i in s3_server.filesystem().get_file_info(pafs.FileSelector(
-                f"{url[5:]}/events", recursive=True)) if i.type == pafs.FileType.File]
-            assert len(listed) == len(before) + len(after)
+            # (a partition of one file, e.g. the previous day's when the test runs around midnight, has
+            # nothing to merge: its file is in both)
+            listed = {"s3://" + i.path for i in s3_server.filesystem().get_file_info(pafs.FileSelector(
+                f"{url[5:]}/events", recursive=True)) if i.type == pafs.FileType.File}
+            assert listed == set(before) | set(after) and not set(after) <= set(before)
             assert _count(q) == len(calls)
     finally:
         a.close()
