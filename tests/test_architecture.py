@@ -107,6 +107,8 @@ TESTED_ELSEWHERE = {
     "mallard/_queries/access.py": "tests/queries/test_funnels.py, test_retention.py, test_flow.py",
     "mallard/_queries/buckets.py": "tests/queries/test_queries_presets.py (timeseries)",
     "mallard/_queries/builder.py": "tests/queries/test_golden_sql.py, tests/queries/test_filters.py",
+    "mallard/_queries/plans.py": "tests/queries/test_planner.py, tests/queries/test_golden_sql.py (plans and "
+                                 "their fallbacks, planner.without)",
     "mallard/_queries/engagement.py": "tests/test_engagement.py",
     "mallard/_queries/engine.py": "tests/queries/test_results.py, tests/queries/test_stored_sessions.py",
     "mallard/_queries/export.py": "tests/queries/test_queries_presets.py (export)",

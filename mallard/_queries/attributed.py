@@ -30,7 +30,7 @@ from .acquisition import with_computed
 from .registry import ATTRIBUTION_COLUMNS
 from .sessions import BELONGS, reaching, with_end_time
 from .sql import Sql, with_ctes
-from .stored import gather, split
+from .stored import gather, split, window_of
 
 if TYPE_CHECKING:
     from .._store import Store
@@ -135,14 +135,10 @@ def build(store: Store, site: str, day: date, gap_seconds: int) -> bool:
     """Compute and store the attributed events of ``day`` from the lake's files and the stored sessions
     of the days before it; False (nothing written) while one of those sessions is not stored fresh."""
     sessions = gather(store, store.reading, site, day, day, gap_seconds, overlap=True)
-    if sessions.live is not None or sessions.live_days:
-        return False  # built after those sessions are
-    listing = store.session_files.listing(site)
-    read = set(sessions.files)
-    used = [p for p in listing.values() if p.path in read]
-    first = min([day, *(p.first for p in used)])
-    last = max([day, *(p.last for p in used)])
-    files = store.lake.files(site, first, last)  # before the reading: a file written since is stale
+    window = window_of(store, site, day, sessions)
+    if window is None:
+        return False
+    first, last, files = window
     lower = datetime.combine(day, datetime.min.time())
     with store.reading(site, day, day) as reader:
         src, params = reader.source()

@@ -1,6 +1,6 @@
-"""The backfill: the stored sessions (stored.py, provisional.py), rollups (rollups.py) and attributed
-events (attributed.py) of the days that need them, built by maintenance in the background and by
-``mallard compact`` and :meth:`mallard.Mallard.build_sessions` for every day.
+"""The backfill: the stored sessions (stored.py, provisional.py), rollups (rollups.py), attributed
+events (attributed.py) and visit rows (visits.py) of the days that need them, built by maintenance in
+the background and by ``mallard compact`` and :meth:`mallard.Mallard.build_sessions` for every day.
 
 A pass first lists the days to build, then builds them oldest first within its time budget, reporting
 each day done to its :class:`~mallard._progress.Progress`. One process builds at a time
@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
 from .._progress import Progress, silent
-from . import attributed, provisional, rollups, stored
+from . import attributed, provisional, rollups, stored, visits
 from . import sessions as _sessions
 from .freshness import unchanged
 
@@ -47,12 +47,13 @@ class _Day:
     rollups: bool = False  # its rollups are built for good
     open_rollups: bool = False  # its provisional rollups are built (today's), at the horizon
     attributed: bool = False  # its attributed events are built (after its sessions and the day before's)
+    visits: bool = False  # its visit rows are built (after its sessions and the day before's)
 
 
 def _settled(store: Store, gap_seconds: int, today: date, site: str | None,
              near: Collection[tuple[str, date]] | None) -> list[_Day]:
-    """The settled days (up to ``today`` − 2) whose sessions, rollups or attributed events are missing or
-    stale."""
+    """The settled days (up to ``today`` − 2) whose sessions, rollups, attributed events or visit rows
+    are missing or stale."""
     candidates: dict[str, set[date]] | None = None
     if near is not None:
         candidates = {}
@@ -65,6 +66,7 @@ def _settled(store: Store, gap_seconds: int, today: date, site: str | None,
         listing = store.session_files.listing(s)
         rolled = store.rollup_files.listing(s)
         attributed_parts = store.attributed_files.listing(s)
+        visit_parts = store.visit_files.listing(s)
         for day in store.lake.dates(s):
             if day > today - timedelta(days=stored.SETTLED_DAYS):
                 break
@@ -77,8 +79,11 @@ def _settled(store: Store, gap_seconds: int, today: date, site: str | None,
             attributed_part = attributed_parts.get(day)
             unattributed = attributed_part is None or not unchanged(
                 store, s, attributed_part, attributed.version(gap_seconds))
-            if stale or unrolled or unattributed:
-                out.append(_Day(s, day, stale, rollups=unrolled, attributed=unattributed))
+            visit_part = visit_parts.get(day)
+            unvisited = visit_part is None or not unchanged(store, s, visit_part, visits.version(gap_seconds))
+            if stale or unrolled or unattributed or unvisited:
+                out.append(_Day(s, day, stale, rollups=unrolled, attributed=unattributed,
+                                visits=unvisited))
     return out
 
 
@@ -130,6 +135,8 @@ def _build(store: Store, gap_seconds: int, days: list[_Day], deadline: float, pr
             rollups.build(store, d.site, d.day)
         if d.attributed:
             attributed.build(store, d.site, d.day, gap_seconds)
+        if d.visits:
+            visits.build(store, d.site, d.day, gap_seconds)
         if d.open_rollups and d.horizon is not None and provisional.build_rollups(
                 store, d.site, d.day, d.horizon) is not None:
             opened += 1

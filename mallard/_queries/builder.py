@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Final
 
 from .attributed import Attributed, join
 from .filters import Behaviour, Condition, Filter, compile_condition, compile_tree
 from .model import Query
-from .planner import FROM_EVENTS, SESSION_SUMMABLE, Conversion, Part, Plan, plan_query, rolled_dimension
+from .planner import FROM_EVENTS, SESSION_SUMMABLE, plan_query
+from .plans import Conversion, Part, Plan, reads_sessions, rolled_dimension
 from .registry import GOAL_COLUMN, METRICS, Dimension
 from .revenue import REVENUE_METRICS, metric_sql
 from .rollups import METRICS as ROLLED_METRICS
@@ -47,15 +48,16 @@ def compile_query(q: Query, *, source: Sql, sessions: Sql | None = None,
 
 def build_sql(plan: Plan, *, source: Sql, sessions: Sql | None = None,
               rollups: Sql | None = None, engagement: Sql | None = None,
-              attributed: Attributed | None = None) -> Compiled:
+              attributed: Attributed | None = None, visits: Sql | None = None) -> Compiled:
     """The SQL of ``plan`` over ``source`` (a relation with the lake schema), ``sessions``,
-    ``rollups``, ``engagement`` and the ``attributed`` events stored for some days (attributed.py),
-    which the plan's events matched to their sessions are read from on those days."""
+    ``rollups``, ``engagement``, the ``attributed`` events stored for some days (attributed.py),
+    which the plan's events matched to their sessions are read from on those days, and the ``visits``
+    rows (visits.py, with their day)."""
     lower, upper = plan.bounds
     scoped = Sql("SELECT " + ", ".join(f'"{c}"' for c in plan.columns) + " FROM events "
                  "WHERE site_id = ? AND timestamp >= ? AND timestamp < ?", (plan.site_id, lower, upper))
     ctes: list[tuple[str, Sql]] = [("events", source), ("scoped", scoped)]
-    if plan.sessions is not None:
+    if reads_sessions(plan):
         if sessions is None:
             raise ValueError("this plan reads sessions: pass their relation")
         ctes += _sessions_ctes(plan, sessions, attributed)
@@ -63,6 +65,10 @@ def build_sql(plan: Plan, *, source: Sql, sessions: Sql | None = None,
         if rollups is None:
             raise ValueError("this plan reads rollups: pass their relation")
         ctes.append(("rollups", rollups))
+    if any(p.reads == "visits" for p in plan.parts):
+        if visits is None:
+            raise ValueError("this plan reads visit rows: pass their relation")
+        ctes.append(("visits", visits))
     if any(p.reads == "engagement" for p in plan.parts):
         if engagement is None:
             raise ValueError("this plan reads engagement reports: pass their relation")
@@ -179,12 +185,15 @@ def _part(plan: Plan, part: Part) -> list[tuple[str, Sql]]:
                   for i, d in enumerate(plan.dimensions)]
         select += [Sql(f"{ROLLED_METRICS[m]} AS m_{m}") for m in part.metrics]
         lower, upper = plan.bounds  # the rows of the end days are of their part in the range
-        # filters name the rolled dimension only (rollups.filters_roll): they keep or drop its rows
-        kept = Sql("") if plan.filters is None else " AND " + compile_tree(
-            plan.filters, lambda c: compile_condition(c, Sql("value")), _behaviour(plan, False))
         return [("ev", "SELECT " + Sql.join(select) + Sql(
             " FROM rollups WHERE dimension = ? AND day >= ? AND day <= ?",
-            (rolled, lower.date(), (upper - timedelta(microseconds=1)).date())) + kept + group)]
+            (rolled, lower.date(), (upper - timedelta(microseconds=1)).date())) + _kept(plan) + group)]
+    if part.reads == "visits":  # the rows of its one dimension (visits.answers)
+        lower, upper = plan.bounds
+        select = [Sql("value AS d0"), *(_visit_metric(m, lower) for m in part.metrics)]
+        return [("ev", "SELECT " + Sql.join(select) + Sql(
+            " FROM visits WHERE dimension = ? AND day >= ? AND day < ?",
+            (rolled_dimension(plan), lower.date(), upper.date())) + _kept(plan) + group)]
     where = _where(plan, plan.filters, lambda c: compile_condition(c, _value(c.dimension, part)),
                    per_session=part.reads == "sessions")
     if part.reads == "engagement":  # one row per visit (and dimension values), then the metrics
@@ -207,6 +216,22 @@ def _part(plan: Plan, part: Part) -> list[tuple[str, Sql]]:
                     else _counted(FROM_EVENTS.get(m, METRICS[m].expr), part.reads)) + f" AS m_{m}")
                for m in part.metrics]
     return [("ev", "SELECT " + Sql.join(select) + " FROM " + _rows(plan, part) + where + group)]
+
+
+def _kept(plan: Plan) -> Sql:
+    """The filters of a plan reading rows by one dimension's value (rollups, visits), on that value:
+    they name that dimension only (rollups.filters_roll), and keep or drop whole rows."""
+    return Sql("") if plan.filters is None else " AND " + compile_tree(
+        plan.filters, lambda c: compile_condition(c, Sql("value")), _behaviour(plan, False))
+
+
+def _visit_metric(name: str, lower: datetime) -> Sql:
+    """A metric summed over the visit rows of the days from ``lower``: a key carried from the day
+    before counts on that day only (visits.py)."""
+    if name == "visitors":
+        return Sql("(sum(visitors) - coalesce(sum(carried) FILTER (WHERE day > ?), 0))::BIGINT AS m_visitors",
+                   (lower.date(),))
+    return Sql(f"sum({name})::BIGINT AS m_{name}")
 
 
 def _session_metric(name: str, part: Part) -> Sql:

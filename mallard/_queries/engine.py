@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from .._goals import Goals
 from .._settings import Settings
-from . import attributed, engagement, rollups
+from . import attributed, engagement, rollups, visits
 from .acquisition import with_computed
 from .attributed import Attributed
 from .buckets import bucket_labels
@@ -28,13 +28,15 @@ from .goals import resolve as resolve_goals
 from .include import with_comparisons
 from .model import Query
 from .periods import DateRange
-from .planner import Plan, is_zero_filled, plan_query, rolled_dimension, unrolled
+from .planner import is_zero_filled, plan_query
+from .plans import Plan, reads_sessions, rolled_dimension, without
 from .results import QueryResult
 from .revenue import currency_of_rows
 from .revenue import finish as finish_revenue
 from .rollups import RollupRows
 from .sql import Sql
 from .stored import SessionRows, discard_unreadable, for_query, stored_or_events
+from .visits import VisitRows
 
 if TYPE_CHECKING:
     from .._store import Reader, Store
@@ -63,12 +65,18 @@ class Engine:
 
             def attempt(stored: bool, read: list[str]) -> pa.Table:
                 plan = plan_query(query)
+                visited = self._visited(reader, plan, stored)
+                read.extend(() if visited is None else visited.files)
+                if visited is not None and not visits.exact(reader, visited, self._live):
+                    visited = None  # a visitor key on days apart: the days' visitors do not add up
+                if visited is None:
+                    plan = without(plan, "visits")
                 sessions, rolled = self._derived_rows(reader, plan, stored=stored)
                 read.extend([*(sessions.files if sessions else ()), *(rolled.files if rolled else ())])
                 if rolled is not None and not rollups.day_local(reader, rolled, self._live):
                     rolled = None  # a visitor id on two days: visitors do not add up
                 if rolled is None:
-                    plan = unrolled(plan)
+                    plan = without(plan, "rollups")
                 source = with_computed(Sql(src, tuple(src_params)), plan.columns)  # what scoped reads
                 stored_ev = self._attributed(reader, plan) if stored else None
                 if stored_ev is not None and sessions is not None:
@@ -77,7 +85,8 @@ class Engine:
                 compiled = build_sql(plan, source=source,
                                      sessions=None if sessions is None else sessions.relation(),
                                      rollups=None if rolled is None else rolled.relation(),
-                                     engagement=self._engagement_rows(reader, plan), attributed=stored_ev)
+                                     engagement=self._engagement_rows(reader, plan), attributed=stored_ev,
+                                     visits=None if visited is None else visited.relation())
                 return reader.execute(compiled.sql.text, compiled.sql.params)
 
             # an unreadable stored sessions or rollup file: deleted (built again by maintenance) and
@@ -92,7 +101,7 @@ class Engine:
         a day, which never add up across days), their computed parts registered on ``reader``."""
         lower, upper = plan.bounds
         sessions = rolled = None
-        if plan.sessions is not None:
+        if plan.sessions is not None and reads_sessions(plan):
             sessions = for_query(self._store, self._reading, reader, plan.site_id, lower, upper, self._gap,
                                  overlap=plan.sessions.overlap, cache=self._live, stored=stored)
         if any(p.reads == "rollups" for p in plan.parts):
@@ -107,6 +116,14 @@ class Engine:
             return None
         return rollups.for_query(self._store, self._reading, reader, site, lower, upper, dimension,
                                  cache=self._live, stored=stored)
+
+    def _visited(self, reader: Reader, plan: Plan, stored: bool) -> VisitRows | None:
+        """The visit rows the plan reads (None: it reads none, or none is stored and fresh; or ids
+        living longer than a day, which are never of one day or two)."""
+        if not any(p.reads == "visits" for p in plan.parts) or self._settings.visitor_salt_rotation_days != 1:
+            return None
+        return visits.rows_for(self._store, self._reading, reader, plan.site_id, *plan.bounds,
+                               rolled_dimension(plan), self._gap, cache=self._live, stored=stored)
 
     def _attributed(self, reader: Reader, plan: Plan) -> Attributed | None:
         """The fresh stored attributed events of the plan's days, when it matches events to sessions."""

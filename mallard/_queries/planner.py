@@ -18,7 +18,9 @@ Relations:
 * ``rollups``: per-day totals of the event metrics (rollups.py), for event metrics over whole UTC days
   by at most one dimension an event carries itself, filtered on that dimension only if at all
   (:func:`rollups.answers`). A plan reading them is a proposal: the query reads the events instead
-  (:func:`unrolled`) when the range's visitor ids are not day-local.
+  (:func:`without`) when the range's visitor ids are not day-local.
+* ``visits``: per-day rows of the sessions by a visit attribute (visits.py), in place of the
+  session-sums shortcut when :func:`visits.answers`; a proposal too (:func:`without`).
 * ``engagement``: Plausible's engagement reports of the range with the visit each belongs to
   (engagement.py), for ``scroll_depth`` and ``time_on_page``.
 
@@ -28,14 +30,12 @@ When metrics of several relations are asked, the parts are joined on the dimensi
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import replace
 from typing import Final, Literal
 
 from .._errors import InvalidQueryError
-from . import rollups
+from . import rollups, visits
 from .filters import (
-    Behaviour,
     Condition,
     Filter,
     Logic,
@@ -46,13 +46,10 @@ from .filters import (
     transform,
 )
 from .model import Query
+from .plans import Bucket, Conversion, Part, Plan, Reads, Sessions
 from .registry import ATTRIBUTION_COLUMNS, METRICS, TIME_DIMENSIONS, Dimension, dimension
 from .revenue import REVENUE_METRICS
 from .vocabulary import worded
-
-Reads = Literal["events", "events_with_session", "sessions", "rollups", "engagement"]
-Bucket = Literal["hour", "day", "week", "month"]
-Join = Literal["none", "full_outer_on_dimensions"]
 
 BASE_COLUMNS: Final = ("visitor_id", "timestamp", "event_name", "pathname")
 GOAL_DIMENSIONS: Final = frozenset({"event:name", "event:goal"})
@@ -69,78 +66,6 @@ FROM_EVENTS: Final = {"visits": "count(DISTINCT {'k': s_vk0, 't': s_start})"}
 PAGE: Final = "event:page"
 _BUCKETS: Final[dict[str, Bucket]] = {"time:hour": "hour", "time:day": "day", "time:week": "week",
                                       "time:month": "month"}
-
-
-@dataclass(frozen=True, slots=True)
-class Sessions:
-    """The sessions a plan reads, and the per-session columns it uses."""
-
-    attributes: tuple[str, ...]  # lake columns exposed as s_<column> (first value of the session)
-    pages: tuple[str, ...]  # entry_page / exit_page
-    # event leaves of the plan's filters (the same objects, in tree order) exposed as f_<i>: whether any
-    # event of the session in the range matched
-    flags: tuple[Condition, ...]
-    # events are matched to their sessions (events_with_session, flags): the sessions that started
-    # before the range and last into it are read too
-    overlap: bool
-    # events matched to their sessions carry the session's identity (s_vk0, s_start): visits counted
-    # from events
-    identity: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Part:
-    """One aggregate over one relation: the event part (``ev``), the session part (``se``) or the
-    engagement part (``en``)."""
-
-    name: Literal["ev", "se", "en"]
-    reads: Reads
-    metrics: tuple[str, ...]
-    session_valued: frozenset[str]  # dimensions (by name) whose value this part takes from the session
-    time_column: Literal["timestamp", "start"]
-    # this part's dimensions and filters: the plan's, except in a session part where event:page stands
-    # for the entry page (see by_entry_page); None: the plan's
-    dimensions: tuple[Dimension | None, ...] | None = None
-    filters: Filter | None = None
-    # bounce_rate counts only the sessions whose entry page satisfies this (see entry_bounce)
-    bounce_on: Condition | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Conversion:
-    """The denominator of conversion_rate: visitors of ``reads`` under the non-goal ``filters``; for
-    group_conversion_rate, the same per group of the dimensions at ``group`` (all but event:goal)."""
-
-    reads: Reads
-    filters: Filter | None
-    session_valued: frozenset[str]  # as in the event part
-    group: tuple[int, ...] | None = None  # None: no group_conversion_rate
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    site_id: str
-    bounds: tuple[datetime, datetime]  # UTC [lower, upper)
-    tz: str
-    columns: tuple[str, ...]  # lake columns scanned
-    sessions: Sessions | None  # None: nothing is sessionised
-    parts: tuple[Part, ...]
-    join: Join
-    dimensions: tuple[Dimension | None, ...]  # None: the time bucket
-    bucket: Bucket | None
-    filters: Filter | None
-    metrics: tuple[str, ...]
-    conversion: Conversion | None
-    order: tuple[tuple[str, Literal["ASC", "DESC"]], ...]  # output column, direction
-    limit: int | None
-    offset: int
-    zero_fill: bool  # a time series: every bucket of the range is reported
-    shared_scan: bool  # both parts read the scope: buffer one scan instead of inlining it twice
-    # has_done / has_not_done nodes of the filters (the same objects, in tree order): each is answered
-    # from the sessions having an event in the range matching its filter
-    behaviours: tuple[Behaviour, ...] = ()
-    #: the denominator of ``percentage``: the event part's visitors under all the query's filters
-    share: Conversion | None = None
 
 
 # -- small decisions ------------------------------------------------------------------------------
@@ -236,17 +161,6 @@ def event_reads(ev_metrics: Sequence[str], used: Sequence[Dimension],
             is_session_wide(d) for d in used):
         return "sessions"
     return "events_with_session"
-
-
-def rolled_dimension(plan: Plan) -> str:
-    """The dimension whose rollup rows the plan reads (``''``: the day's totals)."""
-    return next((d.name for d in plan.dimensions if d is not None), "")
-
-
-def unrolled(plan: Plan) -> Plan:
-    """``plan`` with the part reading rollups reading the events instead."""
-    return replace(plan, parts=tuple(replace(p, reads="events") if p.reads == "rollups" else p
-                                     for p in plan.parts))
 
 
 def session_valued(reads: Reads, used: Sequence[Dimension]) -> frozenset[str]:
@@ -371,8 +285,11 @@ def plan_query(q: Query) -> Plan:
     if reads == "events" and q.date_range.instants is None and rollups.answers(q, ev_metrics, plain,
                                                                                 bucket, bounds):
         reads = "rollups"
-
-    ev = None if reads is None else Part("ev", reads, ev_metrics, session_valued(reads, used),
+    elif reads == "sessions" and visits.answers(q, ev_metrics, plain, bucket, bounds):
+        reads = "visits"
+    # what the event part reads when the visit rows do not answer
+    by: Reads | None = "sessions" if reads == "visits" else reads
+    ev = None if reads is None else Part("ev", reads, ev_metrics, session_valued(by or reads, used),
                                          "timestamp")
     bounce_on = entry_bounce(se_metrics, dims, q.filters) if q.vocabulary == "plausible" else None
     se_used = [*se_plain, *(c.dimension for c in se_conds)]
@@ -380,7 +297,7 @@ def plan_query(q: Query) -> Plan:
               se_dims, se_filters, bounce_on) if se_metrics else None
     en = Part("en", "engagement", en_metrics, frozenset(), "timestamp") if en_metrics else None
     parts = [p for p in (ev, se, en) if p is not None]
-    sessions = sessions_relation(reads, se_metrics, se_plain,
+    sessions = sessions_relation(by, se_metrics, se_plain,
                                  [*se_conds, *([bounce_on] if bounce_on is not None else [])],
                                  identity=any(m in FROM_EVENTS for m in ev_metrics))
     done = tuple(behaviours(q.filters))

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from .._store.reader import Reader
 
 __all__ = ["Reading", "SessionRows", "build", "compute", "discard_unreadable", "for_query", "gather",
-           "split", "stored_or_events", "union"]
+           "split", "stored_or_events", "union", "window_of"]
 
 log = logging.getLogger("mallard.queries")
 T = TypeVar("T")
@@ -172,6 +172,20 @@ def gather(store: Store, reading: Reading, site: str, first: date, last: date, g
     parts = {p.path: p for p in listing.values()}
     windows = tuple((parts[f].day, parts[f].last) for f in files)
     return SessionRows(tuple(files), table, frozenset(live | set(partly)), windows)
+
+
+def window_of(store: Store, site: str, day: date, rows: SessionRows) -> tuple[date, date, list[str]] | None:
+    """The window of days (and its event files, listed now: before the build reads, so that a file written
+    since makes it stale) of a partition of ``day`` derived from the stored session ``rows`` and the
+    day's events: the days of those partitions' windows and the day; None while one of those sessions is
+    not stored fresh (it is built after them)."""
+    if rows.live is not None or rows.live_days:
+        return None
+    read = set(rows.files)
+    used = [p for p in store.session_files.listing(site).values() if p.path in read]
+    first = min([day, *(p.first for p in used)])
+    last = max([day, *(p.last for p in used)])
+    return first, last, store.lake.files(site, first, last)
 
 
 def split(store: Store, site: str, listing: Mapping[date, DerivedPartition], wanted: Iterable[date],

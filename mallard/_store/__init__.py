@@ -6,6 +6,7 @@ Layout (see docs/storage.md)::
     sessions/…/<fingerprint>.<first>.<last>.parquet              one row per session, by start day
     rollups/…/<fingerprint>.<day>.<day>.parquet                  per-day totals of event metrics
     attributed/…/<fingerprint>.<first>.<last>.parquet           a day's events with their session's columns
+    visits/…/<fingerprint>.<first>.<last>.parquet               a day's sessions by visit attribute
     spool/<host>-<pid>-<token>.<n>                              per-process log of accepted events
     state/                                                      salts, secret, locks, auth state
     quarantine/site_id=<site>/date=<YYYY-MM-DD>/<segment>.parquet   unreadable files moved aside
@@ -97,6 +98,7 @@ class Store:
         self.session_files = DerivedFiles(d / "sessions", lock, delta=("start_time", "duration_us"))
         self.rollup_files = DerivedFiles(d / "rollups", lock, delta=("visitor_keys.list.element",))
         self.attributed_files = DerivedFiles(d / "attributed", lock)
+        self.visit_files = DerivedFiles(d / "visits", lock, delta=("visitor_keys.list.element",))
         #: Erasures, so that they also hold against events other processes still buffer or left in
         #: their spools (see :mod:`mallard._store.tombstones`).
         self.tombstones = Tombstones(self.state)
@@ -280,7 +282,7 @@ class Store:
 
     @property
     def derived(self) -> tuple[DerivedFiles, ...]:  # deleted with their events (erasure, retention)
-        return (self.session_files, self.rollup_files, self.attributed_files)
+        return (self.session_files, self.rollup_files, self.attributed_files, self.visit_files)
 
     def sites(self) -> list[str]:
         return self.lake.sites()

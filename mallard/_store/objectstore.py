@@ -190,7 +190,7 @@ class ObjectStore(Store):
         self.bucket = bucket
         lock = self.state_dir / "lake.lock"
         self._relations = {name: ObjectLake(bucket, name, lock)
-                           for name in ("events", "sessions", "rollups", "attributed")}
+                           for name in ("events", "sessions", "rollups", "attributed", "visits")}
         if log is not None:  # written by hosts: the log says which files are live (loglake.py)
             from .loglake import LogLake, LogTombstones
 
@@ -202,6 +202,7 @@ class ObjectStore(Store):
         self.rollup_files = DerivedFiles(local / "rollups", lock, lake=self._relations["rollups"])
         self.attributed_files = DerivedFiles(local / "attributed", lock,
                                              lake=self._relations["attributed"])
+        self.visit_files = DerivedFiles(local / "visits", lock, lake=self._relations["visits"])
         from .objectfs import LakeFileSystem, ObjectCache  # imports fsspec: only for object storage
 
         #: What DuckDB reads the objects through (see :mod:`mallard._store.objectfs`).

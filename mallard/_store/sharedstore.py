@@ -3,9 +3,9 @@
 Each host keeps what is its own in its local ``data_dir``, with every guarantee of a local one: the
 spool (an acknowledged event survives kill -9; :mod:`mallard._store.spool`), the locks of ``state/``
 (the state all hosts share is in the bucket: :mod:`mallard._sharedstate`) and the derived relations
-(``sessions/``, ``rollups/``, ``attributed/``), which this host builds from the shared events as a
-cache (their fingerprints hash the shared event files' names, so a file built from files that are no
-longer live is never served; erasures delete them, see :meth:`SharedStore.recover`).
+(``sessions/``, ``rollups/``, ``attributed/``, ``visits/``), which this host builds from the shared
+events as a cache (their fingerprints hash the shared event files' names, so a file built from files
+that are no longer live is never served; erasures delete them, see :meth:`SharedStore.recover`).
 The events are in the bucket, and which of them are live is the commit log's business
 (:mod:`mallard._store.objectlog`, read through :class:`~mallard._store.loglake.LogLake`):
 

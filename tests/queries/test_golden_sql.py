@@ -22,19 +22,22 @@ import pytest
 
 from mallard._events import COLUMNS
 from mallard._queries import engagement
-from mallard._queries.builder import build_sql
-from mallard._queries.model import build
+from mallard._queries.builder import Compiled, build_sql
+from mallard._queries.model import Query, build
 from mallard._queries.periods import DateRange
 from mallard._queries.planner import plan_query
+from mallard._queries.plans import without
 from mallard._queries.rollups import COLUMNS as ROLLUP_COLUMNS
 from mallard._queries.sessions import COLUMNS as SESSION_COLUMNS
 from mallard._queries.sql import Sql
+from mallard._queries.visits import COLUMNS as VISIT_COLUMNS
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("MALLARD_UPDATE_GOLDEN") == "1"
 SOURCE = Sql("SELECT * FROM lake")
 SESSIONS = Sql("SELECT * FROM session_lake")
 ROLLUPS = Sql("SELECT * FROM rollup_lake")
+VISITS = Sql("SELECT * FROM visit_lake")
 RANGE = DateRange(date(2024, 5, 1), date(2024, 5, 2), "UTC")
 ENGAGEMENT = engagement.rows(Sql("SELECT * FROM lake WHERE event_name = 'engagement'"), "example.com",
                              RANGE.bounds(), 1800)
@@ -57,9 +60,12 @@ CASES: dict[str, dict[str, Any]] = {
     # a visit filter with an event metric by an event dimension: events joined to their session
     "visit_filter_event_metric": {"metrics": ["visitors", "pageviews"], "dimensions": ["event:page"],
                                   "filters": [["is", "visit:source", ["Google"]]]},
-    # event metrics by a session attribute only: the session-sums shortcut
+    # event metrics by a session attribute only: the per-day visit rows, filtered on their dimension
+    "visit_rows": {"metrics": ["visitors", "pageviews", "events"], "dimensions": ["visit:source"],
+                   "filters": [["is_not", "visit:source", ["Bing"]]]},
+    # the same when the visit rows do not add up (planner.without): the session-sums shortcut
     "session_sums_shortcut": {"metrics": ["visitors", "pageviews"],
-                              "dimensions": ["visit:entry_page"]},
+                              "dimensions": ["visit:entry_page"], "unvisited": True},
     # a time bucket in a time zone (zero-filled by Queries.run), event and session metrics
     "time_bucket_zero_fill": {"metrics": ["visitors", "visits"], "dimensions": ["time:day"],
                               "range": DateRange(date(2024, 5, 1), date(2024, 5, 7), "Europe/Berlin")},
@@ -80,12 +86,18 @@ CASES: dict[str, dict[str, Any]] = {
 }
 
 
-def render(name: str) -> str:
+def _compiled(name: str) -> tuple[Query, Compiled]:
     args = dict(CASES[name])
     rng = args.pop("range", RANGE)
+    fallback = args.pop("unvisited", False)
     query = build("example.com", rng, **args)
-    compiled = build_sql(plan_query(query), source=SOURCE, sessions=SESSIONS, rollups=ROLLUPS,
-                         engagement=ENGAGEMENT)
+    plan = without(plan_query(query), "visits") if fallback else plan_query(query)
+    return query, build_sql(plan, source=SOURCE, sessions=SESSIONS, rollups=ROLLUPS, engagement=ENGAGEMENT,
+                            visits=VISITS)
+
+
+def render(name: str) -> str:
+    query, compiled = _compiled(name)
     params = "\n".join(f"--   {p!r}" for p in compiled.sql.params)
     return (f"-- golden SQL of tests/queries/test_golden_sql.py, case {name!r}\n"
             f"-- query: {json.dumps(query.to_json(), sort_keys=True)}\n"
@@ -110,10 +122,7 @@ def test_every_golden_file_has_a_case() -> None:
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_golden_sql_runs(name: str) -> None:
-    args = dict(CASES[name])
-    rng = args.pop("range", RANGE)
-    compiled = build_sql(plan_query(build("example.com", rng, **args)), source=SOURCE, sessions=SESSIONS,
-                         rollups=ROLLUPS, engagement=ENGAGEMENT)
+    compiled = _compiled(name)[1]
     with duckdb.connect() as con:
         con.execute("CREATE TABLE lake (" + ", ".join(f'"{c.name}" {c.sql_type}' for c in COLUMNS)
                     + ")")
@@ -121,6 +130,8 @@ def test_golden_sql_runs(name: str) -> None:
             f'"{c}" {t}' for c, t in SESSION_COLUMNS.items()) + ")")
         con.execute("CREATE TABLE rollup_lake (day DATE, " + ", ".join(
             f'"{c}" {t}' for c, t in ROLLUP_COLUMNS.items()) + ")")
+        con.execute("CREATE TABLE visit_lake (day DATE, " + ", ".join(
+            f'"{c}" {t}' for c, t in VISIT_COLUMNS.items()) + ")")
         rows = con.execute(compiled.sql.text, compiled.sql.params).fetchall()
-    expected_rows = 1 if not args.get("dimensions") else 0  # totals are one row, even when empty
+    expected_rows = 1 if not CASES[name].get("dimensions") else 0  # totals are one row, even when empty
     assert len(rows) == expected_rows

@@ -10,8 +10,9 @@ erasure. After each step:
   the definition) that start on the days asked;
 * every session metric and event metric, by every visit dimension, filtered by a visit attribute and by
   an event condition, and as a time series, is the same from a store with sessions (and events
-  attributed to them: attributed.py) as from a copy of its events alone (every answer computed from
-  raw events; that path is checked against ClickHouse in test_sessions_chdb.py).
+  attributed to them: attributed.py; and the visit rows: visits.py) as from a copy of its events alone
+  (every answer computed from raw events; that path is checked against ClickHouse in
+  test_sessions_chdb.py).
 """
 
 from __future__ import annotations
@@ -127,6 +128,12 @@ def _answers(q: Queries, dims: list[str]) -> dict[str, Any]:
         out[f"main {lo}"] = q.query(SITE, metrics=ALL_METRICS, **rng).rows
         for dim in dims:
             out[f"{dim} {lo}"] = q.query(SITE, metrics=ALL_METRICS, dimensions=[dim], **rng).rows
+            # event metrics alone (the Sources panel): the visit rows where the dimension is rolled
+            out[f"{dim} events {lo}"] = q.query(SITE, metrics=["visitors", "pageviews", "events"],
+                                                dimensions=[dim], **rng).rows
+        out[f"source|source {lo}"] = q.query(SITE, metrics=["visitors", "pageviews"],
+                                             dimensions=["visit:source"],
+                                             filters=[["is_not", "visit:source", ["Bing"]]], **rng).rows
         visit = [["is", "visit:source", ["Google"]]]
         out[f"series|source {lo}"] = q.query(SITE, metrics=["visitors", "pageviews", "visits"],
                                               dimensions=["time:day"], filters=visit, **rng).rows
@@ -196,7 +203,7 @@ def compact_and_erase(store: Store, workdir: Path, dims: list[str], compact: boo
     if erase is not None:
         store.erase(SITE, erase, erase)
         _check(store, workdir, "erased", dims)
-        for derived in (store.session_files, store.attributed_files):
+        for derived in (store.session_files, store.attributed_files, store.visit_files):
             assert not any(p.first <= erase <= p.last for p in derived.listing(SITE).values())
 
 
@@ -225,6 +232,7 @@ def test_stored_sessions_equal_the_raw_answer(workdir: Path, first: list[Event],
         used = _rows_gathered(store)[1]
         assert not used.live_days, "fresh partitions are read, not recomputed"
         assert sorted(store.attributed_files.listing(SITE)) == store.lake.dates(SITE)
+        assert sorted(store.visit_files.listing(SITE)) == store.lake.dates(SITE)
 
         if late:  # late events into stored days: those days and their neighbours go stale
             store.write_batch(late)()
