@@ -65,7 +65,7 @@ class Queries:
         self._buffer = buffer or (lambda: None)
         self._clock = clock
         self._gap = settings.session_window_minutes * 60
-        self._live = LiveCache(entries=32)
+        self._live = LiveCache(entries=32, lasting=store.state_dir / "facts", writable=not store.read_only)
         self._readings = Readings(store, self._buffer, settings)
         self._engine = Engine(store, settings, self._reader, self._live)
         self._access = Access(self._reader, self._gap, settings.visitor_salt_rotation_days,

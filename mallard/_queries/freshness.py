@@ -9,12 +9,16 @@ same rule.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Final, Protocol, TypeVar
 
 import pyarrow as pa
 
@@ -23,7 +27,7 @@ from .._store.derived import fingerprint
 if TYPE_CHECKING:
     from .._store import Store
 
-__all__ = ["Computed", "LiveCache", "listing_for", "unchanged"]
+__all__ = ["Computed", "LiveCache", "Same", "listing_for", "unchanged"]
 
 T = TypeVar("T")
 
@@ -34,10 +38,14 @@ class LiveCache:
     those days (the same rule as a stored partition's, in memory); and facts about derived rows that
     never change for the same rows (:meth:`fact`). Thread-safe."""
 
-    def __init__(self, entries: int = 16) -> None:
+    def __init__(self, entries: int = 16, *, lasting: Path | None = None, writable: bool = True) -> None:
         self._entries = entries
+        #: Where facts about stored files are kept for every process (:meth:`fact` with ``lasting``).
+        self._lasting = lasting
+        self._writable = writable
         self._items: OrderedDict[Hashable, Computed] = OrderedDict()
         self._facts: OrderedDict[Hashable, bool] = OrderedDict()
+        self._tables: OrderedDict[Hashable, pa.Table] = OrderedDict()
         self._running: dict[Hashable, threading.Event] = {}
         self._lock = threading.Lock()
 
@@ -52,22 +60,51 @@ class LiveCache:
         return self._once(key, lambda: self.get(key, store, version, held, mark), compute,
                           lambda done: self.put(key, done, held))
 
-    def fact(self, key: Hashable, establish: Callable[[], bool]) -> bool:
+    def fact(self, key: Hashable, establish: Callable[[], bool], *, lasting: bool = False) -> bool:
         """The remembered value of ``key``, else ``establish()``'s, remembered (the last 64). Requests
         that miss the same key at once establish it once, as :meth:`computed` computes (the parts of a
-        dashboard view check the same range's rollups at the same moment)."""
+        dashboard view check the same range's rollups at the same moment). ``lasting``: a fact about
+        stored files named in ``key`` (whose names change with their content), true for good: also
+        kept in the ``lasting`` directory, for this process's later life and every other process (the
+        other workers of a server, the next server)."""
+        kept = self._kept(key) if lasting else None
 
         def remember(value: bool) -> None:
             with self._lock:
                 self._facts[key] = value
                 while len(self._facts) > 64:
                     self._facts.popitem(last=False)
+            if kept is not None and self._writable:
+                _keep(kept, value)
 
         def known() -> bool | None:
             with self._lock:
-                return self._facts.get(key)
+                value = self._facts.get(key)
+            return value if value is not None or kept is None else _kept_value(kept)
 
         return self._once(("fact", key), known, establish, remember)
+
+    def _kept(self, key: Hashable) -> Path | None:
+        if self._lasting is None:
+            return None
+        return self._lasting / hashlib.blake2b(repr(key).encode(), digest_size=16).hexdigest()
+
+    def derived(self, key: Hashable, make: Callable[[], pa.Table]) -> pa.Table:
+        """The table remembered under ``key``, else ``make()``'s, remembered (the last few): for rows
+        derived from rows the key names exactly (stored files by name, computed tables by
+        :class:`Same`), which serve while those are the rows a query reads."""
+
+        def remember(table: pa.Table) -> None:
+            with self._lock:
+                self._tables[key] = table
+                while len(self._tables) > self._entries:
+                    self._tables.popitem(last=False)
+
+        def known() -> pa.Table | None:
+            with self._lock:
+                return self._tables.get(key)
+
+        return self._once(("derived", key), known, make, remember)
 
     def _once(self, key: Hashable, lookup: Callable[[], T | None], make: Callable[[], T],
               keep: Callable[[T], None]) -> T:
@@ -122,6 +159,57 @@ class LiveCache:
             self._items.move_to_end(key)
             while len(self._items) > self._entries:
                 self._items.popitem(last=False)
+
+
+#: How many lasting facts a data directory keeps (the oldest go first): a few per range and day asked.
+LASTING: Final = 512
+
+
+def _kept_value(path: Path) -> bool | None:
+    try:
+        return path.read_bytes() == b"1"
+    except OSError:  # not established yet (or unreadable: established again)
+        return None
+
+
+def _keep(path: Path, value: bool) -> None:
+    """Write a lasting fact (atomically: a reader sees it whole or not at all), and forget the oldest
+    beyond :data:`LASTING`. A directory that cannot be written only keeps nothing."""
+    try:
+        path.parent.mkdir(exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+        tmp.write_bytes(b"1" if value else b"0")
+        os.replace(tmp, path)
+        facts = [p for p in path.parent.iterdir() if not p.name.startswith(".")]
+        if len(facts) > LASTING:
+            for old in sorted(facts, key=_mtime)[:len(facts) - LASTING]:
+                with contextlib.suppress(OSError):
+                    old.unlink()
+    except OSError:
+        pass
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+class Same:
+    """A key part naming one object itself (a computed table): equal to another only for the very same
+    object, which it keeps alive, so that no later object takes its ``id``."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: object) -> None:
+        self.obj = obj
+
+    def __hash__(self) -> int:
+        return id(self.obj)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Same) and other.obj is self.obj
 
 
 @dataclass(frozen=True, slots=True)

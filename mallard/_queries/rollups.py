@@ -314,7 +314,8 @@ def day_local(reader: Reader, rolled: RollupRows, cache: LiveCache | None = None
                                       "count(DISTINCT k) FROM (SELECT unnest(visitor_keys) AS k FROM "
                                       "totals)) FROM totals"), rows, materialize=("totals",))
 
-        if not (check_settled() if cache is None else cache.fact(("day_local", settled), check_settled)):
+        if not (check_settled() if cache is None else cache.fact(("day_local", settled), check_settled,
+                                                                      lasting=True)):
             return False
     opened = sorted(rolled.live_days)
     if not opened:

@@ -73,6 +73,9 @@ class SessionRows:
     #: (:class:`~mallard._store.derived.DerivedPartition`'s ``day`` and ``last``): no session of the
     #: file lasts into a later day.
     windows: tuple[tuple[date, date], ...]
+    #: The computed tables :attr:`live` is made of (each as :class:`LiveCache` keeps it: the same object
+    #: while it serves), what rows derived from these name them by (:class:`~.freshness.Same`).
+    computed: tuple[pa.Table, ...] = ()
 
     @property
     def view(self) -> str:
@@ -171,7 +174,7 @@ def gather(store: Store, reading: Reading, site: str, first: date, last: date, g
     table = None if not tables else tables[0] if len(tables) == 1 else pa.concat_tables(tables)
     parts = {p.path: p for p in listing.values()}
     windows = tuple((parts[f].day, parts[f].last) for f in files)
-    return SessionRows(tuple(files), table, frozenset(live | set(partly)), windows)
+    return SessionRows(tuple(files), table, frozenset(live | set(partly)), windows, tuple(tables))
 
 
 def window_of(store: Store, site: str, day: date, rows: SessionRows) -> tuple[date, date, list[str]] | None:

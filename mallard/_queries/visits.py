@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Final
 import pyarrow as pa
 
 from . import sessions as _sessions
-from .freshness import LiveCache
+from .freshness import LiveCache, Same
 from .registry import DIMENSIONS as ALL_DIMENSIONS
 from .registry import Dimension
 from .rollups import filters_roll
@@ -156,9 +156,15 @@ def rows_for(store: Store, reading: Reading, reader: Reader, site: str, lower: d
                                                                             datetime.min.time()),
                              datetime.combine(max(live) + _DAY, datetime.min.time()), gap_seconds,
                              overlap=False, cache=cache)
-        sql = with_ctes([("session_rows", sessions.relation())],
-                        rows("session_rows", sorted(live), [dimension]))
-        table = reader.execute(sql.text, sql.params)
+        def compute() -> pa.Table:
+            sql = with_ctes([("session_rows", sessions.relation())],
+                            rows("session_rows", sorted(live), [dimension]))
+            return reader.execute(sql.text, sql.params)
+
+        # the same session rows give the same visit rows: computed once while they serve
+        key = ("visits", site, frozenset(live), dimension, sessions.files,
+               tuple(Same(t) for t in sessions.computed))
+        table = compute() if cache is None else cache.derived(key, compute)
     got = VisitRows(tuple(files), table, frozenset(live))
     if table is not None:
         reader.register(got.view, table)
@@ -179,14 +185,20 @@ def exact(reader: Reader, visited: VisitRows, cache: LiveCache | None = None) ->
             return _holds(reader, stored, Sql(f"SELECT count(*) = 0 FROM (SELECT k FROM keyed {bad})"))
 
         if not (check_stored() if cache is None else cache.fact(("visits_exact", visited.files),
-                                                                check_stored)):
+                                                                check_stored, lasting=True)):
             return False
     if not visited.live_days:
         return True
     opened = sorted(visited.live_days)
-    return _holds(reader, visited.relation(), Sql(
-        "SELECT count(*) = 0 FROM (SELECT k FROM keyed WHERE k IN (SELECT k FROM keyed WHERE "
-        f"list_contains(?, day)) {bad})", (opened,)))
+
+    def check_live() -> bool:
+        return _holds(reader, visited.relation(), Sql(
+            "SELECT count(*) = 0 FROM (SELECT k FROM keyed WHERE k IN (SELECT k FROM keyed WHERE "
+            f"list_contains(?, day)) {bad})", (opened,)))
+
+    if cache is None or visited.live is None:
+        return check_live()
+    return cache.fact(("visits_exact_live", visited.files, Same(visited.live)), check_live)
 
 
 def _holds(reader: Reader, relation: Sql, test: Sql) -> bool:

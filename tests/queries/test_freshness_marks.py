@@ -109,3 +109,33 @@ def test_a_computation_with_buffered_events_serves_their_mark_only(
     assert cache.get("files", m.store, 1, today, 3) is None  # computed without today's held events
     cache.put("unmarked", _computed(None, m.store), today)  # read held events without a mark: not kept
     assert cache.get("unmarked", m.store, 1, set(), None) is None
+
+
+def test_a_lasting_fact_is_established_once_for_every_process(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fact about stored files (whose names change with their content), kept in ``lasting``, is known
+    to the next LiveCache over the same directory (another worker, the next server) without being
+    established again; other facts are not kept; a read-only one keeps nothing; the oldest go beyond
+    the limit."""
+    facts = tmp_path / "facts"
+    asked: list[str] = []
+
+    def establish(name: str, value: bool) -> Callable[[], bool]:
+        return lambda: asked.append(name) or value
+
+    first = LiveCache(lasting=facts)
+    assert first.fact(("day_local", ("a.parquet", "b.parquet")), establish("ab", True), lasting=True)
+    assert not first.fact(("visits_exact", ("c.parquet",)), establish("c", False), lasting=True)
+    assert first.fact(("day_local_open", "x"), establish("x", True))  # not lasting
+    second = LiveCache(lasting=facts)
+    assert second.fact(("day_local", ("a.parquet", "b.parquet")), establish("ab", False), lasting=True)
+    assert not second.fact(("visits_exact", ("c.parquet",)), establish("c", True), lasting=True)
+    assert second.fact(("day_local_open", "x"), establish("x", True))
+    assert asked == ["ab", "c", "x", "x"]
+    reader_only = LiveCache(lasting=facts, writable=False)
+    assert reader_only.fact(("day_local", ("a.parquet",)), establish("a", True), lasting=True)
+    assert len(list(facts.iterdir())) == 2  # established, not kept
+    monkeypatch.setattr("mallard._queries.freshness.LASTING", 3)
+    for i in range(5):
+        first.fact(("day_local", (f"{i}.parquet",)), establish(str(i), True), lasting=True)
+    assert len(list(facts.iterdir())) == 3

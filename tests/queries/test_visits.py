@@ -8,7 +8,7 @@ The property test of test_stored_sessions.py checks them too, on generated traff
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -134,5 +134,34 @@ def test_a_session_over_two_midnights_reads_the_sessions(workdir: Path) -> None:
                                   GAP_S, cache=None)
             assert got is not None and not visits.exact(reader, got)
         _same_as_raw(store, workdir)
+    finally:
+        store.close()
+
+
+def test_rows_computed_for_a_day_serve_while_its_sessions_do(workdir: Path, monkeypatch: Any) -> None:
+    """The rows of the days not stored are computed once while the session rows they come from serve,
+    and again once those change (a late event)."""
+    store = Store(workdir / "data")
+    computed: list[list[date]] = []
+    real = visits.rows
+
+    def counted(source: str, days: Any, dimensions: Any) -> Any:
+        computed.append(list(days))
+        return real(source, days, dimensions)
+
+    try:
+        store.write_batch([*_midnight_traffic(), *_session("e", _at(5, 10), "Bing")])()
+        backfill.build_settled(store, GAP_S, today=TODAY, budget_secs=60)
+        for day in DAYS[1:4]:  # as a late event into the second day will make them
+            os.unlink(store.visit_files.listing(SITE)[day].path)
+        monkeypatch.setattr(visits, "rows", counted)
+        q = _queries(store.data_dir, store)
+        ask = {"metrics": METRICS, "dimensions": ["visit:source"], "start_date": DAYS[0], "end_date": DAYS[5]}
+        first = q.query(SITE, **ask).rows
+        assert q.query(SITE, **ask).rows == first and computed == [DAYS[1:4]]
+        store.write_batch(_session("d", _at(2, 18), "Google"))()
+        later = q.query(SITE, **ask).rows
+        assert computed == [DAYS[1:4], DAYS[1:4]]
+        assert {r["visit:source"]: r["visitors"] for r in later}["Google"] == 5
     finally:
         store.close()
