@@ -18,6 +18,7 @@ from mallard._events import Event
 from mallard._queries import Queries, backfill, visits
 from mallard._store import Store
 
+from .conftest import spoil
 from .test_stored_sessions import DAYS, GAP_S, SITE, TODAY, _event, _queries, _raw_copy
 
 METRICS = ["visitors", "pageviews", "events"]
@@ -163,5 +164,19 @@ def test_rows_computed_for_a_day_serve_while_its_sessions_do(workdir: Path, monk
         later = q.query(SITE, **ask).rows
         assert computed == [DAYS[1:4], DAYS[1:4]]
         assert {r["visit:source"]: r["visitors"] for r in later}["Google"] == 5
+    finally:
+        store.close()
+
+
+def test_an_unreadable_file_is_answered_from_the_sessions(workdir: Path) -> None:
+    """A damaged visit rows file does not fail the question: it is answered from the sessions (the same
+    as raw), and the file deleted for maintenance to build again."""
+    store = Store(workdir / "data")
+    try:
+        store.write_batch(_midnight_traffic())()
+        backfill.build_settled(store, GAP_S, today=TODAY, budget_secs=60)
+        victim = spoil(store.visit_files.listing(SITE)[DAYS[2]].path)
+        _same_as_raw(store, workdir)
+        assert not victim.exists()
     finally:
         store.close()
