@@ -29,6 +29,7 @@ from ._payload import RawEvent
 from ._privacy import load_secret
 from ._progress import Progress, chosen
 from ._queries import Queries
+from ._queries.prepare import prepare
 from ._settings import Settings
 from ._sharedstate import shared_state
 from ._shares import SharedLinks
@@ -108,6 +109,7 @@ class Mallard:
                                     on_redact=self._count_redactions, on_tick=self._snapshot_metrics)
         self.queries = Queries(self.store, settings, buffer=self._ingestion.current_buffer, clock=clock,
                                state=self.state)
+        self._upkeep.prepare = lambda site: prepare(self.queries, site)
         self._auth: Auth | None = None
         self._funnels: SavedFunnels | None = None
         self._shared_links: SharedLinks | None = None

@@ -4,7 +4,8 @@ Every ``_TICK`` seconds the thread runs the instance's quick chores (a metrics s
 workers, a retry of a spool after a full disk, a recovery that failed at start); every compaction interval
 (six flush intervals, at least 10 s) it replays the spools of workers that died since, compacts the
 partitions this process wrote, builds the stored sessions and rollups of the days that need them (the
-settled days near what it wrote, every day once per UTC day; then the open days' provisional sessions,
+settled days near what it wrote, every day once per UTC day, after which it checks what each site's first
+dashboard view will check, queries/prepare.py; then the open days' provisional sessions,
 queries/provisional.py) and, once a day, applies retention. A failed pass is logged; the next one runs.
 """
 
@@ -36,6 +37,9 @@ class Maintenance:
         self._settings = settings
         self._clock = clock
         self._gap = settings.session_window_minutes * 60
+        #: Run for each site after the daily pass over every day: what a first view checks, done ahead
+        #: of it (queries/prepare.py); None: nothing.
+        self.prepare: Callable[[str], None] | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -119,8 +123,20 @@ class Maintenance:
         if settled.complete:
             if full:
                 self._checked = now.date()
+                self._prepare()
         else:
             self._near |= near  # try them again next time
+
+    def _prepare(self) -> None:
+        """:attr:`prepare` each site (a failure is logged: it only comes ahead of a view)."""
+        prepare = self.prepare
+        if prepare is None:
+            return
+        for site in self._store.lake.sites():
+            try:
+                prepare(site)
+            except Exception as exc:
+                log.warning("preparing the first view of %s failed: %s", site, exc)
 
     def apply_retention(self) -> int:
         """Delete partitions older than ``retention_days``. Returns partitions deleted."""
