@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import os
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -198,18 +199,23 @@ def _mtime(path: Path) -> float:
 
 class Same:
     """A key part naming one object itself (a computed table): equal to another only for the very same
-    object, which it keeps alive, so that no later object takes its ``id``."""
+    object while it lives. It keeps no reference (a remembered key does not keep a large table alive):
+    once the object is gone, the key matches nothing, even an object that takes its ``id``."""
 
-    __slots__ = ("obj",)
+    __slots__ = ("_id", "_ref")
 
     def __init__(self, obj: object) -> None:
-        self.obj = obj
+        self._id = id(obj)
+        self._ref = weakref.ref(obj)
 
     def __hash__(self) -> int:
-        return id(self.obj)
+        return self._id
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Same) and other.obj is self.obj
+        if not isinstance(other, Same) or other._id != self._id:
+            return False
+        mine = self._ref()
+        return mine is not None and mine is other._ref()
 
 
 @dataclass(frozen=True, slots=True)

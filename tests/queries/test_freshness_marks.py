@@ -4,6 +4,8 @@ seen by the next query (freshness.py, mallard/_buffer.py ``marked_snapshot``).""
 
 from __future__ import annotations
 
+import gc
+import weakref
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -14,7 +16,7 @@ import pytest
 
 import mallard
 from mallard._queries import Queries
-from mallard._queries.freshness import Computed, LiveCache
+from mallard._queries.freshness import Computed, LiveCache, Same
 from mallard._store.derived import fingerprint
 from tests.conftest import FrozenClock
 
@@ -139,3 +141,25 @@ def test_a_lasting_fact_is_established_once_for_every_process(tmp_path: Path,
     for i in range(5):
         first.fact(("day_local", (f"{i}.parquet",)), establish(str(i), True), lasting=True)
     assert len(list(facts.iterdir())) == 3
+
+
+def test_rows_derived_from_a_computed_table_serve_while_it_lives_and_keep_it_not() -> None:
+    """LiveCache.derived keyed by Same(table): the rows serve the very same table, not an equal one,
+    and remembering them does not keep the table alive."""
+    cache = LiveCache()
+    made: list[int] = []
+
+    def make() -> pa.Table:
+        made.append(1)
+        return pa.table({"n": [len(made)]})
+
+    table = pa.table({"x": [1, 2]})
+    assert cache.derived(("v", Same(table)), make).column("n").to_pylist() == [1]
+    assert cache.derived(("v", Same(table)), make).column("n").to_pylist() == [1]  # remembered
+    assert cache.derived(("v", Same(pa.table({"x": [1, 2]}))), make).column("n").to_pylist() == [2]
+    alive = weakref.ref(table)
+    del table
+    gc.collect()
+    assert alive() is None  # the remembered key did not keep it
+    gone = Same(pa.table({"x": [3]}))  # its table is gone at once: the key matches nothing, itself neither
+    assert gone != gone and hash(gone) == hash(gone)
