@@ -71,19 +71,27 @@ class LiveCache:
         kept = self._kept(key) if lasting else None
 
         def remember(value: bool) -> None:
-            with self._lock:
-                self._facts[key] = value
-                while len(self._facts) > 64:
-                    self._facts.popitem(last=False)
+            self._note(key, value)
             if kept is not None and self._writable:
                 _keep(kept, value)
 
         def known() -> bool | None:
             with self._lock:
                 value = self._facts.get(key)
-            return value if value is not None or kept is None else _kept_value(kept)
+            if value is not None or kept is None:
+                return value
+            value = _kept_value(kept)
+            if value is not None:  # another process's: remembered here too, not read again
+                self._note(key, value)
+            return value
 
         return self._once(("fact", key), known, establish, remember)
+
+    def _note(self, key: Hashable, value: bool) -> None:
+        with self._lock:
+            self._facts[key] = value
+            while len(self._facts) > 64:
+                self._facts.popitem(last=False)
 
     def _kept(self, key: Hashable) -> Path | None:
         if self._lasting is None:

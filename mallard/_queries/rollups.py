@@ -54,7 +54,8 @@ if TYPE_CHECKING:
     from .model import Query
 
 __all__ = ["ALL", "COLUMNS", "DIMENSIONS", "METRICS", "PROPERTY_KEYS", "VERSION", "RollupRows", "answers",
-           "build", "compute", "day_local", "filters_roll", "for_query", "rolled", "rows", "since_horizon"]
+           "build", "compute", "day_local", "filters_roll", "for_query", "holds", "rolled", "rows",
+           "since_horizon"]
 
 #: Part of every rollup file's fingerprint: a change of the columns or their meaning makes old files stale.
 VERSION: Final = 2
@@ -310,7 +311,7 @@ def day_local(reader: Reader, rolled: RollupRows, cache: LiveCache | None = None
         def check_settled() -> bool:
             rows = union(_EMPTY, '"date"::DATE AS day, * EXCLUDE (site_id, "date")', settled, None, "")
             # array_length, not len: a list's length in any dialect (len is a text's too)
-            return _holds(reader, Sql("SELECT coalesce(sum(array_length(visitor_keys)), 0) = (SELECT "
+            return holds(reader, Sql("SELECT coalesce(sum(array_length(visitor_keys)), 0) = (SELECT "
                                       "count(DISTINCT k) FROM (SELECT unnest(visitor_keys) AS k FROM "
                                       "totals)) FROM totals"), rows, materialize=("totals",))
 
@@ -322,7 +323,7 @@ def day_local(reader: Reader, rolled: RollupRows, cache: LiveCache | None = None
         return True
 
     def check_open() -> bool:
-        return _holds(reader, Sql(
+        return holds(reader, Sql(
             "SELECT (SELECT count(*) FROM opened) = (SELECT count(DISTINCT k) FROM opened) AND (SELECT "
             "count(*) FROM (SELECT unnest(visitor_keys) AS k FROM totals WHERE NOT list_contains(?, day)) "
             "WHERE k IN (SELECT k FROM opened)) = 0", (opened,)), rolled.relation(),
@@ -334,8 +335,8 @@ def day_local(reader: Reader, rolled: RollupRows, cache: LiveCache | None = None
     return cache.fact(("day_local_open", rolled.source), check_open)
 
 
-def _holds(reader: Reader, test: Sql, rows: Sql, *more: tuple[str, Sql],
-           materialize: tuple[str, ...]) -> bool:
+def holds(reader: Reader, test: Sql, rows: Sql, *more: tuple[str, Sql],
+          materialize: tuple[str, ...]) -> bool:
     """The boolean ``test`` reads over ``totals`` (the day and keys of the total rows among ``rows``)
     and the CTEs ``more`` (those named in ``materialize`` buffered)."""
     sql = with_ctes([("totals", "SELECT day, visitor_keys FROM (" + rows + ") WHERE dimension = ''"),

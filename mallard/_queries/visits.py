@@ -39,7 +39,7 @@ from . import sessions as _sessions
 from .freshness import LiveCache, Same
 from .registry import DIMENSIONS as ALL_DIMENSIONS
 from .registry import Dimension
-from .rollups import filters_roll
+from .rollups import filters_roll, holds
 from .sql import Sql, with_ctes
 from .stored import Reading, for_query, gather, split, union, window_of
 
@@ -183,7 +183,7 @@ def exact(reader: Reader, visited: VisitRows, cache: LiveCache | None = None) ->
         def check_stored() -> bool:
             stored = union(_EMPTY, '"date"::DATE AS day, * EXCLUDE (site_id, "date")', visited.files, None,
                            "")
-            return _holds(reader, stored, Sql(f"SELECT count(*) = 0 FROM (SELECT k FROM keyed {bad})"))
+            return _keys_hold(reader, stored, Sql(f"SELECT count(*) = 0 FROM (SELECT k FROM keyed {bad})"))
 
         if not (check_stored() if cache is None else cache.fact(("visits_exact", visited.files),
                                                                 check_stored, lasting=True)):
@@ -193,7 +193,7 @@ def exact(reader: Reader, visited: VisitRows, cache: LiveCache | None = None) ->
     opened = sorted(visited.live_days)
 
     def check_live() -> bool:
-        return _holds(reader, visited.relation(), Sql(
+        return _keys_hold(reader, visited.relation(), Sql(
             "SELECT count(*) = 0 FROM (SELECT k FROM keyed WHERE k IN (SELECT k FROM keyed WHERE "
             f"list_contains(?, day)) {bad})", (opened,)))
 
@@ -202,11 +202,10 @@ def exact(reader: Reader, visited: VisitRows, cache: LiveCache | None = None) ->
     return cache.fact(("visits_exact_live", visited.files, Same(visited.live)), check_live)
 
 
-def _holds(reader: Reader, relation: Sql, test: Sql) -> bool:
+def _keys_hold(reader: Reader, relation: Sql, test: Sql) -> bool:
     """The boolean ``test`` reads over ``keyed`` (each day and key of the total rows of ``relation``)."""
-    sql = with_ctes([("keyed", "SELECT day, unnest(visitor_keys) AS k FROM (" + relation
-                      + ") WHERE dimension = ''")], test, materialize=("keyed",))
-    return bool(reader.execute(sql.text, sql.params).column(0)[0].as_py())
+    return holds(reader, test, relation, ("keyed", Sql("SELECT day, unnest(visitor_keys) AS k FROM totals")),
+                 materialize=("keyed",))
 
 
 def build(store: Store, site: str, day: date, gap_seconds: int) -> bool:

@@ -39,13 +39,13 @@ def _checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The checks of stored rollup and visit files run from now on (their statements)."""
     ran: list[str] = []
     for module in (rollups, visits):
-        real = module._holds
+        real = module.holds
 
         def counted(*args: Any, _real: Any = real, _name: str = module.__name__, **kwargs: Any) -> bool:
             ran.append(_name)
             return bool(_real(*args, **kwargs))
 
-        monkeypatch.setattr(module, "_holds", counted)
+        monkeypatch.setattr(module, "holds", counted)
     return ran
 
 
