@@ -77,7 +77,7 @@ def _settled(store: Store, gap_seconds: int, today: date, site: str | None,
                 store, s, part, _sessions.version(gap_seconds))
             unrolled = rollup is None or not unchanged(store, s, rollup, rollups.VERSION)
             attributed_part = attributed_parts.get(day)
-            unattributed = attributed_part is None or not unchanged(
+            unattributed = attributed_part is None or attributed_part.horizon is not None or not unchanged(
                 store, s, attributed_part, attributed.version(gap_seconds))
             visit_part = visit_parts.get(day)
             unvisited = visit_part is None or not unchanged(store, s, visit_part, visits.version(gap_seconds))
@@ -88,10 +88,10 @@ def _settled(store: Store, gap_seconds: int, today: date, site: str | None,
 
 
 def _open(store: Store, gap_seconds: int, now: datetime, site: str | None) -> list[_Day]:
-    """The open days (yesterday and today, UTC, with events) whose provisional partition is missing,
-    stale or older than :data:`provisional.REFRESH`, or whose rollups are due: yesterday's for good (a
-    day's rollups read its own events only, so they are stored as soon as it is over), today's
-    provisional ones under the same rule as its provisional sessions."""
+    """The open days (yesterday and today, UTC, with events) whose provisional partition (of sessions,
+    of attributed events) is missing, stale or older than :data:`provisional.REFRESH`, or whose rollups
+    are due: yesterday's for good (a day's rollups read its own events only, so they are stored as soon
+    as it is over), today's provisional ones under the same rule as its provisional sessions."""
     horizon = provisional.horizon_at(now)
     out = []
 
@@ -103,6 +103,7 @@ def _open(store: Store, gap_seconds: int, now: datetime, site: str | None) -> li
     for s in [site] if site is not None else store.lake.sites():
         listing = store.session_files.listing(s)
         rolled = store.rollup_files.listing(s)
+        attributed_parts = store.attributed_files.listing(s)
         for day in store.lake.dates(s):
             if day <= now.date() - timedelta(days=stored.SETTLED_DAYS) or day > horizon.date():
                 continue
@@ -110,8 +111,9 @@ def _open(store: Store, gap_seconds: int, now: datetime, site: str | None) -> li
             over = day < horizon.date()
             roll = over and (day not in rolled or not unchanged(store, s, rolled[day], rollups.VERSION))
             open_roll = not over and not current(rolled.get(day), rollups.VERSION)
-            if sessions or roll or open_roll:
-                out.append(_Day(s, day, sessions, horizon, roll, open_roll))
+            attributing = not current(attributed_parts.get(day), attributed.version(gap_seconds))
+            if sessions or roll or open_roll or attributing:
+                out.append(_Day(s, day, sessions, horizon, roll, open_roll, attributed=attributing))
     return out
 
 
@@ -133,8 +135,11 @@ def _build(store: Store, gap_seconds: int, days: list[_Day], deadline: float, pr
             opened += 1
         if d.rollups:
             rollups.build(store, d.site, d.day)
-        if d.attributed:
+        if d.attributed and d.horizon is None:
             attributed.build(store, d.site, d.day, gap_seconds)
+        elif d.attributed and d.horizon is not None and attributed.build_open(
+                store, d.site, d.day, gap_seconds, d.horizon) is not None:
+            opened += 1
         if d.visits:
             visits.build(store, d.site, d.day, gap_seconds)
         if d.open_rollups and d.horizon is not None and provisional.build_rollups(

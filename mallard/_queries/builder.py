@@ -142,8 +142,9 @@ def _ev_rows(plan: Plan, stored: Attributed | None) -> Sql:
     if stored is None or "site_id" in plan.columns or not stored.serves(f"s_{a}" for a in s.attributes):
         return join("e.*", s.pages, s.attributes, s.identity, lower, upper)
     parts = [stored.relation(plan.columns, s.pages, s.attributes, s.identity, lower, upper)]
-    parts += [join("e.*", s.pages, s.attributes, s.identity, lo, hi, only=True, since=stored.since(lo))
-              for lo, hi in stored.outside(lower, upper)]
+    parts += [join("e.*", s.pages, s.attributes, s.identity, run.lower, run.upper, only=True,
+                   since=stored.since(run.lower), ending=run.sessions())
+              for run in stored.outside(lower, upper)]
     return Sql.join(parts, " UNION ALL BY NAME ")
 
 

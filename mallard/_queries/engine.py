@@ -134,7 +134,8 @@ class Engine:
 
     def attributed_of(self, reader: Reader, site: str, lower: datetime, upper: datetime) -> Attributed:
         """The fresh stored attributed events of the UTC days of ``[lower, upper)`` (naive UTC)."""
-        return attributed.for_days(self._store, site, lower, upper, self._gap, reader.buffered_dates())
+        return attributed.for_days(self._store, site, lower, upper, self._gap, reader.buffered_dates(),
+                                   reader.buffered_since())
 
     def discard(self, files: Iterable[str]) -> bool:
         """Delete the unreadable ones of these stored sessions or rollup files; whether there was one."""

@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from .._store.derived import DerivedPartition
     from .._store.lake import Lake
 
-__all__ = ["LAG", "OPEN_KEYS", "REFRESH", "Partial", "build", "fresh", "horizon_at",
+__all__ = ["LAG", "OPEN_KEYS", "REFRESH", "Partial", "build", "files_before", "fresh", "horizon_at",
            "open_keys", "partial", "version"]
 
 #: How long before a build its horizon is: events before it are expected in the lake already (the
@@ -81,7 +81,9 @@ def version(base: int | str, horizon: datetime) -> str:
     return f"{base}/horizon={horizon.isoformat()}"
 
 
-def _files_before(store: Store, files: Iterable[str], horizon: datetime) -> list[str]:
+def files_before(store: Store, files: Iterable[str], horizon: datetime) -> list[str]:
+    """Those of the event ``files`` holding an event before ``horizon`` (what a provisional partition's
+    fingerprint hashes; a file gone meanwhile is left out)."""
     out = []
     for f in files:
         try:
@@ -101,7 +103,7 @@ def fresh(store: Store, site: str, part: DerivedPartition, base: int | str,
     assert part.horizon is not None
     if held_since is not None and held_since < part.horizon:
         return False
-    files = _files_before(store, store.lake.files(site, part.first, part.last), part.horizon)
+    files = files_before(store, store.lake.files(site, part.first, part.last), part.horizon)
     return fingerprint(files, version(base, part.horizon)) == part.fingerprint
 
 
@@ -125,7 +127,7 @@ def build(store: Store, site: str, day: date, gap_seconds: int, horizon: datetim
     closed = storage_order(closed).replace_schema_metadata(
         {OPEN_KEYS: np.asarray(pc.cast(keys, pa.uint64()), dtype="<u8").tobytes()})
     return store.session_files.publish(
-        site, day, closed, _files_before(store, files, horizon), start.date(), horizon.date(),
+        site, day, closed, files_before(store, files, horizon), start.date(), horizon.date(),
         version(_sessions.version(gap_seconds), horizon), horizon=(horizon, since))
 
 
@@ -137,7 +139,7 @@ def build_rollups(store: Store, site: str, day: date, horizon: datetime) -> Deri
 
     done = rollups.compute(store, store.reading, site, [day], bounds=(_midnight(day), horizon))
     return store.rollup_files.publish(
-        site, day, done.table.drop_columns(["day"]), _files_before(store, done.files, horizon), day, day,
+        site, day, done.table.drop_columns(["day"]), files_before(store, done.files, horizon), day, day,
         version(rollups.VERSION, horizon), horizon=(horizon, horizon))
 
 

@@ -76,12 +76,14 @@ def keep_ctes(filters: Any, sessions: Sql, lower: object, upper: object, *, even
     picked = Sql.join([Sql("e.ik")] + [compile_condition(c, c.dimension.event_expr()) + f" AS f_{i}"
                                        for i, c in enumerate(flags)])
 
-    def join(lo: object, hi: object, only: bool, since: datetime | None = None) -> Sql:
+    def join(lo: object, hi: object, only: bool, since: datetime | None = None,
+             ending: Sql | None = None) -> Sql:
         return ("SELECT " + picked + "".join(f", s.{v}" for v in visit)
                 + f" , s.vid0, s.start_time FROM (SELECT *, {ident} FROM {events}) e JOIN ("
                 + Sql(f"SELECT visitor_keys[1] AS vid0, unnest(visitor_keys) AS vid, start_time, end_time"
                       f"{columns} FROM (") + _sessions.with_end_time(sessions)
-                + ") WHERE " + _sessions.reaching(lo, hi, since) + f") s ON {_sessions.BELONGS}"
+                + ") WHERE " + _sessions.reaching(lo, hi, since)
+                + ("" if ending is None else " AND " + ending) + f") s ON {_sessions.BELONGS}"
                 + (Sql(" WHERE e.timestamp >= ? AND e.timestamp < ?", (lo, hi)) if only else ""))
 
     if stored is None or not stored.serves(visit):
@@ -91,7 +93,8 @@ def keep_ctes(filters: Any, sessions: Sql, lower: object, upper: object, *, even
         joined = Sql.join([
             "SELECT " + picked + "".join(f", e.{v}" for v in visit) + " , e.s_vk0 AS vid0, e.s_start AS "
             f"start_time FROM (SELECT *, {ident} FROM " + stored.rows(lower, upper) + ") e",
-            *(join(lo, hi, True, stored.since(lo)) for lo, hi in stored.outside(lower, upper))],
+            *(join(run.lower, run.upper, True, stored.since(run.lower), run.sessions())
+              for run in stored.outside(lower, upper))],
             " UNION ALL ")
     if not flags:  # a session's visit columns are on each of its rows: no need to group them
         return [("joined", joined), ("keep", "SELECT DISTINCT ik FROM joined WHERE "

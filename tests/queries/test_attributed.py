@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from mallard._events import Event
 from mallard._queries import attributed, backfill, stored
 from mallard._queries.sessions import COLUMNS
+from mallard._queries.sql import Sql
 from mallard._store import Store
 
 from .test_stored_sessions import DAYS, GAP_S, SITE, TODAY, _event, _fixed_traffic, _queries, _raw_copy
@@ -28,11 +30,21 @@ def _at(day_index: int, hours: float = 0) -> datetime:
 def test_outside_gives_the_runs_not_on_stored_days() -> None:
     stored_days = attributed.Attributed(("x",), frozenset({DAYS[1], DAYS[2], DAYS[4]}))
     lower, upper = _at(0, 5), _at(5, 3)
-    assert stored_days.outside(lower, upper) == [(lower, _at(1)), (_at(3), _at(4)), (_at(5), upper)]
+    Run = attributed.Run
+    assert stored_days.outside(lower, upper) == [Run(lower, _at(1)), Run(_at(3), _at(4)), Run(_at(5), upper)]
     assert stored_days.outside(_at(1, 2), _at(2, 20)) == []
-    assert attributed.Attributed((), frozenset()).outside(lower, upper) == [(lower, upper)]
+    assert attributed.Attributed((), frozenset()).outside(lower, upper) == [Run(lower, upper)]
     end = datetime(9999, 12, 31, 1)  # the calendar's last day: no overflow
-    assert attributed.Attributed((), frozenset()).outside(end, datetime.max) == [(end, datetime.max)]
+    assert attributed.Attributed((), frozenset()).outside(end, datetime.max) == [Run(end, datetime.max)]
+    # open days stored in part: each its own run, from its earliest joined event, of late sessions only
+    ending = _at(3, 11)
+    partly = replace(stored_days, opened=((DAYS[3], _at(3, 10), ending), (DAYS[5], _at(4, 23), _at(5, 1))))
+    assert partly.outside(lower, upper) == [Run(lower, _at(1)), Run(_at(3, 10), _at(4), ending),
+                                            Run(_at(5), upper, _at(5, 1))]
+    assert partly.outside(_at(3, 12), _at(3, 13)) == [Run(_at(3, 12), _at(3, 13), ending)]
+    assert partly.outside(_at(3, 1), _at(3, 2)) == []  # before the earliest: all stored
+    assert Run(lower, upper).sessions() is None
+    assert Run(lower, upper, ending).sessions() == Sql("end_time >= ?", (ending,))
 
 
 def test_a_stored_day_holds_each_event_once_with_its_sessions_columns(workdir: Path) -> None:
@@ -156,6 +168,58 @@ def test_events_joined_to_their_sessions_meet_those_that_reach_their_day(workdir
         rows = q.query(SITE, metrics=["pageviews"], dimensions=["event:page"], filters=bing,
                        start_date=DAYS[1], end_date=DAYS[2]).rows
         assert {r["event:page"]: r["pageviews"] for r in rows} == {"/m": marathon_days, "/": 4}
+    finally:
+        store.close()
+        if raw is not None:
+            raw.close()
+
+
+def test_an_open_day_stores_the_events_of_its_closed_sessions(workdir: Path) -> None:
+    """At a horizon one visitor's session is closed and another's open (it started before midnight):
+    the provisional file holds the closed session's events of the day, the reader joins the open one's
+    (from its start: the file's ``since``) and those after the horizon, each event once."""
+    horizon = _at(2, 2)
+    google = {"referrer_source": "Google"}
+
+    def person(name: str, start: datetime, minutes: list[int]) -> list[Event]:
+        return [_event(name, start + timedelta(minutes=m), "pageview", f"/{name}/{m}", google, True)
+                for m in minutes]
+
+    store = Store(workdir / "data")
+    raw = None
+    try:
+        store.write_batch(person("closed", _at(2, 0.2), [0, 5, 20])
+                          + person("open", _at(2) - timedelta(minutes=20), list(range(0, 140, 20))))()
+        part = attributed.build_open(store, SITE, DAYS[2], GAP_S, horizon)
+        assert part is not None and part.horizon == horizon
+        assert part.since == _at(2) - timedelta(minutes=20)  # the open session's start, the day before
+        assert part.first == DAYS[0] and part.last == DAYS[2]
+        rows = pq.read_table(part.path).to_pylist()
+        assert sorted(r["pathname"] for r in rows) == ["/closed/0", "/closed/20", "/closed/5"]
+        assert attributed.build_open(store, SITE, DAYS[3], GAP_S, horizon) is None  # after the horizon
+        store.write_batch(person("open", _at(2) - timedelta(minutes=20), [140, 150])
+                          + person("new", horizon + timedelta(minutes=1), [0, 1]))()
+        got = attributed.for_days(store, SITE, _at(2), _at(3), GAP_S, (), None)
+        assert got.files == (part.path,) and not got.days
+        assert got.opened == ((DAYS[2], part.since, horizon - timedelta(seconds=GAP_S)),)
+        assert not attributed.for_days(store, SITE, _at(2), _at(3), GAP_S, {DAYS[2]},
+                                       horizon - timedelta(seconds=1)).files  # buffered before it
+        q = _queries(store.data_dir, store)
+        raw = _queries(_raw_copy(store.data_dir, workdir / "raw"))
+        only = [["is", "visit:source", ["Google"]]]
+        for first, last in ((DAYS[2], DAYS[2]), (DAYS[1], DAYS[2])):
+            rng = {"start_date": first, "end_date": last}
+            for dims in (["event:page"], ["time:hour"]):
+                got_rows = q.query(SITE, metrics=["visitors", "pageviews"], dimensions=dims, filters=only,
+                                   **rng).rows
+                assert got_rows == raw.query(SITE, metrics=["visitors", "pageviews"], dimensions=dims,
+                                             filters=only, **rng).rows
+            assert q.flow(SITE, "/closed/0", filters=only, **rng).to_dict() == raw.flow(
+                SITE, "/closed/0", filters=only, **rng).to_dict()
+        # the range's visits from Google: the closed one, the open one (started the day before, all its
+        # events), the new one
+        both = q.query(SITE, metrics=["pageviews"], filters=only, start_date=DAYS[1], end_date=DAYS[2]).rows
+        assert both == [{"pageviews": 3 + 9 + 2}]
     finally:
         store.close()
         if raw is not None:

@@ -47,7 +47,8 @@ def test_one_pass_counts_the_settled_and_the_open_days(tmp_path: Path) -> None:
         seen = Recorder()
         now = datetime.combine(DAYS[-1], datetime.min.time(), UTC) + timedelta(hours=12)
         settled, opened = backfill.backfill(store, GAP_S, now, budget_secs=60, progress=seen)
-        assert (settled.built, settled.complete, opened) == (4, True, 3)  # today: sessions and rollups
+        # yesterday: sessions and attributed events; today: those and rollups
+        assert (settled.built, settled.complete, opened) == (4, True, 5)
         assert seen.phases == [("sessions", 6, "days")] and seen.done == [6]
     finally:
         store.close()

@@ -1,13 +1,13 @@
 """Provisional session partitions (queries/provisional.py): an open day's sessions stored up to a
-horizon and completed when read.
+horizon and completed when read; and the open day's attributed events (attributed.py) stored the same way.
 
 The traffic of test_stored_sessions (sessions across midnights, daily ids chained by
-``visitor_id_prev``, sessions longer than a day, ties at the session window) is written; every day gets a
-provisional partition at a drawn horizon (around midnights, a session window before and after them,
-mid-day); then events arrive after the horizon (the common case: the partition stays fresh and is
-completed) and before it (late: it goes stale), the lake is compacted and a day erased. After each step
-the session rows a query reads equal the definition over every event, row for row, and every answer
-equals the one from the events alone.
+``visitor_id_prev``, sessions longer than a day, ties at the session window) is written; every day gets
+provisional partitions (sessions, then attributed events) at a drawn horizon (around midnights, a
+session window before and after them, mid-day); then events arrive after the horizon (the common case:
+the partitions stay fresh and are completed) and before it (late: they go stale), the lake is compacted
+and a day erased. After each step the session rows a query reads equal the definition over every event,
+row for row, and every answer equals the one from the events alone.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mallard._events import Event
-from mallard._queries import backfill, provisional
+from mallard._queries import attributed, backfill, provisional
 from mallard._queries.sessions import version as sessions_version
 from mallard._store import Store
 
@@ -57,8 +57,10 @@ def _shifted(events: list[Event], horizon: datetime, after: bool) -> list[Event]
 
 
 def _build_all(store: Store, horizon: datetime) -> int:
-    return sum(provisional.build(store, SITE, day, GAP_S, horizon) is not None
-               for day in store.lake.dates(SITE))
+    """Provisional sessions, then provisional attributed events (they read the sessions), of every day."""
+    days = store.lake.dates(SITE)
+    built = sum(provisional.build(store, SITE, day, GAP_S, horizon) is not None for day in days)
+    return built + sum(attributed.build_open(store, SITE, day, GAP_S, horizon) is not None for day in days)
 
 
 @pytest.mark.slow
@@ -87,6 +89,9 @@ def test_provisional_partitions_equal_the_raw_answer(workdir: Path, first: list[
             listing = store.session_files.listing(SITE)
             base = sessions_version(GAP_S)
             assert all(provisional.fresh(store, SITE, p, base, None) for p in listing.values())
+            attributed_base = attributed.version(GAP_S)
+            assert all(provisional.fresh(store, SITE, p, attributed_base, None)
+                       for p in store.attributed_files.listing(SITE).values())
             if listing:
                 assert _rows_gathered(store)[1].files, "fresh provisional partitions are read"
             _check(store, workdir, "completed", dims)
@@ -151,8 +156,9 @@ def test_a_buffered_event_before_the_horizon_makes_it_stale(workdir: Path) -> No
 
 @pytest.mark.slow
 def test_maintenance_builds_the_open_days_and_settles_them_later(workdir: Path) -> None:
-    """build_open stores yesterday and today (not settled days), leaves a fresh recent one alone,
-    builds a stale or old one again; the settled build replaces a provisional partition for good."""
+    """build_open stores yesterday and today (not settled days: their sessions and attributed events),
+    leaves a fresh recent one alone, builds a stale or old one again; the settled build replaces a
+    provisional partition for good."""
     today = DAYS[3]
     now = datetime.combine(today, datetime.min.time()) + timedelta(hours=6)
     store = Store(workdir / "data")
@@ -160,20 +166,21 @@ def test_maintenance_builds_the_open_days_and_settles_them_later(workdir: Path) 
         for d in DAYS[:4]:
             store.write_batch(_person(f"v{d}", datetime.combine(d, datetime.min.time()) + timedelta(hours=1),
                                       [0, 5]))()
-        assert backfill.build_open(store, GAP_S, now) == 3  # and today's provisional rollups
+        assert backfill.build_open(store, GAP_S, now) == 5  # and today's provisional rollups
         listing = store.session_files.listing(SITE)
-        assert sorted(listing) == [DAYS[2], today]
-        assert all(p.horizon == provisional.horizon_at(now) for p in listing.values())
+        opened = store.attributed_files.listing(SITE)
+        assert sorted(listing) == sorted(opened) == [DAYS[2], today]
+        assert all(p.horizon == provisional.horizon_at(now) for p in [*listing.values(), *opened.values()])
         assert backfill.build_open(store, GAP_S, now + timedelta(minutes=1)) == 0  # fresh, recent
-        assert backfill.build_open(store, GAP_S, now + provisional.REFRESH + provisional.LAG) == 3
+        assert backfill.build_open(store, GAP_S, now + provisional.REFRESH + provisional.LAG) == 5
         again = now + provisional.REFRESH + provisional.LAG
         store.write_batch(_person("old", datetime.combine(DAYS[0], datetime.min.time()), [0]))()
         assert backfill.build_open(store, GAP_S, again) == 0  # outside both partitions' days
         store.write_batch(_person("late", now - timedelta(hours=2), [0]))()  # before the horizon
-        assert backfill.build_open(store, GAP_S, again) == 3  # today's, yesterday's (reads today), rollups
+        assert backfill.build_open(store, GAP_S, again) == 5  # today's, yesterday's (reads today), rollups
         backfill.build_settled(store, GAP_S, today=today + timedelta(days=2), budget_secs=60)
-        listing = store.session_files.listing(SITE)
-        assert listing[DAYS[2]].horizon is None and listing[today].horizon is None
+        for listing in (store.session_files.listing(SITE), store.attributed_files.listing(SITE)):
+            assert listing[DAYS[2]].horizon is None and listing[today].horizon is None
     finally:
         store.close()
 
