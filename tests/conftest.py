@@ -88,3 +88,22 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             warnings.simplefilter("ignore", DeprecationWarning)
             import hypothesis.extra._patching  # noqa: F401
     return (yield)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the modules holding a test marked ``heavy`` (minutes each) first, the others by their number
+    of tests (most first); each module's tests keep their order.
+
+    scripts/test runs the suite on xdist workers by module (``--dist loadscope``), handing modules out
+    in this order (``--no-loadscope-reorder``: xdist's own order is by number of tests only, which
+    left the property tests of a few tests each, four to five minutes apiece, to start last and finish
+    alone on one worker while the others idled).
+    """
+    modules: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        modules.setdefault(item.nodeid.split("::")[0], []).append(item)
+
+    def order(tests: list[pytest.Item]) -> tuple[bool, int]:
+        return not any(t.get_closest_marker("heavy") for t in tests), -len(tests)
+
+    items[:] = [t for tests in sorted(modules.values(), key=order) for t in tests]

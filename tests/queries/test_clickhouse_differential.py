@@ -107,6 +107,7 @@ PROPERTY_SHAPES = sorted(n for n in SHAPES if n in (
     "breakdown entry-pages by visit", "query visit:exit_page_hostname", "main / has not done"))
 
 
+@pytest.mark.heavy
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                  HealthCheck.function_scoped_fixture])
 @given(rnd=st.randoms(use_true_random=False), people=st.integers(1, 12), seed=st.integers(0, 2**16))

@@ -64,6 +64,7 @@ def _build_all(store: Store, horizon: datetime) -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 @pytest.mark.timeout(900)
 @settings(max_examples=8, deadline=None, suppress_health_check=[
     HealthCheck.too_slow, HealthCheck.function_scoped_fixture])

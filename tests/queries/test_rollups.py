@@ -191,6 +191,7 @@ def _rollup_rows(store: Store, lo: date, hi: date) -> rollups.RollupRows | None:
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 @pytest.mark.timeout(900)  # 12 examples of build, compact, erase and rebuild: up to ~400 s on a busy host
 @settings(max_examples=12, deadline=None, suppress_health_check=[
     HealthCheck.too_slow, HealthCheck.function_scoped_fixture])

@@ -180,15 +180,38 @@ def _rows_gathered(store: Store) -> tuple[list[tuple[Any, ...]], stored.SessionR
     return rows, got
 
 
+def _events_of(store: Store) -> tuple[tuple[Any, ...], ...]:
+    """Every event row of the lake, in order: what the raw answers depend on."""
+    files = store.lake.files(SITE, None, None)
+    if not files:
+        return ()
+    sql = f"SELECT * FROM {READ_PARQUET} ORDER BY ALL"
+    return tuple(tuple(r) for r in store.connection().execute(sql, [files]).fetchall())
+
+
+#: The raw answers of the last step checked, by its events and dimensions: a step that leaves the events
+#: as they were (a compaction, a build) is compared with them without answering them again.
+_RAW: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+
+def _raw_answers(store: Store, work: Path, dims: list[str]) -> dict[str, Any]:
+    key = (_events_of(store), tuple(dims))
+    if key not in _RAW:
+        raw = _queries(_raw_copy(store.data_dir, work / "raw"))
+        try:
+            answers = _answers(raw, dims)
+        finally:
+            raw.close()
+        _RAW.clear()
+        _RAW[key] = answers
+    return _RAW[key]
+
+
 def _check(store: Store, work: Path, step: str, dims: list[str]) -> None:
     q = _queries(store.data_dir, store)
     rows = _rows_gathered(store)[0]
     assert rows == _rows_by_definition(store), f"{step}: session rows differ from the definition"
-    raw = _queries(_raw_copy(store.data_dir, work / "raw"))
-    try:
-        mine, theirs = _answers(q, dims), _answers(raw, dims)
-    finally:
-        raw.close()
+    mine, theirs = _answers(q, dims), _raw_answers(store, work, dims)
     for key in theirs:
         assert mine[key] == theirs[key], f"{step}: {key}"
 
@@ -208,6 +231,7 @@ def compact_and_erase(store: Store, workdir: Path, dims: list[str], compact: boo
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 @pytest.mark.timeout(900)  # 10 examples of build, late events, compact and erase: minutes on a busy host
 @settings(max_examples=10, deadline=None, suppress_health_check=[
     HealthCheck.too_slow, HealthCheck.function_scoped_fixture])

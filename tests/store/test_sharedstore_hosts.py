@@ -52,6 +52,7 @@ def _finish(proc: subprocess.Popen[str], timeout: float = 120) -> tuple[list[str
     return out.splitlines(), err
 
 
+@pytest.mark.heavy
 def test_three_hosts_kill_compact_and_erase_while_all_write(tmp_path: Path, s3_server: S3Server) -> None:
     url = f"s3://{BUCKET}/hosts-{uuid.uuid4().hex[:10]}"
     # no state of their own: the three race to create each day's salt in the bucket

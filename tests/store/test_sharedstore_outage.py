@@ -40,6 +40,7 @@ def _waiting_bytes(client: httpx.Client) -> float:
     return float(found.group(1))
 
 
+@pytest.mark.heavy
 def test_an_outage_of_the_store_keeps_events_in_the_spool_and_publishes_them_in_order(
         tmp_path: Path) -> None:
     with seaweedfs(tmp_path / "weed") as server:
