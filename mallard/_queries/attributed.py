@@ -42,8 +42,12 @@ from .sql import Sql, with_ctes
 from .stored import gather, split, window_of
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from .._store import Store
     from .._store.derived import DerivedPartition
+    from .._store.reader import Reader
+    from .stored import SessionRows
 
 __all__ = ["ATTRIBUTES", "PAGES", "SESSION_COLUMNS", "Attributed", "Run", "build", "build_open", "for_days",
            "join", "version"]
@@ -186,18 +190,26 @@ def build(store: Store, site: str, day: date, gap_seconds: int) -> bool:
     if window is None:
         return False
     first, last, files = window
-    lower = datetime.combine(day, datetime.min.time())
     with store.reading(site, day, day) as reader:
-        src, params = reader.source()
-        scoped = ("SELECT * EXCLUDE (site_id) FROM (" + with_computed(Sql(src, tuple(params)))
-                  + Sql(") WHERE site_id = ? AND timestamp >= ? AND timestamp < ?",
-                        (site, lower, lower + _DAY)))
-        body = join("e.*", PAGES, ATTRIBUTES, True, lower, lower + _DAY)
-        sql = with_ctes([("scoped", scoped), ("session_rows", with_end_time(sessions.relation()))],
-                        "SELECT * FROM (" + body + ") ORDER BY s_vk0, s_start, timestamp", inline=())
-        table = reader.execute(sql.text, sql.params)
+        table = _day_rows(reader, site, day, sessions)
     return store.attributed_files.publish(site, day, table, files, first, last,
                                           version(gap_seconds)) is not None
+
+
+def _day_rows(reader: Reader, site: str, day: date, sessions: SessionRows, ending: Sql | None = None
+              ) -> pa.Table:
+    """The stored rows of ``day``: its events (``reader``'s) joined to ``sessions`` (those meeting
+    ``ending`` only, see :func:`join`), in storage order (by session, then time)."""
+    lower = datetime.combine(day, datetime.min.time())
+    if sessions.live is not None:
+        reader.register(sessions.view, sessions.live)
+    src, params = reader.source()
+    scoped = ("SELECT * EXCLUDE (site_id) FROM (" + with_computed(Sql(src, tuple(params)))
+              + Sql(") WHERE site_id = ? AND timestamp >= ? AND timestamp < ?", (site, lower, lower + _DAY)))
+    body = join("e.*", PAGES, ATTRIBUTES, True, lower, lower + _DAY, ending=ending)
+    sql = with_ctes([("scoped", scoped), ("session_rows", with_end_time(sessions.relation()))],
+                    "SELECT * FROM (" + body + ") ORDER BY s_vk0, s_start, timestamp", inline=())
+    return reader.execute(sql.text, sql.params)
 
 
 def build_open(store: Store, site: str, day: date, gap_seconds: int, horizon: datetime
@@ -215,20 +227,9 @@ def build_open(store: Store, site: str, day: date, gap_seconds: int, horizon: da
     first = min(day, sessions.reaching(day)) - _DAY
     listed = store.lake.files(site, first, horizon.date())  # before the reading: see build()
     with store.reading(site, day, day) as reader:
-        if sessions.live is not None:
-            reader.register(sessions.view, sessions.live)
-        src, params = reader.source()
-        scoped = ("SELECT * EXCLUDE (site_id) FROM (" + with_computed(Sql(src, tuple(params)))
-                  + Sql(") WHERE site_id = ? AND timestamp >= ? AND timestamp < ?",
-                        (site, lower, lower + _DAY)))
-        rows = with_end_time(sessions.relation())
-        body = join("e.*", PAGES, ATTRIBUTES, True, lower, lower + _DAY,
-                    ending=Sql("end_time < ?", (ending,)))
-        sql = with_ctes([("scoped", scoped), ("session_rows", rows)],
-                        "SELECT * FROM (" + body + ") ORDER BY s_vk0, s_start, timestamp", inline=())
-        table = reader.execute(sql.text, sql.params)
+        table = _day_rows(reader, site, day, sessions, Sql("end_time < ?", (ending,)))
         # the earliest event a reader joins: the start of the first session open at the horizon
-        opened = Sql("SELECT min(start_time) FROM (") + rows + Sql(
+        opened = Sql("SELECT min(start_time) FROM (") + with_end_time(sessions.relation()) + Sql(
             ") WHERE end_time >= ? AND start_time < ?", (max(lower, ending), lower + _DAY))
         start = reader.execute(opened.text, opened.params).column(0)[0].as_py()
     since = min(ending, start or ending).replace(microsecond=0)
